@@ -1,0 +1,296 @@
+//! Gates and findings: the scenario's thresholds applied to the analysis,
+//! and the plain-language sentences a user reads first.
+//!
+//! Every threshold evaluated becomes a [`Check`] (pass or fail, with the
+//! measured value), so CI outputs can list one case per gate. Every failed
+//! check, and every run-level event such as a target death, becomes a
+//! [`Finding`] whose `Display` is the sentence printed and stored.
+
+use super::{ProcessAnalysis, Role};
+use crate::scenario::Gates;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// One threshold applied to one subject (a process, or a workload in a phase).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Check {
+    pub gate: String,
+    pub subject: String,
+    pub value: f64,
+    pub threshold: f64,
+    pub passed: bool,
+}
+
+/// Latency and outcome figures for one workload in one phase, as the gates need them.
+#[derive(Debug, Clone)]
+pub struct WorkloadFigures {
+    pub phase: String,
+    pub workload: String,
+    pub finished: u64,
+    pub errors: u64,
+    pub top_error: Option<String>,
+    pub p99_us: u64,
+}
+
+/// Something the user should know, in a sentence.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Finding {
+    FdGrowth { role: Role, a: Box<ProcessAnalysis> },
+    Residual { role: Role, residual: i64, baseline: u64, close_wait: i64 },
+    CloseWait { role: Role, over_baseline: i64, peak: u64 },
+    NearLimit { role: Role, peak: u64, limit: u64, usage: f64 },
+    TimeToLimit { role: Role, secs: f64, limit: u64, per_hour: f64 },
+    ErrorRate { phase: String, workload: String, errors: u64, finished: u64, top: String },
+    SlowP99 { phase: String, workload: String, p99_us: u64, max_us: u64 },
+    TargetDied { pid: i32, at_secs: f64, phase: String, last_fds: Option<u64>, limit: Option<u64>, status: Option<String> },
+    RunError { message: String },
+    Interrupted { at_secs: f64, phase: String },
+}
+
+impl Finding {
+    /// A stable machine name for the kind of finding.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Finding::FdGrowth { .. } => "fd_growth",
+            Finding::Residual { .. } => "residual_fds",
+            Finding::CloseWait { .. } => "close_wait",
+            Finding::NearLimit { .. } => "fd_usage",
+            Finding::TimeToLimit { .. } => "time_to_limit",
+            Finding::ErrorRate { .. } => "error_rate",
+            Finding::SlowP99 { .. } => "p99_latency",
+            Finding::TargetDied { .. } => "target_died",
+            Finding::RunError { .. } => "run_error",
+            Finding::Interrupted { .. } => "interrupted",
+        }
+    }
+
+    /// What the finding is about: a process role, a workload, or the run.
+    pub fn subject(&self) -> String {
+        match self {
+            Finding::FdGrowth { role, .. }
+            | Finding::Residual { role, .. }
+            | Finding::CloseWait { role, .. }
+            | Finding::NearLimit { role, .. }
+            | Finding::TimeToLimit { role, .. } => role.as_str().to_string(),
+            Finding::ErrorRate { phase, workload, .. } | Finding::SlowP99 { phase, workload, .. } => format!("{workload}@{phase}"),
+            Finding::TargetDied { .. } => "target".into(),
+            Finding::RunError { .. } | Finding::Interrupted { .. } => "run".into(),
+        }
+    }
+}
+
+/// Formats seconds as a short human duration: `1m32s`, `3h05m`, `2d4h`.
+pub fn human_secs(secs: f64) -> String {
+    if !secs.is_finite() || secs < 0.0 {
+        return "never".into();
+    }
+    let s = secs.round() as u64;
+    match s {
+        0..=59 => format!("{s}s"),
+        60..=3599 => format!("{}m{:02}s", s / 60, s % 60),
+        3600..=86_399 => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
+        _ => format!("{}d{}h", s / 86_400, (s % 86_400) / 3600),
+    }
+}
+
+impl fmt::Display for Finding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Finding::FdGrowth { role, a } => {
+                let sockets = a.final_sockets as i64 - a.baseline_sockets as i64;
+                write!(
+                    f,
+                    "{role}: {:+} FDs ({sockets:+} sockets, {} in CLOSE_WAIT) over {}; growing {:.0} FDs/hour",
+                    a.growth_fds.round() as i64,
+                    a.close_wait_final,
+                    human_secs(a.load_window_secs),
+                    a.growth_per_hour,
+                    role = role.as_str(),
+                )?;
+                match (a.nofile_soft, a.time_to_limit_secs) {
+                    (Some(limit), Some(t)) => write!(f, "; at this rate it reaches its limit {limit} in {}", human_secs(t)),
+                    _ => Ok(()),
+                }
+            }
+            Finding::Residual { role, residual, baseline, close_wait } => write!(
+                f,
+                "{}: {residual:+} FDs still open after the final phase (baseline {baseline}){}",
+                role.as_str(),
+                if *close_wait > 0 { format!(", {close_wait:+} of them CLOSE_WAIT sockets") } else { String::new() }
+            ),
+            Finding::CloseWait { role, over_baseline, peak } => write!(
+                f,
+                "{}: {over_baseline:+} sockets left in CLOSE_WAIT (peak {peak}): peers closed, but the process never closed its end",
+                role.as_str()
+            ),
+            Finding::NearLimit { role, peak, limit, usage } => {
+                write!(f, "{}: peaked at {peak} FDs, {:.0}% of its limit {limit}", role.as_str(), usage * 100.0)
+            }
+            Finding::TimeToLimit { role, secs, limit, per_hour } => write!(
+                f,
+                "{}: growing {per_hour:.0} FDs/hour, it reaches its limit {limit} in {}",
+                role.as_str(),
+                human_secs(*secs)
+            ),
+            Finding::ErrorRate { phase, workload, errors, finished, top } => write!(
+                f,
+                "{workload} in phase {phase}: {errors} of {finished} calls failed ({:.1}%), mostly {top}",
+                100.0 * *errors as f64 / (*finished).max(1) as f64
+            ),
+            Finding::SlowP99 { phase, workload, p99_us, max_us } => write!(
+                f,
+                "{workload} in phase {phase}: p99 latency {:.1} ms is above the gate of {:.1} ms",
+                *p99_us as f64 / 1000.0,
+                *max_us as f64 / 1000.0
+            ),
+            Finding::TargetDied { pid, at_secs, phase, last_fds, limit, status } => {
+                write!(f, "target (pid {pid}) died {} into the run, during phase {phase}", human_secs(*at_secs))?;
+                if let Some(s) = status {
+                    write!(f, " ({s})")?;
+                }
+                match (last_fds, limit) {
+                    (Some(n), Some(l)) => write!(f, "; it last held {n} FDs of its limit {l}"),
+                    (Some(n), None) => write!(f, "; it last held {n} FDs"),
+                    _ => Ok(()),
+                }
+            }
+            Finding::RunError { message } => f.write_str(message),
+            Finding::Interrupted { at_secs, phase } => {
+                write!(f, "run interrupted {} in, during phase {phase}; figures cover the run so far", human_secs(*at_secs))
+            }
+        }
+    }
+}
+
+/// Applies the gates. Returns every check made, and a finding for each failure.
+pub fn evaluate(gates: &Gates, procs: &[ProcessAnalysis], workloads: &[WorkloadFigures]) -> (Vec<Check>, Vec<Finding>) {
+    let mut checks = Vec::new();
+    let mut findings = Vec::new();
+    let mut check = |gate: &str, subject: &str, value: f64, threshold: f64, passed: bool| {
+        checks.push(Check { gate: gate.into(), subject: subject.into(), value, threshold, passed });
+        passed
+    };
+    for a in procs {
+        let who = a.role.as_str();
+        let significant = a.growth_fds >= gates.min_growth_fds;
+        let growing = a.growth_per_hour > gates.max_growth_per_hour && significant;
+        if !check("max_growth_per_hour", who, a.growth_per_hour, gates.max_growth_per_hour, !growing) {
+            findings.push(Finding::FdGrowth { role: a.role, a: Box::new(a.clone()) });
+        }
+        let max_res = gates.max_residual_fds as f64;
+        if !check("max_residual_fds", who, a.residual_fds as f64, max_res, a.residual_fds <= gates.max_residual_fds) {
+            findings.push(Finding::Residual {
+                role: a.role,
+                residual: a.residual_fds,
+                baseline: a.baseline_fds,
+                close_wait: a.close_wait_final as i64 - a.close_wait_baseline as i64,
+            });
+        }
+        let cw = a.close_wait_final as i64 - a.close_wait_baseline as i64;
+        if !check("max_close_wait", who, cw as f64, gates.max_close_wait as f64, cw <= gates.max_close_wait) {
+            findings.push(Finding::CloseWait { role: a.role, over_baseline: cw, peak: a.close_wait_peak });
+        }
+        if let (Some(usage), Some(limit)) = (a.peak_usage, a.nofile_soft) {
+            if !check("max_fd_usage", who, usage, gates.max_fd_usage, usage <= gates.max_fd_usage) {
+                findings.push(Finding::NearLimit { role: a.role, peak: a.peak_fds, limit, usage });
+            }
+        }
+        if let (Some(secs), Some(limit)) = (a.time_to_limit_secs.filter(|_| significant), a.nofile_soft) {
+            let min = gates.min_time_to_limit.as_secs_f64();
+            // Growth already flagged carries the projection in its own sentence.
+            if !check("min_time_to_limit", who, secs, min, secs >= min) && !growing {
+                findings.push(Finding::TimeToLimit { role: a.role, secs, limit, per_hour: a.growth_per_hour });
+            }
+        }
+    }
+    for w in workloads {
+        let subject = format!("{}@{}", w.workload, w.phase);
+        let rate = if w.finished == 0 { 0.0 } else { w.errors as f64 / w.finished as f64 };
+        if !check("max_error_rate", &subject, rate, gates.max_error_rate, rate <= gates.max_error_rate) {
+            findings.push(Finding::ErrorRate {
+                phase: w.phase.clone(),
+                workload: w.workload.clone(),
+                errors: w.errors,
+                finished: w.finished,
+                top: w.top_error.clone().unwrap_or_else(|| "unknown".into()),
+            });
+        }
+        if let Some(max) = gates.max_p99 {
+            let max_us = max.as_micros() as u64;
+            if !check("max_p99", &subject, w.p99_us as f64, max_us as f64, w.p99_us <= max_us) {
+                findings.push(Finding::SlowP99 { phase: w.phase.clone(), workload: w.workload.clone(), p99_us: w.p99_us, max_us });
+            }
+        }
+    }
+    (checks, findings)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn analysis(role: Role) -> ProcessAnalysis {
+        ProcessAnalysis {
+            role,
+            pid: 7,
+            samples: 100,
+            baseline_fds: 20,
+            final_fds: 432,
+            residual_fds: 412,
+            peak_fds: 432,
+            baseline_sockets: 4,
+            final_sockets: 414,
+            close_wait_baseline: 0,
+            close_wait_final: 398,
+            close_wait_peak: 398,
+            nofile_soft: Some(1024),
+            nofile_hard: Some(1024),
+            peak_usage: Some(432.0 / 1024.0),
+            load_window_secs: 60.0,
+            growth_per_hour: 412.0 * 60.0,
+            growth_fds: 412.0,
+            close_wait_growth_per_hour: 398.0 * 60.0,
+            time_to_limit_secs: Some(92.0),
+            final_threads: 3,
+            final_rss_kb: 1000,
+        }
+    }
+
+    #[test]
+    fn a_leak_reads_in_plain_language() {
+        let (checks, findings) = evaluate(&Gates::default(), &[analysis(Role::Target)], &[]);
+        assert!(checks.iter().any(|c| c.gate == "max_growth_per_hour" && !c.passed));
+        let text = findings[0].to_string();
+        assert_eq!(
+            text,
+            "target: +412 FDs (+410 sockets, 398 in CLOSE_WAIT) over 1m00s; growing 24720 FDs/hour; at this rate it reaches its limit 1024 in 1m32s"
+        );
+        let kinds: Vec<_> = findings.iter().map(Finding::kind).collect();
+        assert_eq!(kinds, ["fd_growth", "residual_fds", "close_wait"]);
+    }
+
+    #[test]
+    fn a_flat_process_passes_every_gate() {
+        let mut a = analysis(Role::Driver);
+        a.final_fds = 21;
+        a.residual_fds = 1;
+        a.final_sockets = 5;
+        a.close_wait_final = 0;
+        a.peak_usage = Some(0.02);
+        a.growth_per_hour = 30.0;
+        a.growth_fds = 0.5;
+        a.time_to_limit_secs = Some(1e6);
+        let w = WorkloadFigures { phase: "load".into(), workload: "hc".into(), finished: 1000, errors: 0, top_error: None, p99_us: 900 };
+        let (checks, findings) = evaluate(&Gates::default(), &[a], &[w]);
+        assert!(findings.is_empty(), "{findings:?}");
+        assert!(checks.iter().all(|c| c.passed));
+    }
+
+    #[test]
+    fn human_durations() {
+        assert_eq!(human_secs(5.2), "5s");
+        assert_eq!(human_secs(92.0), "1m32s");
+        assert_eq!(human_secs(3.0 * 3600.0 + 300.0), "3h05m");
+        assert_eq!(human_secs(f64::INFINITY), "never");
+    }
+}

@@ -1,0 +1,236 @@
+//! Turns the stream of samples into per-process figures: baseline, residual,
+//! robust growth rate, projected time to the soft limit, peak usage and
+//! CLOSE_WAIT growth.
+//!
+//! A [`Tracker`] is fed one reading at a time and keeps only fixed-size state
+//! (see [`series`]), so analysis memory does not grow with run length.
+//! [`findings`] then applies the scenario's gates to what the trackers saw.
+
+pub mod findings;
+pub mod series;
+
+use crate::sampler::probe::Reading;
+use serde::{Deserialize, Serialize};
+use series::Series;
+
+/// Which watched process a series belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// The server under test.
+    Target,
+    /// fdsoak itself: the control, and the place client-side leaks show.
+    Driver,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Target => "target",
+            Role::Driver => "driver",
+        }
+    }
+}
+
+/// Streaming state for one watched process.
+#[derive(Debug, Clone)]
+pub struct Tracker {
+    pub role: Role,
+    pub pid: i32,
+    samples: u64,
+    first: Option<Reading>,
+    baseline: Option<Reading>,
+    last: Option<(f64, Reading)>,
+    peak_fds: u64,
+    peak_usage: Option<f64>,
+    peak_close_wait: u64,
+    load_start: Option<f64>,
+    load_end: f64,
+    fds: Series,
+    close_wait: Series,
+}
+
+/// What the analysis concluded about one process.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProcessAnalysis {
+    pub role: Role,
+    pub pid: i32,
+    pub samples: u64,
+    pub baseline_fds: u64,
+    pub final_fds: u64,
+    /// Final minus baseline.
+    pub residual_fds: i64,
+    pub peak_fds: u64,
+    pub baseline_sockets: u64,
+    pub final_sockets: u64,
+    pub close_wait_baseline: u64,
+    pub close_wait_final: u64,
+    pub close_wait_peak: u64,
+    pub nofile_soft: Option<u64>,
+    pub nofile_hard: Option<u64>,
+    /// Peak FDs over the soft limit, when there is one.
+    pub peak_usage: Option<f64>,
+    /// Length of the window the growth rate was measured over.
+    pub load_window_secs: f64,
+    /// Robust (Theil–Sen) FD growth during load, per hour.
+    pub growth_per_hour: f64,
+    /// growth_per_hour applied to the load window: the growth the trend explains.
+    pub growth_fds: f64,
+    pub close_wait_growth_per_hour: f64,
+    /// At the measured growth, seconds from the last sample until the soft limit (predict_linear).
+    pub time_to_limit_secs: Option<f64>,
+    pub final_threads: u64,
+    pub final_rss_kb: u64,
+}
+
+impl Tracker {
+    pub fn new(role: Role, pid: i32) -> Self {
+        Tracker {
+            role,
+            pid,
+            samples: 0,
+            first: None,
+            baseline: None,
+            last: None,
+            peak_fds: 0,
+            peak_usage: None,
+            peak_close_wait: 0,
+            load_start: None,
+            load_end: 0.0,
+            fds: Series::default(),
+            close_wait: Series::default(),
+        }
+    }
+
+    /// Feeds one reading taken `t` seconds into the run, during phase `phase`.
+    /// `in_load_window` says whether the phase counts for the growth rate.
+    pub fn observe(&mut self, t: f64, phase: usize, in_load_window: bool, r: &Reading) {
+        self.samples += 1;
+        if self.first.is_none() {
+            self.first = Some(r.clone());
+        }
+        if phase == 0 {
+            self.baseline = Some(r.clone());
+        }
+        self.peak_fds = self.peak_fds.max(r.fds.total);
+        self.peak_close_wait = self.peak_close_wait.max(r.tcp.close_wait);
+        if let Some(soft) = r.nofile_soft.filter(|s| *s > 0) {
+            let u = r.fds.total as f64 / soft as f64;
+            self.peak_usage = Some(self.peak_usage.map_or(u, |p: f64| p.max(u)));
+        }
+        if in_load_window {
+            self.load_start.get_or_insert(t);
+            self.load_end = t;
+            self.fds.push(t, r.fds.total as f64);
+            self.close_wait.push(t, r.tcp.close_wait as f64);
+        }
+        self.last = Some((t, r.clone()));
+    }
+
+    /// The most recent reading, if any.
+    pub fn last(&self) -> Option<&Reading> {
+        self.last.as_ref().map(|(_, r)| r)
+    }
+
+    /// Summarises what was seen. None if no sample was ever taken.
+    pub fn finish(&self) -> Option<ProcessAnalysis> {
+        let (_, last) = self.last.as_ref()?;
+        let base = self.baseline.as_ref().or(self.first.as_ref())?;
+        let window = self.load_start.map_or(0.0, |s| self.load_end - s);
+        let per_sec = self.fds.slope().unwrap_or(0.0);
+        let cw_per_sec = self.close_wait.slope().unwrap_or(0.0);
+        let time_to_limit_secs = match last.nofile_soft {
+            Some(soft) if per_sec > 0.0 => Some((soft.saturating_sub(last.fds.total)) as f64 / per_sec),
+            _ => None,
+        };
+        Some(ProcessAnalysis {
+            role: self.role,
+            pid: self.pid,
+            samples: self.samples,
+            baseline_fds: base.fds.total,
+            final_fds: last.fds.total,
+            residual_fds: last.fds.total as i64 - base.fds.total as i64,
+            peak_fds: self.peak_fds,
+            baseline_sockets: base.fds.socket,
+            final_sockets: last.fds.socket,
+            close_wait_baseline: base.tcp.close_wait,
+            close_wait_final: last.tcp.close_wait,
+            close_wait_peak: self.peak_close_wait,
+            nofile_soft: last.nofile_soft,
+            nofile_hard: last.nofile_hard,
+            peak_usage: self.peak_usage,
+            load_window_secs: window,
+            growth_per_hour: per_sec * 3600.0,
+            growth_fds: per_sec * window,
+            close_wait_growth_per_hour: cw_per_sec * 3600.0,
+            time_to_limit_secs,
+            final_threads: last.threads,
+            final_rss_kb: last.rss_kb,
+        })
+    }
+}
+
+/// Which phases count toward the growth rate: those with load after the
+/// baseline phase; if the scenario has none, every phase with load; failing
+/// that, every phase.
+pub fn load_window(has_load: &[bool]) -> Vec<bool> {
+    let after_first: Vec<bool> = has_load.iter().enumerate().map(|(i, l)| i > 0 && *l).collect();
+    if after_first.iter().any(|x| *x) {
+        after_first
+    } else if has_load.iter().any(|x| *x) {
+        has_load.to_vec()
+    } else {
+        vec![true; has_load.len()]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reading(total: u64, close_wait: u64) -> Reading {
+        let mut r = Reading::default();
+        r.fds.total = total;
+        r.fds.socket = total / 2;
+        r.tcp.close_wait = close_wait;
+        r.nofile_soft = Some(1024);
+        r
+    }
+
+    #[test]
+    fn growth_residual_and_projection() {
+        let mut t = Tracker::new(Role::Target, 1);
+        t.observe(0.0, 0, false, &reading(20, 0));
+        // 60 s of load growing 2 FDs/s, all of it CLOSE_WAIT.
+        for i in 0..=60 {
+            t.observe(1.0 + i as f64, 1, true, &reading(20 + 2 * i, 2 * i));
+        }
+        t.observe(70.0, 2, false, &reading(140, 120));
+        let a = t.finish().unwrap();
+        assert_eq!((a.baseline_fds, a.final_fds, a.residual_fds), (20, 140, 120));
+        assert!((a.growth_per_hour - 7200.0).abs() < 1e-6);
+        assert!((a.growth_fds - 120.0).abs() < 1e-6);
+        assert!((a.close_wait_growth_per_hour - 7200.0).abs() < 1e-6);
+        // (1024 - 140) / 2 per second
+        assert!((a.time_to_limit_secs.unwrap() - 442.0).abs() < 1e-6);
+        assert!((a.peak_usage.unwrap() - 140.0 / 1024.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn flat_process_has_no_projection() {
+        let mut t = Tracker::new(Role::Driver, 1);
+        for i in 0..50 {
+            t.observe(i as f64, usize::from(i > 10), i > 10, &reading(30 + (i % 3), 0));
+        }
+        let a = t.finish().unwrap();
+        assert_eq!(a.growth_per_hour, 0.0);
+        assert_eq!(a.time_to_limit_secs, None);
+    }
+
+    #[test]
+    fn load_window_skips_the_baseline_phase() {
+        assert_eq!(load_window(&[true, true, false]), [false, true, false]);
+        assert_eq!(load_window(&[true, false]), [true, false]);
+        assert_eq!(load_window(&[false, false]), [true, true]);
+    }
+}

@@ -1,0 +1,190 @@
+//! The command line: clap definitions, and their conversion into validated
+//! configurations. This is the only module that reads clap types.
+
+use crate::run::RunConfig;
+use crate::scenario::{self, ScenarioError, TargetMode, TargetSpec};
+use crate::target::serve::Knobs;
+use clap::{Args, Parser, Subcommand};
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Finds connection and file-descriptor leaks in gRPC services.
+///
+/// fdsoak replays scripted scenarios of gRPC health checks against a target
+/// server while sampling its open file descriptors (by kind, with TCP socket
+/// states, against its RLIMIT_NOFILE) and the latency of every call, then
+/// flags growth toward the limit.
+///
+/// Exit codes: 0 pass, 1 a gate failed (a leak was found), 2 usage or
+/// scenario error, 3 run error (target unreachable or died, I/O), 130
+/// interrupted.
+#[derive(Debug, Parser)]
+#[command(name = "fdsoak", version)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a scenario against a target and write a report.
+    Run(RunArgs),
+    /// Serve the built-in reference target (grpc.health.v1 and a demo service), with optional leaks.
+    Serve(ServeArgs),
+    /// Check scenario files without running them.
+    Validate {
+        /// Scenario files to check.
+        #[arg(required = true)]
+        scenarios: Vec<PathBuf>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The scenario file (TOML).
+    pub scenario: PathBuf,
+    /// Drive a server already running at HOST:PORT instead of the scenario's target.
+    #[arg(long, value_name = "HOST:PORT", conflicts_with = "spawn")]
+    pub target: Option<String>,
+    /// With --target: the server's PID. By default it is found from the listening socket.
+    #[arg(long, requires = "target")]
+    pub pid: Option<i32>,
+    /// Start this command as the target instead of the scenario's; `{port}` is replaced by a free port.
+    #[arg(long, value_name = "CMD")]
+    pub spawn: Option<String>,
+    /// RLIMIT_NOFILE for a target fdsoak starts (builtin or --spawn).
+    #[arg(long, value_name = "N", conflicts_with = "target")]
+    pub nofile: Option<u64>,
+    /// Report directory (default: <reports-dir>/<scenario>-<UTC time>).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Root for new report directories.
+    #[arg(long, value_name = "DIR", default_value = "reports", env = "FDSOAK_REPORTS_DIR")]
+    pub reports_dir: PathBuf,
+    /// Print only the final summary.
+    #[arg(long, short)]
+    pub quiet: bool,
+    #[command(flatten)]
+    pub gates: GateArgs,
+}
+
+/// Gate overrides; each replaces the scenario's `[gates]` value.
+#[derive(Debug, Args, Default)]
+pub struct GateArgs {
+    /// FDs above the baseline allowed at the end of the run.
+    #[arg(long, value_name = "N")]
+    pub max_residual_fds: Option<i64>,
+    /// FD growth allowed during load, per hour (robust slope).
+    #[arg(long, value_name = "N")]
+    pub max_growth_per_hour: Option<f64>,
+    /// Growth below this many FDs over the load window counts as noise.
+    #[arg(long, value_name = "N")]
+    pub min_growth_fds: Option<f64>,
+    /// CLOSE_WAIT sockets above the baseline allowed at the end.
+    #[arg(long, value_name = "N")]
+    pub max_close_wait: Option<i64>,
+    /// Peak FDs as a fraction of the soft RLIMIT_NOFILE (0..1).
+    #[arg(long, value_name = "FRACTION")]
+    pub max_fd_usage: Option<f64>,
+    /// Fail when growth projects the limit sooner than this (e.g. "24h").
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub min_time_to_limit: Option<Duration>,
+    /// Failed calls allowed, as a fraction of finished calls.
+    #[arg(long, value_name = "FRACTION")]
+    pub max_error_rate: Option<f64>,
+    /// p99 latency ceiling per workload and phase (e.g. "250ms").
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub max_p99: Option<Duration>,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to bind. Loopback by default.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub bind: IpAddr,
+    /// Port to bind; 0 picks a free one. The bound address is printed on one line.
+    #[arg(long, default_value_t = 0)]
+    pub port: u16,
+    /// Every N-th Check opens a file and keeps it.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub leak_fd_every: Option<u64>,
+    /// Every N-th Check health-checks a "backend" (this server) over a new channel that is never dropped.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub leak_channel_every: Option<u64>,
+    /// Keep a duplicate of every accepted socket, so peers that disconnect leave CLOSE_WAIT sockets.
+    #[arg(long)]
+    pub hold_closed_conns: bool,
+    /// Set this process's RLIMIT_NOFILE (soft and hard) to N.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(16..))]
+    pub nofile: Option<u64>,
+}
+
+/// A command ready to execute.
+pub enum Action {
+    Run { config: Box<RunConfig>, quiet: bool },
+    Serve { addr: SocketAddr, knobs: Knobs, nofile: Option<u64> },
+    Validate(Vec<PathBuf>),
+}
+
+impl Cli {
+    /// Loads and validates everything the command needs.
+    pub fn into_action(self) -> Result<Action, ScenarioError> {
+        match self.command {
+            Command::Run(a) => run_config(a),
+            Command::Serve(s) => Ok(Action::Serve {
+                addr: SocketAddr::new(s.bind, s.port),
+                knobs: Knobs {
+                    leak_fd_every: s.leak_fd_every,
+                    leak_channel_every: s.leak_channel_every,
+                    hold_closed_conns: s.hold_closed_conns,
+                },
+                nofile: s.nofile,
+            }),
+            Command::Validate { scenarios } => Ok(Action::Validate(scenarios)),
+        }
+    }
+}
+
+fn run_config(a: RunArgs) -> Result<Action, ScenarioError> {
+    let mut sc = scenario::load(&a.scenario)?;
+    let usage = |flag: &str, message: String| ScenarioError::Usage { flag: flag.to_string(), message };
+    let ready_timeout = sc.target.ready_timeout;
+    if let Some(addr) = a.target {
+        crate::target::parse_address(&addr).map_err(|e| usage("--target", format!("{addr:?} is not HOST:PORT: {e}")))?;
+        sc.target = TargetSpec { mode: TargetMode::Address, address: Some(addr), pid: a.pid, ready_timeout, ..Default::default() };
+    } else if let Some(cmd) = a.spawn {
+        if !cmd.contains("{port}") {
+            return Err(usage("--spawn", "must contain the {port} placeholder".into()));
+        }
+        crate::target::split_command(&cmd).map_err(|e| usage("--spawn", e.to_string()))?;
+        let nofile = a.nofile.or(sc.target.nofile);
+        sc.target = TargetSpec { mode: TargetMode::Spawn, command: Some(cmd), nofile, ready_timeout, ..Default::default() };
+    } else if let Some(n) = a.nofile {
+        if sc.target.mode == TargetMode::Address {
+            return Err(usage("--nofile", "applies only to a target fdsoak starts".into()));
+        }
+        sc.target.nofile = Some(n);
+    }
+    let g = &mut sc.gates;
+    let o = a.gates;
+    macro_rules! set {
+        ($($f:ident),*) => { $( if let Some(v) = o.$f { g.$f = v; } )* };
+    }
+    set!(max_residual_fds, max_growth_per_hour, min_growth_fds, max_close_wait, max_fd_usage, min_time_to_limit, max_error_rate);
+    if o.max_p99.is_some() {
+        g.max_p99 = o.max_p99;
+    }
+    scenario::check_rules(&sc).map_err(|(key, message)| usage(&format!("(after command-line overrides) {key}"), message))?;
+    let fdsoak_exe = std::env::current_exe().map_err(|e| usage("fdsoak", format!("cannot find own executable: {e}")))?;
+    Ok(Action::Run {
+        config: Box::new(RunConfig {
+            scenario: sc,
+            scenario_file: a.scenario,
+            out_dir: a.out,
+            reports_root: a.reports_dir,
+            fdsoak_exe,
+        }),
+        quiet: a.quiet,
+    })
+}

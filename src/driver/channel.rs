@@ -1,0 +1,57 @@
+//! Where a workload's calls get their channel from, by policy.
+//!
+//! `shared` dials once (lazily, reconnecting as tonic does); `per_call` dials
+//! for every call and drops the channel after it, which closes the TCP
+//! connection; `per_call_leak` dials for every call and parks the channel in
+//! the run's leak bin, reproducing a client that never closes what it opens.
+//! The bin lives as long as the run, so the harness's own count still
+//! returns to baseline once the run is over.
+
+use crate::scenario::ChannelPolicy;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tonic::transport::{Channel, Endpoint};
+
+/// Channels deliberately never closed during a run; dropped when the run ends.
+pub type LeakBin = Arc<Mutex<Vec<Channel>>>;
+
+#[derive(Clone)]
+pub struct ChannelSource {
+    endpoint: Endpoint,
+    policy: ChannelPolicy,
+    shared: Option<Channel>,
+    leak_bin: LeakBin,
+}
+
+impl ChannelSource {
+    pub fn new(addr: SocketAddr, policy: ChannelPolicy, connect_timeout: Duration, leak_bin: LeakBin) -> anyhow::Result<Self> {
+        let endpoint = Endpoint::from_shared(format!("http://{addr}"))?
+            .connect_timeout(connect_timeout)
+            .tcp_nodelay(true);
+        let shared = (policy == ChannelPolicy::Shared).then(|| endpoint.connect_lazy());
+        Ok(ChannelSource { endpoint, policy, shared, leak_bin })
+    }
+
+    /// A channel for one call. A failed dial maps to UNAVAILABLE, or DEADLINE_EXCEEDED on timeout.
+    pub async fn acquire(&self) -> Result<Channel, tonic::Code> {
+        if let Some(c) = &self.shared {
+            return Ok(c.clone());
+        }
+        self.endpoint.connect().await.map_err(|e| {
+            let timed_out = std::error::Error::source(&e).is_some_and(|s| s.to_string().contains("timed out"));
+            if timed_out {
+                tonic::Code::DeadlineExceeded
+            } else {
+                tonic::Code::Unavailable
+            }
+        })
+    }
+
+    /// Gives a channel back after its call: dropped, kept, or leaked, by policy.
+    pub fn release(&self, channel: Channel) {
+        if self.policy == ChannelPolicy::PerCallLeak {
+            self.leak_bin.lock().unwrap().push(channel);
+        }
+    }
+}

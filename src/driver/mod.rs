@@ -1,0 +1,75 @@
+//! The load driver: runs one phase's workloads side by side until the phase
+//! ends or the run is stopped.
+//!
+//! Each workload kind lives in its own file with the same shape,
+//! `run(spec, channel_source, stats, until, stop)`. Pacing (`rate`) and
+//! channel policy (`channel`) are separate pieces that the kinds compose.
+
+pub mod channel;
+pub mod health_check;
+pub mod rate;
+pub mod watch;
+
+use crate::metrics::{Registry, WorkloadStats};
+use crate::scenario::{Phase, Workload, WorkloadKind};
+use channel::{ChannelSource, LeakBin};
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// Defaults for workload keys left out of the scenario.
+pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(1);
+pub const DEFAULT_MAX_IN_FLIGHT: u64 = 1000;
+
+/// Runs every workload of `phase` against `addr` for the phase's duration.
+pub async fn run_phase(
+    phase: &Phase,
+    phase_index: usize,
+    addr: SocketAddr,
+    registry: &Registry,
+    leak_bin: &LeakBin,
+    stop: &CancellationToken,
+) -> anyhow::Result<()> {
+    let until = Instant::now() + phase.duration;
+    let mut tasks = tokio::task::JoinSet::new();
+    for (i, w) in phase.workloads.iter().enumerate() {
+        let deadline = w.deadline.unwrap_or(DEFAULT_DEADLINE);
+        let source = ChannelSource::new(addr, w.channel, deadline, leak_bin.clone())?;
+        let stats = registry.add(WorkloadStats::new(&phase.name, phase_index, &w.label(i), w.kind.as_str(), w.channel.as_str()));
+        let stop = stop.child_token();
+        match w.kind {
+            WorkloadKind::HealthCheck => {
+                tasks.spawn(health_check::run(health_check_spec(w), source, stats, until, stop));
+            }
+            WorkloadKind::Watch => {
+                tasks.spawn(watch::run(watch_spec(w), source, stats, until, stop));
+            }
+        }
+    }
+    // An idle phase, or one whose workloads finished early, still lasts its full duration.
+    tokio::select! {
+        _ = tokio::time::sleep_until(until) => {}
+        _ = stop.cancelled() => {}
+    }
+    while tasks.join_next().await.is_some() {}
+    Ok(())
+}
+
+fn health_check_spec(w: &Workload) -> health_check::Spec {
+    health_check::Spec {
+        rate: w.rate.unwrap_or(1.0),
+        max_in_flight: w.max_in_flight.unwrap_or(DEFAULT_MAX_IN_FLIGHT),
+        deadline: w.deadline.unwrap_or(DEFAULT_DEADLINE),
+        service: w.service.clone().unwrap_or_default(),
+    }
+}
+
+fn watch_spec(w: &Workload) -> watch::Spec {
+    watch::Spec {
+        streams: w.streams.unwrap_or(1),
+        reopen_every: w.reopen_every,
+        deadline: w.deadline.unwrap_or(DEFAULT_DEADLINE),
+        service: w.service.clone().unwrap_or_default(),
+    }
+}

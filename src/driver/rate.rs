@@ -1,0 +1,159 @@
+//! The open-model timetable: call `i` is due at `start + i / rate`, whatever
+//! earlier calls are doing.
+//!
+//! A closed loop waits for a response before sending the next request, so a
+//! stalled server quietly slows the driver and the stall never shows in the
+//! latency figures (coordinated omission). Here each call is handed its
+//! scheduled instant and latency is measured from it, so a stall shows up as
+//! latency. When `max_in_flight` calls are already running, a due call is
+//! skipped and counted instead of queued.
+
+use crate::metrics::WorkloadStats;
+use std::future::Future;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// Runs `call(scheduled_at)` on the timetable until `until` or `stop`, then
+/// waits for the calls still in flight (each is bounded by its own deadline).
+pub async fn open_model<F, Fut>(
+    rate: f64,
+    max_in_flight: u64,
+    until: Instant,
+    stop: &CancellationToken,
+    stats: &Arc<WorkloadStats>,
+    mut call: F,
+) where
+    F: FnMut(Instant) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let start = Instant::now();
+    let period = Duration::from_secs_f64(1.0 / rate);
+    let mut tasks = JoinSet::new();
+    for i in 0u64.. {
+        let due = start + period.mul_f64(i as f64);
+        if due >= until {
+            break;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep_until(due) => {}
+            _ = stop.cancelled() => break,
+        }
+        // Reap finished calls so the set only ever holds the ones in flight.
+        while tasks.try_join_next().is_some() {}
+        stats.scheduled.fetch_add(1, Relaxed);
+        if tasks.len() as u64 >= max_in_flight {
+            stats.skipped.fetch_add(1, Relaxed);
+            continue;
+        }
+        let guard = InFlight::enter(stats.clone());
+        let fut = call(due);
+        tasks.spawn(async move {
+            fut.await;
+            drop(guard);
+        });
+    }
+    tokio::select! {
+        _ = async { while tasks.join_next().await.is_some() {} } => {}
+        _ = stop.cancelled() => tasks.abort_all(),
+    }
+    while tasks.join_next().await.is_some() {}
+}
+
+/// Counts a call as started and in flight until dropped (even if aborted).
+struct InFlight(Arc<WorkloadStats>);
+
+impl InFlight {
+    fn enter(stats: Arc<WorkloadStats>) -> Self {
+        stats.started.fetch_add(1, Relaxed);
+        stats.in_flight.fetch_add(1, Relaxed);
+        InFlight(stats)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stats() -> Arc<WorkloadStats> {
+        Arc::new(WorkloadStats::new("p", 0, "w", "health_check", "shared"))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn issues_calls_on_schedule() {
+        let s = stats();
+        let start = Instant::now();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let stop = CancellationToken::new();
+        open_model(10.0, 100, start + Duration::from_secs(2), &stop, &s, |due| {
+            let tx = tx.clone();
+            async move {
+                tx.send((due, Instant::now())).unwrap();
+            }
+        })
+        .await;
+        drop(tx);
+        let mut n = 0;
+        while let Some((due, ran)) = rx.recv().await {
+            assert_eq!(due, start + Duration::from_millis(100 * n));
+            assert_eq!(ran, due, "with paused time a call starts exactly when due");
+            n += 1;
+        }
+        assert_eq!(n, 20);
+        let c = s.counts();
+        assert_eq!((c.scheduled, c.started, c.skipped, c.in_flight), (20, 20, 0, 0));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stall_becomes_latency_and_skips_not_a_slower_schedule() {
+        let s = stats();
+        let start = Instant::now();
+        let stop = CancellationToken::new();
+        // Every call stalls for 1 s at 10 calls/s with at most 5 in flight:
+        // the schedule keeps its pace, half of the due calls are skipped.
+        let s2 = s.clone();
+        open_model(10.0, 5, start + Duration::from_secs(3), &stop, &s, move |due| {
+            let s = s2.clone();
+            async move {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                s.finish(tonic::Code::Ok, due.elapsed());
+            }
+        })
+        .await;
+        let c = s.counts();
+        assert_eq!(c.scheduled, 30);
+        assert_eq!(c.started + c.skipped, 30);
+        assert_eq!(c.started, 15, "5 in flight per second of stall, for 3 s");
+        let h = s.histogram();
+        assert!(h.value_at_quantile(0.5) >= 1_000_000, "latency counts the stall");
+        assert!(Instant::now() >= start + Duration::from_secs(3));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn stop_aborts_calls_in_flight() {
+        let s = stats();
+        let stop = CancellationToken::new();
+        let stopper = stop.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(550)).await;
+            stopper.cancel();
+        });
+        let start = Instant::now();
+        open_model(10.0, 100, start + Duration::from_secs(60), &stop, &s, |_| async {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+        })
+        .await;
+        assert!(Instant::now() < start + Duration::from_secs(1));
+        assert_eq!(s.counts().in_flight, 0);
+        assert_eq!(s.counts().started, 6);
+    }
+}

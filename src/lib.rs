@@ -1,0 +1,126 @@
+//! fdsoak finds connection and file-descriptor leaks in gRPC services before
+//! production does.
+//!
+//! It replays scripted scenarios of gRPC health checks against a target
+//! server while sampling the target's (and its own) open descriptors from
+//! `/proc`, and flags growth toward RLIMIT_NOFILE. The binary is a thin shell
+//! over [`execute`]; tests drive [`run::run`] in-process.
+
+pub mod analysis;
+pub mod cli;
+pub mod driver;
+pub mod metrics;
+pub mod report;
+pub mod run;
+pub mod sampler;
+pub mod scenario;
+pub mod target;
+
+/// Code generated from `proto/` by `build.rs`.
+pub mod proto {
+    /// grpc.health.v1.
+    pub mod health {
+        tonic::include_proto!("grpc.health.v1");
+    }
+    /// fdsoak.demo.v1, the Chatbot demo service.
+    pub mod demo {
+        tonic::include_proto!("fdsoak.demo.v1");
+    }
+}
+
+use cli::Action;
+use std::io::Write;
+
+/// Exit code for usage and scenario errors.
+pub const EXIT_USAGE: i32 = 2;
+/// Exit code for run errors (target unreachable or died, I/O).
+pub const EXIT_RUN_ERROR: i32 = 3;
+
+/// Resolves when the user asks us to stop (Ctrl-C or SIGTERM).
+pub async fn interrupted() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+/// Runs a parsed command line and returns the process exit code.
+pub fn execute(cli: cli::Cli) -> i32 {
+    let action = match cli.into_action() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_USAGE;
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return EXIT_RUN_ERROR;
+        }
+    };
+    match action {
+        Action::Validate(files) => validate(&files),
+        Action::Serve { addr, knobs, nofile } => runtime.block_on(async move {
+            if let Some(n) = nofile {
+                if let Err(e) = target::serve::set_nofile(n) {
+                    eprintln!("error: cannot set RLIMIT_NOFILE to {n}: {e}");
+                    return EXIT_RUN_ERROR;
+                }
+            }
+            let listener = match tokio::net::TcpListener::bind(addr).await {
+                Ok(l) => l,
+                Err(e) => {
+                    eprintln!("error: cannot bind {addr}: {e}");
+                    return EXIT_RUN_ERROR;
+                }
+            };
+            let bound = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
+            println!("fdsoak serve listening on {bound}");
+            let _ = std::io::stdout().flush();
+            match target::serve::serve(listener, knobs, interrupted()).await {
+                Ok(()) => 0,
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    EXIT_RUN_ERROR
+                }
+            }
+        }),
+        Action::Run { config, quiet } => runtime.block_on(async move {
+            match run::run(*config, interrupted()).await {
+                Ok(outcome) => {
+                    let text = report::terminal::render(&outcome.summary, &outcome.dir);
+                    if quiet {
+                        println!("{}", text.lines().next().unwrap_or_default());
+                    } else {
+                        print!("{text}");
+                    }
+                    outcome.verdict.exit_code()
+                }
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    EXIT_RUN_ERROR
+                }
+            }
+        }),
+    }
+}
+
+fn validate(files: &[std::path::PathBuf]) -> i32 {
+    let mut code = 0;
+    for f in files {
+        match scenario::load(f) {
+            Ok(s) => println!("{}: ok ({}, {} phases)", f.display(), s.name, s.phases.len()),
+            Err(e) => {
+                eprintln!("error: {e}");
+                code = EXIT_USAGE;
+            }
+        }
+    }
+    code
+}

@@ -1,0 +1,161 @@
+//! Live counters and latency histograms for each workload in each phase.
+//!
+//! Memory is fixed per workload: one HDR histogram (1 µs to 1 h, three
+//! significant digits) and a handful of atomics. Nothing here grows with the
+//! number of requests, which is what keeps an eight-hour soak flat.
+
+use hdrhistogram::Histogram;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// gRPC status codes 0..=16, indexed by their numeric value.
+pub const CODE_NAMES: [&str; 17] = [
+    "OK",
+    "CANCELLED",
+    "UNKNOWN",
+    "INVALID_ARGUMENT",
+    "DEADLINE_EXCEEDED",
+    "NOT_FOUND",
+    "ALREADY_EXISTS",
+    "PERMISSION_DENIED",
+    "RESOURCE_EXHAUSTED",
+    "FAILED_PRECONDITION",
+    "ABORTED",
+    "OUT_OF_RANGE",
+    "UNIMPLEMENTED",
+    "INTERNAL",
+    "UNAVAILABLE",
+    "DATA_LOSS",
+    "UNAUTHENTICATED",
+];
+
+/// Largest latency the histograms hold, in microseconds (one hour); longer values saturate.
+const MAX_MICROS: u64 = 3_600_000_000;
+
+/// A fresh latency histogram in microseconds.
+pub fn new_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, MAX_MICROS, 3).expect("static histogram bounds are valid")
+}
+
+/// Counters and latency for one workload in one phase.
+pub struct WorkloadStats {
+    pub phase: String,
+    pub phase_index: usize,
+    pub name: String,
+    pub kind: &'static str,
+    pub channel: &'static str,
+    /// Calls (or stream opens) the timetable asked for.
+    pub scheduled: AtomicU64,
+    /// Scheduled calls not started because max_in_flight was reached.
+    pub skipped: AtomicU64,
+    /// Calls started.
+    pub started: AtomicU64,
+    pub in_flight: AtomicU64,
+    /// Watch messages received.
+    pub messages: AtomicU64,
+    codes: [AtomicU64; 17],
+    latency: Mutex<Histogram<u64>>,
+}
+
+/// A point-in-time copy of one workload's counters.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub scheduled: u64,
+    pub skipped: u64,
+    pub started: u64,
+    pub in_flight: u64,
+    pub ok: u64,
+    pub errors: u64,
+    pub messages: u64,
+}
+
+impl WorkloadStats {
+    pub fn new(phase: &str, phase_index: usize, name: &str, kind: &'static str, channel: &'static str) -> Self {
+        WorkloadStats {
+            phase: phase.to_string(),
+            phase_index,
+            name: name.to_string(),
+            kind,
+            channel,
+            scheduled: AtomicU64::new(0),
+            skipped: AtomicU64::new(0),
+            started: AtomicU64::new(0),
+            in_flight: AtomicU64::new(0),
+            messages: AtomicU64::new(0),
+            codes: Default::default(),
+            latency: Mutex::new(new_histogram()),
+        }
+    }
+
+    /// Records a finished call: its status code and its latency from the scheduled start.
+    pub fn finish(&self, code: tonic::Code, latency: Duration) {
+        let i = (code as usize).min(16);
+        self.codes[i].fetch_add(1, Relaxed);
+        let micros = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX).clamp(1, MAX_MICROS);
+        self.latency.lock().unwrap().saturating_record(micros);
+    }
+
+    /// Counts by status code name, leaving out codes never seen.
+    pub fn code_counts(&self) -> Vec<(&'static str, u64)> {
+        self.codes
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (CODE_NAMES[i], c.load(Relaxed)))
+            .filter(|(_, n)| *n > 0)
+            .collect()
+    }
+
+    pub fn counts(&self) -> Counts {
+        let ok = self.codes[0].load(Relaxed);
+        let all: u64 = self.codes.iter().map(|c| c.load(Relaxed)).sum();
+        Counts {
+            scheduled: self.scheduled.load(Relaxed),
+            skipped: self.skipped.load(Relaxed),
+            started: self.started.load(Relaxed),
+            in_flight: self.in_flight.load(Relaxed),
+            ok,
+            errors: all - ok,
+            messages: self.messages.load(Relaxed),
+        }
+    }
+
+    /// A copy of the latency histogram.
+    pub fn histogram(&self) -> Histogram<u64> {
+        self.latency.lock().unwrap().clone()
+    }
+}
+
+/// Every workload of the run, in phase order. Entries are added as phases start.
+#[derive(Default)]
+pub struct Registry {
+    entries: Mutex<Vec<Arc<WorkloadStats>>>,
+}
+
+impl Registry {
+    pub fn add(&self, stats: WorkloadStats) -> Arc<WorkloadStats> {
+        let s = Arc::new(stats);
+        self.entries.lock().unwrap().push(s.clone());
+        s
+    }
+
+    pub fn all(&self) -> Vec<Arc<WorkloadStats>> {
+        self.entries.lock().unwrap().clone()
+    }
+
+    /// Counters summed over every workload so far (cumulative).
+    pub fn totals(&self) -> Counts {
+        let mut t = Counts::default();
+        for s in self.entries.lock().unwrap().iter() {
+            let c = s.counts();
+            t.scheduled += c.scheduled;
+            t.skipped += c.skipped;
+            t.started += c.started;
+            t.in_flight += c.in_flight;
+            t.ok += c.ok;
+            t.errors += c.errors;
+            t.messages += c.messages;
+        }
+        t
+    }
+}

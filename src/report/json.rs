@@ -1,0 +1,35 @@
+//! `summary.json`: the report model itself, pretty-printed.
+
+use super::model::Summary;
+use super::Exporter;
+
+pub struct Json;
+
+impl Exporter for Json {
+    fn file_name(&self) -> &'static str {
+        "summary.json"
+    }
+
+    fn render(&self, summary: &Summary) -> anyhow::Result<Vec<u8>> {
+        let mut v = serde_json::to_vec_pretty(summary)?;
+        v.push(b'\n');
+        Ok(v)
+    }
+}
+
+/// Reads a `summary.json`, refusing schema versions this build does not know.
+pub fn read(path: &std::path::Path) -> anyhow::Result<Summary> {
+    use anyhow::Context;
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let raw: serde_json::Value = serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    let version = raw.get("schema_version").and_then(|v| v.as_u64());
+    if version != Some(u64::from(super::model::SCHEMA_VERSION)) {
+        anyhow::bail!(
+            "{} has schema_version {}, this fdsoak reads {}",
+            path.display(),
+            version.map_or("none".into(), |v| v.to_string()),
+            super::model::SCHEMA_VERSION
+        );
+    }
+    serde_json::from_value(raw).with_context(|| format!("reading {}", path.display()))
+}

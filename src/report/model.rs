@@ -1,0 +1,146 @@
+//! The report model: one versioned struct, written as `summary.json`, that
+//! every exporter renders and that later tools (compare, merge, HTML) read.
+//!
+//! Bump [`SCHEMA_VERSION`] on any change that an older reader would
+//! misunderstand; adding optional fields does not need a bump.
+
+use crate::analysis::findings::{Check, Finding};
+use crate::analysis::ProcessAnalysis;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// The outcome of a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// Every gate passed.
+    Pass,
+    /// At least one gate failed: a leak or a regression.
+    Fail,
+    /// The run could not complete: the target was unreachable or died, or I/O failed.
+    Error,
+    /// The user stopped the run; the figures cover the part that ran.
+    Interrupted,
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Pass => "pass",
+            Verdict::Fail => "fail",
+            Verdict::Error => "error",
+            Verdict::Interrupted => "interrupted",
+        }
+    }
+
+    /// The process exit code for this verdict (documented in the README).
+    pub fn exit_code(self) -> i32 {
+        match self {
+            Verdict::Pass => 0,
+            Verdict::Fail => 1,
+            Verdict::Error => 3,
+            Verdict::Interrupted => 130,
+        }
+    }
+}
+
+/// `summary.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Summary {
+    pub schema_version: u32,
+    pub verdict: Verdict,
+    pub findings: Vec<FindingRecord>,
+    pub tool: Tool,
+    pub scenario: ScenarioInfo,
+    pub target: TargetInfo,
+    /// RFC 3339 UTC.
+    pub started_at: String,
+    pub duration_secs: f64,
+    pub sampler_interval_secs: f64,
+    pub checks: Vec<Check>,
+    pub processes: Vec<ProcessAnalysis>,
+    pub phases: Vec<PhaseInfo>,
+    pub workloads: Vec<WorkloadReport>,
+    /// Files in the report directory, by role.
+    pub files: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FindingRecord {
+    pub kind: String,
+    pub subject: String,
+    pub message: String,
+}
+
+impl From<&Finding> for FindingRecord {
+    fn from(f: &Finding) -> Self {
+        FindingRecord { kind: f.kind().into(), subject: f.subject(), message: f.to_string() }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Tool {
+    pub name: String,
+    pub version: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ScenarioInfo {
+    pub name: String,
+    pub description: String,
+    pub file: String,
+    /// The scenario as run, after command-line overrides, so a report can be reproduced.
+    pub resolved: crate::scenario::Scenario,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TargetInfo {
+    pub mode: String,
+    pub description: String,
+    pub address: Option<String>,
+    pub pid: Option<i32>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PhaseInfo {
+    pub name: String,
+    pub start_secs: f64,
+    pub end_secs: f64,
+    pub idle: bool,
+}
+
+/// Latency percentiles in microseconds.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Latency {
+    pub count: u64,
+    pub min_us: u64,
+    pub mean_us: f64,
+    pub p50_us: u64,
+    pub p90_us: u64,
+    pub p99_us: u64,
+    pub p999_us: u64,
+    pub max_us: u64,
+}
+
+/// One workload in one phase.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WorkloadReport {
+    pub phase: String,
+    pub name: String,
+    pub kind: String,
+    pub channel: String,
+    pub scheduled: u64,
+    pub started: u64,
+    pub skipped: u64,
+    pub ok: u64,
+    pub errors: u64,
+    pub messages: u64,
+    /// Finished calls per second over the phase.
+    pub achieved_rate: f64,
+    pub status_counts: BTreeMap<String, u64>,
+    pub latency: Latency,
+    /// The HDR histogram (microseconds), V2-serialized and base64-encoded, for compare and merge.
+    pub histogram_v2: String,
+}

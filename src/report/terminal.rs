@@ -1,0 +1,67 @@
+//! The human summary printed when a run ends: verdict first, findings next,
+//! then the key figures per process and per workload.
+
+use super::model::Summary;
+use crate::analysis::findings::human_secs;
+use std::fmt::Write;
+
+fn ms(us: u64) -> String {
+    format!("{:.2}ms", us as f64 / 1000.0)
+}
+
+/// Renders the summary as plain text (no colours, so it reads the same in CI logs).
+pub fn render(s: &Summary, dir: &std::path::Path) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "fdsoak {}: {} after {} — report in {}",
+        s.scenario.name,
+        s.verdict.as_str().to_uppercase(),
+        human_secs(s.duration_secs),
+        dir.display()
+    );
+    if s.findings.is_empty() {
+        let _ = writeln!(out, "  no findings: every gate passed");
+    }
+    for f in &s.findings {
+        let _ = writeln!(out, "  ✗ {}", f.message);
+    }
+    let _ = writeln!(out, "\n  {:<7} {:>7} {:>9} {:>9} {:>12} {:>11} {:>10}", "process", "pid", "baseline", "final", "peak/limit", "growth/h", "CLOSE_WAIT");
+    for p in &s.processes {
+        let limit = p.nofile_soft.map_or("unlimited".into(), |l| l.to_string());
+        let _ = writeln!(
+            out,
+            "  {:<7} {:>7} {:>9} {:>9} {:>12} {:>+11.0} {:>10}",
+            p.role.as_str(),
+            p.pid,
+            p.baseline_fds,
+            p.final_fds,
+            format!("{}/{}", p.peak_fds, limit),
+            p.growth_per_hour,
+            p.close_wait_final
+        );
+    }
+    if !s.workloads.is_empty() {
+        let _ = writeln!(
+            out,
+            "\n  {:<10} {:<16} {:>8} {:>6} {:>6} {:>8} {:>9} {:>9} {:>9}",
+            "phase", "workload", "ok", "err", "skip", "rate/s", "p50", "p99", "p99.9"
+        );
+        for w in &s.workloads {
+            let _ = writeln!(
+                out,
+                "  {:<10} {:<16} {:>8} {:>6} {:>6} {:>8.1} {:>9} {:>9} {:>9}",
+                w.phase,
+                w.name,
+                w.ok,
+                w.errors,
+                w.skipped,
+                w.achieved_rate,
+                ms(w.latency.p50_us),
+                ms(w.latency.p99_us),
+                ms(w.latency.p999_us)
+            );
+        }
+    }
+    out
+}

@@ -1,0 +1,145 @@
+//! One reading of one process from the real `/proc`: descriptors by kind,
+//! its TCP sockets by state, RLIMIT_NOFILE, threads and RSS.
+//!
+//! Socket states come from the process's own view of the kernel TCP tables
+//! (`/proc/PID/net/tcp` and `tcp6`, so a target in another network namespace
+//! is read correctly), joined to its descriptors on the socket inode.
+
+use procfs::net::TcpState;
+use procfs::process::{FDTarget, LimitValue, Process};
+use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
+
+/// Descriptor counts by kind.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FdKinds {
+    pub total: u64,
+    pub socket: u64,
+    pub pipe: u64,
+    pub file: u64,
+    pub anon: u64,
+    pub other: u64,
+}
+
+/// The process's TCP sockets by state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TcpStates {
+    pub established: u64,
+    pub syn_sent: u64,
+    pub syn_recv: u64,
+    pub fin_wait1: u64,
+    pub fin_wait2: u64,
+    pub time_wait: u64,
+    pub close: u64,
+    pub close_wait: u64,
+    pub last_ack: u64,
+    pub listen: u64,
+    pub closing: u64,
+}
+
+impl TcpStates {
+    fn add(&mut self, s: &TcpState) {
+        let slot = match s {
+            TcpState::Established => &mut self.established,
+            TcpState::SynSent => &mut self.syn_sent,
+            TcpState::SynRecv => &mut self.syn_recv,
+            TcpState::FinWait1 => &mut self.fin_wait1,
+            TcpState::FinWait2 => &mut self.fin_wait2,
+            TcpState::TimeWait => &mut self.time_wait,
+            TcpState::Close => &mut self.close,
+            TcpState::CloseWait => &mut self.close_wait,
+            TcpState::LastAck => &mut self.last_ack,
+            TcpState::Listen => &mut self.listen,
+            TcpState::Closing => &mut self.closing,
+            _ => return,
+        };
+        *slot += 1;
+    }
+}
+
+/// What one probe of one process found.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Reading {
+    pub fds: FdKinds,
+    pub tcp: TcpStates,
+    /// None means unlimited.
+    pub nofile_soft: Option<u64>,
+    pub nofile_hard: Option<u64>,
+    pub threads: u64,
+    pub rss_kb: u64,
+}
+
+/// Why a probe failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    /// The process is gone, or is a zombie waiting to be reaped.
+    #[error("process {0} has exited")]
+    Gone(i32),
+    #[error("reading /proc/{pid}: {source}")]
+    Proc { pid: i32, source: procfs::ProcError },
+}
+
+fn proc_err(pid: i32) -> impl Fn(procfs::ProcError) -> ProbeError {
+    move |e| match e {
+        procfs::ProcError::NotFound(_) => ProbeError::Gone(pid),
+        source => ProbeError::Proc { pid, source },
+    }
+}
+
+/// Reads one process. When it is fdsoak itself, the handles this probe holds
+/// on `/proc` are left out, so the driver's count is not inflated by sampling.
+pub fn probe(pid: i32) -> Result<Reading, ProbeError> {
+    let err = proc_err(pid);
+    let proc = Process::new(pid).map_err(&err)?;
+    let stat = proc.stat().map_err(&err)?;
+    if stat.state == 'Z' || stat.state == 'X' {
+        return Err(ProbeError::Gone(pid));
+    }
+    let mut fds = FdKinds::default();
+    let mut inodes = HashSet::new();
+    let own = pid == std::process::id() as i32;
+    for fd in proc.fd().map_err(&err)? {
+        // A descriptor closed while we list is simply not counted.
+        let Ok(fd) = fd else { continue };
+        if own && matches!(&fd.target, FDTarget::Path(p) if p.starts_with("/proc/")) {
+            // Our own handles on /proc, held only while this probe runs.
+            continue;
+        }
+        fds.total += 1;
+        match fd.target {
+            FDTarget::Socket(inode) => {
+                fds.socket += 1;
+                inodes.insert(inode);
+            }
+            FDTarget::Pipe(_) => fds.pipe += 1,
+            FDTarget::AnonInode(_) => fds.anon += 1,
+            FDTarget::Path(p) if !p.starts_with("/dev/") => fds.file += 1,
+            FDTarget::MemFD(_) => fds.file += 1,
+            _ => fds.other += 1,
+        }
+    }
+    let mut tcp = TcpStates::default();
+    if !inodes.is_empty() {
+        for table in [proc.tcp(), proc.tcp6()] {
+            // No IPv6 in this namespace means no table; that is fine.
+            for e in table.unwrap_or_default() {
+                if inodes.contains(&e.inode) {
+                    tcp.add(&e.state);
+                }
+            }
+        }
+    }
+    let limits = proc.limits().map_err(&err)?;
+    let value = |v: LimitValue| match v {
+        LimitValue::Value(n) => Some(n),
+        LimitValue::Unlimited => None,
+    };
+    Ok(Reading {
+        fds,
+        tcp,
+        nofile_soft: value(limits.max_open_files.soft_limit),
+        nofile_hard: value(limits.max_open_files.hard_limit),
+        threads: stat.num_threads.max(0) as u64,
+        rss_kb: stat.rss * (procfs::page_size() / 1024),
+    })
+}

@@ -1,0 +1,172 @@
+//! Semantic rules that serde cannot express: positive rates, non-zero
+//! durations, keys that only apply to one workload kind or target mode.
+//!
+//! Each rule returns the key path it concerns, so the caller can name the
+//! line. The first broken rule wins: one clear error beats a wall of them.
+
+use super::{KeyPath, Scenario, TargetMode, TargetSpec, Workload, WorkloadKind};
+use std::time::Duration;
+
+type Rule = Result<(), (KeyPath, String)>;
+
+fn fail(path: KeyPath, message: impl Into<String>) -> Rule {
+    Err((path, message.into()))
+}
+
+pub(super) fn check(s: &Scenario) -> Rule {
+    let root = KeyPath::default();
+    if s.name.trim().is_empty() {
+        return fail(root.key("name"), "must not be empty");
+    }
+    check_target(&s.target, &root.key("target"))?;
+    let sampler = root.key("sampler");
+    if s.sampler.interval < Duration::from_millis(10) {
+        return fail(sampler.key("interval"), "must be at least 10ms");
+    }
+    if s.phases.is_empty() {
+        return fail(root.key("phases"), "at least one phase is required");
+    }
+    for (i, phase) in s.phases.iter().enumerate() {
+        let p = root.key("phases").index(i);
+        if phase.name.trim().is_empty() {
+            return fail(p.key("name"), "must not be empty");
+        }
+        if s.phases[..i].iter().any(|q| q.name == phase.name) {
+            return fail(p.key("name"), format!("phase name {:?} is used twice", phase.name));
+        }
+        if phase.duration.is_zero() {
+            return fail(p.key("duration"), "must be greater than zero");
+        }
+        for (j, w) in phase.workloads.iter().enumerate() {
+            check_workload(w, &p.key("workloads").index(j))?;
+        }
+    }
+    let g = &s.gates;
+    let gates = root.key("gates");
+    for (key, v) in [
+        ("max_growth_per_hour", g.max_growth_per_hour),
+        ("min_growth_fds", g.min_growth_fds),
+        ("max_error_rate", g.max_error_rate),
+        ("max_fd_usage", g.max_fd_usage),
+    ] {
+        if !v.is_finite() || v < 0.0 {
+            return fail(gates.key(key), format!("must be a number >= 0, got {v}"));
+        }
+    }
+    if g.max_residual_fds < 0 || g.max_close_wait < 0 {
+        let key = if g.max_residual_fds < 0 { "max_residual_fds" } else { "max_close_wait" };
+        return fail(gates.key(key), "must be >= 0");
+    }
+    Ok(())
+}
+
+fn check_target(t: &TargetSpec, path: &KeyPath) -> Rule {
+    let builtin_only = [
+        ("leak_fd_every", t.leak_fd_every.is_some()),
+        ("leak_channel_every", t.leak_channel_every.is_some()),
+        ("hold_closed_conns", t.hold_closed_conns.is_some()),
+    ];
+    let allowed: &[&str] = match t.mode {
+        TargetMode::Builtin => &["leak_fd_every", "leak_channel_every", "hold_closed_conns", "nofile"],
+        TargetMode::Spawn => &["command", "nofile"],
+        TargetMode::Address => &["address", "pid"],
+    };
+    let present = builtin_only.into_iter().chain([
+        ("nofile", t.nofile.is_some()),
+        ("command", t.command.is_some()),
+        ("address", t.address.is_some()),
+        ("pid", t.pid.is_some()),
+    ]);
+    for (key, is_set) in present {
+        if is_set && !allowed.contains(&key) {
+            return fail(path.key(key), format!("does not apply to mode {:?}", mode_name(t.mode)));
+        }
+    }
+    for (key, v) in [("leak_fd_every", t.leak_fd_every), ("leak_channel_every", t.leak_channel_every)] {
+        if v == Some(0) {
+            return fail(path.key(key), "must be at least 1 (leave it out to disable)");
+        }
+    }
+    if let Some(n) = t.nofile {
+        if n < 16 {
+            return fail(path.key("nofile"), format!("must be at least 16, got {n}"));
+        }
+    }
+    match t.mode {
+        TargetMode::Spawn => match &t.command {
+            None => return fail(path.key("command"), "mode \"spawn\" needs a command"),
+            Some(c) if !c.contains("{port}") => {
+                return fail(path.key("command"), "must contain the {port} placeholder")
+            }
+            _ => {}
+        },
+        TargetMode::Address => match &t.address {
+            None => return fail(path.key("address"), "mode \"address\" needs an address (HOST:PORT)"),
+            Some(a) if crate::target::parse_address(a).is_err() => {
+                return fail(path.key("address"), format!("{a:?} is not HOST:PORT"))
+            }
+            _ => {}
+        },
+        TargetMode::Builtin => {}
+    }
+    if t.ready_timeout.is_some_and(|d| d.is_zero()) {
+        return fail(path.key("ready_timeout"), "must be greater than zero");
+    }
+    Ok(())
+}
+
+fn mode_name(m: TargetMode) -> &'static str {
+    match m {
+        TargetMode::Builtin => "builtin",
+        TargetMode::Spawn => "spawn",
+        TargetMode::Address => "address",
+    }
+}
+
+fn check_workload(w: &Workload, path: &KeyPath) -> Rule {
+    let kind = w.kind.as_str();
+    let only = |key: &str, set: bool, owner: WorkloadKind| -> Rule {
+        if set && w.kind != owner {
+            return fail(path.key(key), format!("does not apply to kind {kind:?}"));
+        }
+        Ok(())
+    };
+    only("rate", w.rate.is_some(), WorkloadKind::HealthCheck)?;
+    only("max_in_flight", w.max_in_flight.is_some(), WorkloadKind::HealthCheck)?;
+    only("streams", w.streams.is_some(), WorkloadKind::Watch)?;
+    only("reopen_every", w.reopen_every.is_some(), WorkloadKind::Watch)?;
+    if w.deadline.is_some_and(|d| d.is_zero()) {
+        return fail(path.key("deadline"), "must be greater than zero");
+    }
+    match w.kind {
+        WorkloadKind::HealthCheck => {
+            let Some(rate) = w.rate else {
+                return fail(path.key("rate"), "health_check needs a rate (calls per second)");
+            };
+            if !rate.is_finite() || rate <= 0.0 {
+                return fail(path.key("rate"), format!("must be a positive number of calls per second, got {rate}"));
+            }
+            if rate > 1_000_000.0 {
+                return fail(path.key("rate"), format!("{rate} calls/s is beyond what one driver can schedule"));
+            }
+            if w.max_in_flight == Some(0) {
+                return fail(path.key("max_in_flight"), "must be at least 1");
+            }
+        }
+        WorkloadKind::Watch => {
+            match w.streams {
+                None => return fail(path.key("streams"), "watch needs a number of streams"),
+                Some(0) => return fail(path.key("streams"), "must be at least 1"),
+                Some(n) if n > 100_000 => return fail(path.key("streams"), format!("{n} streams is too many")),
+                _ => {}
+            }
+            if w.reopen_every.is_some_and(|d| d.is_zero()) {
+                return fail(path.key("reopen_every"), "must be greater than zero");
+            }
+            if w.channel == super::ChannelPolicy::PerCallLeak {
+                return fail(path.key("channel"), "per_call_leak applies to health_check only");
+            }
+        }
+    }
+    Ok(())
+}

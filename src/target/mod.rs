@@ -1,0 +1,319 @@
+//! The server under test: start it (built-in or spawned), or attach to one
+//! that is already running, and find the PID whose descriptors we sample.
+//!
+//! Whatever the mode, a target is "ready" once a grpc.health.v1 Check
+//! succeeds, and it is stopped (SIGTERM, then SIGKILL) when the run ends if
+//! fdsoak started it. A spawned target's stderr is drained into a small ring
+//! so that an early death can be explained in the error message.
+
+pub mod find;
+pub mod serve;
+
+use crate::proto::health::health_client::HealthClient;
+use crate::proto::health::HealthCheckRequest;
+use anyhow::{anyhow, Context};
+use std::collections::VecDeque;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::process::{Child, Command};
+use tokio::time::Instant;
+
+/// Where the target comes from, after the scenario and the command line are merged.
+#[derive(Debug, Clone)]
+pub enum TargetPlan {
+    /// `fdsoak serve` with these arguments, started from `exe`.
+    Builtin { exe: PathBuf, args: Vec<String>, nofile: Option<u64> },
+    /// A user's command line, `{port}` still unreplaced.
+    Spawn { command: String, nofile: Option<u64> },
+    /// A running server.
+    Address { addr: SocketAddr, pid: Option<i32> },
+}
+
+/// A target that answered its first health check.
+pub struct RunningTarget {
+    pub addr: SocketAddr,
+    pub pid: i32,
+    /// How it was started or found, for the report.
+    pub description: String,
+    child: Option<Child>,
+    stderr_tail: Arc<Mutex<VecDeque<String>>>,
+}
+
+/// Errors that mean the target could not be brought up or reached (exit code 3).
+#[derive(Debug, thiserror::Error)]
+pub enum TargetError {
+    #[error("target {addr} did not answer a health check within {timeout:?}: {last}")]
+    Unreachable { addr: SocketAddr, timeout: Duration, last: String },
+    #[error("target exited before it was ready ({status}){tail}")]
+    ExitedEarly { status: String, tail: String },
+    #[error("no process on this host listens on port {port}; pass --pid, or check the address")]
+    NoListener { port: u16 },
+    #[error("{0:#}")]
+    Other(#[from] anyhow::Error),
+}
+
+/// Parses `HOST:PORT` (an IP or `localhost`) into one socket address.
+pub fn parse_address(s: &str) -> anyhow::Result<SocketAddr> {
+    if let Ok(a) = s.parse::<SocketAddr>() {
+        return Ok(a);
+    }
+    let (host, port) = s.rsplit_once(':').ok_or_else(|| anyhow!("missing :PORT"))?;
+    let port: u16 = port.parse().context("bad port")?;
+    (host, port)
+        .to_socket_addrs()?
+        .next()
+        .ok_or_else(|| anyhow!("{host} has no address"))
+}
+
+/// Starts or attaches to the target, and waits until it answers a health check.
+pub async fn start(plan: &TargetPlan, ready_timeout: Duration) -> Result<RunningTarget, TargetError> {
+    let tail = Arc::new(Mutex::new(VecDeque::new()));
+    let (addr, mut child, description) = match plan {
+        TargetPlan::Address { addr, .. } => (*addr, None, format!("address {addr}")),
+        TargetPlan::Builtin { exe, args, nofile } => {
+            let mut cmd = Command::new(exe);
+            cmd.arg("serve").args(args).args(["--port", "0"]);
+            let mut child = launch(cmd, *nofile, &tail)?;
+            let stdout = child.stdout.take().expect("stdout is piped");
+            let addr = read_announced_addr(stdout, &mut child, ready_timeout, &tail).await?;
+            let desc = format!("builtin: fdsoak serve {}", args.join(" ")).trim_end().to_string();
+            (addr, Some(child), desc)
+        }
+        TargetPlan::Spawn { command, nofile } => {
+            let port = free_port().context("picking a free port")?;
+            let line = command.replace("{port}", &port.to_string());
+            let words = split_command(&line)?;
+            let mut cmd = Command::new(&words[0]);
+            cmd.args(&words[1..]);
+            let mut child = launch(cmd, *nofile, &tail)?;
+            if let Some(out) = child.stdout.take() {
+                drain_lines(out, tail.clone());
+            }
+            (SocketAddr::from(([127, 0, 0, 1], port)), Some(child), format!("spawn: {line}"))
+        }
+    };
+    wait_ready(addr, ready_timeout, child.as_mut(), &tail).await?;
+    let pid = match (plan, &child) {
+        (TargetPlan::Address { pid: Some(p), .. }, _) => *p,
+        // For a spawned command, prefer the process that owns the listener:
+        // the command may be a wrapper (a shell, a launcher) around the server.
+        (TargetPlan::Spawn { .. }, Some(c)) => find::pid_listening_on(addr.port())
+            .ok()
+            .flatten()
+            .unwrap_or(c.id().unwrap_or_default() as i32),
+        (_, Some(c)) => c.id().map(|p| p as i32).ok_or_else(|| anyhow!("target has no pid"))?,
+        (_, None) => find::pid_listening_on(addr.port())
+            .context("searching /proc for the listening socket")?
+            .ok_or(TargetError::NoListener { port: addr.port() })?,
+    };
+    Ok(RunningTarget { addr, pid, description, child, stderr_tail: tail })
+}
+
+fn launch(mut cmd: Command, nofile: Option<u64>, tail: &Arc<Mutex<VecDeque<String>>>) -> Result<Child, TargetError> {
+    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
+    if let Some(n) = nofile {
+        // SAFETY: setrlimit is async-signal-safe, and the closure touches no shared state.
+        unsafe {
+            cmd.pre_exec(move || serve::set_nofile(n));
+        }
+    }
+    let mut child = cmd.spawn().context("starting the target")?;
+    if let Some(err) = child.stderr.take() {
+        drain_lines(err, tail.clone());
+    }
+    Ok(child)
+}
+
+/// Keeps the last lines a child writes, so its pipe never fills and its death can be explained.
+fn drain_lines(pipe: impl AsyncRead + Unpin + Send + 'static, tail: Arc<Mutex<VecDeque<String>>>) {
+    tokio::spawn(async move {
+        let mut lines = BufReader::new(pipe).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            tracing::debug!(target: "fdsoak::target", "{line}");
+            let mut t = tail.lock().unwrap();
+            if t.len() == 20 {
+                t.pop_front();
+            }
+            t.push_back(line);
+        }
+    });
+}
+
+/// Reads `fdsoak serve`'s "listening on ADDR" line, then keeps draining its stdout.
+async fn read_announced_addr(
+    stdout: tokio::process::ChildStdout,
+    child: &mut Child,
+    timeout: Duration,
+    tail: &Arc<Mutex<VecDeque<String>>>,
+) -> Result<SocketAddr, TargetError> {
+    let mut lines = BufReader::new(stdout).lines();
+    let line = tokio::select! {
+        l = tokio::time::timeout(timeout, lines.next_line()) => l,
+        status = child.wait() => return Err(exited_early(status.ok(), tail)),
+    };
+    let line = match line {
+        Ok(Ok(Some(l))) => l,
+        Ok(_) => return Err(exited_early(child.wait().await.ok(), tail)),
+        Err(_) => return Err(anyhow!("built-in target printed no address within {timeout:?}").into()),
+    };
+    let addr = line
+        .rsplit(' ')
+        .next()
+        .and_then(|w| w.parse().ok())
+        .ok_or_else(|| anyhow!("built-in target announced {line:?}, expected an address"))?;
+    drain_lines(lines.into_inner().into_inner(), tail.clone());
+    Ok(addr)
+}
+
+fn exited_early(status: Option<std::process::ExitStatus>, tail: &Arc<Mutex<VecDeque<String>>>) -> TargetError {
+    let lines: Vec<String> = tail.lock().unwrap().iter().cloned().collect();
+    TargetError::ExitedEarly {
+        status: status.map_or("unknown status".into(), |s| s.to_string()),
+        tail: if lines.is_empty() { String::new() } else { format!("; its last output:\n  {}", lines.join("\n  ")) },
+    }
+}
+
+/// Calls Health/Check until it succeeds, the deadline passes, or the child exits.
+async fn wait_ready(
+    addr: SocketAddr,
+    timeout: Duration,
+    mut child: Option<&mut Child>,
+    tail: &Arc<Mutex<VecDeque<String>>>,
+) -> Result<(), TargetError> {
+    let deadline = Instant::now() + timeout;
+    let mut last = String::from("no attempt made");
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(TargetError::Unreachable { addr, timeout, last });
+        }
+        match health_check_once(addr, left.min(Duration::from_secs(2))).await {
+            Ok(()) => return Ok(()),
+            Err(e) => last = format!("{e:#}"),
+        }
+        if let Some(c) = child.as_deref_mut() {
+            if let Ok(Some(status)) = c.try_wait() {
+                return Err(exited_early(Some(status), tail));
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50).min(left)).await;
+    }
+}
+
+/// One Health/Check over a fresh channel that is closed afterwards.
+pub async fn health_check_once(addr: SocketAddr, timeout: Duration) -> anyhow::Result<()> {
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))?
+        .connect_timeout(timeout)
+        .timeout(timeout)
+        .connect()
+        .await?;
+    let mut req = tonic::Request::new(HealthCheckRequest { service: String::new() });
+    req.set_timeout(timeout);
+    HealthClient::new(channel).check(req).await?;
+    Ok(())
+}
+
+impl RunningTarget {
+    /// The last lines the target wrote, if fdsoak started it.
+    pub fn output_tail(&self) -> Vec<String> {
+        self.stderr_tail.lock().unwrap().iter().cloned().collect()
+    }
+
+    /// Whether fdsoak started this process (and so will stop it).
+    pub fn is_owned(&self) -> bool {
+        self.child.is_some()
+    }
+
+    /// The exit status, if fdsoak started the target and it has exited.
+    pub fn try_exit_status(&mut self) -> Option<String> {
+        let c = self.child.as_mut()?;
+        c.try_wait().ok().flatten().map(|s| s.to_string())
+    }
+
+    /// Stops a target fdsoak started: SIGTERM, a grace period, then SIGKILL. Attached targets are left alone.
+    pub async fn stop(mut self) {
+        let Some(mut child) = self.child.take() else { return };
+        if let Some(pid) = child.id() {
+            if let Some(pid) = rustix::process::Pid::from_raw(pid as i32) {
+                let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+            }
+        }
+        if tokio::time::timeout(Duration::from_secs(3), child.wait()).await.is_err() {
+            let _ = child.kill().await;
+        }
+    }
+}
+
+/// Asks the kernel for a free loopback port. Another process could take it
+/// before the target binds it; the readiness check would then fail clearly.
+fn free_port() -> std::io::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// Splits a command line into words, honouring single and double quotes and backslashes. No shell is involved.
+pub fn split_command(line: &str) -> anyhow::Result<Vec<String>> {
+    let mut words = Vec::new();
+    let mut cur = String::new();
+    let mut in_word = false;
+    let mut quote: Option<char> = None;
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some('"'), '\\') | (None, '\\') => {
+                cur.push(chars.next().ok_or_else(|| anyhow!("command ends with a backslash"))?);
+                in_word = true;
+            }
+            (Some(_), c) => cur.push(c),
+            (None, '\'' | '"') => {
+                quote = Some(c);
+                in_word = true;
+            }
+            (None, c) if c.is_whitespace() => {
+                if in_word {
+                    words.push(std::mem::take(&mut cur));
+                    in_word = false;
+                }
+            }
+            (None, c) => {
+                cur.push(c);
+                in_word = true;
+            }
+        }
+    }
+    if quote.is_some() {
+        return Err(anyhow!("unterminated quote in command {line:?}"));
+    }
+    if in_word {
+        words.push(cur);
+    }
+    if words.is_empty() {
+        return Err(anyhow!("empty command"));
+    }
+    Ok(words)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_quotes_and_escapes() {
+        let w = split_command(r#"./srv --port {port} --name "a b" 'c d' e\ f"#).unwrap();
+        assert_eq!(w, ["./srv", "--port", "{port}", "--name", "a b", "c d", "e f"]);
+        assert!(split_command("x 'open").is_err());
+        assert!(split_command("   ").is_err());
+    }
+
+    #[test]
+    fn parses_addresses() {
+        assert_eq!(parse_address("127.0.0.1:80").unwrap().port(), 80);
+        assert!(parse_address("localhost:81").unwrap().ip().is_loopback());
+        assert!(parse_address("[::1]:82").unwrap().is_ipv6());
+        assert!(parse_address("nope").is_err());
+    }
+}

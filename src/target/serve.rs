@@ -1,0 +1,210 @@
+//! `fdsoak serve`: the built-in reference target.
+//!
+//! A tonic server that speaks grpc.health.v1 (Check and Watch with the
+//! standard semantics) and the demo Chatbot service. Off by default, knobs
+//! inject the real leak classes fdsoak hunts: files opened and kept, health
+//! checks to a "backend" over channels that are never dropped (the client
+//! bug behind fdsoak), and duplicated accepted sockets that turn into
+//! CLOSE_WAIT when peers leave. Accept errors such as EMFILE are logged and
+//! retried after a pause, so the server survives running out of descriptors.
+
+use crate::proto::demo::chatbot_server::{Chatbot, ChatbotServer};
+use crate::proto::demo::{AskReply, AskRequest};
+use crate::proto::health::health_check_response::ServingStatus;
+use crate::proto::health::health_client::HealthClient;
+use crate::proto::health::health_server::{Health, HealthServer};
+use crate::proto::health::{HealthCheckRequest, HealthCheckResponse};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::os::fd::{AsFd, OwnedFd};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::Stream;
+use tonic::{Request, Response, Status};
+
+/// The service name the leak-channel knob asks its "backend" about; these
+/// Checks are not counted, so the knob does not feed itself.
+pub const BACKEND_SERVICE: &str = "fdsoak.internal.Backend";
+
+/// Services that report SERVING.
+const KNOWN_SERVICES: [&str; 4] = ["", "grpc.health.v1.Health", "fdsoak.demo.v1.Chatbot", BACKEND_SERVICE];
+
+/// The leak knobs; all off by default.
+#[derive(Debug, Clone, Default)]
+pub struct Knobs {
+    pub leak_fd_every: Option<u64>,
+    pub leak_channel_every: Option<u64>,
+    pub hold_closed_conns: bool,
+}
+
+/// What the knobs have leaked so far. Kept alive for the life of the server, on purpose.
+#[derive(Default)]
+struct Leaks {
+    files: Mutex<Vec<std::fs::File>>,
+    channels: Mutex<Vec<tonic::transport::Channel>>,
+    sockets: Mutex<Vec<OwnedFd>>,
+}
+
+#[derive(Clone)]
+struct HealthSvc {
+    knobs: Arc<Knobs>,
+    leaks: Arc<Leaks>,
+    checks: Arc<AtomicU64>,
+    self_addr: SocketAddr,
+}
+
+impl HealthSvc {
+    async fn apply_knobs(&self) {
+        let n = self.checks.fetch_add(1, Ordering::Relaxed) + 1;
+        if self.knobs.leak_fd_every.is_some_and(|k| n % k == 0) {
+            // Any regular file will do; our own executable always exists.
+            match std::env::current_exe().and_then(std::fs::File::open) {
+                Ok(f) => self.leaks.files.lock().unwrap().push(f),
+                Err(e) => tracing::warn!("leak-fd-every: open failed: {e}"),
+            }
+        }
+        if self.knobs.leak_channel_every.is_some_and(|k| n % k == 0) {
+            if let Err(e) = self.check_backend().await {
+                tracing::warn!("leak-channel-every: backend check failed: {e}");
+            }
+        }
+    }
+
+    /// The bug that started fdsoak: a fresh channel per backend health check, never closed.
+    async fn check_backend(&self) -> anyhow::Result<()> {
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", self.self_addr))?
+            .connect_timeout(Duration::from_secs(2))
+            .connect()
+            .await?;
+        let mut client = HealthClient::new(channel.clone());
+        let mut req = Request::new(HealthCheckRequest {
+            service: BACKEND_SERVICE.into(),
+        });
+        req.set_timeout(Duration::from_secs(2));
+        client.check(req).await?;
+        self.leaks.channels.lock().unwrap().push(channel);
+        Ok(())
+    }
+}
+
+type WatchStream = Pin<Box<dyn Stream<Item = Result<HealthCheckResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl Health for HealthSvc {
+    async fn check(&self, req: Request<HealthCheckRequest>) -> Result<Response<HealthCheckResponse>, Status> {
+        let service = req.into_inner().service;
+        if service != BACKEND_SERVICE {
+            self.apply_knobs().await;
+        }
+        if !KNOWN_SERVICES.contains(&service.as_str()) {
+            return Err(Status::not_found(format!("unknown service {service:?}")));
+        }
+        Ok(Response::new(HealthCheckResponse {
+            status: ServingStatus::Serving as i32,
+        }))
+    }
+
+    type WatchStream = WatchStream;
+
+    async fn watch(&self, req: Request<HealthCheckRequest>) -> Result<Response<Self::WatchStream>, Status> {
+        let service = req.into_inner().service;
+        let status = if KNOWN_SERVICES.contains(&service.as_str()) {
+            ServingStatus::Serving
+        } else {
+            // Per the health protocol: report SERVICE_UNKNOWN and keep the stream open.
+            ServingStatus::ServiceUnknown
+        };
+        let first = tokio_stream::once(Ok(HealthCheckResponse { status: status as i32 }));
+        // Statuses never change in this server, so after the first message the stream idles.
+        let stream = tokio_stream::StreamExt::chain(first, tokio_stream::pending());
+        Ok(Response::new(Box::pin(stream)))
+    }
+}
+
+struct ChatSvc;
+
+fn reply_for(req: &AskRequest, step: i32) -> AskReply {
+    let seed = req.message.len() as i32 + req.context.iter().sum::<i32>() + req.user.len() as i32;
+    AskReply {
+        intent: seed.rem_euclid(16),
+        confidence: 1.0 - 1.0 / f64::from(step + 2),
+    }
+}
+
+#[tonic::async_trait]
+impl Chatbot for ChatSvc {
+    async fn ask(&self, req: Request<AskRequest>) -> Result<Response<AskReply>, Status> {
+        Ok(Response::new(reply_for(req.get_ref(), 0)))
+    }
+
+    type ConverseStream = Pin<Box<dyn Stream<Item = Result<AskReply, Status>> + Send>>;
+
+    async fn converse(&self, req: Request<AskRequest>) -> Result<Response<Self::ConverseStream>, Status> {
+        let req = req.into_inner();
+        let turns = req.turn.clamp(1, 1000);
+        let replies: Vec<_> = (0..turns).map(|i| Ok(reply_for(&req, i))).collect();
+        Ok(Response::new(Box::pin(tokio_stream::iter(replies))))
+    }
+}
+
+/// Accepts connections, surviving accept errors (EMFILE included) with a short pause.
+async fn accept_loop(listener: TcpListener, tx: mpsc::Sender<Result<TcpStream, std::io::Error>>, knobs: Arc<Knobs>, leaks: Arc<Leaks>) {
+    loop {
+        let stream = match listener.accept().await {
+            Ok((s, _)) => s,
+            Err(e) => {
+                tracing::warn!("accept failed: {e}; retrying");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        if knobs.hold_closed_conns {
+            match stream.as_fd().try_clone_to_owned() {
+                Ok(dup) => leaks.sockets.lock().unwrap().push(dup),
+                Err(e) => tracing::warn!("hold-closed-conns: dup failed: {e}"),
+            }
+        }
+        if tx.send(Ok(stream)).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Serves on an already-bound listener until `shutdown` resolves.
+pub async fn serve(listener: TcpListener, knobs: Knobs, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
+    let self_addr = listener.local_addr()?;
+    let knobs = Arc::new(knobs);
+    let leaks = Arc::new(Leaks::default());
+    let health = HealthSvc {
+        knobs: knobs.clone(),
+        leaks: leaks.clone(),
+        checks: Arc::new(AtomicU64::new(0)),
+        self_addr,
+    };
+    let (tx, rx) = mpsc::channel(64);
+    let acceptor = tokio::spawn(accept_loop(listener, tx, knobs, leaks));
+    let result = tonic::transport::Server::builder()
+        .add_service(HealthServer::new(health))
+        .add_service(ChatbotServer::new(ChatSvc))
+        .serve_with_incoming_shutdown(ReceiverStream::new(rx), shutdown)
+        .await;
+    acceptor.abort();
+    result.map_err(Into::into)
+}
+
+/// Sets this process's soft and hard RLIMIT_NOFILE to `n` (lowering only the hard limit when needed).
+pub fn set_nofile(n: u64) -> std::io::Result<()> {
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    let cur = getrlimit(Resource::Nofile);
+    let hard = match cur.maximum {
+        Some(h) if h < n => h,
+        _ => n,
+    };
+    setrlimit(Resource::Nofile, Rlimit { current: Some(n.min(hard)), maximum: Some(hard) }).map_err(std::io::Error::from)
+}
