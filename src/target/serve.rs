@@ -18,6 +18,9 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, OwnedFd};
 use std::pin::Pin;
+use std::task::{Context, Poll};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tonic::transport::server::{Connected, TcpConnectInfo};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -152,8 +155,45 @@ impl Chatbot for ChatSvc {
     }
 }
 
+/// An accepted connection. With `hold_closed_conns`, shutting down the write
+/// side is a no-op and a duplicate of the socket is kept elsewhere, so when
+/// the peer leaves, our end is never closed: the socket stays in CLOSE_WAIT,
+/// exactly as in a server that forgets to close dead connections.
+struct Conn {
+    stream: TcpStream,
+    hold: bool,
+}
+
+impl Connected for Conn {
+    type ConnectInfo = TcpConnectInfo;
+    fn connect_info(&self) -> TcpConnectInfo {
+        self.stream.connect_info()
+    }
+}
+
+impl AsyncRead for Conn {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Conn {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        if self.hold {
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+}
+
 /// Accepts connections, surviving accept errors (EMFILE included) with a short pause.
-async fn accept_loop(listener: TcpListener, tx: mpsc::Sender<Result<TcpStream, std::io::Error>>, knobs: Arc<Knobs>, leaks: Arc<Leaks>) {
+async fn accept_loop(listener: TcpListener, tx: mpsc::Sender<Result<Conn, std::io::Error>>, knobs: Arc<Knobs>, leaks: Arc<Leaks>) {
     loop {
         let stream = match listener.accept().await {
             Ok((s, _)) => s,
@@ -170,7 +210,8 @@ async fn accept_loop(listener: TcpListener, tx: mpsc::Sender<Result<TcpStream, s
                 Err(e) => tracing::warn!("hold-closed-conns: dup failed: {e}"),
             }
         }
-        if tx.send(Ok(stream)).await.is_err() {
+        let conn = Conn { stream, hold: knobs.hold_closed_conns };
+        if tx.send(Ok(conn)).await.is_err() {
             return;
         }
     }
