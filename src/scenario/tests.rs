@@ -1,0 +1,119 @@
+//! Error-quality tests: every bad input names the file, the line and the key.
+
+use super::*;
+
+const GOOD: &str = r#"name = "t"
+
+[target]
+mode = "builtin"
+
+[[phases]]
+name = "base"
+duration = "1s"
+
+[[phases]]
+name = "load"
+duration = "2s"
+
+  [[phases.workloads]]
+  kind = "health_check"
+  rate = 10
+
+[[phases]]
+name = "drain"
+duration = "1s"
+"#;
+
+fn err(text: &str) -> (usize, String, String) {
+    match parse(Path::new("s.toml"), text).unwrap_err() {
+        ScenarioError::Invalid { file, line, key, message } => {
+            assert_eq!(file, Path::new("s.toml"));
+            (line, key, message)
+        }
+        other => panic!("unexpected {other}"),
+    }
+}
+
+#[test]
+fn the_fixture_is_valid() {
+    let s = parse(Path::new("s.toml"), GOOD).unwrap();
+    assert_eq!(s.phases.len(), 3);
+    assert_eq!(s.phases[1].workloads[0].rate, Some(10.0));
+    assert_eq!(s.gates, Gates::default());
+}
+
+#[test]
+fn malformed_toml() {
+    let (line, key, msg) = err(&GOOD.replace("rate = 10", "rate = = 10"));
+    assert_eq!(line, 16);
+    assert_eq!(key, "rate");
+    assert!(!msg.is_empty());
+}
+
+#[test]
+fn unknown_key() {
+    let (line, key, msg) = err(&GOOD.replace("rate = 10", "rate = 10\n  rat = 3"));
+    assert_eq!((line, key.as_str()), (17, "phases[1].workloads[0].rat"));
+    assert!(msg.contains("unknown field `rat`"), "{msg}");
+}
+
+#[test]
+fn negative_rate() {
+    let (line, key, msg) = err(&GOOD.replace("rate = 10", "rate = -5"));
+    assert_eq!((line, key.as_str()), (16, "phases[1].workloads[0].rate"));
+    assert!(msg.contains("positive"), "{msg}");
+}
+
+#[test]
+fn zero_duration() {
+    let (line, key, msg) = err(&GOOD.replace("duration = \"2s\"", "duration = \"0s\""));
+    assert_eq!((line, key.as_str()), (12, "phases[1].duration"));
+    assert!(msg.contains("greater than zero"), "{msg}");
+}
+
+#[test]
+fn unknown_workload_kind() {
+    let (line, key, msg) = err(&GOOD.replace("kind = \"health_check\"", "kind = \"health_chek\""));
+    assert_eq!((line, key.as_str()), (15, "phases[1].workloads[0].kind"));
+    assert!(msg.contains("health_chek") && msg.contains("health_check"), "{msg}");
+}
+
+#[test]
+fn bad_duration_text() {
+    let (line, key, _) = err(&GOOD.replace("duration = \"1s\"\n\n[[phases]]\nname = \"load\"", "duration = \"soon\"\n\n[[phases]]\nname = \"load\""));
+    assert_eq!((line, key.as_str()), (8, "phases[0].duration"));
+}
+
+#[test]
+fn keys_of_the_wrong_kind_or_mode() {
+    let (line, key, msg) = err(&GOOD.replace("rate = 10", "rate = 10\n  streams = 3"));
+    assert_eq!((line, key.as_str()), (17, "phases[1].workloads[0].streams"));
+    assert!(msg.contains("does not apply"), "{msg}");
+    let (line, key, _) = err(&GOOD.replace("mode = \"builtin\"", "mode = \"address\"\ncommand = \"x {port}\""));
+    assert_eq!((line, key.as_str()), (5, "target.command"));
+}
+
+#[test]
+fn missing_required_key() {
+    let (_, key, msg) = err(&GOOD.replace("name = \"t\"\n", ""));
+    assert_eq!(key, "name");
+    assert!(msg.contains("missing field"), "{msg}");
+    let (line, key, _) = err(&GOOD.replace("  rate = 10\n", ""));
+    assert_eq!((line, key.as_str()), (14, "phases[1].workloads[0].rate"));
+}
+
+#[test]
+fn spawn_needs_a_port_placeholder() {
+    let (line, key, msg) = err(&GOOD.replace("mode = \"builtin\"", "mode = \"spawn\"\ncommand = \"./srv\""));
+    assert_eq!((line, key.as_str()), (5, "target.command"));
+    assert!(msg.contains("{port}"));
+}
+
+#[test]
+fn display_names_file_line_and_key() {
+    let e = parse(Path::new("dir/s.toml"), &GOOD.replace("rate = 10", "rate = -5")).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "dir/s.toml:16: key `phases[1].workloads[0].rate`: must be a positive number of calls per second, got -5"
+    );
+}

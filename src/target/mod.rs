@@ -114,7 +114,13 @@ pub async fn start(plan: &TargetPlan, ready_timeout: Duration) -> Result<Running
 }
 
 fn launch(mut cmd: Command, nofile: Option<u64>, tail: &Arc<Mutex<VecDeque<String>>>) -> Result<Child, TargetError> {
-    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
+    // Its own process group: a Ctrl-C at the terminal reaches fdsoak alone,
+    // which then stops the target itself, instead of killing both at once.
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .process_group(0);
     if let Some(n) = nofile {
         // SAFETY: setrlimit is async-signal-safe, and the closure touches no shared state.
         unsafe {

@@ -1,0 +1,176 @@
+//! Helpers shared by the integration tests: run the real `fdsoak` binary,
+//! start real `fdsoak serve` targets, wait on conditions with deadlines.
+#![allow(dead_code)]
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub const FDSOAK: &str = env!("CARGO_BIN_EXE_fdsoak");
+
+pub fn repo(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
+}
+
+/// A directory removed when dropped.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let p = std::env::temp_dir().join(format!("fdsoak-test-{}-{tag}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+    /// Writes a file inside the directory and returns its path.
+    pub fn write(&self, name: &str, text: &str) -> PathBuf {
+        let p = self.0.join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A finished `fdsoak run`.
+pub struct RunResult {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+    pub out: TempDir,
+}
+
+impl RunResult {
+    pub fn summary(&self) -> Value {
+        let p = self.out.path().join("summary.json");
+        let text = std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}\nstderr:\n{}", p.display(), self.stderr));
+        serde_json::from_str(&text).unwrap()
+    }
+    pub fn verdict(&self) -> String {
+        self.summary()["verdict"].as_str().unwrap().to_string()
+    }
+    /// Finding kinds for a subject ("target", "driver", "run", ...).
+    pub fn finding_kinds(&self, subject: &str) -> Vec<String> {
+        self.summary()["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["subject"] == subject)
+            .map(|f| f["kind"].as_str().unwrap().to_string())
+            .collect()
+    }
+    pub fn process(&self, role: &str) -> Value {
+        self.summary()["processes"].as_array().unwrap().iter().find(|p| p["role"] == role).cloned().unwrap()
+    }
+    pub fn context(&self) -> String {
+        format!("exit {}\nstdout:\n{}\nstderr:\n{}", self.code, self.stdout, self.stderr)
+    }
+}
+
+/// Runs `fdsoak run <scenario> --out <tmp> -q <args>` to completion.
+pub fn run(scenario: &Path, args: &[&str]) -> RunResult {
+    let out = TempDir::new("report");
+    let o: Output = Command::new(FDSOAK)
+        .arg("run")
+        .arg(scenario)
+        .arg("--out")
+        .arg(out.path())
+        .arg("-q")
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    RunResult {
+        code: o.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&o.stdout).into(),
+        stderr: String::from_utf8_lossy(&o.stderr).into(),
+        out,
+    }
+}
+
+/// A scenario fixture from tests/scenarios with text replaced, written to a temp dir.
+pub fn fixture(dir: &TempDir, name: &str, replace: &[(&str, &str)]) -> PathBuf {
+    let mut text = std::fs::read_to_string(repo(&format!("tests/scenarios/{name}"))).unwrap();
+    for (a, b) in replace {
+        assert!(text.contains(a), "fixture {name} has no {a:?}");
+        text = text.replace(a, b);
+    }
+    dir.write(name, &text)
+}
+
+/// A `fdsoak serve` process started by the test, killed on drop.
+pub struct Server {
+    pub child: Child,
+    pub addr: SocketAddr,
+}
+
+impl Server {
+    pub fn start(args: &[&str]) -> Server {
+        let mut child = Command::new(FDSOAK)
+            .args(["serve", "--port", "0"])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        let addr = line.trim().rsplit(' ').next().unwrap().parse().unwrap();
+        Server { child, addr }
+    }
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Polls `cond` every 20 ms until it holds, panicking with `what` at the deadline.
+pub fn wait_until(deadline: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+    let end = Instant::now() + deadline;
+    while !cond() {
+        assert!(Instant::now() < end, "timed out after {deadline:?} waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Rows of a report's samples.csv for one role, once the file has them.
+pub fn sample_rows(dir: &Path, role: &str) -> usize {
+    std::fs::read_to_string(dir.join("samples.csv"))
+        .map(|t| t.lines().filter(|l| l.split(',').nth(3) == Some(role)).count())
+        .unwrap_or(0)
+}
+
+/// Waits for a child to exit within the deadline and returns its code.
+pub fn wait_exit(child: &mut Child, deadline: Duration) -> i32 {
+    let end = Instant::now() + deadline;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status.code().unwrap_or(-1);
+        }
+        assert!(Instant::now() < end, "process did not exit within {deadline:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+pub fn process_exists(pid: i32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+}

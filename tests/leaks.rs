@@ -1,0 +1,94 @@
+//! Leak detection both ways, against real target processes: leaky targets
+//! and leaky clients are flagged with the right finding, clean ones pass.
+
+mod common;
+use common::*;
+
+#[test]
+fn quickstart_against_the_clean_builtin_target_passes_repeatedly() {
+    for round in 0..3 {
+        let r = run(&repo("scenarios/quickstart.toml"), &[]);
+        assert_eq!(r.code, 0, "round {round}: {}", r.context());
+        assert_eq!(r.verdict(), "pass");
+        assert!(r.summary()["findings"].as_array().unwrap().is_empty(), "round {round}: {}", r.context());
+        let w = &r.summary()["workloads"];
+        assert!(w.as_array().unwrap().iter().all(|w| w["ok"].as_u64().unwrap() > 0), "every workload made calls");
+    }
+}
+
+#[test]
+fn quickstart_flags_a_target_that_leaks_files() {
+    let spawn = format!("{FDSOAK} serve --port {{port}} --leak-fd-every 10");
+    let r = run(&repo("scenarios/quickstart.toml"), &["--spawn", &spawn]);
+    assert_eq!(r.code, 1, "{}", r.context());
+    assert_eq!(r.verdict(), "fail");
+    let kinds = r.finding_kinds("target");
+    assert!(kinds.contains(&"fd_growth".to_string()), "{kinds:?}\n{}", r.context());
+    assert!(r.finding_kinds("driver").is_empty(), "the driver does not leak: {}", r.context());
+    let target = r.process("target");
+    // 100 checks/s for 14 s, one file kept per 10 checks: about 140 files.
+    let residual = target["residual_fds"].as_i64().unwrap();
+    assert!((100..=160).contains(&residual), "residual {residual}");
+    assert!(r.stdout.contains("FAIL"), "{}", r.stdout);
+}
+
+#[test]
+fn channel_churn_flags_close_wait_on_a_server_that_keeps_dead_sockets() {
+    let spawn = format!("{FDSOAK} serve --port {{port}} --hold-closed-conns");
+    let r = run(&repo("scenarios/channel-churn.toml"), &["--spawn", &spawn]);
+    assert_eq!(r.code, 1, "{}", r.context());
+    let kinds = r.finding_kinds("target");
+    assert!(kinds.contains(&"close_wait".to_string()), "{kinds:?}");
+    let target = r.process("target");
+    assert!(target["close_wait_final"].as_u64().unwrap() > 100, "{target}");
+    let msg = r.summary()["findings"].to_string();
+    assert!(msg.contains("CLOSE_WAIT"), "{msg}");
+}
+
+#[test]
+fn channel_churn_against_the_clean_target_passes() {
+    let r = run(&repo("scenarios/channel-churn.toml"), &[]);
+    assert_eq!(r.code, 0, "{}", r.context());
+    let w = &r.summary()["workloads"][0];
+    assert_eq!(w["channel"], "per_call");
+    assert!(w["ok"].as_u64().unwrap() >= 500, "{w}");
+}
+
+#[test]
+fn a_client_that_never_closes_its_channels_is_flagged_on_the_driver() {
+    let dir = TempDir::new("leak");
+    let s = fixture(&dir, "churn-short.toml", &[("channel = \"per_call\"", "channel = \"per_call_leak\"")]);
+    let r = run(&s, &[]);
+    assert_eq!(r.code, 1, "{}", r.context());
+    let kinds = r.finding_kinds("driver");
+    assert!(kinds.contains(&"fd_growth".to_string()), "{kinds:?}\n{}", r.context());
+    let driver = r.process("driver");
+    assert!(driver["residual_fds"].as_i64().unwrap() >= 150, "{driver}");
+}
+
+#[test]
+fn shared_and_per_call_channels_are_not_flagged() {
+    let dir = TempDir::new("noleak");
+    for policy in ["shared", "per_call"] {
+        let s = fixture(&dir, "churn-short.toml", &[("channel = \"per_call\"", &format!("channel = \"{policy}\""))]);
+        let r = run(&s, &[]);
+        assert_eq!(r.code, 0, "{policy}: {}", r.context());
+        assert!(r.finding_kinds("driver").is_empty(), "{policy}");
+        assert!(r.summary()["workloads"][0]["ok"].as_u64().unwrap() >= 150, "{policy}");
+    }
+}
+
+#[test]
+fn the_seed_bug_a_fresh_backend_channel_per_health_check_is_flagged() {
+    let dir = TempDir::new("seed");
+    let s = fixture(&dir, "churn-short.toml", &[("channel = \"per_call\"", "channel = \"shared\"")]);
+    let spawn = format!("{FDSOAK} serve --port {{port}} --leak-channel-every 5");
+    let r = run(&s, &["--spawn", &spawn]);
+    assert_eq!(r.code, 1, "{}", r.context());
+    assert!(r.finding_kinds("target").contains(&"fd_growth".to_string()), "{}", r.context());
+    let t = r.process("target");
+    // Each leaked channel holds a client socket and the server's accepted one, both in the target.
+    let sockets = t["final_sockets"].as_i64().unwrap() - t["baseline_sockets"].as_i64().unwrap();
+    assert!(sockets >= 60, "{t}");
+    assert!(r.finding_kinds("driver").is_empty());
+}
