@@ -96,7 +96,8 @@ pub fn execute(cli: cli::Cli) -> i32 {
                 Ok(outcome) => {
                     let text = report::terminal::render(&outcome.summary, &outcome.dir);
                     if quiet {
-                        println!("{}", text.lines().next().unwrap_or_default());
+                        // The verdict and the findings: everything before the first blank line.
+                        text.lines().take_while(|l| !l.is_empty()).for_each(|l| println!("{l}"));
                     } else {
                         print!("{text}");
                     }

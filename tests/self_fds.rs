@@ -1,0 +1,58 @@
+//! The harness must not leak what it hunts: after each in-process run,
+//! fdsoak's own descriptor count returns to where it was before the run,
+//! including after a run that leaked channels on purpose (per_call_leak).
+//! This file holds one test so that no other test shares the process.
+
+mod common;
+use common::*;
+use fdsoak::run::{run, RunConfig};
+use std::time::Duration;
+
+fn own_fds() -> usize {
+    // read_dir's own handle shows up in the listing; subtract it.
+    std::fs::read_dir("/proc/self/fd").unwrap().count() - 1
+}
+
+async fn run_once(scenario: &std::path::Path, out: &TempDir) -> fdsoak::report::model::Verdict {
+    let cfg = RunConfig {
+        scenario: fdsoak::scenario::load(scenario).unwrap(),
+        scenario_file: scenario.to_path_buf(),
+        out_dir: Some(out.path().to_path_buf()),
+        reports_root: out.path().to_path_buf(),
+        fdsoak_exe: FDSOAK.into(),
+    };
+    run(cfg, std::future::pending()).await.unwrap().verdict
+}
+
+async fn settle_to(baseline: usize, what: &str) {
+    let end = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let now = own_fds();
+        if now == baseline {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < end, "{what}: {now} FDs open, baseline {baseline}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn own_fd_count_returns_to_baseline_after_every_run() {
+    let dir = TempDir::new("selffd");
+    let clean = fixture(&dir, "churn-short.toml", &[("duration = \"5s\"", "duration = \"2s\"")]);
+    let leaky = dir.write(
+        "leaky.toml",
+        &std::fs::read_to_string(&clean).unwrap().replace("channel = \"per_call\"", "channel = \"per_call_leak\""),
+    );
+    // The first run creates process-wide state that lives on by design
+    // (tokio's SIGCHLD handling for child processes); measure after it.
+    let out = TempDir::new("selffd-out");
+    run_once(&clean, &out).await;
+    let baseline = own_fds();
+    for (i, (scenario, expect)) in [(&clean, "pass"), (&leaky, "fail"), (&clean, "pass")].into_iter().enumerate() {
+        let out = TempDir::new("selffd-out");
+        let verdict = run_once(scenario, &out).await;
+        assert_eq!(verdict.as_str(), expect, "run {i}");
+        settle_to(baseline, &format!("after run {i}")).await;
+    }
+}
