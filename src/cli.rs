@@ -29,7 +29,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run a scenario against a target and write a report.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Serve the built-in reference target (grpc.health.v1 and a demo service), with optional leaks.
     Serve(ServeArgs),
     /// Check scenario files without running them.
@@ -122,8 +122,15 @@ pub struct ServeArgs {
 
 /// A command ready to execute.
 pub enum Action {
-    Run { config: Box<RunConfig>, quiet: bool },
-    Serve { addr: SocketAddr, knobs: Knobs, nofile: Option<u64> },
+    Run {
+        config: Box<RunConfig>,
+        quiet: bool,
+    },
+    Serve {
+        addr: SocketAddr,
+        knobs: Knobs,
+        nofile: Option<u64>,
+    },
     Validate(Vec<PathBuf>),
 }
 
@@ -131,7 +138,7 @@ impl Cli {
     /// Loads and validates everything the command needs.
     pub fn into_action(self) -> Result<Action, ScenarioError> {
         match self.command {
-            Command::Run(a) => run_config(a),
+            Command::Run(a) => run_config(*a),
             Command::Serve(s) => Ok(Action::Serve {
                 addr: SocketAddr::new(s.bind, s.port),
                 knobs: Knobs {
@@ -148,18 +155,34 @@ impl Cli {
 
 fn run_config(a: RunArgs) -> Result<Action, ScenarioError> {
     let mut sc = scenario::load(&a.scenario)?;
-    let usage = |flag: &str, message: String| ScenarioError::Usage { flag: flag.to_string(), message };
+    let usage = |flag: &str, message: String| ScenarioError::Usage {
+        flag: flag.to_string(),
+        message,
+    };
     let ready_timeout = sc.target.ready_timeout;
     if let Some(addr) = a.target {
-        crate::target::parse_address(&addr).map_err(|e| usage("--target", format!("{addr:?} is not HOST:PORT: {e}")))?;
-        sc.target = TargetSpec { mode: TargetMode::Address, address: Some(addr), pid: a.pid, ready_timeout, ..Default::default() };
+        crate::target::parse_address(&addr)
+            .map_err(|e| usage("--target", format!("{addr:?} is not HOST:PORT: {e}")))?;
+        sc.target = TargetSpec {
+            mode: TargetMode::Address,
+            address: Some(addr),
+            pid: a.pid,
+            ready_timeout,
+            ..Default::default()
+        };
     } else if let Some(cmd) = a.spawn {
         if !cmd.contains("{port}") {
             return Err(usage("--spawn", "must contain the {port} placeholder".into()));
         }
         crate::target::split_command(&cmd).map_err(|e| usage("--spawn", e.to_string()))?;
         let nofile = a.nofile.or(sc.target.nofile);
-        sc.target = TargetSpec { mode: TargetMode::Spawn, command: Some(cmd), nofile, ready_timeout, ..Default::default() };
+        sc.target = TargetSpec {
+            mode: TargetMode::Spawn,
+            command: Some(cmd),
+            nofile,
+            ready_timeout,
+            ..Default::default()
+        };
     } else if let Some(n) = a.nofile {
         if sc.target.mode == TargetMode::Address {
             return Err(usage("--nofile", "applies only to a target fdsoak starts".into()));
@@ -171,12 +194,22 @@ fn run_config(a: RunArgs) -> Result<Action, ScenarioError> {
     macro_rules! set {
         ($($f:ident),*) => { $( if let Some(v) = o.$f { g.$f = v; } )* };
     }
-    set!(max_residual_fds, max_growth_per_hour, min_growth_fds, max_close_wait, max_fd_usage, min_time_to_limit, max_error_rate);
+    set!(
+        max_residual_fds,
+        max_growth_per_hour,
+        min_growth_fds,
+        max_close_wait,
+        max_fd_usage,
+        min_time_to_limit,
+        max_error_rate
+    );
     if o.max_p99.is_some() {
         g.max_p99 = o.max_p99;
     }
-    scenario::check_rules(&sc).map_err(|(key, message)| usage(&format!("(after command-line overrides) {key}"), message))?;
-    let fdsoak_exe = std::env::current_exe().map_err(|e| usage("fdsoak", format!("cannot find own executable: {e}")))?;
+    scenario::check_rules(&sc)
+        .map_err(|(key, message)| usage(&format!("(after command-line overrides) {key}"), message))?;
+    let fdsoak_exe =
+        std::env::current_exe().map_err(|e| usage("fdsoak", format!("cannot find own executable: {e}")))?;
     Ok(Action::Run {
         config: Box::new(RunConfig {
             scenario: sc,

@@ -92,7 +92,9 @@ impl WorkloadStats {
     pub fn finish(&self, code: tonic::Code, latency: Duration) {
         let i = (code as usize).min(16);
         self.codes[i].fetch_add(1, Relaxed);
-        let micros = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX).clamp(1, MAX_MICROS);
+        let micros = u64::try_from(latency.as_micros())
+            .unwrap_or(u64::MAX)
+            .clamp(1, MAX_MICROS);
         self.latency.lock().unwrap().saturating_record(micros);
     }
 

@@ -66,7 +66,12 @@ pub async fn run(cfg: RunConfig, interrupt: impl Future<Output = ()>) -> anyhow:
         TargetMode::Address => Duration::from_secs(5),
         _ => Duration::from_secs(15),
     });
-    let mut base = SummaryBuilder { cfg: &cfg, started_at, start, target: target_info(sc, &plan, None) };
+    let mut base = SummaryBuilder {
+        cfg: &cfg,
+        started_at,
+        start,
+        target: target_info(sc, &plan, None),
+    };
     tokio::pin!(interrupt);
 
     let target = tokio::select! {
@@ -80,8 +85,17 @@ pub async fn run(cfg: RunConfig, interrupt: impl Future<Output = ()>) -> anyhow:
         Ok(t) => t,
         Err(e) => return base.finish_early(Verdict::Error, Finding::RunError { message: e.to_string() }, dir),
     };
-    base.target = target_info(sc, &plan, Some((&target.addr.to_string(), target.pid, &target.description)));
-    tracing::info!("target {} ready (pid {}): {}", target.addr, target.pid, target.description);
+    base.target = target_info(
+        sc,
+        &plan,
+        Some((&target.addr.to_string(), target.pid, &target.description)),
+    );
+    tracing::info!(
+        "target {} ready (pid {}): {}",
+        target.addr,
+        target.pid,
+        target.description
+    );
 
     let registry = Arc::new(Registry::default());
     let current_phase = Arc::new(AtomicUsize::new(0));
@@ -108,7 +122,13 @@ pub async fn run(cfg: RunConfig, interrupt: impl Future<Output = ()>) -> anyhow:
     for (i, phase) in sc.phases.iter().enumerate() {
         current_phase.store(i, Ordering::Relaxed);
         let phase_start = start.elapsed().as_secs_f64();
-        tracing::info!("phase {} ({} of {}): {:?}", phase.name, i + 1, sc.phases.len(), phase.duration);
+        tracing::info!(
+            "phase {} ({} of {}): {:?}",
+            phase.name,
+            i + 1,
+            sc.phases.len(),
+            phase.duration
+        );
         let work = driver::run_phase(phase, i, target.addr, &registry, &leak_bin, &stop);
         tokio::pin!(work);
         let result = tokio::select! {
@@ -135,7 +155,13 @@ pub async fn run(cfg: RunConfig, interrupt: impl Future<Output = ()>) -> anyhow:
             let out = sampler.stop().await;
             target.stop().await;
             drop(out);
-            return base.finish_early(Verdict::Error, Finding::RunError { message: format!("{e:#}") }, dir);
+            return base.finish_early(
+                Verdict::Error,
+                Finding::RunError {
+                    message: format!("{e:#}"),
+                },
+                dir,
+            );
         }
         if !matches!(end, End::Completed) {
             break;
@@ -153,7 +179,11 @@ pub async fn run(cfg: RunConfig, interrupt: impl Future<Output = ()>) -> anyhow:
     let workloads: Vec<WorkloadReport> = registry.all().iter().map(|s| workload_report(s, &phases)).collect();
     let figures: Vec<WorkloadFigures> = workloads.iter().map(figures_of).collect();
     let (checks, mut findings) = evaluate(&sc.gates, &processes, &figures);
-    let mut verdict = if checks.iter().all(|c| c.passed) { Verdict::Pass } else { Verdict::Fail };
+    let mut verdict = if checks.iter().all(|c| c.passed) {
+        Verdict::Pass
+    } else {
+        Verdict::Fail
+    };
     let at = start.elapsed().as_secs_f64();
     let phase_name = |i: usize| sc.phases.get(i).map_or(String::new(), |p| p.name.clone());
     match end {
@@ -165,8 +195,14 @@ pub async fn run(cfg: RunConfig, interrupt: impl Future<Output = ()>) -> anyhow:
         }
         End::TargetDied => {
             verdict = Verdict::Error;
-            let (died_at, phase) = sampled.target_died.unwrap_or((at, current_phase.load(Ordering::Relaxed)));
-            let last = sampled.trackers.iter().find(|t| t.role == Role::Target).and_then(|t| t.last().cloned());
+            let (died_at, phase) = sampled
+                .target_died
+                .unwrap_or((at, current_phase.load(Ordering::Relaxed)));
+            let last = sampled
+                .trackers
+                .iter()
+                .find(|t| t.role == Role::Target)
+                .and_then(|t| t.last().cloned());
             findings.insert(
                 0,
                 Finding::TargetDied {
@@ -209,14 +245,22 @@ impl SummaryBuilder<'_> {
     ) -> Summary {
         let sc = &self.cfg.scenario;
         let mut files = BTreeMap::new();
-        for (k, v) in [("summary", "summary.json"), ("latency", "latency.csv"), ("samples", "samples.csv"), ("throughput", "throughput.csv")] {
+        for (k, v) in [
+            ("summary", "summary.json"),
+            ("latency", "latency.csv"),
+            ("samples", "samples.csv"),
+            ("throughput", "throughput.csv"),
+        ] {
             files.insert(k.to_string(), v.to_string());
         }
         Summary {
             schema_version: SCHEMA_VERSION,
             verdict,
             findings: findings.iter().map(FindingRecord::from).collect(),
-            tool: Tool { name: "fdsoak".into(), version: env!("CARGO_PKG_VERSION").into() },
+            tool: Tool {
+                name: "fdsoak".into(),
+                version: env!("CARGO_PKG_VERSION").into(),
+            },
             scenario: ScenarioInfo {
                 name: sc.name.clone(),
                 description: sc.description.clone(),
@@ -261,9 +305,16 @@ fn target_plan(sc: &Scenario, exe: &Path) -> anyhow::Result<TargetPlan> {
             if t.hold_closed_conns == Some(true) {
                 args.push("--hold-closed-conns".into());
             }
-            TargetPlan::Builtin { exe: exe.to_path_buf(), args, nofile: t.nofile }
+            TargetPlan::Builtin {
+                exe: exe.to_path_buf(),
+                args,
+                nofile: t.nofile,
+            }
         }
-        TargetMode::Spawn => TargetPlan::Spawn { command: t.command.clone().unwrap_or_default(), nofile: t.nofile },
+        TargetMode::Spawn => TargetPlan::Spawn {
+            command: t.command.clone().unwrap_or_default(),
+            nofile: t.nofile,
+        },
         TargetMode::Address => TargetPlan::Address {
             addr: target::parse_address(t.address.as_deref().unwrap_or_default())?,
             pid: t.pid,
@@ -305,7 +356,13 @@ fn report_dir(cfg: &RunConfig) -> anyhow::Result<PathBuf> {
                 .scenario
                 .name
                 .chars()
-                .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' })
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                        c
+                    } else {
+                        '-'
+                    }
+                })
                 .collect();
             let base = cfg.reports_root.join(format!("{name}-{stamp}"));
             let mut dir = base.clone();
@@ -354,7 +411,11 @@ fn workload_report(s: &WorkloadStats, phases: &[PhaseInfo]) -> WorkloadReport {
         ok: c.ok,
         errors: c.errors,
         messages: c.messages,
-        achieved_rate: if secs > 0.0 { (c.ok + c.errors) as f64 / secs } else { 0.0 },
+        achieved_rate: if secs > 0.0 {
+            (c.ok + c.errors) as f64 / secs
+        } else {
+            0.0
+        },
         status_counts: s.code_counts().into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
         latency,
         histogram_v2: base64::engine::general_purpose::STANDARD.encode(encoded),

@@ -10,9 +10,16 @@ fn quickstart_against_the_clean_builtin_target_passes_repeatedly() {
         let r = run(&repo("scenarios/quickstart.toml"), &[]);
         assert_eq!(r.code, 0, "round {round}: {}", r.context());
         assert_eq!(r.verdict(), "pass");
-        assert!(r.summary()["findings"].as_array().unwrap().is_empty(), "round {round}: {}", r.context());
+        assert!(
+            r.summary()["findings"].as_array().unwrap().is_empty(),
+            "round {round}: {}",
+            r.context()
+        );
         let w = &r.summary()["workloads"];
-        assert!(w.as_array().unwrap().iter().all(|w| w["ok"].as_u64().unwrap() > 0), "every workload made calls");
+        assert!(
+            w.as_array().unwrap().iter().all(|w| w["ok"].as_u64().unwrap() > 0),
+            "every workload made calls"
+        );
     }
 }
 
@@ -24,7 +31,11 @@ fn quickstart_flags_a_target_that_leaks_files() {
     assert_eq!(r.verdict(), "fail");
     let kinds = r.finding_kinds("target");
     assert!(kinds.contains(&"fd_growth".to_string()), "{kinds:?}\n{}", r.context());
-    assert!(r.finding_kinds("driver").is_empty(), "the driver does not leak: {}", r.context());
+    assert!(
+        r.finding_kinds("driver").is_empty(),
+        "the driver does not leak: {}",
+        r.context()
+    );
     let target = r.process("target");
     // 100 checks/s for 14 s, one file kept per 10 checks: about 140 files.
     let residual = target["residual_fds"].as_i64().unwrap();
@@ -57,7 +68,11 @@ fn channel_churn_against_the_clean_target_passes() {
 #[test]
 fn a_client_that_never_closes_its_channels_is_flagged_on_the_driver() {
     let dir = TempDir::new("leak");
-    let s = fixture(&dir, "churn-short.toml", &[("channel = \"per_call\"", "channel = \"per_call_leak\"")]);
+    let s = fixture(
+        &dir,
+        "churn-short.toml",
+        &[("channel = \"per_call\"", "channel = \"per_call_leak\"")],
+    );
     let r = run(&s, &[]);
     assert_eq!(r.code, 1, "{}", r.context());
     let kinds = r.finding_kinds("driver");
@@ -70,7 +85,11 @@ fn a_client_that_never_closes_its_channels_is_flagged_on_the_driver() {
 fn shared_and_per_call_channels_are_not_flagged() {
     let dir = TempDir::new("noleak");
     for policy in ["shared", "per_call"] {
-        let s = fixture(&dir, "churn-short.toml", &[("channel = \"per_call\"", &format!("channel = \"{policy}\""))]);
+        let s = fixture(
+            &dir,
+            "churn-short.toml",
+            &[("channel = \"per_call\"", &format!("channel = \"{policy}\""))],
+        );
         let r = run(&s, &[]);
         assert_eq!(r.code, 0, "{policy}: {}", r.context());
         assert!(r.finding_kinds("driver").is_empty(), "{policy}");
@@ -81,11 +100,19 @@ fn shared_and_per_call_channels_are_not_flagged() {
 #[test]
 fn the_seed_bug_a_fresh_backend_channel_per_health_check_is_flagged() {
     let dir = TempDir::new("seed");
-    let s = fixture(&dir, "churn-short.toml", &[("channel = \"per_call\"", "channel = \"shared\"")]);
+    let s = fixture(
+        &dir,
+        "churn-short.toml",
+        &[("channel = \"per_call\"", "channel = \"shared\"")],
+    );
     let spawn = format!("{FDSOAK} serve --port {{port}} --leak-channel-every 5");
     let r = run(&s, &["--spawn", &spawn]);
     assert_eq!(r.code, 1, "{}", r.context());
-    assert!(r.finding_kinds("target").contains(&"fd_growth".to_string()), "{}", r.context());
+    assert!(
+        r.finding_kinds("target").contains(&"fd_growth".to_string()),
+        "{}",
+        r.context()
+    );
     let t = r.process("target");
     // Each leaked channel holds a client socket and the server's accepted one, both in the target.
     let sockets = t["final_sockets"].as_i64().unwrap() - t["baseline_sockets"].as_i64().unwrap();

@@ -19,7 +19,11 @@ fn check(label: &str, text: &str, line: usize, key: &str) {
         assert!(!stderr.contains("panicked"), "{label}: {stderr}");
         let want = format!("{}:{line}: key `{key}`", file.display());
         assert!(stderr.contains(&want), "{label} ({sub}): want {want:?} in {stderr}");
-        assert_eq!(stderr.trim().lines().count(), 1, "{label}: one error, one line: {stderr}");
+        assert_eq!(
+            stderr.trim().lines().count(),
+            1,
+            "{label}: one error, one line: {stderr}"
+        );
     }
 }
 
@@ -30,27 +34,50 @@ fn malformed_toml() {
 
 #[test]
 fn unknown_key() {
-    check("unknown key", &GOOD.replace("rate = 10", "rate = 10\n  burst = 3"), 10, "phases[0].workloads[0].burst");
+    check(
+        "unknown key",
+        &GOOD.replace("rate = 10", "rate = 10\n  burst = 3"),
+        10,
+        "phases[0].workloads[0].burst",
+    );
 }
 
 #[test]
 fn negative_rate() {
-    check("negative rate", &GOOD.replace("rate = 10", "rate = -1"), 9, "phases[0].workloads[0].rate");
+    check(
+        "negative rate",
+        &GOOD.replace("rate = 10", "rate = -1"),
+        9,
+        "phases[0].workloads[0].rate",
+    );
 }
 
 #[test]
 fn zero_duration() {
-    check("zero duration", &GOOD.replace("\"2s\"", "\"0s\""), 5, "phases[0].duration");
+    check(
+        "zero duration",
+        &GOOD.replace("\"2s\"", "\"0s\""),
+        5,
+        "phases[0].duration",
+    );
 }
 
 #[test]
 fn unknown_workload_kind() {
-    check("unknown kind", &GOOD.replace("\"health_check\"", "\"ping_flood\""), 8, "phases[0].workloads[0].kind");
+    check(
+        "unknown kind",
+        &GOOD.replace("\"health_check\"", "\"ping_flood\""),
+        8,
+        "phases[0].workloads[0].kind",
+    );
 }
 
 #[test]
 fn a_missing_file_is_a_usage_error() {
-    let o = Command::new(FDSOAK).args(["run", "/nonexistent/x.toml"]).output().unwrap();
+    let o = Command::new(FDSOAK)
+        .args(["run", "/nonexistent/x.toml"])
+        .output()
+        .unwrap();
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("/nonexistent/x.toml: cannot read"));
 }
@@ -58,7 +85,12 @@ fn a_missing_file_is_a_usage_error() {
 #[test]
 fn a_spawn_override_without_a_port_placeholder_is_a_usage_error() {
     let o = Command::new(FDSOAK)
-        .args(["run", repo("scenarios/quickstart.toml").to_str().unwrap(), "--spawn", "./server"])
+        .args([
+            "run",
+            repo("scenarios/quickstart.toml").to_str().unwrap(),
+            "--spawn",
+            "./server",
+        ])
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(2));

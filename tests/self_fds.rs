@@ -31,7 +31,10 @@ async fn settle_to(baseline: usize, what: &str) {
         if now == baseline {
             return;
         }
-        assert!(tokio::time::Instant::now() < end, "{what}: {now} FDs open, baseline {baseline}");
+        assert!(
+            tokio::time::Instant::now() < end,
+            "{what}: {now} FDs open, baseline {baseline}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -42,14 +45,19 @@ async fn own_fd_count_returns_to_baseline_after_every_run() {
     let clean = fixture(&dir, "churn-short.toml", &[("duration = \"5s\"", "duration = \"2s\"")]);
     let leaky = dir.write(
         "leaky.toml",
-        &std::fs::read_to_string(&clean).unwrap().replace("channel = \"per_call\"", "channel = \"per_call_leak\""),
+        &std::fs::read_to_string(&clean)
+            .unwrap()
+            .replace("channel = \"per_call\"", "channel = \"per_call_leak\""),
     );
     // The first run creates process-wide state that lives on by design
     // (tokio's SIGCHLD handling for child processes); measure after it.
     let out = TempDir::new("selffd-out");
     run_once(&clean, &out).await;
     let baseline = own_fds();
-    for (i, (scenario, expect)) in [(&clean, "pass"), (&leaky, "fail"), (&clean, "pass")].into_iter().enumerate() {
+    for (i, (scenario, expect)) in [(&clean, "pass"), (&leaky, "fail"), (&clean, "pass")]
+        .into_iter()
+        .enumerate()
+    {
         let out = TempDir::new("selffd-out");
         let verdict = run_once(scenario, &out).await;
         assert_eq!(verdict.as_str(), expect, "run {i}");

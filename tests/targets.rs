@@ -30,18 +30,39 @@ fn a_server_started_elsewhere_is_found_by_its_port_and_sampled() {
 
 #[test]
 fn an_unreachable_target_is_a_run_error_with_a_report() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let dir = TempDir::new("unreach");
-    let s = fixture(&dir, "churn-short.toml", &[("name = \"churn-short\"", "name = \"churn-short\"\n[target]\nready_timeout = \"2s\"")]);
+    let s = fixture(
+        &dir,
+        "churn-short.toml",
+        &[(
+            "name = \"churn-short\"",
+            "name = \"churn-short\"\n[target]\nready_timeout = \"2s\"",
+        )],
+    );
     let r = run(&s, &["--target", &format!("127.0.0.1:{port}")]);
     assert_eq!(r.code, 3, "{}", r.context());
     assert_eq!(r.verdict(), "error");
     let f = &r.summary()["findings"][0];
     assert_eq!(f["kind"], "run_error");
     let msg = f["message"].as_str().unwrap();
-    assert!(msg.contains(&format!("127.0.0.1:{port} did not answer a health check within 2s")), "{msg}");
-    assert!(r.stdout.contains("did not answer"), "the error is printed: {}", r.context());
-    assert!(r.summary()["duration_secs"].as_f64().unwrap() < 10.0, "gave up at the deadline");
+    assert!(
+        msg.contains(&format!("127.0.0.1:{port} did not answer a health check within 2s")),
+        "{msg}"
+    );
+    assert!(
+        r.stdout.contains("did not answer"),
+        "the error is printed: {}",
+        r.context()
+    );
+    assert!(
+        r.summary()["duration_secs"].as_f64().unwrap() < 10.0,
+        "gave up at the deadline"
+    );
 }
 
 #[test]
@@ -51,19 +72,31 @@ fn a_target_killed_mid_run_still_gets_a_report_marked_error() {
     let mut fdsoak = Command::new(FDSOAK)
         .arg("run")
         .arg(repo("scenarios/quickstart.toml"))
-        .args(["--out", out.path().to_str().unwrap(), "-q", "--target", &server.addr.to_string()])
+        .args([
+            "--out",
+            out.path().to_str().unwrap(),
+            "-q",
+            "--target",
+            &server.addr.to_string(),
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    wait_until(Duration::from_secs(30), "target samples", || sample_rows(out.path(), "target") >= 4);
+    wait_until(Duration::from_secs(30), "target samples", || {
+        sample_rows(out.path(), "target") >= 4
+    });
     server.child.kill().unwrap();
     let code = wait_exit(&mut fdsoak, Duration::from_secs(30));
     assert_eq!(code, 3);
-    let sum: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.path().join("summary.json")).unwrap()).unwrap();
+    let sum: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.path().join("summary.json")).unwrap()).unwrap();
     assert_eq!(sum["verdict"], "error");
     assert_eq!(sum["findings"][0]["kind"], "target_died");
-    assert!(sum["findings"][0]["message"].as_str().unwrap().contains(&format!("pid {}", server.pid())));
+    assert!(sum["findings"][0]["message"]
+        .as_str()
+        .unwrap()
+        .contains(&format!("pid {}", server.pid())));
     assert!(out.path().join("latency.csv").exists());
 }
 
@@ -78,15 +111,21 @@ fn ctrl_c_writes_a_report_marked_interrupted_and_stops_the_target() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    wait_until(Duration::from_secs(30), "target samples", || sample_rows(out.path(), "target") >= 4);
+    wait_until(Duration::from_secs(30), "target samples", || {
+        sample_rows(out.path(), "target") >= 4
+    });
     let pid = rustix::process::Pid::from_raw(fdsoak.id() as i32).unwrap();
     rustix::process::kill_process(pid, rustix::process::Signal::INT).unwrap();
     let code = wait_exit(&mut fdsoak, Duration::from_secs(30));
     assert_eq!(code, 130);
-    let sum: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.path().join("summary.json")).unwrap()).unwrap();
+    let sum: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.path().join("summary.json")).unwrap()).unwrap();
     assert_eq!(sum["verdict"], "interrupted");
     assert_eq!(sum["findings"][0]["kind"], "interrupted");
-    assert!(!sum["processes"].as_array().unwrap().is_empty(), "figures cover the part that ran");
+    assert!(
+        !sum["processes"].as_array().unwrap().is_empty(),
+        "figures cover the part that ran"
+    );
     let target = sum["target"]["pid"].as_i64().unwrap() as i32;
     assert!(!process_exists(target), "the built-in target was stopped");
 }
@@ -101,21 +140,54 @@ async fn the_builtin_target_speaks_the_health_protocol() {
     let mut c = client(server.addr).await;
     let ok = c.check(HealthCheckRequest { service: String::new() }).await.unwrap();
     assert_eq!(ok.into_inner().status(), ServingStatus::Serving);
-    let ok = c.check(HealthCheckRequest { service: "fdsoak.demo.v1.Chatbot".into() }).await.unwrap();
+    let ok = c
+        .check(HealthCheckRequest {
+            service: "fdsoak.demo.v1.Chatbot".into(),
+        })
+        .await
+        .unwrap();
     assert_eq!(ok.into_inner().status(), ServingStatus::Serving);
-    let err = c.check(HealthCheckRequest { service: "no.such.Service".into() }).await.unwrap_err();
+    let err = c
+        .check(HealthCheckRequest {
+            service: "no.such.Service".into(),
+        })
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), tonic::Code::NotFound);
 
-    let mut known = c.watch(HealthCheckRequest { service: String::new() }).await.unwrap().into_inner();
+    let mut known = c
+        .watch(HealthCheckRequest { service: String::new() })
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(known.message().await.unwrap().unwrap().status(), ServingStatus::Serving);
-    let mut unknown = c.watch(HealthCheckRequest { service: "no.such.Service".into() }).await.unwrap().into_inner();
-    assert_eq!(unknown.message().await.unwrap().unwrap().status(), ServingStatus::ServiceUnknown);
+    let mut unknown = c
+        .watch(HealthCheckRequest {
+            service: "no.such.Service".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        unknown.message().await.unwrap().unwrap().status(),
+        ServingStatus::ServiceUnknown
+    );
     // The stream stays open: no end-of-stream and no error while we hold it.
     let next = tokio::time::timeout(Duration::from_millis(300), unknown.message()).await;
-    assert!(next.is_err(), "Watch of an unknown service must not end the call: {next:?}");
+    assert!(
+        next.is_err(),
+        "Watch of an unknown service must not end the call: {next:?}"
+    );
 
-    let mut chat = fdsoak::proto::demo::chatbot_client::ChatbotClient::connect(format!("http://{}", server.addr)).await.unwrap();
-    let req = fdsoak::proto::demo::AskRequest { user: "u".into(), turn: 3, context: vec![1, 2], message: "hi".into() };
+    let mut chat = fdsoak::proto::demo::chatbot_client::ChatbotClient::connect(format!("http://{}", server.addr))
+        .await
+        .unwrap();
+    let req = fdsoak::proto::demo::AskRequest {
+        user: "u".into(),
+        turn: 3,
+        context: vec![1, 2],
+        message: "hi".into(),
+    };
     let one = chat.ask(req.clone()).await.unwrap().into_inner();
     assert!(one.confidence > 0.0 && one.confidence < 1.0);
     let mut stream = chat.converse(req).await.unwrap().into_inner();

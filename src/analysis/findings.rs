@@ -35,16 +35,61 @@ pub struct WorkloadFigures {
 /// Something the user should know, in a sentence.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Finding {
-    FdGrowth { role: Role, a: Box<ProcessAnalysis> },
-    Residual { role: Role, residual: i64, baseline: u64, close_wait: i64 },
-    CloseWait { role: Role, over_baseline: i64, peak: u64 },
-    NearLimit { role: Role, peak: u64, limit: u64, usage: f64 },
-    TimeToLimit { role: Role, secs: f64, limit: u64, per_hour: f64 },
-    ErrorRate { phase: String, workload: String, errors: u64, finished: u64, top: String },
-    SlowP99 { phase: String, workload: String, p99_us: u64, max_us: u64 },
-    TargetDied { pid: i32, at_secs: f64, phase: String, last_fds: Option<u64>, limit: Option<u64>, status: Option<String> },
-    RunError { message: String },
-    Interrupted { at_secs: f64, phase: String },
+    FdGrowth {
+        role: Role,
+        a: Box<ProcessAnalysis>,
+    },
+    Residual {
+        role: Role,
+        residual: i64,
+        baseline: u64,
+        close_wait: i64,
+    },
+    CloseWait {
+        role: Role,
+        over_baseline: i64,
+        peak: u64,
+    },
+    NearLimit {
+        role: Role,
+        peak: u64,
+        limit: u64,
+        usage: f64,
+    },
+    TimeToLimit {
+        role: Role,
+        secs: f64,
+        limit: u64,
+        per_hour: f64,
+    },
+    ErrorRate {
+        phase: String,
+        workload: String,
+        errors: u64,
+        finished: u64,
+        top: String,
+    },
+    SlowP99 {
+        phase: String,
+        workload: String,
+        p99_us: u64,
+        max_us: u64,
+    },
+    TargetDied {
+        pid: i32,
+        at_secs: f64,
+        phase: String,
+        last_fds: Option<u64>,
+        limit: Option<u64>,
+        status: Option<String>,
+    },
+    RunError {
+        message: String,
+    },
+    Interrupted {
+        at_secs: f64,
+        phase: String,
+    },
 }
 
 impl Finding {
@@ -72,7 +117,9 @@ impl Finding {
             | Finding::CloseWait { role, .. }
             | Finding::NearLimit { role, .. }
             | Finding::TimeToLimit { role, .. } => role.as_str().to_string(),
-            Finding::ErrorRate { phase, workload, .. } | Finding::SlowP99 { phase, workload, .. } => format!("{workload}@{phase}"),
+            Finding::ErrorRate { phase, workload, .. } | Finding::SlowP99 { phase, workload, .. } => {
+                format!("{workload}@{phase}")
+            }
             Finding::TargetDied { .. } => "target".into(),
             Finding::RunError { .. } | Finding::Interrupted { .. } => "run".into(),
         }
@@ -167,18 +214,39 @@ pub fn evaluate(gates: &Gates, procs: &[ProcessAnalysis], workloads: &[WorkloadF
     let mut checks = Vec::new();
     let mut findings = Vec::new();
     let mut check = |gate: &str, subject: &str, value: f64, threshold: f64, passed: bool| {
-        checks.push(Check { gate: gate.into(), subject: subject.into(), value, threshold, passed });
+        checks.push(Check {
+            gate: gate.into(),
+            subject: subject.into(),
+            value,
+            threshold,
+            passed,
+        });
         passed
     };
     for a in procs {
         let who = a.role.as_str();
         let significant = a.growth_fds >= gates.min_growth_fds;
         let growing = a.growth_per_hour > gates.max_growth_per_hour && significant;
-        if !check("max_growth_per_hour", who, a.growth_per_hour, gates.max_growth_per_hour, !growing) {
-            findings.push(Finding::FdGrowth { role: a.role, a: Box::new(a.clone()) });
+        if !check(
+            "max_growth_per_hour",
+            who,
+            a.growth_per_hour,
+            gates.max_growth_per_hour,
+            !growing,
+        ) {
+            findings.push(Finding::FdGrowth {
+                role: a.role,
+                a: Box::new(a.clone()),
+            });
         }
         let max_res = gates.max_residual_fds as f64;
-        if !check("max_residual_fds", who, a.residual_fds as f64, max_res, a.residual_fds <= gates.max_residual_fds) {
+        if !check(
+            "max_residual_fds",
+            who,
+            a.residual_fds as f64,
+            max_res,
+            a.residual_fds <= gates.max_residual_fds,
+        ) {
             findings.push(Finding::Residual {
                 role: a.role,
                 residual: a.residual_fds,
@@ -187,26 +255,62 @@ pub fn evaluate(gates: &Gates, procs: &[ProcessAnalysis], workloads: &[WorkloadF
             });
         }
         let cw = a.close_wait_final as i64 - a.close_wait_baseline as i64;
-        if !check("max_close_wait", who, cw as f64, gates.max_close_wait as f64, cw <= gates.max_close_wait) {
-            findings.push(Finding::CloseWait { role: a.role, over_baseline: cw, peak: a.close_wait_peak });
+        if !check(
+            "max_close_wait",
+            who,
+            cw as f64,
+            gates.max_close_wait as f64,
+            cw <= gates.max_close_wait,
+        ) {
+            findings.push(Finding::CloseWait {
+                role: a.role,
+                over_baseline: cw,
+                peak: a.close_wait_peak,
+            });
         }
         if let (Some(usage), Some(limit)) = (a.peak_usage, a.nofile_soft) {
-            if !check("max_fd_usage", who, usage, gates.max_fd_usage, usage <= gates.max_fd_usage) {
-                findings.push(Finding::NearLimit { role: a.role, peak: a.peak_fds, limit, usage });
+            if !check(
+                "max_fd_usage",
+                who,
+                usage,
+                gates.max_fd_usage,
+                usage <= gates.max_fd_usage,
+            ) {
+                findings.push(Finding::NearLimit {
+                    role: a.role,
+                    peak: a.peak_fds,
+                    limit,
+                    usage,
+                });
             }
         }
         if let (Some(secs), Some(limit)) = (a.time_to_limit_secs.filter(|_| significant), a.nofile_soft) {
             let min = gates.min_time_to_limit.as_secs_f64();
             // Growth already flagged carries the projection in its own sentence.
             if !check("min_time_to_limit", who, secs, min, secs >= min) && !growing {
-                findings.push(Finding::TimeToLimit { role: a.role, secs, limit, per_hour: a.growth_per_hour });
+                findings.push(Finding::TimeToLimit {
+                    role: a.role,
+                    secs,
+                    limit,
+                    per_hour: a.growth_per_hour,
+                });
             }
         }
     }
     for w in workloads {
         let subject = format!("{}@{}", w.workload, w.phase);
-        let rate = if w.finished == 0 { 0.0 } else { w.errors as f64 / w.finished as f64 };
-        if !check("max_error_rate", &subject, rate, gates.max_error_rate, rate <= gates.max_error_rate) {
+        let rate = if w.finished == 0 {
+            0.0
+        } else {
+            w.errors as f64 / w.finished as f64
+        };
+        if !check(
+            "max_error_rate",
+            &subject,
+            rate,
+            gates.max_error_rate,
+            rate <= gates.max_error_rate,
+        ) {
             findings.push(Finding::ErrorRate {
                 phase: w.phase.clone(),
                 workload: w.workload.clone(),
@@ -218,7 +322,12 @@ pub fn evaluate(gates: &Gates, procs: &[ProcessAnalysis], workloads: &[WorkloadF
         if let Some(max) = gates.max_p99 {
             let max_us = max.as_micros() as u64;
             if !check("max_p99", &subject, w.p99_us as f64, max_us as f64, w.p99_us <= max_us) {
-                findings.push(Finding::SlowP99 { phase: w.phase.clone(), workload: w.workload.clone(), p99_us: w.p99_us, max_us });
+                findings.push(Finding::SlowP99 {
+                    phase: w.phase.clone(),
+                    workload: w.workload.clone(),
+                    p99_us: w.p99_us,
+                    max_us,
+                });
             }
         }
     }
@@ -280,7 +389,14 @@ mod tests {
         a.growth_per_hour = 30.0;
         a.growth_fds = 0.5;
         a.time_to_limit_secs = Some(1e6);
-        let w = WorkloadFigures { phase: "load".into(), workload: "hc".into(), finished: 1000, errors: 0, top_error: None, p99_us: 900 };
+        let w = WorkloadFigures {
+            phase: "load".into(),
+            workload: "hc".into(),
+            finished: 1000,
+            errors: 0,
+            top_error: None,
+            p99_us: 900,
+        };
         let (checks, findings) = evaluate(&Gates::default(), &[a], &[w]);
         assert!(findings.is_empty(), "{findings:?}");
         assert!(checks.iter().all(|c| c.passed));

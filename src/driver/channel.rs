@@ -25,12 +25,22 @@ pub struct ChannelSource {
 }
 
 impl ChannelSource {
-    pub fn new(addr: SocketAddr, policy: ChannelPolicy, connect_timeout: Duration, leak_bin: LeakBin) -> anyhow::Result<Self> {
+    pub fn new(
+        addr: SocketAddr,
+        policy: ChannelPolicy,
+        connect_timeout: Duration,
+        leak_bin: LeakBin,
+    ) -> anyhow::Result<Self> {
         let endpoint = Endpoint::from_shared(format!("http://{addr}"))?
             .connect_timeout(connect_timeout)
             .tcp_nodelay(true);
         let shared = (policy == ChannelPolicy::Shared).then(|| endpoint.connect_lazy());
-        Ok(ChannelSource { endpoint, policy, shared, leak_bin })
+        Ok(ChannelSource {
+            endpoint,
+            policy,
+            shared,
+            leak_bin,
+        })
     }
 
     /// A channel for one call. A failed dial maps to UNAVAILABLE, or DEADLINE_EXCEEDED on timeout.

@@ -21,7 +21,13 @@ pub struct Spec {
     pub service: String,
 }
 
-pub async fn run(spec: Spec, source: ChannelSource, stats: Arc<WorkloadStats>, until: Instant, stop: CancellationToken) {
+pub async fn run(
+    spec: Spec,
+    source: ChannelSource,
+    stats: Arc<WorkloadStats>,
+    until: Instant,
+    stop: CancellationToken,
+) {
     let call_stats = stats.clone();
     rate::open_model(spec.rate, spec.max_in_flight, until, &stop, &stats, move |due| {
         let source = source.clone();

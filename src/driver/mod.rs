@@ -36,7 +36,13 @@ pub async fn run_phase(
     for (i, w) in phase.workloads.iter().enumerate() {
         let deadline = w.deadline.unwrap_or(DEFAULT_DEADLINE);
         let source = ChannelSource::new(addr, w.channel, deadline, leak_bin.clone())?;
-        let stats = registry.add(WorkloadStats::new(&phase.name, phase_index, &w.label(i), w.kind.as_str(), w.channel.as_str()));
+        let stats = registry.add(WorkloadStats::new(
+            &phase.name,
+            phase_index,
+            &w.label(i),
+            w.kind.as_str(),
+            w.channel.as_str(),
+        ));
         let stop = stop.child_token();
         match w.kind {
             WorkloadKind::HealthCheck => {

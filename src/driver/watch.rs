@@ -25,15 +25,33 @@ pub struct Spec {
 /// Pause after a failed stream before trying again, so a dead target is not hammered.
 const RETRY_PAUSE: Duration = Duration::from_millis(200);
 
-pub async fn run(spec: Spec, source: ChannelSource, stats: Arc<WorkloadStats>, until: Instant, stop: CancellationToken) {
+pub async fn run(
+    spec: Spec,
+    source: ChannelSource,
+    stats: Arc<WorkloadStats>,
+    until: Instant,
+    stop: CancellationToken,
+) {
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..spec.streams {
-        tasks.spawn(hold_stream(spec.clone(), source.clone(), stats.clone(), until, stop.clone()));
+        tasks.spawn(hold_stream(
+            spec.clone(),
+            source.clone(),
+            stats.clone(),
+            until,
+            stop.clone(),
+        ));
     }
     while tasks.join_next().await.is_some() {}
 }
 
-async fn hold_stream(spec: Spec, source: ChannelSource, stats: Arc<WorkloadStats>, until: Instant, stop: CancellationToken) {
+async fn hold_stream(
+    spec: Spec,
+    source: ChannelSource,
+    stats: Arc<WorkloadStats>,
+    until: Instant,
+    stop: CancellationToken,
+) {
     while Instant::now() < until && !stop.is_cancelled() {
         let opened = Instant::now();
         stats.scheduled.fetch_add(1, Relaxed);
@@ -56,13 +74,21 @@ async fn hold_stream(spec: Spec, source: ChannelSource, stats: Arc<WorkloadStats
 }
 
 /// Opens one stream and holds it until `end`. Returns OK if it lasted, or the code it failed with.
-async fn one_stream(spec: &Spec, source: &ChannelSource, stats: &WorkloadStats, opened: Instant, end: Instant) -> tonic::Code {
+async fn one_stream(
+    spec: &Spec,
+    source: &ChannelSource,
+    stats: &WorkloadStats,
+    opened: Instant,
+    end: Instant,
+) -> tonic::Code {
     let channel = match tokio::time::timeout(spec.deadline, source.acquire()).await {
         Ok(Ok(c)) => c,
         Ok(Err(code)) => return code,
         Err(_) => return tonic::Code::DeadlineExceeded,
     };
-    let req = tonic::Request::new(HealthCheckRequest { service: spec.service.clone() });
+    let req = tonic::Request::new(HealthCheckRequest {
+        service: spec.service.clone(),
+    });
     let mut client = HealthClient::new(channel.clone());
     let mut stream = match tokio::time::timeout(spec.deadline, client.watch(req)).await {
         Ok(Ok(resp)) => resp.into_inner(),

@@ -30,7 +30,9 @@ pub fn exporters() -> Vec<Box<dyn Exporter>> {
 /// Writes every exporter's file into `dir`.
 pub fn write_all(summary: &Summary, dir: &Path) -> anyhow::Result<()> {
     for e in exporters() {
-        let bytes = e.render(summary).with_context(|| format!("rendering {}", e.file_name()))?;
+        let bytes = e
+            .render(summary)
+            .with_context(|| format!("rendering {}", e.file_name()))?;
         write_atomic(&dir.join(e.file_name()), &bytes)?;
     }
     Ok(())

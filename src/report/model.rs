@@ -76,7 +76,11 @@ pub struct FindingRecord {
 
 impl From<&Finding> for FindingRecord {
     fn from(f: &Finding) -> Self {
-        FindingRecord { kind: f.kind().into(), subject: f.subject(), message: f.to_string() }
+        FindingRecord {
+            kind: f.kind().into(),
+            subject: f.subject(),
+            message: f.to_string(),
+        }
     }
 }
 

@@ -26,7 +26,11 @@ pub fn render(s: &Summary, dir: &std::path::Path) -> String {
     for f in &s.findings {
         let _ = writeln!(out, "  ✗ {}", f.message);
     }
-    let _ = writeln!(out, "\n  {:<7} {:>7} {:>9} {:>9} {:>12} {:>11} {:>10}", "process", "pid", "baseline", "final", "peak/limit", "growth/h", "CLOSE_WAIT");
+    let _ = writeln!(
+        out,
+        "\n  {:<7} {:>7} {:>9} {:>9} {:>12} {:>11} {:>10}",
+        "process", "pid", "baseline", "final", "peak/limit", "growth/h", "CLOSE_WAIT"
+    );
     for p in &s.processes {
         let limit = p.nofile_soft.map_or("unlimited".into(), |l| l.to_string());
         let _ = writeln!(

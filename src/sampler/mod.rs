@@ -171,12 +171,19 @@ impl State {
         }
         self.samples.flush()?;
         self.throughput.flush()?;
-        Ok(SamplerOutput { trackers: self.trackers, rows: self.rows, target_died: self.target_died })
+        Ok(SamplerOutput {
+            trackers: self.trackers,
+            rows: self.rows,
+            target_died: self.target_died,
+        })
     }
 
     fn sample(&mut self, phase: usize) -> anyhow::Result<()> {
         let t = self.setup.start.elapsed().as_secs_f64();
-        let unix_ms = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis();
+        let unix_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_millis();
         let phase_name = self.setup.phase_names.get(phase).map_or("", String::as_str);
         let in_load = self.setup.load_window.get(phase).copied().unwrap_or(false);
         for tracker in &mut self.trackers {

@@ -20,10 +20,7 @@ use toml::Spanned;
 #[derive(Debug, thiserror::Error)]
 pub enum ScenarioError {
     #[error("{file}: cannot read: {source}")]
-    Read {
-        file: PathBuf,
-        source: std::io::Error,
-    },
+    Read { file: PathBuf, source: std::io::Error },
     #[error("{file}:{line}: key `{key}`: {message}")]
     Invalid {
         file: PathBuf,
@@ -94,7 +91,7 @@ pub fn check_rules(scenario: &Scenario) -> Result<(), (KeyPath, String)> {
 /// Parses and validates scenario text; `path` is only used in messages.
 pub fn parse(path: &Path, text: &str) -> Result<Scenario, ScenarioError> {
     let doc = Document { path, text };
-    let scenario: Scenario = toml::from_str(text).map_err(|e| doc.from_toml(&e))?;
+    let scenario: Scenario = toml::from_str(text).map_err(|e| doc.toml_error(&e))?;
     if let Err((key, message)) = check_rules(&scenario) {
         return Err(doc.at_key(&key, message));
     }
@@ -123,7 +120,7 @@ impl Document<'_> {
     }
 
     /// Converts a toml/serde error, finding the deepest key whose span holds it.
-    fn from_toml(&self, err: &toml::de::Error) -> ScenarioError {
+    fn toml_error(&self, err: &toml::de::Error) -> ScenarioError {
         let message = err.message().trim().to_string();
         let span = err.span().unwrap_or(0..0);
         let mut key = match DeTable::parse(self.text) {

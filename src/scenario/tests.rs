@@ -26,7 +26,12 @@ duration = "1s"
 
 fn err(text: &str) -> (usize, String, String) {
     match parse(Path::new("s.toml"), text).unwrap_err() {
-        ScenarioError::Invalid { file, line, key, message } => {
+        ScenarioError::Invalid {
+            file,
+            line,
+            key,
+            message,
+        } => {
             assert_eq!(file, Path::new("s.toml"));
             (line, key, message)
         }
@@ -80,7 +85,10 @@ fn unknown_workload_kind() {
 
 #[test]
 fn bad_duration_text() {
-    let (line, key, _) = err(&GOOD.replace("duration = \"1s\"\n\n[[phases]]\nname = \"load\"", "duration = \"soon\"\n\n[[phases]]\nname = \"load\""));
+    let (line, key, _) = err(&GOOD.replace(
+        "duration = \"1s\"\n\n[[phases]]\nname = \"load\"",
+        "duration = \"soon\"\n\n[[phases]]\nname = \"load\"",
+    ));
     assert_eq!((line, key.as_str()), (8, "phases[0].duration"));
 }
 

@@ -54,7 +54,11 @@ pub(super) fn check(s: &Scenario) -> Rule {
         }
     }
     if g.max_residual_fds < 0 || g.max_close_wait < 0 {
-        let key = if g.max_residual_fds < 0 { "max_residual_fds" } else { "max_close_wait" };
+        let key = if g.max_residual_fds < 0 {
+            "max_residual_fds"
+        } else {
+            "max_close_wait"
+        };
         return fail(gates.key(key), "must be >= 0");
     }
     Ok(())
@@ -82,7 +86,10 @@ fn check_target(t: &TargetSpec, path: &KeyPath) -> Rule {
             return fail(path.key(key), format!("does not apply to mode {:?}", mode_name(t.mode)));
         }
     }
-    for (key, v) in [("leak_fd_every", t.leak_fd_every), ("leak_channel_every", t.leak_channel_every)] {
+    for (key, v) in [
+        ("leak_fd_every", t.leak_fd_every),
+        ("leak_channel_every", t.leak_channel_every),
+    ] {
         if v == Some(0) {
             return fail(path.key(key), "must be at least 1 (leave it out to disable)");
         }
@@ -144,10 +151,16 @@ fn check_workload(w: &Workload, path: &KeyPath) -> Rule {
                 return fail(path.key("rate"), "health_check needs a rate (calls per second)");
             };
             if !rate.is_finite() || rate <= 0.0 {
-                return fail(path.key("rate"), format!("must be a positive number of calls per second, got {rate}"));
+                return fail(
+                    path.key("rate"),
+                    format!("must be a positive number of calls per second, got {rate}"),
+                );
             }
             if rate > 1_000_000.0 {
-                return fail(path.key("rate"), format!("{rate} calls/s is beyond what one driver can schedule"));
+                return fail(
+                    path.key("rate"),
+                    format!("{rate} calls/s is beyond what one driver can schedule"),
+                );
             }
             if w.max_in_flight == Some(0) {
                 return fail(path.key("max_in_flight"), "must be at least 1");

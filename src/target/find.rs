@@ -21,7 +21,9 @@ pub fn pid_listening_on(port: u16) -> anyhow::Result<Option<i32>> {
     }
     for proc in procfs::process::all_processes()?.flatten() {
         let Ok(fds) = proc.fd() else { continue };
-        let owns = fds.flatten().any(|fd| matches!(fd.target, FDTarget::Socket(i) if inodes.contains(&i)));
+        let owns = fds
+            .flatten()
+            .any(|fd| matches!(fd.target, FDTarget::Socket(i) if inodes.contains(&i)));
         if owns {
             return Ok(Some(proc.pid));
         }

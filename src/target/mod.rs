@@ -26,7 +26,11 @@ use tokio::time::Instant;
 #[derive(Debug, Clone)]
 pub enum TargetPlan {
     /// `fdsoak serve` with these arguments, started from `exe`.
-    Builtin { exe: PathBuf, args: Vec<String>, nofile: Option<u64> },
+    Builtin {
+        exe: PathBuf,
+        args: Vec<String>,
+        nofile: Option<u64>,
+    },
     /// A user's command line, `{port}` still unreplaced.
     Spawn { command: String, nofile: Option<u64> },
     /// A running server.
@@ -47,11 +51,17 @@ pub struct RunningTarget {
 #[derive(Debug, thiserror::Error)]
 pub enum TargetError {
     #[error("target {addr} did not answer a health check within {timeout:?}: {last}")]
-    Unreachable { addr: SocketAddr, timeout: Duration, last: String },
+    Unreachable {
+        addr: SocketAddr,
+        timeout: Duration,
+        last: String,
+    },
     #[error("target exited before it was ready ({status}){tail}")]
     ExitedEarly { status: String, tail: String },
     #[error("no process on this host listens on port {port}; pass --pid, or check the address")]
     NoListener { port: u16 },
+    #[error("no process with pid {0} on this host (from --pid or target.pid)")]
+    NoSuchPid(i32),
     #[error("{0:#}")]
     Other(#[from] anyhow::Error),
 }
@@ -72,6 +82,11 @@ pub fn parse_address(s: &str) -> anyhow::Result<SocketAddr> {
 /// Starts or attaches to the target, and waits until it answers a health check.
 pub async fn start(plan: &TargetPlan, ready_timeout: Duration) -> Result<RunningTarget, TargetError> {
     let tail = Arc::new(Mutex::new(VecDeque::new()));
+    if let TargetPlan::Address { pid: Some(pid), .. } = plan {
+        if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            return Err(TargetError::NoSuchPid(*pid));
+        }
+    }
     let (addr, mut child, description) = match plan {
         TargetPlan::Address { addr, .. } => (*addr, None, format!("address {addr}")),
         TargetPlan::Builtin { exe, args, nofile } => {
@@ -80,7 +95,9 @@ pub async fn start(plan: &TargetPlan, ready_timeout: Duration) -> Result<Running
             let mut child = launch(cmd, *nofile, &tail)?;
             let stdout = child.stdout.take().expect("stdout is piped");
             let addr = read_announced_addr(stdout, &mut child, ready_timeout, &tail).await?;
-            let desc = format!("builtin: fdsoak serve {}", args.join(" ")).trim_end().to_string();
+            let desc = format!("builtin: fdsoak serve {}", args.join(" "))
+                .trim_end()
+                .to_string();
             (addr, Some(child), desc)
         }
         TargetPlan::Spawn { command, nofile } => {
@@ -93,7 +110,11 @@ pub async fn start(plan: &TargetPlan, ready_timeout: Duration) -> Result<Running
             if let Some(out) = child.stdout.take() {
                 drain_lines(out, tail.clone());
             }
-            (SocketAddr::from(([127, 0, 0, 1], port)), Some(child), format!("spawn: {line}"))
+            (
+                SocketAddr::from(([127, 0, 0, 1], port)),
+                Some(child),
+                format!("spawn: {line}"),
+            )
         }
     };
     wait_ready(addr, ready_timeout, child.as_mut(), &tail).await?;
@@ -110,7 +131,13 @@ pub async fn start(plan: &TargetPlan, ready_timeout: Duration) -> Result<Running
             .context("searching /proc for the listening socket")?
             .ok_or(TargetError::NoListener { port: addr.port() })?,
     };
-    Ok(RunningTarget { addr, pid, description, child, stderr_tail: tail })
+    Ok(RunningTarget {
+        addr,
+        pid,
+        description,
+        child,
+        stderr_tail: tail,
+    })
 }
 
 fn launch(mut cmd: Command, nofile: Option<u64>, tail: &Arc<Mutex<VecDeque<String>>>) -> Result<Child, TargetError> {
@@ -179,7 +206,11 @@ fn exited_early(status: Option<std::process::ExitStatus>, tail: &Arc<Mutex<VecDe
     let lines: Vec<String> = tail.lock().unwrap().iter().cloned().collect();
     TargetError::ExitedEarly {
         status: status.map_or("unknown status".into(), |s| s.to_string()),
-        tail: if lines.is_empty() { String::new() } else { format!("; its last output:\n  {}", lines.join("\n  ")) },
+        tail: if lines.is_empty() {
+            String::new()
+        } else {
+            format!("; its last output:\n  {}", lines.join("\n  "))
+        },
     }
 }
 
@@ -248,7 +279,10 @@ impl RunningTarget {
                 let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
             }
         }
-        if tokio::time::timeout(Duration::from_secs(3), child.wait()).await.is_err() {
+        if tokio::time::timeout(Duration::from_secs(3), child.wait())
+            .await
+            .is_err()
+        {
             let _ = child.kill().await;
         }
     }

@@ -18,16 +18,16 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, OwnedFd};
 use std::pin::Pin;
-use std::task::{Context, Poll};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tonic::transport::server::{Connected, TcpConnectInfo};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::Stream;
+use tonic::transport::server::{Connected, TcpConnectInfo};
 use tonic::{Request, Response, Status};
 
 /// The service name the leak-channel knob asks its "backend" about; these
@@ -193,7 +193,12 @@ impl AsyncWrite for Conn {
 }
 
 /// Accepts connections, surviving accept errors (EMFILE included) with a short pause.
-async fn accept_loop(listener: TcpListener, tx: mpsc::Sender<Result<Conn, std::io::Error>>, knobs: Arc<Knobs>, leaks: Arc<Leaks>) {
+async fn accept_loop(
+    listener: TcpListener,
+    tx: mpsc::Sender<Result<Conn, std::io::Error>>,
+    knobs: Arc<Knobs>,
+    leaks: Arc<Leaks>,
+) {
     loop {
         let stream = match listener.accept().await {
             Ok((s, _)) => s,
@@ -210,7 +215,10 @@ async fn accept_loop(listener: TcpListener, tx: mpsc::Sender<Result<Conn, std::i
                 Err(e) => tracing::warn!("hold-closed-conns: dup failed: {e}"),
             }
         }
-        let conn = Conn { stream, hold: knobs.hold_closed_conns };
+        let conn = Conn {
+            stream,
+            hold: knobs.hold_closed_conns,
+        };
         if tx.send(Ok(conn)).await.is_err() {
             return;
         }
@@ -218,7 +226,11 @@ async fn accept_loop(listener: TcpListener, tx: mpsc::Sender<Result<Conn, std::i
 }
 
 /// Serves on an already-bound listener until `shutdown` resolves.
-pub async fn serve(listener: TcpListener, knobs: Knobs, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
+pub async fn serve(
+    listener: TcpListener,
+    knobs: Knobs,
+    shutdown: impl Future<Output = ()> + Send,
+) -> anyhow::Result<()> {
     let self_addr = listener.local_addr()?;
     let knobs = Arc::new(knobs);
     let leaks = Arc::new(Leaks::default());
@@ -247,5 +259,12 @@ pub fn set_nofile(n: u64) -> std::io::Result<()> {
         Some(h) if h < n => h,
         _ => n,
     };
-    setrlimit(Resource::Nofile, Rlimit { current: Some(n.min(hard)), maximum: Some(hard) }).map_err(std::io::Error::from)
+    setrlimit(
+        Resource::Nofile,
+        Rlimit {
+            current: Some(n.min(hard)),
+            maximum: Some(hard),
+        },
+    )
+    .map_err(std::io::Error::from)
 }

@@ -55,7 +55,8 @@ pub struct RunResult {
 impl RunResult {
     pub fn summary(&self) -> Value {
         let p = self.out.path().join("summary.json");
-        let text = std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}\nstderr:\n{}", p.display(), self.stderr));
+        let text =
+            std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}\nstderr:\n{}", p.display(), self.stderr));
         serde_json::from_str(&text).unwrap()
     }
     pub fn verdict(&self) -> String {
@@ -72,7 +73,13 @@ impl RunResult {
             .collect()
     }
     pub fn process(&self, role: &str) -> Value {
-        self.summary()["processes"].as_array().unwrap().iter().find(|p| p["role"] == role).cloned().unwrap()
+        self.summary()["processes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["role"] == role)
+            .cloned()
+            .unwrap()
     }
     pub fn context(&self) -> String {
         format!("exit {}\nstdout:\n{}\nstderr:\n{}", self.code, self.stdout, self.stderr)
@@ -127,7 +134,9 @@ impl Server {
             .spawn()
             .unwrap();
         let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
         let addr = line.trim().rsplit(' ').next().unwrap().parse().unwrap();
         Server { child, addr }
     }
