@@ -19,6 +19,9 @@ pub struct Check {
     pub value: f64,
     pub threshold: f64,
     pub passed: bool,
+    /// For a failed check, the finding that explains it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
 }
 
 /// Latency and outcome figures for one workload in one phase, as the gates need them.
@@ -220,6 +223,7 @@ pub fn evaluate(gates: &Gates, procs: &[ProcessAnalysis], workloads: &[WorkloadF
             value,
             threshold,
             passed,
+            message: None,
         });
         passed
     };
@@ -331,7 +335,26 @@ pub fn evaluate(gates: &Gates, procs: &[ProcessAnalysis], workloads: &[WorkloadF
             }
         }
     }
+    attach_messages(&mut checks, &findings);
     (checks, findings)
+}
+
+/// Gives each failed check the sentence of the finding it raised.
+fn attach_messages(checks: &mut [Check], findings: &[Finding]) {
+    for c in checks.iter_mut().filter(|c| !c.passed) {
+        let kind = match c.gate.as_str() {
+            "max_growth_per_hour" => "fd_growth",
+            "max_residual_fds" => "residual_fds",
+            "max_close_wait" => "close_wait",
+            "max_fd_usage" => "fd_usage",
+            "max_error_rate" => "error_rate",
+            "max_p99" => "p99_latency",
+            _ => "time_to_limit",
+        };
+        let find = |k: &str| findings.iter().find(|f| f.kind() == k && f.subject() == c.subject);
+        // A time-to-limit failure on a process already flagged for growth is told by the growth finding.
+        c.message = find(kind).or_else(|| find("fd_growth")).map(|f| f.to_string());
+    }
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ impl Exporter for Json {
         "summary.json"
     }
 
-    fn render(&self, summary: &Summary) -> anyhow::Result<Vec<u8>> {
+    fn render(&self, summary: &Summary, _dir: &std::path::Path) -> anyhow::Result<Vec<u8>> {
         let mut v = serde_json::to_vec_pretty(summary)?;
         v.push(b'\n');
         Ok(v)

@@ -34,7 +34,7 @@ impl Exporter for LatencyCsv {
         "latency.csv"
     }
 
-    fn render(&self, summary: &Summary) -> anyhow::Result<Vec<u8>> {
+    fn render(&self, summary: &Summary, _dir: &std::path::Path) -> anyhow::Result<Vec<u8>> {
         let mut w = csv::Writer::from_writer(Vec::new());
         for r in &summary.workloads {
             let l = &r.latency;

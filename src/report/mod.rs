@@ -5,7 +5,9 @@
 //! exporters: the sampler streams them while the run goes on.
 
 pub mod json;
+pub mod junit;
 pub mod latency_csv;
+pub mod markdown;
 pub mod model;
 pub mod terminal;
 
@@ -18,20 +20,25 @@ use std::path::Path;
 pub trait Exporter {
     /// File name inside the report directory.
     fn file_name(&self) -> &'static str;
-    /// Renders the report.
-    fn render(&self, summary: &Summary) -> anyhow::Result<Vec<u8>>;
+    /// Renders the report. `dir` holds the streamed CSV files, for exporters that chart them.
+    fn render(&self, summary: &Summary, dir: &Path) -> anyhow::Result<Vec<u8>>;
 }
 
 /// The exporters every run writes.
 pub fn exporters() -> Vec<Box<dyn Exporter>> {
-    vec![Box::new(json::Json), Box::new(latency_csv::LatencyCsv)]
+    vec![
+        Box::new(json::Json),
+        Box::new(latency_csv::LatencyCsv),
+        Box::new(markdown::Markdown),
+        Box::new(junit::Junit),
+    ]
 }
 
 /// Writes every exporter's file into `dir`.
 pub fn write_all(summary: &Summary, dir: &Path) -> anyhow::Result<()> {
     for e in exporters() {
         let bytes = e
-            .render(summary)
+            .render(summary, dir)
             .with_context(|| format!("rendering {}", e.file_name()))?;
         write_atomic(&dir.join(e.file_name()), &bytes)?;
     }

@@ -204,7 +204,7 @@ impl State {
         }
         let c = self.setup.registry.totals();
         self.throughput.serialize(ThroughputRow {
-            t_secs: t,
+            t_secs: (t * 1000.0).round() / 1000.0,
             phase: phase_name,
             scheduled: c.scheduled,
             started: c.started,

@@ -1,0 +1,135 @@
+//! `summary.md`: the verdict, the findings and a key-figures table, sized
+//! for a CI job summary or a pull-request comment.
+
+use super::model::{Summary, Verdict};
+use super::Exporter;
+use crate::analysis::findings::human_secs;
+use std::fmt::Write;
+
+pub struct Markdown;
+
+fn badge(v: Verdict) -> &'static str {
+    match v {
+        Verdict::Pass => "✅ PASS",
+        Verdict::Fail => "❌ FAIL",
+        Verdict::Error => "⚠️ ERROR",
+        Verdict::Interrupted => "⏹️ INTERRUPTED",
+    }
+}
+
+fn ms(us: u64) -> String {
+    format!("{:.2} ms", us as f64 / 1000.0)
+}
+
+/// Escapes the characters that would break a table cell.
+fn cell(s: &str) -> String {
+    s.replace('|', "\\|").replace('\n', " ")
+}
+
+impl Exporter for Markdown {
+    fn file_name(&self) -> &'static str {
+        "summary.md"
+    }
+
+    fn render(&self, s: &Summary, _dir: &std::path::Path) -> anyhow::Result<Vec<u8>> {
+        let mut o = String::new();
+        writeln!(o, "## fdsoak · {} · {}\n", s.scenario.name, badge(s.verdict))?;
+        writeln!(
+            o,
+            "Target: {} · ran {} from {} · fdsoak {}\n",
+            cell(&s.target.description),
+            human_secs(s.duration_secs),
+            s.started_at,
+            s.tool.version
+        )?;
+        if s.findings.is_empty() {
+            writeln!(o, "No findings: every gate passed.\n")?;
+        } else {
+            writeln!(o, "### Findings\n")?;
+            for f in &s.findings {
+                writeln!(o, "- {}", f.message)?;
+            }
+            writeln!(o)?;
+        }
+        if !s.processes.is_empty() {
+            writeln!(o, "### File descriptors\n")?;
+            writeln!(o, "| process | pid | baseline | final | residual | peak / limit | growth per hour | CLOSE_WAIT | time to limit |")?;
+            writeln!(o, "|---|---:|---:|---:|---:|---:|---:|---:|---:|")?;
+            for p in &s.processes {
+                writeln!(
+                    o,
+                    "| {} | {} | {} | {} | {:+} | {} / {} | {:+.0} | {} | {} |",
+                    p.role.as_str(),
+                    p.pid,
+                    p.baseline_fds,
+                    p.final_fds,
+                    p.residual_fds,
+                    p.peak_fds,
+                    p.nofile_soft.map_or("unlimited".into(), |l| l.to_string()),
+                    p.growth_per_hour,
+                    p.close_wait_final,
+                    p.time_to_limit_secs.map_or("—".into(), human_secs)
+                )?;
+            }
+            writeln!(o)?;
+        }
+        if !s.workloads.is_empty() {
+            writeln!(o, "### Workloads\n")?;
+            writeln!(
+                o,
+                "| phase | workload | ok | errors | skipped | rate/s | p50 | p99 | p99.9 |"
+            )?;
+            writeln!(o, "|---|---|---:|---:|---:|---:|---:|---:|---:|")?;
+            for w in &s.workloads {
+                writeln!(
+                    o,
+                    "| {} | {} | {} | {} | {} | {:.1} | {} | {} | {} |",
+                    cell(&w.phase),
+                    cell(&w.name),
+                    w.ok,
+                    w.errors,
+                    w.skipped,
+                    w.achieved_rate,
+                    ms(w.latency.p50_us),
+                    ms(w.latency.p99_us),
+                    ms(w.latency.p999_us)
+                )?;
+            }
+            writeln!(o)?;
+        }
+        if !s.checks.is_empty() {
+            let failed = s.checks.iter().filter(|c| !c.passed).count();
+            writeln!(
+                o,
+                "<details><summary>Gates: {} checked, {failed} failed</summary>\n",
+                s.checks.len()
+            )?;
+            writeln!(o, "| gate | subject | value | threshold | result |")?;
+            writeln!(o, "|---|---|---:|---:|---|")?;
+            for c in &s.checks {
+                let result = if c.passed { "pass" } else { "**fail**" };
+                writeln!(
+                    o,
+                    "| {} | {} | {} | {} | {result} |",
+                    c.gate,
+                    cell(&c.subject),
+                    num(c.value),
+                    num(c.threshold)
+                )?;
+            }
+            writeln!(o, "\n</details>")?;
+        }
+        Ok(o.into_bytes())
+    }
+}
+
+/// Short numbers for tables: integers stay integers, fractions get three significant decimals.
+pub fn num(v: f64) -> String {
+    if v.fract() == 0.0 && v.abs() < 1e15 {
+        format!("{v:.0}")
+    } else if v.abs() >= 100.0 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.3}")
+    }
+}
