@@ -32,6 +32,20 @@ pub enum Command {
     Run(Box<RunArgs>),
     /// Serve the built-in reference target (grpc.health.v1 and a demo service), with optional leaks.
     Serve(ServeArgs),
+    /// Compare two reports (directories or summary.json files) and flag regressions.
+    ///
+    /// Exits 1 when the candidate regressed, 0 when it did not, 2 when a
+    /// report cannot be read or has an incompatible schema_version.
+    Compare(Box<CompareArgs>),
+    /// Merge reports written by several drivers against one target into one report.
+    Merge {
+        /// Report directories to merge.
+        #[arg(required = true, num_args = 2..)]
+        reports: Vec<PathBuf>,
+        /// Directory for the merged report.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
     /// Check scenario files without running them.
     Validate {
         /// Scenario files to check.
@@ -120,6 +134,49 @@ pub struct ServeArgs {
     pub nofile: Option<u64>,
 }
 
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// The reference report.
+    pub base: PathBuf,
+    /// The report to judge.
+    pub candidate: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "terminal")]
+    pub format: CompareFormat,
+    /// Extra FD growth per hour allowed.
+    #[arg(long, value_name = "N", default_value_t = 360.0)]
+    pub tol_growth_per_hour: f64,
+    /// Extra residual FDs allowed.
+    #[arg(long, value_name = "N", default_value_t = 5.0)]
+    pub tol_residual_fds: f64,
+    /// Extra CLOSE_WAIT sockets allowed.
+    #[arg(long, value_name = "N", default_value_t = 5.0)]
+    pub tol_close_wait: f64,
+    /// Extra peak usage of the soft limit allowed, as a fraction.
+    #[arg(long, value_name = "FRACTION", default_value_t = 0.05)]
+    pub tol_peak_usage: f64,
+    /// Latency (p50, p99, p99.9) may grow by this fraction…
+    #[arg(long, value_name = "FRACTION", default_value_t = 0.5)]
+    pub tol_latency_ratio: f64,
+    /// …and must also grow by more than this to count.
+    #[arg(long, value_name = "DURATION", default_value = "5ms", value_parser = humantime::parse_duration)]
+    pub tol_latency_floor: Duration,
+    /// Extra error rate allowed, as a fraction of finished calls.
+    #[arg(long, value_name = "FRACTION", default_value_t = 0.01)]
+    pub tol_error_rate: f64,
+    /// Throughput may fall by this fraction.
+    #[arg(long, value_name = "FRACTION", default_value_t = 0.1)]
+    pub tol_throughput_drop: f64,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum CompareFormat {
+    Terminal,
+    #[value(alias = "markdown")]
+    Md,
+    Json,
+}
+
 /// A command ready to execute.
 pub enum Action {
     Run {
@@ -132,6 +189,16 @@ pub enum Action {
         nofile: Option<u64>,
     },
     Validate(Vec<PathBuf>),
+    Compare {
+        base: PathBuf,
+        candidate: PathBuf,
+        format: crate::compare::Format,
+        tolerances: crate::compare::Tolerances,
+    },
+    Merge {
+        reports: Vec<PathBuf>,
+        out: PathBuf,
+    },
 }
 
 impl Cli {
@@ -149,6 +216,26 @@ impl Cli {
                 nofile: s.nofile,
             }),
             Command::Validate { scenarios } => Ok(Action::Validate(scenarios)),
+            Command::Merge { reports, out } => Ok(Action::Merge { reports, out }),
+            Command::Compare(c) => Ok(Action::Compare {
+                base: c.base,
+                candidate: c.candidate,
+                format: match c.format {
+                    CompareFormat::Terminal => crate::compare::Format::Terminal,
+                    CompareFormat::Md => crate::compare::Format::Markdown,
+                    CompareFormat::Json => crate::compare::Format::Json,
+                },
+                tolerances: crate::compare::Tolerances {
+                    growth_per_hour: c.tol_growth_per_hour,
+                    residual_fds: c.tol_residual_fds,
+                    close_wait: c.tol_close_wait,
+                    peak_usage: c.tol_peak_usage,
+                    latency_ratio: c.tol_latency_ratio,
+                    latency_floor: c.tol_latency_floor,
+                    error_rate: c.tol_error_rate,
+                    throughput_drop: c.tol_throughput_drop,
+                },
+            }),
         }
     }
 }

@@ -8,7 +8,9 @@
 
 pub mod analysis;
 pub mod cli;
+pub mod compare;
 pub mod driver;
+pub mod merge;
 pub mod metrics;
 pub mod report;
 pub mod run;
@@ -66,6 +68,35 @@ pub fn execute(cli: cli::Cli) -> i32 {
     };
     match action {
         Action::Validate(files) => validate(&files),
+        Action::Compare {
+            base,
+            candidate,
+            format,
+            tolerances,
+        } => {
+            let rendered = compare::compare_paths(&base, &candidate, &tolerances)
+                .and_then(|c| Ok((c.render(format)?, c.regressed)));
+            match rendered {
+                Ok((text, regressed)) => {
+                    print!("{text}");
+                    i32::from(regressed)
+                }
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    EXIT_USAGE
+                }
+            }
+        }
+        Action::Merge { reports, out } => match merge::merge(&reports, &out) {
+            Ok(s) => {
+                print!("{}", report::terminal::render(&s, &out));
+                0
+            }
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                EXIT_USAGE
+            }
+        },
         Action::Serve { addr, knobs, nofile } => runtime.block_on(async move {
             if let Some(n) = nofile {
                 if let Err(e) = target::serve::set_nofile(n) {

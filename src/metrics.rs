@@ -55,7 +55,13 @@ pub struct WorkloadStats {
     /// Watch messages received.
     pub messages: AtomicU64,
     codes: [AtomicU64; 17],
-    latency: Mutex<Histogram<u64>>,
+    latency: Mutex<Latencies>,
+}
+
+/// The whole-phase histogram, and the one since the sampler's last tick.
+struct Latencies {
+    total: Histogram<u64>,
+    interval: Histogram<u64>,
 }
 
 /// A point-in-time copy of one workload's counters.
@@ -84,7 +90,10 @@ impl WorkloadStats {
             in_flight: AtomicU64::new(0),
             messages: AtomicU64::new(0),
             codes: Default::default(),
-            latency: Mutex::new(new_histogram()),
+            latency: Mutex::new(Latencies {
+                total: new_histogram(),
+                interval: new_histogram(),
+            }),
         }
     }
 
@@ -95,7 +104,9 @@ impl WorkloadStats {
         let micros = u64::try_from(latency.as_micros())
             .unwrap_or(u64::MAX)
             .clamp(1, MAX_MICROS);
-        self.latency.lock().unwrap().saturating_record(micros);
+        let mut l = self.latency.lock().unwrap();
+        l.total.saturating_record(micros);
+        l.interval.saturating_record(micros);
     }
 
     /// Counts by status code name, leaving out codes never seen.
@@ -124,7 +135,15 @@ impl WorkloadStats {
 
     /// A copy of the latency histogram.
     pub fn histogram(&self) -> Histogram<u64> {
-        self.latency.lock().unwrap().clone()
+        self.latency.lock().unwrap().total.clone()
+    }
+
+    /// Adds the latencies recorded since the last call into `into`, and starts a new interval.
+    pub fn drain_interval(&self, into: &mut Histogram<u64>) {
+        let mut l = self.latency.lock().unwrap();
+        // Same bounds on both sides, so adding cannot fail.
+        let _ = into.add(&l.interval);
+        l.interval.reset();
     }
 }
 
@@ -143,6 +162,14 @@ impl Registry {
 
     pub fn all(&self) -> Vec<Arc<WorkloadStats>> {
         self.entries.lock().unwrap().clone()
+    }
+
+    /// Latencies of every workload since the previous call, in one histogram.
+    pub fn drain_interval(&self, into: &mut Histogram<u64>) {
+        into.reset();
+        for s in self.entries.lock().unwrap().iter() {
+            s.drain_interval(into);
+        }
     }
 
     /// Counters summed over every workload so far (cumulative).

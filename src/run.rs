@@ -9,7 +9,7 @@
 use crate::analysis::findings::{evaluate, Finding, WorkloadFigures};
 use crate::analysis::{load_window, Role};
 use crate::driver::{self, channel::LeakBin};
-use crate::metrics::{Registry, WorkloadStats, CODE_NAMES};
+use crate::metrics::{Registry, WorkloadStats};
 use crate::report::model::*;
 use crate::sampler::{Sampler, SamplerSetup};
 use crate::scenario::{Scenario, TargetMode};
@@ -177,7 +177,7 @@ pub async fn run(cfg: RunConfig, interrupt: impl Future<Output = ()>) -> anyhow:
 
     let processes: Vec<_> = sampled.trackers.iter().filter_map(|t| t.finish()).collect();
     let workloads: Vec<WorkloadReport> = registry.all().iter().map(|s| workload_report(s, &phases)).collect();
-    let figures: Vec<WorkloadFigures> = workloads.iter().map(figures_of).collect();
+    let figures: Vec<WorkloadFigures> = workloads.iter().map(WorkloadFigures::from).collect();
     let (checks, mut findings) = evaluate(&sc.gates, &processes, &figures);
     let mut verdict = if checks.iter().all(|c| c.passed) {
         Verdict::Pass
@@ -276,6 +276,7 @@ impl SummaryBuilder<'_> {
             phases,
             workloads,
             files,
+            merged_from: Vec::new(),
         }
     }
 
@@ -382,20 +383,7 @@ fn workload_report(s: &WorkloadStats, phases: &[PhaseInfo]) -> WorkloadReport {
     let c = s.counts();
     let h = s.histogram();
     let secs = phases.get(s.phase_index).map_or(0.0, |p| p.end_secs - p.start_secs);
-    let latency = if h.is_empty() {
-        Latency::default()
-    } else {
-        Latency {
-            count: h.len(),
-            min_us: h.min(),
-            mean_us: h.mean(),
-            p50_us: h.value_at_quantile(0.5),
-            p90_us: h.value_at_quantile(0.9),
-            p99_us: h.value_at_quantile(0.99),
-            p999_us: h.value_at_quantile(0.999),
-            max_us: h.max(),
-        }
-    };
+    let latency = Latency::of(&h);
     let mut encoded = Vec::new();
     // V2 serialization into a Vec cannot fail for a valid histogram.
     use hdrhistogram::serialization::Serializer;
@@ -419,22 +407,5 @@ fn workload_report(s: &WorkloadStats, phases: &[PhaseInfo]) -> WorkloadReport {
         status_counts: s.code_counts().into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
         latency,
         histogram_v2: base64::engine::general_purpose::STANDARD.encode(encoded),
-    }
-}
-
-fn figures_of(w: &WorkloadReport) -> WorkloadFigures {
-    let top_error = w
-        .status_counts
-        .iter()
-        .filter(|(k, _)| k.as_str() != CODE_NAMES[0])
-        .max_by_key(|(_, n)| **n)
-        .map(|(k, _)| k.clone());
-    WorkloadFigures {
-        phase: w.phase.clone(),
-        workload: w.name.clone(),
-        finished: w.ok + w.errors,
-        errors: w.errors,
-        top_error,
-        p99_us: w.latency.p99_us,
     }
 }

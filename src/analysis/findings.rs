@@ -35,6 +35,25 @@ pub struct WorkloadFigures {
     pub p99_us: u64,
 }
 
+impl From<&crate::report::model::WorkloadReport> for WorkloadFigures {
+    fn from(w: &crate::report::model::WorkloadReport) -> Self {
+        let top_error = w
+            .status_counts
+            .iter()
+            .filter(|(k, _)| k.as_str() != "OK")
+            .max_by_key(|(_, n)| **n)
+            .map(|(k, _)| k.clone());
+        WorkloadFigures {
+            phase: w.phase.clone(),
+            workload: w.name.clone(),
+            finished: w.ok + w.errors,
+            errors: w.errors,
+            top_error,
+            p99_us: w.latency.p99_us,
+        }
+    }
+}
+
 /// Something the user should know, in a sentence.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Finding {

@@ -65,6 +65,9 @@ pub struct Summary {
     pub workloads: Vec<WorkloadReport>,
     /// Files in the report directory, by role.
     pub files: BTreeMap<String, String>,
+    /// For a merged report: the report directories it was merged from.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub merged_from: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -147,4 +150,43 @@ pub struct WorkloadReport {
     pub latency: Latency,
     /// The HDR histogram (microseconds), V2-serialized and base64-encoded, for compare and merge.
     pub histogram_v2: String,
+}
+
+impl WorkloadReport {
+    /// Decodes the stored latency histogram.
+    pub fn histogram(&self) -> anyhow::Result<hdrhistogram::Histogram<u64>> {
+        use base64::Engine;
+        let bytes = base64::engine::general_purpose::STANDARD.decode(&self.histogram_v2)?;
+        let h = hdrhistogram::serialization::Deserializer::new().deserialize(&mut bytes.as_slice())?;
+        Ok(h)
+    }
+
+    /// Failed calls as a fraction of finished calls.
+    pub fn error_rate(&self) -> f64 {
+        let n = self.ok + self.errors;
+        if n == 0 {
+            0.0
+        } else {
+            self.errors as f64 / n as f64
+        }
+    }
+}
+
+impl Latency {
+    /// Percentiles of a histogram in microseconds.
+    pub fn of(h: &hdrhistogram::Histogram<u64>) -> Latency {
+        if h.is_empty() {
+            return Latency::default();
+        }
+        Latency {
+            count: h.len(),
+            min_us: h.min(),
+            mean_us: h.mean(),
+            p50_us: h.value_at_quantile(0.5),
+            p90_us: h.value_at_quantile(0.9),
+            p99_us: h.value_at_quantile(0.99),
+            p999_us: h.value_at_quantile(0.999),
+            max_us: h.max(),
+        }
+    }
 }

@@ -66,6 +66,11 @@ pub struct ThroughputRow<'a> {
     pub skipped: u64,
     pub in_flight: u64,
     pub messages: u64,
+    /// Latency percentiles of the calls that finished since the previous row, in µs (empty if none).
+    pub p50_us: Option<u64>,
+    pub p90_us: Option<u64>,
+    pub p99_us: Option<u64>,
+    pub max_us: Option<u64>,
 }
 
 /// Everything the sampler needs, fixed for the run.
@@ -115,6 +120,7 @@ impl Sampler {
             throughput: open("throughput.csv")?,
             rows: 0,
             target_died: None,
+            interval: crate::metrics::new_histogram(),
             setup,
         };
         let (tx, rx) = mpsc::channel(4);
@@ -144,6 +150,7 @@ struct State {
     throughput: csv::Writer<BufWriter<File>>,
     rows: u64,
     target_died: Option<(f64, usize)>,
+    interval: hdrhistogram::Histogram<u64>,
 }
 
 impl State {
@@ -203,6 +210,9 @@ impl State {
             }
         }
         let c = self.setup.registry.totals();
+        self.setup.registry.drain_interval(&mut self.interval);
+        let h = &self.interval;
+        let q = |q: f64| (!h.is_empty()).then(|| h.value_at_quantile(q));
         self.throughput.serialize(ThroughputRow {
             t_secs: (t * 1000.0).round() / 1000.0,
             phase: phase_name,
@@ -213,6 +223,10 @@ impl State {
             skipped: c.skipped,
             in_flight: c.in_flight,
             messages: c.messages,
+            p50_us: q(0.5),
+            p90_us: q(0.9),
+            p99_us: q(0.99),
+            max_us: q(1.0),
         })?;
         // Flushed every tick, so a tail -f, or a crash, sees every sample so far.
         self.samples.flush()?;

@@ -1,0 +1,272 @@
+//! Report outputs: snapshots of the CI files rendered from fixed reports,
+//! compare and merge through the real binary, and the JSON Schema checked
+//! against real output.
+
+mod common;
+use common::*;
+use fdsoak::compare::{compare, Format, Tolerances};
+use fdsoak::report::Exporter;
+use std::path::Path;
+use std::process::Command;
+
+fn fixture_report(name: &str) -> (fdsoak::report::model::Summary, std::path::PathBuf) {
+    let dir = repo(&format!("tests/fixtures/reports/{name}"));
+    (fdsoak::report::json::read(&dir.join("summary.json")).unwrap(), dir)
+}
+
+/// Compares `actual` with tests/snapshots/<name>; UPDATE_SNAPSHOTS=1 rewrites it.
+fn snapshot(name: &str, actual: &str) {
+    let path = repo(&format!("tests/snapshots/{name}"));
+    if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
+        std::fs::write(&path, actual).unwrap();
+        return;
+    }
+    let expected = std::fs::read_to_string(&path)
+        .unwrap_or_else(|_| panic!("missing snapshot {name}; run with UPDATE_SNAPSHOTS=1"));
+    assert_eq!(
+        actual, expected,
+        "snapshot {name} differs; if intended, rerun with UPDATE_SNAPSHOTS=1 and review the diff"
+    );
+}
+
+fn render(e: &dyn Exporter, report: &str) -> String {
+    let (s, dir) = fixture_report(report);
+    String::from_utf8(e.render(&s, &dir).unwrap()).unwrap()
+}
+
+#[test]
+fn summary_md_snapshots() {
+    snapshot(
+        "leaky.summary.md",
+        &render(&fdsoak::report::markdown::Markdown, "leaky"),
+    );
+    snapshot(
+        "clean.summary.md",
+        &render(&fdsoak::report::markdown::Markdown, "clean"),
+    );
+}
+
+#[test]
+fn junit_xml_snapshots() {
+    let xml = render(&fdsoak::report::junit::Junit, "leaky");
+    assert!(xml.contains("failures=\"4\""), "{xml}");
+    snapshot("leaky.junit.xml", &xml);
+    snapshot("clean.junit.xml", &render(&fdsoak::report::junit::Junit, "clean"));
+}
+
+#[test]
+fn compare_table_snapshots() {
+    let (clean, _) = fixture_report("clean");
+    let (leaky, _) = fixture_report("leaky");
+    let c = compare(&clean, &leaky, "clean", "leaky", &Tolerances::default()).unwrap();
+    assert!(c.regressed);
+    snapshot("compare.clean-leaky.txt", &c.render(Format::Terminal).unwrap());
+    snapshot("compare.clean-leaky.md", &c.render(Format::Markdown).unwrap());
+    let same = compare(&clean, &clean, "clean", "clean", &Tolerances::default()).unwrap();
+    assert!(!same.regressed, "a report compared with itself never regresses");
+}
+
+fn fdsoak(args: &[&str]) -> std::process::Output {
+    Command::new(FDSOAK).args(args).output().unwrap()
+}
+
+#[test]
+fn compare_exits_1_on_a_leak_and_0_otherwise() {
+    let clean = repo("tests/fixtures/reports/clean");
+    let leaky = repo("tests/fixtures/reports/leaky");
+    let o = fdsoak(&["compare", clean.to_str().unwrap(), leaky.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("REGRESSION"));
+    // The reverse is an improvement, not a regression.
+    let o = fdsoak(&[
+        "compare",
+        leaky.to_str().unwrap(),
+        clean.join("summary.json").to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    assert_eq!(o.status.code(), Some(0));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["regressed"], false);
+}
+
+#[test]
+fn compare_refuses_an_incompatible_schema_version() {
+    let dir = TempDir::new("schema");
+    let text = std::fs::read_to_string(repo("tests/fixtures/reports/clean/summary.json")).unwrap();
+    let newer = dir.write(
+        "summary.json",
+        &text.replacen("\"schema_version\": 1", "\"schema_version\": 99", 1),
+    );
+    let o = fdsoak(&[
+        "compare",
+        repo("tests/fixtures/reports/clean").to_str().unwrap(),
+        newer.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("schema_version 99, this fdsoak reads 1"), "{err}");
+}
+
+#[test]
+fn two_clean_runs_of_the_same_build_never_compare_as_a_regression() {
+    let dir = TempDir::new("clean-runs");
+    let s = fixture(
+        &dir,
+        "churn-short.toml",
+        &[("channel = \"per_call\"", "channel = \"per_call\"\n  max_in_flight = 50")],
+    );
+    let runs: Vec<RunResult> = (0..3).map(|_| run(&s, &[])).collect();
+    for r in &runs {
+        assert_eq!(r.code, 0, "{}", r.context());
+    }
+    for (a, b) in [(0, 1), (1, 2), (2, 0)] {
+        let o = fdsoak(&[
+            "compare",
+            runs[a].out.path().to_str().unwrap(),
+            runs[b].out.path().to_str().unwrap(),
+        ]);
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "runs {a} vs {b}:\n{}",
+            String::from_utf8_lossy(&o.stdout)
+        );
+    }
+}
+
+#[test]
+fn merge_adds_histograms_and_keeps_every_driver() {
+    let out = TempDir::new("merge");
+    let clean = repo("tests/fixtures/reports/clean");
+    let leaky = repo("tests/fixtures/reports/leaky");
+    let o = fdsoak(&[
+        "merge",
+        clean.to_str().unwrap(),
+        leaky.to_str().unwrap(),
+        "--out",
+        out.path().to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    let merged = fdsoak::report::json::read(&out.path().join("summary.json")).unwrap();
+    let (a, _) = fixture_report("clean");
+    let (b, _) = fixture_report("leaky");
+    for w in &merged.workloads {
+        let find = |s: &fdsoak::report::model::Summary| {
+            s.workloads
+                .iter()
+                .find(|x| x.phase == w.phase && x.name == w.name)
+                .unwrap()
+                .clone()
+        };
+        let (wa, wb) = (find(&a), find(&b));
+        assert_eq!(
+            w.histogram().unwrap().len(),
+            wa.histogram().unwrap().len() + wb.histogram().unwrap().len()
+        );
+        assert_eq!(w.latency.count, wa.latency.count + wb.latency.count);
+        assert_eq!(w.ok, wa.ok + wb.ok);
+        assert!((w.achieved_rate - (wa.achieved_rate + wb.achieved_rate)).abs() < 1e-9);
+    }
+    let drivers: Vec<i32> = merged
+        .processes
+        .iter()
+        .filter(|p| p.role.as_str() == "driver")
+        .map(|p| p.pid)
+        .collect();
+    assert_eq!(drivers.len(), 2);
+    let samples = std::fs::read_to_string(out.path().join("samples.csv")).unwrap();
+    for pid in drivers {
+        assert!(
+            samples.contains(&format!(",driver,{pid},")),
+            "driver {pid} keeps its FD series"
+        );
+    }
+    // The target's figures come from the first report (here the clean one); gates are evaluated again.
+    assert_eq!(merged.verdict.as_str(), "pass");
+    assert_eq!(merged.processes[0].pid, a.processes[0].pid);
+    assert_eq!(merged.merged_from.len(), 2);
+}
+
+fn validate_with_schema(files: &[&Path]) {
+    let script = "import json,sys,jsonschema\nschema=json.load(open(sys.argv[1]))\nfor f in sys.argv[2:]:\n    jsonschema.validate(json.load(open(f)), schema)\n";
+    let o = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(repo("schema/summary.schema.json"))
+        .args(files)
+        .output()
+        .expect("python3 with the jsonschema package is needed (.ci/run installs it)");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+#[test]
+fn real_output_validates_against_the_json_schema() {
+    let dir = TempDir::new("schema-run");
+    let s = fixture(&dir, "churn-short.toml", &[("duration = \"5s\"", "duration = \"2s\"")]);
+    let r = run(&s, &[]);
+    assert_eq!(r.code, 0, "{}", r.context());
+    let fresh = r.out.path().join("summary.json");
+    validate_with_schema(&[&fresh, &repo("tests/fixtures/reports/leaky/summary.json")]);
+    // And the schema is not vacuous: a report with a bad verdict fails it.
+    let bad = dir.write(
+        "bad.json",
+        &std::fs::read_to_string(&fresh)
+            .unwrap()
+            .replacen("\"verdict\": \"pass\"", "\"verdict\": \"maybe\"", 1),
+    );
+    let o = Command::new("python3")
+        .args(["-c", "import json,sys,jsonschema; jsonschema.validate(json.load(open(sys.argv[2])), json.load(open(sys.argv[1])))"])
+        .arg(repo("schema/summary.schema.json"))
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+}
+
+fn with_latency(base: &fdsoak::report::model::Summary, calls: u64, micros: u64) -> fdsoak::report::model::Summary {
+    use base64::Engine;
+    use hdrhistogram::serialization::Serializer;
+    let mut s = base.clone();
+    let mut h = fdsoak::metrics::new_histogram();
+    for i in 0..calls {
+        h.record(micros + i % 100).unwrap();
+    }
+    let mut bytes = Vec::new();
+    hdrhistogram::serialization::V2Serializer::new()
+        .serialize(&h, &mut bytes)
+        .unwrap();
+    let w = &mut s.workloads[0];
+    w.histogram_v2 = base64::engine::general_purpose::STANDARD.encode(bytes);
+    w.ok = calls;
+    s
+}
+
+#[test]
+fn latency_rules_use_the_stored_distributions() {
+    let (clean, _) = fixture_report("clean");
+    let t = Tolerances::default();
+    let fast = with_latency(&clean, 20_000, 2_000);
+    let slow = with_latency(&clean, 20_000, 12_000);
+    let c = compare(&fast, &slow, "fast", "slow", &t).unwrap();
+    let regressed: Vec<&str> = c
+        .rows
+        .iter()
+        .filter(|r| r.regressed)
+        .map(|r| r.metric.as_str())
+        .collect();
+    assert_eq!(regressed, ["p50", "p99", "p99.9"]);
+    // 25% slower is within the default tolerance.
+    let a_bit = with_latency(&clean, 20_000, 2_500);
+    assert!(!compare(&fast, &a_bit, "fast", "a bit", &t).unwrap().regressed);
+    // Too few calls: the tails are not judged, however they look.
+    let (few_fast, few_slow) = (with_latency(&clean, 100, 2_000), with_latency(&clean, 100, 12_000));
+    let c = compare(&few_fast, &few_slow, "a", "b", &t).unwrap();
+    let regressed: Vec<&str> = c
+        .rows
+        .iter()
+        .filter(|r| r.regressed)
+        .map(|r| r.metric.as_str())
+        .collect();
+    assert_eq!(regressed, ["p50"]);
+}
