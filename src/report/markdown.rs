@@ -125,9 +125,7 @@ impl Exporter for Markdown {
 
 /// Short numbers for tables: integers stay integers, fractions get three significant decimals.
 pub fn num(v: f64) -> String {
-    if v.fract() == 0.0 && v.abs() < 1e15 {
-        format!("{v:.0}")
-    } else if v.abs() >= 100.0 {
+    if (v.fract() == 0.0 && v.abs() < 1e15) || v.abs() >= 100.0 {
         format!("{v:.0}")
     } else {
         format!("{v:.3}")
