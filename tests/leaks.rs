@@ -6,7 +6,7 @@ use common::*;
 
 #[test]
 fn quickstart_against_the_clean_builtin_target_passes_repeatedly() {
-    let mut reports = Vec::new();
+    let mut reports: Vec<RunResult> = Vec::new();
     for round in 0..3 {
         let r = run(&repo("scenarios/quickstart.toml"), &[]);
         assert_eq!(r.code, 0, "round {round}: {}", r.context());
