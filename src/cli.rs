@@ -46,6 +46,11 @@ pub enum Command {
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
     },
+    /// Render a report directory's outputs again (HTML, markdown, JUnit, CSV) from its summary.json and CSV files.
+    Report {
+        /// A report directory written by `fdsoak run` or `fdsoak merge`.
+        dir: PathBuf,
+    },
     /// Check scenario files without running them.
     Validate {
         /// Scenario files to check.
@@ -199,6 +204,7 @@ pub enum Action {
         reports: Vec<PathBuf>,
         out: PathBuf,
     },
+    Report(PathBuf),
 }
 
 impl Cli {
@@ -217,6 +223,7 @@ impl Cli {
             }),
             Command::Validate { scenarios } => Ok(Action::Validate(scenarios)),
             Command::Merge { reports, out } => Ok(Action::Merge { reports, out }),
+            Command::Report { dir } => Ok(Action::Report(dir)),
             Command::Compare(c) => Ok(Action::Compare {
                 base: c.base,
                 candidate: c.candidate,

@@ -87,6 +87,19 @@ pub fn execute(cli: cli::Cli) -> i32 {
                 }
             }
         }
+        Action::Report(dir) => {
+            let done = report::json::read(&dir.join("summary.json")).and_then(|s| report::write_all(&s, &dir));
+            match done {
+                Ok(()) => {
+                    println!("{}: report files written", dir.display());
+                    0
+                }
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    EXIT_USAGE
+                }
+            }
+        }
         Action::Merge { reports, out } => match merge::merge(&reports, &out) {
             Ok(s) => {
                 print!("{}", report::terminal::render(&s, &out));

@@ -4,12 +4,15 @@
 //! reader never sees half a file. `samples.csv` and `throughput.csv` are not
 //! exporters: the sampler streams them while the run goes on.
 
+pub mod charts;
+pub mod html;
 pub mod json;
 pub mod junit;
 pub mod latency_csv;
 pub mod markdown;
 pub mod model;
 pub mod terminal;
+pub mod timeline;
 
 use anyhow::Context;
 use model::Summary;
@@ -31,6 +34,7 @@ pub fn exporters() -> Vec<Box<dyn Exporter>> {
         Box::new(latency_csv::LatencyCsv),
         Box::new(markdown::Markdown),
         Box::new(junit::Junit),
+        Box::new(html::Html),
     ]
 }
 

@@ -1,0 +1,233 @@
+//! `report.html`: one self-contained page (inline SVG and CSS, no scripts,
+//! no network fetches) that opens from disk in any browser.
+//!
+//! The verdict and findings come first; then descriptors per process against
+//! the soft limit (with the projection to the limit where there is growth),
+//! the target's descriptors by kind, its TCP sockets by state, latency
+//! percentiles and throughput over time. Phases are shaded on every chart.
+
+use super::charts::{line_chart, Level, Line, PALETTE};
+use super::model::Summary;
+use super::timeline::{self, FdRow, Timeline};
+use super::Exporter;
+use crate::analysis::findings::human_secs;
+use std::fmt::Write;
+
+pub struct Html;
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+const CSS: &str = "body{font-family:system-ui,sans-serif;margin:24px auto;max-width:1000px;color:#222}\
+h1{font-size:22px;margin:0 0 4px}.meta{color:#666;font-size:13px;margin-bottom:16px}\
+.verdict{display:inline-block;padding:4px 12px;border-radius:4px;color:#fff;font-weight:600;margin-right:8px}\
+.pass{background:#2c8a3c}.fail{background:#c62828}.error{background:#b26a00}.interrupted{background:#555}\
+ul.findings{background:#fff4f4;border-left:4px solid #c62828;padding:10px 10px 10px 28px;margin:12px 0}\
+ul.findings.none{background:#f2faf3;border-color:#2c8a3c}\
+table{border-collapse:collapse;font-size:13px;margin:8px 0 20px}td,th{border:1px solid #ddd;padding:4px 8px;text-align:right}\
+th{background:#f5f5f5}td:first-child,th:first-child{text-align:left}figure{margin:0 0 18px}\
+figcaption{font-size:12px;color:#666}h2{font-size:17px;margin-top:26px}";
+
+impl Exporter for Html {
+    fn file_name(&self) -> &'static str {
+        "report.html"
+    }
+
+    fn render(&self, s: &Summary, dir: &std::path::Path) -> anyhow::Result<Vec<u8>> {
+        let tl = timeline::read(dir, s.duration_secs)?;
+        let mut o = String::new();
+        writeln!(o, "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">")?;
+        writeln!(o, "<title>fdsoak · {} · {}</title><style>{CSS}</style></head><body>", esc(&s.scenario.name), s.verdict.as_str())?;
+        let class = s.verdict.as_str();
+        writeln!(o, "<h1><span class=\"verdict {class}\">{}</span>fdsoak · {}</h1>", class.to_uppercase(), esc(&s.scenario.name))?;
+        writeln!(
+            o,
+            "<div class=\"meta\">{} · target {} · started {} · ran {} · fdsoak {}</div>",
+            esc(&s.scenario.description),
+            esc(&s.target.description),
+            esc(&s.started_at),
+            human_secs(s.duration_secs),
+            esc(&s.tool.version)
+        )?;
+        if s.findings.is_empty() {
+            writeln!(o, "<ul class=\"findings none\"><li>No findings: every gate passed.</li></ul>")?;
+        } else {
+            writeln!(o, "<ul class=\"findings\">")?;
+            for f in &s.findings {
+                writeln!(o, "<li>{}</li>", esc(&f.message))?;
+            }
+            writeln!(o, "</ul>")?;
+        }
+        tables(&mut o, s)?;
+        for (title, svg, caption) in charts(s, &tl)? {
+            writeln!(o, "<h2>{}</h2><figure>{svg}<figcaption>{}</figcaption></figure>", esc(&title), esc(&caption))?;
+        }
+        writeln!(o, "<p class=\"meta\">Charts show at most {} points per series (the sample with the most descriptors in each slice of time); samples.csv and throughput.csv hold every sample.</p>", timeline::BUCKETS)?;
+        writeln!(o, "</body></html>")?;
+        Ok(o.into_bytes())
+    }
+}
+
+fn tables(o: &mut String, s: &Summary) -> anyhow::Result<()> {
+    if !s.processes.is_empty() {
+        writeln!(o, "<table><tr><th>process</th><th>pid</th><th>baseline FDs</th><th>final</th><th>residual</th><th>peak / soft limit</th><th>growth / h</th><th>CLOSE_WAIT</th><th>time to limit</th></tr>")?;
+        for p in &s.processes {
+            writeln!(
+                o,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:+}</td><td>{} / {}</td><td>{:+.0}</td><td>{}</td><td>{}</td></tr>",
+                p.role.as_str(),
+                p.pid,
+                p.baseline_fds,
+                p.final_fds,
+                p.residual_fds,
+                p.peak_fds,
+                p.nofile_soft.map_or("unlimited".into(), |l| l.to_string()),
+                p.growth_per_hour,
+                p.close_wait_final,
+                p.time_to_limit_secs.map_or("—".into(), human_secs)
+            )?;
+        }
+        writeln!(o, "</table>")?;
+    }
+    if !s.workloads.is_empty() {
+        writeln!(o, "<table><tr><th>phase / workload</th><th>ok</th><th>errors</th><th>skipped</th><th>rate/s</th><th>p50</th><th>p99</th><th>p99.9</th><th>max</th><th>status codes</th></tr>")?;
+        for w in &s.workloads {
+            let ms = |us: u64| format!("{:.2} ms", us as f64 / 1000.0);
+            let codes: Vec<String> = w.status_counts.iter().map(|(k, v)| format!("{k} {v}")).collect();
+            writeln!(
+                o,
+                "<tr><td>{} / {}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.1}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                esc(&w.phase),
+                esc(&w.name),
+                w.ok,
+                w.errors,
+                w.skipped,
+                w.achieved_rate,
+                ms(w.latency.p50_us),
+                ms(w.latency.p99_us),
+                ms(w.latency.p999_us),
+                ms(w.latency.max_us),
+                esc(&codes.join(", "))
+            )?;
+        }
+        writeln!(o, "</table>")?;
+    }
+    Ok(())
+}
+
+fn series(rows: &[FdRow], f: impl Fn(&FdRow) -> u64) -> Vec<(f64, f64)> {
+    rows.iter().map(|r| (r.t_secs, f(r) as f64)).collect()
+}
+
+/// Builds every chart: (title, svg, caption).
+fn charts(s: &Summary, tl: &Timeline) -> anyhow::Result<Vec<(String, String, String)>> {
+    let mut out = Vec::new();
+    let dur = s.duration_secs;
+    let phases = &s.phases;
+
+    // 1. Descriptors per process, against the soft limit, with the projection where there is growth.
+    let mut lines = Vec::new();
+    let mut levels = Vec::new();
+    let mut notes = Vec::new();
+    let mut x_max = dur;
+    let peak = tl.processes.values().flatten().map(|r| r.fds).max().unwrap_or(0) as f64;
+    for (i, ((role, pid), rows)) in tl.processes.iter().enumerate() {
+        let color = PALETTE[i % PALETTE.len()];
+        lines.push(Line { name: format!("{role} (pid {pid})"), color, points: series(rows, |r| r.fds), dashed: false });
+        if let Some(limit) = rows.last().and_then(|r| r.nofile_soft) {
+            if (limit as f64) <= peak * 4.0 {
+                levels.push(Level { name: format!("{role} soft limit {limit}"), y: limit as f64, color });
+            } else {
+                notes.push(format!("{role}'s soft limit {limit} is off the scale"));
+            }
+        }
+        let analysis = s.processes.iter().find(|p| p.role.as_str() == role && p.pid == *pid);
+        let flagged = s.checks.iter().any(|c| !c.passed && c.gate == "max_growth_per_hour" && c.subject == *role);
+        if let (Some(a), Some(last), true) = (analysis, rows.last(), flagged) {
+            let per_sec = a.growth_per_hour / 3600.0;
+            let ahead = a.time_to_limit_secs.unwrap_or(f64::INFINITY).min(dur * 0.25);
+            let end = (last.t_secs + ahead, last.fds as f64 + per_sec * ahead);
+            x_max = x_max.max(end.0);
+            lines.push(Line {
+                name: format!("{role} projection: limit in {}", a.time_to_limit_secs.map_or("never".into(), human_secs)),
+                color,
+                points: vec![(last.t_secs, last.fds as f64), end],
+                dashed: true,
+            });
+        }
+    }
+    let svg = line_chart("Open file descriptors", "FDs", x_max, &lines, &levels, phases, false)?;
+    out.push(("File descriptors per process".into(), svg, notes.join("; ")));
+
+    // 2 and 3. The target's descriptors by kind, and its TCP sockets by state.
+    if let Some(((_, pid), rows)) = tl.processes.iter().find(|((role, _), _)| role == "target") {
+        type Pick = fn(&FdRow) -> u64;
+        let kinds: [(&str, Pick); 5] = [
+            ("sockets", |r| r.sockets),
+            ("pipes", |r| r.sockets + r.pipes),
+            ("files", |r| r.sockets + r.pipes + r.files),
+            ("anon inodes", |r| r.sockets + r.pipes + r.files + r.anon),
+            ("other", |r| r.fds),
+        ];
+        let stacked: Vec<Line> = kinds
+            .iter()
+            .enumerate()
+            .rev()
+            .map(|(i, (name, f))| Line { name: name.to_string(), color: PALETTE[i], points: series(rows, f), dashed: false })
+            .collect();
+        let svg = line_chart(&format!("Target (pid {pid}) FDs by kind, stacked"), "FDs", dur, &stacked, &[], phases, true)?;
+        out.push(("Target descriptors by kind".into(), svg, "Each band is one kind; the top edge is the total.".into()));
+
+        let states: [(&str, Pick); 10] = [
+            ("ESTABLISHED", |r| r.tcp_established),
+            ("CLOSE_WAIT", |r| r.tcp_close_wait),
+            ("LISTEN", |r| r.tcp_listen),
+            ("FIN_WAIT1", |r| r.tcp_fin_wait1),
+            ("FIN_WAIT2", |r| r.tcp_fin_wait2),
+            ("TIME_WAIT", |r| r.tcp_time_wait),
+            ("LAST_ACK", |r| r.tcp_last_ack),
+            ("SYN_SENT", |r| r.tcp_syn_sent),
+            ("SYN_RECV", |r| r.tcp_syn_recv),
+            ("CLOSING", |r| r.tcp_closing),
+        ];
+        let lines: Vec<Line> = states
+            .iter()
+            .enumerate()
+            .filter(|(_, (_, f))| rows.iter().any(|r| f(r) > 0))
+            .map(|(i, (name, f))| Line { name: name.to_string(), color: PALETTE[i % PALETTE.len()], points: series(rows, f), dashed: false })
+            .collect();
+        let svg = line_chart(&format!("Target (pid {pid}) TCP sockets by state"), "sockets", dur, &lines, &[], phases, false)?;
+        out.push(("Target TCP sockets by state".into(), svg, "From the kernel's TCP tables, joined on the target's socket inodes.".into()));
+    }
+
+    // 4. Latency percentiles over time.
+    let pick = |f: fn(&(f64, f64, f64, f64, f64)) -> f64| tl.latency.iter().map(|p| (p.0, f(p))).collect::<Vec<_>>();
+    let lat = vec![
+        Line { name: "p50".into(), color: PALETTE[2], points: pick(|p| p.1), dashed: false },
+        Line { name: "p90".into(), color: PALETTE[0], points: pick(|p| p.2), dashed: false },
+        Line { name: "p99".into(), color: PALETTE[3], points: pick(|p| p.3), dashed: false },
+        Line { name: "max".into(), color: PALETTE[1], points: pick(|p| p.4), dashed: false },
+    ];
+    let svg = line_chart("Latency (from the scheduled start of each call)", "ms", dur, &lat, &[], phases, false)?;
+    out.push(("Latency percentiles".into(), svg, "All workloads together, worst value in each slice of time.".into()));
+
+    // 5. Throughput, errors and skipped calls.
+    let rate = |f: fn(&(f64, f64, f64, f64)) -> f64| tl.rates.iter().map(|p| (p.0, f(p))).collect::<Vec<_>>();
+    let mut tput = vec![Line { name: "ok / s".into(), color: PALETTE[2], points: rate(|p| p.1), dashed: false }];
+    for (name, color, f) in [("errors / s", PALETTE[1], (|p| p.2) as fn(&(f64, f64, f64, f64)) -> f64), ("skipped / s", PALETTE[3], |p| p.3)] {
+        let pts = rate(f);
+        if pts.iter().any(|p| p.1 > 0.0) {
+            tput.push(Line { name: name.into(), color, points: pts, dashed: false });
+        }
+    }
+    let svg = line_chart("Throughput and errors", "calls / s", dur, &tput, &[], phases, false)?;
+    let codes: Vec<String> = s
+        .workloads
+        .iter()
+        .flat_map(|w| w.status_counts.iter().filter(|(k, _)| k.as_str() != "OK").map(move |(k, v)| format!("{}: {k} {v}", w.name)))
+        .collect();
+    let caption = if codes.is_empty() { "No failed calls.".to_string() } else { format!("Failed calls by status code — {}", codes.join(", ")) };
+    out.push(("Throughput and errors".into(), svg, caption));
+    Ok(out)
+}
