@@ -36,7 +36,11 @@ fn write_csvs(dir: &std::path::Path) {
     let mut s = std::io::BufWriter::new(std::fs::File::create(dir.join("samples.csv")).unwrap());
     writeln!(s, "t_secs,unix_ms,phase,role,pid,fds,sockets,pipes,files,anon,other,tcp_established,tcp_syn_sent,tcp_syn_recv,tcp_fin_wait1,tcp_fin_wait2,tcp_time_wait,tcp_close,tcp_close_wait,tcp_last_ack,tcp_listen,tcp_closing,nofile_soft,nofile_hard,threads,rss_kb").unwrap();
     let mut tp = std::io::BufWriter::new(std::fs::File::create(dir.join("throughput.csv")).unwrap());
-    writeln!(tp, "t_secs,phase,scheduled,started,ok,errors,skipped,in_flight,messages,p50_us,p90_us,p99_us,max_us").unwrap();
+    writeln!(
+        tp,
+        "t_secs,phase,scheduled,started,ok,errors,skipped,in_flight,messages,p50_us,p90_us,p99_us,max_us"
+    )
+    .unwrap();
     for t in 0..SECS {
         for (role, pid, leak) in [("target", 100, true), ("driver", 101, false)] {
             let r = reading(t, leak);
@@ -54,7 +58,15 @@ fn write_csvs(dir: &std::path::Path) {
             )
             .unwrap();
         }
-        writeln!(tp, "{t}.000,soak,{},{},{},{},0,2,0,900,1800,4000,9000", t * 100, t * 100, t * 100 - t / 10, t / 10).unwrap();
+        writeln!(
+            tp,
+            "{t}.000,soak,{},{},{},{},0,2,0,900,1800,4000,9000",
+            t * 100,
+            t * 100,
+            t * 100 - t / 10,
+            t / 10
+        )
+        .unwrap();
     }
 }
 
@@ -85,22 +97,52 @@ fn main() {
     summary.duration_secs = SECS as f64;
     summary.processes = analyses;
     summary.phases = vec![
-        PhaseInfo { name: "baseline".into(), start_secs: 0.0, end_secs: 600.0, idle: false },
-        PhaseInfo { name: "soak".into(), start_secs: 600.0, end_secs: SECS as f64, idle: false },
+        PhaseInfo {
+            name: "baseline".into(),
+            start_secs: 0.0,
+            end_secs: 600.0,
+            idle: false,
+        },
+        PhaseInfo {
+            name: "soak".into(),
+            start_secs: 600.0,
+            end_secs: SECS as f64,
+            idle: false,
+        },
     ];
     let (_, report_time) = time(|| fdsoak::report::write_all(&summary, &dir).unwrap());
     let (_, cat_time) = time(|| {
-        let o = std::process::Command::new("cat").arg(dir.join("samples.csv")).arg(dir.join("throughput.csv")).output().unwrap();
+        let o = std::process::Command::new("cat")
+            .arg(dir.join("samples.csv"))
+            .arg(dir.join("throughput.csv"))
+            .output()
+            .unwrap();
         assert!(o.status.success());
     });
     let html = std::fs::metadata(dir.join("report.html")).unwrap().len();
 
     println!("24 h soak at 1 Hz: {} sample rows + {} throughput rows", 2 * SECS, SECS);
     println!("{:<44} {:>10}", "step", "time");
-    println!("{:<44} {:>8.1}ms", "analysis (2 × 86,400 readings, Theil–Sen)", analysis_time.as_secs_f64() * 1e3);
-    println!("{:<44} {:>8.1}ms", "all exporters (reads both CSVs for HTML)", report_time.as_secs_f64() * 1e3);
-    println!("{:<44} {:>8.1}ms", "reference: cat both CSVs (I/O floor)", cat_time.as_secs_f64() * 1e3);
-    println!("exporters / cat ratio: {:.1}×; report.html is {} KiB", report_time.as_secs_f64() / cat_time.as_secs_f64(), html / 1024);
+    println!(
+        "{:<44} {:>8.1}ms",
+        "analysis (2 × 86,400 readings, Theil–Sen)",
+        analysis_time.as_secs_f64() * 1e3
+    );
+    println!(
+        "{:<44} {:>8.1}ms",
+        "all exporters (reads both CSVs for HTML)",
+        report_time.as_secs_f64() * 1e3
+    );
+    println!(
+        "{:<44} {:>8.1}ms",
+        "reference: cat both CSVs (I/O floor)",
+        cat_time.as_secs_f64() * 1e3
+    );
+    println!(
+        "exporters / cat ratio: {:.1}×; report.html is {} KiB",
+        report_time.as_secs_f64() / cat_time.as_secs_f64(),
+        html / 1024
+    );
     if std::env::var_os("FDSOAK_BENCH_KEEP").is_some() {
         println!("kept {}", dir.display());
     } else {

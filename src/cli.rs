@@ -311,6 +311,7 @@ fn run_config(a: RunArgs) -> Result<Action, ScenarioError> {
             out_dir: a.out,
             reports_root: a.reports_dir,
             fdsoak_exe,
+            progress: !a.quiet,
         }),
         quiet: a.quiet,
     })

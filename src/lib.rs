@@ -12,6 +12,7 @@ pub mod compare;
 pub mod driver;
 pub mod merge;
 pub mod metrics;
+pub mod progress;
 pub mod report;
 pub mod run;
 pub mod sampler;
@@ -135,7 +136,8 @@ pub fn execute(cli: cli::Cli) -> i32 {
                 }
             }
         }),
-        Action::Run { config, quiet } => runtime.block_on(async move {
+        Action::Run { mut config, quiet } => runtime.block_on(async move {
+            config.progress = !quiet;
             match run::run(*config, interrupted()).await {
                 Ok(outcome) => {
                     let text = report::terminal::render(&outcome.summary, &outcome.dir);

@@ -36,6 +36,8 @@ pub struct RunConfig {
     pub reports_root: PathBuf,
     /// The `fdsoak` executable, used to start the built-in target.
     pub fdsoak_exe: PathBuf,
+    /// Show live progress (a status line on a terminal, log lines otherwise).
+    pub progress: bool,
 }
 
 /// What a finished run produced.
@@ -101,6 +103,7 @@ pub async fn run(cfg: RunConfig, interrupt: impl Future<Output = ()>) -> anyhow:
     let current_phase = Arc::new(AtomicUsize::new(0));
     let target_gone = CancellationToken::new();
     let has_load: Vec<bool> = sc.phases.iter().map(|p| !p.workloads.is_empty()).collect();
+    let live = Arc::new(crate::progress::Live::default());
     let sampler = Sampler::start(
         SamplerSetup {
             interval: sc.sampler.interval,
@@ -111,9 +114,25 @@ pub async fn run(cfg: RunConfig, interrupt: impl Future<Output = ()>) -> anyhow:
             watched: vec![(Role::Target, target.pid), (Role::Driver, std::process::id() as i32)],
             registry: registry.clone(),
             target_gone: target_gone.clone(),
+            live: live.clone(),
         },
         &dir,
     )?;
+    let progress_stop = CancellationToken::new();
+    // Stops the display on every way out of this function, early returns included.
+    let _progress_guard = progress_stop.clone().drop_guard();
+    let progress = cfg.progress.then(|| {
+        crate::progress::spawn(
+            crate::progress::Plan {
+                phases: sc.phases.iter().map(|p| (p.name.clone(), p.duration)).collect(),
+                current: current_phase.clone(),
+                registry: registry.clone(),
+                live,
+                start,
+            },
+            progress_stop.clone(),
+        )
+    });
 
     let leak_bin = LeakBin::default();
     let stop = CancellationToken::new();
@@ -168,6 +187,10 @@ pub async fn run(cfg: RunConfig, interrupt: impl Future<Output = ()>) -> anyhow:
         }
     }
 
+    progress_stop.cancel();
+    if let Some(p) = progress {
+        let _ = p.await;
+    }
     let sampled = sampler.stop().await?;
     let exit_status = target.try_exit_status();
     let owned = target.is_owned();

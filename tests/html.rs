@@ -32,27 +32,56 @@ fn every_chart_has_real_data() {
     assert_eq!(charts.len(), 5, "descriptors, kinds, TCP states, latency, throughput");
     for (i, svg) in charts.iter().enumerate() {
         // The longest polyline in each chart is a data series, not an axis or a legend mark.
-        let longest = svg.split("<polyline").skip(1).map(|p| p.split("points=\"").nth(1).map_or(0, |pts| pts.split('"').next().unwrap().split(' ').count())).max().unwrap_or(0);
+        let longest = svg
+            .split("<polyline")
+            .skip(1)
+            .map(|p| {
+                p.split("points=\"")
+                    .nth(1)
+                    .map_or(0, |pts| pts.split('"').next().unwrap().split(' ').count())
+            })
+            .max()
+            .unwrap_or(0);
         assert!(longest >= 20, "chart {i} has a series of {longest} points");
     }
-    for title in ["Open file descriptors", "FDs by kind", "TCP sockets by state", "Latency", "Throughput"] {
+    for title in [
+        "Open file descriptors",
+        "FDs by kind",
+        "TCP sockets by state",
+        "Latency",
+        "Throughput",
+    ] {
         assert!(html.contains(title), "{title}");
     }
     assert!(html.contains("CLOSE_WAIT"), "the TCP state chart names CLOSE_WAIT");
-    assert!(html.contains("projection: limit in"), "growth is projected toward the limit");
+    assert!(
+        html.contains("projection: limit in"),
+        "growth is projected toward the limit"
+    );
     for phase in ["baseline", "load", "drain"] {
-        assert!(charts[0].contains(&format!(">\n{phase}\n<")), "phase {phase} is marked on the time axis");
+        assert!(
+            charts[0].contains(&format!(">\n{phase}\n<")),
+            "phase {phase} is marked on the time axis"
+        );
     }
 }
 
 fn chromium() -> Option<&'static str> {
-    ["chromium", "chromium-browser"].into_iter().find(|b| Command::new(b).arg("--version").output().is_ok_and(|o| o.status.success()))
+    ["chromium", "chromium-browser"].into_iter().find(|b| {
+        Command::new(b)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    })
 }
 
 #[test]
 fn headless_chromium_renders_the_report() {
     let Some(browser) = chromium() else {
-        assert!(std::env::var_os("CI").is_none(), "CI installs chromium; it must be present there");
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI installs chromium; it must be present there"
+        );
         eprintln!("chromium not installed: skipping the browser check (scripts/screenshot-report.sh documents it)");
         return;
     };
@@ -61,8 +90,19 @@ fn headless_chromium_renders_the_report() {
     let png = out.path().join("report.png");
     let profile = TempDir::new("chromium-profile");
     let o = Command::new(browser)
-        .args(["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run"])
-        .args(["--disable-background-networking", "--disable-component-update", "--disable-sync", "--hide-scrollbars"])
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+        ])
+        .args([
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--hide-scrollbars",
+        ])
         .arg(format!("--user-data-dir={}", profile.path().display()))
         .arg("--window-size=1100,2400")
         .arg(format!("--screenshot={}", png.display()))
@@ -73,5 +113,9 @@ fn headless_chromium_renders_the_report() {
     let bytes = std::fs::read(&png).unwrap();
     assert_eq!(&bytes[1..4], b"PNG");
     // A blank 1100x2400 page compresses to a few kilobytes; charts and text do not.
-    assert!(bytes.len() > 60_000, "screenshot is only {} bytes: the page looks blank", bytes.len());
+    assert!(
+        bytes.len() > 60_000,
+        "screenshot is only {} bytes: the page looks blank",
+        bytes.len()
+    );
 }

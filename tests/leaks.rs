@@ -30,7 +30,12 @@ fn quickstart_against_the_clean_builtin_target_passes_repeatedly() {
             .args([reports[a].out.path(), reports[b].out.path()])
             .output()
             .unwrap();
-        assert_eq!(o.status.code(), Some(0), "runs {a} vs {b}:\n{}", String::from_utf8_lossy(&o.stdout));
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "runs {a} vs {b}:\n{}",
+            String::from_utf8_lossy(&o.stdout)
+        );
     }
 }
 

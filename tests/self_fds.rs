@@ -20,6 +20,7 @@ async fn run_once(scenario: &std::path::Path, out: &TempDir) -> fdsoak::report::
         out_dir: Some(out.path().to_path_buf()),
         reports_root: out.path().to_path_buf(),
         fdsoak_exe: FDSOAK.into(),
+        progress: false,
     };
     run(cfg, std::future::pending()).await.unwrap().verdict
 }

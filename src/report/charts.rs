@@ -39,7 +39,11 @@ pub const PALETTE: [RGBColor; 8] = [
 ];
 
 fn y_top(lines: &[Line], levels: &[Level]) -> f64 {
-    let m = lines.iter().flat_map(|l| l.points.iter().map(|p| p.1)).chain(levels.iter().map(|l| l.y)).fold(0.0, f64::max);
+    let m = lines
+        .iter()
+        .flat_map(|l| l.points.iter().map(|p| p.1))
+        .chain(levels.iter().map(|l| l.y))
+        .fold(0.0, f64::max);
     if m <= 0.0 {
         1.0
     } else {
@@ -78,9 +82,16 @@ pub fn line_chart(
             .light_line_style(RGBColor(238, 238, 238))
             .draw()?;
         for (i, p) in phases.iter().enumerate() {
-            let shade = if p.idle { RGBColor(120, 120, 120) } else { RGBColor(70, 130, 180) };
+            let shade = if p.idle {
+                RGBColor(120, 120, 120)
+            } else {
+                RGBColor(70, 130, 180)
+            };
             let alpha = if i % 2 == 0 { 0.07 } else { 0.13 };
-            chart.draw_series(std::iter::once(Rectangle::new([(p.start_secs, 0.0), (p.end_secs, y_max)], shade.mix(alpha).filled())))?;
+            chart.draw_series(std::iter::once(Rectangle::new(
+                [(p.start_secs, 0.0), (p.end_secs, y_max)],
+                shade.mix(alpha).filled(),
+            )))?;
             chart.draw_series(std::iter::once(Text::new(
                 p.name.clone(),
                 (p.start_secs, y_max),
@@ -90,7 +101,12 @@ pub fn line_chart(
         for level in levels {
             let c = level.color;
             chart
-                .draw_series(DashedLineSeries::new([(0.0, level.y), (x_max, level.y)], 8, 5, c.stroke_width(2)))?
+                .draw_series(DashedLineSeries::new(
+                    [(0.0, level.y), (x_max, level.y)],
+                    8,
+                    5,
+                    c.stroke_width(2),
+                ))?
                 .label(level.name.clone())
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], c.stroke_width(2)));
         }

@@ -16,7 +16,10 @@ use std::fmt::Write;
 pub struct Html;
 
 fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 const CSS: &str = "body{font-family:system-ui,sans-serif;margin:24px auto;max-width:1000px;color:#222}\
@@ -38,9 +41,19 @@ impl Exporter for Html {
         let tl = timeline::read(dir, s.duration_secs)?;
         let mut o = String::new();
         writeln!(o, "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">")?;
-        writeln!(o, "<title>fdsoak · {} · {}</title><style>{CSS}</style></head><body>", esc(&s.scenario.name), s.verdict.as_str())?;
+        writeln!(
+            o,
+            "<title>fdsoak · {} · {}</title><style>{CSS}</style></head><body>",
+            esc(&s.scenario.name),
+            s.verdict.as_str()
+        )?;
         let class = s.verdict.as_str();
-        writeln!(o, "<h1><span class=\"verdict {class}\">{}</span>fdsoak · {}</h1>", class.to_uppercase(), esc(&s.scenario.name))?;
+        writeln!(
+            o,
+            "<h1><span class=\"verdict {class}\">{}</span>fdsoak · {}</h1>",
+            class.to_uppercase(),
+            esc(&s.scenario.name)
+        )?;
         writeln!(
             o,
             "<div class=\"meta\">{} · target {} · started {} · ran {} · fdsoak {}</div>",
@@ -51,7 +64,10 @@ impl Exporter for Html {
             esc(&s.tool.version)
         )?;
         if s.findings.is_empty() {
-            writeln!(o, "<ul class=\"findings none\"><li>No findings: every gate passed.</li></ul>")?;
+            writeln!(
+                o,
+                "<ul class=\"findings none\"><li>No findings: every gate passed.</li></ul>"
+            )?;
         } else {
             writeln!(o, "<ul class=\"findings\">")?;
             for f in &s.findings {
@@ -61,7 +77,12 @@ impl Exporter for Html {
         }
         tables(&mut o, s)?;
         for (title, svg, caption) in charts(s, &tl)? {
-            writeln!(o, "<h2>{}</h2><figure>{svg}<figcaption>{}</figcaption></figure>", esc(&title), esc(&caption))?;
+            writeln!(
+                o,
+                "<h2>{}</h2><figure>{svg}<figcaption>{}</figcaption></figure>",
+                esc(&title),
+                esc(&caption)
+            )?;
         }
         writeln!(o, "<p class=\"meta\">Charts show at most {} points per series (the sample with the most descriptors in each slice of time); samples.csv and throughput.csv hold every sample.</p>", timeline::BUCKETS)?;
         writeln!(o, "</body></html>")?;
@@ -134,23 +155,38 @@ fn charts(s: &Summary, tl: &Timeline) -> anyhow::Result<Vec<(String, String, Str
     let peak = tl.processes.values().flatten().map(|r| r.fds).max().unwrap_or(0) as f64;
     for (i, ((role, pid), rows)) in tl.processes.iter().enumerate() {
         let color = PALETTE[i % PALETTE.len()];
-        lines.push(Line { name: format!("{role} (pid {pid})"), color, points: series(rows, |r| r.fds), dashed: false });
+        lines.push(Line {
+            name: format!("{role} (pid {pid})"),
+            color,
+            points: series(rows, |r| r.fds),
+            dashed: false,
+        });
         if let Some(limit) = rows.last().and_then(|r| r.nofile_soft) {
             if (limit as f64) <= peak * 4.0 {
-                levels.push(Level { name: format!("{role} soft limit {limit}"), y: limit as f64, color });
+                levels.push(Level {
+                    name: format!("{role} soft limit {limit}"),
+                    y: limit as f64,
+                    color,
+                });
             } else {
                 notes.push(format!("{role}'s soft limit {limit} is off the scale"));
             }
         }
         let analysis = s.processes.iter().find(|p| p.role.as_str() == role && p.pid == *pid);
-        let flagged = s.checks.iter().any(|c| !c.passed && c.gate == "max_growth_per_hour" && c.subject == *role);
+        let flagged = s
+            .checks
+            .iter()
+            .any(|c| !c.passed && c.gate == "max_growth_per_hour" && c.subject == *role);
         if let (Some(a), Some(last), true) = (analysis, rows.last(), flagged) {
             let per_sec = a.growth_per_hour / 3600.0;
             let ahead = a.time_to_limit_secs.unwrap_or(f64::INFINITY).min(dur * 0.25);
             let end = (last.t_secs + ahead, last.fds as f64 + per_sec * ahead);
             x_max = x_max.max(end.0);
             lines.push(Line {
-                name: format!("{role} projection: limit in {}", a.time_to_limit_secs.map_or("never".into(), human_secs)),
+                name: format!(
+                    "{role} projection: limit in {}",
+                    a.time_to_limit_secs.map_or("never".into(), human_secs)
+                ),
                 color,
                 points: vec![(last.t_secs, last.fds as f64), end],
                 dashed: true,
@@ -174,10 +210,27 @@ fn charts(s: &Summary, tl: &Timeline) -> anyhow::Result<Vec<(String, String, Str
             .iter()
             .enumerate()
             .rev()
-            .map(|(i, (name, f))| Line { name: name.to_string(), color: PALETTE[i], points: series(rows, f), dashed: false })
+            .map(|(i, (name, f))| Line {
+                name: name.to_string(),
+                color: PALETTE[i],
+                points: series(rows, f),
+                dashed: false,
+            })
             .collect();
-        let svg = line_chart(&format!("Target (pid {pid}) FDs by kind, stacked"), "FDs", dur, &stacked, &[], phases, true)?;
-        out.push(("Target descriptors by kind".into(), svg, "Each band is one kind; the top edge is the total.".into()));
+        let svg = line_chart(
+            &format!("Target (pid {pid}) FDs by kind, stacked"),
+            "FDs",
+            dur,
+            &stacked,
+            &[],
+            phases,
+            true,
+        )?;
+        out.push((
+            "Target descriptors by kind".into(),
+            svg,
+            "Each band is one kind; the top edge is the total.".into(),
+        ));
 
         let states: [(&str, Pick); 10] = [
             ("ESTABLISHED", |r| r.tcp_established),
@@ -195,39 +248,110 @@ fn charts(s: &Summary, tl: &Timeline) -> anyhow::Result<Vec<(String, String, Str
             .iter()
             .enumerate()
             .filter(|(_, (_, f))| rows.iter().any(|r| f(r) > 0))
-            .map(|(i, (name, f))| Line { name: name.to_string(), color: PALETTE[i % PALETTE.len()], points: series(rows, f), dashed: false })
+            .map(|(i, (name, f))| Line {
+                name: name.to_string(),
+                color: PALETTE[i % PALETTE.len()],
+                points: series(rows, f),
+                dashed: false,
+            })
             .collect();
-        let svg = line_chart(&format!("Target (pid {pid}) TCP sockets by state"), "sockets", dur, &lines, &[], phases, false)?;
-        out.push(("Target TCP sockets by state".into(), svg, "From the kernel's TCP tables, joined on the target's socket inodes.".into()));
+        let svg = line_chart(
+            &format!("Target (pid {pid}) TCP sockets by state"),
+            "sockets",
+            dur,
+            &lines,
+            &[],
+            phases,
+            false,
+        )?;
+        out.push((
+            "Target TCP sockets by state".into(),
+            svg,
+            "From the kernel's TCP tables, joined on the target's socket inodes.".into(),
+        ));
     }
 
     // 4. Latency percentiles over time.
     let pick = |f: fn(&(f64, f64, f64, f64, f64)) -> f64| tl.latency.iter().map(|p| (p.0, f(p))).collect::<Vec<_>>();
     let lat = vec![
-        Line { name: "p50".into(), color: PALETTE[2], points: pick(|p| p.1), dashed: false },
-        Line { name: "p90".into(), color: PALETTE[0], points: pick(|p| p.2), dashed: false },
-        Line { name: "p99".into(), color: PALETTE[3], points: pick(|p| p.3), dashed: false },
-        Line { name: "max".into(), color: PALETTE[1], points: pick(|p| p.4), dashed: false },
+        Line {
+            name: "p50".into(),
+            color: PALETTE[2],
+            points: pick(|p| p.1),
+            dashed: false,
+        },
+        Line {
+            name: "p90".into(),
+            color: PALETTE[0],
+            points: pick(|p| p.2),
+            dashed: false,
+        },
+        Line {
+            name: "p99".into(),
+            color: PALETTE[3],
+            points: pick(|p| p.3),
+            dashed: false,
+        },
+        Line {
+            name: "max".into(),
+            color: PALETTE[1],
+            points: pick(|p| p.4),
+            dashed: false,
+        },
     ];
-    let svg = line_chart("Latency (from the scheduled start of each call)", "ms", dur, &lat, &[], phases, false)?;
-    out.push(("Latency percentiles".into(), svg, "All workloads together, worst value in each slice of time.".into()));
+    let svg = line_chart(
+        "Latency (from the scheduled start of each call)",
+        "ms",
+        dur,
+        &lat,
+        &[],
+        phases,
+        false,
+    )?;
+    out.push((
+        "Latency percentiles".into(),
+        svg,
+        "All workloads together, worst value in each slice of time.".into(),
+    ));
 
     // 5. Throughput, errors and skipped calls.
     let rate = |f: fn(&(f64, f64, f64, f64)) -> f64| tl.rates.iter().map(|p| (p.0, f(p))).collect::<Vec<_>>();
-    let mut tput = vec![Line { name: "ok / s".into(), color: PALETTE[2], points: rate(|p| p.1), dashed: false }];
-    for (name, color, f) in [("errors / s", PALETTE[1], (|p| p.2) as fn(&(f64, f64, f64, f64)) -> f64), ("skipped / s", PALETTE[3], |p| p.3)] {
+    let mut tput = vec![Line {
+        name: "ok / s".into(),
+        color: PALETTE[2],
+        points: rate(|p| p.1),
+        dashed: false,
+    }];
+    for (name, color, f) in [
+        ("errors / s", PALETTE[1], (|p| p.2) as fn(&(f64, f64, f64, f64)) -> f64),
+        ("skipped / s", PALETTE[3], |p| p.3),
+    ] {
         let pts = rate(f);
         if pts.iter().any(|p| p.1 > 0.0) {
-            tput.push(Line { name: name.into(), color, points: pts, dashed: false });
+            tput.push(Line {
+                name: name.into(),
+                color,
+                points: pts,
+                dashed: false,
+            });
         }
     }
     let svg = line_chart("Throughput and errors", "calls / s", dur, &tput, &[], phases, false)?;
     let codes: Vec<String> = s
         .workloads
         .iter()
-        .flat_map(|w| w.status_counts.iter().filter(|(k, _)| k.as_str() != "OK").map(move |(k, v)| format!("{}: {k} {v}", w.name)))
+        .flat_map(|w| {
+            w.status_counts
+                .iter()
+                .filter(|(k, _)| k.as_str() != "OK")
+                .map(move |(k, v)| format!("{}: {k} {v}", w.name))
+        })
         .collect();
-    let caption = if codes.is_empty() { "No failed calls.".to_string() } else { format!("Failed calls by status code — {}", codes.join(", ")) };
+    let caption = if codes.is_empty() {
+        "No failed calls.".to_string()
+    } else {
+        format!("Failed calls by status code — {}", codes.join(", "))
+    };
     out.push(("Throughput and errors".into(), svg, caption));
     Ok(out)
 }

@@ -79,13 +79,18 @@ pub fn read(dir: &Path, duration: f64) -> anyhow::Result<Timeline> {
         for row in r.deserialize::<FdRow>() {
             let row = row.with_context(|| format!("parsing {}", samples.display()))?;
             tl.rows_read += 1;
-            let slots = by_proc.entry((row.role.clone(), row.pid)).or_insert_with(|| vec![None; BUCKETS]);
+            let slots = by_proc
+                .entry((row.role.clone(), row.pid))
+                .or_insert_with(|| vec![None; BUCKETS]);
             let slot = &mut slots[bucket(row.t_secs, duration)];
             if slot.as_ref().is_none_or(|s| row.fds >= s.fds) {
                 *slot = Some(row);
             }
         }
-        tl.processes = by_proc.into_iter().map(|(k, v)| (k, v.into_iter().flatten().collect())).collect();
+        tl.processes = by_proc
+            .into_iter()
+            .map(|(k, v)| (k, v.into_iter().flatten().collect()))
+            .collect();
     }
     let tput = dir.join("throughput.csv");
     if tput.exists() {
@@ -109,7 +114,12 @@ pub fn read(dir: &Path, duration: f64) -> anyhow::Result<Timeline> {
             if let Some(p) = &prev {
                 let dt = (row.t_secs - p.t_secs).max(1e-9);
                 let rate = |a: u64, b: u64| a.saturating_sub(b) as f64 / dt;
-                tl.rates.push((row.t_secs, rate(row.ok, p.ok), rate(row.errors, p.errors), rate(row.skipped, p.skipped)));
+                tl.rates.push((
+                    row.t_secs,
+                    rate(row.ok, p.ok),
+                    rate(row.errors, p.errors),
+                    rate(row.skipped, p.skipped),
+                ));
             }
             prev = Some(row);
         }
@@ -117,7 +127,8 @@ pub fn read(dir: &Path, duration: f64) -> anyhow::Result<Timeline> {
         for (b, w) in worst.into_iter().enumerate() {
             if let Some([p50, p90, p99, max]) = w {
                 let ms = |v: u64| v as f64 / 1000.0;
-                tl.latency.push(((b as f64 + 0.5) * step, ms(p50), ms(p90), ms(p99), ms(max)));
+                tl.latency
+                    .push(((b as f64 + 0.5) * step, ms(p50), ms(p90), ms(p99), ms(max)));
             }
         }
     }

@@ -84,6 +84,8 @@ pub struct SamplerSetup {
     pub registry: Arc<Registry>,
     /// Cancelled by the sampler when the target process is found gone.
     pub target_gone: CancellationToken,
+    /// The latest target figures, for the progress display.
+    pub live: Arc<crate::progress::Live>,
 }
 
 /// What the sampler hands back when stopped.
@@ -196,6 +198,13 @@ impl State {
         for tracker in &mut self.trackers {
             match probe::probe(tracker.pid) {
                 Ok(r) => {
+                    if tracker.role == Role::Target {
+                        self.setup.live.target_fds.store(r.fds.total, Ordering::Relaxed);
+                        self.setup
+                            .live
+                            .target_limit
+                            .store(r.nofile_soft.unwrap_or(0), Ordering::Relaxed);
+                    }
                     self.samples.serialize(row(t, unix_ms, phase_name, tracker, &r))?;
                     self.rows += 1;
                     tracker.observe(t, phase, in_load, &r);
