@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// Calls a run must have beyond a latency percentile for that percentile to be compared.
-pub const MIN_TAIL: f64 = 10.0;
+pub const MIN_TAIL: f64 = 50.0;
 
 /// Regression rules. A candidate regresses on a metric only when it is worse than the base by more than these.
 #[derive(Debug, Clone, Serialize)]

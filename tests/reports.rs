@@ -246,8 +246,8 @@ fn with_latency(base: &fdsoak::report::model::Summary, calls: u64, micros: u64) 
 fn latency_rules_use_the_stored_distributions() {
     let (clean, _) = fixture_report("clean");
     let t = Tolerances::default();
-    let fast = with_latency(&clean, 20_000, 2_000);
-    let slow = with_latency(&clean, 20_000, 12_000);
+    let fast = with_latency(&clean, 100_000, 2_000);
+    let slow = with_latency(&clean, 100_000, 12_000);
     let c = compare(&fast, &slow, "fast", "slow", &t).unwrap();
     let regressed: Vec<&str> = c
         .rows
@@ -257,7 +257,7 @@ fn latency_rules_use_the_stored_distributions() {
         .collect();
     assert_eq!(regressed, ["p50", "p99", "p99.9"]);
     // 25% slower is within the default tolerance.
-    let a_bit = with_latency(&clean, 20_000, 2_500);
+    let a_bit = with_latency(&clean, 100_000, 2_500);
     assert!(!compare(&fast, &a_bit, "fast", "a bit", &t).unwrap().regressed);
     // Too few calls: the tails are not judged, however they look.
     let (few_fast, few_slow) = (with_latency(&clean, 100, 2_000), with_latency(&clean, 100, 12_000));
