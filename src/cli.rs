@@ -51,6 +51,20 @@ pub enum Command {
         /// A report directory written by `fdsoak run` or `fdsoak merge`.
         dir: PathBuf,
     },
+    /// Sample one process once (or repeatedly, timing it) and print what the sampler sees.
+    Probe {
+        /// The process to read.
+        pid: i32,
+        /// Only count descriptors (one directory listing), without kinds or TCP states.
+        #[arg(long)]
+        count_only: bool,
+        /// Take this many samples and report the median and minimum time of one.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+        repeat: u32,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Check scenario files without running them.
     Validate {
         /// Scenario files to check.
@@ -137,6 +151,12 @@ pub struct ServeArgs {
     /// Set this process's RLIMIT_NOFILE (soft and hard) to N.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(16..))]
     pub nofile: Option<u64>,
+    /// Stall: hold every Check answer from this long after start… (e.g. "5s")
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, requires = "stall_for")]
+    pub stall_at: Option<Duration>,
+    /// …for this long (e.g. "200ms").
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, requires = "stall_at")]
+    pub stall_for: Option<Duration>,
 }
 
 #[derive(Debug, Args)]
@@ -205,6 +225,12 @@ pub enum Action {
         out: PathBuf,
     },
     Report(PathBuf),
+    Probe {
+        pid: i32,
+        count_only: bool,
+        repeat: u32,
+        json: bool,
+    },
 }
 
 impl Cli {
@@ -218,12 +244,24 @@ impl Cli {
                     leak_fd_every: s.leak_fd_every,
                     leak_channel_every: s.leak_channel_every,
                     hold_closed_conns: s.hold_closed_conns,
+                    stall: s.stall_at.zip(s.stall_for),
                 },
                 nofile: s.nofile,
             }),
             Command::Validate { scenarios } => Ok(Action::Validate(scenarios)),
             Command::Merge { reports, out } => Ok(Action::Merge { reports, out }),
             Command::Report { dir } => Ok(Action::Report(dir)),
+            Command::Probe {
+                pid,
+                count_only,
+                repeat,
+                json,
+            } => Ok(Action::Probe {
+                pid,
+                count_only,
+                repeat,
+                json,
+            }),
             Command::Compare(c) => Ok(Action::Compare {
                 base: c.base,
                 candidate: c.candidate,

@@ -88,6 +88,12 @@ pub fn execute(cli: cli::Cli) -> i32 {
                 }
             }
         }
+        Action::Probe {
+            pid,
+            count_only,
+            repeat,
+            json,
+        } => probe(pid, count_only, repeat, json),
         Action::Report(dir) => {
             let done = report::json::read(&dir.join("summary.json")).and_then(|s| report::write_all(&s, &dir));
             match done {
@@ -170,4 +176,62 @@ fn validate(files: &[std::path::PathBuf]) -> i32 {
         }
     }
     code
+}
+
+/// `fdsoak probe`: one process, sampled `repeat` times, with the time of one sample.
+fn probe(pid: i32, count_only: bool, repeat: u32, json: bool) -> i32 {
+    use sampler::probe;
+    let mut times = Vec::with_capacity(repeat as usize);
+    let mut last = None;
+    for _ in 0..repeat {
+        let start = std::time::Instant::now();
+        let result = if count_only {
+            probe::count_fds(pid).map(|n| {
+                let mut r = probe::Reading::default();
+                r.fds.total = n;
+                r
+            })
+        } else {
+            probe::probe(pid)
+        };
+        times.push(start.elapsed());
+        match result {
+            Ok(r) => last = Some(r),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return EXIT_RUN_ERROR;
+            }
+        }
+    }
+    times.sort();
+    let median_us = times[times.len() / 2].as_secs_f64() * 1e6;
+    let min_us = times[0].as_secs_f64() * 1e6;
+    let r = last.unwrap_or_default();
+    if json {
+        let v = serde_json::json!({
+            "pid": pid, "count_only": count_only, "repeat": repeat, "median_us": median_us, "min_us": min_us,
+            "fds": r.fds, "tcp": r.tcp, "nofile_soft": r.nofile_soft, "threads": r.threads, "rss_kb": r.rss_kb,
+        });
+        println!("{v}");
+    } else {
+        let f = r.fds;
+        println!(
+            "pid {pid}: {} FDs ({} sockets, {} pipes, {} files, {} anon, {} other)",
+            f.total, f.socket, f.pipe, f.file, f.anon, f.other
+        );
+        if !count_only {
+            let t = r.tcp;
+            println!(
+                "  TCP: {} ESTABLISHED, {} CLOSE_WAIT, {} LISTEN, {} TIME_WAIT, {} FIN_WAIT1/2; limit {}",
+                t.established,
+                t.close_wait,
+                t.listen,
+                t.time_wait,
+                t.fin_wait1 + t.fin_wait2,
+                r.nofile_soft.map_or("unlimited".into(), |l| l.to_string())
+            );
+        }
+        println!("  one sample: median {median_us:.0} µs, min {min_us:.0} µs over {repeat}");
+    }
+    0
 }

@@ -12,11 +12,19 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+/// How calls are paced.
+#[derive(Debug, Clone, Copy)]
+pub enum Pace {
+    /// Open model: `rate` calls per second on a timetable, skipping beyond `max_in_flight`.
+    Open { rate: f64, max_in_flight: u64 },
+    /// Closed model: `concurrency` calls back to back, for saturation.
+    Closed { concurrency: u64 },
+}
+
 /// A validated health_check workload.
 #[derive(Debug, Clone)]
 pub struct Spec {
-    pub rate: f64,
-    pub max_in_flight: u64,
+    pub pace: Pace,
     pub deadline: Duration,
     pub service: String,
 }
@@ -29,7 +37,7 @@ pub async fn run(
     stop: CancellationToken,
 ) {
     let call_stats = stats.clone();
-    rate::open_model(spec.rate, spec.max_in_flight, until, &stop, &stats, move |due| {
+    let call = move |due: Instant| {
         let source = source.clone();
         let stats = call_stats.clone();
         let service = spec.service.clone();
@@ -41,8 +49,11 @@ pub async fn run(
             };
             stats.finish(code, due.elapsed());
         }
-    })
-    .await;
+    };
+    match spec.pace {
+        Pace::Open { rate, max_in_flight } => rate::open_model(rate, max_in_flight, until, &stop, &stats, call).await,
+        Pace::Closed { concurrency } => rate::closed_model(concurrency, until, &stop, &stats, call).await,
+    }
 }
 
 async fn check(source: &ChannelSource, service: String, deadline: Duration) -> tonic::Code {

@@ -63,9 +63,15 @@ pub async fn run_phase(
 }
 
 fn health_check_spec(w: &Workload) -> health_check::Spec {
+    let pace = match w.concurrency {
+        Some(concurrency) => health_check::Pace::Closed { concurrency },
+        None => health_check::Pace::Open {
+            rate: w.rate.unwrap_or(1.0),
+            max_in_flight: w.max_in_flight.unwrap_or(DEFAULT_MAX_IN_FLIGHT),
+        },
+    };
     health_check::Spec {
-        rate: w.rate.unwrap_or(1.0),
-        max_in_flight: w.max_in_flight.unwrap_or(DEFAULT_MAX_IN_FLIGHT),
+        pace,
         deadline: w.deadline.unwrap_or(DEFAULT_DEADLINE),
         service: w.service.clone().unwrap_or_default(),
     }

@@ -63,6 +63,39 @@ pub async fn open_model<F, Fut>(
     while tasks.join_next().await.is_some() {}
 }
 
+/// The closed model, for saturation: `concurrency` workers each start a call
+/// as soon as their previous one finishes, until `until` or `stop`. There is
+/// no timetable, so latency is measured from each call's actual start; use
+/// the open model to see stalls.
+pub async fn closed_model<F, Fut>(
+    concurrency: u64,
+    until: Instant,
+    stop: &CancellationToken,
+    stats: &Arc<WorkloadStats>,
+    call: F,
+) where
+    F: Fn(Instant) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let call = Arc::new(call);
+    let mut workers = JoinSet::new();
+    for _ in 0..concurrency {
+        let (call, stats, stop) = (call.clone(), stats.clone(), stop.clone());
+        workers.spawn(async move {
+            while Instant::now() < until {
+                stats.scheduled.fetch_add(1, Relaxed);
+                let guard = InFlight::enter(stats.clone());
+                tokio::select! {
+                    _ = call(Instant::now()) => {}
+                    _ = stop.cancelled() => return,
+                }
+                drop(guard);
+            }
+        });
+    }
+    while workers.join_next().await.is_some() {}
+}
+
 /// Counts a call as started and in flight until dropped (even if aborted).
 struct InFlight(Arc<WorkloadStats>);
 
@@ -136,6 +169,26 @@ mod tests {
         let h = s.histogram();
         assert!(h.value_at_quantile(0.5) >= 1_000_000, "latency counts the stall");
         assert!(Instant::now() >= start + Duration::from_secs(3));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_closed_model_keeps_n_calls_in_flight() {
+        let s = stats();
+        let stop = CancellationToken::new();
+        let start = Instant::now();
+        let s2 = s.clone();
+        // 4 workers, 100 ms calls, 1 s: 10 calls each, never more than 4 at once.
+        closed_model(4, start + Duration::from_secs(1), &stop, &s, move |_| {
+            let s = s2.clone();
+            async move {
+                assert!(s.in_flight.load(Relaxed) <= 4);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                s.finish(tonic::Code::Ok, Duration::from_millis(100));
+            }
+        })
+        .await;
+        let c = s.counts();
+        assert_eq!((c.started, c.ok, c.skipped, c.in_flight), (40, 40, 0, 0));
     }
 
     #[tokio::test(start_paused = true)]

@@ -143,3 +143,17 @@ pub fn probe(pid: i32) -> Result<Reading, ProbeError> {
         rss_kb: stat.rss * (procfs::page_size() / 1024),
     })
 }
+
+/// Counts a process's descriptors without classifying them: one directory listing.
+pub fn count_fds(pid: i32) -> Result<u64, ProbeError> {
+    let dir = std::fs::read_dir(format!("/proc/{pid}/fd")).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => ProbeError::Gone(pid),
+        _ => ProbeError::Proc {
+            pid,
+            source: procfs::ProcError::Io(e, None),
+        },
+    })?;
+    let own = pid == std::process::id() as i32;
+    // Listing our own descriptors shows the listing's handle too.
+    Ok(dir.count() as u64 - u64::from(own))
+}

@@ -131,6 +131,8 @@ pub struct Workload {
     pub name: Option<String>,
     /// health_check: calls started per second.
     pub rate: Option<f64>,
+    /// health_check, instead of rate: this many calls back to back (closed model, for saturation).
+    pub concurrency: Option<u64>,
     /// health_check: calls allowed in flight; a scheduled call beyond it is skipped and counted.
     pub max_in_flight: Option<u64>,
     /// Per-call deadline (health_check) or connect deadline (watch).

@@ -125,3 +125,12 @@ fn display_names_file_line_and_key() {
         "dir/s.toml:16: key `phases[1].workloads[0].rate`: must be a positive number of calls per second, got -5"
     );
 }
+
+#[test]
+fn rate_and_concurrency_exclude_each_other() {
+    let (line, key, msg) = err(&GOOD.replace("rate = 10", "rate = 10\n  concurrency = 4"));
+    assert_eq!((line, key.as_str()), (17, "phases[1].workloads[0].concurrency"));
+    assert!(msg.contains("not both"), "{msg}");
+    let s = parse(Path::new("s.toml"), &GOOD.replace("rate = 10", "concurrency = 4")).unwrap();
+    assert_eq!(s.phases[1].workloads[0].concurrency, Some(4));
+}

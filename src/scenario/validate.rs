@@ -140,15 +140,35 @@ fn check_workload(w: &Workload, path: &KeyPath) -> Rule {
     };
     only("rate", w.rate.is_some(), WorkloadKind::HealthCheck)?;
     only("max_in_flight", w.max_in_flight.is_some(), WorkloadKind::HealthCheck)?;
+    only("concurrency", w.concurrency.is_some(), WorkloadKind::HealthCheck)?;
     only("streams", w.streams.is_some(), WorkloadKind::Watch)?;
     only("reopen_every", w.reopen_every.is_some(), WorkloadKind::Watch)?;
     if w.deadline.is_some_and(|d| d.is_zero()) {
         return fail(path.key("deadline"), "must be greater than zero");
     }
     match w.kind {
+        WorkloadKind::HealthCheck if w.concurrency.is_some() => {
+            if w.rate.is_some() {
+                return fail(
+                    path.key("concurrency"),
+                    "give either rate (open model) or concurrency (closed model), not both",
+                );
+            }
+            if w.max_in_flight.is_some() {
+                return fail(path.key("max_in_flight"), "applies to rate (the open model) only");
+            }
+            match w.concurrency {
+                Some(0) => return fail(path.key("concurrency"), "must be at least 1"),
+                Some(n) if n > 100_000 => return fail(path.key("concurrency"), format!("{n} is too many")),
+                _ => {}
+            }
+        }
         WorkloadKind::HealthCheck => {
             let Some(rate) = w.rate else {
-                return fail(path.key("rate"), "health_check needs a rate (calls per second)");
+                return fail(
+                    path.key("rate"),
+                    "health_check needs a rate (calls per second) or a concurrency",
+                );
             };
             if !rate.is_finite() || rate <= 0.0 {
                 return fail(

@@ -43,6 +43,8 @@ pub struct Knobs {
     pub leak_fd_every: Option<u64>,
     pub leak_channel_every: Option<u64>,
     pub hold_closed_conns: bool,
+    /// Hold every Check answer from `at` after start until `at + for`: a stalled server.
+    pub stall: Option<(Duration, Duration)>,
 }
 
 /// What the knobs have leaked so far. Kept alive for the life of the server, on purpose.
@@ -59,6 +61,8 @@ struct HealthSvc {
     leaks: Arc<Leaks>,
     checks: Arc<AtomicU64>,
     self_addr: SocketAddr,
+    /// The stall window, as instants.
+    stall: Option<(tokio::time::Instant, tokio::time::Instant)>,
 }
 
 impl HealthSvc {
@@ -101,6 +105,12 @@ type WatchStream = Pin<Box<dyn Stream<Item = Result<HealthCheckResponse, Status>
 impl Health for HealthSvc {
     async fn check(&self, req: Request<HealthCheckRequest>) -> Result<Response<HealthCheckResponse>, Status> {
         let service = req.into_inner().service;
+        if let Some((from, until)) = self.stall {
+            let now = tokio::time::Instant::now();
+            if now >= from && now < until {
+                tokio::time::sleep_until(until).await;
+            }
+        }
         if service != BACKEND_SERVICE {
             self.apply_knobs().await;
         }
@@ -232,6 +242,8 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
     let self_addr = listener.local_addr()?;
+    let started = tokio::time::Instant::now();
+    let stall = knobs.stall.map(|(at, dur)| (started + at, started + at + dur));
     let knobs = Arc::new(knobs);
     let leaks = Arc::new(Leaks::default());
     let health = HealthSvc {
@@ -239,6 +251,7 @@ pub async fn serve(
         leaks: leaks.clone(),
         checks: Arc::new(AtomicU64::new(0)),
         self_addr,
+        stall,
     };
     let (tx, rx) = mpsc::channel(64);
     let acceptor = tokio::spawn(accept_loop(listener, tx, knobs, leaks));
