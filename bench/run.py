@@ -1,0 +1,200 @@
+"""Runs fdsoak's benchmark and prints a table of figures and ratios.
+
+Started by bench/run (which installs the tools). Every comparison is made in
+the same run on the same machine, so read the ratios, not the absolute
+numbers: the machine is shared and noisy.
+"""
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FDSOAK = os.path.join(ROOT, "target", "release", "fdsoak")
+QUICK = "--quick" in sys.argv
+SECS = 4 if QUICK else 10
+TMP = tempfile.mkdtemp(prefix="fdsoak-bench-")
+
+
+def run_child_cpu(cmd):
+    """Runs cmd and returns (stdout, cpu seconds) measured with wait4."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.dup2(w, 1)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 2)
+        os.close(r)
+        os.execvp(cmd[0], cmd)
+    os.close(w)
+    chunks = []
+    while True:
+        b = os.read(r, 65536)
+        if not b:
+            break
+        chunks.append(b)
+    os.close(r)
+    _, status, usage = os.wait4(pid, 0)
+    return b"".join(chunks).decode(), usage.ru_utime + usage.ru_stime, os.waitstatus_to_exitcode(status)
+
+
+class Server:
+    def __init__(self, *args):
+        self.p = subprocess.Popen([FDSOAK, "serve", "--port", "0", *args], stdout=subprocess.PIPE, text=True)
+        self.addr = self.p.stdout.readline().split()[-1]
+
+    def stop(self):
+        self.p.terminate()
+        self.p.wait()
+
+
+def scenario(name, workload, secs, interval="1s"):
+    path = os.path.join(TMP, f"{name}.toml")
+    with open(path, "w") as f:
+        f.write(f'name = "{name}"\n[sampler]\ninterval = "{interval}"\n')
+        f.write(f'[[phases]]\nname = "load"\nduration = "{secs}s"\n  [[phases.workloads]]\n  kind = "health_check"\n{workload}\n')
+    return path
+
+
+def fdsoak_run(name, workload, secs, target_args, interval="1s"):
+    out_dir = os.path.join(TMP, name)
+    cmd = [FDSOAK, "run", scenario(name, workload, secs, interval), "-q", "--out", out_dir, *target_args]
+    _, cpu, code = run_child_cpu(cmd)
+    with open(os.path.join(out_dir, "summary.json")) as f:
+        s = json.load(f)
+    return s, cpu, out_dir
+
+
+def row(cols, widths):
+    return "  ".join(str(c).rjust(w) if i else str(c).ljust(w) for i, (c, w) in enumerate(zip(cols, widths)))
+
+
+def driver_efficiency():
+    print(f"\n## Driver efficiency: unary Health/Check against `fdsoak serve`, one shared channel, {SECS} s each\n")
+    srv = Server()
+    results = []
+    try:
+        for label, workload in [("fdsoak, 8 in flight (saturation)", "  concurrency = 8"), ("fdsoak, 2000/s fixed rate", "  rate = 2000")]:
+            s, cpu, _ = fdsoak_run("eff", workload, SECS, ["--target", srv.addr])
+            calls = sum(w["ok"] for w in s["workloads"])
+            results.append((label, calls, cpu))
+        py = [sys.executable, os.path.join(ROOT, "bench", "clients.py")]
+        for label, args in [("python grpcio sync, 8 threads", ["sync", srv.addr, "8", str(SECS)]),
+                            ("python grpcio asyncio, 8 tasks", ["aio", srv.addr, "8", str(SECS)]),
+                            ("python grpcio asyncio, 2000/s fixed rate", ["aio", srv.addr, "64", str(SECS), "2000"])]:
+            out, cpu, _ = run_child_cpu(py + args)
+            results.append((label, int(out.strip() or 0), cpu))
+    finally:
+        srv.stop()
+    base = results[0][1] / results[0][2]
+    w = (42, 9, 8, 14, 12)
+    print(row(["client", "calls", "CPU s", "calls/CPU-s", "fdsoak ÷ it"], w))
+    for label, calls, cpu in results:
+        eff = calls / cpu if cpu else 0
+        ref = results[1] if "fixed rate" in label else results[0]
+        print(row([label, calls, f"{cpu:.2f}", f"{eff:,.0f}", f"{(ref[1] / ref[2]) / eff:.1f}×" if eff else "-"], w))
+    print("\n(grpc-go reference from the issue's calibration on this machine kind: 30-36k calls/CPU-s with 8 in flight.)")
+    return base
+
+
+def rate_accuracy():
+    print(f"\n## Rate accuracy: scheduled vs achieved, {SECS} s per rate\n")
+    srv = Server()
+    w = (10, 10, 9, 9, 10, 10)
+    print(row(["scheduled", "achieved", "ratio", "skipped", "p50 ms", "p99 ms"], w))
+    try:
+        for rate in [500, 1000, 2000, 4000, 8000]:
+            s, _, _ = fdsoak_run(f"rate{rate}", f"  rate = {rate}\n  max_in_flight = 256", SECS, ["--target", srv.addr])
+            wl = s["workloads"][0]
+            achieved = (wl["ok"] + wl["errors"]) / SECS
+            lat = wl["latency"]
+            print(row([rate, f"{achieved:.0f}", f"{achieved / rate:.3f}", wl["skipped"], f"{lat['p50_us'] / 1000:.2f}", f"{lat['p99_us'] / 1000:.2f}"], w))
+    finally:
+        srv.stop()
+    print("\nA 200 ms server stall, 1000 calls/s for 8 s (latency counted from each call's scheduled time):\n")
+    w = (28, 9, 9, 9, 9)
+    print(row(["target", "p50 ms", "p99 ms", "max ms", "skipped"], w))
+    exe = FDSOAK
+    for label, extra in [("no stall", ""), ("stall 200 ms at 3 s", " --stall-at 3s --stall-for 200ms")]:
+        s, _, _ = fdsoak_run("stall", "  rate = 1000", 8, ["--spawn", f"{exe} serve --port {{port}}{extra}"])
+        wl = s["workloads"][0]
+        lat = wl["latency"]
+        print(row([label, f"{lat['p50_us'] / 1000:.2f}", f"{lat['p99_us'] / 1000:.2f}", f"{lat['max_us'] / 1000:.2f}", wl["skipped"]], w))
+
+
+def timed(cmd, repeat):
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times) * 1000
+
+
+def sampler_cost():
+    print("\n## Sampler cost: one sample of a process holding N open TCP sockets (median, ms)\n")
+    w = (7, 11, 11, 11, 11, 11, 11, 16, 18)
+    print(row(["sockets", "fdsoak cnt", "fdsoak full", "ls -f", "ls -l", "ss -tan", "lsof -p", "cnt ÷ ls -f", "full: ÷ls-l, lsof÷"], w))
+    for n in [100, 1000, 10000]:
+        holder = subprocess.Popen([sys.executable, os.path.join(ROOT, "bench", "holder.py"), str(n)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert holder.stdout.readline().strip() == "ready"
+        pid = str(holder.pid)
+        repeat = 5 if n >= 10000 else 11
+
+        def probe(*flags):
+            out = subprocess.run([FDSOAK, "probe", pid, "--repeat", str(repeat * 2), "--json", *flags], capture_output=True, text=True, check=True).stdout
+            return json.loads(out)["median_us"] / 1000
+
+        cnt, full = probe("--count-only"), probe()
+        lsf = timed(["ls", "-f", f"/proc/{pid}/fd"], repeat)
+        lsl = timed(["ls", "-l", f"/proc/{pid}/fd"], repeat)
+        ss = timed(["ss", "-tan"], repeat)
+        lsof = timed(["lsof", "-n", "-P", "-p", pid], repeat)
+        holder.stdin.close()
+        holder.wait()
+        print(row([n, f"{cnt:.2f}", f"{full:.2f}", f"{lsf:.2f}", f"{lsl:.2f}", f"{ss:.2f}", f"{lsof:.2f}", f"{cnt / lsf:.2f}×", f"{full / lsl:.2f}×, {lsof / full:.1f}×"], w))
+    print("\nfdsoak figures are the in-process time of one sample (what the sampler spends per tick, via `fdsoak probe`);")
+    print("the tools' figures are whole commands, process start included, as a user would run them.")
+
+
+def memory():
+    secs = 20 if QUICK else 75
+    print(f"\n## Driver memory over a long run: 8 in flight for {secs} s\n")
+    srv = Server()
+    try:
+        s, _, out_dir = fdsoak_run("memory", "  concurrency = 8", secs, ["--target", srv.addr], interval="1s")
+    finally:
+        srv.stop()
+    calls = sum(w["ok"] for w in s["workloads"])
+    rows = []
+    with open(os.path.join(out_dir, "samples.csv")) as f:
+        header = f.readline().strip().split(",")
+        for line in f:
+            v = dict(zip(header, line.strip().split(",")))
+            if v["role"] == "driver":
+                rows.append((float(v["t_secs"]), int(v["rss_kb"])))
+    at = lambda t: min(rows, key=lambda r: abs(r[0] - t))[1]
+    print(f"calls: {calls:,}; driver RSS at 5 s: {at(5) / 1024:.1f} MiB, at {secs // 2} s: {at(secs / 2) / 1024:.1f} MiB, at the end: {rows[-1][1] / 1024:.1f} MiB")
+
+
+def report_time():
+    print("\n## Analysis and report time for a 24 h soak (86,400 samples per process)\n")
+    out = subprocess.run(["cargo", "bench", "--quiet", "--bench", "report"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    print("\n".join(l for l in out.splitlines() if l.strip()))
+
+
+def main():
+    print(f"# fdsoak benchmark ({'quick' if QUICK else 'full'}) on {os.cpu_count()} cores, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
+    driver_efficiency()
+    rate_accuracy()
+    sampler_cost()
+    memory()
+    report_time()
+
+
+if __name__ == "__main__":
+    main()
