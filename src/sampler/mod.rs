@@ -6,6 +6,7 @@
 //! the baseline and the residual are read exactly at phase boundaries rather
 //! than at the last tick before them. Nothing is kept in memory per sample.
 
+pub mod fast;
 pub mod probe;
 
 use crate::analysis::{Role, Tracker};

@@ -6,9 +6,8 @@
 //! is read correctly), joined to its descriptors on the socket inode.
 
 use procfs::net::TcpState;
-use procfs::process::{FDTarget, LimitValue, Process};
+use procfs::process::{LimitValue, Process};
 use serde::{Deserialize, Serialize};
-use std::collections::HashSet;
 
 /// Descriptor counts by kind.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -38,6 +37,25 @@ pub struct TcpStates {
 }
 
 impl TcpStates {
+    /// Counts one socket by the kernel's numeric state (include/net/tcp_states.h).
+    pub fn add_code(&mut self, code: u8) {
+        let slot = match code {
+            1 => &mut self.established,
+            2 => &mut self.syn_sent,
+            3 => &mut self.syn_recv,
+            4 => &mut self.fin_wait1,
+            5 => &mut self.fin_wait2,
+            6 => &mut self.time_wait,
+            7 => &mut self.close,
+            8 => &mut self.close_wait,
+            9 => &mut self.last_ack,
+            10 => &mut self.listen,
+            11 => &mut self.closing,
+            _ => return,
+        };
+        *slot += 1;
+    }
+
     fn add(&mut self, s: &TcpState) {
         let slot = match s {
             TcpState::Established => &mut self.established,
@@ -95,38 +113,28 @@ pub fn probe(pid: i32) -> Result<Reading, ProbeError> {
     if stat.state == 'Z' || stat.state == 'X' {
         return Err(ProbeError::Gone(pid));
     }
-    let mut fds = FdKinds::default();
-    let mut inodes = HashSet::new();
     let own = pid == std::process::id() as i32;
-    for fd in proc.fd().map_err(&err)? {
-        // A descriptor closed while we list is simply not counted.
-        let Ok(fd) = fd else { continue };
-        if own && matches!(&fd.target, FDTarget::Path(p) if p.starts_with("/proc/")) {
-            // Our own handles on /proc, held only while this probe runs.
-            continue;
+    let (fds, inodes) = match super::fast::list_fds(pid, own) {
+        Ok(v) => v,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(ProbeError::Gone(pid)),
+        Err(e) => {
+            return Err(ProbeError::Proc {
+                pid,
+                source: procfs::ProcError::Io(e, None),
+            })
         }
-        fds.total += 1;
-        match fd.target {
-            FDTarget::Socket(inode) => {
-                fds.socket += 1;
-                inodes.insert(inode);
-            }
-            FDTarget::Pipe(_) => fds.pipe += 1,
-            FDTarget::AnonInode(_) => fds.anon += 1,
-            FDTarget::Path(p) if !p.starts_with("/dev/") => fds.file += 1,
-            FDTarget::MemFD(_) => fds.file += 1,
-            _ => fds.other += 1,
-        }
-    }
+    };
     let mut tcp = TcpStates::default();
     if !inodes.is_empty() {
-        for table in [proc.tcp(), proc.tcp6()] {
-            // No IPv6 in this namespace means no table; that is fine.
-            for e in table.unwrap_or_default() {
-                if inodes.contains(&e.inode) {
-                    tcp.add(&e.state);
-                }
-            }
+        // netlink when it can see the process's sockets; the text tables otherwise.
+        let fast = if super::fast::same_netns(pid) {
+            super::fast::tcp_states(&inodes).ok()
+        } else {
+            None
+        };
+        match fast {
+            Some(t) => tcp = t,
+            None => tcp = tcp_from_text_tables(&proc, &inodes),
         }
     }
     let limits = proc.limits().map_err(&err)?;
@@ -142,6 +150,21 @@ pub fn probe(pid: i32) -> Result<Reading, ProbeError> {
         threads: stat.num_threads.max(0) as u64,
         rss_kb: stat.rss * (procfs::page_size() / 1024),
     })
+}
+
+/// TCP states from the process's `/proc/PID/net/tcp` and `tcp6` text tables:
+/// slower than netlink, but right for a process in another network namespace.
+pub fn tcp_from_text_tables(proc: &Process, inodes: &std::collections::HashSet<u64>) -> TcpStates {
+    let mut tcp = TcpStates::default();
+    for table in [proc.tcp(), proc.tcp6()] {
+        // No IPv6 in this namespace means no table; that is fine.
+        for e in table.unwrap_or_default() {
+            if inodes.contains(&e.inode) {
+                tcp.add(&e.state);
+            }
+        }
+    }
+    tcp
 }
 
 /// Counts a process's descriptors without classifying them: one directory listing.
