@@ -37,6 +37,10 @@ pub enum Command {
     /// Exits 1 when the candidate regressed, 0 when it did not, 2 when a
     /// report cannot be read or has an incompatible schema_version.
     Compare(Box<CompareArgs>),
+    /// Run the fault proxy on its own, in front of any server, until Ctrl-C.
+    ///
+    /// Put your own client behind it (point it at --listen) while `fdsoak run --target` samples the server.
+    Proxy(ProxyArgs),
     /// Merge reports written by several drivers against one target into one report.
     Merge {
         /// Report directories to merge.
@@ -157,6 +161,35 @@ pub struct ServeArgs {
     /// …for this long (e.g. "200ms").
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, requires = "stall_at")]
     pub stall_for: Option<Duration>,
+    /// Send GOAWAY to each connection after this age (e.g. "10s"), then close it after the grace period.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub max_connection_age: Option<Duration>,
+    /// How long a connection past its max age may finish its calls.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, requires = "max_connection_age")]
+    pub max_connection_age_grace: Option<Duration>,
+    /// After the first accept error (such as EMFILE), stop accepting for good: a server that never recovers.
+    #[arg(long)]
+    pub stop_accepting_on_error: bool,
+    /// Ping each connection this often (HTTP/2 keepalive) and drop peers that stop answering.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub keepalive_interval: Option<Duration>,
+    /// How long a keepalive ping may go unanswered (default 5s).
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, requires = "keepalive_interval")]
+    pub keepalive_timeout: Option<Duration>,
+}
+
+#[derive(Debug, Args)]
+pub struct ProxyArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub listen: SocketAddr,
+    /// The server to forward to (HOST:PORT).
+    #[arg(long)]
+    pub upstream: String,
+    /// A fault, as `KIND,key=value,…` with the keys of a scenario's [[phases.faults]],
+    /// e.g. `reset,every=5s`, `refuse,at=3s,duration=2s`, `latency,latency=50ms,jitter=10ms`. Repeatable.
+    #[arg(long = "fault", value_name = "SPEC")]
+    pub faults: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -231,6 +264,11 @@ pub enum Action {
         repeat: u32,
         json: bool,
     },
+    Proxy {
+        listen: SocketAddr,
+        upstream: SocketAddr,
+        faults: Vec<crate::scenario::Fault>,
+    },
 }
 
 impl Cli {
@@ -245,12 +283,36 @@ impl Cli {
                     leak_channel_every: s.leak_channel_every,
                     hold_closed_conns: s.hold_closed_conns,
                     stall: s.stall_at.zip(s.stall_for),
+                    max_connection_age: s.max_connection_age,
+                    max_connection_age_grace: s.max_connection_age_grace,
+                    keepalive: s
+                        .keepalive_interval
+                        .map(|i| (i, s.keepalive_timeout.unwrap_or(Duration::from_secs(5)))),
+                    stop_accepting_on_error: s.stop_accepting_on_error,
                 },
                 nofile: s.nofile,
             }),
             Command::Validate { scenarios } => Ok(Action::Validate(scenarios)),
             Command::Merge { reports, out } => Ok(Action::Merge { reports, out }),
             Command::Report { dir } => Ok(Action::Report(dir)),
+            Command::Proxy(p) => {
+                let usage = |flag: &str, message: String| ScenarioError::Usage {
+                    flag: flag.to_string(),
+                    message,
+                };
+                let upstream = crate::target::parse_address(&p.upstream)
+                    .map_err(|e| usage("--upstream", format!("{:?}: {e}", p.upstream)))?;
+                let faults = p
+                    .faults
+                    .iter()
+                    .map(|f| crate::scenario::parse_fault_spec(f).map_err(|m| usage("--fault", m)))
+                    .collect::<Result<_, _>>()?;
+                Ok(Action::Proxy {
+                    listen: p.listen,
+                    upstream,
+                    faults,
+                })
+            }
             Command::Probe {
                 pid,
                 count_only,

@@ -10,6 +10,7 @@ pub mod analysis;
 pub mod cli;
 pub mod compare;
 pub mod driver;
+pub mod fault;
 pub mod merge;
 pub mod metrics;
 pub mod progress;
@@ -94,6 +95,11 @@ pub fn execute(cli: cli::Cli) -> i32 {
             repeat,
             json,
         } => probe(pid, count_only, repeat, json),
+        Action::Proxy {
+            listen,
+            upstream,
+            faults,
+        } => runtime.block_on(proxy(listen, upstream, faults)),
         Action::Report(dir) => {
             let done = report::json::read(&dir.join("summary.json")).and_then(|s| report::write_all(&s, &dir));
             match done {
@@ -233,5 +239,47 @@ fn probe(pid: i32, count_only: bool, repeat: u32, json: bool) -> i32 {
         }
         println!("  one sample: median {median_us:.0} µs, min {min_us:.0} µs over {repeat}");
     }
+    0
+}
+
+/// `fdsoak proxy`: the fault proxy alone, its faults as one endless phase, until Ctrl-C.
+async fn proxy(listen: std::net::SocketAddr, upstream: std::net::SocketAddr, faults: Vec<scenario::Fault>) -> i32 {
+    let listener = match tokio::net::TcpListener::bind(listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: cannot bind {listen}: {e}");
+            return EXIT_RUN_ERROR;
+        }
+    };
+    let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
+    println!("fdsoak proxy listening on {addr}");
+    let _ = std::io::stdout().flush();
+    let control = std::sync::Arc::new(fault::Control::default());
+    control.set_toxics(&faults);
+    let stop = tokio_util::sync::CancellationToken::new();
+    let start = tokio::time::Instant::now();
+    let forever = start + std::time::Duration::from_secs(100 * 365 * 86_400);
+    let schedule = tokio::spawn(fault::schedule::run(
+        control.clone(),
+        faults,
+        "proxy".into(),
+        start,
+        forever,
+        stop.child_token(),
+    ));
+    let proxy = tokio::spawn(fault::proxy::run(listener, upstream, control.clone(), stop.clone()));
+    interrupted().await;
+    stop.cancel();
+    let _ = tokio::join!(schedule, proxy);
+    let s = control.stats();
+    eprintln!(
+        "fdsoak proxy: {} connections, {} refused, {} reset, {} closed, {} blackholed, {} events",
+        s.accepted,
+        s.refused,
+        s.reset,
+        s.closed,
+        s.blackholed,
+        control.events().len()
+    );
     0
 }

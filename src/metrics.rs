@@ -30,6 +30,16 @@ pub const CODE_NAMES: [&str; 17] = [
     "UNAUTHENTICATED",
 ];
 
+/// The status code of a failed call, as gRPC defines it: tonic reports a
+/// broken connection (reset, closed, GOAWAY'd mid-call) as UNKNOWN with a
+/// transport error inside, where gRPC says UNAVAILABLE, the retryable code.
+pub fn code_of(status: &tonic::Status) -> tonic::Code {
+    match status.code() {
+        tonic::Code::Unknown if std::error::Error::source(status).is_some() => tonic::Code::Unavailable,
+        code => code,
+    }
+}
+
 /// Largest latency the histograms hold, in microseconds (one hour); longer values saturate.
 const MAX_MICROS: u64 = 3_600_000_000;
 
@@ -45,6 +55,8 @@ pub struct WorkloadStats {
     pub name: String,
     pub kind: &'static str,
     pub channel: &'static str,
+    /// The workload's own error-rate gate, if any.
+    pub max_error_rate: Option<f64>,
     /// Calls (or stream opens) the timetable asked for.
     pub scheduled: AtomicU64,
     /// Scheduled calls not started because max_in_flight was reached.
@@ -54,6 +66,14 @@ pub struct WorkloadStats {
     pub in_flight: AtomicU64,
     /// Watch messages received.
     pub messages: AtomicU64,
+    /// Attempts made, first attempts included (equals `started` without a retry policy).
+    pub attempts: AtomicU64,
+    /// Attempts after the first.
+    pub retries: AtomicU64,
+    /// Calls that succeeded on a retry.
+    pub retry_successes: AtomicU64,
+    /// Calls that failed after retrying (attempts exhausted, or a code not retried after a retry).
+    pub give_ups: AtomicU64,
     codes: [AtomicU64; 17],
     latency: Mutex<Latencies>,
 }
@@ -84,11 +104,16 @@ impl WorkloadStats {
             name: name.to_string(),
             kind,
             channel,
+            max_error_rate: None,
             scheduled: AtomicU64::new(0),
             skipped: AtomicU64::new(0),
             started: AtomicU64::new(0),
             in_flight: AtomicU64::new(0),
             messages: AtomicU64::new(0),
+            attempts: AtomicU64::new(0),
+            retries: AtomicU64::new(0),
+            retry_successes: AtomicU64::new(0),
+            give_ups: AtomicU64::new(0),
             codes: Default::default(),
             latency: Mutex::new(Latencies {
                 total: new_histogram(),

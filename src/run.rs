@@ -9,6 +9,7 @@
 use crate::analysis::findings::{evaluate, Finding, WorkloadFigures};
 use crate::analysis::{load_window, Role};
 use crate::driver::{self, channel::LeakBin};
+use crate::fault;
 use crate::metrics::{Registry, WorkloadStats};
 use crate::report::model::*;
 use crate::sampler::{Sampler, SamplerSetup};
@@ -136,6 +137,13 @@ pub async fn run(cfg: RunConfig, interrupt: impl Future<Output = ()>) -> anyhow:
 
     let leak_bin = LeakBin::default();
     let stop = CancellationToken::new();
+    // With faults anywhere in the scenario, every channel goes through the proxy for the whole run.
+    let proxy = if sc.phases.iter().any(|p| !p.faults.is_empty()) {
+        Some(FaultProxy::start(target.addr).await?)
+    } else {
+        None
+    };
+    let drive_addr = proxy.as_ref().map_or(target.addr, |p| p.addr);
     let mut phases = Vec::new();
     let mut end = End::Completed;
     for (i, phase) in sc.phases.iter().enumerate() {
@@ -148,7 +156,19 @@ pub async fn run(cfg: RunConfig, interrupt: impl Future<Output = ()>) -> anyhow:
             sc.phases.len(),
             phase.duration
         );
-        let work = driver::run_phase(phase, i, target.addr, &registry, &leak_bin, &stop);
+        let faults = proxy.as_ref().map(|p| {
+            p.control.set_toxics(&phase.faults);
+            let until = Instant::now() + phase.duration;
+            tokio::spawn(fault::schedule::run(
+                p.control.clone(),
+                phase.faults.clone(),
+                phase.name.clone(),
+                start,
+                until,
+                stop.child_token(),
+            ))
+        });
+        let work = driver::run_phase(phase, i, drive_addr, &registry, &leak_bin, &stop);
         tokio::pin!(work);
         let result = tokio::select! {
             r = &mut work => Some(r),
@@ -162,6 +182,12 @@ pub async fn run(cfg: RunConfig, interrupt: impl Future<Output = ()>) -> anyhow:
                 work.await
             }
         };
+        if let Some(task) = faults {
+            let _ = task.await;
+        }
+        if let Some(p) = &proxy {
+            p.control.set_toxics(&[]);
+        }
         sampler.mark_phase_end(i).await;
         phases.push(PhaseInfo {
             name: phase.name.clone(),
@@ -192,6 +218,10 @@ pub async fn run(cfg: RunConfig, interrupt: impl Future<Output = ()>) -> anyhow:
         let _ = p.await;
     }
     let sampled = sampler.stop().await?;
+    let (fault_events, proxy_stats) = match proxy {
+        Some(p) => p.stop().await,
+        None => (Vec::new(), None),
+    };
     let exit_status = target.try_exit_status();
     let owned = target.is_owned();
     target.stop().await;
@@ -239,9 +269,45 @@ pub async fn run(cfg: RunConfig, interrupt: impl Future<Output = ()>) -> anyhow:
             );
         }
     }
-    let summary = base.build(verdict, findings, checks, processes, phases, workloads);
+    let mut summary = base.build(verdict, findings, checks, processes, phases, workloads);
+    summary.fault_events = fault_events;
+    summary.proxy = proxy_stats;
     write_report(&summary, &dir)?;
     Ok(RunOutcome { verdict, dir, summary })
+}
+
+/// The in-process fault proxy, when the scenario has faults.
+struct FaultProxy {
+    addr: std::net::SocketAddr,
+    control: Arc<fault::Control>,
+    shutdown: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl FaultProxy {
+    async fn start(upstream: std::net::SocketAddr) -> anyhow::Result<FaultProxy> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .context("binding the fault proxy")?;
+        let addr = listener.local_addr()?;
+        let control = Arc::new(fault::Control::default());
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(fault::proxy::run(listener, upstream, control.clone(), shutdown.clone()));
+        tracing::info!("fault proxy {addr} → {upstream}");
+        Ok(FaultProxy {
+            addr,
+            control,
+            shutdown,
+            task,
+        })
+    }
+
+    /// Closes every proxied connection and returns what happened.
+    async fn stop(self) -> (Vec<fault::FaultEvent>, Option<fault::ProxyStats>) {
+        self.shutdown.cancel();
+        let _ = self.task.await;
+        (self.control.events(), Some(self.control.stats()))
+    }
 }
 
 fn target_pid(t: &TargetInfo) -> i32 {
@@ -300,6 +366,8 @@ impl SummaryBuilder<'_> {
             workloads,
             files,
             merged_from: Vec::new(),
+            fault_events: Vec::new(),
+            proxy: None,
         }
     }
 
@@ -328,6 +396,19 @@ fn target_plan(sc: &Scenario, exe: &Path) -> anyhow::Result<TargetPlan> {
             }
             if t.hold_closed_conns == Some(true) {
                 args.push("--hold-closed-conns".into());
+            }
+            if t.stop_accepting_on_error == Some(true) {
+                args.push("--stop-accepting-on-error".into());
+            }
+            for (flag, d) in [
+                ("--max-connection-age", t.max_connection_age),
+                ("--max-connection-age-grace", t.max_connection_age_grace),
+                ("--keepalive-interval", t.keepalive_interval),
+                ("--keepalive-timeout", t.keepalive_timeout),
+            ] {
+                if let Some(d) = d {
+                    args.extend([flag.to_string(), humantime::format_duration(d).to_string()]);
+                }
             }
             TargetPlan::Builtin {
                 exe: exe.to_path_buf(),
@@ -422,6 +503,11 @@ fn workload_report(s: &WorkloadStats, phases: &[PhaseInfo]) -> WorkloadReport {
         ok: c.ok,
         errors: c.errors,
         messages: c.messages,
+        attempts: s.attempts.load(std::sync::atomic::Ordering::Relaxed),
+        retries: s.retries.load(std::sync::atomic::Ordering::Relaxed),
+        retry_successes: s.retry_successes.load(std::sync::atomic::Ordering::Relaxed),
+        give_ups: s.give_ups.load(std::sync::atomic::Ordering::Relaxed),
+        max_error_rate: s.max_error_rate,
         achieved_rate: if secs > 0.0 {
             (c.ok + c.errors) as f64 / secs
         } else {

@@ -33,6 +33,8 @@ pub struct WorkloadFigures {
     pub errors: u64,
     pub top_error: Option<String>,
     pub p99_us: u64,
+    /// The workload's own error-rate gate, if the scenario gives one.
+    pub max_error_rate: Option<f64>,
 }
 
 impl From<&crate::report::model::WorkloadReport> for WorkloadFigures {
@@ -50,6 +52,7 @@ impl From<&crate::report::model::WorkloadReport> for WorkloadFigures {
             errors: w.errors,
             top_error,
             p99_us: w.latency.p99_us,
+            max_error_rate: w.max_error_rate,
         }
     }
 }
@@ -327,13 +330,8 @@ pub fn evaluate(gates: &Gates, procs: &[ProcessAnalysis], workloads: &[WorkloadF
         } else {
             w.errors as f64 / w.finished as f64
         };
-        if !check(
-            "max_error_rate",
-            &subject,
-            rate,
-            gates.max_error_rate,
-            rate <= gates.max_error_rate,
-        ) {
+        let max_rate = w.max_error_rate.unwrap_or(gates.max_error_rate);
+        if !check("max_error_rate", &subject, rate, max_rate, rate <= max_rate) {
             findings.push(Finding::ErrorRate {
                 phase: w.phase.clone(),
                 workload: w.workload.clone(),
@@ -438,6 +436,7 @@ mod tests {
             errors: 0,
             top_error: None,
             p99_us: 900,
+            max_error_rate: None,
         };
         let (checks, findings) = evaluate(&Gates::default(), &[a], &[w]);
         assert!(findings.is_empty(), "{findings:?}");

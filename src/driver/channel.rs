@@ -5,7 +5,8 @@
 //! connection; `per_call_leak` dials for every call and parks the channel in
 //! the run's leak bin, reproducing a client that never closes what it opens.
 //! The bin lives as long as the run, so the harness's own count still
-//! returns to baseline once the run is over.
+//! returns to baseline once the run is over. Retries that want a new channel
+//! dial through [`ChannelSource::dial`].
 
 use crate::scenario::ChannelPolicy;
 use std::net::SocketAddr;
@@ -31,9 +32,26 @@ impl ChannelSource {
         connect_timeout: Duration,
         leak_bin: LeakBin,
     ) -> anyhow::Result<Self> {
-        let endpoint = Endpoint::from_shared(format!("http://{addr}"))?
+        Self::with_keepalive(addr, policy, connect_timeout, None, leak_bin)
+    }
+
+    /// Like [`ChannelSource::new`], with HTTP/2 keepalive pings (interval, timeout) so a dead connection is noticed.
+    pub fn with_keepalive(
+        addr: SocketAddr,
+        policy: ChannelPolicy,
+        connect_timeout: Duration,
+        keepalive: Option<(Duration, Duration)>,
+        leak_bin: LeakBin,
+    ) -> anyhow::Result<Self> {
+        let mut endpoint = Endpoint::from_shared(format!("http://{addr}"))?
             .connect_timeout(connect_timeout)
             .tcp_nodelay(true);
+        if let Some((interval, timeout)) = keepalive {
+            endpoint = endpoint
+                .http2_keep_alive_interval(interval)
+                .keep_alive_timeout(timeout)
+                .keep_alive_while_idle(true);
+        }
         let shared = (policy == ChannelPolicy::Shared).then(|| endpoint.connect_lazy());
         Ok(ChannelSource {
             endpoint,
@@ -48,6 +66,11 @@ impl ChannelSource {
         if let Some(c) = &self.shared {
             return Ok(c.clone());
         }
+        self.dial().await
+    }
+
+    /// Dials a new channel whatever the policy.
+    pub async fn dial(&self) -> Result<Channel, tonic::Code> {
         self.endpoint.connect().await.map_err(|e| {
             let timed_out = std::error::Error::source(&e).is_some_and(|s| s.to_string().contains("timed out"));
             if timed_out {
@@ -58,10 +81,15 @@ impl ChannelSource {
         })
     }
 
+    /// Keeps a channel open until the run ends, on purpose.
+    pub fn leak(&self, channel: Channel) {
+        self.leak_bin.lock().unwrap().push(channel);
+    }
+
     /// Gives a channel back after its call: dropped, kept, or leaked, by policy.
     pub fn release(&self, channel: Channel) {
         if self.policy == ChannelPolicy::PerCallLeak {
-            self.leak_bin.lock().unwrap().push(channel);
+            self.leak(channel);
         }
     }
 }

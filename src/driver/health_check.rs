@@ -27,6 +27,7 @@ pub struct Spec {
     pub pace: Pace,
     pub deadline: Duration,
     pub service: String,
+    pub retry: Option<super::retry::Policy>,
 }
 
 pub async fn run(
@@ -42,11 +43,11 @@ pub async fn run(
         let stats = call_stats.clone();
         let service = spec.service.clone();
         let deadline = spec.deadline;
+        let retry = spec.retry.clone();
         async move {
-            let code = match tokio::time::timeout(deadline, check(&source, service, deadline)).await {
-                Ok(code) => code,
-                Err(_) => tonic::Code::DeadlineExceeded,
-            };
+            let attempt = |channel| check(channel, service.clone(), deadline);
+            let code = super::retry::call(&source, retry.as_ref(), &stats, attempt).await;
+            // Latency runs from the scheduled start, across every attempt and backoff.
             stats.finish(code, due.elapsed());
         }
     };
@@ -56,17 +57,13 @@ pub async fn run(
     }
 }
 
-async fn check(source: &ChannelSource, service: String, deadline: Duration) -> tonic::Code {
-    let channel = match source.acquire().await {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
+/// One Health/Check attempt on `channel`, bounded by `deadline`.
+async fn check(channel: tonic::transport::Channel, service: String, deadline: Duration) -> tonic::Code {
     let mut req = tonic::Request::new(HealthCheckRequest { service });
     req.set_timeout(deadline);
-    let code = match HealthClient::new(channel.clone()).check(req).await {
-        Ok(_) => tonic::Code::Ok,
-        Err(status) => status.code(),
-    };
-    source.release(channel);
-    code
+    match tokio::time::timeout(deadline, HealthClient::new(channel).check(req)).await {
+        Ok(Ok(_)) => tonic::Code::Ok,
+        Ok(Err(status)) => crate::metrics::code_of(&status),
+        Err(_) => tonic::Code::DeadlineExceeded,
+    }
 }

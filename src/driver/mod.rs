@@ -8,6 +8,7 @@
 pub mod channel;
 pub mod health_check;
 pub mod rate;
+pub mod retry;
 pub mod watch;
 
 use crate::metrics::{Registry, WorkloadStats};
@@ -21,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 /// Defaults for workload keys left out of the scenario.
 pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(1);
 pub const DEFAULT_MAX_IN_FLIGHT: u64 = 1000;
+pub const DEFAULT_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Runs every workload of `phase` against `addr` for the phase's duration.
 pub async fn run_phase(
@@ -35,14 +37,19 @@ pub async fn run_phase(
     let mut tasks = tokio::task::JoinSet::new();
     for (i, w) in phase.workloads.iter().enumerate() {
         let deadline = w.deadline.unwrap_or(DEFAULT_DEADLINE);
-        let source = ChannelSource::new(addr, w.channel, deadline, leak_bin.clone())?;
-        let stats = registry.add(WorkloadStats::new(
+        let keepalive = w
+            .keepalive_interval
+            .map(|i| (i, w.keepalive_timeout.unwrap_or(DEFAULT_KEEPALIVE_TIMEOUT)));
+        let source = ChannelSource::with_keepalive(addr, w.channel, deadline, keepalive, leak_bin.clone())?;
+        let mut stats = WorkloadStats::new(
             &phase.name,
             phase_index,
             &w.label(i),
             w.kind.as_str(),
             w.channel.as_str(),
-        ));
+        );
+        stats.max_error_rate = w.max_error_rate;
+        let stats = registry.add(stats);
         let stop = stop.child_token();
         match w.kind {
             WorkloadKind::HealthCheck => {
@@ -74,6 +81,7 @@ fn health_check_spec(w: &Workload) -> health_check::Spec {
         pace,
         deadline: w.deadline.unwrap_or(DEFAULT_DEADLINE),
         service: w.service.clone().unwrap_or_default(),
+        retry: w.retry.as_ref().map(retry::Policy::from_spec),
     }
 }
 

@@ -92,7 +92,7 @@ async fn one_stream(
     let mut client = HealthClient::new(channel.clone());
     let mut stream = match tokio::time::timeout(spec.deadline, client.watch(req)).await {
         Ok(Ok(resp)) => resp.into_inner(),
-        Ok(Err(status)) => return status.code(),
+        Ok(Err(status)) => return crate::metrics::code_of(&status),
         Err(_) => return tonic::Code::DeadlineExceeded,
     };
     let mut first = true;
@@ -111,7 +111,7 @@ async fn one_stream(
             }
             // The server ended a stream that should stay open.
             Ok(None) => break tonic::Code::Unavailable,
-            Err(status) => break status.code(),
+            Err(status) => break crate::metrics::code_of(&status),
         }
     };
     drop(stream);

@@ -65,6 +65,12 @@ pub struct Summary {
     pub workloads: Vec<WorkloadReport>,
     /// Files in the report directory, by role.
     pub files: BTreeMap<String, String>,
+    /// Faults the proxy fired, in order (empty when the scenario has none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fault_events: Vec<crate::fault::FaultEvent>,
+    /// The fault proxy's counters, when one was in the path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy: Option<crate::fault::ProxyStats>,
     /// For a merged report: the report directories it was merged from.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub merged_from: Vec<String>,
@@ -144,6 +150,21 @@ pub struct WorkloadReport {
     pub ok: u64,
     pub errors: u64,
     pub messages: u64,
+    /// Attempts, first attempts included.
+    #[serde(default)]
+    pub attempts: u64,
+    /// Attempts after the first.
+    #[serde(default)]
+    pub retries: u64,
+    /// Calls that succeeded on a retry.
+    #[serde(default)]
+    pub retry_successes: u64,
+    /// Calls that still failed after retrying.
+    #[serde(default)]
+    pub give_ups: u64,
+    /// The workload's own error-rate gate, when the scenario sets one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_error_rate: Option<f64>,
     /// Finished calls per second over the phase.
     pub achieved_rate: f64,
     pub status_counts: BTreeMap<String, u64>,

@@ -88,6 +88,30 @@ pub fn check_rules(scenario: &Scenario) -> Result<(), (KeyPath, String)> {
     validate::check(scenario)
 }
 
+/// Parses a command-line fault such as `reset,every=5s` or `latency,latency=50ms,jitter=10ms`
+/// into a fault, with the same rules as `[[phases.faults]]` (the phase taken as endless).
+pub fn parse_fault_spec(spec: &str) -> Result<Fault, String> {
+    let mut parts = spec.split(',');
+    let kind = parts.next().unwrap_or_default().trim();
+    let mut doc = format!("kind = {kind:?}\n");
+    for kv in parts {
+        let (k, v) = kv
+            .split_once('=')
+            .ok_or_else(|| format!("{spec:?}: expected key=value, got {kv:?}"))?;
+        let (k, v) = (k.trim(), v.trim());
+        let numeric = v.parse::<f64>().is_ok();
+        if numeric {
+            doc.push_str(&format!("{k} = {v}\n"));
+        } else {
+            doc.push_str(&format!("{k} = {v:?}\n"));
+        }
+    }
+    let fault: Fault = toml::from_str(&doc).map_err(|e| format!("{spec:?}: {}", e.message()))?;
+    validate::check_fault(&fault, std::time::Duration::MAX, &KeyPath::default())
+        .map_err(|(key, message)| format!("{spec:?}: {key}: {message}"))?;
+    Ok(fault)
+}
+
 /// Parses and validates scenario text; `path` is only used in messages.
 pub fn parse(path: &Path, text: &str) -> Result<Scenario, ScenarioError> {
     let doc = Document { path, text };

@@ -62,6 +62,20 @@ pub struct TargetSpec {
     pub address: Option<String>,
     /// address: the server's PID; found from the listening socket when absent.
     pub pid: Option<i32>,
+    /// builtin: GOAWAY each connection after this age…
+    #[serde(default, with = "humantime_serde")]
+    pub max_connection_age: Option<Duration>,
+    /// builtin: …and close it this long after the GOAWAY.
+    #[serde(default, with = "humantime_serde")]
+    pub max_connection_age_grace: Option<Duration>,
+    /// builtin: server-side HTTP/2 keepalive pings, to reap dead (half-open) connections.
+    #[serde(default, with = "humantime_serde")]
+    pub keepalive_interval: Option<Duration>,
+    /// builtin: stop accepting for good after an accept error such as EMFILE (the fragile server).
+    pub stop_accepting_on_error: Option<bool>,
+    /// builtin: how long a server ping may go unanswered.
+    #[serde(default, with = "humantime_serde")]
+    pub keepalive_timeout: Option<Duration>,
     /// How long the target has to answer its first health check.
     #[serde(default, with = "humantime_serde")]
     pub ready_timeout: Option<Duration>,
@@ -97,6 +111,136 @@ pub struct Phase {
     /// No workloads makes an idle phase.
     #[serde(default)]
     pub workloads: Vec<Workload>,
+    /// Faults injected by the proxy fdsoak puts between its channels and the target.
+    #[serde(default)]
+    pub faults: Vec<Fault>,
+}
+
+/// What a fault does to the connections through the proxy.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum FaultKind {
+    /// Event: abort live connections with an RST to both sides.
+    Reset,
+    /// Event: close live connections with a FIN to both sides.
+    Close,
+    /// Event: stop forwarding in both directions, sockets left open (half-open).
+    Blackhole,
+    /// Event: for `duration`, new connections are accepted and reset at once.
+    Refuse,
+    /// Toxic: delay every chunk by `latency` ± `jitter`.
+    Latency,
+    /// Toxic: limit each direction to `bytes_per_sec`.
+    Bandwidth,
+    /// Toxic: hold a close for `delay` before passing it on.
+    SlowClose,
+    /// Toxic: close the connection after `bytes` bytes in either direction.
+    LimitData,
+}
+
+impl FaultKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FaultKind::Reset => "reset",
+            FaultKind::Close => "close",
+            FaultKind::Blackhole => "blackhole",
+            FaultKind::Refuse => "refuse",
+            FaultKind::Latency => "latency",
+            FaultKind::Bandwidth => "bandwidth",
+            FaultKind::SlowClose => "slow_close",
+            FaultKind::LimitData => "limit_data",
+        }
+    }
+
+    /// Events fire at moments (`every`, `at`); toxics apply to connections for the whole phase.
+    pub fn is_event(self) -> bool {
+        matches!(
+            self,
+            FaultKind::Reset | FaultKind::Close | FaultKind::Blackhole | FaultKind::Refuse
+        )
+    }
+}
+
+/// One `[[phases.faults]]` entry.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Fault {
+    pub kind: FaultKind,
+    /// Events: fire repeatedly, this often.
+    #[serde(default, with = "humantime_serde")]
+    pub every: Option<Duration>,
+    /// Events: fire once, this long into the phase.
+    #[serde(default, with = "humantime_serde")]
+    pub at: Option<Duration>,
+    /// Events: the fraction of live connections hit; toxics: the fraction of connections affected. Default 1.
+    pub probability: Option<f64>,
+    /// blackhole: how long forwarding stops (default: for good); refuse: how long the window lasts.
+    #[serde(default, with = "humantime_serde")]
+    pub duration: Option<Duration>,
+    /// latency: the added delay.
+    #[serde(default, with = "humantime_serde")]
+    pub latency: Option<Duration>,
+    /// latency: up to this much more or less, at random.
+    #[serde(default, with = "humantime_serde")]
+    pub jitter: Option<Duration>,
+    /// bandwidth: bytes per second in each direction.
+    pub bytes_per_sec: Option<u64>,
+    /// limit_data: bytes allowed in either direction before the connection is closed.
+    pub bytes: Option<u64>,
+    /// slow_close: how long a close is held.
+    #[serde(default, with = "humantime_serde")]
+    pub delay: Option<Duration>,
+}
+
+/// Which channel a retry uses.
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum OnRetry {
+    /// Retry on the channel that failed.
+    #[default]
+    SameChannel,
+    /// Close the failed channel and retry on a new one.
+    NewChannel,
+    /// Retry on a new channel and keep the failed one open: the seed's bug.
+    NewChannelLeak,
+}
+
+/// A retry policy in the shape of gRFC A6.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetrySpec {
+    /// Attempts in all, the first included (2 to 10).
+    pub max_attempts: u32,
+    #[serde(with = "humantime_serde", default = "default_initial_backoff")]
+    pub initial_backoff: Duration,
+    #[serde(with = "humantime_serde", default = "default_max_backoff")]
+    pub max_backoff: Duration,
+    #[serde(default = "default_multiplier")]
+    pub backoff_multiplier: f64,
+    /// Each backoff is randomised by up to this fraction either way.
+    #[serde(default = "default_jitter")]
+    pub jitter: f64,
+    /// Status codes that are retried, by name.
+    #[serde(default = "default_retryable")]
+    pub retryable: Vec<String>,
+    #[serde(default)]
+    pub on_retry: OnRetry,
+}
+
+fn default_initial_backoff() -> Duration {
+    Duration::from_millis(100)
+}
+fn default_max_backoff() -> Duration {
+    Duration::from_secs(1)
+}
+fn default_multiplier() -> f64 {
+    2.0
+}
+fn default_jitter() -> f64 {
+    0.2
+}
+fn default_retryable() -> Vec<String> {
+    vec!["UNAVAILABLE".into()]
 }
 
 /// The kinds of load a workload can generate.
@@ -147,6 +291,16 @@ pub struct Workload {
     /// watch: close and re-open each stream this often.
     #[serde(default, with = "humantime_serde")]
     pub reopen_every: Option<Duration>,
+    /// HTTP/2 keepalive ping interval on the workload's channels (detects dead connections).
+    #[serde(default, with = "humantime_serde")]
+    pub keepalive_interval: Option<Duration>,
+    /// How long a keepalive ping may go unanswered before the connection is dropped.
+    #[serde(default, with = "humantime_serde")]
+    pub keepalive_timeout: Option<Duration>,
+    /// health_check: retry failed calls.
+    pub retry: Option<RetrySpec>,
+    /// This workload's own error-rate gate, replacing `[gates] max_error_rate` (e.g. 1.0 where failures are the point).
+    pub max_error_rate: Option<f64>,
 }
 
 /// The `[gates]` table: thresholds that decide pass or fail.

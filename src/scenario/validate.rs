@@ -40,6 +40,9 @@ pub(super) fn check(s: &Scenario) -> Rule {
         for (j, w) in phase.workloads.iter().enumerate() {
             check_workload(w, &p.key("workloads").index(j))?;
         }
+        for (j, f) in phase.faults.iter().enumerate() {
+            check_fault(f, phase.duration, &p.key("faults").index(j))?;
+        }
     }
     let g = &s.gates;
     let gates = root.key("gates");
@@ -69,9 +72,24 @@ fn check_target(t: &TargetSpec, path: &KeyPath) -> Rule {
         ("leak_fd_every", t.leak_fd_every.is_some()),
         ("leak_channel_every", t.leak_channel_every.is_some()),
         ("hold_closed_conns", t.hold_closed_conns.is_some()),
+        ("max_connection_age", t.max_connection_age.is_some()),
+        ("max_connection_age_grace", t.max_connection_age_grace.is_some()),
+        ("keepalive_interval", t.keepalive_interval.is_some()),
+        ("keepalive_timeout", t.keepalive_timeout.is_some()),
+        ("stop_accepting_on_error", t.stop_accepting_on_error.is_some()),
     ];
     let allowed: &[&str] = match t.mode {
-        TargetMode::Builtin => &["leak_fd_every", "leak_channel_every", "hold_closed_conns", "nofile"],
+        TargetMode::Builtin => &[
+            "leak_fd_every",
+            "leak_channel_every",
+            "hold_closed_conns",
+            "nofile",
+            "max_connection_age",
+            "max_connection_age_grace",
+            "keepalive_interval",
+            "keepalive_timeout",
+            "stop_accepting_on_error",
+        ],
         TargetMode::Spawn => &["command", "nofile"],
         TargetMode::Address => &["address", "pid"],
     };
@@ -116,8 +134,15 @@ fn check_target(t: &TargetSpec, path: &KeyPath) -> Rule {
         },
         TargetMode::Builtin => {}
     }
-    if t.ready_timeout.is_some_and(|d| d.is_zero()) {
-        return fail(path.key("ready_timeout"), "must be greater than zero");
+    for (key, d) in [
+        ("ready_timeout", t.ready_timeout),
+        ("max_connection_age", t.max_connection_age),
+        ("keepalive_interval", t.keepalive_interval),
+        ("keepalive_timeout", t.keepalive_timeout),
+    ] {
+        if d.is_some_and(|d| d.is_zero()) {
+            return fail(path.key(key), "must be greater than zero");
+        }
     }
     Ok(())
 }
@@ -143,8 +168,23 @@ fn check_workload(w: &Workload, path: &KeyPath) -> Rule {
     only("concurrency", w.concurrency.is_some(), WorkloadKind::HealthCheck)?;
     only("streams", w.streams.is_some(), WorkloadKind::Watch)?;
     only("reopen_every", w.reopen_every.is_some(), WorkloadKind::Watch)?;
-    if w.deadline.is_some_and(|d| d.is_zero()) {
-        return fail(path.key("deadline"), "must be greater than zero");
+    only("retry", w.retry.is_some(), WorkloadKind::HealthCheck)?;
+    for (key, d) in [
+        ("deadline", w.deadline),
+        ("keepalive_interval", w.keepalive_interval),
+        ("keepalive_timeout", w.keepalive_timeout),
+    ] {
+        if d.is_some_and(|d| d.is_zero()) {
+            return fail(path.key(key), "must be greater than zero");
+        }
+    }
+    if let Some(m) = w.max_error_rate {
+        if !(0.0..=1.0).contains(&m) {
+            return fail(path.key("max_error_rate"), format!("must be from 0 to 1, got {m}"));
+        }
+    }
+    if let Some(r) = &w.retry {
+        check_retry(r, &path.key("retry"))?;
     }
     match w.kind {
         WorkloadKind::HealthCheck if w.concurrency.is_some() => {
@@ -202,4 +242,110 @@ fn check_workload(w: &Workload, path: &KeyPath) -> Rule {
         }
     }
     Ok(())
+}
+
+fn check_retry(r: &super::RetrySpec, path: &KeyPath) -> Rule {
+    if !(2..=10).contains(&r.max_attempts) {
+        return fail(
+            path.key("max_attempts"),
+            format!(
+                "must be from 2 to 10 (the first attempt included), got {}",
+                r.max_attempts
+            ),
+        );
+    }
+    if r.initial_backoff.is_zero() {
+        return fail(path.key("initial_backoff"), "must be greater than zero");
+    }
+    if r.max_backoff < r.initial_backoff {
+        return fail(path.key("max_backoff"), "must be at least initial_backoff");
+    }
+    if !r.backoff_multiplier.is_finite() || r.backoff_multiplier < 1.0 {
+        return fail(
+            path.key("backoff_multiplier"),
+            format!("must be at least 1, got {}", r.backoff_multiplier),
+        );
+    }
+    if !(0.0..=1.0).contains(&r.jitter) {
+        return fail(path.key("jitter"), format!("must be from 0 to 1, got {}", r.jitter));
+    }
+    if r.retryable.is_empty() {
+        return fail(
+            path.key("retryable"),
+            "name at least one status code, such as \"UNAVAILABLE\"",
+        );
+    }
+    for (i, code) in r.retryable.iter().enumerate() {
+        if code == "OK" || !crate::metrics::CODE_NAMES.contains(&code.as_str()) {
+            return fail(
+                path.key("retryable").index(i),
+                format!("{code:?} is not a retryable gRPC status code name (such as \"UNAVAILABLE\")"),
+            );
+        }
+    }
+    Ok(())
+}
+
+pub(super) fn check_fault(f: &super::Fault, phase: Duration, path: &KeyPath) -> Rule {
+    use super::FaultKind::*;
+    let kind = f.kind.as_str();
+    let set = [
+        ("every", f.every.is_some()),
+        ("at", f.at.is_some()),
+        ("duration", f.duration.is_some()),
+        ("latency", f.latency.is_some()),
+        ("jitter", f.jitter.is_some()),
+        ("bytes_per_sec", f.bytes_per_sec.is_some()),
+        ("bytes", f.bytes.is_some()),
+        ("delay", f.delay.is_some()),
+    ];
+    let allowed: &[&str] = match f.kind {
+        Reset | Close => &["every", "at"],
+        Blackhole | Refuse => &["every", "at", "duration"],
+        Latency => &["latency", "jitter"],
+        Bandwidth => &["bytes_per_sec"],
+        SlowClose => &["delay"],
+        LimitData => &["bytes"],
+    };
+    for (key, is_set) in set {
+        if is_set && !allowed.contains(&key) {
+            return fail(path.key(key), format!("does not apply to fault kind {kind:?}"));
+        }
+    }
+    if let Some(p) = f.probability {
+        if !(p > 0.0 && p <= 1.0) {
+            return fail(
+                path.key("probability"),
+                format!("must be greater than 0 and at most 1, got {p}"),
+            );
+        }
+    }
+    if f.kind.is_event() {
+        match (f.every, f.at) {
+            (None, None) => return fail(path.key("every"), format!("fault {kind:?} needs `every` or `at`")),
+            (Some(_), Some(_)) => return fail(path.key("at"), "give either `every` or `at`, not both"),
+            (Some(e), None) if e.is_zero() => return fail(path.key("every"), "must be greater than zero"),
+            (None, Some(a)) if a >= phase => return fail(path.key("at"), "must fall inside the phase"),
+            _ => {}
+        }
+    }
+    let need = |key: &str, ok: bool| {
+        if ok {
+            Ok(())
+        } else {
+            fail(path.key(key), format!("fault {kind:?} needs a non-zero `{key}`"))
+        }
+    };
+    match f.kind {
+        Refuse => need("duration", f.duration.is_some_and(|d| !d.is_zero())),
+        Blackhole if f.duration.is_some_and(|d| d.is_zero()) => fail(
+            path.key("duration"),
+            "must be greater than zero (leave it out for good)",
+        ),
+        Latency => need("latency", f.latency.is_some_and(|d| !d.is_zero())),
+        Bandwidth => need("bytes_per_sec", f.bytes_per_sec.is_some_and(|b| b > 0)),
+        SlowClose => need("delay", f.delay.is_some_and(|d| !d.is_zero())),
+        LimitData => need("bytes", f.bytes.is_some_and(|b| b > 0)),
+        _ => Ok(()),
+    }
 }

@@ -45,6 +45,13 @@ pub struct Knobs {
     pub hold_closed_conns: bool,
     /// Hold every Check answer from `at` after start until `at + for`: a stalled server.
     pub stall: Option<(Duration, Duration)>,
+    /// GOAWAY each connection after this age, then close it after the grace period.
+    pub max_connection_age: Option<Duration>,
+    pub max_connection_age_grace: Option<Duration>,
+    /// Server-side HTTP/2 keepalive: ping idle peers, drop those that do not answer.
+    pub keepalive: Option<(Duration, Duration)>,
+    /// Stop accepting for good after the first accept error: the server that never recovers from EMFILE.
+    pub stop_accepting_on_error: bool,
 }
 
 /// What the knobs have leaked so far. Kept alive for the life of the server, on purpose.
@@ -212,6 +219,11 @@ async fn accept_loop(
     loop {
         let stream = match listener.accept().await {
             Ok((s, _)) => s,
+            Err(e) if knobs.stop_accepting_on_error => {
+                tracing::error!("accept failed: {e}; no longer accepting (--stop-accepting-on-error)");
+                // Keep serving the connections already open, accept nothing new, ever.
+                std::future::pending::<TcpStream>().await
+            }
             Err(e) => {
                 tracing::warn!("accept failed: {e}; retrying");
                 tokio::time::sleep(Duration::from_millis(50)).await;
@@ -254,8 +266,20 @@ pub async fn serve(
         stall,
     };
     let (tx, rx) = mpsc::channel(64);
-    let acceptor = tokio::spawn(accept_loop(listener, tx, knobs, leaks));
-    let result = tonic::transport::Server::builder()
+    let acceptor = tokio::spawn(accept_loop(listener, tx, knobs.clone(), leaks));
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(age) = knobs.max_connection_age {
+        builder = builder.max_connection_age(age);
+    }
+    if let Some(grace) = knobs.max_connection_age_grace {
+        builder = builder.max_connection_age_grace(grace);
+    }
+    if let Some((interval, timeout)) = knobs.keepalive {
+        builder = builder
+            .http2_keepalive_interval(Some(interval))
+            .http2_keepalive_timeout(Some(timeout));
+    }
+    let result = builder
         .add_service(HealthServer::new(health))
         .add_service(ChatbotServer::new(ChatSvc))
         .serve_with_incoming_shutdown(ReceiverStream::new(rx), shutdown)

@@ -1,0 +1,229 @@
+//! Faults in the data path: a TCP proxy between fdsoak's channels and the
+//! target, and the scheduler that fires a phase's faults through it.
+//!
+//! The proxy ([`proxy::run`]) forwards bytes and obeys a shared [`Control`]:
+//! events act on the live connections at a moment (reset, close, blackhole)
+//! or on new ones for a window (refuse); toxics shape every connection they
+//! are drawn for while their phase lasts (latency, bandwidth, slow_close,
+//! limit_data). Every event is recorded for the report.
+
+pub mod proxy;
+pub mod schedule;
+
+use crate::scenario::{Fault, FaultKind};
+use serde::{Deserialize, Serialize};
+use std::cell::Cell;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::Mutex;
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+/// What a connection is told to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cmd {
+    Forward,
+    /// Drop everything until this instant (None: for good), sockets left open.
+    Blackhole(Option<Instant>),
+    /// Abort both sides with RST.
+    Reset,
+    /// Close both sides with FIN.
+    Close,
+}
+
+/// One fault event, as the report keeps it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FaultEvent {
+    pub t_secs: f64,
+    pub phase: String,
+    pub kind: String,
+    /// Connections it acted on (for refuse: the window's length in ms is in `detail`).
+    pub connections: u64,
+    pub detail: String,
+}
+
+/// Proxy-wide counters, as the report keeps them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ProxyStats {
+    pub accepted: u64,
+    /// Connections accepted and reset at once during a refuse window.
+    pub refused: u64,
+    pub reset: u64,
+    pub closed: u64,
+    pub blackholed: u64,
+    pub limit_data_closes: u64,
+    pub upstream_failures: u64,
+    pub bytes_up: u64,
+    pub bytes_down: u64,
+}
+
+struct Conn {
+    cmd: watch::Sender<Cmd>,
+}
+
+/// The toxic effects on one connection right now.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Effects {
+    pub latency: Option<(Duration, Duration)>,
+    pub bytes_per_sec: Option<u64>,
+    pub limit_bytes: Option<u64>,
+    pub slow_close: Option<Duration>,
+}
+
+/// State shared by the proxy, the scheduler and the report.
+#[derive(Default)]
+pub struct Control {
+    toxics: Mutex<Vec<Fault>>,
+    conns: Mutex<HashMap<u64, Conn>>,
+    next_id: AtomicU64,
+    refusing_until: Mutex<Option<Instant>>,
+    events: Mutex<Vec<FaultEvent>>,
+    pub(crate) stopped: AtomicBool,
+    pub(crate) accepted: AtomicU64,
+    pub(crate) refused: AtomicU64,
+    pub(crate) reset: AtomicU64,
+    pub(crate) closed: AtomicU64,
+    pub(crate) blackholed: AtomicU64,
+    pub(crate) limit_data_closes: AtomicU64,
+    pub(crate) upstream_failures: AtomicU64,
+    pub(crate) bytes_up: AtomicU64,
+    pub(crate) bytes_down: AtomicU64,
+}
+
+/// Most events a report keeps; later ones are counted in the stats only.
+const MAX_EVENTS: usize = 10_000;
+
+impl Control {
+    /// Registers a new connection; returns its id, its lottery draw and its command channel.
+    pub(crate) fn register(&self) -> (u64, f64, watch::Receiver<Cmd>) {
+        let id = self.next_id.fetch_add(1, Relaxed);
+        let lottery = random();
+        let (tx, rx) = watch::channel(Cmd::Forward);
+        self.conns.lock().unwrap().insert(id, Conn { cmd: tx });
+        (id, lottery, rx)
+    }
+
+    pub(crate) fn unregister(&self, id: u64) {
+        self.conns.lock().unwrap().remove(&id);
+    }
+
+    /// Whether new connections are being refused now.
+    pub(crate) fn refusing(&self) -> bool {
+        self.refusing_until.lock().unwrap().is_some_and(|u| Instant::now() < u)
+    }
+
+    /// The toxics of the current phase that a connection with this lottery draw is subject to.
+    pub fn effects(&self, lottery: f64) -> Effects {
+        let mut e = Effects::default();
+        for f in self.toxics.lock().unwrap().iter() {
+            if lottery >= f.probability.unwrap_or(1.0) {
+                continue;
+            }
+            match f.kind {
+                FaultKind::Latency => e.latency = Some((f.latency.unwrap_or_default(), f.jitter.unwrap_or_default())),
+                FaultKind::Bandwidth => e.bytes_per_sec = f.bytes_per_sec,
+                FaultKind::LimitData => e.limit_bytes = f.bytes,
+                FaultKind::SlowClose => e.slow_close = f.delay,
+                _ => {}
+            }
+        }
+        e
+    }
+
+    /// Sets the toxics for the phase that starts now (empty to clear them).
+    pub fn set_toxics(&self, faults: &[Fault]) {
+        *self.toxics.lock().unwrap() = faults.iter().filter(|f| !f.kind.is_event()).cloned().collect();
+    }
+
+    /// Fires an event fault now; returns how many connections it acted on.
+    pub fn fire(&self, fault: &Fault) -> u64 {
+        let p = fault.probability.unwrap_or(1.0);
+        match fault.kind {
+            FaultKind::Refuse => {
+                let d = fault.duration.unwrap_or_default();
+                *self.refusing_until.lock().unwrap() = Some(Instant::now() + d);
+                0
+            }
+            FaultKind::Reset | FaultKind::Close | FaultKind::Blackhole => {
+                let cmd = match fault.kind {
+                    FaultKind::Reset => Cmd::Reset,
+                    FaultKind::Close => Cmd::Close,
+                    _ => Cmd::Blackhole(fault.duration.map(|d| Instant::now() + d)),
+                };
+                let conns = self.conns.lock().unwrap();
+                let mut n = 0;
+                for c in conns.values() {
+                    let live = *c.cmd.borrow() == Cmd::Forward;
+                    if live && random() < p {
+                        let _ = c.cmd.send(cmd);
+                        n += 1;
+                    }
+                }
+                let counter = match fault.kind {
+                    FaultKind::Reset => &self.reset,
+                    FaultKind::Close => &self.closed,
+                    _ => &self.blackholed,
+                };
+                counter.fetch_add(n, Relaxed);
+                n
+            }
+            _ => 0,
+        }
+    }
+
+    pub fn record(&self, event: FaultEvent) {
+        let mut ev = self.events.lock().unwrap();
+        if ev.len() < MAX_EVENTS {
+            ev.push(event);
+        }
+    }
+
+    pub fn events(&self) -> Vec<FaultEvent> {
+        self.events.lock().unwrap().clone()
+    }
+
+    /// Live connections through the proxy.
+    pub fn live(&self) -> usize {
+        self.conns.lock().unwrap().len()
+    }
+
+    pub fn stats(&self) -> ProxyStats {
+        ProxyStats {
+            accepted: self.accepted.load(Relaxed),
+            refused: self.refused.load(Relaxed),
+            reset: self.reset.load(Relaxed),
+            closed: self.closed.load(Relaxed),
+            blackholed: self.blackholed.load(Relaxed),
+            limit_data_closes: self.limit_data_closes.load(Relaxed),
+            upstream_failures: self.upstream_failures.load(Relaxed),
+            bytes_up: self.bytes_up.load(Relaxed),
+            bytes_down: self.bytes_down.load(Relaxed),
+        }
+    }
+}
+
+thread_local! {
+    static RNG: Cell<u64> = Cell::new(seed());
+}
+
+fn seed() -> u64 {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos() as u64;
+    let here = &t as *const u64 as u64;
+    (t ^ here.rotate_left(32)) | 1
+}
+
+/// A uniform draw in [0, 1) from a per-thread xorshift generator (fault decisions, not cryptography).
+pub fn random() -> f64 {
+    RNG.with(|r| {
+        let mut x = r.get();
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        r.set(x);
+        (x >> 11) as f64 / (1u64 << 53) as f64
+    })
+}

@@ -1,0 +1,231 @@
+//! The fault proxy: a TCP forwarder that obeys [`Control`].
+//!
+//! One task per connection moves bytes both ways. Toxics are looked up per
+//! chunk, so they start and stop with their phase; commands arrive on a
+//! watch channel and take effect at once. A blackhole drops data in both
+//! directions and holds back closes; a timed one passes the held closes on
+//! when it ends, and one "for good" lets each side go only when that side
+//! closes, so the other never hears of it (a half-open connection), while
+//! the proxy itself keeps no socket that both ends have left.
+
+use super::{Cmd, Control};
+use rustix::net::sockopt::set_socket_linger;
+use std::net::SocketAddr;
+use std::os::fd::AsFd;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// How long the proxy waits for the upstream to accept a connection.
+const UPSTREAM_CONNECT: Duration = Duration::from_secs(5);
+
+/// Proxies connections from `listener` to `upstream` until `shutdown`; then closes them all.
+pub async fn run(listener: TcpListener, upstream: SocketAddr, control: Arc<Control>, shutdown: CancellationToken) {
+    let mut conns = JoinSet::new();
+    loop {
+        let client = tokio::select! {
+            r = listener.accept() => match r {
+                Ok((s, _)) => s,
+                Err(e) => {
+                    tracing::warn!("proxy accept failed: {e}; retrying");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = shutdown.cancelled() => break,
+        };
+        while conns.try_join_next().is_some() {}
+        control.accepted.fetch_add(1, Relaxed);
+        if control.refusing() {
+            control.refused.fetch_add(1, Relaxed);
+            abort(&client);
+            continue;
+        }
+        conns.spawn(handle(client, upstream, control.clone()));
+    }
+    control.stopped.store(true, Relaxed);
+    conns.abort_all();
+    while conns.join_next().await.is_some() {}
+}
+
+/// Makes the next close of this socket send RST instead of FIN.
+fn abort(s: &impl AsFd) {
+    let _ = set_socket_linger(s, Some(Duration::ZERO));
+}
+
+struct Unregister(Arc<Control>, u64);
+
+impl Drop for Unregister {
+    fn drop(&mut self) {
+        self.0.unregister(self.1);
+    }
+}
+
+/// One side of a proxied connection; None once closed.
+struct Side {
+    rd: Option<OwnedReadHalf>,
+    wr: Option<OwnedWriteHalf>,
+    /// Set when this side closed during a blackhole: the close is not yet passed on.
+    held_eof: bool,
+}
+
+impl Side {
+    fn new(s: TcpStream) -> Side {
+        let _ = s.set_nodelay(true);
+        let (rd, wr) = s.into_split();
+        Side {
+            rd: Some(rd),
+            wr: Some(wr),
+            held_eof: false,
+        }
+    }
+
+    fn reset(&mut self) {
+        if let Some(rd) = &self.rd {
+            abort(rd.as_ref());
+        } else if let Some(wr) = &self.wr {
+            abort(wr.as_ref());
+        }
+        if let Some(wr) = self.wr.take() {
+            // Close without the FIN a dropped write half would send first.
+            wr.forget();
+        }
+        self.rd = None;
+    }
+
+    async fn finish(&mut self) {
+        if let Some(mut wr) = self.wr.take() {
+            let _ = wr.shutdown().await;
+        }
+    }
+}
+
+async fn read(side: &mut Side, buf: &mut [u8]) -> std::io::Result<usize> {
+    match side.rd.as_mut() {
+        Some(r) => r.read(buf).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn handle(client: TcpStream, upstream: SocketAddr, control: Arc<Control>) {
+    let up = match tokio::time::timeout(UPSTREAM_CONNECT, TcpStream::connect(upstream)).await {
+        Ok(Ok(s)) => s,
+        _ => {
+            control.upstream_failures.fetch_add(1, Relaxed);
+            abort(&client);
+            return;
+        }
+    };
+    let (id, lottery, mut cmd) = control.register();
+    let _unregister = Unregister(control.clone(), id);
+    let mut sides = [Side::new(client), Side::new(up)];
+    let (mut buf_a, mut buf_b) = (vec![0u8; 16 * 1024], vec![0u8; 16 * 1024]);
+    let mut sent = [0u64; 2];
+    loop {
+        let now_cmd = *cmd.borrow();
+        let blackhole_end = match now_cmd {
+            Cmd::Blackhole(Some(until)) if Instant::now() < until => Some(until),
+            _ => None,
+        };
+        let blackholed = matches!(now_cmd, Cmd::Blackhole(None)) || blackhole_end.is_some();
+        if !blackholed && sides.iter().any(|s| s.held_eof) {
+            // A timed blackhole ended: pass on the closes it held back.
+            for from in 0..2 {
+                if std::mem::take(&mut sides[from].held_eof) {
+                    sides[1 - from].finish().await;
+                }
+            }
+        }
+        if sides.iter().all(|s| s.rd.is_none()) {
+            // Both sides have closed (or left, under a blackhole for good).
+            return;
+        }
+        let (a, b) = sides.split_at_mut(1);
+        let (from, n) = tokio::select! {
+            changed = cmd.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                let now = *cmd.borrow();
+                match now {
+                    Cmd::Reset => {
+                        sides.iter_mut().for_each(Side::reset);
+                        return;
+                    }
+                    Cmd::Close => {
+                        for s in &mut sides {
+                            s.finish().await;
+                        }
+                        return;
+                    }
+                    _ => continue,
+                }
+            }
+            _ = tokio::time::sleep_until(blackhole_end.unwrap_or_else(Instant::now)), if blackhole_end.is_some() => continue,
+            r = read(&mut a[0], &mut buf_a) => (0, r.unwrap_or(0)),
+            r = read(&mut b[0], &mut buf_b) => (1, r.unwrap_or(0)),
+        };
+        let to = 1 - from;
+        if n == 0 {
+            // This side closed (or failed).
+            sides[from].rd = None;
+            if blackholed {
+                if matches!(now_cmd, Cmd::Blackhole(None)) {
+                    // For good: let this side go; the other side never hears of it.
+                    sides[from].wr = None;
+                } else {
+                    sides[from].held_eof = true;
+                }
+                continue;
+            }
+            let effects = control.effects(lottery);
+            if let Some(delay) = effects.slow_close {
+                tokio::time::sleep(delay).await;
+            }
+            sides[to].finish().await;
+            if sides.iter().all(|s| s.rd.is_none()) {
+                return;
+            }
+            continue;
+        }
+        if blackholed {
+            continue;
+        }
+        let effects = control.effects(lottery);
+        if let Some((latency, jitter)) = effects.latency {
+            let j = jitter.as_secs_f64() * (2.0 * super::random() - 1.0);
+            tokio::time::sleep(Duration::from_secs_f64((latency.as_secs_f64() + j).max(0.0))).await;
+        }
+        let data = if from == 0 { &buf_a[..n] } else { &buf_b[..n] };
+        let Some(wr) = sides[to].wr.as_mut() else { continue };
+        if wr.write_all(data).await.is_err() {
+            for s in &mut sides {
+                s.finish().await;
+            }
+            return;
+        }
+        sent[from] += n as u64;
+        let counter = if from == 0 {
+            &control.bytes_up
+        } else {
+            &control.bytes_down
+        };
+        counter.fetch_add(n as u64, Relaxed);
+        if let Some(bps) = effects.bytes_per_sec {
+            tokio::time::sleep(Duration::from_secs_f64(n as f64 / bps as f64)).await;
+        }
+        if effects.limit_bytes.is_some_and(|limit| sent[from] >= limit) {
+            control.limit_data_closes.fetch_add(1, Relaxed);
+            for s in &mut sides {
+                s.finish().await;
+            }
+            return;
+        }
+    }
+}

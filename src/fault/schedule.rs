@@ -1,0 +1,56 @@
+//! Fires a phase's event faults on time: once `at` a moment into the phase,
+//! or `every` so often until the phase ends. Each firing is recorded.
+
+use super::{Control, FaultEvent};
+use crate::scenario::Fault;
+use std::sync::Arc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// Runs the event faults of one phase until `until` or `stop`.
+pub async fn run(
+    control: Arc<Control>,
+    faults: Vec<Fault>,
+    phase: String,
+    run_start: Instant,
+    until: Instant,
+    stop: CancellationToken,
+) {
+    let phase_start = Instant::now();
+    let mut timers = tokio::task::JoinSet::new();
+    for fault in faults.into_iter().filter(|f| f.kind.is_event()) {
+        let (control, phase, stop) = (control.clone(), phase.clone(), stop.clone());
+        timers.spawn(async move {
+            let mut next = phase_start + fault.at.or(fault.every).unwrap_or_default();
+            while next < until {
+                tokio::select! {
+                    _ = tokio::time::sleep_until(next) => {}
+                    _ = stop.cancelled() => return,
+                }
+                let connections = control.fire(&fault);
+                let detail = match (fault.kind, fault.duration) {
+                    (crate::scenario::FaultKind::Refuse, Some(d)) => {
+                        format!("refusing for {}", humantime::format_duration(d))
+                    }
+                    (crate::scenario::FaultKind::Blackhole, Some(d)) => {
+                        format!("for {}", humantime::format_duration(d))
+                    }
+                    (crate::scenario::FaultKind::Blackhole, None) => "for good".into(),
+                    _ => String::new(),
+                };
+                control.record(FaultEvent {
+                    t_secs: (run_start.elapsed().as_secs_f64() * 1000.0).round() / 1000.0,
+                    phase: phase.clone(),
+                    kind: fault.kind.as_str().into(),
+                    connections,
+                    detail,
+                });
+                match fault.every {
+                    Some(every) if fault.at.is_none() => next += every,
+                    _ => break,
+                }
+            }
+        });
+    }
+    while timers.join_next().await.is_some() {}
+}
