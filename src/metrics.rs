@@ -31,11 +31,14 @@ pub const CODE_NAMES: [&str; 17] = [
 ];
 
 /// The status code of a failed call, as gRPC defines it: tonic reports a
-/// broken connection (reset, closed, GOAWAY'd mid-call) as UNKNOWN with a
-/// transport error inside, where gRPC says UNAVAILABLE, the retryable code.
+/// broken connection (reset, closed, GOAWAY'd mid-call) as UNKNOWN or
+/// CANCELLED with a transport error inside, where gRPC says UNAVAILABLE, the
+/// retryable code. fdsoak never cancels a call with a status of its own.
 pub fn code_of(status: &tonic::Status) -> tonic::Code {
     match status.code() {
-        tonic::Code::Unknown if std::error::Error::source(status).is_some() => tonic::Code::Unavailable,
+        tonic::Code::Unknown | tonic::Code::Cancelled if std::error::Error::source(status).is_some() => {
+            tonic::Code::Unavailable
+        }
         code => code,
     }
 }

@@ -105,6 +105,7 @@ pub async fn run(cfg: RunConfig, interrupt: impl Future<Output = ()>) -> anyhow:
     let target_gone = CancellationToken::new();
     let has_load: Vec<bool> = sc.phases.iter().map(|p| !p.workloads.is_empty()).collect();
     let live = Arc::new(crate::progress::Live::default());
+    let proxy_sockets = crate::sampler::InodeSet::default();
     let sampler = Sampler::start(
         SamplerSetup {
             interval: sc.sampler.interval,
@@ -116,6 +117,7 @@ pub async fn run(cfg: RunConfig, interrupt: impl Future<Output = ()>) -> anyhow:
             registry: registry.clone(),
             target_gone: target_gone.clone(),
             live: live.clone(),
+            exclude: proxy_sockets.clone(),
         },
         &dir,
     )?;
@@ -139,7 +141,7 @@ pub async fn run(cfg: RunConfig, interrupt: impl Future<Output = ()>) -> anyhow:
     let stop = CancellationToken::new();
     // With faults anywhere in the scenario, every channel goes through the proxy for the whole run.
     let proxy = if sc.phases.iter().any(|p| !p.faults.is_empty()) {
-        Some(FaultProxy::start(target.addr).await?)
+        Some(FaultProxy::start(target.addr, proxy_sockets).await?)
     } else {
         None
     };
@@ -285,12 +287,12 @@ struct FaultProxy {
 }
 
 impl FaultProxy {
-    async fn start(upstream: std::net::SocketAddr) -> anyhow::Result<FaultProxy> {
+    async fn start(upstream: std::net::SocketAddr, sockets: crate::sampler::InodeSet) -> anyhow::Result<FaultProxy> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .context("binding the fault proxy")?;
         let addr = listener.local_addr()?;
-        let control = Arc::new(fault::Control::default());
+        let control = Arc::new(fault::Control::with_inodes(sockets));
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(fault::proxy::run(listener, upstream, control.clone(), shutdown.clone()));
         tracing::info!("fault proxy {addr} → {upstream}");

@@ -74,6 +74,9 @@ pub struct Effects {
 /// State shared by the proxy, the scheduler and the report.
 #[derive(Default)]
 pub struct Control {
+    /// Inodes of the proxy's own sockets: they stand for the network, so the
+    /// sampler leaves them out of the driver's counts.
+    pub(crate) inodes: crate::sampler::InodeSet,
     toxics: Mutex<Vec<Fault>>,
     conns: Mutex<HashMap<u64, Conn>>,
     next_id: AtomicU64,
@@ -95,6 +98,11 @@ pub struct Control {
 const MAX_EVENTS: usize = 10_000;
 
 impl Control {
+    /// A control whose sockets are recorded in `inodes` (shared with the sampler).
+    pub fn with_inodes(inodes: crate::sampler::InodeSet) -> Control {
+        Control { inodes, ..Default::default() }
+    }
+
     /// Registers a new connection; returns its id, its lottery draw and its command channel.
     pub(crate) fn register(&self) -> (u64, f64, watch::Receiver<Cmd>) {
         let id = self.next_id.fetch_add(1, Relaxed);
@@ -184,6 +192,10 @@ impl Control {
     }
 
     /// Live connections through the proxy.
+    pub fn inode_set(&self) -> crate::sampler::InodeSet {
+        self.inodes.clone()
+    }
+
     pub fn live(&self) -> usize {
         self.conns.lock().unwrap().len()
     }

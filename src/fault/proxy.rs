@@ -59,12 +59,21 @@ fn abort(s: &impl AsFd) {
     let _ = set_socket_linger(s, Some(Duration::ZERO));
 }
 
-struct Unregister(Arc<Control>, u64);
+/// Forgets a connection (and its sockets' inodes) when its task ends.
+struct Unregister(Arc<Control>, u64, [u64; 2]);
 
 impl Drop for Unregister {
     fn drop(&mut self) {
         self.0.unregister(self.1);
+        let mut set = self.0.inodes.lock().unwrap();
+        for i in self.2 {
+            set.remove(&i);
+        }
     }
+}
+
+fn inode(s: &impl AsFd) -> u64 {
+    rustix::fs::fstat(s).map_or(0, |st| st.st_ino)
 }
 
 /// One side of a proxied connection; None once closed.
@@ -123,7 +132,9 @@ async fn handle(client: TcpStream, upstream: SocketAddr, control: Arc<Control>) 
         }
     };
     let (id, lottery, mut cmd) = control.register();
-    let _unregister = Unregister(control.clone(), id);
+    let inodes = [inode(&client), inode(&up)];
+    control.inodes.lock().unwrap().extend(inodes);
+    let _unregister = Unregister(control.clone(), id, inodes);
     let mut sides = [Side::new(client), Side::new(up)];
     let (mut buf_a, mut buf_b) = (vec![0u8; 16 * 1024], vec![0u8; 16 * 1024]);
     let mut sent = [0u64; 2];

@@ -24,6 +24,9 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
+/// Socket inodes to leave out of the driver's counts (the fault proxy's).
+pub type InodeSet = Arc<std::sync::Mutex<std::collections::HashSet<u64>>>;
+
 /// One row of `samples.csv`: one process at one instant. Flat on purpose.
 #[derive(Debug, Serialize)]
 pub struct SampleRow<'a> {
@@ -87,6 +90,8 @@ pub struct SamplerSetup {
     pub target_gone: CancellationToken,
     /// The latest target figures, for the progress display.
     pub live: Arc<crate::progress::Live>,
+    /// Sockets of fdsoak's that are not the driver's (the fault proxy's).
+    pub exclude: InodeSet,
 }
 
 /// What the sampler hands back when stopped.
@@ -197,7 +202,8 @@ impl State {
         let phase_name = self.setup.phase_names.get(phase).map_or("", String::as_str);
         let in_load = self.setup.load_window.get(phase).copied().unwrap_or(false);
         for tracker in &mut self.trackers {
-            match probe::probe(tracker.pid) {
+            let exclude = (tracker.role == Role::Driver).then(|| self.setup.exclude.lock().unwrap().clone());
+            match probe::probe_excluding(tracker.pid, exclude.as_ref()) {
                 Ok(r) => {
                     if tracker.role == Role::Target {
                         self.setup.live.target_fds.store(r.fds.total, Ordering::Relaxed);

@@ -107,6 +107,11 @@ fn proc_err(pid: i32) -> impl Fn(procfs::ProcError) -> ProbeError {
 /// Reads one process. When it is fdsoak itself, the handles this probe holds
 /// on `/proc` are left out, so the driver's count is not inflated by sampling.
 pub fn probe(pid: i32) -> Result<Reading, ProbeError> {
+    probe_excluding(pid, None)
+}
+
+/// Like [`probe`], leaving out the sockets whose inodes are in `exclude`.
+pub fn probe_excluding(pid: i32, exclude: Option<&std::collections::HashSet<u64>>) -> Result<Reading, ProbeError> {
     let err = proc_err(pid);
     let proc = Process::new(pid).map_err(&err)?;
     let stat = proc.stat().map_err(&err)?;
@@ -114,7 +119,7 @@ pub fn probe(pid: i32) -> Result<Reading, ProbeError> {
         return Err(ProbeError::Gone(pid));
     }
     let own = pid == std::process::id() as i32;
-    let (fds, inodes) = match super::fast::list_fds(pid, own) {
+    let (mut fds, mut inodes) = match super::fast::list_fds(pid, own) {
         Ok(v) => v,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(ProbeError::Gone(pid)),
         Err(e) => {
@@ -124,6 +129,13 @@ pub fn probe(pid: i32) -> Result<Reading, ProbeError> {
             })
         }
     };
+    if let Some(ex) = exclude.filter(|e| !e.is_empty()) {
+        let before = inodes.len();
+        inodes.retain(|i| !ex.contains(i));
+        let removed = (before - inodes.len()) as u64;
+        fds.socket -= removed;
+        fds.total -= removed;
+    }
     let mut tcp = TcpStates::default();
     if !inodes.is_empty() {
         // netlink when it can see the process's sockets; the text tables otherwise.
