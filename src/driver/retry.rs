@@ -84,8 +84,8 @@ where
                 let code = attempt(ch.clone()).await;
                 match (owned_by_retry, policy.map(|p| p.on_retry)) {
                     (false, _) => source.release(ch),
-                    // Retries on a new channel that failed are kept open only for new_channel_leak.
-                    (true, Some(OnRetry::NewChannelLeak)) if code != tonic::Code::Ok => source.leak(ch),
+                    // new_channel_leak: the checker dials a channel per retry and never closes it.
+                    (true, Some(OnRetry::NewChannelLeak)) => source.leak(ch),
                     (true, _) => drop(ch),
                 }
                 code

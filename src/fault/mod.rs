@@ -162,7 +162,12 @@ impl Control {
                 let conns = self.conns.lock().unwrap();
                 let mut n = 0;
                 for c in conns.values() {
-                    let live = *c.cmd.borrow() == Cmd::Forward;
+                    // A connection is fair game unless it is dying or inside a blackhole.
+                    let live = match *c.cmd.borrow() {
+                        Cmd::Forward => true,
+                        Cmd::Blackhole(Some(until)) => Instant::now() >= until,
+                        _ => false,
+                    };
                     if live && random() < p {
                         let _ = c.cmd.send(cmd);
                         n += 1;

@@ -2,11 +2,12 @@
 //!
 //! One task per connection moves bytes both ways. Toxics are looked up per
 //! chunk, so they start and stop with their phase; commands arrive on a
-//! watch channel and take effect at once. A blackhole drops data in both
-//! directions and holds back closes; a timed one passes the held closes on
-//! when it ends, and one "for good" lets each side go only when that side
-//! closes, so the other never hears of it (a half-open connection), while
-//! the proxy itself keeps no socket that both ends have left.
+//! watch channel and take effect at once. A blackhole stops reading from
+//! both sides: bytes, pings and closes wait in the kernel's buffers as they
+//! would behind a dead route (TCP loses nothing, it stalls), and a timed
+//! blackhole then resumes. One "for good" never resumes, so neither end
+//! hears from the other again: a half-open connection. The proxy's sockets
+//! stand for the network; the sampler leaves them out of the driver's counts.
 
 use super::{Cmd, Control};
 use rustix::net::sockopt::set_socket_linger;
@@ -80,8 +81,6 @@ fn inode(s: &impl AsFd) -> u64 {
 struct Side {
     rd: Option<OwnedReadHalf>,
     wr: Option<OwnedWriteHalf>,
-    /// Set when this side closed during a blackhole: the close is not yet passed on.
-    held_eof: bool,
 }
 
 impl Side {
@@ -91,7 +90,6 @@ impl Side {
         Side {
             rd: Some(rd),
             wr: Some(wr),
-            held_eof: false,
         }
     }
 
@@ -140,21 +138,13 @@ async fn handle(client: TcpStream, upstream: SocketAddr, control: Arc<Control>) 
     let mut sent = [0u64; 2];
     loop {
         let now_cmd = *cmd.borrow();
-        let blackhole_end = match now_cmd {
-            Cmd::Blackhole(Some(until)) if Instant::now() < until => Some(until),
-            _ => None,
+        let (blackholed, resume_at) = match now_cmd {
+            Cmd::Blackhole(None) => (true, None),
+            Cmd::Blackhole(Some(until)) if Instant::now() < until => (true, Some(until)),
+            _ => (false, None),
         };
-        let blackholed = matches!(now_cmd, Cmd::Blackhole(None)) || blackhole_end.is_some();
-        if !blackholed && sides.iter().any(|s| s.held_eof) {
-            // A timed blackhole ended: pass on the closes it held back.
-            for from in 0..2 {
-                if std::mem::take(&mut sides[from].held_eof) {
-                    sides[1 - from].finish().await;
-                }
-            }
-        }
         if sides.iter().all(|s| s.rd.is_none()) {
-            // Both sides have closed (or left, under a blackhole for good).
+            // Both sides have closed.
             return;
         }
         let (a, b) = sides.split_at_mut(1);
@@ -178,34 +168,18 @@ async fn handle(client: TcpStream, upstream: SocketAddr, control: Arc<Control>) 
                     _ => continue,
                 }
             }
-            _ = tokio::time::sleep_until(blackhole_end.unwrap_or_else(Instant::now)), if blackhole_end.is_some() => continue,
-            r = read(&mut a[0], &mut buf_a) => (0, r.unwrap_or(0)),
-            r = read(&mut b[0], &mut buf_b) => (1, r.unwrap_or(0)),
+            _ = tokio::time::sleep_until(resume_at.unwrap_or_else(Instant::now)), if resume_at.is_some() => continue,
+            r = read(&mut a[0], &mut buf_a), if !blackholed => (0, r.unwrap_or(0)),
+            r = read(&mut b[0], &mut buf_b), if !blackholed => (1, r.unwrap_or(0)),
         };
         let to = 1 - from;
         if n == 0 {
-            // This side closed (or failed).
+            // This side closed (or failed): pass the close on, late if slow_close says so.
             sides[from].rd = None;
-            if blackholed {
-                if matches!(now_cmd, Cmd::Blackhole(None)) {
-                    // For good: let this side go; the other side never hears of it.
-                    sides[from].wr = None;
-                } else {
-                    sides[from].held_eof = true;
-                }
-                continue;
-            }
-            let effects = control.effects(lottery);
-            if let Some(delay) = effects.slow_close {
+            if let Some(delay) = control.effects(lottery).slow_close {
                 tokio::time::sleep(delay).await;
             }
             sides[to].finish().await;
-            if sides.iter().all(|s| s.rd.is_none()) {
-                return;
-            }
-            continue;
-        }
-        if blackholed {
             continue;
         }
         let effects = control.effects(lottery);
