@@ -100,7 +100,10 @@ const MAX_EVENTS: usize = 10_000;
 impl Control {
     /// A control whose sockets are recorded in `inodes` (shared with the sampler).
     pub fn with_inodes(inodes: crate::sampler::InodeSet) -> Control {
-        Control { inodes, ..Default::default() }
+        Control {
+            inodes,
+            ..Default::default()
+        }
     }
 
     /// Registers a new connection; returns its id, its lottery draw and its command channel.
