@@ -59,6 +59,7 @@ pub fn line_chart(
     lines: &[Line],
     levels: &[Level],
     phases: &[PhaseInfo],
+    events: &[(f64, String)],
     stacked: bool,
 ) -> anyhow::Result<String> {
     let mut svg = String::new();
@@ -97,6 +98,22 @@ pub fn line_chart(
                 (p.start_secs, y_max),
                 ("sans-serif", 12).into_font().color(&RGBColor(90, 90, 90)),
             )))?;
+        }
+        // Fault events: a thin line at each, labelled while there are few enough to read.
+        let marker = RGBColor(200, 30, 30);
+        for (i, (t, kind)) in events.iter().enumerate() {
+            chart.draw_series(std::iter::once(PathElement::new(
+                vec![(*t, 0.0), (*t, y_max)],
+                marker.mix(0.5),
+            )))?;
+            if events.len() <= 40 {
+                let y = y_max * (0.93 - 0.06 * (i % 3) as f64);
+                chart.draw_series(std::iter::once(Text::new(
+                    kind.clone(),
+                    (*t, y),
+                    ("sans-serif", 11).into_font().color(&marker),
+                )))?;
+            }
         }
         for level in levels {
             let c = level.color;

@@ -146,6 +146,8 @@ fn charts(s: &Summary, tl: &Timeline) -> anyhow::Result<Vec<(String, String, Str
     let mut out = Vec::new();
     let dur = s.duration_secs;
     let phases = &s.phases;
+    let events: Vec<(f64, String)> = s.fault_events.iter().map(|e| (e.t_secs, e.kind.clone())).collect();
+    let ev = events.as_slice();
 
     // 1. Descriptors per process, against the soft limit, with the projection where there is growth.
     let mut lines = Vec::new();
@@ -193,7 +195,16 @@ fn charts(s: &Summary, tl: &Timeline) -> anyhow::Result<Vec<(String, String, Str
             });
         }
     }
-    let svg = line_chart("Open file descriptors", "FDs", x_max, &lines, &levels, phases, false)?;
+    let svg = line_chart(
+        "Open file descriptors",
+        "FDs",
+        x_max,
+        &lines,
+        &levels,
+        phases,
+        ev,
+        false,
+    )?;
     out.push(("File descriptors per process".into(), svg, notes.join("; ")));
 
     // 2 and 3. The target's descriptors by kind, and its TCP sockets by state.
@@ -224,6 +235,7 @@ fn charts(s: &Summary, tl: &Timeline) -> anyhow::Result<Vec<(String, String, Str
             &stacked,
             &[],
             phases,
+            ev,
             true,
         )?;
         out.push((
@@ -262,6 +274,7 @@ fn charts(s: &Summary, tl: &Timeline) -> anyhow::Result<Vec<(String, String, Str
             &lines,
             &[],
             phases,
+            ev,
             false,
         )?;
         out.push((
@@ -306,6 +319,7 @@ fn charts(s: &Summary, tl: &Timeline) -> anyhow::Result<Vec<(String, String, Str
         &lat,
         &[],
         phases,
+        ev,
         false,
     )?;
     out.push((
@@ -336,7 +350,7 @@ fn charts(s: &Summary, tl: &Timeline) -> anyhow::Result<Vec<(String, String, Str
             });
         }
     }
-    let svg = line_chart("Throughput and errors", "calls / s", dur, &tput, &[], phases, false)?;
+    let svg = line_chart("Throughput and errors", "calls / s", dur, &tput, &[], phases, ev, false)?;
     let codes: Vec<String> = s
         .workloads
         .iter()
