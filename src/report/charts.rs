@@ -51,17 +51,23 @@ fn y_top(lines: &[Line], levels: &[Level]) -> f64 {
     }
 }
 
+/// The shared time axis: its length, the phases to shade and the fault events to mark.
+pub struct TimeAxis<'a> {
+    pub x_max: f64,
+    pub phases: &'a [PhaseInfo],
+    pub events: &'a [(f64, String)],
+}
+
 /// Draws a line chart; `stacked` fills the area under each line (draw the largest first).
 pub fn line_chart(
     title: &str,
     y_desc: &str,
-    x_max: f64,
+    axis: &TimeAxis<'_>,
     lines: &[Line],
     levels: &[Level],
-    phases: &[PhaseInfo],
-    events: &[(f64, String)],
     stacked: bool,
 ) -> anyhow::Result<String> {
+    let (x_max, phases, events) = (axis.x_max, axis.phases, axis.events);
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();

@@ -6,7 +6,7 @@
 //! the target's descriptors by kind, its TCP sockets by state, latency
 //! percentiles and throughput over time. Phases are shaded on every chart.
 
-use super::charts::{line_chart, Level, Line, PALETTE};
+use super::charts::{line_chart, Level, Line, TimeAxis, PALETTE};
 use super::model::Summary;
 use super::timeline::{self, FdRow, Timeline};
 use super::Exporter;
@@ -198,11 +198,13 @@ fn charts(s: &Summary, tl: &Timeline) -> anyhow::Result<Vec<(String, String, Str
     let svg = line_chart(
         "Open file descriptors",
         "FDs",
-        x_max,
+        &TimeAxis {
+            x_max: x_max,
+            phases,
+            events: ev,
+        },
         &lines,
         &levels,
-        phases,
-        ev,
         false,
     )?;
     out.push(("File descriptors per process".into(), svg, notes.join("; ")));
@@ -315,11 +317,13 @@ fn charts(s: &Summary, tl: &Timeline) -> anyhow::Result<Vec<(String, String, Str
     let svg = line_chart(
         "Latency (from the scheduled start of each call)",
         "ms",
-        dur,
+        &TimeAxis {
+            x_max: dur,
+            phases,
+            events: ev,
+        },
         &lat,
         &[],
-        phases,
-        ev,
         false,
     )?;
     out.push((
@@ -350,7 +354,18 @@ fn charts(s: &Summary, tl: &Timeline) -> anyhow::Result<Vec<(String, String, Str
             });
         }
     }
-    let svg = line_chart("Throughput and errors", "calls / s", dur, &tput, &[], phases, ev, false)?;
+    let svg = line_chart(
+        "Throughput and errors",
+        "calls / s",
+        &TimeAxis {
+            x_max: dur,
+            phases,
+            events: ev,
+        },
+        &tput,
+        &[],
+        false,
+    )?;
     let codes: Vec<String> = s
         .workloads
         .iter()
