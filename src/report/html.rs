@@ -148,6 +148,11 @@ fn charts(s: &Summary, tl: &Timeline) -> anyhow::Result<Vec<(String, String, Str
     let phases = &s.phases;
     let events: Vec<(f64, String)> = s.fault_events.iter().map(|e| (e.t_secs, e.kind.clone())).collect();
     let ev = events.as_slice();
+    let axis = TimeAxis {
+        x_max: dur,
+        phases,
+        events: ev,
+    };
 
     // 1. Descriptors per process, against the soft limit, with the projection where there is growth.
     let mut lines = Vec::new();
@@ -199,7 +204,7 @@ fn charts(s: &Summary, tl: &Timeline) -> anyhow::Result<Vec<(String, String, Str
         "Open file descriptors",
         "FDs",
         &TimeAxis {
-            x_max: x_max,
+            x_max,
             phases,
             events: ev,
         },
@@ -233,11 +238,9 @@ fn charts(s: &Summary, tl: &Timeline) -> anyhow::Result<Vec<(String, String, Str
         let svg = line_chart(
             &format!("Target (pid {pid}) FDs by kind, stacked"),
             "FDs",
-            dur,
+            &axis,
             &stacked,
             &[],
-            phases,
-            ev,
             true,
         )?;
         out.push((
@@ -272,11 +275,9 @@ fn charts(s: &Summary, tl: &Timeline) -> anyhow::Result<Vec<(String, String, Str
         let svg = line_chart(
             &format!("Target (pid {pid}) TCP sockets by state"),
             "sockets",
-            dur,
+            &axis,
             &lines,
             &[],
-            phases,
-            ev,
             false,
         )?;
         out.push((
@@ -317,11 +318,7 @@ fn charts(s: &Summary, tl: &Timeline) -> anyhow::Result<Vec<(String, String, Str
     let svg = line_chart(
         "Latency (from the scheduled start of each call)",
         "ms",
-        &TimeAxis {
-            x_max: dur,
-            phases,
-            events: ev,
-        },
+        &axis,
         &lat,
         &[],
         false,
@@ -354,18 +351,7 @@ fn charts(s: &Summary, tl: &Timeline) -> anyhow::Result<Vec<(String, String, Str
             });
         }
     }
-    let svg = line_chart(
-        "Throughput and errors",
-        "calls / s",
-        &TimeAxis {
-            x_max: dur,
-            phases,
-            events: ev,
-        },
-        &tput,
-        &[],
-        false,
-    )?;
+    let svg = line_chart("Throughput and errors", "calls / s", &axis, &tput, &[], false)?;
     let codes: Vec<String> = s
         .workloads
         .iter()
