@@ -199,9 +199,11 @@ pub async fn run(cfg: RunConfig, interrupt: impl Future<Output = ()>) -> anyhow:
         });
         if let Err(e) = result {
             stop.cancel();
-            let out = sampler.stop().await;
+            let _ = sampler.stop().await;
+            if let Some(p) = proxy {
+                p.stop().await;
+            }
             target.stop().await;
-            drop(out);
             return base.finish_early(
                 Verdict::Error,
                 Finding::RunError {
@@ -284,6 +286,8 @@ struct FaultProxy {
     control: Arc<fault::Control>,
     shutdown: CancellationToken,
     task: tokio::task::JoinHandle<()>,
+    /// Stops the proxy even if the run is abandoned without calling `stop`.
+    _stop_on_drop: tokio_util::sync::DropGuard,
 }
 
 impl FaultProxy {
@@ -296,11 +300,13 @@ impl FaultProxy {
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(fault::proxy::run(listener, upstream, control.clone(), shutdown.clone()));
         tracing::info!("fault proxy {addr} → {upstream}");
+        let _stop_on_drop = shutdown.clone().drop_guard();
         Ok(FaultProxy {
             addr,
             control,
             shutdown,
             task,
+            _stop_on_drop,
         })
     }
 
