@@ -5,39 +5,9 @@
 
 mod common;
 use common::*;
-use fdsoak::run::{run, RunConfig};
-use std::time::Duration;
-
-fn own_fds() -> usize {
-    // read_dir's own handle shows up in the listing; subtract it.
-    std::fs::read_dir("/proc/self/fd").unwrap().count() - 1
-}
 
 async fn run_once(scenario: &std::path::Path, out: &TempDir) -> fdsoak::report::model::Verdict {
-    let cfg = RunConfig {
-        scenario: fdsoak::scenario::load(scenario).unwrap(),
-        scenario_file: scenario.to_path_buf(),
-        out_dir: Some(out.path().to_path_buf()),
-        reports_root: out.path().to_path_buf(),
-        fdsoak_exe: FDSOAK.into(),
-        progress: false,
-    };
-    run(cfg, std::future::pending()).await.unwrap().verdict
-}
-
-async fn settle_to(baseline: usize, what: &str) {
-    let end = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let now = own_fds();
-        if now == baseline {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < end,
-            "{what}: {now} FDs open, baseline {baseline}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    run_in_process(scenario, out).await.verdict
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -183,3 +183,37 @@ pub fn wait_exit(child: &mut Child, deadline: Duration) -> i32 {
 pub fn process_exists(pid: i32) -> bool {
     Path::new(&format!("/proc/{pid}")).exists()
 }
+
+/// This process's open descriptors (the listing's own handle left out).
+pub fn own_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").unwrap().count() - 1
+}
+
+/// Waits until this process is back to `baseline` descriptors, or fails naming `what`.
+pub async fn settle_to(baseline: usize, what: &str) {
+    let end = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let now = own_fds();
+        if now == baseline {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < end,
+            "{what}: {now} FDs open, baseline {baseline}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Runs a scenario in this process, as a library user would, writing the report into `out`.
+pub async fn run_in_process(scenario: &Path, out: &TempDir) -> fdsoak::run::RunOutcome {
+    let cfg = fdsoak::run::RunConfig {
+        scenario: fdsoak::scenario::load(scenario).unwrap(),
+        scenario_file: scenario.to_path_buf(),
+        out_dir: Some(out.path().to_path_buf()),
+        reports_root: out.path().to_path_buf(),
+        fdsoak_exe: FDSOAK.into(),
+        progress: false,
+    };
+    fdsoak::run::run(cfg, std::future::pending()).await.unwrap()
+}
