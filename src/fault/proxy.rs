@@ -187,6 +187,10 @@ async fn handle(client: TcpStream, upstream: SocketAddr, control: Arc<Control>) 
             let j = jitter.as_secs_f64() * (2.0 * super::random() - 1.0);
             tokio::time::sleep(Duration::from_secs_f64((latency.as_secs_f64() + j).max(0.0))).await;
         }
+        if let Some(bps) = effects.bytes_per_sec {
+            // Pace before passing the chunk on: it arrives when a link of this rate would deliver it.
+            tokio::time::sleep(Duration::from_secs_f64(n as f64 / bps as f64)).await;
+        }
         let data = if from == 0 { &buf_a[..n] } else { &buf_b[..n] };
         let Some(wr) = sides[to].wr.as_mut() else { continue };
         if wr.write_all(data).await.is_err() {
@@ -202,9 +206,6 @@ async fn handle(client: TcpStream, upstream: SocketAddr, control: Arc<Control>) 
             &control.bytes_down
         };
         counter.fetch_add(n as u64, Relaxed);
-        if let Some(bps) = effects.bytes_per_sec {
-            tokio::time::sleep(Duration::from_secs_f64(n as f64 / bps as f64)).await;
-        }
         if effects.limit_bytes.is_some_and(|limit| sent[from] >= limit) {
             control.limit_data_closes.fetch_add(1, Relaxed);
             for s in &mut sides {
