@@ -217,3 +217,21 @@ pub async fn run_in_process(scenario: &Path, out: &TempDir) -> fdsoak::run::RunO
     };
     fdsoak::run::run(cfg, std::future::pending()).await.unwrap()
 }
+
+/// Compares every pair of runs with `fdsoak compare` and asserts none reads as a regression.
+pub fn assert_no_regression_between(runs: &[RunResult]) {
+    for a in 0..runs.len() {
+        let b = (a + 1) % runs.len();
+        let o = Command::new(FDSOAK)
+            .arg("compare")
+            .args([runs[a].out.path(), runs[b].out.path()])
+            .output()
+            .unwrap();
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "runs {a} vs {b}:\n{}",
+            String::from_utf8_lossy(&o.stdout)
+        );
+    }
+}
