@@ -37,6 +37,14 @@ impl Drop for Proxy {
     }
 }
 
+async fn connect(addr: std::net::SocketAddr) -> tonic::transport::Channel {
+    tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap()
+}
+
 fn fault(spec: &str) -> Fault {
     parse_fault_spec(spec).unwrap()
 }
@@ -74,11 +82,7 @@ fn established(pid: i32) -> u64 {
 async fn reset_aborts_both_sides_at_once() {
     let server = Server::start(&[]);
     let p = Proxy::start(server.addr).await;
-    let ch = tonic::transport::Endpoint::from_shared(format!("http://{}", p.addr))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
+    let ch = connect(p.addr).await;
     HealthClient::new(ch.clone())
         .check(HealthCheckRequest::default())
         .await
@@ -112,12 +116,7 @@ async fn reset_aborts_both_sides_at_once() {
 async fn close_sends_fin_and_a_holding_server_keeps_close_wait() {
     let server = Server::start(&["--hold-closed-conns"]);
     let p = Proxy::start(server.addr).await;
-    check(p.addr, Duration::from_secs(2)).await.ok();
-    let ch = tonic::transport::Endpoint::from_shared(format!("http://{}", p.addr))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
+    let ch = connect(p.addr).await;
     HealthClient::new(ch.clone())
         .check(HealthCheckRequest::default())
         .await
@@ -134,11 +133,7 @@ async fn close_sends_fin_and_a_holding_server_keeps_close_wait() {
 async fn blackhole_stalls_calls_until_their_deadline_then_recovers() {
     let server = Server::start(&[]);
     let p = Proxy::start(server.addr).await;
-    let ch = tonic::transport::Endpoint::from_shared(format!("http://{}", p.addr))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
+    let ch = connect(p.addr).await;
     let call = |ch: tonic::transport::Channel| async move {
         let mut req = tonic::Request::new(HealthCheckRequest::default());
         req.set_timeout(Duration::from_millis(300));
@@ -156,7 +151,7 @@ async fn blackhole_stalls_calls_until_their_deadline_then_recovers() {
     );
     // The sockets stayed open: the target still has its end established.
     assert_eq!(established(server.pid()), 1);
-    tokio::time::sleep(Duration::from_millis(900)).await;
+    // Each failed try lasts its 300 ms deadline: 20 tries wait out the 1 s window with room to spare.
     let mut recovered = false;
     for _ in 0..20 {
         if call(ch.clone()).await.0 {

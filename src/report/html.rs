@@ -92,22 +92,17 @@ impl Exporter for Html {
 
 fn tables(o: &mut String, s: &Summary) -> anyhow::Result<()> {
     if !s.processes.is_empty() {
-        writeln!(o, "<table><tr><th>process</th><th>pid</th><th>baseline FDs</th><th>final</th><th>residual</th><th>peak / soft limit</th><th>growth / h</th><th>CLOSE_WAIT</th><th>time to limit</th></tr>")?;
+        let headers: Vec<String> = super::table::PROCESS_HEADERS
+            .iter()
+            .map(|h| format!("<th>{h}</th>"))
+            .collect();
+        writeln!(o, "<table><tr>{}</tr>", headers.concat())?;
         for p in &s.processes {
-            writeln!(
-                o,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:+}</td><td>{} / {}</td><td>{:+.0}</td><td>{}</td><td>{}</td></tr>",
-                p.role.as_str(),
-                p.pid,
-                p.baseline_fds,
-                p.final_fds,
-                p.residual_fds,
-                p.peak_fds,
-                p.nofile_soft.map_or("unlimited".into(), |l| l.to_string()),
-                p.growth_per_hour,
-                p.close_wait_final,
-                p.time_to_limit_secs.map_or("—".into(), human_secs)
-            )?;
+            let cells: Vec<String> = super::table::process_cells(p)
+                .iter()
+                .map(|c| format!("<td>{}</td>", esc(c)))
+                .collect();
+            writeln!(o, "<tr>{}</tr>", cells.concat())?;
         }
         writeln!(o, "</table>")?;
     }

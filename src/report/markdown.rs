@@ -53,23 +53,10 @@ impl Exporter for Markdown {
         }
         if !s.processes.is_empty() {
             writeln!(o, "### File descriptors\n")?;
-            writeln!(o, "| process | pid | baseline | final | residual | peak / limit | growth per hour | CLOSE_WAIT | time to limit |")?;
+            writeln!(o, "| {} |", super::table::PROCESS_HEADERS.join(" | "))?;
             writeln!(o, "|---|---:|---:|---:|---:|---:|---:|---:|---:|")?;
             for p in &s.processes {
-                writeln!(
-                    o,
-                    "| {} | {} | {} | {} | {:+} | {} / {} | {:+.0} | {} | {} |",
-                    p.role.as_str(),
-                    p.pid,
-                    p.baseline_fds,
-                    p.final_fds,
-                    p.residual_fds,
-                    p.peak_fds,
-                    p.nofile_soft.map_or("unlimited".into(), |l| l.to_string()),
-                    p.growth_per_hour,
-                    p.close_wait_final,
-                    p.time_to_limit_secs.map_or("—".into(), human_secs)
-                )?;
+                writeln!(o, "| {} |", super::table::process_cells(p).join(" | "))?;
             }
             writeln!(o)?;
         }

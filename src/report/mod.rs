@@ -11,6 +11,7 @@ pub mod junit;
 pub mod latency_csv;
 pub mod markdown;
 pub mod model;
+pub mod table;
 pub mod terminal;
 pub mod timeline;
 
