@@ -9,8 +9,8 @@
 
 use fdsoak::analysis::{Role, Tracker};
 use fdsoak::report::model::{PhaseInfo, Summary};
-use fdsoak::sampler::probe::Reading;
-use std::io::Write;
+use fdsoak::rows::{CsvStream, SampleRow, ThroughputRow};
+use fdsoak::vocab::{Reading, TcpState};
 use std::time::{Duration, Instant};
 
 const SECS: u64 = 86_400;
@@ -22,9 +22,9 @@ fn reading(t: u64, leak: bool) -> Reading {
     r.fds.pipe = 3;
     r.fds.anon = 4;
     r.fds.total = r.fds.socket + 7;
-    r.tcp.established = 30 + (t * 7 % 13);
-    r.tcp.close_wait = growth;
-    r.tcp.listen = 1;
+    r.tcp.set(TcpState::Established, 30 + (t * 7 % 13));
+    r.tcp.set(TcpState::CloseWait, growth);
+    r.tcp.set(TcpState::Listen, 1);
     r.nofile_soft = Some(65_536);
     r.nofile_hard = Some(65_536);
     r.threads = 4;
@@ -33,41 +33,33 @@ fn reading(t: u64, leak: bool) -> Reading {
 }
 
 fn write_csvs(dir: &std::path::Path) {
-    let mut s = std::io::BufWriter::new(std::fs::File::create(dir.join("samples.csv")).unwrap());
-    writeln!(s, "t_secs,unix_ms,phase,role,pid,fds,sockets,pipes,files,anon,other,tcp_established,tcp_syn_sent,tcp_syn_recv,tcp_fin_wait1,tcp_fin_wait2,tcp_time_wait,tcp_close,tcp_close_wait,tcp_last_ack,tcp_listen,tcp_closing,nofile_soft,nofile_hard,threads,rss_kb").unwrap();
-    let mut tp = std::io::BufWriter::new(std::fs::File::create(dir.join("throughput.csv")).unwrap());
-    writeln!(
-        tp,
-        "t_secs,phase,scheduled,started,ok,errors,skipped,in_flight,messages,p50_us,p90_us,p99_us,max_us"
-    )
-    .unwrap();
+    let mut s = CsvStream::create(&dir.join("samples.csv")).unwrap();
+    let mut tp = CsvStream::create(&dir.join("throughput.csv")).unwrap();
     for t in 0..SECS {
-        for (role, pid, leak) in [("target", 100, true), ("driver", 101, false)] {
-            let r = reading(t, leak);
-            writeln!(
-                s,
-                "{t}.000,{},soak,{role},{pid},{},{},{},0,{},0,{},0,0,0,0,0,0,{},0,{},0,65536,65536,4,12000",
-                1_700_000_000_000u64 + t * 1000,
-                r.fds.total,
-                r.fds.socket,
-                r.fds.pipe,
-                r.fds.anon,
-                r.tcp.established,
-                r.tcp.close_wait,
-                r.tcp.listen
-            )
-            .unwrap();
+        for (role, pid, leak) in [(Role::Target, 100, true), (Role::Driver, 101, false)] {
+            let unix_ms = 1_700_000_000_000u128 + u128::from(t) * 1000;
+            s.write(&SampleRow::new(t as f64, unix_ms, "soak", role, pid, &reading(t, leak)))
+                .unwrap();
         }
-        writeln!(
-            tp,
-            "{t}.000,soak,{},{},{},{},0,2,0,900,1800,4000,9000",
-            t * 100,
-            t * 100,
-            t * 100 - t / 10,
-            t / 10
-        )
+        tp.write(&ThroughputRow {
+            t_secs: t as f64,
+            phase: "soak".into(),
+            scheduled: t * 100,
+            started: t * 100,
+            ok: t * 100 - t / 10,
+            errors: t / 10,
+            skipped: 0,
+            in_flight: 2,
+            messages: 0,
+            p50_us: Some(900),
+            p90_us: Some(1800),
+            p99_us: Some(4000),
+            max_us: Some(9000),
+        })
         .unwrap();
     }
+    s.flush().unwrap();
+    tp.flush().unwrap();
 }
 
 fn time<T>(f: impl FnOnce() -> T) -> (T, Duration) {

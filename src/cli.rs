@@ -125,13 +125,13 @@ pub struct GateArgs {
     #[arg(long, value_name = "FRACTION")]
     pub max_fd_usage: Option<f64>,
     /// Fail when growth projects the limit sooner than this (e.g. "24h").
-    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = crate::scenario::duration::parse)]
     pub min_time_to_limit: Option<Duration>,
     /// Failed calls allowed, as a fraction of finished calls.
     #[arg(long, value_name = "FRACTION")]
     pub max_error_rate: Option<f64>,
     /// p99 latency ceiling per workload and phase (e.g. "250ms").
-    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = crate::scenario::duration::parse)]
     pub max_p99: Option<Duration>,
 }
 
@@ -143,39 +143,11 @@ pub struct ServeArgs {
     /// Port to bind; 0 picks a free one. The bound address is printed on one line.
     #[arg(long, default_value_t = 0)]
     pub port: u16,
-    /// Every N-th Check opens a file and keeps it.
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
-    pub leak_fd_every: Option<u64>,
-    /// Every N-th Check health-checks a "backend" (this server) over a new channel that is never dropped.
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
-    pub leak_channel_every: Option<u64>,
-    /// Keep a duplicate of every accepted socket, so peers that disconnect leave CLOSE_WAIT sockets.
-    #[arg(long)]
-    pub hold_closed_conns: bool,
     /// Set this process's RLIMIT_NOFILE (soft and hard) to N.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(16..))]
     pub nofile: Option<u64>,
-    /// Stall: hold every Check answer from this long after start… (e.g. "5s")
-    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, requires = "stall_for")]
-    pub stall_at: Option<Duration>,
-    /// …for this long (e.g. "200ms").
-    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, requires = "stall_at")]
-    pub stall_for: Option<Duration>,
-    /// Send GOAWAY to each connection after this age (e.g. "10s"), then close it after the grace period.
-    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
-    pub max_connection_age: Option<Duration>,
-    /// How long a connection past its max age may finish its calls.
-    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, requires = "max_connection_age")]
-    pub max_connection_age_grace: Option<Duration>,
-    /// After the first accept error (such as EMFILE), stop accepting for good: a server that never recovers.
-    #[arg(long)]
-    pub stop_accepting_on_error: bool,
-    /// Ping each connection this often (HTTP/2 keepalive) and drop peers that stop answering.
-    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
-    pub keepalive_interval: Option<Duration>,
-    /// How long a keepalive ping may go unanswered (default 5s).
-    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, requires = "keepalive_interval")]
-    pub keepalive_timeout: Option<Duration>,
+    #[command(flatten)]
+    pub knobs: Knobs,
 }
 
 #[derive(Debug, Args)]
@@ -200,75 +172,56 @@ pub struct CompareArgs {
     pub candidate: PathBuf,
     /// Output format.
     #[arg(long, value_enum, default_value = "terminal")]
-    pub format: CompareFormat,
-    /// Extra FD growth per hour allowed.
-    #[arg(long, value_name = "N", default_value_t = 360.0)]
-    pub tol_growth_per_hour: f64,
-    /// Extra residual FDs allowed.
-    #[arg(long, value_name = "N", default_value_t = 5.0)]
-    pub tol_residual_fds: f64,
-    /// Extra CLOSE_WAIT sockets allowed.
-    #[arg(long, value_name = "N", default_value_t = 5.0)]
-    pub tol_close_wait: f64,
-    /// Extra peak usage of the soft limit allowed, as a fraction.
-    #[arg(long, value_name = "FRACTION", default_value_t = 0.05)]
-    pub tol_peak_usage: f64,
-    /// Latency (p50, p99, p99.9) may grow by this fraction…
-    #[arg(long, value_name = "FRACTION", default_value_t = 0.5)]
-    pub tol_latency_ratio: f64,
-    /// …and must also grow by more than this to count.
-    #[arg(long, value_name = "DURATION", default_value = "5ms", value_parser = humantime::parse_duration)]
-    pub tol_latency_floor: Duration,
-    /// Extra error rate allowed, as a fraction of finished calls.
-    #[arg(long, value_name = "FRACTION", default_value_t = 0.01)]
-    pub tol_error_rate: f64,
-    /// Throughput may fall by this fraction.
-    #[arg(long, value_name = "FRACTION", default_value_t = 0.1)]
-    pub tol_throughput_drop: f64,
+    pub format: crate::compare::Format,
+    #[command(flatten)]
+    pub tolerances: crate::compare::Tolerances,
 }
 
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
-pub enum CompareFormat {
-    Terminal,
-    #[value(alias = "markdown")]
-    Md,
-    Json,
+/// `fdsoak compare`, ready to execute.
+#[derive(Debug)]
+pub struct CompareConfig {
+    pub base: PathBuf,
+    pub candidate: PathBuf,
+    pub format: crate::compare::Format,
+    pub tolerances: crate::compare::Tolerances,
+}
+
+/// `fdsoak serve`, ready to execute.
+#[derive(Debug)]
+pub struct ServeConfig {
+    pub addr: SocketAddr,
+    pub knobs: Knobs,
+    pub nofile: Option<u64>,
+}
+
+/// `fdsoak probe`, ready to execute.
+#[derive(Debug)]
+pub struct ProbeConfig {
+    pub pid: i32,
+    pub count_only: bool,
+    pub repeat: u32,
+    pub json: bool,
+}
+
+/// `fdsoak proxy`, ready to execute.
+#[derive(Debug)]
+pub struct ProxyConfig {
+    pub listen: SocketAddr,
+    pub upstream: SocketAddr,
+    pub faults: Vec<crate::scenario::Fault>,
 }
 
 /// A command ready to execute.
+#[derive(Debug)]
 pub enum Action {
-    Run {
-        config: Box<RunConfig>,
-        quiet: bool,
-    },
-    Serve {
-        addr: SocketAddr,
-        knobs: Knobs,
-        nofile: Option<u64>,
-    },
+    Run { config: Box<RunConfig>, quiet: bool },
+    Serve(ServeConfig),
     Validate(Vec<PathBuf>),
-    Compare {
-        base: PathBuf,
-        candidate: PathBuf,
-        format: crate::compare::Format,
-        tolerances: crate::compare::Tolerances,
-    },
-    Merge {
-        reports: Vec<PathBuf>,
-        out: PathBuf,
-    },
+    Compare(CompareConfig),
+    Merge { reports: Vec<PathBuf>, out: PathBuf },
     Report(PathBuf),
-    Probe {
-        pid: i32,
-        count_only: bool,
-        repeat: u32,
-        json: bool,
-    },
-    Proxy {
-        listen: SocketAddr,
-        upstream: SocketAddr,
-        faults: Vec<crate::scenario::Fault>,
-    },
+    Probe(ProbeConfig),
+    Proxy(ProxyConfig),
 }
 
 impl Cli {
@@ -276,22 +229,11 @@ impl Cli {
     pub fn into_action(self) -> Result<Action, ScenarioError> {
         match self.command {
             Command::Run(a) => run_config(*a),
-            Command::Serve(s) => Ok(Action::Serve {
+            Command::Serve(s) => Ok(Action::Serve(ServeConfig {
                 addr: SocketAddr::new(s.bind, s.port),
-                knobs: Knobs {
-                    leak_fd_every: s.leak_fd_every,
-                    leak_channel_every: s.leak_channel_every,
-                    hold_closed_conns: s.hold_closed_conns,
-                    stall: s.stall_at.zip(s.stall_for),
-                    max_connection_age: s.max_connection_age,
-                    max_connection_age_grace: s.max_connection_age_grace,
-                    keepalive: s
-                        .keepalive_interval
-                        .map(|i| (i, s.keepalive_timeout.unwrap_or(Duration::from_secs(5)))),
-                    stop_accepting_on_error: s.stop_accepting_on_error,
-                },
+                knobs: s.knobs,
                 nofile: s.nofile,
-            }),
+            })),
             Command::Validate { scenarios } => Ok(Action::Validate(scenarios)),
             Command::Merge { reports, out } => Ok(Action::Merge { reports, out }),
             Command::Report { dir } => Ok(Action::Report(dir)),
@@ -307,42 +249,29 @@ impl Cli {
                     .iter()
                     .map(|f| crate::scenario::parse_fault_spec(f).map_err(|m| usage("--fault", m)))
                     .collect::<Result<_, _>>()?;
-                Ok(Action::Proxy {
+                Ok(Action::Proxy(ProxyConfig {
                     listen: p.listen,
                     upstream,
                     faults,
-                })
+                }))
             }
             Command::Probe {
                 pid,
                 count_only,
                 repeat,
                 json,
-            } => Ok(Action::Probe {
+            } => Ok(Action::Probe(ProbeConfig {
                 pid,
                 count_only,
                 repeat,
                 json,
-            }),
-            Command::Compare(c) => Ok(Action::Compare {
+            })),
+            Command::Compare(c) => Ok(Action::Compare(CompareConfig {
                 base: c.base,
                 candidate: c.candidate,
-                format: match c.format {
-                    CompareFormat::Terminal => crate::compare::Format::Terminal,
-                    CompareFormat::Md => crate::compare::Format::Markdown,
-                    CompareFormat::Json => crate::compare::Format::Json,
-                },
-                tolerances: crate::compare::Tolerances {
-                    growth_per_hour: c.tol_growth_per_hour,
-                    residual_fds: c.tol_residual_fds,
-                    close_wait: c.tol_close_wait,
-                    peak_usage: c.tol_peak_usage,
-                    latency_ratio: c.tol_latency_ratio,
-                    latency_floor: c.tol_latency_floor,
-                    error_rate: c.tol_error_rate,
-                    throughput_drop: c.tol_throughput_drop,
-                },
-            }),
+                format: c.format,
+                tolerances: c.tolerances,
+            })),
         }
     }
 }

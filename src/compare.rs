@@ -20,38 +20,56 @@ use std::time::Duration;
 pub const MIN_TAIL: f64 = 50.0;
 
 /// Regression rules. A candidate regresses on a metric only when it is worse than the base by more than these.
-#[derive(Debug, Clone, Serialize)]
+///
+/// The `compare` command's `--tol-*` flags are these fields, with [`Tolerances::DEFAULT`] as their defaults.
+#[derive(Debug, Clone, PartialEq, Serialize, clap::Args)]
 pub struct Tolerances {
-    /// Extra FD growth allowed, per hour.
+    /// Extra FD growth per hour allowed.
+    #[arg(long = "tol-growth-per-hour", value_name = "N", default_value_t = Tolerances::DEFAULT.growth_per_hour)]
     pub growth_per_hour: f64,
-    /// Extra FDs allowed after the drain.
+    /// Extra residual FDs allowed after the drain.
+    #[arg(long = "tol-residual-fds", value_name = "N", default_value_t = Tolerances::DEFAULT.residual_fds)]
     pub residual_fds: f64,
     /// Extra CLOSE_WAIT sockets allowed after the drain.
+    #[arg(long = "tol-close-wait", value_name = "N", default_value_t = Tolerances::DEFAULT.close_wait)]
     pub close_wait: f64,
-    /// Extra peak usage of the soft limit allowed (a fraction, 0.05 = 5 points).
+    /// Extra peak usage of the soft limit allowed, as a fraction (0.05 = 5 points).
+    #[arg(long = "tol-peak-usage", value_name = "FRACTION", default_value_t = Tolerances::DEFAULT.peak_usage)]
     pub peak_usage: f64,
-    /// Latency may grow by this fraction (1.0 = it may double)…
+    /// Latency (p50, p99, p99.9) may grow by this fraction (1.0 = it may double)…
+    #[arg(long = "tol-latency-ratio", value_name = "FRACTION", default_value_t = Tolerances::DEFAULT.latency_ratio)]
     pub latency_ratio: f64,
-    /// …and must also grow by at least this much before it counts.
+    /// …and must also grow by more than this to count.
+    #[arg(long = "tol-latency-floor", value_name = "DURATION", default_value = LATENCY_FLOOR, value_parser = crate::scenario::duration::parse)]
     pub latency_floor: Duration,
-    /// Extra error rate allowed (a fraction of finished calls).
+    /// Extra error rate allowed, as a fraction of finished calls.
+    #[arg(long = "tol-error-rate", value_name = "FRACTION", default_value_t = Tolerances::DEFAULT.error_rate)]
     pub error_rate: f64,
     /// Throughput may fall by this fraction.
+    #[arg(long = "tol-throughput-drop", value_name = "FRACTION", default_value_t = Tolerances::DEFAULT.throughput_drop)]
     pub throughput_drop: f64,
+}
+
+/// The default latency floor as the command line spells it (a test holds it equal to the default).
+const LATENCY_FLOOR: &str = "5ms";
+
+impl Tolerances {
+    /// The defaults: wide enough for two clean runs on a noisy shared machine, tight enough for any leak.
+    pub const DEFAULT: Tolerances = Tolerances {
+        growth_per_hour: 360.0,
+        residual_fds: 5.0,
+        close_wait: 5.0,
+        peak_usage: 0.05,
+        latency_ratio: 1.0,
+        latency_floor: Duration::from_millis(5),
+        error_rate: 0.01,
+        throughput_drop: 0.1,
+    };
 }
 
 impl Default for Tolerances {
     fn default() -> Self {
-        Tolerances {
-            growth_per_hour: 360.0,
-            residual_fds: 5.0,
-            close_wait: 5.0,
-            peak_usage: 0.05,
-            latency_ratio: 1.0,
-            latency_floor: Duration::from_millis(5),
-            error_rate: 0.01,
-            throughput_drop: 0.1,
-        }
+        Tolerances::DEFAULT
     }
 }
 
@@ -82,9 +100,10 @@ pub struct Comparison {
 }
 
 /// Output formats.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
     Terminal,
+    #[value(name = "md", alias = "markdown")]
     Markdown,
     Json,
 }

@@ -1,7 +1,9 @@
-//! The `fdsoak` binary: parse the command line, log to stderr, hand over to the library.
+//! The `fdsoak` binary: parse the command line, log to stderr, run the
+//! command, and turn its result into the exit code.
 use clap::Parser;
+use std::process::ExitCode;
 
-fn main() {
+fn main() -> ExitCode {
     let cli = fdsoak::cli::Cli::parse();
     let quiet = matches!(&cli.command, fdsoak::cli::Command::Run(r) if r.quiet);
     let default = if quiet { "warn" } else { "info" };
@@ -10,5 +12,15 @@ fn main() {
         .with_writer(std::io::stderr)
         .with_target(false)
         .init();
-    std::process::exit(fdsoak::execute(cli));
+    match cli
+        .into_action()
+        .map_err(fdsoak::error::Error::from)
+        .and_then(fdsoak::cmd::execute)
+    {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            e.exit_code()
+        }
+    }
 }

@@ -5,41 +5,60 @@
 //! percentiles are those of all calls together; counts and throughput are
 //! summed; the target's figures come from the first report, and every
 //! driver keeps its own FD analysis and its own rows in `samples.csv`.
-//! Gates are evaluated again on the merged figures.
+//! Gates are evaluated again on the merged figures, and the verdict comes
+//! from the same function a run uses.
+//!
+//! Reading the inputs fails as a usage error (exit 2): a bad row names its
+//! file and line, and nothing is read as zero. Writing fails as a run error.
 
 use crate::analysis::findings::{evaluate, WorkloadFigures};
-use crate::analysis::Role;
-use crate::report::model::{Latency, Summary, Verdict, WorkloadReport};
-use anyhow::{bail, Context};
-use base64::Engine;
-use hdrhistogram::serialization::Serializer;
+use crate::error::{Error, Result};
+use crate::report::model::{Summary, WorkloadReport};
+use crate::rows::{read_rows, CsvStream, SampleRow, ThroughputRow, SAMPLES_CSV, THROUGHPUT_CSV};
+use crate::vocab::Role;
+use anyhow::{anyhow, Context};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// Merges the reports in `inputs` (directories) into `out`.
-pub fn merge(inputs: &[PathBuf], out: &Path) -> anyhow::Result<Summary> {
+pub fn merge(inputs: &[PathBuf], out: &Path) -> Result<Summary> {
     if inputs.len() < 2 {
-        bail!("merge needs at least two reports");
+        return Err(Error::input(anyhow!("merge needs at least two reports")));
     }
     let summaries: Vec<Summary> = inputs
         .iter()
         .map(|p| crate::report::json::read(&crate::compare::summary_path(p)))
-        .collect::<anyhow::Result<_>>()?;
+        .collect::<anyhow::Result<_>>()
+        .map_err(Error::input)?;
     let first = &summaries[0];
     for (s, p) in summaries.iter().zip(inputs).skip(1) {
         if s.scenario.name != first.scenario.name {
-            bail!(
+            return Err(Error::input(anyhow!(
                 "{} ran scenario {:?}, the first report ran {:?}",
                 p.display(),
                 s.scenario.name,
                 first.scenario.name
-            );
+            )));
         }
     }
-    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let mut merged = merge_summaries(&summaries).map_err(Error::input)?;
+    merged.merged_from = inputs.iter().map(|p| p.display().to_string()).collect();
 
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let samples = merge_samples(inputs, out)?;
+    let throughput = merge_throughput(inputs, first.sampler_interval_secs).map_err(Error::input)?;
+    crate::report::write_atomic(&out.join(THROUGHPUT_CSV), &throughput)?;
+    samples.persist(out.join(SAMPLES_CSV)).map_err(|e| anyhow!(e.error))?;
+    let files = crate::report::render_all(&merged, out).map_err(Error::input)?;
+    crate::report::write_files(&files, out)?;
+    Ok(merged)
+}
+
+/// The merged summary: workloads added, the target from the first report, every driver.
+pub fn merge_summaries(summaries: &[Summary]) -> anyhow::Result<Summary> {
+    let first = summaries.first().ok_or_else(|| anyhow!("nothing to merge"))?;
     let mut workloads: Vec<WorkloadReport> = Vec::new();
-    for s in &summaries {
+    for s in summaries {
         for w in &s.workloads {
             match workloads.iter_mut().find(|m| m.phase == w.phase && m.name == w.name) {
                 Some(m) => add_workload(m, w)?,
@@ -58,133 +77,97 @@ pub fn merge(inputs: &[PathBuf], out: &Path) -> anyhow::Result<Summary> {
             .iter()
             .flat_map(|s| s.processes.iter().filter(|p| p.role == Role::Driver).cloned()),
     );
-
     let figures: Vec<WorkloadFigures> = workloads.iter().map(WorkloadFigures::from).collect();
     let (checks, findings) = evaluate(&first.scenario.resolved.gates, &processes, &figures);
-    let mut merged = first.clone();
-    merged.findings = summaries
+    let events = summaries
         .iter()
-        .flat_map(|s| {
-            s.findings
-                .iter()
-                .filter(|f| matches!(f.kind.as_str(), "target_died" | "run_error" | "interrupted"))
-                .cloned()
-        })
-        .chain(findings.iter().map(Into::into))
-        .collect();
-    merged.verdict = if summaries.iter().any(|s| s.verdict == Verdict::Error) {
-        Verdict::Error
-    } else if summaries.iter().any(|s| s.verdict == Verdict::Interrupted) {
-        Verdict::Interrupted
-    } else if checks.iter().all(|c| c.passed) {
-        Verdict::Pass
-    } else {
-        Verdict::Fail
-    };
+        .flat_map(|s| s.findings.iter().filter(|f| f.kind.is_run_event()).cloned());
+    let mut merged = first.clone();
+    merged.findings = events.chain(findings.iter().map(Into::into)).collect();
+    merged.verdict = crate::report::build::verdict(merged.findings.iter().map(|f| f.kind), &checks);
     merged.checks = checks;
     merged.processes = processes;
     merged.workloads = workloads;
     merged.duration_secs = summaries.iter().map(|s| s.duration_secs).fold(0.0, f64::max);
     merged.started_at = summaries.iter().map(|s| s.started_at.clone()).min().unwrap_or_default();
-    merged.merged_from = inputs.iter().map(|p| p.display().to_string()).collect();
-
-    merge_samples(inputs, out)?;
-    merge_throughput(inputs, out, first.sampler_interval_secs)?;
-    crate::report::write_all(&merged, out)?;
     Ok(merged)
 }
 
 fn add_workload(m: &mut WorkloadReport, w: &WorkloadReport) -> anyhow::Result<()> {
     let mut h = m.histogram()?;
     h.add(w.histogram()?).context("adding histograms")?;
-    m.scheduled += w.scheduled;
-    m.started += w.started;
-    m.skipped += w.skipped;
-    m.ok += w.ok;
-    m.errors += w.errors;
-    m.messages += w.messages;
+    m.scheduled = m.scheduled.saturating_add(w.scheduled);
+    m.started = m.started.saturating_add(w.started);
+    m.skipped = m.skipped.saturating_add(w.skipped);
+    m.ok = m.ok.saturating_add(w.ok);
+    m.errors = m.errors.saturating_add(w.errors);
+    m.messages = m.messages.saturating_add(w.messages);
+    m.attempts = m.attempts.saturating_add(w.attempts);
+    m.retries = m.retries.saturating_add(w.retries);
+    m.retry_successes = m.retry_successes.saturating_add(w.retry_successes);
+    m.give_ups = m.give_ups.saturating_add(w.give_ups);
     m.achieved_rate += w.achieved_rate;
     for (code, n) in &w.status_counts {
-        *m.status_counts.entry(code.clone()).or_default() += n;
+        let c = m.status_counts.entry(code.clone()).or_default();
+        *c = c.saturating_add(*n);
     }
-    m.latency = Latency::of(&h);
-    let mut bytes = Vec::new();
-    hdrhistogram::serialization::V2Serializer::new().serialize(&h, &mut bytes)?;
-    m.histogram_v2 = base64::engine::general_purpose::STANDARD.encode(bytes);
+    m.set_histogram(&h);
     Ok(())
 }
 
-/// The first report's rows, then every other report's driver rows. Streamed, row by row.
-fn merge_samples(inputs: &[PathBuf], out: &Path) -> anyhow::Result<()> {
-    let tmp = out.join(".samples.csv.tmp");
-    let mut w = csv::Writer::from_path(&tmp)?;
+/// The first report's rows, then every other report's driver rows, streamed
+/// row by row into a temporary file in `out` (persisted by the caller).
+pub(crate) fn merge_samples(inputs: &[PathBuf], out: &Path) -> Result<tempfile::NamedTempFile> {
+    let tmp = tempfile::Builder::new()
+        .prefix(".fdsoak-")
+        .suffix(".tmp")
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))
+        .tempfile_in(out)
+        .with_context(|| format!("creating a temporary file in {}", out.display()))?;
+    let mut w = CsvStream::from_file(tmp.reopen().context("reopening the temporary file")?);
     for (i, dir) in inputs.iter().enumerate() {
-        let path = dir.join("samples.csv");
-        let mut r = csv::Reader::from_path(&path).with_context(|| format!("reading {}", path.display()))?;
-        if i == 0 {
-            w.write_record(r.headers()?)?;
-        }
-        let role = r
-            .headers()?
-            .iter()
-            .position(|h| h == "role")
-            .context("samples.csv has no role column")?;
-        for rec in r.records() {
-            let rec = rec?;
-            if i == 0 || rec.get(role) == Some("driver") {
-                w.write_record(&rec)?;
+        for row in read_rows::<SampleRow>(&dir.join(SAMPLES_CSV)).map_err(Error::input)? {
+            let row = row.map_err(Error::input)?;
+            if i == 0 || row.role == Role::Driver {
+                w.write(&row)?;
             }
         }
     }
     w.flush()?;
-    drop(w);
-    std::fs::rename(tmp, out.join("samples.csv"))?;
-    Ok(())
+    Ok(tmp)
 }
 
-/// Sums the drivers' counters tick by tick (ticks aligned on the sampler interval from each run's start).
-fn merge_throughput(inputs: &[PathBuf], out: &Path, interval: f64) -> anyhow::Result<()> {
-    const SUMMED: [&str; 7] = [
-        "scheduled",
-        "started",
-        "ok",
-        "errors",
-        "skipped",
-        "in_flight",
-        "messages",
-    ];
-    let mut ticks: BTreeMap<u64, (String, [u64; 7])> = BTreeMap::new();
+/// Sums the drivers' counters tick by tick (ticks aligned on the sampler
+/// interval from each run's start). Latency percentiles cannot be added, so
+/// each merged tick keeps the worst of the drivers' percentiles.
+pub(crate) fn merge_throughput(inputs: &[PathBuf], interval: f64) -> anyhow::Result<Vec<u8>> {
+    let mut ticks: BTreeMap<u64, ThroughputRow> = BTreeMap::new();
     for dir in inputs {
-        let path = dir.join("throughput.csv");
-        let mut r = csv::Reader::from_path(&path).with_context(|| format!("reading {}", path.display()))?;
-        let h = r.headers()?.clone();
-        let col = |name: &str| {
-            h.iter()
-                .position(|c| c == name)
-                .with_context(|| format!("{} has no {name} column", path.display()))
-        };
-        let (t_col, phase_col) = (col("t_secs")?, col("phase")?);
-        let cols: Vec<usize> = SUMMED.iter().map(|n| col(n)).collect::<anyhow::Result<_>>()?;
-        for rec in r.records() {
-            let rec = rec?;
-            let t: f64 = rec.get(t_col).unwrap_or("0").parse().unwrap_or(0.0);
-            let tick = (t / interval.max(1e-3)).round() as u64;
-            let e = ticks
-                .entry(tick)
-                .or_insert_with(|| (rec.get(phase_col).unwrap_or("").to_string(), [0; 7]));
-            for (k, c) in cols.iter().enumerate() {
-                e.1[k] += rec.get(*c).and_then(|v| v.parse().ok()).unwrap_or(0);
-            }
+        for row in read_rows::<ThroughputRow>(&dir.join(THROUGHPUT_CSV))? {
+            let row = row?;
+            let tick = (row.t_secs / interval.max(1e-3)).round().clamp(0.0, u64::MAX as f64) as u64;
+            let m = ticks.entry(tick).or_insert_with(|| ThroughputRow {
+                t_secs: tick as f64 * interval,
+                phase: row.phase.clone(),
+                ..ThroughputRow::default()
+            });
+            m.scheduled = m.scheduled.saturating_add(row.scheduled);
+            m.started = m.started.saturating_add(row.started);
+            m.ok = m.ok.saturating_add(row.ok);
+            m.errors = m.errors.saturating_add(row.errors);
+            m.skipped = m.skipped.saturating_add(row.skipped);
+            m.in_flight = m.in_flight.saturating_add(row.in_flight);
+            m.messages = m.messages.saturating_add(row.messages);
+            let worst = |a: Option<u64>, b: Option<u64>| a.max(b);
+            m.p50_us = worst(m.p50_us, row.p50_us);
+            m.p90_us = worst(m.p90_us, row.p90_us);
+            m.p99_us = worst(m.p99_us, row.p99_us);
+            m.max_us = worst(m.max_us, row.max_us);
         }
     }
     let mut w = csv::Writer::from_writer(Vec::new());
-    let mut header = vec!["t_secs", "phase"];
-    header.extend(SUMMED);
-    w.write_record(&header)?;
-    for (tick, (phase, v)) in ticks {
-        let mut rec = vec![format!("{:.3}", tick as f64 * interval), phase];
-        rec.extend(v.iter().map(u64::to_string));
-        w.write_record(&rec)?;
+    for row in ticks.values() {
+        w.serialize(row)?;
     }
-    crate::report::write_atomic(&out.join("throughput.csv"), &w.into_inner()?)
+    Ok(w.into_inner()?)
 }

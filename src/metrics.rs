@@ -9,26 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// gRPC status codes 0..=16, indexed by their numeric value.
-pub const CODE_NAMES: [&str; 17] = [
-    "OK",
-    "CANCELLED",
-    "UNKNOWN",
-    "INVALID_ARGUMENT",
-    "DEADLINE_EXCEEDED",
-    "NOT_FOUND",
-    "ALREADY_EXISTS",
-    "PERMISSION_DENIED",
-    "RESOURCE_EXHAUSTED",
-    "FAILED_PRECONDITION",
-    "ABORTED",
-    "OUT_OF_RANGE",
-    "UNIMPLEMENTED",
-    "INTERNAL",
-    "UNAVAILABLE",
-    "DATA_LOSS",
-    "UNAUTHENTICATED",
-];
+pub use crate::vocab::CODE_NAMES;
 
 /// The status code of a failed call, as gRPC defines it: tonic reports a
 /// broken connection (reset, closed, GOAWAY'd mid-call) as UNKNOWN or
@@ -214,5 +195,52 @@ impl Registry {
             t.messages += c.messages;
         }
         t
+    }
+}
+
+/// Streams `throughput.csv`: the registry's totals at every sampler tick, and
+/// the latency of the calls that finished since the previous tick.
+pub struct ThroughputCsv {
+    registry: Arc<Registry>,
+    out: crate::rows::CsvStream,
+    interval: Histogram<u64>,
+}
+
+impl ThroughputCsv {
+    pub fn new(registry: Arc<Registry>, out: crate::rows::CsvStream) -> Self {
+        ThroughputCsv {
+            registry,
+            out,
+            interval: new_histogram(),
+        }
+    }
+}
+
+impl crate::vocab::SampleSink for ThroughputCsv {
+    fn tick(&mut self, tick: &crate::vocab::Tick<'_>) -> anyhow::Result<()> {
+        let c = self.registry.totals();
+        self.registry.drain_interval(&mut self.interval);
+        let h = &self.interval;
+        let q = |q: f64| (!h.is_empty()).then(|| h.value_at_quantile(q));
+        self.out.write(&crate::rows::ThroughputRow {
+            t_secs: (tick.t_secs * 1000.0).round() / 1000.0,
+            phase: tick.phase_name.to_string(),
+            scheduled: c.scheduled,
+            started: c.started,
+            ok: c.ok,
+            errors: c.errors,
+            skipped: c.skipped,
+            in_flight: c.in_flight,
+            messages: c.messages,
+            p50_us: q(0.5),
+            p90_us: q(0.9),
+            p99_us: q(0.99),
+            max_us: q(1.0),
+        })?;
+        self.out.flush()
+    }
+
+    fn finish(&mut self) -> anyhow::Result<()> {
+        self.out.flush()
     }
 }

@@ -15,12 +15,23 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-/// Figures the sampler publishes for the progress display.
+/// The latest target figures, taken from the sampler's ticks for the progress display.
 #[derive(Debug, Default)]
 pub struct Live {
     pub target_fds: AtomicU64,
     /// 0 when unknown or unlimited.
     pub target_limit: AtomicU64,
+}
+
+impl crate::vocab::SampleSink for Arc<Live> {
+    fn tick(&mut self, tick: &crate::vocab::Tick<'_>) -> anyhow::Result<()> {
+        let target = tick.samples.iter().find(|s| s.role == crate::vocab::Role::Target);
+        if let Some(r) = target.and_then(|s| s.reading.as_ref()) {
+            self.target_fds.store(r.fds.total, Relaxed);
+            self.target_limit.store(r.nofile_soft.unwrap_or(0), Relaxed);
+        }
+        Ok(())
+    }
 }
 
 /// What the progress task needs to know about the run.

@@ -8,21 +8,8 @@
 
 use super::{ProcessAnalysis, Role};
 use crate::scenario::Gates;
-use serde::{Deserialize, Serialize};
+pub use crate::vocab::{Check, FindingKind, Gate};
 use std::fmt;
-
-/// One threshold applied to one subject (a process, or a workload in a phase).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Check {
-    pub gate: String,
-    pub subject: String,
-    pub value: f64,
-    pub threshold: f64,
-    pub passed: bool,
-    /// For a failed check, the finding that explains it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub message: Option<String>,
-}
 
 /// Latency and outcome figures for one workload in one phase, as the gates need them.
 #[derive(Debug, Clone)]
@@ -35,26 +22,6 @@ pub struct WorkloadFigures {
     pub p99_us: u64,
     /// The workload's own error-rate gate, if the scenario gives one.
     pub max_error_rate: Option<f64>,
-}
-
-impl From<&crate::report::model::WorkloadReport> for WorkloadFigures {
-    fn from(w: &crate::report::model::WorkloadReport) -> Self {
-        let top_error = w
-            .status_counts
-            .iter()
-            .filter(|(k, _)| k.as_str() != "OK")
-            .max_by_key(|(_, n)| **n)
-            .map(|(k, _)| k.clone());
-        WorkloadFigures {
-            phase: w.phase.clone(),
-            workload: w.name.clone(),
-            finished: w.ok + w.errors,
-            errors: w.errors,
-            top_error,
-            p99_us: w.latency.p99_us,
-            max_error_rate: w.max_error_rate,
-        }
-    }
 }
 
 /// Something the user should know, in a sentence.
@@ -118,19 +85,19 @@ pub enum Finding {
 }
 
 impl Finding {
-    /// A stable machine name for the kind of finding.
-    pub fn kind(&self) -> &'static str {
+    /// The kind of finding, by its stable name.
+    pub fn kind(&self) -> FindingKind {
         match self {
-            Finding::FdGrowth { .. } => "fd_growth",
-            Finding::Residual { .. } => "residual_fds",
-            Finding::CloseWait { .. } => "close_wait",
-            Finding::NearLimit { .. } => "fd_usage",
-            Finding::TimeToLimit { .. } => "time_to_limit",
-            Finding::ErrorRate { .. } => "error_rate",
-            Finding::SlowP99 { .. } => "p99_latency",
-            Finding::TargetDied { .. } => "target_died",
-            Finding::RunError { .. } => "run_error",
-            Finding::Interrupted { .. } => "interrupted",
+            Finding::FdGrowth { .. } => FindingKind::FdGrowth,
+            Finding::Residual { .. } => FindingKind::ResidualFds,
+            Finding::CloseWait { .. } => FindingKind::CloseWait,
+            Finding::NearLimit { .. } => FindingKind::FdUsage,
+            Finding::TimeToLimit { .. } => FindingKind::TimeToLimit,
+            Finding::ErrorRate { .. } => FindingKind::ErrorRate,
+            Finding::SlowP99 { .. } => FindingKind::P99Latency,
+            Finding::TargetDied { .. } => FindingKind::TargetDied,
+            Finding::RunError { .. } => FindingKind::RunError,
+            Finding::Interrupted { .. } => FindingKind::Interrupted,
         }
     }
 
@@ -238,9 +205,9 @@ impl fmt::Display for Finding {
 pub fn evaluate(gates: &Gates, procs: &[ProcessAnalysis], workloads: &[WorkloadFigures]) -> (Vec<Check>, Vec<Finding>) {
     let mut checks = Vec::new();
     let mut findings = Vec::new();
-    let mut check = |gate: &str, subject: &str, value: f64, threshold: f64, passed: bool| {
+    let mut check = |gate: Gate, subject: &str, value: f64, threshold: f64, passed: bool| {
         checks.push(Check {
-            gate: gate.into(),
+            gate,
             subject: subject.into(),
             value,
             threshold,
@@ -254,7 +221,7 @@ pub fn evaluate(gates: &Gates, procs: &[ProcessAnalysis], workloads: &[WorkloadF
         let significant = a.growth_fds >= gates.min_growth_fds;
         let growing = a.growth_per_hour > gates.max_growth_per_hour && significant;
         if !check(
-            "max_growth_per_hour",
+            Gate::MaxGrowthPerHour,
             who,
             a.growth_per_hour,
             gates.max_growth_per_hour,
@@ -267,7 +234,7 @@ pub fn evaluate(gates: &Gates, procs: &[ProcessAnalysis], workloads: &[WorkloadF
         }
         let max_res = gates.max_residual_fds as f64;
         if !check(
-            "max_residual_fds",
+            Gate::MaxResidualFds,
             who,
             a.residual_fds as f64,
             max_res,
@@ -282,7 +249,7 @@ pub fn evaluate(gates: &Gates, procs: &[ProcessAnalysis], workloads: &[WorkloadF
         }
         let cw = a.close_wait_final as i64 - a.close_wait_baseline as i64;
         if !check(
-            "max_close_wait",
+            Gate::MaxCloseWait,
             who,
             cw as f64,
             gates.max_close_wait as f64,
@@ -296,7 +263,7 @@ pub fn evaluate(gates: &Gates, procs: &[ProcessAnalysis], workloads: &[WorkloadF
         }
         if let (Some(usage), Some(limit)) = (a.peak_usage, a.nofile_soft) {
             if !check(
-                "max_fd_usage",
+                Gate::MaxFdUsage,
                 who,
                 usage,
                 gates.max_fd_usage,
@@ -313,7 +280,7 @@ pub fn evaluate(gates: &Gates, procs: &[ProcessAnalysis], workloads: &[WorkloadF
         if let (Some(secs), Some(limit)) = (a.time_to_limit_secs.filter(|_| significant), a.nofile_soft) {
             let min = gates.min_time_to_limit.as_secs_f64();
             // Growth already flagged carries the projection in its own sentence.
-            if !check("min_time_to_limit", who, secs, min, secs >= min) && !growing {
+            if !check(Gate::MinTimeToLimit, who, secs, min, secs >= min) && !growing {
                 findings.push(Finding::TimeToLimit {
                     role: a.role,
                     secs,
@@ -331,7 +298,7 @@ pub fn evaluate(gates: &Gates, procs: &[ProcessAnalysis], workloads: &[WorkloadF
             w.errors as f64 / w.finished as f64
         };
         let max_rate = w.max_error_rate.unwrap_or(gates.max_error_rate);
-        if !check("max_error_rate", &subject, rate, max_rate, rate <= max_rate) {
+        if !check(Gate::MaxErrorRate, &subject, rate, max_rate, rate <= max_rate) {
             findings.push(Finding::ErrorRate {
                 phase: w.phase.clone(),
                 workload: w.workload.clone(),
@@ -342,7 +309,13 @@ pub fn evaluate(gates: &Gates, procs: &[ProcessAnalysis], workloads: &[WorkloadF
         }
         if let Some(max) = gates.max_p99 {
             let max_us = max.as_micros() as u64;
-            if !check("max_p99", &subject, w.p99_us as f64, max_us as f64, w.p99_us <= max_us) {
+            if !check(
+                Gate::MaxP99,
+                &subject,
+                w.p99_us as f64,
+                max_us as f64,
+                w.p99_us <= max_us,
+            ) {
                 findings.push(Finding::SlowP99 {
                     phase: w.phase.clone(),
                     workload: w.workload.clone(),
@@ -359,18 +332,11 @@ pub fn evaluate(gates: &Gates, procs: &[ProcessAnalysis], workloads: &[WorkloadF
 /// Gives each failed check the sentence of the finding it raised.
 fn attach_messages(checks: &mut [Check], findings: &[Finding]) {
     for c in checks.iter_mut().filter(|c| !c.passed) {
-        let kind = match c.gate.as_str() {
-            "max_growth_per_hour" => "fd_growth",
-            "max_residual_fds" => "residual_fds",
-            "max_close_wait" => "close_wait",
-            "max_fd_usage" => "fd_usage",
-            "max_error_rate" => "error_rate",
-            "max_p99" => "p99_latency",
-            _ => "time_to_limit",
-        };
-        let find = |k: &str| findings.iter().find(|f| f.kind() == k && f.subject() == c.subject);
+        let find = |k: FindingKind| findings.iter().find(|f| f.kind() == k && f.subject() == c.subject);
         // A time-to-limit failure on a process already flagged for growth is told by the growth finding.
-        c.message = find(kind).or_else(|| find("fd_growth")).map(|f| f.to_string());
+        c.message = find(c.gate.finding())
+            .or_else(|| find(FindingKind::FdGrowth))
+            .map(|f| f.to_string());
     }
 }
 
@@ -408,14 +374,17 @@ mod tests {
     #[test]
     fn a_leak_reads_in_plain_language() {
         let (checks, findings) = evaluate(&Gates::default(), &[analysis(Role::Target)], &[]);
-        assert!(checks.iter().any(|c| c.gate == "max_growth_per_hour" && !c.passed));
+        assert!(checks.iter().any(|c| c.gate == Gate::MaxGrowthPerHour && !c.passed));
         let text = findings[0].to_string();
         assert_eq!(
             text,
             "target: +412 FDs (+410 sockets, 398 in CLOSE_WAIT) over 1m00s; growing 24720 FDs/hour; at this rate it reaches its limit 1024 in 1m32s"
         );
         let kinds: Vec<_> = findings.iter().map(Finding::kind).collect();
-        assert_eq!(kinds, ["fd_growth", "residual_fds", "close_wait"]);
+        assert_eq!(
+            kinds,
+            [FindingKind::FdGrowth, FindingKind::ResidualFds, FindingKind::CloseWait]
+        );
     }
 
     #[test]

@@ -9,28 +9,11 @@
 pub mod findings;
 pub mod series;
 
-use crate::sampler::probe::Reading;
+pub use crate::vocab::Role;
+use crate::vocab::{Reading, SampleSink, Tick};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use series::Series;
-
-/// Which watched process a series belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Hash)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    /// The server under test.
-    Target,
-    /// fdsoak itself: the control, and the place client-side leaks show.
-    Driver,
-}
-
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Target => "target",
-            Role::Driver => "driver",
-        }
-    }
-}
 
 /// Streaming state for one watched process.
 #[derive(Debug, Clone)]
@@ -51,7 +34,7 @@ pub struct Tracker {
 }
 
 /// What the analysis concluded about one process.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ProcessAnalysis {
     pub role: Role,
     pub pid: i32,
@@ -113,7 +96,7 @@ impl Tracker {
             self.baseline = Some(r.clone());
         }
         self.peak_fds = self.peak_fds.max(r.fds.total);
-        self.peak_close_wait = self.peak_close_wait.max(r.tcp.close_wait);
+        self.peak_close_wait = self.peak_close_wait.max(r.tcp.close_wait());
         if let Some(soft) = r.nofile_soft.filter(|s| *s > 0) {
             let u = r.fds.total as f64 / soft as f64;
             self.peak_usage = Some(self.peak_usage.map_or(u, |p: f64| p.max(u)));
@@ -122,7 +105,7 @@ impl Tracker {
             self.load_start.get_or_insert(t);
             self.load_end = t;
             self.fds.push(t, r.fds.total as f64);
-            self.close_wait.push(t, r.tcp.close_wait as f64);
+            self.close_wait.push(t, r.tcp.close_wait() as f64);
         }
         self.last = Some((t, r.clone()));
     }
@@ -153,8 +136,8 @@ impl Tracker {
             peak_fds: self.peak_fds,
             baseline_sockets: base.fds.socket,
             final_sockets: last.fds.socket,
-            close_wait_baseline: base.tcp.close_wait,
-            close_wait_final: last.tcp.close_wait,
+            close_wait_baseline: base.tcp.close_wait(),
+            close_wait_final: last.tcp.close_wait(),
             close_wait_peak: self.peak_close_wait,
             nofile_soft: last.nofile_soft,
             nofile_hard: last.nofile_hard,
@@ -167,6 +150,40 @@ impl Tracker {
             final_threads: last.threads,
             final_rss_kb: last.rss_kb,
         })
+    }
+}
+
+/// The analysis as a consumer of the sampler: one tracker per watched process.
+#[derive(Debug, Default)]
+pub struct Trackers(pub Vec<Tracker>);
+
+impl Trackers {
+    /// The tracker of a role, if that role is watched.
+    pub fn get(&self, role: Role) -> Option<&Tracker> {
+        self.0.iter().find(|t| t.role == role)
+    }
+
+    /// What each tracker concluded, for the processes that were sampled at least once.
+    pub fn finish(&self) -> Vec<ProcessAnalysis> {
+        self.0.iter().filter_map(Tracker::finish).collect()
+    }
+}
+
+impl SampleSink for Trackers {
+    fn tick(&mut self, tick: &Tick<'_>) -> anyhow::Result<()> {
+        for s in tick.samples {
+            let Some(r) = &s.reading else { continue };
+            let at = match self.0.iter().position(|t| t.role == s.role && t.pid == s.pid) {
+                Some(i) => i,
+                None => {
+                    self.0.push(Tracker::new(s.role, s.pid));
+                    self.0.len() - 1
+                }
+            };
+            let t = &mut self.0[at];
+            t.observe(tick.t_secs, tick.phase, tick.in_load_window, r);
+        }
+        Ok(())
     }
 }
 
@@ -192,7 +209,7 @@ mod tests {
         let mut r = Reading::default();
         r.fds.total = total;
         r.fds.socket = total / 2;
-        r.tcp.close_wait = close_wait;
+        r.tcp.set(crate::vocab::TcpState::CloseWait, close_wait);
         r.nofile_soft = Some(1024);
         r
     }

@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 /// Defaults for workload keys left out of the scenario.
 pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(1);
 pub const DEFAULT_MAX_IN_FLIGHT: u64 = 1000;
-pub const DEFAULT_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(5);
+pub use crate::scenario::DEFAULT_KEEPALIVE_TIMEOUT;
 
 /// Runs every workload of `phase` against `addr` for the phase's duration.
 pub async fn run_phase(

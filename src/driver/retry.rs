@@ -6,8 +6,9 @@
 //! every attempt and every backoff.
 
 use super::channel::ChannelSource;
-use crate::metrics::{WorkloadStats, CODE_NAMES};
+use crate::metrics::WorkloadStats;
 use crate::scenario::{OnRetry, RetrySpec};
+use crate::vocab::CODE_NAMES;
 use std::future::Future;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;

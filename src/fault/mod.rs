@@ -7,12 +7,12 @@
 //! are drawn for while their phase lasts (latency, bandwidth, slow_close,
 //! limit_data). Every event is recorded for the report.
 
+pub mod inline;
 pub mod proxy;
 pub mod schedule;
 
 use crate::scenario::{Fault, FaultKind};
 use serde::{Deserialize, Serialize};
-use std::cell::Cell;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Mutex;
@@ -33,7 +33,7 @@ pub enum Cmd {
 }
 
 /// One fault event, as the report keeps it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct FaultEvent {
     pub t_secs: f64,
     pub phase: String,
@@ -44,7 +44,7 @@ pub struct FaultEvent {
 }
 
 /// Proxy-wide counters, as the report keeps them.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ProxyStats {
     pub accepted: u64,
     /// Connections accepted and reset at once during a refuse window.
@@ -76,7 +76,7 @@ pub struct Effects {
 pub struct Control {
     /// Inodes of the proxy's own sockets: they stand for the network, so the
     /// sampler leaves them out of the driver's counts.
-    pub(crate) inodes: crate::sampler::InodeSet,
+    pub(crate) inodes: crate::vocab::InodeSet,
     toxics: Mutex<Vec<Fault>>,
     conns: Mutex<HashMap<u64, Conn>>,
     next_id: AtomicU64,
@@ -99,7 +99,7 @@ const MAX_EVENTS: usize = 10_000;
 
 impl Control {
     /// A control whose sockets are recorded in `inodes` (shared with the sampler).
-    pub fn with_inodes(inodes: crate::sampler::InodeSet) -> Control {
+    pub fn with_inodes(inodes: crate::vocab::InodeSet) -> Control {
         Control {
             inodes,
             ..Default::default()
@@ -200,7 +200,7 @@ impl Control {
     }
 
     /// Live connections through the proxy.
-    pub fn inode_set(&self) -> crate::sampler::InodeSet {
+    pub fn inode_set(&self) -> crate::vocab::InodeSet {
         self.inodes.clone()
     }
 
@@ -223,27 +223,7 @@ impl Control {
     }
 }
 
-thread_local! {
-    static RNG: Cell<u64> = Cell::new(seed());
-}
-
-fn seed() -> u64 {
-    let t = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_nanos() as u64;
-    let here = &t as *const u64 as u64;
-    (t ^ here.rotate_left(32)) | 1
-}
-
-/// A uniform draw in [0, 1) from a per-thread xorshift generator (fault decisions, not cryptography).
+/// A uniform draw in [0, 1) (fault decisions and jitter, not cryptography).
 pub fn random() -> f64 {
-    RNG.with(|r| {
-        let mut x = r.get();
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        r.set(x);
-        (x >> 11) as f64 / (1u64 << 53) as f64
-    })
+    fastrand::f64()
 }

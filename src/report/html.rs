@@ -8,9 +8,11 @@
 
 use super::charts::{line_chart, Level, Line, TimeAxis, PALETTE};
 use super::model::Summary;
-use super::timeline::{self, FdRow, Timeline};
+use super::timeline::{self, Timeline};
 use super::Exporter;
 use crate::analysis::findings::human_secs;
+use crate::rows::SampleRow as FdRow;
+use crate::vocab::{Role, TCP_STATES};
 use std::fmt::Write;
 
 pub struct Html;
@@ -174,11 +176,11 @@ fn charts(s: &Summary, tl: &Timeline) -> anyhow::Result<Vec<(String, String, Str
                 notes.push(format!("{role}'s soft limit {limit} is off the scale"));
             }
         }
-        let analysis = s.processes.iter().find(|p| p.role.as_str() == role && p.pid == *pid);
+        let analysis = s.processes.iter().find(|p| p.role == *role && p.pid == *pid);
         let flagged = s
             .checks
             .iter()
-            .any(|c| !c.passed && c.gate == "max_growth_per_hour" && c.subject == *role);
+            .any(|c| !c.passed && c.gate == crate::vocab::Gate::MaxGrowthPerHour && c.subject == role.as_str());
         if let (Some(a), Some(last), true) = (analysis, rows.last(), flagged) {
             let per_sec = a.growth_per_hour / 3600.0;
             let ahead = a.time_to_limit_secs.unwrap_or(f64::INFINITY).min(dur * 0.25);
@@ -210,7 +212,7 @@ fn charts(s: &Summary, tl: &Timeline) -> anyhow::Result<Vec<(String, String, Str
     out.push(("File descriptors per process".into(), svg, notes.join("; ")));
 
     // 2 and 3. The target's descriptors by kind, and its TCP sockets by state.
-    if let Some(((_, pid), rows)) = tl.processes.iter().find(|((role, _), _)| role == "target") {
+    if let Some(((_, pid), rows)) = tl.processes.iter().find(|((role, _), _)| *role == Role::Target) {
         type Pick = fn(&FdRow) -> u64;
         let kinds: [(&str, Pick); 5] = [
             ("sockets", |r| r.sockets),
@@ -244,26 +246,14 @@ fn charts(s: &Summary, tl: &Timeline) -> anyhow::Result<Vec<(String, String, Str
             "Each band is one kind; the top edge is the total.".into(),
         ));
 
-        let states: [(&str, Pick); 10] = [
-            ("ESTABLISHED", |r| r.tcp_established),
-            ("CLOSE_WAIT", |r| r.tcp_close_wait),
-            ("LISTEN", |r| r.tcp_listen),
-            ("FIN_WAIT1", |r| r.tcp_fin_wait1),
-            ("FIN_WAIT2", |r| r.tcp_fin_wait2),
-            ("TIME_WAIT", |r| r.tcp_time_wait),
-            ("LAST_ACK", |r| r.tcp_last_ack),
-            ("SYN_SENT", |r| r.tcp_syn_sent),
-            ("SYN_RECV", |r| r.tcp_syn_recv),
-            ("CLOSING", |r| r.tcp_closing),
-        ];
-        let lines: Vec<Line> = states
+        let lines: Vec<Line> = TCP_STATES
             .iter()
             .enumerate()
-            .filter(|(_, (_, f))| rows.iter().any(|r| f(r) > 0))
-            .map(|(i, (name, f))| Line {
+            .filter(|(_, (st, _, _))| rows.iter().any(|r| r.tcp().get(*st) > 0))
+            .map(|(i, (st, name, _))| Line {
                 name: name.to_string(),
                 color: PALETTE[i % PALETTE.len()],
-                points: series(rows, f),
+                points: series(rows, |r| r.tcp().get(*st)),
                 dashed: false,
             })
             .collect();

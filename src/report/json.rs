@@ -21,15 +21,19 @@ impl Exporter for Json {
 pub fn read(path: &std::path::Path) -> anyhow::Result<Summary> {
     use anyhow::Context;
     let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let raw: serde_json::Value = serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    parse(&text).with_context(|| format!("reading {}", path.display()))
+}
+
+/// Parses the text of a `summary.json`, refusing schema versions this build does not know.
+pub fn parse(text: &str) -> anyhow::Result<Summary> {
+    let raw: serde_json::Value = serde_json::from_str(text)?;
     let version = raw.get("schema_version").and_then(|v| v.as_u64());
     if version != Some(u64::from(super::model::SCHEMA_VERSION)) {
         anyhow::bail!(
-            "{} has schema_version {}, this fdsoak reads {}",
-            path.display(),
+            "schema_version {}, this fdsoak reads {}",
             version.map_or("none".into(), |v| v.to_string()),
             super::model::SCHEMA_VERSION
         );
     }
-    serde_json::from_value(raw).with_context(|| format!("reading {}", path.display()))
+    Ok(serde_json::from_value(raw)?)
 }

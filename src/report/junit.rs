@@ -17,7 +17,7 @@ impl Exporter for Junit {
 
     fn render(&self, s: &Summary, _dir: &std::path::Path) -> anyhow::Result<Vec<u8>> {
         let mut suite = TestSuite::new(format!("fdsoak.{}", s.scenario.name));
-        suite.set_time(Duration::from_secs_f64(s.duration_secs.max(0.0)));
+        suite.set_time(Duration::try_from_secs_f64(s.duration_secs).unwrap_or_default());
         if matches!(s.verdict, Verdict::Error | Verdict::Interrupted) {
             let mut status = TestCaseStatus::non_success(NonSuccessKind::Error);
             let text: Vec<&str> = s.findings.iter().map(|f| f.message.as_str()).collect();
@@ -36,7 +36,7 @@ impl Exporter for Junit {
                     .clone()
                     .unwrap_or_else(|| format!("{} = {} exceeds {}", c.gate, c.value, c.threshold));
                 st.set_message(msg.clone());
-                st.set_type(c.gate.clone());
+                st.set_type(c.gate.as_str());
                 st.set_description(format!(
                     "{msg}\nmeasured {} against threshold {}",
                     num(c.value),

@@ -4,6 +4,7 @@
 //! reader never sees half a file. `samples.csv` and `throughput.csv` are not
 //! exporters: the sampler streams them while the run goes on.
 
+pub mod build;
 pub mod charts;
 pub mod html;
 pub mod json;
@@ -39,25 +40,51 @@ pub fn exporters() -> Vec<Box<dyn Exporter>> {
     ]
 }
 
-/// Writes every exporter's file into `dir`.
-pub fn write_all(summary: &Summary, dir: &Path) -> anyhow::Result<()> {
-    for e in exporters() {
-        let bytes = e
-            .render(summary, dir)
-            .with_context(|| format!("rendering {}", e.file_name()))?;
-        write_atomic(&dir.join(e.file_name()), &bytes)?;
+/// Renders every exporter's file. Fails when the report's own files (its CSVs) cannot be read.
+pub fn render_all(summary: &Summary, dir: &Path) -> anyhow::Result<Vec<(&'static str, Vec<u8>)>> {
+    exporters()
+        .iter()
+        .map(|e| {
+            let bytes = e
+                .render(summary, dir)
+                .with_context(|| format!("rendering {}", e.file_name()))?;
+            Ok((e.file_name(), bytes))
+        })
+        .collect()
+}
+
+/// Writes rendered files into `dir`, each atomically.
+pub fn write_files(files: &[(&'static str, Vec<u8>)], dir: &Path) -> anyhow::Result<()> {
+    for (name, bytes) in files {
+        write_atomic(&dir.join(name), bytes)?;
     }
     Ok(())
 }
 
-/// Writes to a temporary file beside `path`, syncs it, then renames it into place.
+/// Renders and writes every exporter's file into `dir`.
+pub fn write_all(summary: &Summary, dir: &Path) -> anyhow::Result<()> {
+    write_files(&render_all(summary, dir)?, dir)
+}
+
+/// Writes to a temporary file beside `path`, syncs it, then renames it into
+/// place. On any failure the temporary file is removed: nothing half-written
+/// is left behind.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path.file_name().context("path has no file name")?.to_string_lossy();
-    let tmp = dir.join(format!(".{name}.tmp"));
-    let mut f = std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    drop(f);
-    std::fs::rename(&tmp, path).with_context(|| format!("renaming into {}", path.display()))
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".fdsoak-")
+        .suffix(".tmp")
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))
+        .tempfile_in(dir)
+        .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
+    tmp.write_all(bytes)
+        .and_then(|()| tmp.as_file().sync_all())
+        .with_context(|| format!("writing {}", path.display()))?;
+    tmp.persist(path)
+        .map_err(|e| e.error)
+        .with_context(|| format!("renaming into {}", path.display()))?;
+    Ok(())
 }

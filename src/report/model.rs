@@ -4,15 +4,29 @@
 //! Bump [`SCHEMA_VERSION`] on any change that an older reader would
 //! misunderstand; adding optional fields does not need a bump.
 
-use crate::analysis::findings::{Check, Finding};
+use crate::analysis::findings::{Check, Finding, FindingKind, WorkloadFigures};
 use crate::analysis::ProcessAnalysis;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 pub const SCHEMA_VERSION: u32 = 1;
 
+/// The JSON Schema of `summary.json`, generated from this model (committed as
+/// `schema/summary.schema.json`; a test keeps the two equal).
+pub fn json_schema() -> serde_json::Value {
+    let mut schema = schemars::schema_for!(Summary).to_value();
+    if let Some(o) = schema.as_object_mut() {
+        o.insert("$id".into(), "https://fdsoak.dev/schema/summary.schema.json".into());
+        o.insert(
+            "description".into(),
+            format!("fdsoak summary.json, schema_version {SCHEMA_VERSION}").into(),
+        );
+    }
+    schema
+}
+
 /// The outcome of a run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Verdict {
     /// Every gate passed.
@@ -36,7 +50,7 @@ impl Verdict {
     }
 
     /// The process exit code for this verdict (documented in the README).
-    pub fn exit_code(self) -> i32 {
+    pub fn exit_code(self) -> u8 {
         match self {
             Verdict::Pass => 0,
             Verdict::Fail => 1,
@@ -47,7 +61,7 @@ impl Verdict {
 }
 
 /// `summary.json`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Summary {
     pub schema_version: u32,
     pub verdict: Verdict,
@@ -76,9 +90,9 @@ pub struct Summary {
     pub merged_from: Vec<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct FindingRecord {
-    pub kind: String,
+    pub kind: FindingKind,
     pub subject: String,
     pub message: String,
 }
@@ -86,20 +100,20 @@ pub struct FindingRecord {
 impl From<&Finding> for FindingRecord {
     fn from(f: &Finding) -> Self {
         FindingRecord {
-            kind: f.kind().into(),
+            kind: f.kind(),
             subject: f.subject(),
             message: f.to_string(),
         }
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Tool {
     pub name: String,
     pub version: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ScenarioInfo {
     pub name: String,
     pub description: String,
@@ -108,7 +122,7 @@ pub struct ScenarioInfo {
     pub resolved: crate::scenario::Scenario,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct TargetInfo {
     pub mode: String,
     pub description: String,
@@ -116,7 +130,7 @@ pub struct TargetInfo {
     pub pid: Option<i32>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct PhaseInfo {
     pub name: String,
     pub start_secs: f64,
@@ -125,7 +139,7 @@ pub struct PhaseInfo {
 }
 
 /// Latency percentiles in microseconds.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct Latency {
     pub count: u64,
     pub min_us: u64,
@@ -138,7 +152,7 @@ pub struct Latency {
 }
 
 /// One workload in one phase.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct WorkloadReport {
     pub phase: String,
     pub name: String,
@@ -174,6 +188,17 @@ pub struct WorkloadReport {
 }
 
 impl WorkloadReport {
+    /// Stores a latency histogram: V2-serialized, base64-encoded, with its percentiles.
+    pub fn set_histogram(&mut self, h: &hdrhistogram::Histogram<u64>) {
+        use base64::Engine;
+        use hdrhistogram::serialization::Serializer;
+        let mut encoded = Vec::new();
+        // V2 serialization into a Vec cannot fail for a valid histogram.
+        let _ = hdrhistogram::serialization::V2Serializer::new().serialize(h, &mut encoded);
+        self.histogram_v2 = base64::engine::general_purpose::STANDARD.encode(encoded);
+        self.latency = Latency::of(h);
+    }
+
     /// Decodes the stored latency histogram.
     pub fn histogram(&self) -> anyhow::Result<hdrhistogram::Histogram<u64>> {
         use base64::Engine;
@@ -189,6 +214,26 @@ impl WorkloadReport {
             0.0
         } else {
             self.errors as f64 / n as f64
+        }
+    }
+}
+
+impl From<&WorkloadReport> for WorkloadFigures {
+    fn from(w: &WorkloadReport) -> Self {
+        let top_error = w
+            .status_counts
+            .iter()
+            .filter(|(k, _)| k.as_str() != "OK")
+            .max_by_key(|(_, n)| **n)
+            .map(|(k, _)| k.clone());
+        WorkloadFigures {
+            phase: w.phase.clone(),
+            workload: w.name.clone(),
+            finished: w.ok + w.errors,
+            errors: w.errors,
+            top_error,
+            p99_us: w.latency.p99_us,
+            max_error_rate: w.max_error_rate,
         }
     }
 }

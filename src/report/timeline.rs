@@ -7,57 +7,19 @@
 //! most descriptors is kept (so spikes stay visible), and the latest
 //! cumulative throughput counters and the worst latency percentiles.
 
-use anyhow::Context;
-use serde::Deserialize;
+use crate::rows::{read_rows, SampleRow, ThroughputRow, SAMPLES_CSV, THROUGHPUT_CSV};
+use crate::vocab::Role;
 use std::collections::BTreeMap;
 use std::path::Path;
 
 /// Display buckets per chart.
 pub const BUCKETS: usize = 600;
 
-/// One `samples.csv` row (the columns charts use).
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct FdRow {
-    pub t_secs: f64,
-    pub role: String,
-    pub pid: i32,
-    pub fds: u64,
-    pub sockets: u64,
-    pub pipes: u64,
-    pub files: u64,
-    pub anon: u64,
-    pub other: u64,
-    pub tcp_established: u64,
-    pub tcp_syn_sent: u64,
-    pub tcp_syn_recv: u64,
-    pub tcp_fin_wait1: u64,
-    pub tcp_fin_wait2: u64,
-    pub tcp_time_wait: u64,
-    pub tcp_close_wait: u64,
-    pub tcp_last_ack: u64,
-    pub tcp_listen: u64,
-    pub tcp_closing: u64,
-    pub nofile_soft: Option<u64>,
-}
-
-/// One `throughput.csv` row (the columns charts use).
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct TputRow {
-    pub t_secs: f64,
-    pub ok: u64,
-    pub errors: u64,
-    pub skipped: u64,
-    pub p50_us: Option<u64>,
-    pub p90_us: Option<u64>,
-    pub p99_us: Option<u64>,
-    pub max_us: Option<u64>,
-}
-
 /// Downsampled series for one report.
 #[derive(Debug, Default)]
 pub struct Timeline {
     /// Per process (role, pid): one row per non-empty bucket, in time order.
-    pub processes: BTreeMap<(String, i32), Vec<FdRow>>,
+    pub processes: BTreeMap<(Role, i32), Vec<SampleRow>>,
     /// Rates per non-empty bucket: (t, ok/s, errors/s, skipped/s).
     pub rates: Vec<(f64, f64, f64, f64)>,
     /// Worst latency per bucket in ms: (t, p50, p90, p99, max).
@@ -72,15 +34,14 @@ fn bucket(t: f64, duration: f64) -> usize {
 /// Reads `samples.csv` and `throughput.csv` from `dir`; missing files give empty series.
 pub fn read(dir: &Path, duration: f64) -> anyhow::Result<Timeline> {
     let mut tl = Timeline::default();
-    let samples = dir.join("samples.csv");
+    let samples = dir.join(SAMPLES_CSV);
     if samples.exists() {
-        let mut by_proc: BTreeMap<(String, i32), Vec<Option<FdRow>>> = BTreeMap::new();
-        let mut r = csv::Reader::from_path(&samples).with_context(|| format!("reading {}", samples.display()))?;
-        for row in r.deserialize::<FdRow>() {
-            let row = row.with_context(|| format!("parsing {}", samples.display()))?;
+        let mut by_proc: BTreeMap<(Role, i32), Vec<Option<SampleRow>>> = BTreeMap::new();
+        for row in read_rows::<SampleRow>(&samples)? {
+            let row = row?;
             tl.rows_read += 1;
             let slots = by_proc
-                .entry((row.role.clone(), row.pid))
+                .entry((row.role, row.pid))
                 .or_insert_with(|| vec![None; BUCKETS]);
             let slot = &mut slots[bucket(row.t_secs, duration)];
             if slot.as_ref().is_none_or(|s| row.fds >= s.fds) {
@@ -92,13 +53,12 @@ pub fn read(dir: &Path, duration: f64) -> anyhow::Result<Timeline> {
             .map(|(k, v)| (k, v.into_iter().flatten().collect()))
             .collect();
     }
-    let tput = dir.join("throughput.csv");
+    let tput = dir.join(THROUGHPUT_CSV);
     if tput.exists() {
-        let mut last: Vec<Option<TputRow>> = vec![None; BUCKETS];
+        let mut last: Vec<Option<ThroughputRow>> = vec![None; BUCKETS];
         let mut worst: Vec<Option<[u64; 4]>> = vec![None; BUCKETS];
-        let mut r = csv::Reader::from_path(&tput).with_context(|| format!("reading {}", tput.display()))?;
-        for row in r.deserialize::<TputRow>() {
-            let row = row.with_context(|| format!("parsing {}", tput.display()))?;
+        for row in read_rows::<ThroughputRow>(&tput)? {
+            let row = row?;
             tl.rows_read += 1;
             let b = bucket(row.t_secs, duration);
             if let (Some(p50), Some(p90), Some(p99), Some(max)) = (row.p50_us, row.p90_us, row.p99_us, row.max_us) {
@@ -109,7 +69,7 @@ pub fn read(dir: &Path, duration: f64) -> anyhow::Result<Timeline> {
             }
             last[b] = Some(row);
         }
-        let mut prev: Option<TputRow> = None;
+        let mut prev: Option<ThroughputRow> = None;
         for row in last.into_iter().flatten() {
             if let Some(p) = &prev {
                 let dt = (row.t_secs - p.t_secs).max(1e-9);

@@ -9,7 +9,7 @@
 //! target in another namespace is read from its `/proc/PID/net/tcp{,6}`
 //! instead (see [`super::probe`]).
 
-use super::probe::{FdKinds, TcpStates};
+use crate::vocab::{FdKinds, TcpStates};
 use rustix::fd::OwnedFd;
 use rustix::fs::{Mode, OFlags, CWD};
 use rustix::net::{netlink, AddressFamily, RecvFlags, SendFlags, SocketFlags, SocketType};

@@ -5,87 +5,8 @@
 //! (`/proc/PID/net/tcp` and `tcp6`, so a target in another network namespace
 //! is read correctly), joined to its descriptors on the socket inode.
 
-use procfs::net::TcpState;
+pub use crate::vocab::{FdKinds, Reading, TcpStates};
 use procfs::process::{LimitValue, Process};
-use serde::{Deserialize, Serialize};
-
-/// Descriptor counts by kind.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FdKinds {
-    pub total: u64,
-    pub socket: u64,
-    pub pipe: u64,
-    pub file: u64,
-    pub anon: u64,
-    pub other: u64,
-}
-
-/// The process's TCP sockets by state.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TcpStates {
-    pub established: u64,
-    pub syn_sent: u64,
-    pub syn_recv: u64,
-    pub fin_wait1: u64,
-    pub fin_wait2: u64,
-    pub time_wait: u64,
-    pub close: u64,
-    pub close_wait: u64,
-    pub last_ack: u64,
-    pub listen: u64,
-    pub closing: u64,
-}
-
-impl TcpStates {
-    /// Counts one socket by the kernel's numeric state (include/net/tcp_states.h).
-    pub fn add_code(&mut self, code: u8) {
-        let slot = match code {
-            1 => &mut self.established,
-            2 => &mut self.syn_sent,
-            3 => &mut self.syn_recv,
-            4 => &mut self.fin_wait1,
-            5 => &mut self.fin_wait2,
-            6 => &mut self.time_wait,
-            7 => &mut self.close,
-            8 => &mut self.close_wait,
-            9 => &mut self.last_ack,
-            10 => &mut self.listen,
-            11 => &mut self.closing,
-            _ => return,
-        };
-        *slot += 1;
-    }
-
-    fn add(&mut self, s: &TcpState) {
-        let slot = match s {
-            TcpState::Established => &mut self.established,
-            TcpState::SynSent => &mut self.syn_sent,
-            TcpState::SynRecv => &mut self.syn_recv,
-            TcpState::FinWait1 => &mut self.fin_wait1,
-            TcpState::FinWait2 => &mut self.fin_wait2,
-            TcpState::TimeWait => &mut self.time_wait,
-            TcpState::Close => &mut self.close,
-            TcpState::CloseWait => &mut self.close_wait,
-            TcpState::LastAck => &mut self.last_ack,
-            TcpState::Listen => &mut self.listen,
-            TcpState::Closing => &mut self.closing,
-            _ => return,
-        };
-        *slot += 1;
-    }
-}
-
-/// What one probe of one process found.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Reading {
-    pub fds: FdKinds,
-    pub tcp: TcpStates,
-    /// None means unlimited.
-    pub nofile_soft: Option<u64>,
-    pub nofile_hard: Option<u64>,
-    pub threads: u64,
-    pub rss_kb: u64,
-}
 
 /// Why a probe failed.
 #[derive(Debug, thiserror::Error)]
@@ -172,7 +93,7 @@ pub fn tcp_from_text_tables(proc: &Process, inodes: &std::collections::HashSet<u
         // No IPv6 in this namespace means no table; that is fine.
         for e in table.unwrap_or_default() {
             if inodes.contains(&e.inode) {
-                tcp.add(&e.state);
+                tcp.add_code(e.state.to_u8());
             }
         }
     }

@@ -5,9 +5,13 @@
 //! any error (syntax, type, or a rule from [`validate`]) back to the file, the
 //! line and the dotted key path, so a user always learns where to look.
 
+pub mod duration;
+pub mod knobs;
 pub mod model;
 mod validate;
 
+pub use duration::MAX_DURATION;
+pub use knobs::{Knobs, DEFAULT_KEEPALIVE_TIMEOUT};
 pub use model::*;
 
 use std::fmt;
@@ -82,6 +86,18 @@ pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
     parse(path, &text)
 }
 
+/// Parses `HOST:PORT` (an IP or `localhost`) into one socket address.
+pub fn parse_address(s: &str) -> anyhow::Result<std::net::SocketAddr> {
+    if let Ok(a) = s.parse::<std::net::SocketAddr>() {
+        return Ok(a);
+    }
+    let (host, port) = s.rsplit_once(':').ok_or_else(|| anyhow::anyhow!("missing :PORT"))?;
+    let port: u16 = anyhow::Context::context(port.parse(), "bad port")?;
+    std::net::ToSocketAddrs::to_socket_addrs(&(host, port))?
+        .next()
+        .ok_or_else(|| anyhow::anyhow!("{host} has no address"))
+}
+
 /// Applies the semantic rules to an already-built scenario (for example,
 /// after command-line overrides). Returns the offending key and a message.
 pub fn check_rules(scenario: &Scenario) -> Result<(), (KeyPath, String)> {
@@ -107,7 +123,7 @@ pub fn parse_fault_spec(spec: &str) -> Result<Fault, String> {
         }
     }
     let fault: Fault = toml::from_str(&doc).map_err(|e| format!("{spec:?}: {}", e.message()))?;
-    validate::check_fault(&fault, std::time::Duration::MAX, &KeyPath::default())
+    validate::check_fault(&fault, MAX_DURATION, &KeyPath::default())
         .map_err(|(key, message)| format!("{spec:?}: {key}: {message}"))?;
     Ok(fault)
 }

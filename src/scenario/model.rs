@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
 /// A whole scenario file.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Scenario {
     /// Short name, used in the report directory name.
@@ -30,7 +30,7 @@ pub struct Scenario {
 }
 
 /// How fdsoak finds or starts the server under test.
-#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum TargetMode {
     /// `fdsoak serve`, the built-in reference target, in its own process.
@@ -42,18 +42,24 @@ pub enum TargetMode {
     Address,
 }
 
-/// The `[target]` table.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
+impl TargetMode {
+    /// The mode's name, as a scenario spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TargetMode::Builtin => "builtin",
+            TargetMode::Spawn => "spawn",
+            TargetMode::Address => "address",
+        }
+    }
+}
+
+/// The `[target]` table. The built-in target's knobs sit in it beside the
+/// mode's own keys; keys that are neither are caught in `unknown` and
+/// rejected by validation (serde cannot deny unknown fields beside a flatten).
+#[derive(Debug, Clone, Default, Deserialize, Serialize, schemars::JsonSchema)]
 pub struct TargetSpec {
     #[serde(default)]
     pub mode: TargetMode,
-    /// builtin: every N-th Check opens a file and keeps it.
-    pub leak_fd_every: Option<u64>,
-    /// builtin: every N-th Check health-checks itself over a new channel it never drops.
-    pub leak_channel_every: Option<u64>,
-    /// builtin: keep a duplicate of every accepted socket (CLOSE_WAIT after peers leave).
-    pub hold_closed_conns: Option<bool>,
     /// builtin, spawn: RLIMIT_NOFILE for the target process.
     pub nofile: Option<u64>,
     /// spawn: the command line, with `{port}` where the port goes.
@@ -62,30 +68,25 @@ pub struct TargetSpec {
     pub address: Option<String>,
     /// address: the server's PID; found from the listening socket when absent.
     pub pid: Option<i32>,
-    /// builtin: GOAWAY each connection after this age…
-    #[serde(default, with = "humantime_serde")]
-    pub max_connection_age: Option<Duration>,
-    /// builtin: …and close it this long after the GOAWAY.
-    #[serde(default, with = "humantime_serde")]
-    pub max_connection_age_grace: Option<Duration>,
-    /// builtin: server-side HTTP/2 keepalive pings, to reap dead (half-open) connections.
-    #[serde(default, with = "humantime_serde")]
-    pub keepalive_interval: Option<Duration>,
-    /// builtin: stop accepting for good after an accept error such as EMFILE (the fragile server).
-    pub stop_accepting_on_error: Option<bool>,
-    /// builtin: how long a server ping may go unanswered.
-    #[serde(default, with = "humantime_serde")]
-    pub keepalive_timeout: Option<Duration>,
     /// How long the target has to answer its first health check.
-    #[serde(default, with = "humantime_serde")]
+    #[serde(default, with = "super::duration::option")]
+    #[schemars(with = "Option<String>")]
     pub ready_timeout: Option<Duration>,
+    /// builtin: the knobs of `fdsoak serve`.
+    #[serde(flatten)]
+    pub knobs: super::Knobs,
+    /// Keys that belong to nothing above; validation rejects them.
+    #[serde(flatten, skip_serializing)]
+    #[schemars(skip)]
+    pub unknown: std::collections::BTreeMap<String, toml::Value>,
 }
 
 /// The `[sampler]` table.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SamplerSpec {
-    #[serde(with = "humantime_serde", default = "default_interval")]
+    #[serde(with = "super::duration", default = "default_interval")]
+    #[schemars(with = "String")]
     pub interval: Duration,
 }
 
@@ -102,11 +103,12 @@ impl Default for SamplerSpec {
 }
 
 /// One `[[phases]]` entry.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Phase {
     pub name: String,
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "super::duration")]
+    #[schemars(with = "String")]
     pub duration: Duration,
     /// No workloads makes an idle phase.
     #[serde(default)]
@@ -117,7 +119,7 @@ pub struct Phase {
 }
 
 /// What a fault does to the connections through the proxy.
-#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum FaultKind {
     /// Event: abort live connections with an RST to both sides.
@@ -162,38 +164,44 @@ impl FaultKind {
 }
 
 /// One `[[phases.faults]]` entry.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Fault {
     pub kind: FaultKind,
     /// Events: fire repeatedly, this often.
-    #[serde(default, with = "humantime_serde")]
+    #[serde(default, with = "super::duration::option")]
+    #[schemars(with = "Option<String>")]
     pub every: Option<Duration>,
     /// Events: fire once, this long into the phase.
-    #[serde(default, with = "humantime_serde")]
+    #[serde(default, with = "super::duration::option")]
+    #[schemars(with = "Option<String>")]
     pub at: Option<Duration>,
     /// Events: the fraction of live connections hit; toxics: the fraction of connections affected. Default 1.
     pub probability: Option<f64>,
     /// blackhole: how long forwarding stops (default: for good); refuse: how long the window lasts.
-    #[serde(default, with = "humantime_serde")]
+    #[serde(default, with = "super::duration::option")]
+    #[schemars(with = "Option<String>")]
     pub duration: Option<Duration>,
     /// latency: the added delay.
-    #[serde(default, with = "humantime_serde")]
+    #[serde(default, with = "super::duration::option")]
+    #[schemars(with = "Option<String>")]
     pub latency: Option<Duration>,
     /// latency: up to this much more or less, at random.
-    #[serde(default, with = "humantime_serde")]
+    #[serde(default, with = "super::duration::option")]
+    #[schemars(with = "Option<String>")]
     pub jitter: Option<Duration>,
     /// bandwidth: bytes per second in each direction.
     pub bytes_per_sec: Option<u64>,
     /// limit_data: bytes allowed in either direction before the connection is closed.
     pub bytes: Option<u64>,
     /// slow_close: how long a close is held.
-    #[serde(default, with = "humantime_serde")]
+    #[serde(default, with = "super::duration::option")]
+    #[schemars(with = "Option<String>")]
     pub delay: Option<Duration>,
 }
 
 /// Which channel a retry uses.
-#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum OnRetry {
     /// Retry on the channel that failed.
@@ -206,14 +214,16 @@ pub enum OnRetry {
 }
 
 /// A retry policy in the shape of gRFC A6.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RetrySpec {
     /// Attempts in all, the first included (2 to 10).
     pub max_attempts: u32,
-    #[serde(with = "humantime_serde", default = "default_initial_backoff")]
+    #[serde(with = "super::duration", default = "default_initial_backoff")]
+    #[schemars(with = "String")]
     pub initial_backoff: Duration,
-    #[serde(with = "humantime_serde", default = "default_max_backoff")]
+    #[serde(with = "super::duration", default = "default_max_backoff")]
+    #[schemars(with = "String")]
     pub max_backoff: Duration,
     #[serde(default = "default_multiplier")]
     pub backoff_multiplier: f64,
@@ -244,7 +254,7 @@ fn default_retryable() -> Vec<String> {
 }
 
 /// The kinds of load a workload can generate.
-#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum WorkloadKind {
     /// Unary grpc.health.v1.Health/Check calls on an open-model timetable.
@@ -254,7 +264,7 @@ pub enum WorkloadKind {
 }
 
 /// How a workload gets its channels.
-#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ChannelPolicy {
     /// One channel for the whole workload.
@@ -267,7 +277,7 @@ pub enum ChannelPolicy {
 }
 
 /// One `[[phases.workloads]]` entry.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Workload {
     pub kind: WorkloadKind,
@@ -280,7 +290,8 @@ pub struct Workload {
     /// health_check: calls allowed in flight; a scheduled call beyond it is skipped and counted.
     pub max_in_flight: Option<u64>,
     /// Per-call deadline (health_check) or connect deadline (watch).
-    #[serde(default, with = "humantime_serde")]
+    #[serde(default, with = "super::duration::option")]
+    #[schemars(with = "Option<String>")]
     pub deadline: Option<Duration>,
     /// The service name sent in the request; "" asks about the whole server.
     pub service: Option<String>,
@@ -289,13 +300,16 @@ pub struct Workload {
     /// watch: streams held open at once.
     pub streams: Option<u64>,
     /// watch: close and re-open each stream this often.
-    #[serde(default, with = "humantime_serde")]
+    #[serde(default, with = "super::duration::option")]
+    #[schemars(with = "Option<String>")]
     pub reopen_every: Option<Duration>,
     /// HTTP/2 keepalive ping interval on the workload's channels (detects dead connections).
-    #[serde(default, with = "humantime_serde")]
+    #[serde(default, with = "super::duration::option")]
+    #[schemars(with = "Option<String>")]
     pub keepalive_interval: Option<Duration>,
     /// How long a keepalive ping may go unanswered before the connection is dropped.
-    #[serde(default, with = "humantime_serde")]
+    #[serde(default, with = "super::duration::option")]
+    #[schemars(with = "Option<String>")]
     pub keepalive_timeout: Option<Duration>,
     /// health_check: retry failed calls.
     pub retry: Option<RetrySpec>,
@@ -304,7 +318,7 @@ pub struct Workload {
 }
 
 /// The `[gates]` table: thresholds that decide pass or fail.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Gates {
     /// FDs above the baseline allowed at the end of the run.
@@ -318,12 +332,14 @@ pub struct Gates {
     /// Peak FDs as a fraction of the soft RLIMIT_NOFILE.
     pub max_fd_usage: f64,
     /// Fail when growth projects the soft limit sooner than this.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "super::duration")]
+    #[schemars(with = "String")]
     pub min_time_to_limit: Duration,
     /// Failed calls as a fraction of finished calls, per workload and phase.
     pub max_error_rate: f64,
     /// Optional p99 latency ceiling, per workload and phase.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "super::duration::option")]
+    #[schemars(with = "Option<String>")]
     pub max_p99: Option<Duration>,
 }
 

@@ -134,3 +134,11 @@ fn rate_and_concurrency_exclude_each_other() {
     let s = parse(Path::new("s.toml"), &GOOD.replace("rate = 10", "concurrency = 4")).unwrap();
     assert_eq!(s.phases[1].workloads[0].concurrency, Some(4));
 }
+
+#[test]
+fn parses_addresses() {
+    assert_eq!(parse_address("127.0.0.1:80").unwrap().port(), 80);
+    assert!(parse_address("localhost:81").unwrap().ip().is_loopback());
+    assert!(parse_address("[::1]:82").unwrap().is_ipv6());
+    assert!(parse_address("nope").is_err());
+}

@@ -68,45 +68,37 @@ pub(super) fn check(s: &Scenario) -> Rule {
 }
 
 fn check_target(t: &TargetSpec, path: &KeyPath) -> Rule {
-    let builtin_only = [
-        ("leak_fd_every", t.leak_fd_every.is_some()),
-        ("leak_channel_every", t.leak_channel_every.is_some()),
-        ("hold_closed_conns", t.hold_closed_conns.is_some()),
-        ("max_connection_age", t.max_connection_age.is_some()),
-        ("max_connection_age_grace", t.max_connection_age_grace.is_some()),
-        ("keepalive_interval", t.keepalive_interval.is_some()),
-        ("keepalive_timeout", t.keepalive_timeout.is_some()),
-        ("stop_accepting_on_error", t.stop_accepting_on_error.is_some()),
-    ];
-    let allowed: &[&str] = match t.mode {
-        TargetMode::Builtin => &[
-            "leak_fd_every",
-            "leak_channel_every",
-            "hold_closed_conns",
-            "nofile",
-            "max_connection_age",
-            "max_connection_age_grace",
-            "keepalive_interval",
-            "keepalive_timeout",
-            "stop_accepting_on_error",
-        ],
-        TargetMode::Spawn => &["command", "nofile"],
-        TargetMode::Address => &["address", "pid"],
-    };
-    let present = builtin_only.into_iter().chain([
-        ("nofile", t.nofile.is_some()),
-        ("command", t.command.is_some()),
-        ("address", t.address.is_some()),
-        ("pid", t.pid.is_some()),
-    ]);
-    for (key, is_set) in present {
-        if is_set && !allowed.contains(&key) {
+    if let Some(key) = t.unknown.keys().next() {
+        return fail(path.key(key), format!("unknown key `{key}` in [target]"));
+    }
+    let knobs = t.knobs.set();
+    let present = knobs.iter().map(|(k, _)| (k.as_str(), "builtin")).chain(
+        [
+            ("nofile", t.nofile.is_some(), "builtin or spawn"),
+            ("command", t.command.is_some(), "spawn"),
+            ("address", t.address.is_some(), "address"),
+            ("pid", t.pid.is_some(), "address"),
+        ]
+        .into_iter()
+        .filter(|(_, set, _)| *set)
+        .map(|(k, _, modes)| (k, modes)),
+    );
+    for (key, modes) in present {
+        if !modes.contains(mode_name(t.mode)) {
             return fail(path.key(key), format!("does not apply to mode {:?}", mode_name(t.mode)));
         }
     }
+    if t.knobs.stall_at.is_some() != t.knobs.stall_for.is_some() {
+        let missing = if t.knobs.stall_at.is_none() {
+            "stall_at"
+        } else {
+            "stall_for"
+        };
+        return fail(path.key(missing), "stall_at and stall_for go together");
+    }
     for (key, v) in [
-        ("leak_fd_every", t.leak_fd_every),
-        ("leak_channel_every", t.leak_channel_every),
+        ("leak_fd_every", t.knobs.leak_fd_every),
+        ("leak_channel_every", t.knobs.leak_channel_every),
     ] {
         if v == Some(0) {
             return fail(path.key(key), "must be at least 1 (leave it out to disable)");
@@ -127,7 +119,7 @@ fn check_target(t: &TargetSpec, path: &KeyPath) -> Rule {
         },
         TargetMode::Address => match &t.address {
             None => return fail(path.key("address"), "mode \"address\" needs an address (HOST:PORT)"),
-            Some(a) if crate::target::parse_address(a).is_err() => {
+            Some(a) if super::parse_address(a).is_err() => {
                 return fail(path.key("address"), format!("{a:?} is not HOST:PORT"))
             }
             _ => {}
@@ -136,9 +128,10 @@ fn check_target(t: &TargetSpec, path: &KeyPath) -> Rule {
     }
     for (key, d) in [
         ("ready_timeout", t.ready_timeout),
-        ("max_connection_age", t.max_connection_age),
-        ("keepalive_interval", t.keepalive_interval),
-        ("keepalive_timeout", t.keepalive_timeout),
+        ("max_connection_age", t.knobs.max_connection_age),
+        ("keepalive_interval", t.knobs.keepalive_interval),
+        ("keepalive_timeout", t.knobs.keepalive_timeout),
+        ("stall_for", t.knobs.stall_for),
     ] {
         if d.is_some_and(|d| d.is_zero()) {
             return fail(path.key(key), "must be greater than zero");
@@ -148,11 +141,7 @@ fn check_target(t: &TargetSpec, path: &KeyPath) -> Rule {
 }
 
 fn mode_name(m: TargetMode) -> &'static str {
-    match m {
-        TargetMode::Builtin => "builtin",
-        TargetMode::Spawn => "spawn",
-        TargetMode::Address => "address",
-    }
+    m.as_str()
 }
 
 fn check_workload(w: &Workload, path: &KeyPath) -> Rule {
@@ -276,7 +265,7 @@ fn check_retry(r: &super::RetrySpec, path: &KeyPath) -> Rule {
         );
     }
     for (i, code) in r.retryable.iter().enumerate() {
-        if code == "OK" || !crate::metrics::CODE_NAMES.contains(&code.as_str()) {
+        if code == "OK" || !crate::vocab::CODE_NAMES.contains(&code.as_str()) {
             return fail(
                 path.key("retryable").index(i),
                 format!("{code:?} is not a retryable gRPC status code name (such as \"UNAVAILABLE\")"),

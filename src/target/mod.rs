@@ -7,13 +7,14 @@
 //! so that an early death can be explained in the error message.
 
 pub mod find;
+pub mod plan;
 pub mod serve;
 
 use crate::proto::health::health_client::HealthClient;
 use crate::proto::health::HealthCheckRequest;
 use anyhow::{anyhow, Context};
 use std::collections::VecDeque;
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
@@ -66,18 +67,7 @@ pub enum TargetError {
     Other(#[from] anyhow::Error),
 }
 
-/// Parses `HOST:PORT` (an IP or `localhost`) into one socket address.
-pub fn parse_address(s: &str) -> anyhow::Result<SocketAddr> {
-    if let Ok(a) = s.parse::<SocketAddr>() {
-        return Ok(a);
-    }
-    let (host, port) = s.rsplit_once(':').ok_or_else(|| anyhow!("missing :PORT"))?;
-    let port: u16 = port.parse().context("bad port")?;
-    (host, port)
-        .to_socket_addrs()?
-        .next()
-        .ok_or_else(|| anyhow!("{host} has no address"))
-}
+pub use crate::scenario::parse_address;
 
 /// Starts or attaches to the target, and waits until it answers a health check.
 pub async fn start(plan: &TargetPlan, ready_timeout: Duration) -> Result<RunningTarget, TargetError> {
@@ -154,11 +144,32 @@ fn launch(mut cmd: Command, nofile: Option<u64>, tail: &Arc<Mutex<VecDeque<Strin
             cmd.pre_exec(move || serve::set_nofile(n));
         }
     }
+    dies_with_fdsoak(cmd.as_std_mut());
     let mut child = cmd.spawn().context("starting the target")?;
     if let Some(err) = child.stderr.take() {
         drain_lines(err, tail.clone());
     }
     Ok(child)
+}
+
+/// Makes a child fdsoak starts die with fdsoak, however fdsoak ends (SIGKILL,
+/// the OOM killer): the kernel sends it SIGKILL when fdsoak's starting thread
+/// exits. Children start from runtime worker threads, which live as long as
+/// the process.
+pub fn dies_with_fdsoak(cmd: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    let parent = rustix::process::getpid();
+    // SAFETY: prctl and getppid are async-signal-safe; the closure touches no shared state.
+    unsafe {
+        cmd.pre_exec(move || {
+            rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))?;
+            // fdsoak may have died between fork and prctl: then nobody would send the signal.
+            if rustix::process::getppid() != Some(parent) {
+                return Err(std::io::Error::other("fdsoak exited while starting this process"));
+            }
+            Ok(())
+        });
+    }
 }
 
 /// Keeps the last lines a child writes, so its pipe never fills and its death can be explained.
@@ -294,43 +305,9 @@ fn free_port() -> std::io::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
-/// Splits a command line into words, honouring single and double quotes and backslashes. No shell is involved.
+/// Splits a command line into words with POSIX shell quoting rules (shlex). No shell is involved.
 pub fn split_command(line: &str) -> anyhow::Result<Vec<String>> {
-    let mut words = Vec::new();
-    let mut cur = String::new();
-    let mut in_word = false;
-    let mut quote: Option<char> = None;
-    let mut chars = line.chars();
-    while let Some(c) = chars.next() {
-        match (quote, c) {
-            (Some(q), c) if c == q => quote = None,
-            (Some('"'), '\\') | (None, '\\') => {
-                cur.push(chars.next().ok_or_else(|| anyhow!("command ends with a backslash"))?);
-                in_word = true;
-            }
-            (Some(_), c) => cur.push(c),
-            (None, '\'' | '"') => {
-                quote = Some(c);
-                in_word = true;
-            }
-            (None, c) if c.is_whitespace() => {
-                if in_word {
-                    words.push(std::mem::take(&mut cur));
-                    in_word = false;
-                }
-            }
-            (None, c) => {
-                cur.push(c);
-                in_word = true;
-            }
-        }
-    }
-    if quote.is_some() {
-        return Err(anyhow!("unterminated quote in command {line:?}"));
-    }
-    if in_word {
-        words.push(cur);
-    }
+    let words = shlex::split(line).ok_or_else(|| anyhow!("unterminated quote or escape in command {line:?}"))?;
     if words.is_empty() {
         return Err(anyhow!("empty command"));
     }
@@ -347,13 +324,5 @@ mod tests {
         assert_eq!(w, ["./srv", "--port", "{port}", "--name", "a b", "c d", "e f"]);
         assert!(split_command("x 'open").is_err());
         assert!(split_command("   ").is_err());
-    }
-
-    #[test]
-    fn parses_addresses() {
-        assert_eq!(parse_address("127.0.0.1:80").unwrap().port(), 80);
-        assert!(parse_address("localhost:81").unwrap().ip().is_loopback());
-        assert!(parse_address("[::1]:82").unwrap().is_ipv6());
-        assert!(parse_address("nope").is_err());
     }
 }

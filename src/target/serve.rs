@@ -37,22 +37,7 @@ pub const BACKEND_SERVICE: &str = "fdsoak.internal.Backend";
 /// Services that report SERVING.
 const KNOWN_SERVICES: [&str; 4] = ["", "grpc.health.v1.Health", "fdsoak.demo.v1.Chatbot", BACKEND_SERVICE];
 
-/// The leak knobs; all off by default.
-#[derive(Debug, Clone, Default)]
-pub struct Knobs {
-    pub leak_fd_every: Option<u64>,
-    pub leak_channel_every: Option<u64>,
-    pub hold_closed_conns: bool,
-    /// Hold every Check answer from `at` after start until `at + for`: a stalled server.
-    pub stall: Option<(Duration, Duration)>,
-    /// GOAWAY each connection after this age, then close it after the grace period.
-    pub max_connection_age: Option<Duration>,
-    pub max_connection_age_grace: Option<Duration>,
-    /// Server-side HTTP/2 keepalive: ping idle peers, drop those that do not answer.
-    pub keepalive: Option<(Duration, Duration)>,
-    /// Stop accepting for good after the first accept error: the server that never recovers from EMFILE.
-    pub stop_accepting_on_error: bool,
-}
+pub use crate::scenario::Knobs;
 
 /// What the knobs have leaked so far. Kept alive for the life of the server, on purpose.
 #[derive(Default)]
@@ -75,14 +60,14 @@ struct HealthSvc {
 impl HealthSvc {
     async fn apply_knobs(&self) {
         let n = self.checks.fetch_add(1, Ordering::Relaxed) + 1;
-        if self.knobs.leak_fd_every.is_some_and(|k| n % k == 0) {
+        if self.knobs.leak_fd_every.is_some_and(|k| n.is_multiple_of(k)) {
             // Any regular file will do; our own executable always exists.
             match std::env::current_exe().and_then(std::fs::File::open) {
                 Ok(f) => self.leaks.files.lock().unwrap().push(f),
                 Err(e) => tracing::warn!("leak-fd-every: open failed: {e}"),
             }
         }
-        if self.knobs.leak_channel_every.is_some_and(|k| n % k == 0) {
+        if self.knobs.leak_channel_every.is_some_and(|k| n.is_multiple_of(k)) {
             if let Err(e) = self.check_backend().await {
                 tracing::warn!("leak-channel-every: backend check failed: {e}");
             }
@@ -255,7 +240,7 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let self_addr = listener.local_addr()?;
     let started = tokio::time::Instant::now();
-    let stall = knobs.stall.map(|(at, dur)| (started + at, started + at + dur));
+    let stall = knobs.stall().map(|(at, dur)| (started + at, started + at + dur));
     let knobs = Arc::new(knobs);
     let leaks = Arc::new(Leaks::default());
     let health = HealthSvc {
@@ -274,7 +259,7 @@ pub async fn serve(
     if let Some(grace) = knobs.max_connection_age_grace {
         builder = builder.max_connection_age_grace(grace);
     }
-    if let Some((interval, timeout)) = knobs.keepalive {
+    if let Some((interval, timeout)) = knobs.keepalive() {
         builder = builder
             .http2_keepalive_interval(Some(interval))
             .http2_keepalive_timeout(Some(timeout));

@@ -2,7 +2,8 @@
 //! start real `fdsoak serve` targets, wait on conditions with deadlines.
 #![allow(dead_code)]
 
-use serde_json::Value;
+use fdsoak::analysis::ProcessAnalysis;
+use fdsoak::report::model::Summary;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -15,32 +16,26 @@ pub fn repo(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
 }
 
-/// A directory removed when dropped.
-pub struct TempDir(pub PathBuf);
+/// A directory removed when dropped (tempfile's), with a helper to write files into it.
+pub struct TempDir(tempfile::TempDir);
 
 impl TempDir {
     pub fn new(tag: &str) -> TempDir {
-        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let p = std::env::temp_dir().join(format!("fdsoak-test-{}-{tag}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap();
-        TempDir(p)
+        TempDir(
+            tempfile::Builder::new()
+                .prefix(&format!("fdsoak-test-{tag}-"))
+                .tempdir()
+                .unwrap(),
+        )
     }
     pub fn path(&self) -> &Path {
-        &self.0
+        self.0.path()
     }
     /// Writes a file inside the directory and returns its path.
     pub fn write(&self, name: &str, text: &str) -> PathBuf {
-        let p = self.0.join(name);
+        let p = self.path().join(name);
         std::fs::write(&p, text).unwrap();
         p
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 
@@ -52,34 +47,34 @@ pub struct RunResult {
     pub out: TempDir,
 }
 
+/// Reads a report directory's summary.json through the typed model.
+pub fn read_summary(dir: &Path) -> Summary {
+    fdsoak::report::json::read(&dir.join("summary.json")).unwrap_or_else(|e| panic!("{}: {e:#}", dir.display()))
+}
+
 impl RunResult {
-    pub fn summary(&self) -> Value {
+    pub fn summary(&self) -> Summary {
         let p = self.out.path().join("summary.json");
-        let text =
-            std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}\nstderr:\n{}", p.display(), self.stderr));
-        serde_json::from_str(&text).unwrap()
+        fdsoak::report::json::read(&p).unwrap_or_else(|e| panic!("{}: {e:#}\nstderr:\n{}", p.display(), self.stderr))
     }
     pub fn verdict(&self) -> String {
-        self.summary()["verdict"].as_str().unwrap().to_string()
+        self.summary().verdict.as_str().to_string()
     }
     /// Finding kinds for a subject ("target", "driver", "run", ...).
     pub fn finding_kinds(&self, subject: &str) -> Vec<String> {
-        self.summary()["findings"]
-            .as_array()
-            .unwrap()
+        self.summary()
+            .findings
             .iter()
-            .filter(|f| f["subject"] == subject)
-            .map(|f| f["kind"].as_str().unwrap().to_string())
+            .filter(|f| f.subject == subject)
+            .map(|f| f.kind.to_string())
             .collect()
     }
-    pub fn process(&self, role: &str) -> Value {
-        self.summary()["processes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|p| p["role"] == role)
-            .cloned()
-            .unwrap()
+    pub fn process(&self, role: &str) -> ProcessAnalysis {
+        self.summary()
+            .processes
+            .into_iter()
+            .find(|p| p.role.as_str() == role)
+            .unwrap_or_else(|| panic!("no {role} in the report"))
     }
     pub fn context(&self) -> String {
         format!("exit {}\nstdout:\n{}\nstderr:\n{}", self.code, self.stdout, self.stderr)
@@ -161,11 +156,17 @@ pub fn wait_until(deadline: Duration, what: &str, mut cond: impl FnMut() -> bool
     }
 }
 
-/// Rows of a report's samples.csv for one role, once the file has them.
+/// A report's samples.csv rows, through the typed row; the rows complete so far while a run writes it.
+pub fn samples(dir: &Path) -> Vec<fdsoak::rows::SampleRow> {
+    match fdsoak::rows::read_rows(&dir.join(fdsoak::rows::SAMPLES_CSV)) {
+        Ok(rows) => rows.map_while(Result::ok).collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+/// Rows of a report's samples.csv for one role ("target", "driver"), once the file has them.
 pub fn sample_rows(dir: &Path, role: &str) -> usize {
-    std::fs::read_to_string(dir.join("samples.csv"))
-        .map(|t| t.lines().filter(|l| l.split(',').nth(3) == Some(role)).count())
-        .unwrap_or(0)
+    samples(dir).iter().filter(|r| r.role.as_str() == role).count()
 }
 
 /// Waits for a child to exit within the deadline and returns its code.

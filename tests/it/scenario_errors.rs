@@ -1,8 +1,7 @@
 //! Bad input through the real binary: one clear error naming the file, the
 //! line and the key; exit code 2; never a panic.
 
-mod common;
-use common::*;
+use crate::common::*;
 use std::process::Command;
 
 const GOOD: &str = "name = \"t\"\n\n[[phases]]\nname = \"load\"\nduration = \"2s\"\n\n  [[phases.workloads]]\n  kind = \"health_check\"\n  rate = 10\n";

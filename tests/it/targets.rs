@@ -2,11 +2,12 @@
 //! targets, a target killed mid-run, Ctrl-C, and the built-in target's
 //! health protocol semantics. Every target is a real process.
 
-mod common;
-use common::*;
+use crate::common::*;
 use fdsoak::proto::health::health_check_response::ServingStatus;
 use fdsoak::proto::health::health_client::HealthClient;
 use fdsoak::proto::health::HealthCheckRequest;
+use fdsoak::report::model::Verdict;
+use fdsoak::vocab::FindingKind;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -18,12 +19,15 @@ fn a_server_started_elsewhere_is_found_by_its_port_and_sampled() {
     let r = run(&s, &["--target", &server.addr.to_string()]);
     assert_eq!(r.code, 0, "{}", r.context());
     let sum = r.summary();
-    assert_eq!(sum["target"]["mode"], "address");
-    assert_eq!(sum["target"]["pid"].as_i64().unwrap(), server.pid() as i64);
+    assert_eq!(sum.target.mode, "address");
+    assert_eq!(sum.target.pid, Some(server.pid()));
     assert!(sample_rows(r.out.path(), "target") >= 20);
-    let csv = std::fs::read_to_string(r.out.path().join("samples.csv")).unwrap();
-    let pid = format!(",target,{},", server.pid());
-    assert!(csv.contains(&pid), "samples carry the server's pid");
+    assert!(
+        samples(r.out.path())
+            .iter()
+            .any(|s| s.role.as_str() == "target" && s.pid == server.pid()),
+        "samples carry the server's pid"
+    );
     // fdsoak did not start it, so it leaves it running.
     assert!(process_exists(server.pid()));
 }
@@ -47,9 +51,9 @@ fn an_unreachable_target_is_a_run_error_with_a_report() {
     let r = run(&s, &["--target", &format!("127.0.0.1:{port}")]);
     assert_eq!(r.code, 3, "{}", r.context());
     assert_eq!(r.verdict(), "error");
-    let f = &r.summary()["findings"][0];
-    assert_eq!(f["kind"], "run_error");
-    let msg = f["message"].as_str().unwrap();
+    let f = &r.summary().findings[0];
+    assert_eq!(f.kind, FindingKind::RunError);
+    let msg = &f.message;
     assert!(
         msg.contains(&format!("127.0.0.1:{port} did not answer a health check within 2s")),
         "{msg}"
@@ -59,10 +63,7 @@ fn an_unreachable_target_is_a_run_error_with_a_report() {
         "the error is printed: {}",
         r.context()
     );
-    assert!(
-        r.summary()["duration_secs"].as_f64().unwrap() < 10.0,
-        "gave up at the deadline"
-    );
+    assert!(r.summary().duration_secs < 10.0, "gave up at the deadline");
 }
 
 #[test]
@@ -89,14 +90,10 @@ fn a_target_killed_mid_run_still_gets_a_report_marked_error() {
     server.child.kill().unwrap();
     let code = wait_exit(&mut fdsoak, Duration::from_secs(30));
     assert_eq!(code, 3);
-    let sum: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.path().join("summary.json")).unwrap()).unwrap();
-    assert_eq!(sum["verdict"], "error");
-    assert_eq!(sum["findings"][0]["kind"], "target_died");
-    assert!(sum["findings"][0]["message"]
-        .as_str()
-        .unwrap()
-        .contains(&format!("pid {}", server.pid())));
+    let sum = read_summary(out.path());
+    assert_eq!(sum.verdict, Verdict::Error);
+    assert_eq!(sum.findings[0].kind, FindingKind::TargetDied);
+    assert!(sum.findings[0].message.contains(&format!("pid {}", server.pid())));
     assert!(out.path().join("latency.csv").exists());
 }
 
@@ -118,15 +115,11 @@ fn ctrl_c_writes_a_report_marked_interrupted_and_stops_the_target() {
     rustix::process::kill_process(pid, rustix::process::Signal::INT).unwrap();
     let code = wait_exit(&mut fdsoak, Duration::from_secs(30));
     assert_eq!(code, 130);
-    let sum: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.path().join("summary.json")).unwrap()).unwrap();
-    assert_eq!(sum["verdict"], "interrupted");
-    assert_eq!(sum["findings"][0]["kind"], "interrupted");
-    assert!(
-        !sum["processes"].as_array().unwrap().is_empty(),
-        "figures cover the part that ran"
-    );
-    let target = sum["target"]["pid"].as_i64().unwrap() as i32;
+    let sum = read_summary(out.path());
+    assert_eq!(sum.verdict, Verdict::Interrupted);
+    assert_eq!(sum.findings[0].kind, FindingKind::Interrupted);
+    assert!(!sum.processes.is_empty(), "figures cover the part that ran");
+    let target = sum.target.pid.unwrap();
     assert!(!process_exists(target), "the built-in target was stopped");
 }
 

@@ -1,8 +1,7 @@
 //! Leak detection both ways, against real target processes: leaky targets
 //! and leaky clients are flagged with the right finding, clean ones pass.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 #[test]
 fn quickstart_against_the_clean_builtin_target_passes_repeatedly() {
@@ -11,14 +10,9 @@ fn quickstart_against_the_clean_builtin_target_passes_repeatedly() {
         let r = run(&repo("scenarios/quickstart.toml"), &[]);
         assert_eq!(r.code, 0, "round {round}: {}", r.context());
         assert_eq!(r.verdict(), "pass");
+        assert!(r.summary().findings.is_empty(), "round {round}: {}", r.context());
         assert!(
-            r.summary()["findings"].as_array().unwrap().is_empty(),
-            "round {round}: {}",
-            r.context()
-        );
-        let w = &r.summary()["workloads"];
-        assert!(
-            w.as_array().unwrap().iter().all(|w| w["ok"].as_u64().unwrap() > 0),
+            r.summary().workloads.iter().all(|w| w.ok > 0),
             "every workload made calls"
         );
         reports.push(r);
@@ -42,7 +36,7 @@ fn quickstart_flags_a_target_that_leaks_files() {
     );
     let target = r.process("target");
     // 100 checks/s for 14 s, one file kept per 10 checks: about 140 files.
-    let residual = target["residual_fds"].as_i64().unwrap();
+    let residual = target.residual_fds;
     assert!((100..=160).contains(&residual), "residual {residual}");
     assert!(r.stdout.contains("FAIL"), "{}", r.stdout);
 }
@@ -55,8 +49,8 @@ fn channel_churn_flags_close_wait_on_a_server_that_keeps_dead_sockets() {
     let kinds = r.finding_kinds("target");
     assert!(kinds.contains(&"close_wait".to_string()), "{kinds:?}");
     let target = r.process("target");
-    assert!(target["close_wait_final"].as_u64().unwrap() > 100, "{target}");
-    let msg = r.summary()["findings"].to_string();
+    assert!(target.close_wait_final > 100, "{target:?}");
+    let msg = format!("{:?}", r.summary().findings);
     assert!(msg.contains("CLOSE_WAIT"), "{msg}");
 }
 
@@ -64,9 +58,9 @@ fn channel_churn_flags_close_wait_on_a_server_that_keeps_dead_sockets() {
 fn channel_churn_against_the_clean_target_passes() {
     let r = run(&repo("scenarios/channel-churn.toml"), &[]);
     assert_eq!(r.code, 0, "{}", r.context());
-    let w = &r.summary()["workloads"][0];
-    assert_eq!(w["channel"], "per_call");
-    assert!(w["ok"].as_u64().unwrap() >= 500, "{w}");
+    let w = &r.summary().workloads[0];
+    assert_eq!(w.channel, "per_call");
+    assert!(w.ok >= 500, "{w:?}");
 }
 
 #[test]
@@ -82,7 +76,7 @@ fn a_client_that_never_closes_its_channels_is_flagged_on_the_driver() {
     let kinds = r.finding_kinds("driver");
     assert!(kinds.contains(&"fd_growth".to_string()), "{kinds:?}\n{}", r.context());
     let driver = r.process("driver");
-    assert!(driver["residual_fds"].as_i64().unwrap() >= 150, "{driver}");
+    assert!(driver.residual_fds >= 150, "{driver:?}");
 }
 
 #[test]
@@ -97,7 +91,7 @@ fn shared_and_per_call_channels_are_not_flagged() {
         let r = run(&s, &[]);
         assert_eq!(r.code, 0, "{policy}: {}", r.context());
         assert!(r.finding_kinds("driver").is_empty(), "{policy}");
-        assert!(r.summary()["workloads"][0]["ok"].as_u64().unwrap() >= 150, "{policy}");
+        assert!(r.summary().workloads[0].ok >= 150, "{policy}");
     }
 }
 
@@ -119,7 +113,7 @@ fn the_seed_bug_a_fresh_backend_channel_per_health_check_is_flagged() {
     );
     let t = r.process("target");
     // Each leaked channel holds a client socket and the server's accepted one, both in the target.
-    let sockets = t["final_sockets"].as_i64().unwrap() - t["baseline_sockets"].as_i64().unwrap();
-    assert!(sockets >= 60, "{t}");
+    let sockets = t.final_sockets as i64 - t.baseline_sockets as i64;
+    assert!(sockets >= 60, "{t:?}");
     assert!(r.finding_kinds("driver").is_empty());
 }

@@ -2,8 +2,7 @@
 //! real `fdsoak serve` process or a real TCP peer; and the library's leaky
 //! variants failing with the right finding.
 
-mod common;
-use common::*;
+use crate::common::*;
 use fdsoak::fault::{proxy, Control};
 use fdsoak::proto::health::health_client::HealthClient;
 use fdsoak::proto::health::HealthCheckRequest;
@@ -75,7 +74,10 @@ async fn wait_for(what: &str, deadline: Duration, mut cond: impl FnMut() -> bool
 }
 
 fn established(pid: i32) -> u64 {
-    fdsoak::sampler::probe::probe(pid).unwrap().tcp.established
+    fdsoak::sampler::probe::probe(pid)
+        .unwrap()
+        .tcp
+        .get(fdsoak::vocab::TcpState::Established)
 }
 
 #[tokio::test]
@@ -95,7 +97,10 @@ async fn reset_aborts_both_sides_at_once() {
     })
     .await;
     let r = fdsoak::sampler::probe::probe(server.pid()).unwrap();
-    assert_eq!((r.tcp.close_wait, r.tcp.established), (0, 0));
+    assert_eq!(
+        (r.tcp.close_wait(), r.tcp.get(fdsoak::vocab::TcpState::Established)),
+        (0, 0)
+    );
     assert_eq!(p.control.stats().reset, 1);
     // The client's next call reconnects and succeeds.
     let mut again = Ok(());
@@ -124,7 +129,7 @@ async fn close_sends_fin_and_a_holding_server_keeps_close_wait() {
     assert!(p.control.fire(&fault("close,every=1s")) >= 1);
     // A FIN, unlike an RST, leaves the server's end in CLOSE_WAIT until it closes it; this one never does.
     wait_for("CLOSE_WAIT on the target", Duration::from_secs(5), || {
-        fdsoak::sampler::probe::probe(server.pid()).unwrap().tcp.close_wait >= 1
+        fdsoak::sampler::probe::probe(server.pid()).unwrap().tcp.close_wait() >= 1
     })
     .await;
 }
@@ -277,12 +282,7 @@ fn leaky_targets_fail_the_matching_library_scenarios() {
         let spawn = format!("{FDSOAK} serve --port {{port}} {flags}");
         let r = run(&repo(&format!("scenarios/{name}.toml")), &["--spawn", &spawn]);
         assert_eq!(r.code, 1, "{name}: {}", r.context());
-        let kinds: Vec<String> = r.summary()["findings"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|f| f["kind"].as_str().unwrap().to_string())
-            .collect();
+        let kinds: Vec<String> = r.summary().findings.iter().map(|f| f.kind.to_string()).collect();
         assert!(
             kinds.iter().any(|k| k == finding),
             "{name}: want {finding} in {kinds:?}"
@@ -309,26 +309,15 @@ fn new_channel_leak_retries_are_flagged_on_the_driver_and_new_channel_retries_ar
         "{}",
         r.context()
     );
-    let w = &r.summary()["workloads"][0];
-    assert!(w["retries"].as_u64().unwrap() > 20, "{w}");
+    let w = &r.summary().workloads[0];
+    assert!(w.retries > 20, "{w:?}");
     // The clean variant is run by the library test; here, its retry accounting.
     let clean = run(&repo("scenarios/health-storm-fresh-channels.toml"), &[]);
     assert_eq!(clean.code, 0, "{}", clean.context());
-    let w = &clean.summary()["workloads"][0];
-    let (attempts, retries, ok) = (
-        w["attempts"].as_u64().unwrap(),
-        w["retries"].as_u64().unwrap(),
-        w["ok"].as_u64().unwrap(),
-    );
-    assert_eq!(
-        attempts,
-        w["started"].as_u64().unwrap() + retries,
-        "every attempt is counted"
-    );
-    assert!(
-        retries > 20 && w["retry_successes"].as_u64().unwrap() > 0 && ok > 900,
-        "{w}"
-    );
+    let w = &clean.summary().workloads[0];
+    let (attempts, retries, ok) = (w.attempts, w.retries, w.ok);
+    assert_eq!(attempts, w.started + retries, "every attempt is counted");
+    assert!(retries > 20 && w.retry_successes > 0 && ok > 900, "{w:?}");
 }
 
 #[test]
@@ -336,48 +325,24 @@ fn refused_connects_show_up_as_failed_attempts_not_silent_successes() {
     let r = run(&repo("scenarios/outage-retry-storm.toml"), &[]);
     assert_eq!(r.code, 0, "{}", r.context());
     let s = r.summary();
-    let refused = s["proxy"]["refused"].as_u64().unwrap();
-    assert!(refused > 50, "the outage refused connections: {}", s["proxy"]);
-    let outage = s["workloads"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|w| w["phase"] == "outage")
-        .unwrap()
-        .clone();
-    let failed_attempts = outage["attempts"].as_u64().unwrap() - outage["ok"].as_u64().unwrap();
+    let refused = s.proxy.as_ref().unwrap().refused;
+    assert!(refused > 50, "the outage refused connections: {:?}", s.proxy);
+    let outage = s.workloads.iter().find(|w| w.phase == "outage").unwrap().clone();
+    let failed_attempts = outage.attempts - outage.ok;
     // per_call channels dial one connection per attempt, so every failed attempt met a refused
     // connection. A few attempts meet two: when a connection dies just after its handshake, tonic's
     // channel dials once more before the call fails (seen: 779 failed attempts, 787 refused).
     assert!(
         failed_attempts <= refused,
-        "{failed_attempts} failed attempts, {refused} refused: {outage}"
+        "{failed_attempts} failed attempts, {refused} refused: {outage:?}"
     );
     assert!(
         refused as f64 <= failed_attempts as f64 * 1.05,
-        "{failed_attempts} failed attempts, {refused} refused: {outage}"
+        "{failed_attempts} failed attempts, {refused} refused: {outage:?}"
     );
-    assert!(
-        outage["retries"].as_u64().unwrap() > 0 && outage["give_ups"].as_u64().unwrap() > 0,
-        "{outage}"
-    );
-    let events: Vec<&str> = s["fault_events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["kind"].as_str().unwrap())
-        .collect();
+    assert!(outage.retries > 0 && outage.give_ups > 0, "{outage:?}");
+    let events: Vec<&str> = s.fault_events.iter().map(|e| e.kind.as_str()).collect();
     assert_eq!(events, ["refuse"]);
-    let recovered = s["workloads"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|w| w["phase"] == "recovered")
-        .unwrap()
-        .clone();
-    assert_eq!(
-        recovered["errors"].as_u64(),
-        Some(0),
-        "service recovers after the window"
-    );
+    let recovered = s.workloads.iter().find(|w| w.phase == "recovered").unwrap();
+    assert_eq!(recovered.errors, 0, "service recovers after the window");
 }

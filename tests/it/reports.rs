@@ -2,8 +2,7 @@
 //! compare and merge through the real binary, and the JSON Schema checked
 //! against real output.
 
-mod common;
-use common::*;
+use crate::common::*;
 use fdsoak::compare::{compare, Format, Tolerances};
 use fdsoak::report::Exporter;
 use std::path::Path;
@@ -14,19 +13,12 @@ fn fixture_report(name: &str) -> (fdsoak::report::model::Summary, std::path::Pat
     (fdsoak::report::json::read(&dir.join("summary.json")).unwrap(), dir)
 }
 
-/// Compares `actual` with tests/snapshots/<name>; UPDATE_SNAPSHOTS=1 rewrites it.
+/// Compares `actual` with the insta snapshot tests/snapshots/<name>.snap
+/// (`cargo insta review`, or INSTA_UPDATE=always, to accept a change).
 fn snapshot(name: &str, actual: &str) {
-    let path = repo(&format!("tests/snapshots/{name}"));
-    if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
-        std::fs::write(&path, actual).unwrap();
-        return;
-    }
-    let expected = std::fs::read_to_string(&path)
-        .unwrap_or_else(|_| panic!("missing snapshot {name}; run with UPDATE_SNAPSHOTS=1"));
-    assert_eq!(
-        actual, expected,
-        "snapshot {name} differs; if intended, rerun with UPDATE_SNAPSHOTS=1 and review the diff"
-    );
+    insta::with_settings!({snapshot_path => repo("tests/snapshots"), prepend_module_to_snapshot => false}, {
+        insta::assert_snapshot!(name, actual);
+    });
 }
 
 fn render(e: &dyn Exporter, report: &str) -> String {
@@ -163,10 +155,10 @@ fn merge_adds_histograms_and_keeps_every_driver() {
         .map(|p| p.pid)
         .collect();
     assert_eq!(drivers.len(), 2);
-    let samples = std::fs::read_to_string(out.path().join("samples.csv")).unwrap();
+    let rows = samples(out.path());
     for pid in drivers {
         assert!(
-            samples.contains(&format!(",driver,{pid},")),
+            rows.iter().any(|r| r.role.as_str() == "driver" && r.pid == pid),
             "driver {pid} keeps its FD series"
         );
     }
@@ -257,4 +249,20 @@ fn latency_rules_use_the_stored_distributions() {
         .map(|r| r.metric.as_str())
         .collect();
     assert_eq!(regressed, ["p50"]);
+}
+
+/// The committed schema is the one generated from the report model;
+/// FDSOAK_UPDATE_SCHEMA=1 rewrites it after an intended model change.
+#[test]
+fn the_committed_schema_is_generated_from_the_model() {
+    let generated = serde_json::to_string_pretty(&fdsoak::report::model::json_schema()).unwrap() + "\n";
+    let path = repo("schema/summary.schema.json");
+    if std::env::var_os("FDSOAK_UPDATE_SCHEMA").is_some() {
+        std::fs::write(&path, &generated).unwrap();
+    }
+    let committed = std::fs::read_to_string(&path).unwrap();
+    assert!(
+        committed == generated,
+        "schema/summary.schema.json is stale: rerun with FDSOAK_UPDATE_SCHEMA=1 and review the diff"
+    );
 }

@@ -1,8 +1,7 @@
 //! The HTML report: self-contained, findings first, every chart drawn from
 //! real data; and, with Chromium present, rendered in a real headless browser.
 
-mod common;
-use common::*;
+use crate::common::*;
 use fdsoak::report::Exporter;
 use std::process::Command;
 

@@ -28,7 +28,7 @@ fn sockets_are_counted_by_kind_and_state_and_both_state_readers_agree() {
     let deadline = Instant::now() + Duration::from_secs(5);
     let r = loop {
         let r = probe::probe(me).unwrap();
-        if r.tcp.close_wait >= 1 || Instant::now() > deadline {
+        if r.tcp.close_wait() >= 1 || Instant::now() > deadline {
             break r;
         }
         std::thread::sleep(Duration::from_millis(20));
@@ -39,9 +39,13 @@ fn sockets_are_counted_by_kind_and_state_and_both_state_readers_agree() {
         "listener + 3 pairs + the half-closed one"
     );
     assert_eq!(r.fds.total, before.fds.total + 8);
-    assert!(r.tcp.established >= before.tcp.established + 6, "{:?}", r.tcp);
-    assert!(r.tcp.listen > before.tcp.listen);
-    assert_eq!(r.tcp.close_wait, before.tcp.close_wait + 1);
+    assert!(
+        r.tcp.get(fdsoak::vocab::TcpState::Established) >= before.tcp.get(fdsoak::vocab::TcpState::Established) + 6,
+        "{:?}",
+        r.tcp
+    );
+    assert!(r.tcp.get(fdsoak::vocab::TcpState::Listen) > before.tcp.get(fdsoak::vocab::TcpState::Listen));
+    assert_eq!(r.tcp.close_wait(), before.tcp.close_wait() + 1);
 
     let (_, inodes) = fast::list_fds(me, true).unwrap();
     let netlink = fast::tcp_states(&inodes).unwrap();

@@ -1,0 +1,11 @@
+//! `fdsoak merge REPORT… --out DIR`: one report from several drivers. No runtime.
+
+use crate::error::Result;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+pub fn execute(reports: &[PathBuf], out: &Path) -> Result<ExitCode> {
+    let merged = crate::merge::merge(reports, out)?;
+    print!("{}", crate::report::terminal::render(&merged, out));
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,51 @@
+//! The subcommands, one file each. Every command takes a validated
+//! configuration from [`crate::cli`] and returns the exit code, or an
+//! [`Error`] that knows its own. Only the commands that do network work
+//! start a Tokio runtime.
+
+pub mod compare;
+pub mod merge;
+pub mod probe;
+pub mod proxy;
+pub mod report;
+pub mod run;
+pub mod serve;
+pub mod validate;
+
+use crate::cli::Action;
+use crate::error::{Error, Result};
+use std::process::ExitCode;
+
+/// Executes one command.
+pub fn execute(action: Action) -> Result<ExitCode> {
+    match action {
+        Action::Run { config, quiet } => run::execute(*config, quiet),
+        Action::Serve(s) => serve::execute(s),
+        Action::Validate(files) => validate::execute(&files),
+        Action::Compare(c) => compare::execute(c),
+        Action::Merge { reports, out } => merge::execute(&reports, &out),
+        Action::Report(dir) => report::execute(&dir),
+        Action::Probe(p) => probe::execute(p),
+        Action::Proxy(p) => proxy::execute(p),
+    }
+}
+
+/// A multi-threaded runtime for the commands that need one.
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Run(anyhow::anyhow!("cannot start the async runtime: {e}")))
+}
+
+/// Resolves when the user asks us to stop (Ctrl-C or SIGTERM).
+pub async fn interrupted() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

@@ -1,0 +1,59 @@
+//! `fdsoak probe PID`: one process, sampled `repeat` times, with the time of one sample. No runtime.
+
+use crate::cli::ProbeConfig;
+use crate::error::Result;
+use crate::sampler::probe::{self, Reading};
+use crate::vocab::TcpState;
+use anyhow::Context;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+pub fn execute(p: ProbeConfig) -> Result<ExitCode> {
+    let mut times: Vec<Duration> = Vec::with_capacity(p.repeat as usize);
+    let mut last = Reading::default();
+    for _ in 0..p.repeat.max(1) {
+        let start = Instant::now();
+        last = if p.count_only {
+            let mut r = Reading::default();
+            r.fds.total = probe::count_fds(p.pid).context("probing")?;
+            r
+        } else {
+            probe::probe(p.pid).context("probing")?
+        };
+        times.push(start.elapsed());
+    }
+    times.sort();
+    let median_us = times.get(times.len() / 2).copied().unwrap_or_default().as_secs_f64() * 1e6;
+    let min_us = times.first().copied().unwrap_or_default().as_secs_f64() * 1e6;
+    let (pid, r) = (p.pid, last);
+    if p.json {
+        let v = serde_json::json!({
+            "pid": pid, "count_only": p.count_only, "repeat": p.repeat, "median_us": median_us, "min_us": min_us,
+            "fds": r.fds, "tcp": r.tcp, "nofile_soft": r.nofile_soft, "threads": r.threads, "rss_kb": r.rss_kb,
+        });
+        println!("{v}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let f = r.fds;
+    println!(
+        "pid {pid}: {} FDs ({} sockets, {} pipes, {} files, {} anon, {} other)",
+        f.total, f.socket, f.pipe, f.file, f.anon, f.other
+    );
+    if !p.count_only {
+        let t = |s| r.tcp.get(s);
+        println!(
+            "  TCP: {} ESTABLISHED, {} CLOSE_WAIT, {} LISTEN, {} TIME_WAIT, {} FIN_WAIT1/2; limit {}",
+            t(TcpState::Established),
+            t(TcpState::CloseWait),
+            t(TcpState::Listen),
+            t(TcpState::TimeWait),
+            t(TcpState::FinWait1) + t(TcpState::FinWait2),
+            r.nofile_soft.map_or("unlimited".into(), |l| l.to_string())
+        );
+    }
+    println!(
+        "  one sample: median {median_us:.0} µs, min {min_us:.0} µs over {}",
+        p.repeat
+    );
+    Ok(ExitCode::SUCCESS)
+}

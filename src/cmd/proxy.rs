@@ -1,0 +1,54 @@
+//! `fdsoak proxy`: the fault proxy alone, its faults as one endless phase, until Ctrl-C.
+
+use crate::cli::ProxyConfig;
+use crate::error::Result;
+use anyhow::Context;
+use std::io::Write;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+pub fn execute(p: ProxyConfig) -> Result<ExitCode> {
+    super::runtime()?.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(p.listen)
+            .await
+            .with_context(|| format!("cannot bind {}", p.listen))?;
+        println!(
+            "fdsoak proxy listening on {}",
+            listener.local_addr().context("reading the bound address")?
+        );
+        let _ = std::io::stdout().flush();
+        let control = Arc::new(crate::fault::Control::default());
+        control.set_toxics(&p.faults);
+        let stop = tokio_util::sync::CancellationToken::new();
+        let start = tokio::time::Instant::now();
+        let forever = start + crate::scenario::MAX_DURATION;
+        let schedule = tokio::spawn(crate::fault::schedule::run(
+            control.clone(),
+            p.faults,
+            "proxy".into(),
+            start,
+            forever,
+            stop.child_token(),
+        ));
+        let proxy = tokio::spawn(crate::fault::proxy::run(
+            listener,
+            p.upstream,
+            control.clone(),
+            stop.clone(),
+        ));
+        super::interrupted().await;
+        stop.cancel();
+        let _ = tokio::join!(schedule, proxy);
+        let s = control.stats();
+        eprintln!(
+            "fdsoak proxy: {} connections, {} refused, {} reset, {} closed, {} blackholed, {} events",
+            s.accepted,
+            s.refused,
+            s.reset,
+            s.closed,
+            s.blackholed,
+            control.events().len()
+        );
+        Ok(ExitCode::SUCCESS)
+    })
+}

@@ -1,0 +1,69 @@
+//! Entry points for the fuzz targets under `fuzz/`, kept in the library so
+//! that every crashing input found can be replayed as an ordinary test
+//! (`tests/it/fuzz_regressions.rs`) without libFuzzer. Each takes arbitrary
+//! bytes and must return without panicking, whatever they hold.
+
+use std::path::Path;
+
+/// Scenario text: parse, validate and plan; and the same bytes as a `--fault` spec.
+pub fn scenario(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    let _ = crate::scenario::parse_fault_spec(text).map(|f| format!("{f:?}"));
+    match crate::scenario::parse(Path::new("fuzz.toml"), text) {
+        Err(e) => drop(e.to_string()),
+        Ok(sc) => {
+            let _ = crate::scenario::check_rules(&sc);
+            // Address targets resolve host names; everything else is planned offline.
+            if sc.target.mode != crate::scenario::TargetMode::Address {
+                let _ = crate::target::plan::plan(&sc, Path::new("fdsoak")).map(|p| p.describe());
+            }
+            let _ = crate::target::plan::ready_timeout(&sc);
+            let has_load: Vec<bool> = sc.phases.iter().map(|p| !p.workloads.is_empty()).collect();
+            let _ = crate::analysis::load_window(&has_load);
+            let _ = toml::to_string(&sc);
+        }
+    }
+}
+
+/// `summary.json` text: read, compare with itself, merge with itself, render every format.
+pub fn summary(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    let Ok(s) = crate::report::json::parse(text) else {
+        return;
+    };
+    let tol = crate::compare::Tolerances::default();
+    if let Ok(c) = crate::compare::compare(&s, &s, "a", "b", &tol) {
+        for f in [
+            crate::compare::Format::Terminal,
+            crate::compare::Format::Markdown,
+            crate::compare::Format::Json,
+        ] {
+            let _ = c.render(f);
+        }
+    }
+    let _ = crate::merge::merge_summaries(&[s.clone(), s.clone()]);
+    let nowhere = Path::new("/nonexistent/fdsoak-fuzz");
+    let _ = crate::report::render_all(&s, nowhere);
+    let _ = crate::report::terminal::render(&s, nowhere);
+}
+
+/// `samples.csv` and `throughput.csv` text (split at the first 0xFF byte):
+/// read back for charts and merged, as `report` and `merge` do.
+pub fn csv(data: &[u8]) {
+    let (samples, throughput) = match data.iter().position(|b| *b == 0xFF) {
+        Some(i) => (&data[..i], &data[i + 1..]),
+        None => (data, &data[..0]),
+    };
+    let Ok(dir) = tempfile::tempdir() else { return };
+    let write = |name: &str, bytes: &[u8]| std::fs::write(dir.path().join(name), bytes).is_ok();
+    if !write(crate::rows::SAMPLES_CSV, samples) || !write(crate::rows::THROUGHPUT_CSV, throughput) {
+        return;
+    }
+    let _ = crate::report::timeline::read(dir.path(), 10.0);
+    let inputs = [dir.path().to_path_buf(), dir.path().to_path_buf()];
+    let _ = crate::merge::merge_throughput(&inputs, 0.25);
+    let out = dir.path().join("out");
+    if std::fs::create_dir(&out).is_ok() {
+        let _ = crate::merge::merge_samples(&inputs, &out);
+    }
+}

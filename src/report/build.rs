@@ -1,0 +1,217 @@
+//! Assembling a report: the report directory, the [`Summary`] of a run
+//! however it ended, the workload rows from the driver's statistics, and the
+//! one [`verdict`] function that `run` and `merge` both use.
+
+use super::model::*;
+use crate::analysis::findings::{evaluate, Check, Finding, FindingKind, WorkloadFigures};
+use crate::analysis::ProcessAnalysis;
+use crate::metrics::WorkloadStats;
+use crate::scenario::Scenario;
+use anyhow::Context;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::SystemTime;
+
+/// The verdict, from the run-level findings and the checks: a run error or a
+/// dead target is an error; otherwise an interrupted run is interrupted;
+/// otherwise every check must pass.
+pub fn verdict<'a>(
+    kinds: impl IntoIterator<Item = FindingKind>,
+    checks: impl IntoIterator<Item = &'a Check>,
+) -> Verdict {
+    let kinds: Vec<FindingKind> = kinds.into_iter().collect();
+    if kinds
+        .iter()
+        .any(|k| matches!(k, FindingKind::TargetDied | FindingKind::RunError))
+    {
+        Verdict::Error
+    } else if kinds.contains(&FindingKind::Interrupted) {
+        Verdict::Interrupted
+    } else if checks.into_iter().all(|c| c.passed) {
+        Verdict::Pass
+    } else {
+        Verdict::Fail
+    }
+}
+
+/// `out`, or a new `<root>/<scenario>-<UTC time>` that does not exist yet; created.
+pub fn create_dir(out: Option<&Path>, root: &Path, scenario: &str) -> anyhow::Result<PathBuf> {
+    let dir = match out {
+        Some(d) => d.to_path_buf(),
+        None => {
+            let stamp: String = humantime::format_rfc3339_seconds(SystemTime::now())
+                .to_string()
+                .chars()
+                .filter(|c| *c != '-' && *c != ':')
+                .collect();
+            let name: String = scenario
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                        c
+                    } else {
+                        '-'
+                    }
+                })
+                .collect();
+            let base = root.join(format!("{name}-{stamp}"));
+            let mut dir = base.clone();
+            let mut n = 2;
+            while dir.exists() {
+                dir = PathBuf::from(format!("{}-{n}", base.display()));
+                n += 1;
+            }
+            dir
+        }
+    };
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating report directory {}", dir.display()))?;
+    Ok(dir)
+}
+
+/// One workload in one phase, as the report stores it.
+pub fn workload_report(s: &WorkloadStats, phases: &[PhaseInfo]) -> WorkloadReport {
+    let c = s.counts();
+    let secs = phases.get(s.phase_index).map_or(0.0, |p| p.end_secs - p.start_secs);
+    let mut w = WorkloadReport {
+        phase: s.phase.clone(),
+        name: s.name.clone(),
+        kind: s.kind.into(),
+        channel: s.channel.into(),
+        scheduled: c.scheduled,
+        started: c.started,
+        skipped: c.skipped,
+        ok: c.ok,
+        errors: c.errors,
+        messages: c.messages,
+        attempts: s.attempts.load(Relaxed),
+        retries: s.retries.load(Relaxed),
+        retry_successes: s.retry_successes.load(Relaxed),
+        give_ups: s.give_ups.load(Relaxed),
+        max_error_rate: s.max_error_rate,
+        achieved_rate: if secs > 0.0 {
+            (c.ok + c.errors) as f64 / secs
+        } else {
+            0.0
+        },
+        status_counts: s.code_counts().into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+        latency: Latency::default(),
+        histogram_v2: String::new(),
+    };
+    w.set_histogram(&s.histogram());
+    w
+}
+
+/// Everything fixed about a run's report before it ends.
+pub struct SummaryBuilder {
+    pub scenario: Scenario,
+    pub scenario_file: String,
+    pub started_at: String,
+    pub start: tokio::time::Instant,
+    pub target: TargetInfo,
+}
+
+/// What a run measured, however it ended.
+#[derive(Default)]
+pub struct Measured {
+    /// Run-level findings (interrupted, target died, run error), first in the report.
+    pub events: Vec<Finding>,
+    pub processes: Vec<ProcessAnalysis>,
+    pub phases: Vec<PhaseInfo>,
+    pub workloads: Vec<WorkloadReport>,
+    pub fault_events: Vec<crate::fault::FaultEvent>,
+    pub proxy: Option<crate::fault::ProxyStats>,
+}
+
+impl SummaryBuilder {
+    pub fn new(scenario: Scenario, scenario_file: &Path, target: TargetInfo) -> SummaryBuilder {
+        SummaryBuilder {
+            scenario,
+            scenario_file: scenario_file.display().to_string(),
+            started_at: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
+            start: tokio::time::Instant::now(),
+            target,
+        }
+    }
+
+    /// Applies the gates to what was measured and assembles the summary.
+    pub fn build(&self, m: Measured) -> Summary {
+        let sc = &self.scenario;
+        let figures: Vec<WorkloadFigures> = m.workloads.iter().map(WorkloadFigures::from).collect();
+        let (checks, gate_findings) = evaluate(&sc.gates, &m.processes, &figures);
+        let findings: Vec<Finding> = m.events.into_iter().chain(gate_findings).collect();
+        let verdict = verdict(findings.iter().map(Finding::kind), &checks);
+        Summary {
+            schema_version: SCHEMA_VERSION,
+            verdict,
+            findings: findings.iter().map(FindingRecord::from).collect(),
+            tool: Tool {
+                name: "fdsoak".into(),
+                version: env!("CARGO_PKG_VERSION").into(),
+            },
+            scenario: ScenarioInfo {
+                name: sc.name.clone(),
+                description: sc.description.clone(),
+                file: self.scenario_file.clone(),
+                resolved: sc.clone(),
+            },
+            target: self.target.clone(),
+            started_at: self.started_at.clone(),
+            duration_secs: self.start.elapsed().as_secs_f64(),
+            sampler_interval_secs: sc.sampler.interval.as_secs_f64(),
+            checks,
+            processes: m.processes,
+            phases: m.phases,
+            workloads: m.workloads,
+            files: files(),
+            merged_from: Vec::new(),
+            fault_events: m.fault_events,
+            proxy: m.proxy,
+        }
+    }
+}
+
+/// The files every report directory holds, by role.
+fn files() -> BTreeMap<String, String> {
+    [
+        ("summary", "summary.json"),
+        ("latency", "latency.csv"),
+        ("samples", crate::rows::SAMPLES_CSV),
+        ("throughput", crate::rows::THROUGHPUT_CSV),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::vocab::Gate;
+
+    fn check(passed: bool) -> Check {
+        Check {
+            gate: Gate::MaxResidualFds,
+            subject: "target".into(),
+            value: 0.0,
+            threshold: 5.0,
+            passed,
+            message: None,
+        }
+    }
+
+    #[test]
+    fn run_events_outrank_the_gates() {
+        assert_eq!(verdict([], &[check(true)]), Verdict::Pass);
+        assert_eq!(verdict([], &[check(true), check(false)]), Verdict::Fail);
+        assert_eq!(
+            verdict([FindingKind::Interrupted], &[check(false)]),
+            Verdict::Interrupted
+        );
+        assert_eq!(
+            verdict([FindingKind::Interrupted, FindingKind::TargetDied], &[check(true)]),
+            Verdict::Error
+        );
+        assert_eq!(verdict([FindingKind::RunError], &[]), Verdict::Error);
+    }
+}

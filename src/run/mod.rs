@@ -1,0 +1,146 @@
+//! `fdsoak run`: the order of things. Start the target, drive the phases,
+//! end (stop the target, close what the run opened), then finish (analyse and
+//! write the report).
+//!
+//! A run can end completed, interrupted (Ctrl-C), with the target dead, or
+//! with the target unreachable; in every case a report is written and marked
+//! with its verdict. Everything the run opened is closed before [`run`]
+//! returns, so the harness itself does not leak.
+
+pub mod phases;
+
+use crate::analysis::findings::Finding;
+use crate::report::build::{workload_report, Measured, SummaryBuilder};
+use crate::report::model::{Summary, TargetInfo, Verdict};
+use crate::scenario::Scenario;
+use crate::target;
+use crate::vocab::Role;
+use anyhow::Context;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+
+/// A validated run configuration (built by `cli`, or directly by tests).
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    pub scenario: Scenario,
+    /// Where the scenario came from, for the report.
+    pub scenario_file: PathBuf,
+    /// Report directory; when None, a new one under `reports_root`.
+    pub out_dir: Option<PathBuf>,
+    pub reports_root: PathBuf,
+    /// The `fdsoak` executable, used to start the built-in target.
+    pub fdsoak_exe: PathBuf,
+    /// Show live progress (a status line on a terminal, log lines otherwise).
+    pub progress: bool,
+}
+
+/// What a finished run produced.
+#[derive(Debug)]
+pub struct RunOutcome {
+    pub verdict: Verdict,
+    pub dir: PathBuf,
+    pub summary: Summary,
+}
+
+/// Runs a scenario and writes its report. Errors are returned only when no
+/// report could be written at all (for example, the report directory cannot
+/// be created); every other failure is a report with verdict `error`.
+pub async fn run(cfg: RunConfig, interrupt: impl Future<Output = ()>) -> anyhow::Result<RunOutcome> {
+    let sc = &cfg.scenario;
+    let dir = crate::report::build::create_dir(cfg.out_dir.as_deref(), &cfg.reports_root, &sc.name)?;
+    let plan = target::plan::plan(sc, &cfg.fdsoak_exe)?;
+    let planned = TargetInfo {
+        mode: plan.mode().into(),
+        description: plan.describe(),
+        address: None,
+        pid: None,
+    };
+    let mut report = SummaryBuilder::new(sc.clone(), &cfg.scenario_file, planned);
+    tokio::pin!(interrupt);
+
+    // Start the target.
+    let started = tokio::select! {
+        t = target::start(&plan, target::plan::ready_timeout(sc)) => t,
+        _ = &mut interrupt => {
+            let at_secs = report.start.elapsed().as_secs_f64();
+            return finish(&report, event(Finding::Interrupted { at_secs, phase: "startup".into() }), dir);
+        }
+    };
+    let mut target = match started {
+        Ok(t) => t,
+        Err(e) => return finish(&report, event(Finding::RunError { message: e.to_string() }), dir),
+    };
+    tracing::info!(
+        "target {} ready (pid {}): {}",
+        target.addr,
+        target.pid,
+        target.description
+    );
+    report.target.description = target.description.clone();
+    report.target.address = Some(target.addr.to_string());
+    report.target.pid = Some(target.pid);
+
+    // Drive the phases.
+    let driven = phases::drive(
+        sc,
+        report.start,
+        (target.addr, target.pid),
+        &dir,
+        cfg.progress,
+        interrupt.as_mut(),
+    )
+    .await;
+
+    // End: stop the target, then close what the driver leaked on purpose.
+    let exit_status = target.try_exit_status();
+    let pid = target.pid;
+    target.stop().await;
+    let driven = driven?;
+    driven.leak_bin.lock().map(|mut b| b.clear()).ok();
+
+    // Finish: what was measured, and how the run ended.
+    let trackers = driven
+        .trackers
+        .lock()
+        .map_err(|_| anyhow::anyhow!("analysis poisoned"))?;
+    let last = trackers.get(Role::Target).and_then(|t| t.last());
+    let events = driven
+        .end
+        .findings(sc, driven.phase, report.start.elapsed(), (pid, last, exit_status));
+    let measured = Measured {
+        events,
+        processes: trackers.finish(),
+        workloads: driven
+            .registry
+            .all()
+            .iter()
+            .map(|s| workload_report(s, &driven.phases))
+            .collect(),
+        phases: driven.phases,
+        fault_events: driven.fault_events,
+        proxy: driven.proxy,
+    };
+    finish(&report, measured, dir)
+}
+
+fn event(f: Finding) -> Measured {
+    Measured {
+        events: vec![f],
+        ..Measured::default()
+    }
+}
+
+/// Builds the summary and writes every report file.
+fn finish(report: &SummaryBuilder, measured: Measured, dir: PathBuf) -> anyhow::Result<RunOutcome> {
+    let summary = report.build(measured);
+    write_report(&summary, &dir)?;
+    Ok(RunOutcome {
+        verdict: summary.verdict,
+        dir,
+        summary,
+    })
+}
+
+fn write_report(summary: &Summary, dir: &Path) -> anyhow::Result<()> {
+    crate::report::write_all(summary, dir).with_context(|| format!("writing the report in {}", dir.display()))
+}

@@ -1,0 +1,243 @@
+//! Driving the phases of a run: the sampler and its consumers, the live
+//! progress, the fault proxy, and each phase's workloads, until the last
+//! phase ends, the user interrupts, the target dies, or a phase fails.
+//!
+//! Everything started here is stopped here, on every way out: what leaves is
+//! what was measured.
+
+use crate::analysis::findings::Finding;
+use crate::analysis::{load_window, Role, Trackers};
+use crate::driver::{self, channel::LeakBin};
+use crate::fault::{self, inline::InlineProxy, FaultEvent, ProxyStats};
+use crate::metrics::{Registry, ThroughputCsv};
+use crate::report::model::PhaseInfo;
+use crate::rows::{CsvStream, SamplesCsv, SAMPLES_CSV, THROUGHPUT_CSV};
+use crate::sampler::{Sampler, SamplerSetup};
+use crate::scenario::Scenario;
+use crate::vocab::{InodeSet, Reading, SampleSink, Tick};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// How the phases ended.
+pub enum End {
+    Completed,
+    Interrupted,
+    /// The target was found gone this many seconds in, during this phase.
+    TargetDied(f64, usize),
+    Failed(anyhow::Error),
+}
+
+impl End {
+    /// The run-level findings for this ending: none for a completed run. `target` is the
+    /// target's pid, its last reading and, if fdsoak started it and it exited, its status.
+    pub fn findings(
+        self,
+        sc: &Scenario,
+        phase: usize,
+        elapsed: std::time::Duration,
+        (pid, last, status): (i32, Option<&Reading>, Option<String>),
+    ) -> Vec<Finding> {
+        let phase_name = |i: usize| sc.phases.get(i).map_or(String::new(), |p| p.name.clone());
+        match self {
+            End::Completed => vec![],
+            End::Interrupted => vec![Finding::Interrupted {
+                at_secs: elapsed.as_secs_f64(),
+                phase: phase_name(phase),
+            }],
+            End::Failed(e) => vec![Finding::RunError {
+                message: format!("{e:#}"),
+            }],
+            End::TargetDied(at_secs, phase) => vec![Finding::TargetDied {
+                pid,
+                at_secs,
+                phase: phase_name(phase),
+                last_fds: last.map(|r| r.fds.total),
+                limit: last.and_then(|r| r.nofile_soft),
+                status,
+            }],
+        }
+    }
+}
+
+/// What driving the phases measured.
+pub struct Driven {
+    pub end: End,
+    /// The phase running when it ended.
+    pub phase: usize,
+    pub phases: Vec<PhaseInfo>,
+    pub registry: Arc<Registry>,
+    pub trackers: Arc<Mutex<Trackers>>,
+    pub fault_events: Vec<FaultEvent>,
+    pub proxy: Option<ProxyStats>,
+    /// Channels leaked on purpose by per_call_leak; close them once the target's FDs are read.
+    pub leak_bin: LeakBin,
+}
+
+/// Cancels `gone` the first time the target is found gone, and remembers when.
+struct Watchdog {
+    gone: CancellationToken,
+    at: Arc<Mutex<Option<(f64, usize)>>>,
+}
+
+impl SampleSink for Watchdog {
+    fn tick(&mut self, tick: &Tick<'_>) -> anyhow::Result<()> {
+        if tick.samples.iter().any(|s| s.role == Role::Target && s.gone) {
+            let mut at = self.at.lock().map_err(|_| anyhow::anyhow!("watchdog poisoned"))?;
+            at.get_or_insert((tick.t_secs, tick.phase));
+            self.gone.cancel();
+        }
+        Ok(())
+    }
+}
+
+/// Drives every phase against the target at `addr` (pid `pid`), sampling into `dir`.
+pub async fn drive(
+    sc: &Scenario,
+    start: Instant,
+    (addr, pid): (SocketAddr, i32),
+    dir: &Path,
+    show_progress: bool,
+    mut interrupt: Pin<&mut impl Future<Output = ()>>,
+) -> anyhow::Result<Driven> {
+    let registry = Arc::new(Registry::default());
+    let current = Arc::new(AtomicUsize::new(0));
+    let trackers = Arc::new(Mutex::new(Trackers::default()));
+    let live = Arc::new(crate::progress::Live::default());
+    let target_gone = CancellationToken::new();
+    let died_at = Arc::new(Mutex::new(None));
+    let proxy_sockets = InodeSet::default();
+    let has_load: Vec<bool> = sc.phases.iter().map(|p| !p.workloads.is_empty()).collect();
+    let sinks: Vec<Box<dyn SampleSink>> = vec![
+        Box::new(SamplesCsv(CsvStream::create(&dir.join(SAMPLES_CSV))?)),
+        Box::new(ThroughputCsv::new(
+            registry.clone(),
+            CsvStream::create(&dir.join(THROUGHPUT_CSV))?,
+        )),
+        Box::new(trackers.clone()),
+        Box::new(live.clone()),
+        Box::new(Watchdog {
+            gone: target_gone.clone(),
+            at: died_at.clone(),
+        }),
+    ];
+    let sampler = Sampler::start(
+        SamplerSetup {
+            interval: sc.sampler.interval,
+            start,
+            phase_names: sc.phases.iter().map(|p| p.name.clone()).collect(),
+            load_window: load_window(&has_load),
+            current_phase: current.clone(),
+            watched: vec![(Role::Target, pid), (Role::Driver, std::process::id() as i32)],
+            exclude: proxy_sockets.clone(),
+        },
+        sinks,
+    );
+    let progress_stop = CancellationToken::new();
+    // Stops the display on every way out of this function.
+    let _progress_guard = progress_stop.clone().drop_guard();
+    let progress = show_progress.then(|| {
+        crate::progress::spawn(
+            crate::progress::Plan {
+                phases: sc.phases.iter().map(|p| (p.name.clone(), p.duration)).collect(),
+                current: current.clone(),
+                registry: registry.clone(),
+                live,
+                start,
+            },
+            progress_stop.clone(),
+        )
+    });
+    // With faults anywhere in the scenario, every channel goes through the proxy for the whole run.
+    let proxy = if sc.phases.iter().any(|p| !p.faults.is_empty()) {
+        Some(InlineProxy::start(addr, proxy_sockets).await?)
+    } else {
+        None
+    };
+    let drive_addr = proxy.as_ref().map_or(addr, |p| p.addr);
+    let leak_bin = LeakBin::default();
+    let stop = CancellationToken::new();
+    let mut phases = Vec::new();
+    let mut end = End::Completed;
+    for (i, phase) in sc.phases.iter().enumerate() {
+        current.store(i, Ordering::Relaxed);
+        let phase_start = start.elapsed().as_secs_f64();
+        tracing::info!(
+            "phase {} ({} of {}): {:?}",
+            phase.name,
+            i + 1,
+            sc.phases.len(),
+            phase.duration
+        );
+        let faults = proxy.as_ref().map(|p| {
+            p.control.set_toxics(&phase.faults);
+            tokio::spawn(fault::schedule::run(
+                p.control.clone(),
+                phase.faults.clone(),
+                phase.name.clone(),
+                start,
+                Instant::now() + phase.duration,
+                stop.child_token(),
+            ))
+        });
+        let work = driver::run_phase(phase, i, drive_addr, &registry, &leak_bin, &stop);
+        tokio::pin!(work);
+        let result = tokio::select! {
+            r = &mut work => r,
+            _ = &mut interrupt => { end = End::Interrupted; stop.cancel(); work.await }
+            _ = target_gone.cancelled() => { end = End::TargetDied(0.0, i); stop.cancel(); work.await }
+        };
+        if let Some(task) = faults {
+            let _ = task.await;
+        }
+        if let Some(p) = &proxy {
+            p.control.set_toxics(&[]);
+        }
+        sampler.mark_phase_end(i).await;
+        phases.push(PhaseInfo {
+            name: phase.name.clone(),
+            start_secs: phase_start,
+            end_secs: start.elapsed().as_secs_f64(),
+            idle: phase.workloads.is_empty(),
+        });
+        if let Err(e) = result {
+            stop.cancel();
+            end = End::Failed(e);
+        }
+        if !matches!(end, End::Completed) {
+            break;
+        }
+    }
+    progress_stop.cancel();
+    if let Some(p) = progress {
+        let _ = p.await;
+    }
+    sampler.stop().await?;
+    if let End::TargetDied(..) = end {
+        let at = *died_at.lock().map_err(|_| anyhow::anyhow!("watchdog poisoned"))?;
+        let (t, phase) = at.unwrap_or((start.elapsed().as_secs_f64(), current.load(Ordering::Relaxed)));
+        end = End::TargetDied(t, phase);
+    }
+    let (fault_events, proxy) = match proxy {
+        Some(p) => {
+            let (events, stats) = p.stop().await;
+            (events, Some(stats))
+        }
+        None => (Vec::new(), None),
+    };
+    Ok(Driven {
+        end,
+        phase: current.load(Ordering::Relaxed),
+        phases,
+        registry,
+        trackers,
+        fault_events,
+        proxy,
+        leak_bin,
+    })
+}

@@ -1,0 +1,56 @@
+//! The target plan: the scenario's `[target]` table, after command-line
+//! overrides, turned into what to start or attach to, and described for the
+//! report whether or not it ever came up.
+
+use super::{parse_address, TargetPlan};
+use crate::scenario::{Scenario, TargetMode};
+use std::path::Path;
+use std::time::Duration;
+
+/// How long a target may take to answer its first health check, unless the scenario says.
+pub fn ready_timeout(sc: &Scenario) -> Duration {
+    sc.target.ready_timeout.unwrap_or(match sc.target.mode {
+        TargetMode::Address => Duration::from_secs(5),
+        _ => Duration::from_secs(15),
+    })
+}
+
+/// Builds the plan; `exe` is the `fdsoak` executable that serves the built-in target.
+pub fn plan(sc: &Scenario, exe: &Path) -> anyhow::Result<TargetPlan> {
+    let t = &sc.target;
+    Ok(match t.mode {
+        TargetMode::Builtin => TargetPlan::Builtin {
+            exe: exe.to_path_buf(),
+            args: t.knobs.to_flags(),
+            nofile: t.nofile,
+        },
+        TargetMode::Spawn => TargetPlan::Spawn {
+            command: t.command.clone().unwrap_or_default(),
+            nofile: t.nofile,
+        },
+        TargetMode::Address => TargetPlan::Address {
+            addr: parse_address(t.address.as_deref().unwrap_or_default())?,
+            pid: t.pid,
+        },
+    })
+}
+
+impl TargetPlan {
+    /// The mode's name, as the scenario spells it.
+    pub fn mode(&self) -> &'static str {
+        match self {
+            TargetPlan::Builtin { .. } => "builtin",
+            TargetPlan::Spawn { .. } => "spawn",
+            TargetPlan::Address { .. } => "address",
+        }
+    }
+
+    /// What will be started or attached to, before it is up.
+    pub fn describe(&self) -> String {
+        match self {
+            TargetPlan::Spawn { command, .. } => format!("spawn: {command}"),
+            TargetPlan::Address { addr, .. } => format!("address {addr}"),
+            TargetPlan::Builtin { args, .. } => format!("builtin: fdsoak serve {}", args.join(" ")),
+        }
+    }
+}

@@ -1,0 +1,346 @@
+//! The shared vocabulary: the words every stage of the data path uses, kept in
+//! one leaf module that imports nothing of fdsoak's, so that no import ever
+//! has to run back up the path.
+//!
+//! Here live the watched roles, descriptor kinds, the one table of TCP states,
+//! a reading of one process and the [`Sample`] the sampler emits to its
+//! [`SampleSink`]s, and the names of gates and findings with their one name
+//! table each.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// Which watched process a series belongs to.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// The server under test.
+    #[default]
+    Target,
+    /// fdsoak itself: the control, and the place client-side leaks show.
+    Driver,
+}
+
+impl Role {
+    pub const ALL: [Role; 2] = [Role::Target, Role::Driver];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Target => "target",
+            Role::Driver => "driver",
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Descriptor counts by kind.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct FdKinds {
+    pub total: u64,
+    pub socket: u64,
+    pub pipe: u64,
+    pub file: u64,
+    pub anon: u64,
+    pub other: u64,
+}
+
+/// A TCP state, numbered as the kernel numbers it (include/net/tcp_states.h).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TcpState {
+    Established = 1,
+    SynSent,
+    SynRecv,
+    FinWait1,
+    FinWait2,
+    TimeWait,
+    Close,
+    CloseWait,
+    LastAck,
+    Listen,
+    Closing,
+}
+
+/// The one table of TCP states: each with its kernel code's order, its name as
+/// `ss` prints it, and its `samples.csv` column.
+pub const TCP_STATES: [(TcpState, &str, &str); 11] = [
+    (TcpState::Established, "ESTABLISHED", "tcp_established"),
+    (TcpState::SynSent, "SYN_SENT", "tcp_syn_sent"),
+    (TcpState::SynRecv, "SYN_RECV", "tcp_syn_recv"),
+    (TcpState::FinWait1, "FIN_WAIT1", "tcp_fin_wait1"),
+    (TcpState::FinWait2, "FIN_WAIT2", "tcp_fin_wait2"),
+    (TcpState::TimeWait, "TIME_WAIT", "tcp_time_wait"),
+    (TcpState::Close, "CLOSE", "tcp_close"),
+    (TcpState::CloseWait, "CLOSE_WAIT", "tcp_close_wait"),
+    (TcpState::LastAck, "LAST_ACK", "tcp_last_ack"),
+    (TcpState::Listen, "LISTEN", "tcp_listen"),
+    (TcpState::Closing, "CLOSING", "tcp_closing"),
+];
+
+impl TcpState {
+    /// The state for a kernel code, if it is one.
+    pub fn from_code(code: u8) -> Option<TcpState> {
+        TCP_STATES.get(usize::from(code).checked_sub(1)?).map(|(s, _, _)| *s)
+    }
+
+    fn index(self) -> usize {
+        self as usize - 1
+    }
+
+    /// The name `ss` prints.
+    pub fn name(self) -> &'static str {
+        TCP_STATES[self.index()].1
+    }
+}
+
+/// A process's TCP sockets by state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TcpStates([u64; 11]);
+
+impl TcpStates {
+    pub fn get(&self, s: TcpState) -> u64 {
+        self.0[s.index()]
+    }
+
+    pub fn set(&mut self, s: TcpState, n: u64) {
+        self.0[s.index()] = n;
+    }
+
+    /// Counts one socket by the kernel's numeric state; unknown codes are ignored.
+    pub fn add_code(&mut self, code: u8) {
+        if let Some(s) = TcpState::from_code(code) {
+            self.0[s.index()] += 1;
+        }
+    }
+
+    pub fn close_wait(&self) -> u64 {
+        self.get(TcpState::CloseWait)
+    }
+
+    /// Every state with its count, in the table's order.
+    pub fn iter(&self) -> impl Iterator<Item = (TcpState, u64)> + '_ {
+        TCP_STATES.iter().map(|(s, _, _)| (*s, self.get(*s)))
+    }
+}
+
+impl Serialize for TcpStates {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(Some(TCP_STATES.len()))?;
+        for (state, n) in self.iter() {
+            m.serialize_entry(state.name(), &n)?;
+        }
+        m.end()
+    }
+}
+
+/// What one probe of one process found.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Reading {
+    pub fds: FdKinds,
+    pub tcp: TcpStates,
+    /// None means unlimited.
+    pub nofile_soft: Option<u64>,
+    pub nofile_hard: Option<u64>,
+    pub threads: u64,
+    pub rss_kb: u64,
+}
+
+/// gRPC status codes 0..=16, indexed by their numeric value.
+pub const CODE_NAMES: [&str; 17] = [
+    "OK",
+    "CANCELLED",
+    "UNKNOWN",
+    "INVALID_ARGUMENT",
+    "DEADLINE_EXCEEDED",
+    "NOT_FOUND",
+    "ALREADY_EXISTS",
+    "PERMISSION_DENIED",
+    "RESOURCE_EXHAUSTED",
+    "FAILED_PRECONDITION",
+    "ABORTED",
+    "OUT_OF_RANGE",
+    "UNIMPLEMENTED",
+    "INTERNAL",
+    "UNAVAILABLE",
+    "DATA_LOSS",
+    "UNAUTHENTICATED",
+];
+
+/// Socket inodes to leave out of the driver's counts (the fault proxy's).
+pub type InodeSet = std::sync::Arc<std::sync::Mutex<std::collections::HashSet<u64>>>;
+
+/// One watched process at one tick, as the sampler emits it.
+#[derive(Debug, Clone)]
+pub struct Sample {
+    pub role: Role,
+    pub pid: i32,
+    /// None when the process could not be read this tick.
+    pub reading: Option<Reading>,
+    /// The process was found gone: exited, or a zombie.
+    pub gone: bool,
+}
+
+/// One sampler tick: when, in which phase, and every watched process.
+#[derive(Debug, Clone)]
+pub struct Tick<'a> {
+    /// Seconds since the run started.
+    pub t_secs: f64,
+    pub unix_ms: u128,
+    pub phase: usize,
+    pub phase_name: &'a str,
+    /// Whether this phase counts toward the growth rate.
+    pub in_load_window: bool,
+    pub samples: &'a [Sample],
+}
+
+/// A consumer of sampler ticks: the CSV writers, the live progress, the
+/// analysis trackers, the target watchdog.
+pub trait SampleSink: Send {
+    /// Takes one tick. An error stops the sampler and is returned by it.
+    fn tick(&mut self, tick: &Tick<'_>) -> anyhow::Result<()>;
+    /// Called once after the last tick.
+    fn finish(&mut self) -> anyhow::Result<()> {
+        Ok(())
+    }
+}
+
+/// A sink shared with whoever reads it after the run.
+impl<T: SampleSink> SampleSink for std::sync::Arc<std::sync::Mutex<T>> {
+    fn tick(&mut self, tick: &Tick<'_>) -> anyhow::Result<()> {
+        self.lock()
+            .map_err(|_| anyhow::anyhow!("a sample sink panicked"))?
+            .tick(tick)
+    }
+    fn finish(&mut self) -> anyhow::Result<()> {
+        self.lock()
+            .map_err(|_| anyhow::anyhow!("a sample sink panicked"))?
+            .finish()
+    }
+}
+
+/// Declares a closed set of names with one table: variant, stable name.
+macro_rules! names {
+    ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $v:ident = $s:literal),* $(,)? }) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+        #[serde(rename_all = "snake_case")]
+        pub enum $name { $($(#[$vm])* $v),* }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$v),*];
+            /// The stable machine name, as stored in reports.
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$v => $s),* }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+names! {
+    /// A threshold from the scenario's `[gates]`.
+    Gate {
+        MaxGrowthPerHour = "max_growth_per_hour",
+        MaxResidualFds = "max_residual_fds",
+        MaxCloseWait = "max_close_wait",
+        MaxFdUsage = "max_fd_usage",
+        MinTimeToLimit = "min_time_to_limit",
+        MaxErrorRate = "max_error_rate",
+        MaxP99 = "max_p99",
+    }
+}
+
+names! {
+    /// What a finding is about.
+    FindingKind {
+        FdGrowth = "fd_growth",
+        ResidualFds = "residual_fds",
+        CloseWait = "close_wait",
+        FdUsage = "fd_usage",
+        TimeToLimit = "time_to_limit",
+        ErrorRate = "error_rate",
+        P99Latency = "p99_latency",
+        TargetDied = "target_died",
+        RunError = "run_error",
+        Interrupted = "interrupted",
+    }
+}
+
+impl Gate {
+    /// The finding a failure of this gate raises.
+    pub fn finding(self) -> FindingKind {
+        match self {
+            Gate::MaxGrowthPerHour => FindingKind::FdGrowth,
+            Gate::MaxResidualFds => FindingKind::ResidualFds,
+            Gate::MaxCloseWait => FindingKind::CloseWait,
+            Gate::MaxFdUsage => FindingKind::FdUsage,
+            Gate::MinTimeToLimit => FindingKind::TimeToLimit,
+            Gate::MaxErrorRate => FindingKind::ErrorRate,
+            Gate::MaxP99 => FindingKind::P99Latency,
+        }
+    }
+}
+
+impl FindingKind {
+    /// Findings about the run as a whole rather than a gate: they survive a merge as they are.
+    pub fn is_run_event(self) -> bool {
+        matches!(
+            self,
+            FindingKind::TargetDied | FindingKind::RunError | FindingKind::Interrupted
+        )
+    }
+}
+
+/// One threshold applied to one subject (a process, or a workload in a phase).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Check {
+    pub gate: Gate,
+    pub subject: String,
+    pub value: f64,
+    pub threshold: f64,
+    pub passed: bool,
+    /// For a failed check, the finding that explains it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tcp_state_codes_follow_the_kernel_table() {
+        assert_eq!(TcpState::from_code(1), Some(TcpState::Established));
+        assert_eq!(TcpState::from_code(8), Some(TcpState::CloseWait));
+        assert_eq!(TcpState::from_code(11), Some(TcpState::Closing));
+        assert_eq!(TcpState::from_code(0), None);
+        assert_eq!(TcpState::from_code(12), None);
+        for (i, (s, _, _)) in TCP_STATES.iter().enumerate() {
+            assert_eq!(TcpState::from_code(i as u8 + 1), Some(*s));
+        }
+    }
+
+    #[test]
+    fn names_round_trip_through_serde() {
+        for g in Gate::ALL {
+            let json = serde_json::to_string(g).unwrap();
+            assert_eq!(json, format!("\"{}\"", g.as_str()));
+            assert_eq!(serde_json::from_str::<Gate>(&json).unwrap(), *g);
+        }
+        for k in FindingKind::ALL {
+            let json = serde_json::to_string(k).unwrap();
+            assert_eq!(json, format!("\"{}\"", k.as_str()));
+        }
+    }
+}
