@@ -2,7 +2,7 @@
 //! configurations. This is the only module that reads clap types.
 
 use crate::run::RunConfig;
-use crate::scenario::{self, ScenarioError, TargetMode, TargetSpec};
+use crate::scenario::{self, ClientSpec, ScenarioError, TargetMode, TargetSpec};
 use crate::target::serve::Knobs;
 use clap::{Args, Parser, Subcommand};
 use std::net::{IpAddr, SocketAddr};
@@ -55,6 +55,11 @@ pub enum Command {
         /// A report directory written by `fdsoak run` or `fdsoak merge`.
         dir: PathBuf,
     },
+    /// A reference health-checking client (good, or with a leak), to see a verdict on a client.
+    ///
+    /// Runs checks until Ctrl-C or SIGTERM (or --checks are done). Use it as
+    /// `fdsoak run SCENARIO --client "fdsoak client-demo --mode retry-leak"`.
+    ClientDemo(ClientDemoArgs),
     /// Sample one process once (or repeatedly, timing it) and print what the sampler sees.
     Probe {
         /// The process to read.
@@ -99,6 +104,10 @@ pub struct RunArgs {
     /// Root for new report directories.
     #[arg(long, value_name = "DIR", default_value = "reports", env = "FDSOAK_REPORTS_DIR")]
     pub reports_dir: PathBuf,
+    /// Start this client under test, pointed at the target through the fault proxy;
+    /// `{addr}` is replaced by the address it must use (also in FDSOAK_TARGET_ADDR).
+    #[arg(long, value_name = "CMD")]
+    pub client: Option<String>,
     /// Print only the final summary.
     #[arg(long, short)]
     pub quiet: bool,
@@ -146,8 +155,32 @@ pub struct ServeArgs {
     /// Set this process's RLIMIT_NOFILE (soft and hard) to N.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(16..))]
     pub nofile: Option<u64>,
+    /// Read server behaviours (not_serving, service_unknown, stall, end_watch), one JSON
+    /// fault per line, from standard input: how `fdsoak run` steers the built-in target.
+    #[arg(long)]
+    pub control_stdin: bool,
     #[command(flatten)]
     pub knobs: Knobs,
+}
+
+#[derive(Debug, Args)]
+pub struct ClientDemoArgs {
+    /// The server to check (HOST:PORT); fdsoak sets FDSOAK_TARGET_ADDR for a client it starts.
+    #[arg(long, value_name = "HOST:PORT", env = "FDSOAK_TARGET_ADDR")]
+    pub target: String,
+    /// good: one channel for the whole run; retry-leak: a fresh channel after each failed
+    /// check, the old one never closed; per-check-leak: a new channel per check, never closed.
+    #[arg(long, value_enum, default_value = "good")]
+    pub mode: crate::client::demo::Mode,
+    /// Time between checks.
+    #[arg(long, value_name = "DURATION", default_value = "100ms", value_parser = crate::scenario::duration::parse)]
+    pub interval: Duration,
+    /// Deadline of each check.
+    #[arg(long, value_name = "DURATION", default_value = "500ms", value_parser = crate::scenario::duration::parse)]
+    pub deadline: Duration,
+    /// Exit after this many checks (default: run until stopped).
+    #[arg(long, value_name = "N")]
+    pub checks: Option<u64>,
 }
 
 #[derive(Debug, Args)]
@@ -192,6 +225,7 @@ pub struct ServeConfig {
     pub addr: SocketAddr,
     pub knobs: Knobs,
     pub nofile: Option<u64>,
+    pub control_stdin: bool,
 }
 
 /// `fdsoak probe`, ready to execute.
@@ -222,6 +256,7 @@ pub enum Action {
     Report(PathBuf),
     Probe(ProbeConfig),
     Proxy(ProxyConfig),
+    ClientDemo(crate::client::demo::DemoConfig),
 }
 
 impl Cli {
@@ -233,6 +268,7 @@ impl Cli {
                 addr: SocketAddr::new(s.bind, s.port),
                 knobs: s.knobs,
                 nofile: s.nofile,
+                control_stdin: s.control_stdin,
             })),
             Command::Validate { scenarios } => Ok(Action::Validate(scenarios)),
             Command::Merge { reports, out } => Ok(Action::Merge { reports, out }),
@@ -253,6 +289,25 @@ impl Cli {
                     listen: p.listen,
                     upstream,
                     faults,
+                }))
+            }
+            Command::ClientDemo(c) => {
+                let target = crate::scenario::parse_address(&c.target).map_err(|e| ScenarioError::Usage {
+                    flag: "--target".into(),
+                    message: format!("{:?}: {e}", c.target),
+                })?;
+                if c.interval.is_zero() || c.deadline.is_zero() {
+                    return Err(ScenarioError::Usage {
+                        flag: "--interval/--deadline".into(),
+                        message: "must be greater than zero".into(),
+                    });
+                }
+                Ok(Action::ClientDemo(crate::client::demo::DemoConfig {
+                    target,
+                    mode: c.mode,
+                    interval: c.interval,
+                    deadline: c.deadline,
+                    checks: c.checks,
                 }))
             }
             Command::Probe {
@@ -278,6 +333,7 @@ impl Cli {
 
 fn run_config(a: RunArgs) -> Result<Action, ScenarioError> {
     let mut sc = scenario::load(&a.scenario)?;
+    let a_client_flag = a.client.is_some();
     let usage = |flag: &str, message: String| ScenarioError::Usage {
         flag: flag.to_string(),
         message,
@@ -312,6 +368,16 @@ fn run_config(a: RunArgs) -> Result<Action, ScenarioError> {
         }
         sc.target.nofile = Some(n);
     }
+    if let Some(command) = a.client {
+        let expect_exit = sc.client.as_ref().is_some_and(|c| c.expect_exit);
+        sc.client = Some(ClientSpec { command, expect_exit });
+    }
+    let fdsoak_exe =
+        std::env::current_exe().map_err(|e| usage("fdsoak", format!("cannot find own executable: {e}")))?;
+    if let Some(c) = &sc.client {
+        let line = crate::client::command_line(c, "127.0.0.1:1", &fdsoak_exe);
+        check_program(&line).map_err(|m| usage(if a_client_flag { "--client" } else { "client.command" }, m))?;
+    }
     let g = &mut sc.gates;
     let o = a.gates;
     macro_rules! set {
@@ -331,8 +397,6 @@ fn run_config(a: RunArgs) -> Result<Action, ScenarioError> {
     }
     scenario::check_rules(&sc)
         .map_err(|(key, message)| usage(&format!("(after command-line overrides) {key}"), message))?;
-    let fdsoak_exe =
-        std::env::current_exe().map_err(|e| usage("fdsoak", format!("cannot find own executable: {e}")))?;
     Ok(Action::Run {
         config: Box::new(RunConfig {
             scenario: sc,
@@ -344,4 +408,27 @@ fn run_config(a: RunArgs) -> Result<Action, ScenarioError> {
         }),
         quiet: a.quiet,
     })
+}
+
+/// Checks that a command line's program exists (on PATH, or as a path), so a
+/// typo is a usage error before anything starts.
+fn check_program(command: &str) -> Result<(), String> {
+    let words = shlex::split(command).unwrap_or_default();
+    let program = words.first().ok_or("empty command")?;
+    let runnable = |p: &std::path::Path| {
+        use std::os::unix::fs::PermissionsExt;
+        p.metadata()
+            .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    let found = if program.contains('/') {
+        runnable(std::path::Path::new(program))
+    } else {
+        std::env::var_os("PATH")
+            .is_some_and(|path| std::env::split_paths(&path).any(|dir| runnable(&dir.join(program))))
+    };
+    if found {
+        Ok(())
+    } else {
+        Err(format!("{program:?} is not an executable file or on PATH"))
+    }
 }

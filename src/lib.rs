@@ -8,7 +8,9 @@
 //! The README's "How it works" names each module and what it may import.
 
 pub mod analysis;
+pub mod child;
 pub mod cli;
+pub mod client;
 pub mod cmd;
 pub mod compare;
 pub mod driver;

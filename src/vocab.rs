@@ -20,15 +20,18 @@ pub enum Role {
     Target,
     /// fdsoak itself: the control, and the place client-side leaks show.
     Driver,
+    /// The user's own client program, served through the fault proxy.
+    Client,
 }
 
 impl Role {
-    pub const ALL: [Role; 2] = [Role::Target, Role::Driver];
+    pub const ALL: [Role; 3] = [Role::Target, Role::Driver, Role::Client];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Role::Target => "target",
             Role::Driver => "driver",
+            Role::Client => "client",
         }
     }
 }
@@ -272,6 +275,7 @@ names! {
         ErrorRate = "error_rate",
         P99Latency = "p99_latency",
         TargetDied = "target_died",
+        ClientExited = "client_exited",
         RunError = "run_error",
         Interrupted = "interrupted",
     }
@@ -297,7 +301,7 @@ impl FindingKind {
     pub fn is_run_event(self) -> bool {
         matches!(
             self,
-            FindingKind::TargetDied | FindingKind::RunError | FindingKind::Interrupted
+            FindingKind::TargetDied | FindingKind::RunError | FindingKind::Interrupted | FindingKind::ClientExited
         )
     }
 }

@@ -1,6 +1,7 @@
 //! The harness must not leak what it hunts: after each in-process run,
 //! fdsoak's own descriptor count returns to where it was before the run,
-//! including after a run that leaked channels on purpose (per_call_leak).
+//! including after a run that leaked channels on purpose (per_call_leak),
+//! and after runs that served a client under test through the fault proxy.
 //! This file holds one test so that no other test shares the process.
 
 mod common;
@@ -20,14 +21,27 @@ async fn own_fd_count_returns_to_baseline_after_every_run() {
             .unwrap()
             .replace("channel = \"per_call\"", "channel = \"per_call_leak\""),
     );
+    let client = fixture(&dir, "client-short.toml", &[]);
+    let leaky_client = dir.write(
+        "leaky-client.toml",
+        &std::fs::read_to_string(&client)
+            .unwrap()
+            .replace("--mode good", "--mode per-check-leak"),
+    );
     // The first run creates process-wide state that lives on by design
     // (tokio's SIGCHLD handling for child processes); measure after it.
     let out = TempDir::new("selffd-out");
     run_once(&clean, &out).await;
     let baseline = own_fds();
-    for (i, (scenario, expect)) in [(&clean, "pass"), (&leaky, "fail"), (&clean, "pass")]
-        .into_iter()
-        .enumerate()
+    for (i, (scenario, expect)) in [
+        (&clean, "pass"),
+        (&leaky, "fail"),
+        (&client, "pass"),
+        (&leaky_client, "fail"),
+        (&clean, "pass"),
+    ]
+    .into_iter()
+    .enumerate()
     {
         let out = TempDir::new("selffd-out");
         let verdict = run_once(scenario, &out).await;

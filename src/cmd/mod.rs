@@ -3,6 +3,7 @@
 //! [`Error`] that knows its own. Only the commands that do network work
 //! start a Tokio runtime.
 
+pub mod client_demo;
 pub mod compare;
 pub mod merge;
 pub mod probe;
@@ -27,6 +28,7 @@ pub fn execute(action: Action) -> Result<ExitCode> {
         Action::Report(dir) => report::execute(&dir),
         Action::Probe(p) => probe::execute(p),
         Action::Proxy(p) => proxy::execute(p),
+        Action::ClientDemo(c) => client_demo::execute(c),
     }
 }
 

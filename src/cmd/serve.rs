@@ -19,7 +19,11 @@ pub fn execute(s: ServeConfig) -> Result<ExitCode> {
             listener.local_addr().context("reading the bound address")?
         );
         let _ = std::io::stdout().flush();
-        crate::target::serve::serve(listener, s.knobs, super::interrupted()).await?;
+        let state = std::sync::Arc::new(crate::target::behaviour::State::default());
+        if s.control_stdin {
+            tokio::spawn(crate::target::behaviour::read_stdin(state.clone()));
+        }
+        crate::target::serve::serve(listener, s.knobs, state, super::interrupted()).await?;
         Ok(ExitCode::SUCCESS)
     })
 }

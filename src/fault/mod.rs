@@ -92,7 +92,11 @@ pub struct Control {
     pub(crate) upstream_failures: AtomicU64,
     pub(crate) bytes_up: AtomicU64,
     pub(crate) bytes_down: AtomicU64,
+    /// Where server events go: the built-in target's control path, when it has one.
+    server: Mutex<Option<ServerControl>>,
 }
+
+pub use crate::scenario::ServerControl;
 
 /// Most events a report keeps; later ones are counted in the stats only.
 const MAX_EVENTS: usize = 10_000;
@@ -147,10 +151,19 @@ impl Control {
         *self.toxics.lock().unwrap() = faults.iter().filter(|f| !f.kind.is_event()).cloned().collect();
     }
 
-    /// Fires an event fault now; returns how many connections it acted on.
+    /// Gives server events a way to the built-in target.
+    pub fn set_server(&self, server: ServerControl) {
+        *self.server.lock().unwrap() = Some(server);
+    }
+
+    /// Fires an event fault now; returns how many connections (for a server event: servers) it acted on.
     pub fn fire(&self, fault: &Fault) -> u64 {
         let p = fault.probability.unwrap_or(1.0);
         match fault.kind {
+            k if k.is_server() => {
+                let server = self.server.lock().unwrap();
+                u64::from(server.as_ref().is_some_and(|tx| tx.send(fault.clone()).is_ok()))
+            }
             FaultKind::Refuse => {
                 let d = fault.duration.unwrap_or_default();
                 *self.refusing_until.lock().unwrap() = Some(Instant::now() + d);

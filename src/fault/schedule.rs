@@ -36,6 +36,16 @@ pub async fn run(
                         format!("for {}", humantime::format_duration(d))
                     }
                     (crate::scenario::FaultKind::Blackhole, None) => "for good".into(),
+                    (k, d) if k.is_server() => {
+                        let service = fault.service.as_deref().map(|s| format!("service {s:?} "));
+                        let d = d.map_or("for good".to_string(), |d| {
+                            format!("for {}", humantime::format_duration(d))
+                        });
+                        match k {
+                            crate::scenario::FaultKind::EndWatch => "every Watch stream".into(),
+                            _ => format!("{}{d}", service.unwrap_or_default()),
+                        }
+                    }
                     _ => String::new(),
                 };
                 control.record(FaultEvent {

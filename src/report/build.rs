@@ -15,7 +15,8 @@ use std::time::SystemTime;
 
 /// The verdict, from the run-level findings and the checks: a run error or a
 /// dead target is an error; otherwise an interrupted run is interrupted;
-/// otherwise every check must pass.
+/// otherwise every check must pass, and a client under test must not have
+/// exited on its own.
 pub fn verdict<'a>(
     kinds: impl IntoIterator<Item = FindingKind>,
     checks: impl IntoIterator<Item = &'a Check>,
@@ -28,7 +29,7 @@ pub fn verdict<'a>(
         Verdict::Error
     } else if kinds.contains(&FindingKind::Interrupted) {
         Verdict::Interrupted
-    } else if checks.into_iter().all(|c| c.passed) {
+    } else if checks.into_iter().all(|c| c.passed) && !kinds.contains(&FindingKind::ClientExited) {
         Verdict::Pass
     } else {
         Verdict::Fail
@@ -121,6 +122,7 @@ pub struct Measured {
     pub workloads: Vec<WorkloadReport>,
     pub fault_events: Vec<crate::fault::FaultEvent>,
     pub proxy: Option<crate::fault::ProxyStats>,
+    pub client: Option<ClientReport>,
 }
 
 impl SummaryBuilder {
@@ -167,6 +169,7 @@ impl SummaryBuilder {
             merged_from: Vec::new(),
             fault_events: m.fault_events,
             proxy: m.proxy,
+            client: m.client,
         }
     }
 }
@@ -213,5 +216,6 @@ mod tests {
             Verdict::Error
         );
         assert_eq!(verdict([FindingKind::RunError], &[]), Verdict::Error);
+        assert_eq!(verdict([FindingKind::ClientExited], &[check(true)]), Verdict::Fail);
     }
 }

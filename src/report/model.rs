@@ -85,6 +85,9 @@ pub struct Summary {
     /// The fault proxy's counters, when one was in the path.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub proxy: Option<crate::fault::ProxyStats>,
+    /// The client under test, when the run had one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client: Option<ClientReport>,
     /// For a merged report: the report directories it was merged from.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub merged_from: Vec<String>,
@@ -128,6 +131,21 @@ pub struct TargetInfo {
     pub description: String,
     pub address: Option<String>,
     pub pid: Option<i32>,
+}
+
+/// The client under test: what ran, and how it ended.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct ClientReport {
+    /// The command line as run, `{addr}` replaced.
+    pub command: String,
+    pub pid: i32,
+    /// The scenario said the client exits on its own.
+    pub expect_exit: bool,
+    /// How it ended, when it exited before fdsoak stopped it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exited_early: Option<String>,
+    /// The last lines it wrote (stdout and stderr).
+    pub output_tail: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]

@@ -65,9 +65,17 @@ impl End {
     }
 }
 
+/// The client under test, once stopped.
+pub struct ClientRun {
+    pub end: crate::client::ClientEnd,
+    /// When the sampler first found it gone, if it exited on its own: (seconds in, phase).
+    pub gone_at: Option<(f64, usize)>,
+}
+
 /// What driving the phases measured.
 pub struct Driven {
     pub end: End,
+    pub client: Option<ClientRun>,
     /// The phase running when it ended.
     pub phase: usize,
     pub phases: Vec<PhaseInfo>,
@@ -79,18 +87,24 @@ pub struct Driven {
     pub leak_bin: LeakBin,
 }
 
-/// Cancels `gone` the first time the target is found gone, and remembers when.
+/// When each watched process was first found gone: (seconds in, phase).
+type Gone = Arc<Mutex<std::collections::BTreeMap<Role, (f64, usize)>>>;
+
+/// Remembers when a watched process is first found gone, and cancels
+/// `target_gone` when it is the target: the run cannot go on without it.
 struct Watchdog {
-    gone: CancellationToken,
-    at: Arc<Mutex<Option<(f64, usize)>>>,
+    target_gone: CancellationToken,
+    gone: Gone,
 }
 
 impl SampleSink for Watchdog {
     fn tick(&mut self, tick: &Tick<'_>) -> anyhow::Result<()> {
-        if tick.samples.iter().any(|s| s.role == Role::Target && s.gone) {
-            let mut at = self.at.lock().map_err(|_| anyhow::anyhow!("watchdog poisoned"))?;
-            at.get_or_insert((tick.t_secs, tick.phase));
-            self.gone.cancel();
+        let mut gone = self.gone.lock().map_err(|_| anyhow::anyhow!("watchdog poisoned"))?;
+        for s in tick.samples.iter().filter(|s| s.gone) {
+            gone.entry(s.role).or_insert((tick.t_secs, tick.phase));
+            if s.role == Role::Target {
+                self.target_gone.cancel();
+            }
         }
         Ok(())
     }
@@ -100,8 +114,9 @@ impl SampleSink for Watchdog {
 pub async fn drive(
     sc: &Scenario,
     start: Instant,
-    (addr, pid): (SocketAddr, i32),
+    (addr, pid, server): (SocketAddr, i32, Option<crate::scenario::ServerControl>),
     dir: &Path,
+    fdsoak: &Path,
     show_progress: bool,
     mut interrupt: Pin<&mut impl Future<Output = ()>>,
 ) -> anyhow::Result<Driven> {
@@ -110,9 +125,30 @@ pub async fn drive(
     let trackers = Arc::new(Mutex::new(Trackers::default()));
     let live = Arc::new(crate::progress::Live::default());
     let target_gone = CancellationToken::new();
-    let died_at = Arc::new(Mutex::new(None));
+    let gone = Gone::default();
     let proxy_sockets = InodeSet::default();
-    let has_load: Vec<bool> = sc.phases.iter().map(|p| !p.workloads.is_empty()).collect();
+    // The client brings load of its own in every phase.
+    let has_load: Vec<bool> = sc
+        .phases
+        .iter()
+        .map(|p| !p.workloads.is_empty() || sc.client.is_some())
+        .collect();
+    // With faults anywhere in the scenario, or a client, every channel goes through the proxy for the whole run.
+    let proxy = if sc.client.is_some() || sc.phases.iter().any(|p| !p.faults.is_empty()) {
+        Some(InlineProxy::start(addr, proxy_sockets.clone()).await?)
+    } else {
+        None
+    };
+    let drive_addr = proxy.as_ref().map_or(addr, |p| p.addr);
+    if let (Some(p), Some(server)) = (&proxy, server) {
+        p.control.set_server(server);
+    }
+    let client = match &sc.client {
+        Some(spec) => Some(crate::client::start(spec, drive_addr, fdsoak)?),
+        None => None,
+    };
+    let mut watched = vec![(Role::Target, pid), (Role::Driver, std::process::id() as i32)];
+    watched.extend(client.as_ref().map(|c| (Role::Client, c.pid)));
     let sinks: Vec<Box<dyn SampleSink>> = vec![
         Box::new(SamplesCsv(CsvStream::create(&dir.join(SAMPLES_CSV))?)),
         Box::new(ThroughputCsv::new(
@@ -122,8 +158,8 @@ pub async fn drive(
         Box::new(trackers.clone()),
         Box::new(live.clone()),
         Box::new(Watchdog {
-            gone: target_gone.clone(),
-            at: died_at.clone(),
+            target_gone: target_gone.clone(),
+            gone: gone.clone(),
         }),
     ];
     let sampler = Sampler::start(
@@ -133,7 +169,7 @@ pub async fn drive(
             phase_names: sc.phases.iter().map(|p| p.name.clone()).collect(),
             load_window: load_window(&has_load),
             current_phase: current.clone(),
-            watched: vec![(Role::Target, pid), (Role::Driver, std::process::id() as i32)],
+            watched,
             exclude: proxy_sockets.clone(),
         },
         sinks,
@@ -153,13 +189,6 @@ pub async fn drive(
             progress_stop.clone(),
         )
     });
-    // With faults anywhere in the scenario, every channel goes through the proxy for the whole run.
-    let proxy = if sc.phases.iter().any(|p| !p.faults.is_empty()) {
-        Some(InlineProxy::start(addr, proxy_sockets).await?)
-    } else {
-        None
-    };
-    let drive_addr = proxy.as_ref().map_or(addr, |p| p.addr);
     let leak_bin = LeakBin::default();
     let stop = CancellationToken::new();
     let mut phases = Vec::new();
@@ -217,12 +246,25 @@ pub async fn drive(
     if let Some(p) = progress {
         let _ = p.await;
     }
-    sampler.stop().await?;
+    let sampled = sampler.stop().await;
+    // After the final sample: the client goes first, then the proxy in front of the target.
+    let client = match client {
+        Some(c) => Some(c.stop().await),
+        None => None,
+    };
+    sampled?;
+    let gone = gone.lock().map_err(|_| anyhow::anyhow!("watchdog poisoned"))?.clone();
     if let End::TargetDied(..) = end {
-        let at = *died_at.lock().map_err(|_| anyhow::anyhow!("watchdog poisoned"))?;
-        let (t, phase) = at.unwrap_or((start.elapsed().as_secs_f64(), current.load(Ordering::Relaxed)));
+        let (t, phase) = gone
+            .get(&Role::Target)
+            .copied()
+            .unwrap_or((start.elapsed().as_secs_f64(), current.load(Ordering::Relaxed)));
         end = End::TargetDied(t, phase);
     }
+    let client = client.map(|c| ClientRun {
+        gone_at: gone.get(&Role::Client).copied(),
+        end: c,
+    });
     let (fault_events, proxy) = match proxy {
         Some(p) => {
             let (events, stats) = p.stop().await;
@@ -232,6 +274,7 @@ pub async fn drive(
     };
     Ok(Driven {
         end,
+        client,
         phase: current.load(Ordering::Relaxed),
         phases,
         registry,

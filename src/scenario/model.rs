@@ -27,6 +27,22 @@ pub struct Scenario {
     /// Pass/fail thresholds.
     #[serde(default)]
     pub gates: Gates,
+    /// The user's own client program to serve, break and watch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client: Option<ClientSpec>,
+}
+
+/// The `[client]` table: a program of the user's that fdsoak starts, points
+/// at the target through the fault proxy, and watches as the role `client`.
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClientSpec {
+    /// The command line, split into words like `spawn` commands; `{addr}` becomes
+    /// the `127.0.0.1:PORT` the client must use (also in `FDSOAK_TARGET_ADDR`).
+    pub command: String,
+    /// The client exits on its own (it runs a fixed number of checks): not a finding.
+    #[serde(default)]
+    pub expect_exit: bool,
 }
 
 /// How fdsoak finds or starts the server under test.
@@ -138,6 +154,14 @@ pub enum FaultKind {
     SlowClose,
     /// Toxic: close the connection after `bytes` bytes in either direction.
     LimitData,
+    /// Server event (built-in target): `service` reports NOT_SERVING for `duration` (default: for good).
+    NotServing,
+    /// Server event (built-in target): `service` reports SERVICE_UNKNOWN for `duration` (default: for good).
+    ServiceUnknown,
+    /// Server event (built-in target): every Check answer is held for `duration`; connections stay up.
+    Stall,
+    /// Server event (built-in target): every open Watch stream ends with UNAVAILABLE.
+    EndWatch,
 }
 
 impl FaultKind {
@@ -151,7 +175,19 @@ impl FaultKind {
             FaultKind::Bandwidth => "bandwidth",
             FaultKind::SlowClose => "slow_close",
             FaultKind::LimitData => "limit_data",
+            FaultKind::NotServing => "not_serving",
+            FaultKind::ServiceUnknown => "service_unknown",
+            FaultKind::Stall => "stall",
+            FaultKind::EndWatch => "end_watch",
         }
+    }
+
+    /// Server events act on the built-in target itself, not on connections through the proxy.
+    pub fn is_server(self) -> bool {
+        matches!(
+            self,
+            FaultKind::NotServing | FaultKind::ServiceUnknown | FaultKind::Stall | FaultKind::EndWatch
+        )
     }
 
     /// Events fire at moments (`every`, `at`); toxics apply to connections for the whole phase.
@@ -159,7 +195,7 @@ impl FaultKind {
         matches!(
             self,
             FaultKind::Reset | FaultKind::Close | FaultKind::Blackhole | FaultKind::Refuse
-        )
+        ) || self.is_server()
     }
 }
 
@@ -194,11 +230,16 @@ pub struct Fault {
     pub bytes_per_sec: Option<u64>,
     /// limit_data: bytes allowed in either direction before the connection is closed.
     pub bytes: Option<u64>,
+    /// not_serving, service_unknown: the service whose status flips ("" is the whole server).
+    pub service: Option<String>,
     /// slow_close: how long a close is held.
     #[serde(default, with = "super::duration::option")]
     #[schemars(with = "Option<String>")]
     pub delay: Option<Duration>,
 }
+
+/// Sends server events (not_serving, stall, …) to the built-in target as they fire.
+pub type ServerControl = tokio::sync::mpsc::UnboundedSender<Fault>;
 
 /// Which channel a retry uses.
 #[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq, schemars::JsonSchema)]

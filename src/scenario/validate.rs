@@ -41,7 +41,22 @@ pub(super) fn check(s: &Scenario) -> Rule {
             check_workload(w, &p.key("workloads").index(j))?;
         }
         for (j, f) in phase.faults.iter().enumerate() {
-            check_fault(f, phase.duration, &p.key("faults").index(j))?;
+            let at = p.key("faults").index(j);
+            check_fault(f, phase.duration, &at)?;
+            if f.kind.is_server() && s.target.mode != TargetMode::Builtin {
+                return fail(
+                    at.key("kind"),
+                    format!("{:?} acts on the built-in target only", f.kind.as_str()),
+                );
+            }
+        }
+    }
+    if let Some(c) = &s.client {
+        if shlex::split(&c.command).is_none_or(|w| w.is_empty()) {
+            return fail(
+                root.key("client").key("command"),
+                "must be a command line (is it empty, or is a quote left open?)",
+            );
         }
     }
     let g = &s.gates;
@@ -287,6 +302,7 @@ pub(super) fn check_fault(f: &super::Fault, phase: Duration, path: &KeyPath) -> 
         ("bytes_per_sec", f.bytes_per_sec.is_some()),
         ("bytes", f.bytes.is_some()),
         ("delay", f.delay.is_some()),
+        ("service", f.service.is_some()),
     ];
     let allowed: &[&str] = match f.kind {
         Reset | Close => &["every", "at"],
@@ -295,6 +311,9 @@ pub(super) fn check_fault(f: &super::Fault, phase: Duration, path: &KeyPath) -> 
         Bandwidth => &["bytes_per_sec"],
         SlowClose => &["delay"],
         LimitData => &["bytes"],
+        NotServing | ServiceUnknown => &["every", "at", "duration", "service"],
+        Stall => &["every", "at", "duration"],
+        EndWatch => &["every", "at"],
     };
     for (key, is_set) in set {
         if is_set && !allowed.contains(&key) {
@@ -326,7 +345,7 @@ pub(super) fn check_fault(f: &super::Fault, phase: Duration, path: &KeyPath) -> 
         }
     };
     match f.kind {
-        Refuse => need("duration", f.duration.is_some_and(|d| !d.is_zero())),
+        Refuse | Stall => need("duration", f.duration.is_some_and(|d| !d.is_zero())),
         Blackhole if f.duration.is_some_and(|d| d.is_zero()) => fail(
             path.key("duration"),
             "must be greater than zero (leave it out for good)",

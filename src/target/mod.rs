@@ -6,20 +6,19 @@
 //! fdsoak started it. A spawned target's stderr is drained into a small ring
 //! so that an early death can be explained in the error message.
 
+pub mod behaviour;
 pub mod find;
 pub mod plan;
 pub mod serve;
 
+use crate::child::{drain_lines, launch, Tail};
 use crate::proto::health::health_client::HealthClient;
 use crate::proto::health::HealthCheckRequest;
 use anyhow::{anyhow, Context};
-use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::Stdio;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::time::Instant;
 
@@ -45,7 +44,9 @@ pub struct RunningTarget {
     /// How it was started or found, for the report.
     pub description: String,
     child: Option<Child>,
-    stderr_tail: Arc<Mutex<VecDeque<String>>>,
+    stderr_tail: Tail,
+    /// The built-in target's behaviour control path, when the scenario schedules behaviours.
+    pub server: Option<crate::scenario::ServerControl>,
 }
 
 /// Errors that mean the target could not be brought up or reached (exit code 3).
@@ -71,7 +72,8 @@ pub use crate::scenario::parse_address;
 
 /// Starts or attaches to the target, and waits until it answers a health check.
 pub async fn start(plan: &TargetPlan, ready_timeout: Duration) -> Result<RunningTarget, TargetError> {
-    let tail = Arc::new(Mutex::new(VecDeque::new()));
+    let tail = Tail::default();
+    let mut server = None;
     if let TargetPlan::Address { pid: Some(pid), .. } = plan {
         if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
             return Err(TargetError::NoSuchPid(*pid));
@@ -82,8 +84,10 @@ pub async fn start(plan: &TargetPlan, ready_timeout: Duration) -> Result<Running
         TargetPlan::Builtin { exe, args, nofile } => {
             let mut cmd = Command::new(exe);
             cmd.arg("serve").args(args).args(["--port", "0"]);
-            let mut child = launch(cmd, *nofile, &tail)?;
-            let stdout = child.stdout.take().expect("stdout is piped");
+            let control = args.iter().any(|a| a == plan::CONTROL_FLAG);
+            let mut child = launch(cmd, *nofile, &tail, control).context("starting the target")?;
+            server = child.stdin.take().map(control_writer);
+            let stdout = child.stdout.take().context("the target's stdout")?;
             let addr = read_announced_addr(stdout, &mut child, ready_timeout, &tail).await?;
             let desc = format!("builtin: fdsoak serve {}", args.join(" "))
                 .trim_end()
@@ -96,7 +100,7 @@ pub async fn start(plan: &TargetPlan, ready_timeout: Duration) -> Result<Running
             let words = split_command(&line)?;
             let mut cmd = Command::new(&words[0]);
             cmd.args(&words[1..]);
-            let mut child = launch(cmd, *nofile, &tail)?;
+            let mut child = launch(cmd, *nofile, &tail, false).context("starting the target")?;
             if let Some(out) = child.stdout.take() {
                 drain_lines(out, tail.clone());
             }
@@ -127,64 +131,24 @@ pub async fn start(plan: &TargetPlan, ready_timeout: Duration) -> Result<Running
         description,
         child,
         stderr_tail: tail,
+        server,
     })
 }
 
-fn launch(mut cmd: Command, nofile: Option<u64>, tail: &Arc<Mutex<VecDeque<String>>>) -> Result<Child, TargetError> {
-    // Its own process group: a Ctrl-C at the terminal reaches fdsoak alone,
-    // which then stops the target itself, instead of killing both at once.
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .process_group(0);
-    if let Some(n) = nofile {
-        // SAFETY: setrlimit is async-signal-safe, and the closure touches no shared state.
-        unsafe {
-            cmd.pre_exec(move || serve::set_nofile(n));
-        }
-    }
-    dies_with_fdsoak(cmd.as_std_mut());
-    let mut child = cmd.spawn().context("starting the target")?;
-    if let Some(err) = child.stderr.take() {
-        drain_lines(err, tail.clone());
-    }
-    Ok(child)
-}
-
-/// Makes a child fdsoak starts die with fdsoak, however fdsoak ends (SIGKILL,
-/// the OOM killer): the kernel sends it SIGKILL when fdsoak's starting thread
-/// exits. Children start from runtime worker threads, which live as long as
-/// the process.
-pub fn dies_with_fdsoak(cmd: &mut std::process::Command) {
-    use std::os::unix::process::CommandExt;
-    let parent = rustix::process::getpid();
-    // SAFETY: prctl and getppid are async-signal-safe; the closure touches no shared state.
-    unsafe {
-        cmd.pre_exec(move || {
-            rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))?;
-            // fdsoak may have died between fork and prctl: then nobody would send the signal.
-            if rustix::process::getppid() != Some(parent) {
-                return Err(std::io::Error::other("fdsoak exited while starting this process"));
-            }
-            Ok(())
-        });
-    }
-}
-
-/// Keeps the last lines a child writes, so its pipe never fills and its death can be explained.
-fn drain_lines(pipe: impl AsyncRead + Unpin + Send + 'static, tail: Arc<Mutex<VecDeque<String>>>) {
+/// Writes each behaviour to the built-in target's standard input, one JSON line each.
+fn control_writer(mut stdin: tokio::process::ChildStdin) -> crate::scenario::ServerControl {
+    use tokio::io::AsyncWriteExt;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<crate::scenario::Fault>();
     tokio::spawn(async move {
-        let mut lines = BufReader::new(pipe).lines();
-        while let Ok(Some(line)) = lines.next_line().await {
-            tracing::debug!(target: "fdsoak::target", "{line}");
-            let mut t = tail.lock().unwrap();
-            if t.len() == 20 {
-                t.pop_front();
+        while let Some(f) = rx.recv().await {
+            let Ok(mut line) = serde_json::to_vec(&f) else { continue };
+            line.push(b'\n');
+            if stdin.write_all(&line).await.is_err() || stdin.flush().await.is_err() {
+                return;
             }
-            t.push_back(line);
         }
     });
+    tx
 }
 
 /// Reads `fdsoak serve`'s "listening on ADDR" line, then keeps draining its stdout.
@@ -192,7 +156,7 @@ async fn read_announced_addr(
     stdout: tokio::process::ChildStdout,
     child: &mut Child,
     timeout: Duration,
-    tail: &Arc<Mutex<VecDeque<String>>>,
+    tail: &Tail,
 ) -> Result<SocketAddr, TargetError> {
     let mut lines = BufReader::new(stdout).lines();
     let line = tokio::select! {
@@ -213,8 +177,8 @@ async fn read_announced_addr(
     Ok(addr)
 }
 
-fn exited_early(status: Option<std::process::ExitStatus>, tail: &Arc<Mutex<VecDeque<String>>>) -> TargetError {
-    let lines: Vec<String> = tail.lock().unwrap().iter().cloned().collect();
+fn exited_early(status: Option<std::process::ExitStatus>, tail: &Tail) -> TargetError {
+    let lines = tail.lines();
     TargetError::ExitedEarly {
         status: status.map_or("unknown status".into(), |s| s.to_string()),
         tail: if lines.is_empty() {
@@ -230,7 +194,7 @@ async fn wait_ready(
     addr: SocketAddr,
     timeout: Duration,
     mut child: Option<&mut Child>,
-    tail: &Arc<Mutex<VecDeque<String>>>,
+    tail: &Tail,
 ) -> Result<(), TargetError> {
     let deadline = Instant::now() + timeout;
     let mut last = String::from("no attempt made");
@@ -268,7 +232,7 @@ pub async fn health_check_once(addr: SocketAddr, timeout: Duration) -> anyhow::R
 impl RunningTarget {
     /// The last lines the target wrote, if fdsoak started it.
     pub fn output_tail(&self) -> Vec<String> {
-        self.stderr_tail.lock().unwrap().iter().cloned().collect()
+        self.stderr_tail.lines()
     }
 
     /// Whether fdsoak started this process (and so will stop it).
@@ -284,17 +248,8 @@ impl RunningTarget {
 
     /// Stops a target fdsoak started: SIGTERM, a grace period, then SIGKILL. Attached targets are left alone.
     pub async fn stop(mut self) {
-        let Some(mut child) = self.child.take() else { return };
-        if let Some(pid) = child.id() {
-            if let Some(pid) = rustix::process::Pid::from_raw(pid as i32) {
-                let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
-            }
-        }
-        if tokio::time::timeout(Duration::from_secs(3), child.wait())
-            .await
-            .is_err()
-        {
-            let _ = child.kill().await;
+        if let Some(mut child) = self.child.take() {
+            crate::child::stop(&mut child, crate::child::STOP_GRACE).await;
         }
     }
 }

@@ -7,6 +7,9 @@ use crate::scenario::{Scenario, TargetMode};
 use std::path::Path;
 use std::time::Duration;
 
+/// The `fdsoak serve` flag that opens the behaviour control path on standard input.
+pub const CONTROL_FLAG: &str = "--control-stdin";
+
 /// How long a target may take to answer its first health check, unless the scenario says.
 pub fn ready_timeout(sc: &Scenario) -> Duration {
     sc.target.ready_timeout.unwrap_or(match sc.target.mode {
@@ -19,11 +22,19 @@ pub fn ready_timeout(sc: &Scenario) -> Duration {
 pub fn plan(sc: &Scenario, exe: &Path) -> anyhow::Result<TargetPlan> {
     let t = &sc.target;
     Ok(match t.mode {
-        TargetMode::Builtin => TargetPlan::Builtin {
-            exe: exe.to_path_buf(),
-            args: t.knobs.to_flags(),
-            nofile: t.nofile,
-        },
+        TargetMode::Builtin => {
+            let mut args = t.knobs.to_flags();
+            // Server behaviours reach the built-in target through its standard input.
+            let behaviours = sc.phases.iter().flat_map(|p| &p.faults).any(|f| f.kind.is_server());
+            if behaviours {
+                args.push(CONTROL_FLAG.into());
+            }
+            TargetPlan::Builtin {
+                exe: exe.to_path_buf(),
+                args,
+                nofile: t.nofile,
+            }
+        }
         TargetMode::Spawn => TargetPlan::Spawn {
             command: t.command.clone().unwrap_or_default(),
             nofile: t.nofile,

@@ -37,6 +37,7 @@ pub const BACKEND_SERVICE: &str = "fdsoak.internal.Backend";
 /// Services that report SERVING.
 const KNOWN_SERVICES: [&str; 4] = ["", "grpc.health.v1.Health", "fdsoak.demo.v1.Chatbot", BACKEND_SERVICE];
 
+use super::behaviour::State;
 pub use crate::scenario::Knobs;
 
 /// What the knobs have leaked so far. Kept alive for the life of the server, on purpose.
@@ -55,6 +56,8 @@ struct HealthSvc {
     self_addr: SocketAddr,
     /// The stall window, as instants.
     stall: Option<(tokio::time::Instant, tokio::time::Instant)>,
+    /// Behaviours scheduled from outside (`--control-stdin`).
+    state: Arc<State>,
 }
 
 impl HealthSvc {
@@ -103,8 +106,14 @@ impl Health for HealthSvc {
                 tokio::time::sleep_until(until).await;
             }
         }
+        if let Some(until) = self.state.stalled_until() {
+            tokio::time::sleep_until(until).await;
+        }
         if service != BACKEND_SERVICE {
             self.apply_knobs().await;
+        }
+        if let Some(status) = self.state.status(&service) {
+            return Ok(Response::new(HealthCheckResponse { status: status as i32 }));
         }
         if !KNOWN_SERVICES.contains(&service.as_str()) {
             return Err(Status::not_found(format!("unknown service {service:?}")));
@@ -118,16 +127,48 @@ impl Health for HealthSvc {
 
     async fn watch(&self, req: Request<HealthCheckRequest>) -> Result<Response<Self::WatchStream>, Status> {
         let service = req.into_inner().service;
-        let status = if KNOWN_SERVICES.contains(&service.as_str()) {
-            ServingStatus::Serving
-        } else {
-            // Per the health protocol: report SERVICE_UNKNOWN and keep the stream open.
-            ServingStatus::ServiceUnknown
+        let state = self.state.clone();
+        let status_now = move || {
+            state
+                .status(&service)
+                .unwrap_or(if KNOWN_SERVICES.contains(&service.as_str()) {
+                    ServingStatus::Serving
+                } else {
+                    // Per the health protocol: report SERVICE_UNKNOWN and keep the stream open.
+                    ServingStatus::ServiceUnknown
+                })
         };
-        let first = tokio_stream::once(Ok(HealthCheckResponse { status: status as i32 }));
-        // Statuses never change in this server, so after the first message the stream idles.
-        let stream = tokio_stream::StreamExt::chain(first, tokio_stream::pending());
-        Ok(Response::new(Box::pin(stream)))
+        let (tx, rx) = mpsc::channel(4);
+        let (mut changes, mut end) = (self.state.changes.subscribe(), self.state.end_watches.subscribe());
+        tokio::spawn(async move {
+            let mut last = status_now();
+            if tx.send(Ok(HealthCheckResponse { status: last as i32 })).await.is_err() {
+                return;
+            }
+            // Send each change of status; end with UNAVAILABLE when told to; stop when the client goes.
+            loop {
+                tokio::select! {
+                    r = changes.changed() => {
+                        if r.is_err() { return; }
+                        let now = status_now();
+                        if now != last {
+                            last = now;
+                            if tx.send(Ok(HealthCheckResponse { status: now as i32 })).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                    r = end.changed() => {
+                        if r.is_ok() {
+                            let _ = tx.send(Err(Status::unavailable("watch ended by the server"))).await;
+                        }
+                        return;
+                    }
+                    _ = tx.closed() => return,
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 }
 
@@ -236,6 +277,7 @@ async fn accept_loop(
 pub async fn serve(
     listener: TcpListener,
     knobs: Knobs,
+    state: Arc<State>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
     let self_addr = listener.local_addr()?;
@@ -249,6 +291,7 @@ pub async fn serve(
         checks: Arc::new(AtomicU64::new(0)),
         self_addr,
         stall,
+        state,
     };
     let (tx, rx) = mpsc::channel(64);
     let acceptor = tokio::spawn(accept_loop(listener, tx, knobs.clone(), leaks));
@@ -273,20 +316,4 @@ pub async fn serve(
     result.map_err(Into::into)
 }
 
-/// Sets this process's soft and hard RLIMIT_NOFILE to `n` (lowering only the hard limit when needed).
-pub fn set_nofile(n: u64) -> std::io::Result<()> {
-    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
-    let cur = getrlimit(Resource::Nofile);
-    let hard = match cur.maximum {
-        Some(h) if h < n => h,
-        _ => n,
-    };
-    setrlimit(
-        Resource::Nofile,
-        Rlimit {
-            current: Some(n.min(hard)),
-            maximum: Some(hard),
-        },
-    )
-    .map_err(std::io::Error::from)
-}
+pub use crate::child::set_nofile;

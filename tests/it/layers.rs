@@ -7,9 +7,11 @@ use crate::common::repo;
 /// Module → the modules of ours it may import (besides itself and `proto`).
 const ALLOWED: &[(&str, &[&str])] = &[
     ("vocab", &[]),
+    ("child", &[]),
     ("rows", &["vocab"]),
     ("scenario", &["vocab"]),
-    ("target", &["scenario", "vocab"]),
+    ("target", &["child", "scenario", "vocab"]),
+    ("client", &["child", "scenario", "vocab"]),
     ("fault", &["scenario", "vocab"]),
     ("metrics", &["rows", "vocab"]),
     ("driver", &["scenario", "fault", "metrics", "vocab"]),
@@ -27,12 +29,18 @@ fn files(module: &str) -> Vec<std::path::PathBuf> {
     if file.exists() {
         return vec![file];
     }
-    let dir = repo(&format!("src/{module}"));
-    let mut out: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "rs"))
-        .collect();
+    let mut out = Vec::new();
+    let mut dirs = vec![repo(&format!("src/{module}"))];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                out.push(path);
+            }
+        }
+    }
     out.sort();
     out
 }

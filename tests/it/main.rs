@@ -7,6 +7,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod clients;
 mod faults;
 mod fuzz_regressions;
 mod html;

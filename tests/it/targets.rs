@@ -200,3 +200,70 @@ fn serve_sets_its_own_nofile_limit() {
     let nums: Vec<&str> = line.split_whitespace().filter(|w| w.parse::<u64>().is_ok()).collect();
     assert_eq!(nums, ["300", "300"], "{line}");
 }
+
+/// Server behaviours through the control path, observed on the wire as a client sees them.
+#[tokio::test]
+async fn server_behaviours_flip_status_stall_checks_and_end_watches() {
+    use std::io::Write;
+    let mut child = Command::new(FDSOAK)
+        .args(["serve", "--port", "0", "--control-stdin"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut line).unwrap();
+    let addr: std::net::SocketAddr = line.trim().rsplit(' ').next().unwrap().parse().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut send = |json: &str| writeln!(stdin, "{json}").unwrap();
+    let mut c = client(addr).await;
+    let status = |c: &mut HealthClient<tonic::transport::Channel>| {
+        let mut c = c.clone();
+        async move {
+            c.check(HealthCheckRequest { service: String::new() })
+                .await
+                .unwrap()
+                .into_inner()
+                .status()
+        }
+    };
+    assert_eq!(status(&mut c).await, ServingStatus::Serving);
+    let mut watch = c
+        .watch(HealthCheckRequest { service: String::new() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(watch.message().await.unwrap().unwrap().status(), ServingStatus::Serving);
+
+    // NOT_SERVING for a second: Check and Watch both see it, then see it end.
+    send(r#"{"kind":"not_serving","service":"","duration":"1s"}"#);
+    assert_eq!(
+        watch.message().await.unwrap().unwrap().status(),
+        ServingStatus::NotServing
+    );
+    assert_eq!(status(&mut c).await, ServingStatus::NotServing);
+    let back = tokio::time::timeout(Duration::from_secs(5), watch.message()).await;
+    assert_eq!(back.unwrap().unwrap().unwrap().status(), ServingStatus::Serving);
+    assert_eq!(status(&mut c).await, ServingStatus::Serving);
+
+    // A stall holds answers for its duration on a live connection.
+    send(r#"{"kind":"stall","duration":"600ms"}"#);
+    let started = std::time::Instant::now();
+    let mut stalled = false;
+    while !stalled && started.elapsed() < Duration::from_secs(5) {
+        let t = std::time::Instant::now();
+        status(&mut c).await;
+        stalled = t.elapsed() >= Duration::from_millis(300);
+    }
+    assert!(stalled, "no Check was held by the stall");
+
+    // end_watch ends the stream with UNAVAILABLE.
+    send(r#"{"kind":"end_watch"}"#);
+    let end = tokio::time::timeout(Duration::from_secs(5), watch.message())
+        .await
+        .unwrap();
+    assert_eq!(end.unwrap_err().code(), tonic::Code::Unavailable);
+    let _ = child.kill();
+    let _ = child.wait();
+}

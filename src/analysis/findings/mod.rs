@@ -78,6 +78,12 @@ pub enum Finding {
     RunError {
         message: String,
     },
+    ClientExited {
+        pid: i32,
+        at_secs: f64,
+        phase: String,
+        status: String,
+    },
     Interrupted {
         at_secs: f64,
         phase: String,
@@ -96,6 +102,7 @@ impl Finding {
             Finding::ErrorRate { .. } => FindingKind::ErrorRate,
             Finding::SlowP99 { .. } => FindingKind::P99Latency,
             Finding::TargetDied { .. } => FindingKind::TargetDied,
+            Finding::ClientExited { .. } => FindingKind::ClientExited,
             Finding::RunError { .. } => FindingKind::RunError,
             Finding::Interrupted { .. } => FindingKind::Interrupted,
         }
@@ -113,6 +120,7 @@ impl Finding {
                 format!("{workload}@{phase}")
             }
             Finding::TargetDied { .. } => "target".into(),
+            Finding::ClientExited { .. } => "client".into(),
             Finding::RunError { .. } | Finding::Interrupted { .. } => "run".into(),
         }
     }
@@ -194,6 +202,11 @@ impl fmt::Display for Finding {
                 }
             }
             Finding::RunError { message } => f.write_str(message),
+            Finding::ClientExited { pid, at_secs, phase, status } => write!(
+                f,
+                "client (pid {pid}) exited on its own {} into the run, during phase {phase} ({status}); its descriptors were watched until then",
+                human_secs(*at_secs)
+            ),
             Finding::Interrupted { at_secs, phase } => {
                 write!(f, "run interrupted {} in, during phase {phase}; figures cover the run so far", human_secs(*at_secs))
             }
@@ -341,82 +354,4 @@ fn attach_messages(checks: &mut [Check], findings: &[Finding]) {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn analysis(role: Role) -> ProcessAnalysis {
-        ProcessAnalysis {
-            role,
-            pid: 7,
-            samples: 100,
-            baseline_fds: 20,
-            final_fds: 432,
-            residual_fds: 412,
-            peak_fds: 432,
-            baseline_sockets: 4,
-            final_sockets: 414,
-            close_wait_baseline: 0,
-            close_wait_final: 398,
-            close_wait_peak: 398,
-            nofile_soft: Some(1024),
-            nofile_hard: Some(1024),
-            peak_usage: Some(432.0 / 1024.0),
-            load_window_secs: 60.0,
-            growth_per_hour: 412.0 * 60.0,
-            growth_fds: 412.0,
-            close_wait_growth_per_hour: 398.0 * 60.0,
-            time_to_limit_secs: Some(92.0),
-            final_threads: 3,
-            final_rss_kb: 1000,
-        }
-    }
-
-    #[test]
-    fn a_leak_reads_in_plain_language() {
-        let (checks, findings) = evaluate(&Gates::default(), &[analysis(Role::Target)], &[]);
-        assert!(checks.iter().any(|c| c.gate == Gate::MaxGrowthPerHour && !c.passed));
-        let text = findings[0].to_string();
-        assert_eq!(
-            text,
-            "target: +412 FDs (+410 sockets, 398 in CLOSE_WAIT) over 1m00s; growing 24720 FDs/hour; at this rate it reaches its limit 1024 in 1m32s"
-        );
-        let kinds: Vec<_> = findings.iter().map(Finding::kind).collect();
-        assert_eq!(
-            kinds,
-            [FindingKind::FdGrowth, FindingKind::ResidualFds, FindingKind::CloseWait]
-        );
-    }
-
-    #[test]
-    fn a_flat_process_passes_every_gate() {
-        let mut a = analysis(Role::Driver);
-        a.final_fds = 21;
-        a.residual_fds = 1;
-        a.final_sockets = 5;
-        a.close_wait_final = 0;
-        a.peak_usage = Some(0.02);
-        a.growth_per_hour = 30.0;
-        a.growth_fds = 0.5;
-        a.time_to_limit_secs = Some(1e6);
-        let w = WorkloadFigures {
-            phase: "load".into(),
-            workload: "hc".into(),
-            finished: 1000,
-            errors: 0,
-            top_error: None,
-            p99_us: 900,
-            max_error_rate: None,
-        };
-        let (checks, findings) = evaluate(&Gates::default(), &[a], &[w]);
-        assert!(findings.is_empty(), "{findings:?}");
-        assert!(checks.iter().all(|c| c.passed));
-    }
-
-    #[test]
-    fn human_durations() {
-        assert_eq!(human_secs(5.2), "5s");
-        assert_eq!(human_secs(92.0), "1m32s");
-        assert_eq!(human_secs(3.0 * 3600.0 + 300.0), "3h05m");
-        assert_eq!(human_secs(f64::INFINITY), "never");
-    }
-}
+mod tests;

@@ -1,0 +1,133 @@
+//! Processes fdsoak starts (a spawned or built-in target, a client under
+//! test): each in its own process group, dying with fdsoak however fdsoak
+//! ends, with the tail of its output kept so that an early death can be
+//! explained, and stopped as a group with SIGTERM, then SIGKILL.
+
+use std::collections::VecDeque;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::process::{Child, Command};
+
+/// Lines of a child's output kept for the report and for error messages.
+pub const TAIL_LINES: usize = 20;
+/// How long a child has to exit after SIGTERM before it gets SIGKILL.
+pub const STOP_GRACE: Duration = Duration::from_secs(3);
+
+/// The last lines a child wrote (stdout and stderr interleaved as they came).
+#[derive(Debug, Clone, Default)]
+pub struct Tail(Arc<Mutex<VecDeque<String>>>);
+
+impl Tail {
+    pub fn push(&self, line: String) {
+        if let Ok(mut t) = self.0.lock() {
+            if t.len() == TAIL_LINES {
+                t.pop_front();
+            }
+            t.push_back(line);
+        }
+    }
+
+    pub fn lines(&self) -> Vec<String> {
+        self.0.lock().map(|t| t.iter().cloned().collect()).unwrap_or_default()
+    }
+}
+
+/// Starts `cmd` in its own process group (a Ctrl-C at the terminal reaches
+/// fdsoak alone, which then stops the child itself), dying with fdsoak, with
+/// RLIMIT_NOFILE set to `nofile` if given. Stderr is drained into `tail`;
+/// stdout is piped and left to the caller, and so is stdin when `stdin` is set.
+pub fn launch(mut cmd: Command, nofile: Option<u64>, tail: &Tail, stdin: bool) -> std::io::Result<Child> {
+    cmd.stdin(if stdin { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .process_group(0);
+    if let Some(n) = nofile {
+        // SAFETY: setrlimit is async-signal-safe, and the closure touches no shared state.
+        unsafe {
+            cmd.pre_exec(move || set_nofile(n));
+        }
+    }
+    dies_with_fdsoak(cmd.as_std_mut());
+    let mut child = cmd.spawn()?;
+    if let Some(err) = child.stderr.take() {
+        drain_lines(err, tail.clone());
+    }
+    Ok(child)
+}
+
+/// Makes a child die with fdsoak, however fdsoak ends (SIGKILL, the OOM
+/// killer): the kernel sends it SIGKILL when fdsoak's starting thread exits.
+/// Children start from runtime worker threads, which live as long as the process.
+pub fn dies_with_fdsoak(cmd: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    let parent = rustix::process::getpid();
+    // SAFETY: prctl and getppid are async-signal-safe; the closure touches no shared state.
+    unsafe {
+        cmd.pre_exec(move || {
+            rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))?;
+            // fdsoak may have died between fork and prctl: then nobody would send the signal.
+            if rustix::process::getppid() != Some(parent) {
+                return Err(std::io::Error::other("fdsoak exited while starting this process"));
+            }
+            Ok(())
+        });
+    }
+}
+
+/// Sets this process's RLIMIT_NOFILE to `n` (soft and hard), within the hard limit it has.
+pub fn set_nofile(n: u64) -> std::io::Result<()> {
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    let cur = getrlimit(Resource::Nofile);
+    let hard = match cur.maximum {
+        Some(h) if h < n => h,
+        _ => n,
+    };
+    setrlimit(
+        Resource::Nofile,
+        Rlimit {
+            current: Some(n.min(hard)),
+            maximum: Some(hard),
+        },
+    )?;
+    Ok(())
+}
+
+/// Keeps the last lines a child writes, so its pipe never fills and its death can be explained.
+pub fn drain_lines(pipe: impl AsyncRead + Unpin + Send + 'static, tail: Tail) {
+    tokio::spawn(async move {
+        let mut lines = BufReader::new(pipe).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            tracing::debug!(target: "fdsoak::child", "{line}");
+            tail.push(line);
+        }
+    });
+}
+
+/// Stops a child and its process group: SIGTERM, up to `grace` to exit, then SIGKILL.
+/// Returns how it ended.
+pub async fn stop(child: &mut Child, grace: Duration) -> Option<std::process::ExitStatus> {
+    use rustix::process::{kill_process_group, Pid, Signal};
+    let group = child.id().and_then(|p| Pid::from_raw(p as i32));
+    if let Some(g) = group {
+        let _ = kill_process_group(g, Signal::TERM);
+    }
+    match tokio::time::timeout(grace, child.wait()).await {
+        Ok(status) => {
+            // The leader is gone; anything it left in its group goes too.
+            if let Some(g) = group {
+                let _ = kill_process_group(g, Signal::KILL);
+            }
+            status.ok()
+        }
+        Err(_) => {
+            if let Some(g) = group {
+                let _ = kill_process_group(g, Signal::KILL);
+            }
+            let _ = child.kill().await;
+            child.wait().await.ok()
+        }
+    }
+}

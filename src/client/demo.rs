@@ -1,0 +1,145 @@
+//! `fdsoak client-demo`: a reference health checker, so that a verdict on a
+//! client can be seen failing and passing.
+//!
+//! - `good` keeps one channel for the whole run, with HTTP/2 keepalive so a
+//!   dead connection is noticed and redialled.
+//! - `retry-leak` keeps one channel, but when a check fails it starts over on
+//!   a fresh channel and never closes the old one: the seed's bug, invisible
+//!   until a fault makes a check fail.
+//! - `per-check-leak` opens a channel for every check and never closes it.
+//!
+//! A channel that is never closed keeps reconnecting, as gRPC channels do: a
+//! keeper checks every leaked channel every two seconds, so a reset does not
+//! quietly free what the client forgot.
+
+use crate::proto::health::health_check_response::ServingStatus;
+use crate::proto::health::health_client::HealthClient;
+use crate::proto::health::HealthCheckRequest;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::time::MissedTickBehavior;
+use tonic::transport::{Channel, Endpoint};
+
+/// How the demo client treats its channels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Mode {
+    Good,
+    RetryLeak,
+    PerCheckLeak,
+}
+
+/// A validated `client-demo` command.
+#[derive(Debug, Clone)]
+pub struct DemoConfig {
+    pub target: SocketAddr,
+    pub mode: Mode,
+    pub interval: Duration,
+    pub deadline: Duration,
+    /// Stop after this many checks; run until stopped when None.
+    pub checks: Option<u64>,
+}
+
+/// What the demo did.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct DemoStats {
+    pub ok: u64,
+    pub failed: u64,
+    pub leaked_channels: u64,
+}
+
+const KEEPER_EVERY: Duration = Duration::from_secs(2);
+
+/// Runs checks every `interval` until `stop` resolves or `checks` are done.
+pub async fn run(cfg: DemoConfig, stop: impl Future<Output = ()>) -> anyhow::Result<DemoStats> {
+    let endpoint = Endpoint::from_shared(format!("http://{}", cfg.target))?
+        .connect_timeout(cfg.deadline)
+        .tcp_nodelay(true);
+    let good = endpoint
+        .clone()
+        .http2_keep_alive_interval(Duration::from_secs(1))
+        .keep_alive_timeout(Duration::from_secs(1))
+        .keep_alive_while_idle(true);
+    let leaked: Arc<Mutex<Vec<Channel>>> = Arc::default();
+    let keeper = tokio::spawn(keep_reconnecting(leaked.clone(), cfg.deadline));
+    let _stop_keeper = AbortOnDrop(keeper);
+    let mut current = match cfg.mode {
+        Mode::Good => good.connect_lazy(),
+        _ => endpoint.connect_lazy(),
+    };
+    let mut stats = DemoStats::default();
+    let mut ticker = tokio::time::interval(cfg.interval);
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
+    tokio::pin!(stop);
+    loop {
+        if cfg.checks.is_some_and(|n| stats.ok + stats.failed >= n) {
+            break;
+        }
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = &mut stop => break,
+        }
+        let channel = match cfg.mode {
+            Mode::PerCheckLeak => {
+                let ch = endpoint.connect_lazy();
+                park(&leaked, ch.clone(), &mut stats);
+                ch
+            }
+            _ => current.clone(),
+        };
+        let passed = check(channel, cfg.deadline).await;
+        if passed {
+            stats.ok += 1;
+        } else {
+            stats.failed += 1;
+            if cfg.mode == Mode::RetryLeak {
+                // The bug: start over on a fresh channel, and forget the old one without closing it.
+                let fresh = endpoint.connect_lazy();
+                park(&leaked, std::mem::replace(&mut current, fresh), &mut stats);
+            }
+        }
+    }
+    Ok(stats)
+}
+
+fn park(leaked: &Mutex<Vec<Channel>>, ch: Channel, stats: &mut DemoStats) {
+    if let Ok(mut l) = leaked.lock() {
+        l.push(ch);
+        stats.leaked_channels += 1;
+    }
+}
+
+/// One Health/Check; true when it answered SERVING in time (NOT_SERVING is a failed check too).
+async fn check(channel: Channel, deadline: Duration) -> bool {
+    let mut req = tonic::Request::new(HealthCheckRequest { service: String::new() });
+    req.set_timeout(deadline);
+    let mut client = HealthClient::new(channel);
+    matches!(
+        tokio::time::timeout(deadline, client.check(req)).await,
+        Ok(Ok(r)) if r.get_ref().status() == ServingStatus::Serving
+    )
+}
+
+/// Keeps every leaked channel connected, as a gRPC channel nobody closed reconnects on its own.
+async fn keep_reconnecting(leaked: Arc<Mutex<Vec<Channel>>>, deadline: Duration) {
+    let mut ticker = tokio::time::interval(KEEPER_EVERY);
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
+    loop {
+        ticker.tick().await;
+        let channels: Vec<Channel> = leaked.lock().map(|l| l.clone()).unwrap_or_default();
+        let mut checks = tokio::task::JoinSet::new();
+        for ch in channels {
+            checks.spawn(check(ch, deadline));
+        }
+        while checks.join_next().await.is_some() {}
+    }
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
