@@ -4,7 +4,8 @@
 //! Latency histograms of the same workload in the same phase are added, so
 //! percentiles are those of all calls together; counts and throughput are
 //! summed; the target's figures come from the first report, and every
-//! driver keeps its own FD analysis and its own rows in `samples.csv`.
+//! driver (and client under test) keeps its own FD analysis and its own
+//! rows in `samples.csv`.
 //! Gates are evaluated again on the merged figures, and the verdict comes
 //! from the same function a run uses.
 //!
@@ -75,7 +76,7 @@ pub fn merge_summaries(summaries: &[Summary]) -> anyhow::Result<Summary> {
     processes.extend(
         summaries
             .iter()
-            .flat_map(|s| s.processes.iter().filter(|p| p.role == Role::Driver).cloned()),
+            .flat_map(|s| s.processes.iter().filter(|p| p.role != Role::Target).cloned()),
     );
     let figures: Vec<WorkloadFigures> = workloads.iter().map(WorkloadFigures::from).collect();
     let (checks, findings) = evaluate(&first.scenario.resolved.gates, &processes, &figures);
@@ -128,7 +129,7 @@ pub(crate) fn merge_samples(inputs: &[PathBuf], out: &Path) -> Result<tempfile::
     for (i, dir) in inputs.iter().enumerate() {
         for row in read_rows::<SampleRow>(&dir.join(SAMPLES_CSV)).map_err(Error::input)? {
             let row = row.map_err(Error::input)?;
-            if i == 0 || row.role == Role::Driver {
+            if i == 0 || row.role != Role::Target {
                 w.write(&row)?;
             }
         }

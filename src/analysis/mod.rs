@@ -64,6 +64,9 @@ pub struct ProcessAnalysis {
     pub time_to_limit_secs: Option<f64>,
     pub final_threads: u64,
     pub final_rss_kb: u64,
+    /// TCP sockets by state, final minus baseline, for the states that changed (largest first).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tcp_change: Vec<(String, i64)>,
 }
 
 impl Tracker {
@@ -149,8 +152,21 @@ impl Tracker {
             time_to_limit_secs,
             final_threads: last.threads,
             final_rss_kb: last.rss_kb,
+            tcp_change: tcp_change(&base.tcp, &last.tcp),
         })
     }
+}
+
+/// Final minus baseline per TCP state, the states that changed, largest change first.
+fn tcp_change(base: &crate::vocab::TcpStates, last: &crate::vocab::TcpStates) -> Vec<(String, i64)> {
+    let mut v: Vec<(String, i64)> = base
+        .iter()
+        .zip(last.iter())
+        .map(|((st, b), (_, l))| (st.name().to_string(), l as i64 - b as i64))
+        .filter(|(_, d)| *d != 0)
+        .collect();
+    v.sort_by_key(|(_, d)| std::cmp::Reverse(d.abs()));
+    v
 }
 
 /// The analysis as a consumer of the sampler: one tracker per watched process.

@@ -145,9 +145,15 @@ impl fmt::Display for Finding {
         match self {
             Finding::FdGrowth { role, a } => {
                 let sockets = a.final_sockets as i64 - a.baseline_sockets as i64;
+                let states: Vec<String> = a.tcp_change.iter().take(3).map(|(st, d)| format!("{d:+} {st}")).collect();
+                let states = if states.is_empty() {
+                    String::new()
+                } else {
+                    format!("; TCP {}", states.join(", "))
+                };
                 write!(
                     f,
-                    "{role}: {:+} FDs ({sockets:+} sockets, {} in CLOSE_WAIT) over {}; growing {:.0} FDs/hour",
+                    "{role}: {:+} FDs ({sockets:+} sockets, {} in CLOSE_WAIT{states}) over {}; growing {:.0} FDs/hour",
                     a.growth_fds.round() as i64,
                     a.close_wait_final,
                     human_secs(a.load_window_secs),

@@ -25,6 +25,7 @@ fn analysis(role: Role) -> ProcessAnalysis {
         time_to_limit_secs: Some(92.0),
         final_threads: 3,
         final_rss_kb: 1000,
+        tcp_change: vec![("CLOSE_WAIT".into(), 398), ("ESTABLISHED".into(), 12)],
     }
 }
 
@@ -35,7 +36,7 @@ fn a_leak_reads_in_plain_language() {
     let text = findings[0].to_string();
     assert_eq!(
         text,
-        "target: +412 FDs (+410 sockets, 398 in CLOSE_WAIT) over 1m00s; growing 24720 FDs/hour; at this rate it reaches its limit 1024 in 1m32s"
+        "target: +412 FDs (+410 sockets, 398 in CLOSE_WAIT; TCP +398 CLOSE_WAIT, +12 ESTABLISHED) over 1m00s; growing 24720 FDs/hour; at this rate it reaches its limit 1024 in 1m32s"
     );
     let kinds: Vec<_> = findings.iter().map(Finding::kind).collect();
     assert_eq!(
