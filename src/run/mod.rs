@@ -11,7 +11,7 @@ pub mod phases;
 
 use crate::analysis::findings::Finding;
 use crate::report::build::{workload_report, Measured, SummaryBuilder};
-use crate::report::model::{ClientReport, Summary, TargetInfo, Verdict};
+use crate::report::model::{Summary, TargetInfo, Verdict};
 use crate::scenario::Scenario;
 use crate::target;
 use crate::vocab::Role;
@@ -108,7 +108,7 @@ pub async fn run(cfg: RunConfig, interrupt: impl Future<Output = ()>) -> anyhow:
     let mut events = driven
         .end
         .findings(sc, driven.phase, report.start.elapsed(), (pid, last, exit_status));
-    let client = driven.client.map(|c| client_report(sc, c, &mut events));
+    let client = driven.client.map(|c| c.report(sc, &mut events));
     let measured = Measured {
         events,
         processes: trackers.finish(),
@@ -124,27 +124,6 @@ pub async fn run(cfg: RunConfig, interrupt: impl Future<Output = ()>) -> anyhow:
         client,
     };
     finish(&report, measured, dir)
-}
-
-/// The client's part of the report; a client that exited unexpectedly adds a finding.
-fn client_report(sc: &Scenario, c: phases::ClientRun, events: &mut Vec<Finding>) -> ClientReport {
-    let expect_exit = sc.client.as_ref().is_some_and(|c| c.expect_exit);
-    if let (Some(status), false) = (&c.end.exited_early, expect_exit) {
-        let (at_secs, phase) = c.gone_at.unwrap_or_default();
-        events.push(Finding::ClientExited {
-            pid: c.end.pid,
-            at_secs,
-            phase: sc.phases.get(phase).map_or(String::new(), |p| p.name.clone()),
-            status: status.clone(),
-        });
-    }
-    ClientReport {
-        command: c.end.command,
-        pid: c.end.pid,
-        expect_exit,
-        exited_early: c.end.exited_early,
-        output_tail: c.end.output_tail,
-    }
 }
 
 fn event(f: Finding) -> Measured {

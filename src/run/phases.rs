@@ -10,7 +10,7 @@ use crate::analysis::{load_window, Role, Trackers};
 use crate::driver::{self, channel::LeakBin};
 use crate::fault::{self, inline::InlineProxy, FaultEvent, ProxyStats};
 use crate::metrics::{Registry, ThroughputCsv};
-use crate::report::model::PhaseInfo;
+use crate::report::model::{ClientReport, PhaseInfo};
 use crate::rows::{CsvStream, SamplesCsv, SAMPLES_CSV, THROUGHPUT_CSV};
 use crate::sampler::{Sampler, SamplerSetup};
 use crate::scenario::Scenario;
@@ -70,6 +70,29 @@ pub struct ClientRun {
     pub end: crate::client::ClientEnd,
     /// When the sampler first found it gone, if it exited on its own: (seconds in, phase).
     pub gone_at: Option<(f64, usize)>,
+}
+
+impl ClientRun {
+    /// The client's part of the report; a client that exited unexpectedly adds a finding to `events`.
+    pub fn report(self, sc: &Scenario, events: &mut Vec<Finding>) -> ClientReport {
+        let expect_exit = sc.client.as_ref().is_some_and(|c| c.expect_exit);
+        if let (Some(status), false) = (&self.end.exited_early, expect_exit) {
+            let (at_secs, phase) = self.gone_at.unwrap_or_default();
+            events.push(Finding::ClientExited {
+                pid: self.end.pid,
+                at_secs,
+                phase: sc.phases.get(phase).map_or(String::new(), |p| p.name.clone()),
+                status: status.clone(),
+            });
+        }
+        ClientReport {
+            command: self.end.command,
+            pid: self.end.pid,
+            expect_exit,
+            exited_early: self.end.exited_early,
+            output_tail: self.end.output_tail,
+        }
+    }
 }
 
 /// What driving the phases measured.

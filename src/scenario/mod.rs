@@ -6,11 +6,13 @@
 //! line and the dotted key path, so a user always learns where to look.
 
 pub mod duration;
+pub mod fault;
 pub mod knobs;
 pub mod model;
 mod validate;
 
 pub use duration::MAX_DURATION;
+pub use fault::{Fault, FaultKind, ServerControl};
 pub use knobs::{Knobs, DEFAULT_KEEPALIVE_TIMEOUT};
 pub use model::*;
 

@@ -4,6 +4,7 @@
 //! workload kinds or target modes are optional here and checked in
 //! [`super::validate`], so that each error can point at the exact key.
 
+use super::fault::Fault;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -133,113 +134,6 @@ pub struct Phase {
     #[serde(default)]
     pub faults: Vec<Fault>,
 }
-
-/// What a fault does to the connections through the proxy.
-#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, schemars::JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum FaultKind {
-    /// Event: abort live connections with an RST to both sides.
-    Reset,
-    /// Event: close live connections with a FIN to both sides.
-    Close,
-    /// Event: stop forwarding in both directions, sockets left open (half-open).
-    Blackhole,
-    /// Event: for `duration`, new connections are accepted and reset at once.
-    Refuse,
-    /// Toxic: delay every chunk by `latency` ± `jitter`.
-    Latency,
-    /// Toxic: limit each direction to `bytes_per_sec`.
-    Bandwidth,
-    /// Toxic: hold a close for `delay` before passing it on.
-    SlowClose,
-    /// Toxic: close the connection after `bytes` bytes in either direction.
-    LimitData,
-    /// Server event (built-in target): `service` reports NOT_SERVING for `duration` (default: for good).
-    NotServing,
-    /// Server event (built-in target): `service` reports SERVICE_UNKNOWN for `duration` (default: for good).
-    ServiceUnknown,
-    /// Server event (built-in target): every Check answer is held for `duration`; connections stay up.
-    Stall,
-    /// Server event (built-in target): every open Watch stream ends with UNAVAILABLE.
-    EndWatch,
-}
-
-impl FaultKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FaultKind::Reset => "reset",
-            FaultKind::Close => "close",
-            FaultKind::Blackhole => "blackhole",
-            FaultKind::Refuse => "refuse",
-            FaultKind::Latency => "latency",
-            FaultKind::Bandwidth => "bandwidth",
-            FaultKind::SlowClose => "slow_close",
-            FaultKind::LimitData => "limit_data",
-            FaultKind::NotServing => "not_serving",
-            FaultKind::ServiceUnknown => "service_unknown",
-            FaultKind::Stall => "stall",
-            FaultKind::EndWatch => "end_watch",
-        }
-    }
-
-    /// Server events act on the built-in target itself, not on connections through the proxy.
-    pub fn is_server(self) -> bool {
-        matches!(
-            self,
-            FaultKind::NotServing | FaultKind::ServiceUnknown | FaultKind::Stall | FaultKind::EndWatch
-        )
-    }
-
-    /// Events fire at moments (`every`, `at`); toxics apply to connections for the whole phase.
-    pub fn is_event(self) -> bool {
-        matches!(
-            self,
-            FaultKind::Reset | FaultKind::Close | FaultKind::Blackhole | FaultKind::Refuse
-        ) || self.is_server()
-    }
-}
-
-/// One `[[phases.faults]]` entry.
-#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Fault {
-    pub kind: FaultKind,
-    /// Events: fire repeatedly, this often.
-    #[serde(default, with = "super::duration::option")]
-    #[schemars(with = "Option<String>")]
-    pub every: Option<Duration>,
-    /// Events: fire once, this long into the phase.
-    #[serde(default, with = "super::duration::option")]
-    #[schemars(with = "Option<String>")]
-    pub at: Option<Duration>,
-    /// Events: the fraction of live connections hit; toxics: the fraction of connections affected. Default 1.
-    pub probability: Option<f64>,
-    /// blackhole: how long forwarding stops (default: for good); refuse: how long the window lasts.
-    #[serde(default, with = "super::duration::option")]
-    #[schemars(with = "Option<String>")]
-    pub duration: Option<Duration>,
-    /// latency: the added delay.
-    #[serde(default, with = "super::duration::option")]
-    #[schemars(with = "Option<String>")]
-    pub latency: Option<Duration>,
-    /// latency: up to this much more or less, at random.
-    #[serde(default, with = "super::duration::option")]
-    #[schemars(with = "Option<String>")]
-    pub jitter: Option<Duration>,
-    /// bandwidth: bytes per second in each direction.
-    pub bytes_per_sec: Option<u64>,
-    /// limit_data: bytes allowed in either direction before the connection is closed.
-    pub bytes: Option<u64>,
-    /// not_serving, service_unknown: the service whose status flips ("" is the whole server).
-    pub service: Option<String>,
-    /// slow_close: how long a close is held.
-    #[serde(default, with = "super::duration::option")]
-    #[schemars(with = "Option<String>")]
-    pub delay: Option<Duration>,
-}
-
-/// Sends server events (not_serving, stall, …) to the built-in target as they fire.
-pub type ServerControl = tokio::sync::mpsc::UnboundedSender<Fault>;
 
 /// Which channel a retry uses.
 #[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq, schemars::JsonSchema)]

@@ -149,3 +149,23 @@ fn a_client_command_that_does_not_exist_is_a_usage_error() {
         "nothing started, nothing to report"
     );
 }
+
+#[test]
+fn a_client_can_be_served_by_a_spawned_target() {
+    let dir = TempDir::new("client-spawn");
+    let s = fixture(&dir, "client-short.toml", &[]);
+    let spawn = format!("{FDSOAK} serve --port {{port}}");
+    let r = run(&s, &["--spawn", &spawn]);
+    assert_eq!(r.code, 0, "{}", r.context());
+    let sum = r.summary();
+    assert_eq!(sum.target.mode, "spawn");
+    assert!(
+        sum.processes.iter().any(|p| p.role.as_str() == "client"),
+        "{}",
+        r.context()
+    );
+    // Server behaviours need the built-in target: with --spawn they are a usage error.
+    let r = run(&repo("scenarios/client-not-serving-flap.toml"), &["--spawn", &spawn]);
+    assert_eq!(r.code, 2, "{}", r.context());
+    assert!(r.stderr.contains("built-in target only"), "{}", r.stderr);
+}

@@ -1,0 +1,229 @@
+//! Conversion of the parsed command line into validated configurations: a
+//! scenario loaded and overridden, addresses parsed, programs found.
+
+use super::*;
+use crate::run::RunConfig;
+use crate::scenario::{self, ClientSpec, ScenarioError, TargetMode, TargetSpec};
+
+/// `fdsoak compare`, ready to execute.
+#[derive(Debug)]
+pub struct CompareConfig {
+    pub base: PathBuf,
+    pub candidate: PathBuf,
+    pub format: crate::compare::Format,
+    pub tolerances: crate::compare::Tolerances,
+}
+
+/// `fdsoak serve`, ready to execute.
+#[derive(Debug)]
+pub struct ServeConfig {
+    pub addr: SocketAddr,
+    pub knobs: Knobs,
+    pub nofile: Option<u64>,
+    pub control_stdin: bool,
+}
+
+/// `fdsoak probe`, ready to execute.
+#[derive(Debug)]
+pub struct ProbeConfig {
+    pub pid: i32,
+    pub count_only: bool,
+    pub repeat: u32,
+    pub json: bool,
+}
+
+/// `fdsoak proxy`, ready to execute.
+#[derive(Debug)]
+pub struct ProxyConfig {
+    pub listen: SocketAddr,
+    pub upstream: SocketAddr,
+    pub faults: Vec<crate::scenario::Fault>,
+}
+
+/// A command ready to execute.
+#[derive(Debug)]
+pub enum Action {
+    Run { config: Box<RunConfig>, quiet: bool },
+    Serve(ServeConfig),
+    Validate(Vec<PathBuf>),
+    Compare(CompareConfig),
+    Merge { reports: Vec<PathBuf>, out: PathBuf },
+    Report(PathBuf),
+    Probe(ProbeConfig),
+    Proxy(ProxyConfig),
+    ClientDemo(crate::client::demo::DemoConfig),
+}
+
+impl Cli {
+    /// Loads and validates everything the command needs.
+    pub fn into_action(self) -> Result<Action, ScenarioError> {
+        match self.command {
+            Command::Run(a) => run_config(*a),
+            Command::Serve(s) => Ok(Action::Serve(ServeConfig {
+                addr: SocketAddr::new(s.bind, s.port),
+                knobs: s.knobs,
+                nofile: s.nofile,
+                control_stdin: s.control_stdin,
+            })),
+            Command::Validate { scenarios } => Ok(Action::Validate(scenarios)),
+            Command::Merge { reports, out } => Ok(Action::Merge { reports, out }),
+            Command::Report { dir } => Ok(Action::Report(dir)),
+            Command::Proxy(p) => {
+                let usage = |flag: &str, message: String| ScenarioError::Usage {
+                    flag: flag.to_string(),
+                    message,
+                };
+                let upstream = crate::target::parse_address(&p.upstream)
+                    .map_err(|e| usage("--upstream", format!("{:?}: {e}", p.upstream)))?;
+                let faults = p
+                    .faults
+                    .iter()
+                    .map(|f| crate::scenario::parse_fault_spec(f).map_err(|m| usage("--fault", m)))
+                    .collect::<Result<_, _>>()?;
+                Ok(Action::Proxy(ProxyConfig {
+                    listen: p.listen,
+                    upstream,
+                    faults,
+                }))
+            }
+            Command::ClientDemo(c) => {
+                let target = crate::scenario::parse_address(&c.target).map_err(|e| ScenarioError::Usage {
+                    flag: "--target".into(),
+                    message: format!("{:?}: {e}", c.target),
+                })?;
+                if c.interval.is_zero() || c.deadline.is_zero() {
+                    return Err(ScenarioError::Usage {
+                        flag: "--interval/--deadline".into(),
+                        message: "must be greater than zero".into(),
+                    });
+                }
+                Ok(Action::ClientDemo(crate::client::demo::DemoConfig {
+                    target,
+                    mode: c.mode,
+                    interval: c.interval,
+                    deadline: c.deadline,
+                    checks: c.checks,
+                }))
+            }
+            Command::Probe {
+                pid,
+                count_only,
+                repeat,
+                json,
+            } => Ok(Action::Probe(ProbeConfig {
+                pid,
+                count_only,
+                repeat,
+                json,
+            })),
+            Command::Compare(c) => Ok(Action::Compare(CompareConfig {
+                base: c.base,
+                candidate: c.candidate,
+                format: c.format,
+                tolerances: c.tolerances,
+            })),
+        }
+    }
+}
+
+fn run_config(a: RunArgs) -> Result<Action, ScenarioError> {
+    let mut sc = scenario::load(&a.scenario)?;
+    let a_client_flag = a.client.is_some();
+    let usage = |flag: &str, message: String| ScenarioError::Usage {
+        flag: flag.to_string(),
+        message,
+    };
+    let ready_timeout = sc.target.ready_timeout;
+    if let Some(addr) = a.target {
+        crate::target::parse_address(&addr)
+            .map_err(|e| usage("--target", format!("{addr:?} is not HOST:PORT: {e}")))?;
+        sc.target = TargetSpec {
+            mode: TargetMode::Address,
+            address: Some(addr),
+            pid: a.pid,
+            ready_timeout,
+            ..Default::default()
+        };
+    } else if let Some(cmd) = a.spawn {
+        if !cmd.contains("{port}") {
+            return Err(usage("--spawn", "must contain the {port} placeholder".into()));
+        }
+        crate::target::split_command(&cmd).map_err(|e| usage("--spawn", e.to_string()))?;
+        let nofile = a.nofile.or(sc.target.nofile);
+        sc.target = TargetSpec {
+            mode: TargetMode::Spawn,
+            command: Some(cmd),
+            nofile,
+            ready_timeout,
+            ..Default::default()
+        };
+    } else if let Some(n) = a.nofile {
+        if sc.target.mode == TargetMode::Address {
+            return Err(usage("--nofile", "applies only to a target fdsoak starts".into()));
+        }
+        sc.target.nofile = Some(n);
+    }
+    if let Some(command) = a.client {
+        let expect_exit = sc.client.as_ref().is_some_and(|c| c.expect_exit);
+        sc.client = Some(ClientSpec { command, expect_exit });
+    }
+    let fdsoak_exe =
+        std::env::current_exe().map_err(|e| usage("fdsoak", format!("cannot find own executable: {e}")))?;
+    if let Some(c) = &sc.client {
+        let line = crate::client::command_line(c, "127.0.0.1:1", &fdsoak_exe);
+        check_program(&line).map_err(|m| usage(if a_client_flag { "--client" } else { "client.command" }, m))?;
+    }
+    let g = &mut sc.gates;
+    let o = a.gates;
+    macro_rules! set {
+        ($($f:ident),*) => { $( if let Some(v) = o.$f { g.$f = v; } )* };
+    }
+    set!(
+        max_residual_fds,
+        max_growth_per_hour,
+        min_growth_fds,
+        max_close_wait,
+        max_fd_usage,
+        min_time_to_limit,
+        max_error_rate
+    );
+    if o.max_p99.is_some() {
+        g.max_p99 = o.max_p99;
+    }
+    scenario::check_rules(&sc)
+        .map_err(|(key, message)| usage(&format!("(after command-line overrides) {key}"), message))?;
+    Ok(Action::Run {
+        config: Box::new(RunConfig {
+            scenario: sc,
+            scenario_file: a.scenario,
+            out_dir: a.out,
+            reports_root: a.reports_dir,
+            fdsoak_exe,
+            progress: !a.quiet,
+        }),
+        quiet: a.quiet,
+    })
+}
+
+/// Checks that a command line's program exists (on PATH, or as a path), so a
+/// typo is a usage error before anything starts.
+fn check_program(command: &str) -> Result<(), String> {
+    let words = shlex::split(command).unwrap_or_default();
+    let program = words.first().ok_or("empty command")?;
+    let runnable = |p: &std::path::Path| {
+        use std::os::unix::fs::PermissionsExt;
+        p.metadata()
+            .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    let found = if program.contains('/') {
+        runnable(std::path::Path::new(program))
+    } else {
+        std::env::var_os("PATH")
+            .is_some_and(|path| std::env::split_paths(&path).any(|dir| runnable(&dir.join(program))))
+    };
+    if found {
+        Ok(())
+    } else {
+        Err(format!("{program:?} is not an executable file or on PATH"))
+    }
+}
