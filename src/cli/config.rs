@@ -30,6 +30,7 @@ pub struct ProbeConfig {
     pub count_only: bool,
     pub repeat: u32,
     pub json: bool,
+    pub fingerprint: bool,
 }
 
 /// `fdsoak proxy`, ready to execute.
@@ -110,11 +111,13 @@ impl Cli {
                 count_only,
                 repeat,
                 json,
+                fingerprint,
             } => Ok(Action::Probe(ProbeConfig {
                 pid,
                 count_only,
                 repeat,
                 json,
+                fingerprint,
             })),
             Command::Compare(c) => Ok(Action::Compare(CompareConfig {
                 base: c.base,

@@ -78,6 +78,10 @@ pub enum Command {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+        /// Also group the descriptors by what they point at (file paths, TCP peers and
+        /// states, unix paths, anon inode kinds): a quick lsof that groups.
+        #[arg(long)]
+        fingerprint: bool,
     },
     /// Check scenario files without running them.
     Validate {

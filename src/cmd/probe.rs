@@ -26,10 +26,16 @@ pub fn execute(p: ProbeConfig) -> Result<ExitCode> {
     let median_us = times.get(times.len() / 2).copied().unwrap_or_default().as_secs_f64() * 1e6;
     let min_us = times.first().copied().unwrap_or_default().as_secs_f64() * 1e6;
     let (pid, r) = (p.pid, last);
+    let groups = if p.fingerprint {
+        Some(crate::sampler::fingerprint::fingerprint(pid).context("fingerprinting")?)
+    } else {
+        None
+    };
     if p.json {
         let v = serde_json::json!({
             "pid": pid, "count_only": p.count_only, "repeat": p.repeat, "median_us": median_us, "min_us": min_us,
             "fds": r.fds, "tcp": r.tcp, "nofile_soft": r.nofile_soft, "threads": r.threads, "rss_kb": r.rss_kb,
+            "fingerprint": groups,
         });
         println!("{v}");
         return Ok(ExitCode::SUCCESS);
@@ -55,5 +61,8 @@ pub fn execute(p: ProbeConfig) -> Result<ExitCode> {
         "  one sample: median {median_us:.0} µs, min {min_us:.0} µs over {}",
         p.repeat
     );
+    for g in groups.iter().flatten() {
+        println!("{:>7}  {:<6}  {}", g.count, g.kind, g.what);
+    }
     Ok(ExitCode::SUCCESS)
 }

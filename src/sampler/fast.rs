@@ -81,6 +81,48 @@ const INODE_AT: usize = HDR + 68;
 /// Counts, by state, the TCP sockets (IPv4 and IPv6) whose inodes are in `inodes`.
 pub fn tcp_states(inodes: &HashSet<u64>) -> io::Result<TcpStates> {
     let mut states = TcpStates::default();
+    dump_tcp(inodes, |msg| states.add_code(msg[STATE_AT - HDR]))?;
+    Ok(states)
+}
+
+/// One TCP socket from the kernel's table: state code, local and remote address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TcpSocket {
+    pub inode: u64,
+    pub state: u8,
+    pub local: std::net::SocketAddr,
+    pub remote: std::net::SocketAddr,
+}
+
+/// The TCP sockets (IPv4 and IPv6) whose inodes are in `inodes`, with their addresses.
+pub fn tcp_sockets(inodes: &HashSet<u64>) -> io::Result<Vec<TcpSocket>> {
+    let mut out = Vec::new();
+    dump_tcp(inodes, |msg| {
+        // inet_diag_msg: family, state, timer, retrans, then sport, dport (big-endian), src[16], dst[16].
+        let port = |at: usize| u16::from_be_bytes([msg[at], msg[at + 1]]);
+        let ip = |at: usize| -> std::net::IpAddr {
+            let mut b = [0u8; 16];
+            b.copy_from_slice(&msg[at..at + 16]);
+            if msg[0] == libc_af(AddressFamily::INET) {
+                std::net::Ipv4Addr::new(b[0], b[1], b[2], b[3]).into()
+            } else {
+                std::net::Ipv6Addr::from(b).to_canonical()
+            }
+        };
+        let inode = u32::from_ne_bytes([msg[68], msg[69], msg[70], msg[71]]);
+        out.push(TcpSocket {
+            inode: u64::from(inode),
+            state: msg[1],
+            local: (ip(8), port(4)).into(),
+            remote: (ip(24), port(6)).into(),
+        });
+    })?;
+    Ok(out)
+}
+
+/// Dumps every TCP socket of both families and calls `visit` with the
+/// `inet_diag_msg` (at least 72 bytes) of each whose inode is in `inodes`.
+fn dump_tcp(inodes: &HashSet<u64>, mut visit: impl FnMut(&[u8])) -> io::Result<()> {
     let sock = rustix::net::socket_with(
         AddressFamily::NETLINK,
         SocketType::DGRAM,
@@ -117,7 +159,7 @@ pub fn tcp_states(inodes: &HashSet<u64>) -> io::Result<TcpStates> {
                     _ if msg_len >= INODE_AT + 4 => {
                         let inode = u32::from_ne_bytes(buf[at + INODE_AT..at + INODE_AT + 4].try_into().unwrap());
                         if inodes.contains(&u64::from(inode)) {
-                            states.add_code(buf[at + STATE_AT]);
+                            visit(&buf[at + HDR..at + INODE_AT + 4]);
                         }
                     }
                     _ => {}
@@ -129,7 +171,7 @@ pub fn tcp_states(inodes: &HashSet<u64>) -> io::Result<TcpStates> {
             }
         }
     }
-    Ok(states)
+    Ok(())
 }
 
 fn libc_af(af: AddressFamily) -> u8 {

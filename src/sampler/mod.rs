@@ -8,6 +8,7 @@
 //! than at the last tick before them. Nothing is kept in memory per sample.
 
 pub mod fast;
+pub mod fingerprint;
 pub mod probe;
 
 use crate::vocab::{Role, Sample, SampleSink, Tick};

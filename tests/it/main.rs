@@ -1,20 +1,20 @@
 //! The integration tests, as one test binary: every test drives the real
 //! `fdsoak` binary or the library against real processes and sockets.
 //! Tests that count this process's own descriptors live in their own
-//! binaries (`tests/library.rs`, `tests/self_fds.rs`), where no other test
-//! can open a socket while they count.
+//! binaries (`tests/library.rs`, `tests/self_fds.rs`, `tests/sampler.rs`),
+//! where no other test can open a socket while they count.
 
 #[path = "../common/mod.rs"]
 mod common;
 
 mod clients;
 mod faults;
+mod fingerprint;
 mod fuzz_regressions;
 mod html;
 mod layers;
 mod leaks;
 mod regressions;
 mod reports;
-mod sampler;
 mod scenario_errors;
 mod targets;

@@ -1,5 +1,8 @@
 //! The sampler against real sockets in this process: kinds, states (netlink
-//! and the text tables agree), and the cheap count.
+//! and the text tables agree), and the cheap count. Its own binary: it
+//! counts this process's sockets, so no other test may open any meanwhile.
+
+mod common;
 
 use fdsoak::sampler::{fast, probe};
 use std::io::Read;
