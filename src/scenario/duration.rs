@@ -6,16 +6,17 @@
 use serde::{Deserialize, Deserializer, Serializer};
 use std::time::Duration;
 
-/// The longest duration a scenario or a flag may give: a year.
-pub const MAX_DURATION: Duration = Duration::from_secs(365 * 86_400);
+/// The longest duration a scenario or a flag may give, in days: a year.
+pub const MAX_DAYS: u64 = 365;
+/// The same as a duration.
+pub const MAX_DURATION: Duration = Duration::from_secs(MAX_DAYS * 86_400);
 
 /// Checks a duration against [`MAX_DURATION`].
 pub fn check(d: Duration) -> Result<Duration, String> {
     if d > MAX_DURATION {
         Err(format!(
-            "{} is longer than the longest allowed, {}",
-            humantime::format_duration(d),
-            humantime::format_duration(MAX_DURATION)
+            "{} is longer than the longest allowed, {MAX_DAYS} days",
+            humantime::format_duration(d)
         ))
     } else {
         Ok(d)
