@@ -85,14 +85,7 @@ fn socket_inode(link: &str) -> Option<u64> {
 
 /// Every descriptor's link target, fdsoak's own `/proc` handles left out.
 fn read_links(pid: i32) -> Result<Vec<String>, ProbeError> {
-    let dir = format!("/proc/{pid}/fd");
-    let entries = std::fs::read_dir(&dir).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => ProbeError::Gone(pid),
-        _ => ProbeError::Proc {
-            pid,
-            source: procfs::ProcError::Io(e, None),
-        },
-    })?;
+    let entries = super::probe::fd_dir(pid)?;
     let own = pid == std::process::id() as i32;
     Ok(entries
         .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())

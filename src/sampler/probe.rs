@@ -100,15 +100,20 @@ pub fn tcp_from_text_tables(proc: &Process, inodes: &std::collections::HashSet<u
     tcp
 }
 
-/// Counts a process's descriptors without classifying them: one directory listing.
-pub fn count_fds(pid: i32) -> Result<u64, ProbeError> {
-    let dir = std::fs::read_dir(format!("/proc/{pid}/fd")).map_err(|e| match e.kind() {
+/// Opens `/proc/PID/fd` for listing; a missing directory means the process is gone.
+pub fn fd_dir(pid: i32) -> Result<std::fs::ReadDir, ProbeError> {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => ProbeError::Gone(pid),
         _ => ProbeError::Proc {
             pid,
             source: procfs::ProcError::Io(e, None),
         },
-    })?;
+    })
+}
+
+/// Counts a process's descriptors without classifying them: one directory listing.
+pub fn count_fds(pid: i32) -> Result<u64, ProbeError> {
+    let dir = fd_dir(pid)?;
     let own = pid == std::process::id() as i32;
     // Listing our own descriptors shows the listing's handle too.
     Ok(dir.count() as u64 - u64::from(own))
