@@ -137,27 +137,29 @@ def timed(cmd, repeat):
 
 def sampler_cost():
     print("\n## Sampler cost: one sample of a process holding N open TCP sockets (median, ms)\n")
-    w = (7, 11, 11, 11, 11, 11, 11, 16, 18)
-    print(row(["sockets", "fdsoak cnt", "fdsoak full", "ls -f", "ls -l", "ss -tan", "lsof -p", "cnt ÷ ls -f", "full: ÷ls-l, lsof÷"], w))
+    w = (7, 11, 11, 11, 11, 11, 11, 11, 16, 18, 12)
+    print(row(["sockets", "fdsoak cnt", "fdsoak full", "fingerprint", "ls -f", "ls -l", "ss -tan", "lsof -p", "cnt ÷ ls -f", "full: ÷ls-l, lsof÷", "fp ÷ full"], w))
     for n in [100, 1000, 10000]:
         holder = subprocess.Popen([sys.executable, os.path.join(ROOT, "bench", "holder.py"), str(n)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         assert holder.stdout.readline().strip() == "ready"
         pid = str(holder.pid)
         repeat = 5 if n >= 10000 else 11
 
-        def probe(*flags):
+        def probe(*flags, key="median_us"):
             out = subprocess.run([FDSOAK, "probe", pid, "--repeat", str(repeat * 2), "--json", *flags], capture_output=True, text=True, check=True).stdout
-            return json.loads(out)["median_us"] / 1000
+            return json.loads(out)[key] / 1000
 
         cnt, full = probe("--count-only"), probe()
+        fp = probe("--fingerprint", key="fingerprint_median_us")
         lsf = timed(["ls", "-f", f"/proc/{pid}/fd"], repeat)
         lsl = timed(["ls", "-l", f"/proc/{pid}/fd"], repeat)
         ss = timed(["ss", "-tan"], repeat)
         lsof = timed(["lsof", "-n", "-P", "-p", pid], repeat)
         holder.stdin.close()
         holder.wait()
-        print(row([n, f"{cnt:.2f}", f"{full:.2f}", f"{lsf:.2f}", f"{lsl:.2f}", f"{ss:.2f}", f"{lsof:.2f}", f"{cnt / lsf:.2f}×", f"{full / lsl:.2f}×, {lsof / full:.1f}×"], w))
+        print(row([n, f"{cnt:.2f}", f"{full:.2f}", f"{fp:.2f}", f"{lsf:.2f}", f"{lsl:.2f}", f"{ss:.2f}", f"{lsof:.2f}", f"{cnt / lsf:.2f}×", f"{full / lsl:.2f}×, {lsof / full:.1f}×", f"{fp / full:.2f}×"], w))
     print("\nfdsoak figures are the in-process time of one sample (what the sampler spends per tick, via `fdsoak probe`);")
+    print("a fingerprint (descriptors grouped by path, socket state and peer) is taken only at phase ends, checkpoints and peaks; the goal is fp ÷ full ≤ 1.5.")
     print("the tools' figures are whole commands, process start included, as a user would run them.")
 
 

@@ -187,6 +187,8 @@ pub struct Sample {
     pub reading: Option<Reading>,
     /// The process was found gone: exited, or a zombie.
     pub gone: bool,
+    /// Set on the ticks where the sampler also took a fingerprint of this process.
+    pub fingerprint: Option<Fingerprint>,
 }
 
 /// One sampler tick: when, in which phase, and every watched process.
@@ -261,6 +263,7 @@ names! {
         MinTimeToLimit = "min_time_to_limit",
         MaxErrorRate = "max_error_rate",
         MaxP99 = "max_p99",
+        MinGroupGrowth = "min_group_growth",
     }
 }
 
@@ -274,6 +277,7 @@ names! {
         TimeToLimit = "time_to_limit",
         ErrorRate = "error_rate",
         P99Latency = "p99_latency",
+        GroupLeak = "group_leak",
         TargetDied = "target_died",
         ClientExited = "client_exited",
         RunError = "run_error",
@@ -292,11 +296,20 @@ impl Gate {
             Gate::MinTimeToLimit => FindingKind::TimeToLimit,
             Gate::MaxErrorRate => FindingKind::ErrorRate,
             Gate::MaxP99 => FindingKind::P99Latency,
+            Gate::MinGroupGrowth => FindingKind::GroupLeak,
         }
     }
 }
 
 impl FindingKind {
+    /// Findings about a process's descriptor count, each of which names the groups that grew.
+    pub fn is_fd_count(self) -> bool {
+        matches!(
+            self,
+            FindingKind::FdGrowth | FindingKind::ResidualFds | FindingKind::CloseWait
+        )
+    }
+
     /// Findings about the run as a whole rather than a gate: they survive a merge as they are.
     pub fn is_run_event(self) -> bool {
         matches!(
@@ -305,6 +318,37 @@ impl FindingKind {
         )
     }
 }
+
+names! {
+    /// What a group of descriptors points at.
+    GroupKind {
+        /// Regular files, by path (` (deleted)` marks a deleted one).
+        File = "file",
+        /// TCP sockets, by state, local port role and peer.
+        Tcp = "tcp",
+        /// Unix sockets with a path.
+        Unix = "unix",
+        /// Other sockets: UDP, netlink, unnamed Unix ones.
+        Socket = "socket",
+        Pipe = "pipe",
+        /// Anonymous inodes by kind: eventfd, eventpoll, timerfd…
+        Anon = "anon",
+        /// Devices, by path.
+        Device = "device",
+        Other = "other",
+    }
+}
+
+/// One group of a fingerprint: what its descriptors point at.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
+pub struct GroupKey {
+    pub kind: GroupKind,
+    /// In words: a path, `ESTABLISHED to 127.0.0.1:8980 from an ephemeral port`, `eventfd`.
+    pub what: String,
+}
+
+/// One process's descriptors grouped by what they point at, with counts.
+pub type Fingerprint = std::sync::Arc<std::collections::BTreeMap<GroupKey, u64>>;
 
 /// One threshold applied to one subject (a process, or a workload in a phase).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]

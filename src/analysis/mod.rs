@@ -7,10 +7,12 @@
 //! [`findings`] then applies the scenario's gates to what the trackers saw.
 
 pub mod findings;
+pub mod groups;
 pub mod series;
 
 pub use crate::vocab::Role;
-use crate::vocab::{Reading, SampleSink, Tick};
+use crate::vocab::{Fingerprint, Reading, SampleSink, Tick};
+use groups::{GroupChange, GroupTracker};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use series::Series;
@@ -31,6 +33,7 @@ pub struct Tracker {
     load_end: f64,
     fds: Series,
     close_wait: Series,
+    groups: GroupTracker,
 }
 
 /// What the analysis concluded about one process.
@@ -67,6 +70,12 @@ pub struct ProcessAnalysis {
     /// TCP sockets by state, final minus baseline, for the states that changed (largest first).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tcp_change: Vec<(String, i64)>,
+    /// Descriptor groups that grew, end of run minus end of baseline, largest first (from fingerprints).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<GroupChange>,
+    /// How many fingerprints were taken of the process (none for a source that gives counts only).
+    #[serde(default)]
+    pub fingerprints: u64,
 }
 
 impl Tracker {
@@ -85,6 +94,7 @@ impl Tracker {
             load_end: 0.0,
             fds: Series::default(),
             close_wait: Series::default(),
+            groups: GroupTracker::default(),
         }
     }
 
@@ -111,6 +121,12 @@ impl Tracker {
             self.close_wait.push(t, r.tcp.close_wait() as f64);
         }
         self.last = Some((t, r.clone()));
+    }
+
+    /// Feeds one fingerprint, taken with the reading last observed.
+    pub fn observe_fingerprint(&mut self, phase: usize, in_load_window: bool, fp: &Fingerprint) {
+        let total = self.last().map_or(0, |r| r.fds.total);
+        self.groups.observe(phase, in_load_window, total, fp);
     }
 
     /// The most recent reading, if any.
@@ -153,6 +169,8 @@ impl Tracker {
             final_threads: last.threads,
             final_rss_kb: last.rss_kb,
             tcp_change: tcp_change(&base.tcp, &last.tcp),
+            groups: self.groups.changes(),
+            fingerprints: self.groups.taken(),
         })
     }
 }
@@ -198,6 +216,9 @@ impl SampleSink for Trackers {
             };
             let t = &mut self.0[at];
             t.observe(tick.t_secs, tick.phase, tick.in_load_window, r);
+            if let Some(fp) = &s.fingerprint {
+                t.observe_fingerprint(tick.phase, tick.in_load_window, fp);
+            }
         }
         Ok(())
     }

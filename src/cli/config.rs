@@ -186,6 +186,7 @@ fn run_config(a: RunArgs) -> Result<Action, ScenarioError> {
         max_growth_per_hour,
         min_growth_fds,
         max_close_wait,
+        min_group_growth,
         max_fd_usage,
         min_time_to_limit,
         max_error_rate

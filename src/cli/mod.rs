@@ -139,6 +139,9 @@ pub struct GateArgs {
     /// CLOSE_WAIT sockets above the baseline allowed at the end.
     #[arg(long, value_name = "N")]
     pub max_close_wait: Option<i64>,
+    /// A descriptor group growing steadily by this many and staying after the drain is a leak (0: off).
+    #[arg(long, value_name = "N")]
+    pub min_group_growth: Option<u64>,
     /// Peak FDs as a fraction of the soft RLIMIT_NOFILE (0..1).
     #[arg(long, value_name = "FRACTION")]
     pub max_fd_usage: Option<f64>,

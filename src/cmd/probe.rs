@@ -26,16 +26,28 @@ pub fn execute(p: ProbeConfig) -> Result<ExitCode> {
     let median_us = times.get(times.len() / 2).copied().unwrap_or_default().as_secs_f64() * 1e6;
     let min_us = times.first().copied().unwrap_or_default().as_secs_f64() * 1e6;
     let (pid, r) = (p.pid, last);
-    let groups = if p.fingerprint {
-        Some(crate::sampler::fingerprint::fingerprint(pid).context("fingerprinting")?)
-    } else {
-        None
-    };
+    use crate::sampler::fingerprint::{fingerprint, largest_first};
+    // Timed like the sample, so the two costs can be compared.
+    let mut fp_times: Vec<Duration> = Vec::new();
+    let mut fp = None;
+    for _ in 0..if p.fingerprint { p.repeat.max(1) } else { 0 } {
+        let start = Instant::now();
+        fp = Some(fingerprint(pid, None).context("fingerprinting")?);
+        fp_times.push(start.elapsed());
+    }
+    fp_times.sort();
+    let fp_median_us = fp_times.get(fp_times.len() / 2).map(|d| d.as_secs_f64() * 1e6);
+    let groups: Option<Vec<serde_json::Value>> = fp.as_ref().map(|fp| {
+        largest_first(fp)
+            .into_iter()
+            .map(|(k, n)| serde_json::json!({"kind": k.kind, "what": k.what, "count": n}))
+            .collect()
+    });
     if p.json {
         let v = serde_json::json!({
             "pid": pid, "count_only": p.count_only, "repeat": p.repeat, "median_us": median_us, "min_us": min_us,
             "fds": r.fds, "tcp": r.tcp, "nofile_soft": r.nofile_soft, "threads": r.threads, "rss_kb": r.rss_kb,
-            "fingerprint": groups,
+            "fingerprint": groups, "fingerprint_median_us": fp_median_us,
         });
         println!("{v}");
         return Ok(ExitCode::SUCCESS);
@@ -61,8 +73,11 @@ pub fn execute(p: ProbeConfig) -> Result<ExitCode> {
         "  one sample: median {median_us:.0} µs, min {min_us:.0} µs over {}",
         p.repeat
     );
-    for g in groups.iter().flatten() {
-        println!("{:>7}  {:<6}  {}", g.count, g.kind, g.what);
+    if let Some(us) = fp_median_us {
+        println!("  one fingerprint: median {us:.0} µs");
+    }
+    for (k, n) in fp.as_ref().map(largest_first).unwrap_or_default() {
+        println!("{n:>7}  {:<6}  {}", k.kind, k.what);
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -78,18 +78,44 @@ impl Exporter for Html {
             writeln!(o, "</ul>")?;
         }
         tables(&mut o, s)?;
-        for (title, svg, caption) in charts(s, &tl)? {
+        for (i, (title, svg, caption)) in charts(s, &tl)?.into_iter().enumerate() {
             writeln!(
                 o,
                 "<h2>{}</h2><figure>{svg}<figcaption>{}</figcaption></figure>",
                 esc(&title),
                 esc(&caption)
             )?;
+            if i == 0 {
+                group_table(&mut o, s)?;
+            }
         }
         writeln!(o, "<p class=\"meta\">Charts show at most {} points per series (the sample with the most descriptors in each slice of time); samples.csv and throughput.csv hold every sample.</p>", timeline::BUCKETS)?;
         writeln!(o, "</body></html>")?;
         Ok(o.into_bytes())
     }
+}
+
+/// Under the descriptor chart: the groups that grew, named.
+fn group_table(o: &mut String, s: &Summary) -> anyhow::Result<()> {
+    let rows = super::table::group_rows(&s.processes);
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let th: Vec<String> = super::table::GROUP_HEADERS
+        .iter()
+        .map(|h| format!("<th>{h}</th>"))
+        .collect();
+    writeln!(
+        o,
+        "<h3>What grew, end of run minus end of baseline</h3><table class=\"groups\"><tr>{}</tr>",
+        th.concat()
+    )?;
+    for row in rows {
+        let td: Vec<String> = row.iter().map(|c| format!("<td>{}</td>", esc(c))).collect();
+        writeln!(o, "<tr>{}</tr>", td.concat())?;
+    }
+    writeln!(o, "</table>")?;
+    Ok(())
 }
 
 fn tables(o: &mut String, s: &Summary) -> anyhow::Result<()> {

@@ -59,6 +59,17 @@ impl Exporter for Markdown {
                 writeln!(o, "| {} |", super::table::process_cells(p).join(" | "))?;
             }
             writeln!(o)?;
+            let groups = super::table::group_rows(&s.processes);
+            if !groups.is_empty() {
+                writeln!(o, "#### What grew (end of run minus end of baseline)\n")?;
+                writeln!(o, "| {} |", super::table::GROUP_HEADERS.join(" | "))?;
+                writeln!(o, "|---|---|---|---:|---:|---:|---:|---|")?;
+                for row in groups {
+                    let cells: Vec<String> = row.iter().map(|c| cell(c)).collect();
+                    writeln!(o, "| {} |", cells.join(" | "))?;
+                }
+                writeln!(o)?;
+            }
         }
         if !s.workloads.is_empty() {
             writeln!(o, "### Workloads\n")?;

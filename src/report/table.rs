@@ -1,5 +1,6 @@
-//! The key-figures table of processes, shared by the markdown and HTML
-//! exporters so both show the same columns, formatted the same way.
+//! The key-figures table of processes and the table of descriptor groups
+//! that grew, shared by the markdown, HTML and terminal exporters so all
+//! show the same columns, formatted the same way.
 
 use crate::analysis::findings::human_secs;
 use crate::analysis::ProcessAnalysis;
@@ -34,4 +35,37 @@ pub fn process_cells(p: &ProcessAnalysis) -> [String; 9] {
         p.close_wait_final.to_string(),
         p.time_to_limit_secs.map_or("—".into(), human_secs),
     ]
+}
+
+/// Column headers of the table of groups that grew.
+pub const GROUP_HEADERS: [&str; 8] = [
+    "process",
+    "kind",
+    "what",
+    "baseline",
+    "peak",
+    "end",
+    "change",
+    "likely cause",
+];
+
+/// One row per group that grew, per process, in the order of [`GROUP_HEADERS`]; a
+/// steady group (the significance rule) is marked in its change cell.
+pub fn group_rows(processes: &[ProcessAnalysis]) -> Vec<[String; 8]> {
+    processes
+        .iter()
+        .flat_map(|p| p.groups.iter().map(move |g| (p, g)))
+        .map(|(p, g)| {
+            [
+                p.role.as_str().to_string(),
+                g.kind.to_string(),
+                g.what.clone(),
+                g.baseline.to_string(),
+                g.peak.to_string(),
+                g.end.to_string(),
+                format!("{:+}{}", g.change, if g.steady { " steady" } else { "" }),
+                g.cause().unwrap_or("").to_string(),
+            ]
+        })
+        .collect()
 }

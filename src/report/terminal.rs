@@ -45,6 +45,16 @@ pub fn render(s: &Summary, dir: &std::path::Path) -> String {
             p.close_wait_final
         );
     }
+    if s.processes.iter().any(|p| !p.groups.is_empty()) {
+        let _ = writeln!(out, "\n  what grew, end of run minus end of baseline:");
+        for p in &s.processes {
+            for g in p.groups.iter().take(5) {
+                let cause = g.cause().map_or(String::new(), |c| format!(" (likely {c})"));
+                let steady = if g.steady { ", steady" } else { "" };
+                let _ = writeln!(out, "  {:<7} {g} [peak {}{steady}]{cause}", p.role.as_str(), g.peak);
+            }
+        }
+    }
     if !s.workloads.is_empty() {
         let _ = writeln!(
             out,

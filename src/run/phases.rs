@@ -185,15 +185,24 @@ pub async fn drive(
             gone: gone.clone(),
         }),
     ];
+    let window = load_window(&has_load);
+    let load: std::time::Duration = sc
+        .phases
+        .iter()
+        .zip(&window)
+        .filter(|(_, w)| **w)
+        .map(|(p, _)| p.duration)
+        .sum();
     let sampler = Sampler::start(
         SamplerSetup {
             interval: sc.sampler.interval,
             start,
             phase_names: sc.phases.iter().map(|p| p.name.clone()).collect(),
-            load_window: load_window(&has_load),
+            load_window: window,
             current_phase: current.clone(),
             watched,
             exclude: proxy_sockets.clone(),
+            fingerprint_every: crate::sampler::checkpoint_every(load, sc.sampler.interval),
         },
         sinks,
     );

@@ -7,49 +7,101 @@
 
 use super::fast;
 use super::probe::ProbeError;
-use serde::Serialize;
-use std::collections::{BTreeMap, HashSet};
+use crate::vocab::{Fingerprint, GroupKey, GroupKind};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
-/// One group of descriptors that point at the same kind of thing.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Group {
-    /// file, tcp, unix, socket, pipe, anon, device or other.
-    pub kind: &'static str,
-    /// What they point at, in words.
-    pub what: String,
-    pub count: u64,
-}
+/// At most this many groups are kept; the smallest beyond it fold into one.
+pub const MAX_GROUPS: usize = 1000;
 
-/// Groups `pid`'s descriptors, largest group first.
-pub fn fingerprint(pid: i32) -> Result<Vec<Group>, ProbeError> {
-    let links = read_links(pid)?;
+/// The key the folded groups share.
+pub const FOLDED: &str = "smaller groups, folded";
+
+/// Groups `pid`'s descriptors, leaving out the sockets in `exclude` (the fault proxy's, in fdsoak).
+pub fn fingerprint(pid: i32, exclude: Option<&HashSet<u64>>) -> Result<Fingerprint, ProbeError> {
+    let mut links = read_links(pid)?;
+    if let Some(ex) = exclude.filter(|e| !e.is_empty()) {
+        links.retain(|l| socket_inode(l).is_none_or(|i| !ex.contains(&i)));
+    }
     let sockets: HashSet<u64> = links.iter().filter_map(|l| socket_inode(l)).collect();
-    let tcp = if sockets.is_empty() || !fast::same_netns(pid) {
+    let tcp = if sockets.is_empty() {
         Vec::new()
-    } else {
+    } else if fast::same_netns(pid) {
         fast::tcp_sockets(&sockets).unwrap_or_default()
+    } else {
+        tcp_from_text_tables(pid, &sockets)
     };
     let listening: HashSet<u16> = tcp.iter().filter(|s| s.state == 10).map(|s| s.local.port()).collect();
-    let tcp: BTreeMap<u64, &fast::TcpSocket> = tcp.iter().map(|s| (s.inode, s)).collect();
-    let unix = unix_paths(pid);
-    let mut groups: BTreeMap<(&'static str, String), u64> = BTreeMap::new();
+    let tcp: HashMap<u64, &fast::TcpSocket> = tcp.iter().map(|s| (s.inode, s)).collect();
+    let unix = if sockets.is_empty() {
+        BTreeMap::new()
+    } else {
+        unix_paths(pid)
+    };
+    let mut groups: HashMap<GroupKey, u64> = HashMap::new();
     for link in &links {
-        let key = match socket_inode(link) {
+        let (kind, what) = match socket_inode(link) {
             Some(inode) => match (tcp.get(&inode), unix.get(&inode)) {
-                (Some(s), _) => ("tcp", describe_tcp(s, &listening)),
-                (None, Some(path)) => ("unix", path.clone()),
-                (None, None) => ("socket", "not TCP (UDP, netlink, unnamed unix…)".into()),
+                (Some(s), _) => (GroupKind::Tcp, describe_tcp(s, &listening)),
+                (None, Some(path)) => (GroupKind::Unix, path.clone()),
+                (None, None) => (GroupKind::Socket, "not TCP (UDP, netlink, unnamed unix…)".into()),
             },
             None => classify(link),
         };
-        *groups.entry(key).or_default() += 1;
+        *groups.entry(GroupKey { kind, what }).or_default() += 1;
     }
-    let mut out: Vec<Group> = groups
-        .into_iter()
-        .map(|((kind, what), count)| Group { kind, what, count })
-        .collect();
-    out.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.what.cmp(&b.what)));
-    Ok(out)
+    Ok(std::sync::Arc::new(fold(groups)))
+}
+
+/// Keeps the [`MAX_GROUPS`] largest groups and folds the rest into one, so a
+/// process with a descriptor per unique path cannot make a fingerprint unbounded.
+fn fold(groups: HashMap<GroupKey, u64>) -> BTreeMap<GroupKey, u64> {
+    if groups.len() <= MAX_GROUPS {
+        return groups.into_iter().collect();
+    }
+    let mut v: Vec<(GroupKey, u64)> = groups.into_iter().collect();
+    v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    let folded: u64 = v[MAX_GROUPS - 1..].iter().map(|(_, n)| n).sum();
+    v.truncate(MAX_GROUPS - 1);
+    let mut out: BTreeMap<GroupKey, u64> = v.into_iter().collect();
+    out.insert(
+        GroupKey {
+            kind: GroupKind::Other,
+            what: FOLDED.into(),
+        },
+        folded,
+    );
+    out
+}
+
+/// The groups of a fingerprint, largest first.
+pub fn largest_first(fp: &Fingerprint) -> Vec<(&GroupKey, u64)> {
+    let mut v: Vec<(&GroupKey, u64)> = fp.iter().map(|(k, n)| (k, *n)).collect();
+    v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
+    v
+}
+
+/// TCP sockets with addresses from the process's own `/proc/PID/net/tcp{,6}`,
+/// for a process in another network namespace, where netlink cannot see them.
+fn tcp_from_text_tables(pid: i32, inodes: &HashSet<u64>) -> Vec<fast::TcpSocket> {
+    let Ok(proc) = procfs::process::Process::new(pid) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for table in [proc.tcp(), proc.tcp6()] {
+        for e in table
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|e| inodes.contains(&e.inode))
+        {
+            out.push(fast::TcpSocket {
+                inode: e.inode,
+                state: e.state.to_u8(),
+                local: e.local_address,
+                remote: e.remote_address,
+            });
+        }
+    }
+    out
 }
 
 fn describe_tcp(s: &fast::TcpSocket, listening: &HashSet<u16>) -> String {
@@ -65,17 +117,21 @@ fn describe_tcp(s: &fast::TcpSocket, listening: &HashSet<u16>) -> String {
     }
 }
 
-fn classify(link: &str) -> (&'static str, String) {
+fn classify(link: &str) -> (GroupKind, String) {
     if link.starts_with("pipe:[") {
-        ("pipe", "pipe".into())
+        (GroupKind::Pipe, "pipe".into())
     } else if let Some(kind) = link.strip_prefix("anon_inode:") {
-        ("anon", kind.trim_start_matches('[').trim_end_matches(']').to_string())
+        (
+            GroupKind::Anon,
+            kind.trim_start_matches('[').trim_end_matches(']').to_string(),
+        )
     } else if link.starts_with("/dev/") {
-        ("device", link.to_string())
+        (GroupKind::Device, link.to_string())
     } else if link.starts_with('/') {
-        ("file", link.to_string())
+        // A deleted file's link already ends in " (deleted)", which keeps it apart from a live one.
+        (GroupKind::File, link.to_string())
     } else {
-        ("other", link.to_string())
+        (GroupKind::Other, link.to_string())
     }
 }
 

@@ -6,6 +6,11 @@
 //! It runs as its own task. The orchestrator tells it when a phase ends, so
 //! the baseline and the residual are read exactly at phase boundaries rather
 //! than at the last tick before them. Nothing is kept in memory per sample.
+//!
+//! On a few ticks it also takes a [`fingerprint`] of a process (its
+//! descriptors grouped by what they point at) and hangs it on that tick's
+//! sample: at every phase end, at checkpoints through the load phases, and
+//! when a process reaches a new peak (at most every [`PEAK_FINGERPRINT_GAP`]).
 
 pub mod fast;
 pub mod fingerprint;
@@ -33,6 +38,50 @@ pub struct SamplerSetup {
     pub watched: Vec<(Role, i32)>,
     /// Sockets of fdsoak's that are not the driver's (the fault proxy's).
     pub exclude: InodeSet,
+    /// How often to fingerprint each process during the load phases; None: only at phase ends and peaks.
+    pub fingerprint_every: Option<Duration>,
+}
+
+/// Fingerprints taken through the load phases, besides phase ends and peaks.
+pub const LOAD_CHECKPOINTS: u32 = 12;
+
+/// The checkpoint interval for load phases lasting `load` in all: [`LOAD_CHECKPOINTS`]
+/// through them, never more often than every sample or every second.
+pub fn checkpoint_every(load: Duration, interval: Duration) -> Option<Duration> {
+    let every = (load / LOAD_CHECKPOINTS).max(interval).max(Duration::from_secs(1));
+    (every < load).then_some(every)
+}
+
+/// Peak fingerprints are at least this far apart, so a fast leak is not fingerprinted every tick.
+pub const PEAK_FINGERPRINT_GAP: f64 = 2.0;
+
+/// When each process was last fingerprinted, and why.
+#[derive(Debug, Default, Clone, Copy)]
+struct Schedule {
+    next_checkpoint: f64,
+    /// The highest descriptor count a fingerprint was taken at.
+    peak_total: u64,
+    last_peak_at: Option<f64>,
+}
+
+impl Schedule {
+    /// Whether to fingerprint a process holding `total` descriptors now.
+    fn due(&self, t: f64, total: u64, mark: bool, checkpoint: bool) -> bool {
+        let margin = (self.peak_total / 20).max(2);
+        let peak =
+            total > self.peak_total + margin && self.last_peak_at.is_none_or(|at| t - at >= PEAK_FINGERPRINT_GAP);
+        mark || (checkpoint && t >= self.next_checkpoint) || peak
+    }
+
+    fn taken(&mut self, t: f64, total: u64, every: Option<Duration>, in_load: bool) {
+        if total > self.peak_total {
+            self.peak_total = total;
+            self.last_peak_at = Some(t);
+        }
+        if let (Some(every), true) = (every, in_load && t >= self.next_checkpoint) {
+            self.next_checkpoint = t + every.as_secs_f64();
+        }
+    }
 }
 
 enum Cmd {
@@ -59,8 +108,10 @@ impl Sampler {
                     pid: *pid,
                     reading: None,
                     gone: false,
+                    fingerprint: None,
                 })
                 .collect(),
+            schedules: vec![Schedule::default(); setup.watched.len()],
             setup,
             sinks,
             ticks: 0,
@@ -89,6 +140,7 @@ struct State {
     setup: SamplerSetup,
     sinks: Vec<Box<dyn SampleSink>>,
     samples: Vec<Sample>,
+    schedules: Vec<Schedule>,
     ticks: u64,
 }
 
@@ -100,16 +152,16 @@ impl State {
             tokio::select! {
                 _ = ticker.tick() => {
                     let phase = self.setup.current_phase.load(Ordering::Relaxed);
-                    self.sample(phase)?;
+                    self.sample(phase, false)?;
                 }
                 cmd = rx.recv() => match cmd {
                     Some(Cmd::Mark(phase, ack)) => {
-                        self.sample(phase)?;
+                        self.sample(phase, true)?;
                         let _ = ack.send(());
                     }
                     Some(Cmd::Stop) | None => {
                         let phase = self.setup.current_phase.load(Ordering::Relaxed);
-                        self.sample(phase)?;
+                        self.sample(phase, false)?;
                         break;
                     }
                 }
@@ -121,14 +173,16 @@ impl State {
         Ok(self.ticks)
     }
 
-    fn sample(&mut self, phase: usize) -> anyhow::Result<()> {
+    fn sample(&mut self, phase: usize, mark: bool) -> anyhow::Result<()> {
         let t_secs = self.setup.start.elapsed().as_secs_f64();
         let unix_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default()
             .as_millis();
         let exclude = self.setup.exclude.lock().map(|s| s.clone()).unwrap_or_default();
-        for s in &mut self.samples {
+        let in_load = self.setup.load_window.get(phase).copied().unwrap_or(false);
+        let every = self.setup.fingerprint_every;
+        for (s, when) in self.samples.iter_mut().zip(&mut self.schedules) {
             let skip = (s.role == Role::Driver).then_some(&exclude);
             (s.reading, s.gone) = match probe::probe_excluding(s.pid, skip) {
                 Ok(r) => (Some(r), false),
@@ -138,13 +192,26 @@ impl State {
                     (None, false)
                 }
             };
+            s.fingerprint = None;
+            let Some(total) = s.reading.as_ref().map(|r| r.fds.total) else {
+                continue;
+            };
+            if when.due(t_secs, total, mark, in_load && every.is_some()) {
+                match fingerprint::fingerprint(s.pid, skip) {
+                    Ok(fp) => {
+                        s.fingerprint = Some(fp);
+                        when.taken(t_secs, total, every, in_load);
+                    }
+                    Err(e) => tracing::debug!("fingerprinting {} failed: {e}", s.role),
+                }
+            }
         }
         let tick = Tick {
             t_secs,
             unix_ms,
             phase,
             phase_name: self.setup.phase_names.get(phase).map_or("", String::as_str),
-            in_load_window: self.setup.load_window.get(phase).copied().unwrap_or(false),
+            in_load_window: in_load,
             samples: &self.samples,
         };
         for sink in &mut self.sinks {

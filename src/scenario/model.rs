@@ -264,6 +264,9 @@ pub struct Gates {
     pub min_growth_fds: f64,
     /// CLOSE_WAIT sockets above the baseline allowed at the end of the run.
     pub max_close_wait: i64,
+    /// A descriptor group (same path, same socket peer and state…) that grows step by step
+    /// through the load and stays after the drain is a leak from this many up; 0 turns it off.
+    pub min_group_growth: u64,
     /// Peak FDs as a fraction of the soft RLIMIT_NOFILE.
     pub max_fd_usage: f64,
     /// Fail when growth projects the soft limit sooner than this.
@@ -285,6 +288,7 @@ impl Default for Gates {
             max_growth_per_hour: 360.0,
             min_growth_fds: 10.0,
             max_close_wait: 5,
+            min_group_growth: 3,
             max_fd_usage: 0.8,
             min_time_to_limit: Duration::from_secs(24 * 3600),
             max_error_rate: 0.01,

@@ -76,6 +76,30 @@ impl RunResult {
             .find(|p| p.role.as_str() == role)
             .unwrap_or_else(|| panic!("no {role} in the report"))
     }
+    /// The largest group that grew in a process, as the report names it.
+    pub fn top_group(&self, role: &str) -> fdsoak::analysis::groups::GroupChange {
+        let p = self.process(role);
+        p.groups
+            .first()
+            .cloned()
+            .unwrap_or_else(|| panic!("no group grew in the {role}: {p:?}\n{}", self.context()))
+    }
+    /// The target's port, from the report.
+    pub fn target_port(&self) -> u16 {
+        let addr = self.summary().target.address.expect("the target's address");
+        addr.rsplit(':').next().unwrap().parse().unwrap()
+    }
+    /// The message of the first finding of this kind about this subject.
+    pub fn finding(&self, subject: &str, kind: &str) -> String {
+        let s = self.summary();
+        let f = s
+            .findings
+            .iter()
+            .find(|f| f.subject == subject && f.kind.as_str() == kind);
+        f.unwrap_or_else(|| panic!("no {kind} finding on the {subject}: {}", self.context()))
+            .message
+            .clone()
+    }
     pub fn context(&self) -> String {
         format!("exit {}\nstdout:\n{}\nstderr:\n{}", self.code, self.stdout, self.stderr)
     }

@@ -82,6 +82,7 @@ fn a_retry_leak_passes_without_faults_and_is_caught_by_them() {
         "{}",
         growth.message
     );
+    assert_names_a_channel_leak(&r);
     assert!(
         r.finding_kinds("driver").is_empty(),
         "the driver is not at fault: {}",
@@ -99,7 +100,22 @@ fn a_channel_per_check_fails_every_client_scenario() {
             "{name}: {}",
             r.context()
         );
+        assert_names_a_channel_leak(&r);
     }
+}
+
+/// The client's largest group is its sockets to the address fdsoak served it, and the finding names the cause.
+fn assert_names_a_channel_leak(r: &RunResult) {
+    let top = r.top_group("client");
+    assert!(
+        top.what.starts_with("ESTABLISHED to 127.0.0.1:") && top.what.ends_with("from an ephemeral port"),
+        "{top:?}"
+    );
+    let growth = r.finding("client", "fd_growth");
+    assert!(
+        growth.contains("likely a client that opens channels and does not close them"),
+        "{growth}"
+    );
 }
 
 #[test]

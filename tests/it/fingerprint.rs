@@ -50,3 +50,38 @@ fn the_fingerprint_groups_files_by_path_and_sockets_by_port_and_state() {
     assert_eq!(count(&format!("LISTEN on :{port}")), 1, "{groups:#?}");
     drop(held);
 }
+
+/// A leak of one file per 10,000 Checks at 500/s: +2 handles over 50 s, inside every count
+/// gate. The significance rule catches it by name; the clean target, run at the same time
+/// under the same load, passes.
+#[test]
+fn a_leak_too_slow_for_the_count_gates_is_caught_by_its_group() {
+    use crate::common::*;
+    let scenario = repo("tests/scenarios/slow-file-leak.toml");
+    let leaky = {
+        let scenario = scenario.clone();
+        std::thread::spawn(move || {
+            let spawn = format!("{FDSOAK} serve --port {{port}} --leak-fd-every 10000");
+            run(&scenario, &["--spawn", &spawn])
+        })
+    };
+    let clean = run(&scenario, &[]);
+    let leaky = leaky.join().unwrap();
+
+    assert_eq!(leaky.code, 1, "{}", leaky.context());
+    assert_eq!(leaky.finding_kinds("target"), ["group_leak"], "{}", leaky.context());
+    let top = leaky.top_group("target");
+    assert_eq!((top.what.as_str(), top.steady), (FDSOAK, true), "{top:?}");
+    assert!((2..=3).contains(&top.change), "{top:?}");
+    assert!(leaky.process("target").residual_fds <= 5, "below the residual gate");
+    let text = leaky.finding("target", "group_leak");
+    assert!(text.contains("likely a file opened per request"), "{text}");
+    assert!(leaky.finding_kinds("driver").is_empty(), "{}", leaky.context());
+
+    assert_eq!(clean.code, 0, "{}", clean.context());
+    assert!(clean.summary().findings.is_empty(), "{}", clean.context());
+    for p in clean.summary().processes {
+        assert!(p.fingerprints >= 10, "fingerprints were taken: {p:?}");
+        assert!(p.groups.iter().all(|g| !g.steady), "{p:?}");
+    }
+}

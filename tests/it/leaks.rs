@@ -39,6 +39,25 @@ fn quickstart_flags_a_target_that_leaks_files() {
     let residual = target.residual_fds;
     assert!((100..=160).contains(&residual), "residual {residual}");
     assert!(r.stdout.contains("FAIL"), "{}", r.stdout);
+    // What leaked, by name: the file the knob keeps open (the server's own executable).
+    let top = r.top_group("target");
+    assert_eq!((top.kind.as_str(), top.what.as_str()), ("file", FDSOAK), "{top:?}");
+    assert!((100..=160).contains(&top.change) && top.steady, "{top:?}");
+    let growth = r.finding("target", "fd_growth");
+    assert!(
+        growth.contains(&format!("× {FDSOAK}: likely a file opened per request")),
+        "{growth}"
+    );
+    // Every exporter shows the table of what grew.
+    let read = |f: &str| std::fs::read_to_string(r.out.path().join(f)).unwrap();
+    assert!(read("summary.md").contains(&format!("| target | file | {FDSOAK} |")));
+    assert!(read("report.html").contains("What grew"));
+    assert!(read("junit.xml").contains("likely a file opened per request"));
+    assert!(
+        r.process("driver").groups.iter().all(|g| !g.steady),
+        "{:?}",
+        r.process("driver")
+    );
 }
 
 #[test]
@@ -52,6 +71,15 @@ fn channel_churn_flags_close_wait_on_a_server_that_keeps_dead_sockets() {
     assert!(target.close_wait_final > 100, "{target:?}");
     let msg = format!("{:?}", r.summary().findings);
     assert!(msg.contains("CLOSE_WAIT"), "{msg}");
+    let top = r.top_group("target");
+    let port = r.target_port();
+    assert_eq!(top.what, format!("CLOSE_WAIT from clients of :{port}"), "{top:?}");
+    assert!(top.change > 100, "{top:?}");
+    let close_wait = r.finding("target", "close_wait");
+    assert!(
+        close_wait.contains("likely accepted connections never closed after the peer left"),
+        "{close_wait}"
+    );
 }
 
 #[test]
@@ -77,6 +105,20 @@ fn a_client_that_never_closes_its_channels_is_flagged_on_the_driver() {
     assert!(kinds.contains(&"fd_growth".to_string()), "{kinds:?}\n{}", r.context());
     let driver = r.process("driver");
     assert!(driver.residual_fds >= 150, "{driver:?}");
+    // On the right process: the driver's sockets to the target's port.
+    let top = r.top_group("driver");
+    let port = r.target_port();
+    assert_eq!(
+        top.what,
+        format!("ESTABLISHED to 127.0.0.1:{port} from an ephemeral port")
+    );
+    assert!(top.change >= 150, "{top:?}");
+    assert!(
+        r.finding("driver", "fd_growth")
+            .contains("likely a client that opens channels and does not close them"),
+        "{}",
+        r.context()
+    );
 }
 
 #[test]
@@ -116,4 +158,17 @@ fn the_seed_bug_a_fresh_backend_channel_per_health_check_is_flagged() {
     let sockets = t.final_sockets as i64 - t.baseline_sockets as i64;
     assert!(sockets >= 60, "{t:?}");
     assert!(r.finding_kinds("driver").is_empty());
+    // The target dials its own port: the client ends name the cause, the accepted ends are there too.
+    let port = r.target_port();
+    let dialled = format!("ESTABLISHED to 127.0.0.1:{port} from an ephemeral port");
+    let accepted = format!("ESTABLISHED from clients of :{port}");
+    let change = |what: &str| t.groups.iter().find(|g| g.what == what).map_or(0, |g| g.change);
+    assert!(change(&dialled) >= 30 && change(&accepted) >= 30, "{:#?}", t.groups);
+    assert_eq!(t.groups[0].what, dialled, "equal groups: the one with a cause first");
+    assert!(
+        r.finding("target", "fd_growth")
+            .contains("likely a client that opens channels and does not close them"),
+        "{}",
+        r.context()
+    );
 }

@@ -41,7 +41,7 @@ fn summary_md_snapshots() {
 #[test]
 fn junit_xml_snapshots() {
     let xml = render(&fdsoak::report::junit::Junit, "leaky");
-    assert!(xml.contains("failures=\"4\""), "{xml}");
+    assert!(xml.contains("failures=\"5\""), "{xml}");
     snapshot("leaky.junit.xml", &xml);
     snapshot("clean.junit.xml", &render(&fdsoak::report::junit::Junit, "clean"));
 }

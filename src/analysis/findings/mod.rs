@@ -6,10 +6,10 @@
 //! check, and every run-level event such as a target death, becomes a
 //! [`Finding`] whose `Display` is the sentence printed and stored.
 
+use super::groups::GroupChange;
 use super::{ProcessAnalysis, Role};
 use crate::scenario::Gates;
 pub use crate::vocab::{Check, FindingKind, Gate};
-use std::fmt;
 
 /// Latency and outcome figures for one workload in one phase, as the gates need them.
 #[derive(Debug, Clone)]
@@ -36,11 +36,18 @@ pub enum Finding {
         residual: i64,
         baseline: u64,
         close_wait: i64,
+        groups: Vec<GroupChange>,
     },
     CloseWait {
         role: Role,
         over_baseline: i64,
         peak: u64,
+        groups: Vec<GroupChange>,
+    },
+    /// Descriptor groups that grew step by step and stayed: a small leak, named.
+    GroupLeak {
+        role: Role,
+        groups: Vec<GroupChange>,
     },
     NearLimit {
         role: Role,
@@ -97,6 +104,7 @@ impl Finding {
             Finding::FdGrowth { .. } => FindingKind::FdGrowth,
             Finding::Residual { .. } => FindingKind::ResidualFds,
             Finding::CloseWait { .. } => FindingKind::CloseWait,
+            Finding::GroupLeak { .. } => FindingKind::GroupLeak,
             Finding::NearLimit { .. } => FindingKind::FdUsage,
             Finding::TimeToLimit { .. } => FindingKind::TimeToLimit,
             Finding::ErrorRate { .. } => FindingKind::ErrorRate,
@@ -114,6 +122,7 @@ impl Finding {
             Finding::FdGrowth { role, .. }
             | Finding::Residual { role, .. }
             | Finding::CloseWait { role, .. }
+            | Finding::GroupLeak { role, .. }
             | Finding::NearLimit { role, .. }
             | Finding::TimeToLimit { role, .. } => role.as_str().to_string(),
             Finding::ErrorRate { phase, workload, .. } | Finding::SlowP99 { phase, workload, .. } => {
@@ -122,100 +131,6 @@ impl Finding {
             Finding::TargetDied { .. } => "target".into(),
             Finding::ClientExited { .. } => "client".into(),
             Finding::RunError { .. } | Finding::Interrupted { .. } => "run".into(),
-        }
-    }
-}
-
-/// Formats seconds as a short human duration: `1m32s`, `3h05m`, `2d4h`.
-pub fn human_secs(secs: f64) -> String {
-    if !secs.is_finite() || secs < 0.0 {
-        return "never".into();
-    }
-    let s = secs.round() as u64;
-    match s {
-        0..=59 => format!("{s}s"),
-        60..=3599 => format!("{}m{:02}s", s / 60, s % 60),
-        3600..=86_399 => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
-        _ => format!("{}d{}h", s / 86_400, (s % 86_400) / 3600),
-    }
-}
-
-impl fmt::Display for Finding {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Finding::FdGrowth { role, a } => {
-                let sockets = a.final_sockets as i64 - a.baseline_sockets as i64;
-                let states: Vec<String> = a.tcp_change.iter().take(3).map(|(st, d)| format!("{d:+} {st}")).collect();
-                let states = if states.is_empty() {
-                    String::new()
-                } else {
-                    format!("; TCP {}", states.join(", "))
-                };
-                write!(
-                    f,
-                    "{role}: {:+} FDs ({sockets:+} sockets, {} in CLOSE_WAIT{states}) over {}; growing {:.0} FDs/hour",
-                    a.growth_fds.round() as i64,
-                    a.close_wait_final,
-                    human_secs(a.load_window_secs),
-                    a.growth_per_hour,
-                    role = role.as_str(),
-                )?;
-                match (a.nofile_soft, a.time_to_limit_secs) {
-                    (Some(limit), Some(t)) => write!(f, "; at this rate it reaches its limit {limit} in {}", human_secs(t)),
-                    _ => Ok(()),
-                }
-            }
-            Finding::Residual { role, residual, baseline, close_wait } => write!(
-                f,
-                "{}: {residual:+} FDs still open after the final phase (baseline {baseline}){}",
-                role.as_str(),
-                if *close_wait > 0 { format!(", {close_wait:+} of them CLOSE_WAIT sockets") } else { String::new() }
-            ),
-            Finding::CloseWait { role, over_baseline, peak } => write!(
-                f,
-                "{}: {over_baseline:+} sockets left in CLOSE_WAIT (peak {peak}): peers closed, but the process never closed its end",
-                role.as_str()
-            ),
-            Finding::NearLimit { role, peak, limit, usage } => {
-                write!(f, "{}: peaked at {peak} FDs, {:.0}% of its limit {limit}", role.as_str(), usage * 100.0)
-            }
-            Finding::TimeToLimit { role, secs, limit, per_hour } => write!(
-                f,
-                "{}: growing {per_hour:.0} FDs/hour, it reaches its limit {limit} in {}",
-                role.as_str(),
-                human_secs(*secs)
-            ),
-            Finding::ErrorRate { phase, workload, errors, finished, top } => write!(
-                f,
-                "{workload} in phase {phase}: {errors} of {finished} calls failed ({:.1}%), mostly {top}",
-                100.0 * *errors as f64 / (*finished).max(1) as f64
-            ),
-            Finding::SlowP99 { phase, workload, p99_us, max_us } => write!(
-                f,
-                "{workload} in phase {phase}: p99 latency {:.1} ms is above the gate of {:.1} ms",
-                *p99_us as f64 / 1000.0,
-                *max_us as f64 / 1000.0
-            ),
-            Finding::TargetDied { pid, at_secs, phase, last_fds, limit, status } => {
-                write!(f, "target (pid {pid}) died {} into the run, during phase {phase}", human_secs(*at_secs))?;
-                if let Some(s) = status {
-                    write!(f, " ({s})")?;
-                }
-                match (last_fds, limit) {
-                    (Some(n), Some(l)) => write!(f, "; it last held {n} FDs of its limit {l}"),
-                    (Some(n), None) => write!(f, "; it last held {n} FDs"),
-                    _ => Ok(()),
-                }
-            }
-            Finding::RunError { message } => f.write_str(message),
-            Finding::ClientExited { pid, at_secs, phase, status } => write!(
-                f,
-                "client (pid {pid}) exited on its own {} into the run, during phase {phase} ({status}); its descriptors were watched until then",
-                human_secs(*at_secs)
-            ),
-            Finding::Interrupted { at_secs, phase } => {
-                write!(f, "run interrupted {} in, during phase {phase}; figures cover the run so far", human_secs(*at_secs))
-            }
         }
     }
 }
@@ -264,6 +179,7 @@ pub fn evaluate(gates: &Gates, procs: &[ProcessAnalysis], workloads: &[WorkloadF
                 residual: a.residual_fds,
                 baseline: a.baseline_fds,
                 close_wait: a.close_wait_final as i64 - a.close_wait_baseline as i64,
+                groups: a.groups.clone(),
             });
         }
         let cw = a.close_wait_final as i64 - a.close_wait_baseline as i64;
@@ -278,7 +194,33 @@ pub fn evaluate(gates: &Gates, procs: &[ProcessAnalysis], workloads: &[WorkloadF
                 role: a.role,
                 over_baseline: cw,
                 peak: a.close_wait_peak,
+                groups: a.groups.clone(),
             });
+        }
+        // Only where fingerprints were taken: a source with counts only cannot name a group.
+        if gates.min_group_growth > 0 && a.fingerprints > 0 {
+            let min = gates.min_group_growth as i64;
+            let steady: Vec<GroupChange> = a
+                .groups
+                .iter()
+                .filter(|g| g.steady && g.change >= min)
+                .cloned()
+                .collect();
+            let largest = a
+                .groups
+                .iter()
+                .filter(|g| g.steady)
+                .map(|g| g.change)
+                .max()
+                .unwrap_or(0);
+            let flagged = findings.iter().any(|f| f.subject() == who && f.kind().is_fd_count());
+            // A process already flagged for its count is told by that finding, which names the groups too.
+            if !check(Gate::MinGroupGrowth, who, largest as f64, min as f64, steady.is_empty()) && !flagged {
+                findings.push(Finding::GroupLeak {
+                    role: a.role,
+                    groups: steady,
+                });
+            }
         }
         if let (Some(usage), Some(limit)) = (a.peak_usage, a.nofile_soft) {
             if !check(
@@ -355,9 +297,14 @@ fn attach_messages(checks: &mut [Check], findings: &[Finding]) {
         // A time-to-limit failure on a process already flagged for growth is told by the growth finding.
         c.message = find(c.gate.finding())
             .or_else(|| find(FindingKind::FdGrowth))
+            .or_else(|| find(FindingKind::ResidualFds))
+            .or_else(|| find(FindingKind::CloseWait))
             .map(|f| f.to_string());
     }
 }
+
+mod sentences;
+pub use sentences::human_secs;
 
 #[cfg(test)]
 mod tests;
