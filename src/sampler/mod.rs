@@ -221,3 +221,51 @@ impl State {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checkpoints_spread_through_the_load_but_not_denser_than_samples_or_seconds() {
+        let s = Duration::from_secs;
+        assert_eq!(checkpoint_every(s(60), Duration::from_millis(250)), Some(s(5)));
+        assert_eq!(checkpoint_every(s(6), Duration::from_millis(250)), Some(s(1)));
+        assert_eq!(checkpoint_every(s(60), s(10)), Some(s(10)));
+        assert_eq!(checkpoint_every(s(1), Duration::from_millis(100)), None);
+    }
+
+    #[test]
+    fn a_fast_leak_is_fingerprinted_at_new_peaks_at_most_every_gap() {
+        let mut s = Schedule::default();
+        let mut taken = Vec::new();
+        // 100 FDs a second for 10 s, sampled every 100 ms, outside the load window.
+        for i in 0..100 {
+            let (t, total) = (i as f64 / 10.0, 20 + 10 * i as u64);
+            if s.due(t, total, false, false) {
+                s.taken(t, total, None, false);
+                taken.push(t);
+            }
+        }
+        assert_eq!(taken, [0.0, 2.0, 4.0, 6.0, 8.0]);
+        // A flat count is never fingerprinted for a peak; a phase end always is.
+        assert!(!s.due(20.0, s.peak_total, false, false));
+        assert!(s.due(20.0, 1, true, false));
+    }
+
+    #[test]
+    fn checkpoints_come_every_interval_during_load() {
+        let mut s = Schedule::default();
+        let every = Some(Duration::from_secs(5));
+        let mut taken = Vec::new();
+        for i in 0..60 {
+            let t = i as f64;
+            if s.due(t, 10, false, true) {
+                s.taken(t, 10, every, true);
+                taken.push(t);
+            }
+        }
+        assert_eq!(taken.len(), 12, "{taken:?}");
+        assert!(taken.windows(2).all(|w| w[1] - w[0] == 5.0), "{taken:?}");
+    }
+}
