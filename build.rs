@@ -6,6 +6,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/fdsoak/demo/v1/chatbot.proto",
     ];
     let fds = protox::compile(protos, ["proto"])?;
+    // The descriptors themselves, for server reflection and for tests of dynamic messages.
+    let out = std::path::PathBuf::from(std::env::var("OUT_DIR")?);
+    std::fs::write(out.join("fdsoak_descriptors.bin"), prost::Message::encode_to_vec(&fds))?;
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)

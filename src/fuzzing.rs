@@ -21,6 +21,31 @@ pub fn scenario(data: &[u8]) {
             let has_load: Vec<bool> = sc.phases.iter().map(|p| !p.workloads.is_empty()).collect();
             let _ = crate::analysis::load_window(&has_load);
             let _ = toml::to_string(&sc);
+            rpc_keys(&sc);
+        }
+    }
+}
+
+/// An rpc workload's method and body, against the built-in protos (no file is read).
+fn rpc_keys(sc: &crate::scenario::Scenario) {
+    static POOL: std::sync::OnceLock<Option<prost_reflect::DescriptorPool>> = std::sync::OnceLock::new();
+    let Some(pool) = POOL.get_or_init(|| prost_reflect::DescriptorPool::decode(crate::proto::FILE_DESCRIPTOR_SET).ok())
+    else {
+        return;
+    };
+    for w in sc.phases.iter().flat_map(|p| &p.workloads) {
+        let input = w
+            .method
+            .as_deref()
+            .and_then(|m| crate::rpc::find_method(pool, m).ok())
+            .map(|m| m.input())
+            .or_else(|| pool.get_message_by_name("fdsoak.demo.v1.AskRequest"));
+        if let (Some(input), Some(data)) = (input, &w.data) {
+            if let Ok(b) = crate::rpc::Bodies::parse(&input, data) {
+                for n in [0, 1, u64::MAX] {
+                    let _ = b.get(n);
+                }
+            }
         }
     }
 }

@@ -23,6 +23,7 @@ pub mod metrics;
 pub mod progress;
 pub mod report;
 pub mod rows;
+pub mod rpc;
 pub mod run;
 pub mod sampler;
 pub mod scenario;
@@ -31,6 +32,9 @@ pub mod vocab;
 
 /// Code generated from `proto/` by `build.rs`.
 pub mod proto {
+    /// Every built-in proto's descriptors, encoded (a `FileDescriptorSet`).
+    pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/fdsoak_descriptors.bin"));
+
     /// grpc.health.v1.
     pub mod health {
         tonic::include_proto!("grpc.health.v1");

@@ -130,7 +130,7 @@ impl Cli {
 }
 
 fn run_config(a: RunArgs) -> Result<Action, ScenarioError> {
-    let mut sc = scenario::load(&a.scenario)?;
+    let mut sc = crate::rpc::load(&a.scenario)?;
     let a_client_flag = a.client.is_some();
     let usage = |flag: &str, message: String| ScenarioError::Usage {
         flag: flag.to_string(),

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 pub fn execute(files: &[PathBuf]) -> Result<ExitCode> {
     let mut first = None;
     for f in files {
-        match crate::scenario::load(f) {
+        match crate::rpc::load(f) {
             Ok(s) => println!("{}: ok ({}, {} phases)", f.display(), s.name, s.phases.len()),
             Err(e) if first.is_none() => first = Some(e),
             Err(e) => eprintln!("error: {e}"),

@@ -3,7 +3,7 @@
 //! by the workload's channel policy.
 
 use super::channel::ChannelSource;
-use super::rate;
+use super::rate::{self, Pace};
 use crate::metrics::WorkloadStats;
 use crate::proto::health::health_client::HealthClient;
 use crate::proto::health::HealthCheckRequest;
@@ -11,15 +11,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-
-/// How calls are paced.
-#[derive(Debug, Clone, Copy)]
-pub enum Pace {
-    /// Open model: `rate` calls per second on a timetable, skipping beyond `max_in_flight`.
-    Open { rate: f64, max_in_flight: u64 },
-    /// Closed model: `concurrency` calls back to back, for saturation.
-    Closed { concurrency: u64 },
-}
 
 /// A validated health_check workload.
 #[derive(Debug, Clone)]
@@ -51,10 +42,7 @@ pub async fn run(
             stats.finish(code, due.elapsed());
         }
     };
-    match spec.pace {
-        Pace::Open { rate, max_in_flight } => rate::open_model(rate, max_in_flight, until, &stop, &stats, call).await,
-        Pace::Closed { concurrency } => rate::closed_model(concurrency, until, &stop, &stats, call).await,
-    }
+    rate::run(spec.pace, until, &stop, &stats, call).await;
 }
 
 /// One Health/Check attempt on `channel`, bounded by `deadline`.

@@ -9,12 +9,14 @@ pub mod channel;
 pub mod health_check;
 pub mod rate;
 pub mod retry;
+pub mod rpc;
 pub mod watch;
 
 use crate::metrics::{Registry, WorkloadStats};
 use crate::scenario::{Phase, Workload, WorkloadKind};
 use channel::{ChannelSource, LeakBin};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -58,6 +60,19 @@ pub async fn run_phase(
             WorkloadKind::Watch => {
                 tasks.spawn(watch::run(watch_spec(w), source, stats, until, stop));
             }
+            WorkloadKind::Rpc => {
+                // Checked when the scenario was loaded; loaded again here from the resolved paths.
+                let method = crate::rpc::Method::load(w).map_err(|e| anyhow::anyhow!("{}: {}", e.key, e.message))?;
+                let spec = rpc::Spec {
+                    pace: rate::Pace::of(w),
+                    deadline: w.deadline.unwrap_or(DEFAULT_DEADLINE),
+                    retry: w.retry.as_ref().map(retry::Policy::from_spec),
+                    stream_duration: w.stream_duration,
+                    max_messages: w.max_messages,
+                    method: Arc::new(method),
+                };
+                tasks.spawn(rpc::run(spec, source, stats, until, stop));
+            }
         }
     }
     // An idle phase, or one whose workloads finished early, still lasts its full duration.
@@ -70,15 +85,8 @@ pub async fn run_phase(
 }
 
 fn health_check_spec(w: &Workload) -> health_check::Spec {
-    let pace = match w.concurrency {
-        Some(concurrency) => health_check::Pace::Closed { concurrency },
-        None => health_check::Pace::Open {
-            rate: w.rate.unwrap_or(1.0),
-            max_in_flight: w.max_in_flight.unwrap_or(DEFAULT_MAX_IN_FLIGHT),
-        },
-    };
     health_check::Spec {
-        pace,
+        pace: rate::Pace::of(w),
         deadline: w.deadline.unwrap_or(DEFAULT_DEADLINE),
         service: w.service.clone().unwrap_or_default(),
         retry: w.retry.as_ref().map(retry::Policy::from_spec),

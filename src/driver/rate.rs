@@ -17,6 +17,40 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+/// How calls are paced: the one choice every call-per-request workload (health_check, rpc) makes.
+#[derive(Debug, Clone, Copy)]
+pub enum Pace {
+    /// Open model: `rate` calls per second on a timetable, skipping beyond `max_in_flight`.
+    Open { rate: f64, max_in_flight: u64 },
+    /// Closed model: `concurrency` calls back to back, for saturation.
+    Closed { concurrency: u64 },
+}
+
+impl Pace {
+    /// The pace a workload's keys ask for.
+    pub fn of(w: &crate::scenario::Workload) -> Pace {
+        match w.concurrency {
+            Some(concurrency) => Pace::Closed { concurrency },
+            None => Pace::Open {
+                rate: w.rate.unwrap_or(1.0),
+                max_in_flight: w.max_in_flight.unwrap_or(super::DEFAULT_MAX_IN_FLIGHT),
+            },
+        }
+    }
+}
+
+/// Runs `call(scheduled_at)` at `pace` until `until` or `stop`.
+pub async fn run<F, Fut>(pace: Pace, until: Instant, stop: &CancellationToken, stats: &Arc<WorkloadStats>, call: F)
+where
+    F: Fn(Instant) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    match pace {
+        Pace::Open { rate, max_in_flight } => open_model(rate, max_in_flight, until, stop, stats, call).await,
+        Pace::Closed { concurrency } => closed_model(concurrency, until, stop, stats, call).await,
+    }
+}
+
 /// Runs `call(scheduled_at)` on the timetable until `until` or `stop`, then
 /// waits for the calls still in flight (each is bounded by its own deadline).
 pub async fn open_model<F, Fut>(

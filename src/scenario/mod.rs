@@ -100,6 +100,12 @@ pub fn parse_address(s: &str) -> anyhow::Result<std::net::SocketAddr> {
         .ok_or_else(|| anyhow::anyhow!("{host} has no address"))
 }
 
+/// An error at `key` of the scenario file at `path`, pointing at that key's line.
+pub fn error_at(path: &Path, key: &KeyPath, message: impl Into<String>) -> ScenarioError {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    Document { path, text: &text }.at_key(key, message.into())
+}
+
 /// Applies the semantic rules to an already-built scenario (for example,
 /// after command-line overrides). Returns the offending key and a message.
 pub fn check_rules(scenario: &Scenario) -> Result<(), (KeyPath, String)> {

@@ -6,6 +6,7 @@
 
 use super::fault::Fault;
 use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// A whole scenario file.
@@ -196,6 +197,8 @@ pub enum WorkloadKind {
     HealthCheck,
     /// Long-lived grpc.health.v1.Health/Watch streams.
     Watch,
+    /// Any unary or server-streaming method, from `.proto` files, with a JSON body.
+    Rpc,
 }
 
 /// How a workload gets its channels.
@@ -246,8 +249,26 @@ pub struct Workload {
     #[serde(default, with = "super::duration::option")]
     #[schemars(with = "Option<String>")]
     pub keepalive_timeout: Option<Duration>,
-    /// health_check: retry failed calls.
+    /// health_check, rpc: retry failed calls.
     pub retry: Option<RetrySpec>,
+    /// rpc: the method, `package.Service/Method`.
+    pub method: Option<String>,
+    /// rpc: `.proto` files that define the method, compiled at run time (no protoc).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub protos: Vec<PathBuf>,
+    /// rpc: where imports are looked up; by default each proto's own directory.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub import_paths: Vec<PathBuf>,
+    /// rpc: the request as JSON (an array is sent round-robin); `{{request_number}}` is replaced.
+    pub data: Option<String>,
+    /// rpc: a file holding the JSON request, instead of `data`.
+    pub data_file: Option<PathBuf>,
+    /// rpc, server-streaming: fdsoak ends a stream after this long (counted OK).
+    #[serde(default, with = "super::duration::option")]
+    #[schemars(with = "Option<String>")]
+    pub stream_duration: Option<Duration>,
+    /// rpc, server-streaming: fdsoak ends a stream after this many messages (counted OK).
+    pub max_messages: Option<u64>,
     /// This workload's own error-rate gate, replacing `[gates] max_error_rate` (e.g. 1.0 where failures are the point).
     pub max_error_rate: Option<f64>,
 }
@@ -312,6 +333,7 @@ impl WorkloadKind {
         match self {
             WorkloadKind::HealthCheck => "health_check",
             WorkloadKind::Watch => "watch",
+            WorkloadKind::Rpc => "rpc",
         }
     }
 }

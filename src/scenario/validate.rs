@@ -161,22 +161,32 @@ fn mode_name(m: TargetMode) -> &'static str {
 
 fn check_workload(w: &Workload, path: &KeyPath) -> Rule {
     let kind = w.kind.as_str();
-    let only = |key: &str, set: bool, owner: WorkloadKind| -> Rule {
-        if set && w.kind != owner {
+    let only = |key: &str, set: bool, owners: &[WorkloadKind]| -> Rule {
+        if set && !owners.contains(&w.kind) {
             return fail(path.key(key), format!("does not apply to kind {kind:?}"));
         }
         Ok(())
     };
-    only("rate", w.rate.is_some(), WorkloadKind::HealthCheck)?;
-    only("max_in_flight", w.max_in_flight.is_some(), WorkloadKind::HealthCheck)?;
-    only("concurrency", w.concurrency.is_some(), WorkloadKind::HealthCheck)?;
-    only("streams", w.streams.is_some(), WorkloadKind::Watch)?;
-    only("reopen_every", w.reopen_every.is_some(), WorkloadKind::Watch)?;
-    only("retry", w.retry.is_some(), WorkloadKind::HealthCheck)?;
+    use WorkloadKind::{HealthCheck, Rpc, Watch};
+    only("rate", w.rate.is_some(), &[HealthCheck, Rpc])?;
+    only("max_in_flight", w.max_in_flight.is_some(), &[HealthCheck, Rpc])?;
+    only("concurrency", w.concurrency.is_some(), &[HealthCheck, Rpc])?;
+    only("streams", w.streams.is_some(), &[Watch])?;
+    only("reopen_every", w.reopen_every.is_some(), &[Watch])?;
+    only("retry", w.retry.is_some(), &[HealthCheck, Rpc])?;
+    only("service", w.service.is_some(), &[HealthCheck, Watch])?;
+    only("method", w.method.is_some(), &[Rpc])?;
+    only("protos", !w.protos.is_empty(), &[Rpc])?;
+    only("import_paths", !w.import_paths.is_empty(), &[Rpc])?;
+    only("data", w.data.is_some(), &[Rpc])?;
+    only("data_file", w.data_file.is_some(), &[Rpc])?;
+    only("stream_duration", w.stream_duration.is_some(), &[Rpc])?;
+    only("max_messages", w.max_messages.is_some(), &[Rpc])?;
     for (key, d) in [
         ("deadline", w.deadline),
         ("keepalive_interval", w.keepalive_interval),
         ("keepalive_timeout", w.keepalive_timeout),
+        ("stream_duration", w.stream_duration),
     ] {
         if d.is_some_and(|d| d.is_zero()) {
             return fail(path.key(key), "must be greater than zero");
@@ -190,8 +200,11 @@ fn check_workload(w: &Workload, path: &KeyPath) -> Rule {
     if let Some(r) = &w.retry {
         check_retry(r, &path.key("retry"))?;
     }
+    if w.kind == Rpc {
+        check_rpc(w, path)?;
+    }
     match w.kind {
-        WorkloadKind::HealthCheck if w.concurrency.is_some() => {
+        WorkloadKind::HealthCheck | WorkloadKind::Rpc if w.concurrency.is_some() => {
             if w.rate.is_some() {
                 return fail(
                     path.key("concurrency"),
@@ -207,11 +220,11 @@ fn check_workload(w: &Workload, path: &KeyPath) -> Rule {
                 _ => {}
             }
         }
-        WorkloadKind::HealthCheck => {
+        WorkloadKind::HealthCheck | WorkloadKind::Rpc => {
             let Some(rate) = w.rate else {
                 return fail(
                     path.key("rate"),
-                    "health_check needs a rate (calls per second) or a concurrency",
+                    format!("{kind} needs a rate (calls per second) or a concurrency"),
                 );
             };
             if !rate.is_finite() || rate <= 0.0 {
@@ -244,6 +257,36 @@ fn check_workload(w: &Workload, path: &KeyPath) -> Rule {
                 return fail(path.key("channel"), "per_call_leak applies to health_check only");
             }
         }
+    }
+    Ok(())
+}
+
+/// The rpc keys that need no descriptors; the method and the body are checked against them later.
+fn check_rpc(w: &Workload, path: &KeyPath) -> Rule {
+    let Some(method) = &w.method else {
+        return fail(
+            path.key("method"),
+            "rpc needs a method, such as \"fdsoak.demo.v1.Chatbot/Ask\"",
+        );
+    };
+    let (service, name) = method.trim_start_matches('/').rsplit_once('/').unwrap_or(("", ""));
+    if service.is_empty() || name.is_empty() || name.contains('.') {
+        return fail(
+            path.key("method"),
+            format!("{method:?} is not package.Service/Method (for example \"fdsoak.demo.v1.Chatbot/Ask\")"),
+        );
+    }
+    if w.data.is_some() && w.data_file.is_some() {
+        return fail(path.key("data_file"), "give data or data_file, not both");
+    }
+    if w.protos.is_empty() {
+        return fail(
+            path.key("protos"),
+            "rpc needs the .proto files that define the method (server reflection is not supported yet)",
+        );
+    }
+    if w.max_messages == Some(0) {
+        return fail(path.key("max_messages"), "must be at least 1");
     }
     Ok(())
 }

@@ -16,5 +16,6 @@ mod layers;
 mod leaks;
 mod regressions;
 mod reports;
+mod rpc;
 mod scenario_errors;
 mod targets;

@@ -1,0 +1,196 @@
+//! Any RPC: the descriptors of a method, from `.proto` files compiled at run
+//! time with protox (no `protoc`), and the request bodies, JSON mapped to the
+//! method's input message through its descriptor.
+//!
+//! [`resolve`] runs once, right after a scenario is loaded: it makes the rpc
+//! workloads' paths absolute, compiles their protos, finds their methods and
+//! encodes their bodies, so every mistake is an error that names the file,
+//! the line and the key before anything starts. The driver then calls
+//! [`Method::load`] again for each phase (compiling a few protos takes
+//! milliseconds) and sends the bodies with the byte [`codec`].
+
+pub mod body;
+pub mod codec;
+
+use crate::scenario::{KeyPath, Scenario, ScenarioError, Workload, WorkloadKind};
+use prost_reflect::{DescriptorPool, MethodDescriptor};
+use std::path::{Path, PathBuf};
+
+pub use body::Bodies;
+
+/// A method ready to call: its path on the wire, its shape, and the bodies to send.
+#[derive(Debug, Clone)]
+pub struct Method {
+    /// `/package.Service/Method`.
+    pub path: String,
+    pub server_streaming: bool,
+    pub bodies: Bodies,
+}
+
+/// A problem with an rpc workload, at one of its keys.
+#[derive(Debug)]
+pub struct KeyError {
+    pub key: &'static str,
+    pub message: String,
+}
+
+fn at(key: &'static str, message: impl Into<String>) -> KeyError {
+    KeyError {
+        key,
+        message: message.into(),
+    }
+}
+
+impl Method {
+    /// Compiles the workload's protos, finds its method and encodes its body.
+    /// Paths are taken as they are: [`resolve`] has made them absolute.
+    pub fn load(w: &Workload) -> Result<Method, KeyError> {
+        let pool = compile(&w.protos, &w.import_paths)?;
+        let name = w.method.as_deref().unwrap_or_default();
+        let method = find_method(&pool, name).map_err(|m| at("method", m))?;
+        if method.is_client_streaming() {
+            return Err(at(
+                "method",
+                format!("{name} is client-streaming or bidirectional; rpc calls unary and server-streaming methods"),
+            ));
+        }
+        let json = match (&w.data, &w.data_file) {
+            (Some(d), _) => d.clone(),
+            (None, Some(f)) => read_bounded(f).map_err(|e| at("data_file", format!("{}: {e}", f.display())))?,
+            (None, None) => "{}".into(),
+        };
+        let key = if w.data_file.is_some() { "data_file" } else { "data" };
+        let bodies = Bodies::parse(&method.input(), &json).map_err(|m| at(key, m))?;
+        Ok(Method {
+            path: format!("/{}/{}", method.parent_service().full_name(), method.name()),
+            server_streaming: method.is_server_streaming(),
+            bodies,
+        })
+    }
+}
+
+/// The largest `data_file` read.
+pub const MAX_DATA_FILE: u64 = 16 << 20;
+
+/// Reads a UTF-8 file of at most [`MAX_DATA_FILE`] bytes (so `/dev/zero` is an error, not a hang).
+fn read_bounded(f: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut text = String::new();
+    std::fs::File::open(f)?
+        .take(MAX_DATA_FILE + 1)
+        .read_to_string(&mut text)?;
+    if text.len() as u64 > MAX_DATA_FILE {
+        return Err(std::io::Error::other(format!(
+            "larger than {} MiB",
+            MAX_DATA_FILE >> 20
+        )));
+    }
+    Ok(text)
+}
+
+/// Compiles `protos`, looking imports up in `import_paths` or, with none, in each proto's own directory.
+fn compile(protos: &[PathBuf], import_paths: &[PathBuf]) -> Result<DescriptorPool, KeyError> {
+    let includes: Vec<PathBuf> = if import_paths.is_empty() {
+        protos
+            .iter()
+            .filter_map(|p| p.parent().map(Path::to_path_buf))
+            .collect()
+    } else {
+        import_paths.to_vec()
+    };
+    let mut compiler = protox::Compiler::new(&includes).map_err(|e| at("import_paths", e.to_string()))?;
+    compiler.include_imports(true);
+    for p in protos {
+        compiler
+            .open_file(p)
+            .map_err(|e| at("protos", format!("{}: {e}", p.display())))?;
+    }
+    Ok(compiler.descriptor_pool())
+}
+
+/// Finds `package.Service/Method` (a leading `/` and a `.` before the method are accepted too).
+pub fn find_method(pool: &DescriptorPool, name: &str) -> Result<MethodDescriptor, String> {
+    let trimmed = name.trim_start_matches('/');
+    let (service, method) = trimmed
+        .rsplit_once('/')
+        .or_else(|| trimmed.rsplit_once('.'))
+        .ok_or_else(|| format!("{name:?} is not package.Service/Method"))?;
+    let Some(svc) = pool.get_service_by_name(service) else {
+        let known: Vec<String> = pool.services().map(|s| s.full_name().to_string()).collect();
+        return Err(format!(
+            "no service {service} in the protos (they define: {})",
+            list(&known)
+        ));
+    };
+    let found = svc.methods().find(|m| m.name() == method);
+    found.ok_or_else(|| {
+        let known: Vec<String> = svc.methods().map(|m| m.name().to_string()).collect();
+        format!("{service} has no method {method} (it has: {})", list(&known))
+    })
+}
+
+fn list(names: &[String]) -> String {
+    if names.is_empty() {
+        "none".into()
+    } else {
+        names.join(", ")
+    }
+}
+
+/// Loads a scenario file and resolves its rpc workloads: what `run` and `validate` read.
+pub fn load(file: &Path) -> Result<Scenario, ScenarioError> {
+    let mut sc = crate::scenario::load(file)?;
+    resolve(&mut sc, file)?;
+    Ok(sc)
+}
+
+/// Makes every rpc workload's paths absolute (relative ones are taken from the
+/// scenario file's directory, then from the current directory) and checks that
+/// its method and body load. Errors name the scenario file, the line and the key.
+pub fn resolve(sc: &mut Scenario, file: &Path) -> Result<(), ScenarioError> {
+    let base = file.parent().unwrap_or(Path::new("."));
+    for (p, phase) in sc.phases.iter_mut().enumerate() {
+        for (i, w) in phase.workloads.iter_mut().enumerate() {
+            if w.kind != WorkloadKind::Rpc {
+                continue;
+            }
+            let key = |k: &str| {
+                KeyPath::default()
+                    .key("phases")
+                    .index(p)
+                    .key("workloads")
+                    .index(i)
+                    .key(k)
+            };
+            for (name, paths) in [("protos", &mut w.protos), ("import_paths", &mut w.import_paths)] {
+                for (j, path) in paths.iter_mut().enumerate() {
+                    *path = absolute(base, path).ok_or_else(|| {
+                        crate::scenario::error_at(
+                            file,
+                            &key(name).index(j),
+                            format!("{}: no such file or directory", path.display()),
+                        )
+                    })?;
+                }
+            }
+            if let Some(f) = &mut w.data_file {
+                *f = absolute(base, f).ok_or_else(|| {
+                    crate::scenario::error_at(file, &key("data_file"), format!("{}: no such file", f.display()))
+                })?;
+            }
+            Method::load(w).map_err(|e| crate::scenario::error_at(file, &key(e.key), e.message))?;
+        }
+    }
+    Ok(())
+}
+
+/// `path` made absolute: as given if absolute, else under `base` if it exists there, else under the current directory.
+fn absolute(base: &Path, path: &Path) -> Option<PathBuf> {
+    let candidates = [base.join(path), std::env::current_dir().ok()?.join(path)];
+    let found = if path.is_absolute() {
+        Some(path.to_path_buf())
+    } else {
+        candidates.into_iter().find(|c| c.exists())
+    };
+    found.filter(|p| p.exists()).and_then(|p| std::fs::canonicalize(p).ok())
+}
