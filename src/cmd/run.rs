@@ -6,7 +6,12 @@ use std::process::ExitCode;
 
 pub fn execute(mut config: RunConfig, quiet: bool) -> Result<ExitCode> {
     config.progress = !quiet;
-    let outcome = super::runtime()?.block_on(crate::run::run(config, super::interrupted()))?;
+    let outcome = super::runtime()?
+        .block_on(crate::run::run(config, super::interrupted()))
+        .map_err(|e| match e.downcast::<crate::scenario::ScenarioError>() {
+            Ok(user) => crate::error::Error::Scenario(user),
+            Err(e) => crate::error::Error::Run(e),
+        })?;
     let text = crate::report::terminal::render(&outcome.summary, &outcome.dir);
     if quiet {
         // The verdict and the findings: everything before the first blank line.

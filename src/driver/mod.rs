@@ -16,7 +16,6 @@ use crate::metrics::{Registry, WorkloadStats};
 use crate::scenario::{Phase, Workload, WorkloadKind};
 use channel::{ChannelSource, LeakBin};
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -31,7 +30,7 @@ pub async fn run_phase(
     phase: &Phase,
     phase_index: usize,
     addr: SocketAddr,
-    registry: &Registry,
+    (registry, methods): (&Registry, &crate::rpc::Methods),
     leak_bin: &LeakBin,
     stop: &CancellationToken,
 ) -> anyhow::Result<()> {
@@ -61,15 +60,16 @@ pub async fn run_phase(
                 tasks.spawn(watch::run(watch_spec(w), source, stats, until, stop));
             }
             WorkloadKind::Rpc => {
-                // Checked when the scenario was loaded; loaded again here from the resolved paths.
-                let method = crate::rpc::Method::load(w).map_err(|e| anyhow::anyhow!("{}: {}", e.key, e.message))?;
+                let method = methods
+                    .get(phase_index, i)
+                    .ok_or_else(|| anyhow::anyhow!("rpc workload {} has no method prepared", w.label(i)))?;
                 let spec = rpc::Spec {
                     pace: rate::Pace::of(w),
                     deadline: w.deadline.unwrap_or(DEFAULT_DEADLINE),
                     retry: w.retry.as_ref().map(retry::Policy::from_spec),
                     stream_duration: w.stream_duration,
                     max_messages: w.max_messages,
-                    method: Arc::new(method),
+                    method,
                 };
                 tasks.spawn(rpc::run(spec, source, stats, until, stop));
             }

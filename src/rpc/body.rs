@@ -89,7 +89,9 @@ fn culprit(desc: &MessageDescriptor, v: &Value) -> Option<String> {
     let Value::Object(fields) = v else { return None };
     fields.iter().find_map(|(k, x)| {
         let alone = Value::Object([(k.clone(), x.clone())].into_iter().collect());
-        DynamicMessage::deserialize(desc.clone(), &alone).is_err().then(|| k.clone())
+        DynamicMessage::deserialize(desc.clone(), &alone)
+            .is_err()
+            .then(|| k.clone())
     })
 }
 

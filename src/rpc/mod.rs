@@ -11,6 +11,7 @@
 
 pub mod body;
 pub mod codec;
+pub mod reflect;
 
 use crate::scenario::{KeyPath, Scenario, ScenarioError, Workload, WorkloadKind};
 use prost_reflect::{DescriptorPool, MethodDescriptor};
@@ -45,9 +46,13 @@ impl Method {
     /// Compiles the workload's protos, finds its method and encodes its body.
     /// Paths are taken as they are: [`resolve`] has made them absolute.
     pub fn load(w: &Workload) -> Result<Method, KeyError> {
-        let pool = compile(&w.protos, &w.import_paths)?;
+        Method::from_pool(&compile(&w.protos, &w.import_paths)?, w)
+    }
+
+    /// Finds the workload's method in `pool` and encodes its body.
+    pub fn from_pool(pool: &DescriptorPool, w: &Workload) -> Result<Method, KeyError> {
         let name = w.method.as_deref().unwrap_or_default();
-        let method = find_method(&pool, name).map_err(|m| at("method", m))?;
+        let method = find_method(pool, name).map_err(|m| at("method", m))?;
         if method.is_client_streaming() {
             return Err(at(
                 "method",
@@ -144,6 +149,102 @@ pub fn load(file: &Path) -> Result<Scenario, ScenarioError> {
     Ok(sc)
 }
 
+/// Every rpc workload's method, by phase and workload index.
+#[derive(Debug, Default)]
+pub struct Methods(Vec<Vec<Option<std::sync::Arc<Method>>>>);
+
+impl Methods {
+    /// The method of workload `workload` of phase `phase`, if it is an rpc workload.
+    pub fn get(&self, phase: usize, workload: usize) -> Option<std::sync::Arc<Method>> {
+        self.0.get(phase)?.get(workload)?.clone()
+    }
+}
+
+/// How long reflection may take, connecting included.
+pub const REFLECTION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Loads every rpc workload's method once, before the load starts: from its
+/// protos, or, for the workloads without any, through the reflection of the
+/// target at `addr`. An error names the scenario file, the line and the key.
+pub async fn prepare(sc: &Scenario, file: &Path, addr: std::net::SocketAddr) -> Result<Methods, ScenarioError> {
+    let key = |p: usize, i: usize, k: &str| {
+        KeyPath::default()
+            .key("phases")
+            .index(p)
+            .key("workloads")
+            .index(i)
+            .key(k)
+    };
+    let rpc = |w: &&Workload| w.kind == WorkloadKind::Rpc;
+    let mut services: Vec<String> = sc
+        .phases
+        .iter()
+        .flat_map(|p| p.workloads.iter().filter(rpc))
+        .filter(|w| w.protos.is_empty())
+        .filter_map(|w| {
+            Some(
+                w.method
+                    .as_deref()?
+                    .trim_start_matches('/')
+                    .rsplit_once('/')?
+                    .0
+                    .to_string(),
+            )
+        })
+        .collect();
+    services.sort();
+    services.dedup();
+    let reflected = if services.is_empty() {
+        None
+    } else {
+        let fetched = async {
+            let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+                .map_err(|e| e.to_string())?
+                .connect()
+                .await
+                .map_err(|e| format!("connecting to {addr} for reflection: {e}"))?;
+            reflect::fetch(channel, &services).await
+        };
+        let first = sc.phases.iter().enumerate().find_map(|(p, ph)| {
+            ph.workloads
+                .iter()
+                .position(|w| w.kind == WorkloadKind::Rpc && w.protos.is_empty())
+                .map(|i| (p, i))
+        });
+        let (p, i) = first.unwrap_or_default();
+        let pool = match tokio::time::timeout(REFLECTION_TIMEOUT, fetched).await {
+            Ok(Ok(pool)) => pool,
+            Ok(Err(m)) => return Err(crate::scenario::error_at(file, &key(p, i, "method"), m)),
+            Err(_) => {
+                return Err(crate::scenario::error_at(
+                    file,
+                    &key(p, i, "method"),
+                    "server reflection did not answer in 10s",
+                ))
+            }
+        };
+        Some(pool)
+    };
+    let mut out = Vec::new();
+    for (p, phase) in sc.phases.iter().enumerate() {
+        let mut row = Vec::new();
+        for (i, w) in phase.workloads.iter().enumerate() {
+            let method = match (w.kind, &reflected) {
+                (WorkloadKind::Rpc, Some(pool)) if w.protos.is_empty() => Some(Method::from_pool(pool, w)),
+                (WorkloadKind::Rpc, _) => Some(Method::load(w)),
+                _ => None,
+            };
+            row.push(match method {
+                Some(Ok(m)) => Some(std::sync::Arc::new(m)),
+                Some(Err(e)) => return Err(crate::scenario::error_at(file, &key(p, i, e.key), e.message)),
+                None => None,
+            });
+        }
+        out.push(row);
+    }
+    Ok(Methods(out))
+}
+
 /// Makes every rpc workload's paths absolute (relative ones are taken from the
 /// scenario file's directory, then from the current directory) and checks that
 /// its method and body load. Errors name the scenario file, the line and the key.
@@ -178,7 +279,10 @@ pub fn resolve(sc: &mut Scenario, file: &Path) -> Result<(), ScenarioError> {
                     crate::scenario::error_at(file, &key("data_file"), format!("{}: no such file", f.display()))
                 })?;
             }
-            Method::load(w).map_err(|e| crate::scenario::error_at(file, &key(e.key), e.message))?;
+            // Without protos the method comes from the target's reflection, checked when the run starts.
+            if !w.protos.is_empty() {
+                Method::load(w).map_err(|e| crate::scenario::error_at(file, &key(e.key), e.message))?;
+            }
         }
     }
     Ok(())

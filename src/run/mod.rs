@@ -80,9 +80,18 @@ pub async fn run(cfg: RunConfig, interrupt: impl Future<Output = ()>) -> anyhow:
     report.target.address = Some(target.addr.to_string());
     report.target.pid = Some(target.pid);
 
+    // The rpc workloads' methods, some perhaps from the target's reflection: a mistake is the user's (exit 2).
+    let methods = match crate::rpc::prepare(sc, &cfg.scenario_file, target.addr).await {
+        Ok(m) => m,
+        Err(e) => {
+            target.stop().await;
+            return Err(anyhow::Error::new(e));
+        }
+    };
+
     // Drive the phases.
     let driven = phases::drive(
-        sc,
+        (sc, &methods),
         report.start,
         (target.addr, target.pid, target.server.clone()),
         &dir,

@@ -17,6 +17,25 @@ fn switch<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
     Ok(Option::<bool>::deserialize(d)?.unwrap_or(false))
 }
 
+/// The reflection services `fdsoak serve` registers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum Reflection {
+    /// grpc.reflection.v1 and v1alpha.
+    #[default]
+    Both,
+    /// grpc.reflection.v1alpha only.
+    V1alpha,
+    /// None: clients need the .proto files.
+    None,
+}
+
+impl Reflection {
+    fn is_both(&self) -> bool {
+        *self == Reflection::Both
+    }
+}
+
 /// Leaks and behaviours of `fdsoak serve`, all off by default.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema, clap::Args)]
 pub struct Knobs {
@@ -32,6 +51,10 @@ pub struct Knobs {
     #[arg(long)]
     #[serde(default, deserialize_with = "switch", skip_serializing_if = "is_false")]
     pub hold_closed_conns: bool,
+    /// Which gRPC server reflection to serve: both versions, only the older v1alpha (as grpcio does), or none.
+    #[arg(long, value_enum, default_value_t)]
+    #[serde(default, skip_serializing_if = "Reflection::is_both")]
+    pub reflection: Reflection,
     /// After the first accept error (such as EMFILE), stop accepting for good: a server that never recovers.
     #[arg(long)]
     #[serde(default, deserialize_with = "switch", skip_serializing_if = "is_false")]

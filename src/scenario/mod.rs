@@ -13,7 +13,7 @@ mod validate;
 
 pub use duration::MAX_DURATION;
 pub use fault::{Fault, FaultKind, ServerControl};
-pub use knobs::{Knobs, DEFAULT_KEEPALIVE_TIMEOUT};
+pub use knobs::{Knobs, Reflection, DEFAULT_KEEPALIVE_TIMEOUT};
 pub use model::*;
 
 use std::fmt;

@@ -279,12 +279,6 @@ fn check_rpc(w: &Workload, path: &KeyPath) -> Rule {
     if w.data.is_some() && w.data_file.is_some() {
         return fail(path.key("data_file"), "give data or data_file, not both");
     }
-    if w.protos.is_empty() {
-        return fail(
-            path.key("protos"),
-            "rpc needs the .proto files that define the method (server reflection is not supported yet)",
-        );
-    }
     if w.max_messages == Some(0) {
         return fail(path.key("max_messages"), "must be at least 1");
     }

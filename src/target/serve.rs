@@ -14,6 +14,7 @@ use crate::proto::health::health_check_response::ServingStatus;
 use crate::proto::health::health_client::HealthClient;
 use crate::proto::health::health_server::{Health, HealthServer};
 use crate::proto::health::{HealthCheckRequest, HealthCheckResponse};
+use crate::scenario::Reflection;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, OwnedFd};
@@ -307,9 +308,22 @@ pub async fn serve(
             .http2_keepalive_interval(Some(interval))
             .http2_keepalive_timeout(Some(timeout));
     }
+    let reflection = |b: tonic_reflection::server::Builder<'static>| {
+        b.register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
+    };
+    let b = tonic_reflection::server::Builder::configure;
+    let mode = knobs.reflection;
+    let v1 = (mode == Reflection::Both)
+        .then(|| reflection(b()).build_v1())
+        .transpose()?;
+    let v1alpha = (mode != Reflection::None)
+        .then(|| reflection(b()).build_v1alpha())
+        .transpose()?;
     let result = builder
         .add_service(HealthServer::new(health))
         .add_service(ChatbotServer::new(ChatSvc))
+        .add_optional_service(v1)
+        .add_optional_service(v1alpha)
         .serve_with_incoming_shutdown(ReceiverStream::new(rx), shutdown)
         .await;
     acceptor.abort();

@@ -110,3 +110,58 @@ fn bad_rpc_keys_are_errors_that_name_the_file_line_and_key() {
         assert!(!err.contains("panicked"), "{err}");
     }
 }
+
+/// The rpc-short fixture with its protos removed: the methods come from the target's reflection.
+fn reflected_fixture(dir: &TempDir) -> std::path::PathBuf {
+    let text = std::fs::read_to_string(repo("tests/scenarios/rpc-short.toml")).unwrap();
+    let text: String = text
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("protos ="))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    dir.write("rpc-reflected.toml", &text)
+}
+
+#[test]
+fn the_same_workload_through_a_proto_and_through_reflection_counts_the_same() {
+    let dir = TempDir::new("rpc-reflect");
+    let server = Server::start(&[]);
+    let addr = server.addr.to_string();
+    let from_proto = run(&repo("tests/scenarios/rpc-short.toml"), &["--target", &addr]);
+    let reflected = run(&reflected_fixture(&dir), &["--target", &addr]);
+    for r in [&from_proto, &reflected] {
+        assert_eq!(r.code, 0, "{}", r.context());
+    }
+    let counts = |r: &RunResult| -> Vec<(String, u64, u64, u64)> {
+        let s = r.summary();
+        s.workloads
+            .iter()
+            .map(|w| (w.name.clone(), w.scheduled, w.errors, w.messages / w.ok.max(1)))
+            .collect()
+    };
+    // Same timetable, same calls, same replies per stream.
+    assert_eq!(counts(&from_proto), counts(&reflected));
+}
+
+#[test]
+fn reflection_falls_back_to_v1alpha_and_its_absence_is_a_located_error() {
+    let dir = TempDir::new("rpc-reflect");
+    let s = reflected_fixture(&dir);
+    let old = Server::start(&["--reflection", "v1alpha"]);
+    let r = run(&s, &["--target", &old.addr.to_string()]);
+    assert_eq!(r.code, 0, "a v1alpha-only server is enough: {}", r.context());
+
+    let none = Server::start(&["--reflection", "none"]);
+    let r = run(&s, &["--target", &none.addr.to_string()]);
+    assert_eq!(r.code, 2, "{}", r.context());
+    let err = r.stderr.trim();
+    assert!(
+        err.contains("rpc-reflected.toml:") && err.contains("key `phases[1].workloads[0].method`"),
+        "{err}"
+    );
+    assert!(
+        err.contains("does not serve reflection") && err.contains("`protos`"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+}
