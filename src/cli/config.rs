@@ -136,7 +136,8 @@ fn run_config(a: RunArgs) -> Result<Action, ScenarioError> {
         flag: flag.to_string(),
         message,
     };
-    let ready_timeout = sc.target.ready_timeout;
+    // How to wait for the target is the scenario's, whichever target the command line names.
+    let (ready, ready_timeout) = (sc.target.ready, sc.target.ready_timeout);
     if let Some(addr) = a.target {
         crate::target::parse_address(&addr)
             .map_err(|e| usage("--target", format!("{addr:?} is not HOST:PORT: {e}")))?;
@@ -144,6 +145,7 @@ fn run_config(a: RunArgs) -> Result<Action, ScenarioError> {
             mode: TargetMode::Address,
             address: Some(addr),
             pid: a.pid,
+            ready,
             ready_timeout,
             ..Default::default()
         };
@@ -157,6 +159,7 @@ fn run_config(a: RunArgs) -> Result<Action, ScenarioError> {
             mode: TargetMode::Spawn,
             command: Some(cmd),
             nofile,
+            ready,
             ready_timeout,
             ..Default::default()
         };

@@ -152,3 +152,47 @@ async fn read_stream(
         }
     }
 }
+
+/// The `ready = "rpc"` check: calls `method` on a fresh channel until it answers with any
+/// status but UNAVAILABLE, for at most `timeout`. Returns the last status seen otherwise.
+pub async fn wait_answer(addr: std::net::SocketAddr, method: &Method, timeout: Duration) -> Result<(), String> {
+    let deadline = Instant::now() + timeout;
+    let mut last = String::from("no attempt made");
+    while Instant::now() < deadline {
+        let attempt = deadline
+            .saturating_duration_since(Instant::now())
+            .min(Duration::from_secs(2));
+        match tokio::time::timeout(attempt, call_once(addr, method)).await {
+            Ok(Ok(())) => return Ok(()),
+            Ok(Err(status)) if status.code() != tonic::Code::Unavailable => return Ok(()),
+            Ok(Err(status)) => last = format!("{}: {}", status.code(), status.message()),
+            Err(_) => last = "no answer".into(),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Err(format!(
+        "{} did not answer within {timeout:?} (last: {last})",
+        method.path
+    ))
+}
+
+async fn call_once(addr: std::net::SocketAddr, method: &Method) -> Result<(), tonic::Status> {
+    let unavailable = |e: &dyn std::fmt::Display| tonic::Status::unavailable(e.to_string());
+    let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{addr}")).map_err(|e| unavailable(&e))?;
+    let channel = endpoint.connect().await.map_err(|e| unavailable(&e))?;
+    let path = tonic::codegen::http::uri::PathAndQuery::try_from(method.path.as_str())
+        .map_err(|e| tonic::Status::internal(e.to_string()))?;
+    let body = method.bodies.get(0).map_err(tonic::Status::invalid_argument)?;
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready().await.map_err(|e| unavailable(&e))?;
+    if method.server_streaming {
+        grpc.server_streaming(tonic::Request::new(body), path, Raw)
+            .await?
+            .into_inner()
+            .message()
+            .await?;
+    } else {
+        grpc.unary(tonic::Request::new(body), path, Raw).await?;
+    }
+    Ok(())
+}

@@ -158,6 +158,11 @@ impl Methods {
     pub fn get(&self, phase: usize, workload: usize) -> Option<std::sync::Arc<Method>> {
         self.0.get(phase)?.get(workload)?.clone()
     }
+
+    /// The first rpc workload's method, in phase order.
+    pub fn first(&self) -> Option<std::sync::Arc<Method>> {
+        self.0.iter().flatten().flatten().next().cloned()
+    }
 }
 
 /// How long reflection may take, connecting included.

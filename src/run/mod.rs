@@ -60,7 +60,7 @@ pub async fn run(cfg: RunConfig, interrupt: impl Future<Output = ()>) -> anyhow:
 
     // Start the target.
     let started = tokio::select! {
-        t = target::start(&plan, target::plan::ready_timeout(sc)) => t,
+        t = target::start(&plan, (sc.target.ready, target::plan::ready_timeout(sc))) => t,
         _ = &mut interrupt => {
             let at_secs = report.start.elapsed().as_secs_f64();
             return finish(&report, event(Finding::Interrupted { at_secs, phase: "startup".into() }), dir);
@@ -88,6 +88,21 @@ pub async fn run(cfg: RunConfig, interrupt: impl Future<Output = ()>) -> anyhow:
             return Err(anyhow::Error::new(e));
         }
     };
+
+    // `ready = "rpc"`: the connection is up; now the first rpc method must answer.
+    if let (crate::scenario::ReadyCheck::Rpc, Some(m)) = (sc.target.ready, methods.first()) {
+        let timeout = target::plan::ready_timeout(sc);
+        if let Err(message) = crate::driver::rpc::wait_answer(target.addr, &m, timeout).await {
+            target.stop().await;
+            return finish(
+                &report,
+                event(Finding::RunError {
+                    message: format!("target not ready: {message}"),
+                }),
+                dir,
+            );
+        }
+    }
 
     // Drive the phases.
     let driven = phases::drive(

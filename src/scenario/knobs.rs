@@ -51,6 +51,10 @@ pub struct Knobs {
     #[arg(long)]
     #[serde(default, deserialize_with = "switch", skip_serializing_if = "is_false")]
     pub hold_closed_conns: bool,
+    /// Do not serve grpc.health.v1.Health, as many real servers do not (then use `ready = "connect"` or `"rpc"`).
+    #[arg(long)]
+    #[serde(default, deserialize_with = "switch", skip_serializing_if = "is_false")]
+    pub no_health: bool,
     /// Which gRPC server reflection to serve: both versions, only the older v1alpha (as grpcio does), or none.
     #[arg(long, value_enum, default_value_t)]
     #[serde(default, skip_serializing_if = "Reflection::is_both")]

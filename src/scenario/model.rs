@@ -71,6 +71,19 @@ impl TargetMode {
     }
 }
 
+/// What fdsoak waits for before the load starts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ReadyCheck {
+    /// grpc.health.v1.Health/Check answers SERVING.
+    #[default]
+    Health,
+    /// A TCP connection and the HTTP/2 handshake succeed: for servers without the health service.
+    Connect,
+    /// The first rpc workload's method answers, with any status but UNAVAILABLE.
+    Rpc,
+}
+
 /// The `[target]` table. The built-in target's knobs sit in it beside the
 /// mode's own keys; keys that are neither are caught in `unknown` and
 /// rejected by validation (serde cannot deny unknown fields beside a flatten).
@@ -86,7 +99,10 @@ pub struct TargetSpec {
     pub address: Option<String>,
     /// address: the server's PID; found from the listening socket when absent.
     pub pid: Option<i32>,
-    /// How long the target has to answer its first health check.
+    /// What makes the target ready: a health check (default), a connection, or the first rpc call.
+    #[serde(default)]
+    pub ready: ReadyCheck,
+    /// How long the target has to become ready.
     #[serde(default, with = "super::duration::option")]
     #[schemars(with = "Option<String>")]
     pub ready_timeout: Option<Duration>,

@@ -19,6 +19,17 @@ pub(super) fn check(s: &Scenario) -> Rule {
         return fail(root.key("name"), "must not be empty");
     }
     check_target(&s.target, &root.key("target"))?;
+    let has_rpc = s
+        .phases
+        .iter()
+        .flat_map(|p| &p.workloads)
+        .any(|w| w.kind == WorkloadKind::Rpc);
+    if s.target.ready == super::ReadyCheck::Rpc && !has_rpc {
+        return fail(
+            root.key("target").key("ready"),
+            "\"rpc\" calls the first rpc workload's method, and there is none",
+        );
+    }
     let sampler = root.key("sampler");
     if s.sampler.interval < Duration::from_millis(10) {
         return fail(sampler.key("interval"), "must be at least 10ms");

@@ -9,11 +9,13 @@
 pub mod behaviour;
 pub mod find;
 pub mod plan;
+pub mod protocol;
 pub mod serve;
 
 use crate::child::{drain_lines, launch, Tail};
 use crate::proto::health::health_client::HealthClient;
 use crate::proto::health::HealthCheckRequest;
+use crate::scenario::ReadyCheck;
 use anyhow::{anyhow, Context};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -52,12 +54,17 @@ pub struct RunningTarget {
 /// Errors that mean the target could not be brought up or reached (exit code 3).
 #[derive(Debug, thiserror::Error)]
 pub enum TargetError {
-    #[error("target {addr} did not answer a health check within {timeout:?}: {last}")]
+    #[error("target {addr} did not {check} within {timeout:?}: {last}")]
     Unreachable {
         addr: SocketAddr,
+        check: &'static str,
         timeout: Duration,
         last: String,
     },
+    #[error("target {addr} answers gRPC but does not serve grpc.health.v1.Health (UNIMPLEMENTED): set `target.ready = \"connect\"` (or \"rpc\") to wait for it another way")]
+    NoHealthService { addr: SocketAddr },
+    #[error("target {addr} {what}")]
+    WrongProtocol { addr: SocketAddr, what: String },
     #[error("target exited before it was ready ({status}){tail}")]
     ExitedEarly { status: String, tail: String },
     #[error("no process on this host listens on port {port}; pass --pid, or check the address")]
@@ -70,8 +77,12 @@ pub enum TargetError {
 
 pub use crate::scenario::parse_address;
 
-/// Starts or attaches to the target, and waits until it answers a health check.
-pub async fn start(plan: &TargetPlan, ready_timeout: Duration) -> Result<RunningTarget, TargetError> {
+/// Starts or attaches to the target, and waits until it is ready: it answers a
+/// health check, or (`Connect`, and `Rpc` before its first call) accepts an HTTP/2 connection.
+pub async fn start(
+    plan: &TargetPlan,
+    (ready, ready_timeout): (ReadyCheck, Duration),
+) -> Result<RunningTarget, TargetError> {
     let tail = Tail::default();
     let mut server = None;
     if let TargetPlan::Address { pid: Some(pid), .. } = plan {
@@ -111,7 +122,7 @@ pub async fn start(plan: &TargetPlan, ready_timeout: Duration) -> Result<Running
             )
         }
     };
-    wait_ready(addr, ready_timeout, child.as_mut(), &tail).await?;
+    wait_ready(addr, (ready, ready_timeout), child.as_mut(), &tail).await?;
     let pid = match (plan, &child) {
         (TargetPlan::Address { pid: Some(p), .. }, _) => *p,
         // For a spawned command, prefer the process that owns the listener:
@@ -189,23 +200,50 @@ fn exited_early(status: Option<std::process::ExitStatus>, tail: &Tail) -> Target
     }
 }
 
-/// Calls Health/Check until it succeeds, the deadline passes, or the child exits.
+/// Tries the readiness check until it succeeds, the deadline passes, or the child exits.
+/// A server without the health service, or a port that speaks another protocol, fails at once.
 async fn wait_ready(
     addr: SocketAddr,
-    timeout: Duration,
+    (check, timeout): (ReadyCheck, Duration),
     mut child: Option<&mut Child>,
     tail: &Tail,
 ) -> Result<(), TargetError> {
     let deadline = Instant::now() + timeout;
     let mut last = String::from("no attempt made");
+    let name = if check == ReadyCheck::Health {
+        "answer a health check"
+    } else {
+        "accept an HTTP/2 connection"
+    };
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
-            return Err(TargetError::Unreachable { addr, timeout, last });
+            return Err(TargetError::Unreachable {
+                addr,
+                check: name,
+                timeout,
+                last,
+            });
         }
-        match health_check_once(addr, left.min(Duration::from_secs(2))).await {
+        let attempt = left.min(Duration::from_secs(2));
+        let result = match check {
+            ReadyCheck::Health => health_check_once(addr, attempt).await,
+            ReadyCheck::Connect | ReadyCheck::Rpc => connect_once(addr, attempt).await.map(drop),
+        };
+        match result {
             Ok(()) => return Ok(()),
-            Err(e) => last = format!("{e:#}"),
+            Err(e) => {
+                if e.downcast_ref::<tonic::Status>()
+                    .is_some_and(|s| s.code() == tonic::Code::Unimplemented)
+                {
+                    return Err(TargetError::NoHealthService { addr });
+                }
+                // Something answered, but not in HTTP/2: say what it speaks rather than wait.
+                if let Some(what) = protocol::sniff(addr, attempt).await {
+                    return Err(TargetError::WrongProtocol { addr, what });
+                }
+                last = format!("{e:#}");
+            }
         }
         if let Some(c) = child.as_deref_mut() {
             if let Ok(Some(status)) = c.try_wait() {
@@ -216,16 +254,24 @@ async fn wait_ready(
     }
 }
 
-/// One Health/Check over a fresh channel that is closed afterwards.
-pub async fn health_check_once(addr: SocketAddr, timeout: Duration) -> anyhow::Result<()> {
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))?
+/// A fresh plaintext HTTP/2 channel to `addr`, connected (TCP and the HTTP/2 handshake).
+pub async fn connect_once(addr: SocketAddr, timeout: Duration) -> anyhow::Result<tonic::transport::Channel> {
+    Ok(tonic::transport::Endpoint::from_shared(format!("http://{addr}"))?
         .connect_timeout(timeout)
         .timeout(timeout)
         .connect()
-        .await?;
+        .await?)
+}
+
+/// One Health/Check over a fresh channel that is closed afterwards.
+pub async fn health_check_once(addr: SocketAddr, timeout: Duration) -> anyhow::Result<()> {
+    let channel = connect_once(addr, timeout).await?;
     let mut req = tonic::Request::new(HealthCheckRequest { service: String::new() });
     req.set_timeout(timeout);
-    HealthClient::new(channel).check(req).await?;
+    HealthClient::new(channel)
+        .check(req)
+        .await
+        .map_err(anyhow::Error::new)?;
     Ok(())
 }
 

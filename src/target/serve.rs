@@ -319,8 +319,9 @@ pub async fn serve(
     let v1alpha = (mode != Reflection::None)
         .then(|| reflection(b()).build_v1alpha())
         .transpose()?;
+    let health = (!knobs.no_health).then(|| HealthServer::new(health));
     let result = builder
-        .add_service(HealthServer::new(health))
+        .add_optional_service(health)
         .add_service(ChatbotServer::new(ChatSvc))
         .add_optional_service(v1)
         .add_optional_service(v1alpha)
