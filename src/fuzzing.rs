@@ -22,6 +22,8 @@ pub fn scenario(data: &[u8]) {
             let _ = crate::analysis::load_window(&has_load);
             let _ = toml::to_string(&sc);
             rpc_keys(&sc);
+            // TLS files are read with a bound; metadata must expand or fail, never panic.
+            let _ = crate::transport::Transport::load(&sc).map(|t| format!("{t:?}"));
         }
     }
 }

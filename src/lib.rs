@@ -28,6 +28,7 @@ pub mod run;
 pub mod sampler;
 pub mod scenario;
 pub mod target;
+pub mod transport;
 pub mod vocab;
 
 /// Code generated from `proto/` by `build.rs`.

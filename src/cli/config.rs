@@ -21,6 +21,8 @@ pub struct ServeConfig {
     pub knobs: Knobs,
     pub nofile: Option<u64>,
     pub control_stdin: bool,
+    /// Certificate, key and, for mutual TLS, the client CA.
+    pub tls: Option<(PathBuf, PathBuf, Option<PathBuf>)>,
 }
 
 /// `fdsoak probe`, ready to execute.
@@ -65,6 +67,7 @@ impl Cli {
                 knobs: s.knobs,
                 nofile: s.nofile,
                 control_stdin: s.control_stdin,
+                tls: s.tls_cert.zip(s.tls_key).map(|(c, k)| (c, k, s.client_ca)),
             })),
             Command::Validate { scenarios } => Ok(Action::Validate(scenarios)),
             Command::Merge { reports, out } => Ok(Action::Merge { reports, out }),
@@ -131,6 +134,11 @@ impl Cli {
 
 fn run_config(a: RunArgs) -> Result<Action, ScenarioError> {
     let mut sc = crate::rpc::load(&a.scenario)?;
+    crate::transport::resolve(&mut sc, &a.scenario)?;
+    a.tls.apply(&mut sc).map_err(|(flag, message)| ScenarioError::Usage {
+        flag: flag.into(),
+        message,
+    })?;
     let a_client_flag = a.client.is_some();
     let usage = |flag: &str, message: String| ScenarioError::Usage {
         flag: flag.to_string(),
@@ -232,5 +240,45 @@ fn check_program(command: &str) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!("{program:?} is not an executable file or on PATH"))
+    }
+}
+
+impl crate::cli::TlsArgs {
+    /// Puts the TLS flags and `-H` metadata into the scenario, over its own values.
+    fn apply(self, sc: &mut crate::scenario::Scenario) -> Result<(), (&'static str, String)> {
+        let any = self.cacert.is_some() || self.cert.is_some() || self.servername.is_some() || self.insecure;
+        if any {
+            let t = sc.tls.get_or_insert_with(Default::default);
+            if self.cacert.is_some() && self.insecure {
+                return Err(("--insecure", "give --cacert or --insecure, not both".into()));
+            }
+            if let Some(ca) = self.cacert {
+                t.ca = Some(ca);
+                t.insecure_skip_verify = false;
+            }
+            if let (Some(cert), Some(key)) = (self.cert, self.key) {
+                t.cert = Some(cert);
+                t.key = Some(crate::scenario::Secret::new(key.to_string_lossy()));
+            }
+            if let Some(name) = self.servername {
+                t.server_name = Some(name);
+            }
+            if self.insecure {
+                t.insecure_skip_verify = true;
+                t.ca = None;
+            }
+        }
+        for h in self.headers {
+            // The value is never echoed: it may be a token.
+            let Some((k, v)) = h.split_once(':') else {
+                return Err(("-H", "expected \"key: value\"".into()));
+            };
+            if k.trim().is_empty() {
+                return Err(("-H", "the metadata key is empty".into()));
+            }
+            sc.metadata
+                .insert(k.trim().to_ascii_lowercase(), crate::scenario::Secret::new(v.trim()));
+        }
+        Ok(())
     }
 }

@@ -121,7 +121,32 @@ pub struct RunArgs {
     #[arg(long, short)]
     pub quiet: bool,
     #[command(flatten)]
+    pub tls: TlsArgs,
+    #[command(flatten)]
     pub gates: GateArgs,
+}
+
+/// TLS and metadata to the target, in the manner of grpcurl; each replaces the scenario's value.
+#[derive(Debug, Args, Default)]
+pub struct TlsArgs {
+    /// Speak TLS, trusting the CA in this PEM file ([tls] ca).
+    #[arg(long, value_name = "FILE")]
+    pub cacert: Option<PathBuf>,
+    /// Client certificate (PEM) for mutual TLS ([tls] cert).
+    #[arg(long, value_name = "FILE", requires = "key")]
+    pub cert: Option<PathBuf>,
+    /// Client key (PEM) for mutual TLS ([tls] key); its path is kept out of reports.
+    #[arg(long, value_name = "FILE", requires = "cert")]
+    pub key: Option<PathBuf>,
+    /// Name to verify the server certificate against ([tls] server_name).
+    #[arg(long, value_name = "NAME")]
+    pub servername: Option<String>,
+    /// Speak TLS and accept any server certificate ([tls] insecure_skip_verify).
+    #[arg(long)]
+    pub insecure: bool,
+    /// Metadata sent with every call, "key: value" (repeatable; ${NAME} reads the environment).
+    #[arg(short = 'H', long = "header", value_name = "KEY: VALUE")]
+    pub headers: Vec<String>,
 }
 
 /// Gate overrides; each replaces the scenario's `[gates]` value.
@@ -171,6 +196,15 @@ pub struct ServeArgs {
     /// fault per line, from standard input: how `fdsoak run` steers the built-in target.
     #[arg(long)]
     pub control_stdin: bool,
+    /// Serve TLS with this certificate (PEM; with --tls-key).
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Require client certificates signed by this CA (mutual TLS).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub client_ca: Option<PathBuf>,
     #[command(flatten)]
     pub knobs: Knobs,
 }

@@ -10,6 +10,12 @@ pub fn execute(s: ServeConfig) -> Result<ExitCode> {
     if let Some(n) = s.nofile {
         crate::target::serve::set_nofile(n).with_context(|| format!("cannot set RLIMIT_NOFILE to {n}"))?;
     }
+    let tls = match &s.tls {
+        None => None,
+        Some((cert, key, client_ca)) => {
+            Some(server_tls(cert, key, client_ca.as_deref()).map_err(crate::error::Error::input)?)
+        }
+    };
     super::runtime()?.block_on(async move {
         let listener = tokio::net::TcpListener::bind(s.addr)
             .await
@@ -23,7 +29,25 @@ pub fn execute(s: ServeConfig) -> Result<ExitCode> {
         if s.control_stdin {
             tokio::spawn(crate::target::behaviour::read_stdin(state.clone()));
         }
-        crate::target::serve::serve(listener, s.knobs, state, super::interrupted()).await?;
+        crate::target::serve::serve((listener, tls), s.knobs, state, super::interrupted()).await?;
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// The server's TLS identity and, for mutual TLS, the CA its clients' certificates must chain to.
+fn server_tls(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+    client_ca: Option<&std::path::Path>,
+) -> anyhow::Result<tonic::transport::ServerTlsConfig> {
+    use tonic::transport::{Certificate, Identity, ServerTlsConfig};
+    let read = |p: &std::path::Path, flag: &str| {
+        std::fs::read(p).with_context(|| format!("{flag}: cannot read {}", p.display()))
+    };
+    let mut tls =
+        ServerTlsConfig::new().identity(Identity::from_pem(read(cert, "--tls-cert")?, read(key, "--tls-key")?));
+    if let Some(ca) = client_ca {
+        tls = tls.client_ca_root(Certificate::from_pem(read(ca, "--client-ca")?));
+    }
+    Ok(tls)
 }

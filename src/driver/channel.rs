@@ -20,30 +20,24 @@ pub type LeakBin = Arc<Mutex<Vec<Channel>>>;
 #[derive(Clone)]
 pub struct ChannelSource {
     endpoint: Endpoint,
+    transport: Arc<crate::transport::Transport>,
     policy: ChannelPolicy,
     shared: Option<Channel>,
     leak_bin: LeakBin,
 }
 
 impl ChannelSource {
+    /// Channels to `addr` in `transport` (plaintext or TLS), by `policy`, with HTTP/2
+    /// keepalive pings (interval, timeout) when given, so a dead connection is noticed.
     pub fn new(
-        addr: SocketAddr,
-        policy: ChannelPolicy,
-        connect_timeout: Duration,
-        leak_bin: LeakBin,
-    ) -> anyhow::Result<Self> {
-        Self::with_keepalive(addr, policy, connect_timeout, None, leak_bin)
-    }
-
-    /// Like [`ChannelSource::new`], with HTTP/2 keepalive pings (interval, timeout) so a dead connection is noticed.
-    pub fn with_keepalive(
-        addr: SocketAddr,
+        (addr, transport): (SocketAddr, Arc<crate::transport::Transport>),
         policy: ChannelPolicy,
         connect_timeout: Duration,
         keepalive: Option<(Duration, Duration)>,
         leak_bin: LeakBin,
     ) -> anyhow::Result<Self> {
-        let mut endpoint = Endpoint::from_shared(format!("http://{addr}"))?
+        let mut endpoint = transport
+            .endpoint(addr)?
             .connect_timeout(connect_timeout)
             .tcp_nodelay(true);
         if let Some((interval, timeout)) = keepalive {
@@ -55,10 +49,16 @@ impl ChannelSource {
         let shared = (policy == ChannelPolicy::Shared).then(|| endpoint.connect_lazy());
         Ok(ChannelSource {
             endpoint,
+            transport,
             policy,
             shared,
             leak_bin,
         })
+    }
+
+    /// Adds the run's metadata to a request on one of these channels.
+    pub fn decorate<T>(&self, req: &mut tonic::Request<T>) {
+        self.transport.decorate(req);
     }
 
     /// A channel for one call. A failed dial maps to UNAVAILABLE, or DEADLINE_EXCEEDED on timeout.

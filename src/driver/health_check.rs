@@ -36,7 +36,13 @@ pub async fn run(
         let deadline = spec.deadline;
         let retry = spec.retry.clone();
         async move {
-            let attempt = |channel| check(channel, service.clone(), deadline);
+            let attempt = |channel| {
+                let mut req = tonic::Request::new(HealthCheckRequest {
+                    service: service.clone(),
+                });
+                source.decorate(&mut req);
+                check(channel, req, deadline)
+            };
             let code = super::retry::call(&source, retry.as_ref(), &stats, attempt).await;
             // Latency runs from the scheduled start, across every attempt and backoff.
             stats.finish(code, due.elapsed());
@@ -46,8 +52,11 @@ pub async fn run(
 }
 
 /// One Health/Check attempt on `channel`, bounded by `deadline`.
-async fn check(channel: tonic::transport::Channel, service: String, deadline: Duration) -> tonic::Code {
-    let mut req = tonic::Request::new(HealthCheckRequest { service });
+async fn check(
+    channel: tonic::transport::Channel,
+    mut req: tonic::Request<HealthCheckRequest>,
+    deadline: Duration,
+) -> tonic::Code {
     req.set_timeout(deadline);
     match tokio::time::timeout(deadline, HealthClient::new(channel).check(req)).await {
         Ok(Ok(_)) => tonic::Code::Ok,

@@ -29,7 +29,7 @@ pub use crate::scenario::DEFAULT_KEEPALIVE_TIMEOUT;
 pub async fn run_phase(
     phase: &Phase,
     phase_index: usize,
-    addr: SocketAddr,
+    (addr, transport): (SocketAddr, &std::sync::Arc<crate::transport::Transport>),
     (registry, methods): (&Registry, &crate::rpc::Methods),
     leak_bin: &LeakBin,
     stop: &CancellationToken,
@@ -41,7 +41,13 @@ pub async fn run_phase(
         let keepalive = w
             .keepalive_interval
             .map(|i| (i, w.keepalive_timeout.unwrap_or(DEFAULT_KEEPALIVE_TIMEOUT)));
-        let source = ChannelSource::with_keepalive(addr, w.channel, deadline, keepalive, leak_bin.clone())?;
+        let source = ChannelSource::new(
+            (addr, transport.clone()),
+            w.channel,
+            deadline,
+            keepalive,
+            leak_bin.clone(),
+        )?;
         let mut stats = WorkloadStats::new(
             &phase.name,
             phase_index,

@@ -54,7 +54,11 @@ pub async fn run(
                 }
             };
             let first = Arc::new(std::sync::Mutex::new(None::<Duration>));
-            let attempt = |channel| one_call(channel, spec.clone(), body.clone(), stats.clone(), due, first.clone());
+            let attempt = |channel| {
+                let mut req = tonic::Request::new(body.clone());
+                source.decorate(&mut req);
+                one_call(channel, spec.clone(), req, stats.clone(), due, first.clone())
+            };
             let code = super::retry::call(&source, spec.retry.as_ref(), &stats, attempt).await;
             // Unary: latency from the scheduled start, across every attempt. A stream: to its first message.
             let to_first = first.lock().ok().and_then(|m| *m);
@@ -68,7 +72,7 @@ pub async fn run(
 async fn one_call(
     channel: tonic::transport::Channel,
     spec: Arc<Spec>,
-    body: bytes::Bytes,
+    mut req: tonic::Request<bytes::Bytes>,
     stats: Arc<WorkloadStats>,
     due: Instant,
     first: Arc<std::sync::Mutex<Option<Duration>>>,
@@ -78,7 +82,6 @@ async fn one_call(
         Err(_) => return tonic::Code::Internal,
     };
     let mut grpc = tonic::client::Grpc::new(channel);
-    let mut req = tonic::Request::new(body);
     if !spec.method.server_streaming {
         // A stream's grpc-timeout would end it at the deadline; its wait for the first message is bounded below.
         req.set_timeout(spec.deadline);
@@ -155,14 +158,18 @@ async fn read_stream(
 
 /// The `ready = "rpc"` check: calls `method` on a fresh channel until it answers with any
 /// status but UNAVAILABLE, for at most `timeout`. Returns the last status seen otherwise.
-pub async fn wait_answer(addr: std::net::SocketAddr, method: &Method, timeout: Duration) -> Result<(), String> {
+pub async fn wait_answer(
+    (addr, transport): (std::net::SocketAddr, &crate::transport::Transport),
+    method: &Method,
+    timeout: Duration,
+) -> Result<(), String> {
     let deadline = Instant::now() + timeout;
     let mut last = String::from("no attempt made");
     while Instant::now() < deadline {
         let attempt = deadline
             .saturating_duration_since(Instant::now())
             .min(Duration::from_secs(2));
-        match tokio::time::timeout(attempt, call_once(addr, method)).await {
+        match tokio::time::timeout(attempt, call_once(addr, method, transport)).await {
             Ok(Ok(())) => return Ok(()),
             Ok(Err(status)) if status.code() != tonic::Code::Unavailable => return Ok(()),
             Ok(Err(status)) => last = format!("{}: {}", status.code(), status.message()),
@@ -176,23 +183,29 @@ pub async fn wait_answer(addr: std::net::SocketAddr, method: &Method, timeout: D
     ))
 }
 
-async fn call_once(addr: std::net::SocketAddr, method: &Method) -> Result<(), tonic::Status> {
+async fn call_once(
+    addr: std::net::SocketAddr,
+    method: &Method,
+    transport: &crate::transport::Transport,
+) -> Result<(), tonic::Status> {
     let unavailable = |e: &dyn std::fmt::Display| tonic::Status::unavailable(e.to_string());
-    let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{addr}")).map_err(|e| unavailable(&e))?;
+    let endpoint = transport.endpoint(addr).map_err(|e| unavailable(&e))?;
     let channel = endpoint.connect().await.map_err(|e| unavailable(&e))?;
     let path = tonic::codegen::http::uri::PathAndQuery::try_from(method.path.as_str())
         .map_err(|e| tonic::Status::internal(e.to_string()))?;
     let body = method.bodies.get(0).map_err(tonic::Status::invalid_argument)?;
     let mut grpc = tonic::client::Grpc::new(channel);
     grpc.ready().await.map_err(|e| unavailable(&e))?;
+    let mut req = tonic::Request::new(body);
+    transport.decorate(&mut req);
     if method.server_streaming {
-        grpc.server_streaming(tonic::Request::new(body), path, Raw)
+        grpc.server_streaming(req, path, Raw)
             .await?
             .into_inner()
             .message()
             .await?;
     } else {
-        grpc.unary(tonic::Request::new(body), path, Raw).await?;
+        grpc.unary(req, path, Raw).await?;
     }
     Ok(())
 }

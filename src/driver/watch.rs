@@ -86,9 +86,10 @@ async fn one_stream(
         Ok(Err(code)) => return code,
         Err(_) => return tonic::Code::DeadlineExceeded,
     };
-    let req = tonic::Request::new(HealthCheckRequest {
+    let mut req = tonic::Request::new(HealthCheckRequest {
         service: spec.service.clone(),
     });
+    source.decorate(&mut req);
     let mut client = HealthClient::new(channel.clone());
     let mut stream = match tokio::time::timeout(spec.deadline, client.watch(req)).await {
         Ok(Ok(resp)) => resp.into_inner(),

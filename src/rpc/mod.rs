@@ -77,20 +77,9 @@ impl Method {
 /// The largest `data_file` read.
 pub const MAX_DATA_FILE: u64 = 16 << 20;
 
-/// Reads a UTF-8 file of at most [`MAX_DATA_FILE`] bytes (so `/dev/zero` is an error, not a hang).
+/// Reads a UTF-8 file of at most [`MAX_DATA_FILE`] bytes.
 fn read_bounded(f: &Path) -> std::io::Result<String> {
-    use std::io::Read;
-    let mut text = String::new();
-    std::fs::File::open(f)?
-        .take(MAX_DATA_FILE + 1)
-        .read_to_string(&mut text)?;
-    if text.len() as u64 > MAX_DATA_FILE {
-        return Err(std::io::Error::other(format!(
-            "larger than {} MiB",
-            MAX_DATA_FILE >> 20
-        )));
-    }
-    Ok(text)
+    String::from_utf8(crate::scenario::read_bounded(f, MAX_DATA_FILE)?).map_err(std::io::Error::other)
 }
 
 /// Compiles `protos`, looking imports up in `import_paths` or, with none, in each proto's own directory.
@@ -171,7 +160,11 @@ pub const REFLECTION_TIMEOUT: std::time::Duration = std::time::Duration::from_se
 /// Loads every rpc workload's method once, before the load starts: from its
 /// protos, or, for the workloads without any, through the reflection of the
 /// target at `addr`. An error names the scenario file, the line and the key.
-pub async fn prepare(sc: &Scenario, file: &Path, addr: std::net::SocketAddr) -> Result<Methods, ScenarioError> {
+pub async fn prepare(
+    sc: &Scenario,
+    file: &Path,
+    (addr, transport): (std::net::SocketAddr, &crate::transport::Transport),
+) -> Result<Methods, ScenarioError> {
     let key = |p: usize, i: usize, k: &str| {
         KeyPath::default()
             .key("phases")
@@ -203,12 +196,13 @@ pub async fn prepare(sc: &Scenario, file: &Path, addr: std::net::SocketAddr) -> 
         None
     } else {
         let fetched = async {
-            let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+            let channel = transport
+                .endpoint(addr)
                 .map_err(|e| e.to_string())?
                 .connect()
                 .await
                 .map_err(|e| format!("connecting to {addr} for reflection: {e}"))?;
-            reflect::fetch(channel, &services).await
+            reflect::fetch(channel, &services, transport).await
         };
         let first = sc.phases.iter().enumerate().find_map(|(p, ph)| {
             ph.workloads

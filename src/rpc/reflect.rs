@@ -5,6 +5,7 @@
 //! The well-known `google/protobuf/*` files come from protox when the server
 //! does not send them.
 
+use crate::transport::Transport;
 use prost::Message;
 use prost_reflect::prost_types::FileDescriptorProto;
 use prost_reflect::DescriptorPool;
@@ -23,7 +24,7 @@ enum Ask {
 /// One request, one reply, on the given version of the reflection service.
 macro_rules! ask_on {
     ($name:ident, $pb:ident) => {
-        async fn $name(channel: Channel, ask: &Ask) -> Result<Vec<Vec<u8>>, tonic::Status> {
+        async fn $name(channel: Channel, ask: &Ask, transport: &Transport) -> Result<Vec<Vec<u8>>, tonic::Status> {
             use tonic_reflection::pb::$pb::server_reflection_client::ServerReflectionClient;
             use tonic_reflection::pb::$pb::server_reflection_request::MessageRequest;
             use tonic_reflection::pb::$pb::server_reflection_response::MessageResponse;
@@ -36,8 +37,10 @@ macro_rules! ask_on {
                 host: String::new(),
                 message_request: Some(message_request),
             };
+            let mut request = tonic::Request::new(tokio_stream::iter([req]));
+            transport.decorate(&mut request);
             let mut replies = ServerReflectionClient::new(channel)
-                .server_reflection_info(tokio_stream::iter([req]))
+                .server_reflection_info(request)
                 .await?
                 .into_inner();
             match replies.message().await?.and_then(|r| r.message_response) {
@@ -56,7 +59,7 @@ ask_on!(ask_v1, v1);
 ask_on!(ask_v1alpha, v1alpha);
 
 /// The descriptors of `services` and everything they import, from the server on `channel`.
-pub async fn fetch(channel: Channel, services: &[String]) -> Result<DescriptorPool, String> {
+pub async fn fetch(channel: Channel, services: &[String], transport: &Transport) -> Result<DescriptorPool, String> {
     let mut v1 = true;
     let mut files: BTreeMap<String, FileDescriptorProto> = BTreeMap::new();
     let mut queue: Vec<Ask> = services.iter().map(|s| Ask::Symbol(s.clone())).collect();
@@ -67,13 +70,13 @@ pub async fn fetch(channel: Channel, services: &[String]) -> Result<DescriptorPo
             }
         }
         let mut reply = if v1 {
-            ask_v1(channel.clone(), &ask).await
+            ask_v1(channel.clone(), &ask, transport).await
         } else {
-            ask_v1alpha(channel.clone(), &ask).await
+            ask_v1alpha(channel.clone(), &ask, transport).await
         };
         if v1 && matches!(&reply, Err(s) if s.code() == tonic::Code::Unimplemented) {
             v1 = false;
-            reply = ask_v1alpha(channel.clone(), &ask).await;
+            reply = ask_v1alpha(channel.clone(), &ask, transport).await;
         }
         let protos = match (reply, &ask) {
             (Ok(p), _) => p,

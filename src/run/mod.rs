@@ -56,11 +56,15 @@ pub async fn run(cfg: RunConfig, interrupt: impl Future<Output = ()>) -> anyhow:
         pid: None,
     };
     let mut report = SummaryBuilder::new(sc.clone(), &cfg.scenario_file, planned);
+    // TLS files and metadata: a mistake is the user's, before anything starts (exit 2).
+    let transport = crate::transport::Transport::load(sc)
+        .map_err(|(key, message)| anyhow::Error::new(crate::scenario::error_at(&cfg.scenario_file, &key, message)))?;
+    let transport = std::sync::Arc::new(transport);
     tokio::pin!(interrupt);
 
     // Start the target.
     let started = tokio::select! {
-        t = target::start(&plan, (sc.target.ready, target::plan::ready_timeout(sc))) => t,
+        t = target::start(&plan, (sc.target.ready, target::plan::ready_timeout(sc), &transport)) => t,
         _ = &mut interrupt => {
             let at_secs = report.start.elapsed().as_secs_f64();
             return finish(&report, event(Finding::Interrupted { at_secs, phase: "startup".into() }), dir);
@@ -81,7 +85,7 @@ pub async fn run(cfg: RunConfig, interrupt: impl Future<Output = ()>) -> anyhow:
     report.target.pid = Some(target.pid);
 
     // The rpc workloads' methods, some perhaps from the target's reflection: a mistake is the user's (exit 2).
-    let methods = match crate::rpc::prepare(sc, &cfg.scenario_file, target.addr).await {
+    let methods = match crate::rpc::prepare(sc, &cfg.scenario_file, (target.addr, &transport)).await {
         Ok(m) => m,
         Err(e) => {
             target.stop().await;
@@ -92,7 +96,7 @@ pub async fn run(cfg: RunConfig, interrupt: impl Future<Output = ()>) -> anyhow:
     // `ready = "rpc"`: the connection is up; now the first rpc method must answer.
     if let (crate::scenario::ReadyCheck::Rpc, Some(m)) = (sc.target.ready, methods.first()) {
         let timeout = target::plan::ready_timeout(sc);
-        if let Err(message) = crate::driver::rpc::wait_answer(target.addr, &m, timeout).await {
+        if let Err(message) = crate::driver::rpc::wait_answer((target.addr, &transport), &m, timeout).await {
             target.stop().await;
             return finish(
                 &report,
@@ -106,7 +110,7 @@ pub async fn run(cfg: RunConfig, interrupt: impl Future<Output = ()>) -> anyhow:
 
     // Drive the phases.
     let driven = phases::drive(
-        (sc, &methods),
+        (sc, &methods, &transport),
         report.start,
         (target.addr, target.pid, target.server.clone()),
         &dir,

@@ -135,7 +135,11 @@ impl SampleSink for Watchdog {
 
 /// Drives every phase of `sc` (its rpc workloads calling `methods`) against the target at `addr` (pid `pid`), sampling into `dir`.
 pub async fn drive(
-    (sc, methods): (&Scenario, &crate::rpc::Methods),
+    (sc, methods, transport): (
+        &Scenario,
+        &crate::rpc::Methods,
+        &std::sync::Arc<crate::transport::Transport>,
+    ),
     start: Instant,
     (addr, pid, server): (SocketAddr, i32, Option<crate::scenario::ServerControl>),
     dir: &Path,
@@ -246,7 +250,14 @@ pub async fn drive(
                 stop.child_token(),
             ))
         });
-        let work = driver::run_phase(phase, i, drive_addr, (&registry, methods), &leak_bin, &stop);
+        let work = driver::run_phase(
+            phase,
+            i,
+            (drive_addr, transport),
+            (&registry, methods),
+            &leak_bin,
+            &stop,
+        );
         tokio::pin!(work);
         let result = tokio::select! {
             r = &mut work => r,

@@ -9,12 +9,14 @@ pub mod duration;
 pub mod fault;
 pub mod knobs;
 pub mod model;
+pub mod secret;
 mod validate;
 
 pub use duration::MAX_DURATION;
 pub use fault::{Fault, FaultKind, ServerControl};
 pub use knobs::{Knobs, Reflection, DEFAULT_KEEPALIVE_TIMEOUT};
 pub use model::*;
+pub use secret::Secret;
 
 use std::fmt;
 use std::ops::Range;
@@ -98,6 +100,17 @@ pub fn parse_address(s: &str) -> anyhow::Result<std::net::SocketAddr> {
     std::net::ToSocketAddrs::to_socket_addrs(&(host, port))?
         .next()
         .ok_or_else(|| anyhow::anyhow!("{host} has no address"))
+}
+
+/// Reads a file a scenario names, of at most `max` bytes (so `/dev/zero` is an error, not a hang).
+pub fn read_bounded(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?.take(max + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > max {
+        return Err(std::io::Error::other(format!("larger than {} KiB", max >> 10)));
+    }
+    Ok(bytes)
 }
 
 /// An error at `key` of the scenario file at `path`, pointing at that key's line.

@@ -32,6 +32,30 @@ pub struct Scenario {
     /// The user's own client program to serve, break and watch.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client: Option<ClientSpec>,
+    /// TLS to the target; plaintext without it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsSpec>,
+    /// Metadata (headers) sent with every call, readiness and reflection included;
+    /// `${NAME}` takes an environment variable. Values never reach a report.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub metadata: std::collections::BTreeMap<String, super::Secret>,
+}
+
+/// The `[tls]` table: how fdsoak speaks TLS to the target.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSpec {
+    /// PEM file of the CA that signed the server's certificate; the system's roots without it.
+    pub ca: Option<PathBuf>,
+    /// PEM client certificate, for mutual TLS (with `key`).
+    pub cert: Option<PathBuf>,
+    /// PEM private key of the client certificate. Its path is kept out of reports.
+    pub key: Option<super::Secret>,
+    /// The name to verify the server's certificate against (SNI); the target's host by default.
+    pub server_name: Option<String>,
+    /// Accept any server certificate: encryption without authentication, for test servers only.
+    #[serde(default)]
+    pub insecure_skip_verify: bool,
 }
 
 /// The `[client]` table: a program of the user's that fdsoak starts, points

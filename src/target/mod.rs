@@ -16,6 +16,7 @@ use crate::child::{drain_lines, launch, Tail};
 use crate::proto::health::health_client::HealthClient;
 use crate::proto::health::HealthCheckRequest;
 use crate::scenario::ReadyCheck;
+use crate::transport::Transport;
 use anyhow::{anyhow, Context};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -81,7 +82,7 @@ pub use crate::scenario::parse_address;
 /// health check, or (`Connect`, and `Rpc` before its first call) accepts an HTTP/2 connection.
 pub async fn start(
     plan: &TargetPlan,
-    (ready, ready_timeout): (ReadyCheck, Duration),
+    (ready, ready_timeout, transport): (ReadyCheck, Duration, &Transport),
 ) -> Result<RunningTarget, TargetError> {
     let tail = Tail::default();
     let mut server = None;
@@ -122,7 +123,7 @@ pub async fn start(
             )
         }
     };
-    wait_ready(addr, (ready, ready_timeout), child.as_mut(), &tail).await?;
+    wait_ready(addr, (ready, ready_timeout, transport), child.as_mut(), &tail).await?;
     let pid = match (plan, &child) {
         (TargetPlan::Address { pid: Some(p), .. }, _) => *p,
         // For a spawned command, prefer the process that owns the listener:
@@ -204,7 +205,7 @@ fn exited_early(status: Option<std::process::ExitStatus>, tail: &Tail) -> Target
 /// A server without the health service, or a port that speaks another protocol, fails at once.
 async fn wait_ready(
     addr: SocketAddr,
-    (check, timeout): (ReadyCheck, Duration),
+    (check, timeout, transport): (ReadyCheck, Duration, &Transport),
     mut child: Option<&mut Child>,
     tail: &Tail,
 ) -> Result<(), TargetError> {
@@ -227,8 +228,8 @@ async fn wait_ready(
         }
         let attempt = left.min(Duration::from_secs(2));
         let result = match check {
-            ReadyCheck::Health => health_check_once(addr, attempt).await,
-            ReadyCheck::Connect | ReadyCheck::Rpc => connect_once(addr, attempt).await.map(drop),
+            ReadyCheck::Health => health_check_once(addr, attempt, transport).await,
+            ReadyCheck::Connect | ReadyCheck::Rpc => connect_once(addr, attempt, transport).await.map(drop),
         };
         match result {
             Ok(()) => return Ok(()),
@@ -239,7 +240,7 @@ async fn wait_ready(
                     return Err(TargetError::NoHealthService { addr });
                 }
                 // Something answered, but not in HTTP/2: say what it speaks rather than wait.
-                if let Some(what) = protocol::sniff(addr, attempt).await {
+                if let Some(what) = protocol::sniff(addr, attempt, transport.is_tls()).await {
                     return Err(TargetError::WrongProtocol { addr, what });
                 }
                 last = format!("{e:#}");
@@ -254,9 +255,14 @@ async fn wait_ready(
     }
 }
 
-/// A fresh plaintext HTTP/2 channel to `addr`, connected (TCP and the HTTP/2 handshake).
-pub async fn connect_once(addr: SocketAddr, timeout: Duration) -> anyhow::Result<tonic::transport::Channel> {
-    Ok(tonic::transport::Endpoint::from_shared(format!("http://{addr}"))?
+/// A fresh HTTP/2 channel to `addr` in `transport`, connected (TCP, TLS if any, and the HTTP/2 handshake).
+pub async fn connect_once(
+    addr: SocketAddr,
+    timeout: Duration,
+    transport: &Transport,
+) -> anyhow::Result<tonic::transport::Channel> {
+    Ok(transport
+        .endpoint(addr)?
         .connect_timeout(timeout)
         .timeout(timeout)
         .connect()
@@ -264,10 +270,11 @@ pub async fn connect_once(addr: SocketAddr, timeout: Duration) -> anyhow::Result
 }
 
 /// One Health/Check over a fresh channel that is closed afterwards.
-pub async fn health_check_once(addr: SocketAddr, timeout: Duration) -> anyhow::Result<()> {
-    let channel = connect_once(addr, timeout).await?;
+pub async fn health_check_once(addr: SocketAddr, timeout: Duration, transport: &Transport) -> anyhow::Result<()> {
+    let channel = connect_once(addr, timeout, transport).await?;
     let mut req = tonic::Request::new(HealthCheckRequest { service: String::new() });
     req.set_timeout(timeout);
+    transport.decorate(&mut req);
     HealthClient::new(channel)
         .check(req)
         .await

@@ -13,7 +13,11 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\n";
 
 /// A sentence saying what `addr` speaks instead of HTTP/2, when it is unmistakably HTTP/1 or TLS.
-pub async fn sniff(addr: SocketAddr, timeout: Duration) -> Option<String> {
+/// With `tls`, fdsoak spoke TLS itself: only a plaintext or HTTP/1 answer is worth naming.
+pub async fn sniff(addr: SocketAddr, timeout: Duration, tls: bool) -> Option<String> {
+    if tls {
+        return None;
+    }
     let probe = async {
         let mut s = tokio::net::TcpStream::connect(addr).await.ok()?;
         s.write_all(PREFACE).await.ok()?;

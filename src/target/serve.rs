@@ -276,7 +276,7 @@ async fn accept_loop(
 
 /// Serves on an already-bound listener until `shutdown` resolves.
 pub async fn serve(
-    listener: TcpListener,
+    (listener, tls): (TcpListener, Option<tonic::transport::ServerTlsConfig>),
     knobs: Knobs,
     state: Arc<State>,
     shutdown: impl Future<Output = ()> + Send,
@@ -297,6 +297,9 @@ pub async fn serve(
     let (tx, rx) = mpsc::channel(64);
     let acceptor = tokio::spawn(accept_loop(listener, tx, knobs.clone(), leaks));
     let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = tls {
+        builder = builder.tls_config(tls)?;
+    }
     if let Some(age) = knobs.max_connection_age {
         builder = builder.max_connection_age(age);
     }

@@ -20,3 +20,4 @@ mod reports;
 mod rpc;
 mod scenario_errors;
 mod targets;
+mod tls;

@@ -1,0 +1,240 @@
+//! How fdsoak reaches a target: plaintext HTTP/2, or TLS (a CA, a client
+//! identity for mutual TLS, a server name, or no verification at all), with
+//! the scenario's metadata on every call. Every dial of the target (the
+//! workloads' channels, the readiness check, reflection) goes through one
+//! [`Transport`], so TLS and metadata are the same everywhere.
+//!
+//! Secrets stop here: metadata values are expanded from the environment only
+//! in memory, and neither they nor the key's path are ever formatted.
+
+use crate::scenario::{KeyPath, Scenario};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use tonic::metadata::{AsciiMetadataKey, AsciiMetadataValue};
+use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
+
+/// The largest PEM file read.
+const MAX_PEM: u64 = 1 << 20;
+
+/// TLS settings and metadata, loaded once per run.
+#[derive(Clone, Default)]
+pub struct Transport {
+    tls: Option<Tls>,
+    metadata: Vec<(AsciiMetadataKey, AsciiMetadataValue)>,
+}
+
+#[derive(Clone)]
+struct Tls {
+    config: ClientTlsConfig,
+    insecure: bool,
+}
+
+impl std::fmt::Debug for Transport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let keys: Vec<&str> = self.metadata.iter().map(|(k, _)| k.as_str()).collect();
+        f.debug_struct("Transport")
+            .field("tls", &self.tls.is_some())
+            .field("metadata_keys", &keys)
+            .finish()
+    }
+}
+
+impl Transport {
+    /// Reads the scenario's `[tls]` files and expands its metadata. Errors name the key.
+    pub fn load(sc: &Scenario) -> Result<Transport, (KeyPath, String)> {
+        let root = KeyPath::default();
+        let mut metadata = Vec::new();
+        for (k, v) in &sc.metadata {
+            let at = || root.key("metadata").key(k);
+            let key = AsciiMetadataKey::from_bytes(k.to_ascii_lowercase().as_bytes())
+                .map_err(|_| (at(), format!("{k:?} is not a valid metadata key")))?;
+            let value = expand(v.expose()).map_err(|m| (at(), m))?;
+            let value = AsciiMetadataValue::try_from(value.as_str()).map_err(|_| {
+                (
+                    at(),
+                    "the value is not printable ASCII (it is not shown here)".to_string(),
+                )
+            })?;
+            metadata.push((key, value));
+        }
+        let tls = match &sc.tls {
+            None => None,
+            Some(t) => {
+                let at = |k: &str| root.key("tls").key(k);
+                let read = |p: &Path, key: &str, shown: bool| {
+                    crate::scenario::read_bounded(p, MAX_PEM).map_err(|e| {
+                        let what = if shown {
+                            format!("{}: ", p.display())
+                        } else {
+                            String::new()
+                        };
+                        (at(key), format!("{what}cannot read: {e}"))
+                    })
+                };
+                let mut config = ClientTlsConfig::new();
+                if let Some(ca) = &t.ca {
+                    config = config.ca_certificate(Certificate::from_pem(read(ca, "ca", true)?));
+                } else if !t.insecure_skip_verify {
+                    config = config.with_native_roots();
+                }
+                match (&t.cert, &t.key) {
+                    (Some(cert), Some(key)) => {
+                        let (cert, key) = (read(cert, "cert", true)?, read(Path::new(key.expose()), "key", false)?);
+                        config = config.identity(Identity::from_pem(cert, key));
+                    }
+                    (Some(_), None) => return Err((at("key"), "a client certificate needs its key".into())),
+                    (None, Some(_)) => return Err((at("cert"), "a client key needs its certificate".into())),
+                    (None, None) => {}
+                }
+                if let Some(name) = &t.server_name {
+                    config = config.domain_name(name.clone());
+                }
+                Some(Tls {
+                    config,
+                    insecure: t.insecure_skip_verify,
+                })
+            }
+        };
+        Ok(Transport { tls, metadata })
+    }
+
+    /// Whether calls go over TLS.
+    pub fn is_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
+    /// An endpoint for `addr` in this transport, not yet connected.
+    pub fn endpoint(&self, addr: SocketAddr) -> anyhow::Result<Endpoint> {
+        Ok(match &self.tls {
+            None => Endpoint::from_shared(format!("http://{addr}"))?,
+            Some(t) if t.insecure => Endpoint::from_shared(format!("https://{addr}"))?
+                .tls_config_with_verifier(t.config.clone(), Arc::new(insecure::AcceptAny::new()))?,
+            Some(t) => Endpoint::from_shared(format!("https://{addr}"))?.tls_config(t.config.clone())?,
+        })
+    }
+
+    /// Adds the scenario's metadata to a request.
+    pub fn decorate<T>(&self, req: &mut tonic::Request<T>) {
+        let m = req.metadata_mut();
+        for (k, v) in &self.metadata {
+            m.insert(k.clone(), v.clone());
+        }
+    }
+}
+
+/// Makes the `[tls]` file paths absolute: relative ones are taken from the scenario
+/// file's directory, then from the current directory. A missing file names its key
+/// (and, for the private key, not its path).
+pub fn resolve(sc: &mut Scenario, file: &Path) -> Result<(), crate::scenario::ScenarioError> {
+    let Some(t) = &mut sc.tls else { return Ok(()) };
+    let base = file.parent().unwrap_or(Path::new("."));
+    let at = |k: &str| KeyPath::default().key("tls").key(k);
+    let find = |p: &Path| {
+        let candidates = [Some(base.join(p)), std::env::current_dir().ok().map(|d| d.join(p))];
+        let found = if p.is_absolute() {
+            Some(p.to_path_buf())
+        } else {
+            candidates.into_iter().flatten().find(|c| c.exists())
+        };
+        found.filter(|c| c.exists())
+    };
+    for (key, path) in [("ca", &mut t.ca), ("cert", &mut t.cert)] {
+        if let Some(p) = path {
+            *p = find(p)
+                .ok_or_else(|| crate::scenario::error_at(file, &at(key), format!("{}: no such file", p.display())))?;
+        }
+    }
+    if let Some(k) = &mut t.key {
+        let found = find(Path::new(k.expose()))
+            .ok_or_else(|| crate::scenario::error_at(file, &at("key"), "no such file (the path is not shown)"))?;
+        *k = crate::scenario::Secret::new(found.to_string_lossy());
+    }
+    Ok(())
+}
+
+/// Replaces each `${NAME}` with the environment variable NAME; an unset one is an error.
+fn expand(value: &str) -> Result<String, String> {
+    let mut out = String::new();
+    let mut rest = value;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let end = after.find('}').ok_or("an unclosed ${ in the value")?;
+        let name = &after[..end];
+        let v = std::env::var(name).map_err(|_| format!("the environment variable {name} is not set"))?;
+        out.push_str(&v);
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+mod insecure {
+    //! `insecure_skip_verify`: any server certificate is accepted; the handshake's
+    //! signatures are still checked, so the connection is encrypted, just not authenticated.
+    use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+    use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
+    use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+    use rustls::{DigitallySignedStruct, SignatureScheme};
+
+    #[derive(Debug)]
+    pub struct AcceptAny(CryptoProvider);
+
+    impl AcceptAny {
+        pub fn new() -> Self {
+            AcceptAny(rustls::crypto::ring::default_provider())
+        }
+    }
+
+    impl ServerCertVerifier for AcceptAny {
+        fn verify_server_cert(
+            &self,
+            _end_entity: &CertificateDer<'_>,
+            _intermediates: &[CertificateDer<'_>],
+            _server_name: &ServerName<'_>,
+            _ocsp: &[u8],
+            _now: UnixTime,
+        ) -> Result<ServerCertVerified, rustls::Error> {
+            Ok(ServerCertVerified::assertion())
+        }
+
+        fn verify_tls12_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        }
+
+        fn verify_tls13_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        }
+
+        fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+            self.0.signature_verification_algorithms.supported_schemes()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn environment_variables_expand_and_an_unset_one_is_named() {
+        std::env::set_var("FDSOAK_TEST_TOKEN_X", "s3cr3t");
+        assert_eq!(
+            super::expand("Bearer ${FDSOAK_TEST_TOKEN_X}!").unwrap(),
+            "Bearer s3cr3t!"
+        );
+        assert_eq!(super::expand("plain").unwrap(), "plain");
+        let e = super::expand("${FDSOAK_TEST_UNSET_Y}").unwrap_err();
+        assert!(e.contains("FDSOAK_TEST_UNSET_Y") && !e.contains("s3cr3t"), "{e}");
+        assert!(super::expand("${OPEN").is_err());
+    }
+}

@@ -1,0 +1,189 @@
+//! TLS and metadata against real servers: `fdsoak serve --tls-*` with
+//! certificates made here by rcgen (no key is committed), right and wrong
+//! CAs, plaintext against TLS, mutual TLS, and a token that must never reach
+//! any output of the run.
+
+use crate::common::*;
+use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+
+/// A CA, a server certificate for 127.0.0.1 and a client certificate it signed, and a second, unrelated CA.
+struct Pki {
+    dir: TempDir,
+}
+
+impl Pki {
+    fn new() -> Pki {
+        let dir = TempDir::new("pki");
+        let ca = |name: &str| {
+            let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+            p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+            p.distinguished_name.push(rcgen::DnType::CommonName, name);
+            CertifiedIssuer::self_signed(p, KeyPair::generate().unwrap()).unwrap()
+        };
+        let (good, other) = (ca("fdsoak test CA"), ca("another CA"));
+        dir.write("ca.pem", &good.pem());
+        dir.write("other-ca.pem", &other.pem());
+        for (name, sans) in [
+            ("server", vec!["127.0.0.1".to_string(), "localhost".into()]),
+            ("client", vec!["client".into()]),
+        ] {
+            let key = KeyPair::generate().unwrap();
+            let cert = CertificateParams::new(sans).unwrap().signed_by(&key, &good).unwrap();
+            dir.write(&format!("{name}.pem"), &cert.pem());
+            dir.write(&format!("{name}.key"), &key.serialize_pem());
+        }
+        Pki { dir }
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.dir.path().join(name).to_string_lossy().into_owned()
+    }
+
+    /// `fdsoak serve` over TLS; with `mtls`, it requires a client certificate from the CA.
+    fn server(&self, mtls: bool) -> Server {
+        let (cert, key, ca) = (self.path("server.pem"), self.path("server.key"), self.path("ca.pem"));
+        let mut args = vec!["--tls-cert", &cert, "--tls-key", &key];
+        if mtls {
+            args.extend(["--client-ca", &ca]);
+        }
+        Server::start(&args)
+    }
+}
+
+fn short() -> std::path::PathBuf {
+    repo("tests/scenarios/churn-short.toml")
+}
+
+#[test]
+fn tls_with_the_right_ca_passes_and_the_wrong_ca_or_plaintext_fail_clearly() {
+    let pki = Pki::new();
+    let server = pki.server(false);
+    let addr = server.addr.to_string();
+    let r = run(&short(), &["--target", &addr, "--cacert", &pki.path("ca.pem")]);
+    assert_eq!(r.code, 0, "{}", r.context());
+    assert!(r.summary().workloads[0].ok >= 150, "{}", r.context());
+
+    // The wrong CA: a clear error, within the ready timeout, exit 3.
+    let start = std::time::Instant::now();
+    let r = run(&short(), &["--target", &addr, "--cacert", &pki.path("other-ca.pem")]);
+    assert_eq!(r.code, 3, "{}", r.context());
+    let e = r.finding("run", "run_error");
+    assert!(e.to_lowercase().contains("certificate"), "{e}");
+    assert!(
+        start.elapsed() < std::time::Duration::from_secs(15),
+        "{:?}",
+        start.elapsed()
+    );
+
+    // Plaintext against TLS: named for what it is, at once.
+    let r = run(&short(), &["--target", &addr]);
+    assert_eq!(r.code, 3, "{}", r.context());
+    let e = r.finding("run", "run_error");
+    assert!(e.contains("speaks TLS"), "{e}");
+
+    // Without a CA, but told to skip verification: encrypted, unauthenticated, and it works.
+    let r = run(&short(), &["--target", &addr, "--insecure"]);
+    assert_eq!(r.code, 0, "{}", r.context());
+}
+
+#[test]
+fn mutual_tls_needs_the_client_certificate() {
+    let pki = Pki::new();
+    let server = pki.server(true);
+    let addr = server.addr.to_string();
+    let ca = pki.path("ca.pem");
+    let (cert, key) = (pki.path("client.pem"), pki.path("client.key"));
+    let r = run(
+        &short(),
+        &["--target", &addr, "--cacert", &ca, "--cert", &cert, "--key", &key],
+    );
+    assert_eq!(r.code, 0, "{}", r.context());
+    let r = run(&short(), &["--target", &addr, "--cacert", &ca]);
+    assert_eq!(r.code, 3, "without a client certificate: {}", r.context());
+    let e = r.finding("run", "run_error");
+    assert!(e.contains("did not answer a health check"), "{e}");
+}
+
+#[test]
+fn a_token_and_a_key_path_never_reach_any_output() {
+    let pki = Pki::new();
+    let server = pki.server(true);
+    let dir = TempDir::new("secret");
+    // A scenario with [tls] and metadata from the environment, and an rpc workload through reflection.
+    let token = "tok-9f8e7d6c5b4a";
+    let s = dir.write(
+        "secret.toml",
+        &format!(
+            r#"name = "secret"
+metadata = {{ authorization = "Bearer ${{FDSOAK_TEST_TOKEN}}", x-team = "literal-s3cret-value" }}
+
+[tls]
+ca = "{ca}"
+cert = "{cert}"
+key = "{key}"
+
+[sampler]
+interval = "100ms"
+
+[[phases]]
+name = "load"
+duration = "2s"
+
+  [[phases.workloads]]
+  kind = "health_check"
+  rate = 20
+
+  [[phases.workloads]]
+  kind = "rpc"
+  method = "fdsoak.demo.v1.Chatbot/Ask"
+  rate = 20
+
+[[phases]]
+name = "drain"
+duration = "1s"
+"#,
+            ca = pki.path("ca.pem"),
+            cert = pki.path("client.pem"),
+            key = pki.path("client.key"),
+        ),
+    );
+    let out = TempDir::new("secret-report");
+    let o = std::process::Command::new(FDSOAK)
+        .arg("run")
+        .arg(&s)
+        .args(["--target", &server.addr.to_string(), "--out"])
+        .arg(out.path())
+        .args(["-H", "x-extra: header-s3cret"])
+        .env("FDSOAK_TEST_TOKEN", token)
+        .env("RUST_LOG", "debug")
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    assert_eq!(o.status.code(), Some(0), "{stdout}\n{stderr}");
+    let summary = read_summary(out.path());
+    assert!(
+        summary.workloads.iter().all(|w| w.ok > 0 && w.errors == 0),
+        "{summary:?}"
+    );
+    let secrets = [token, "literal-s3cret-value", "header-s3cret", "client.key"];
+    let mut texts = vec![
+        ("stdout".to_string(), stdout.into_owned()),
+        ("stderr".into(), stderr.into_owned()),
+    ];
+    for entry in std::fs::read_dir(out.path()).unwrap() {
+        let p = entry.unwrap().path();
+        texts.push((
+            p.display().to_string(),
+            String::from_utf8_lossy(&std::fs::read(&p).unwrap()).into_owned(),
+        ));
+    }
+    assert!(texts.len() >= 8, "every report file was read: {}", texts.len());
+    for (name, text) in &texts {
+        for s in secrets {
+            assert!(!text.contains(s), "{s:?} found in {name}");
+        }
+    }
+    // Only the keys are shown.
+    let json = std::fs::read_to_string(out.path().join("summary.json")).unwrap();
+    assert!(json.contains("authorization") && json.contains("<redacted>"), "{json}");
+}
