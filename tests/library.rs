@@ -15,6 +15,7 @@ async fn every_library_scenario_passes_against_the_clean_target_and_leaves_no_fd
         "goaway-churn",
         "outage-retry-storm",
         "exhaustion-recovery",
+        "chatbot-streams",
     ];
     let mut baseline = None;
     for name in library {

@@ -51,6 +51,23 @@ pub struct Knobs {
     #[arg(long)]
     #[serde(default, deserialize_with = "switch", skip_serializing_if = "is_false")]
     pub hold_closed_conns: bool,
+    /// Every N-th Chatbot/Ask dials a backend channel (this server) and never drops it.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leak_ask_channel_every: Option<u64>,
+    /// Every Chatbot/Converse stream's session file is kept open after the stream ends.
+    #[arg(long)]
+    #[serde(default, deserialize_with = "switch", skip_serializing_if = "is_false")]
+    pub leak_converse_file: bool,
+    /// A Converse stream whose client went away keeps producing, and holding its session file, to its last turn.
+    #[arg(long)]
+    #[serde(default, deserialize_with = "switch", skip_serializing_if = "is_false")]
+    pub converse_ignores_cancel: bool,
+    /// Pause between Converse replies (e.g. "20ms"); all at once without it.
+    #[arg(long, value_name = "DURATION", value_parser = super::duration::parse)]
+    #[serde(default, with = "super::duration::option", skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<String>")]
+    pub converse_interval: Option<std::time::Duration>,
     /// Do not serve grpc.health.v1.Health, as many real servers do not (then use `ready = "connect"` or `"rpc"`).
     #[arg(long)]
     #[serde(default, deserialize_with = "switch", skip_serializing_if = "is_false")]

@@ -7,6 +7,7 @@
 //! so that an early death can be explained in the error message.
 
 pub mod behaviour;
+pub mod chat;
 pub mod find;
 pub mod plan;
 pub mod protocol;

@@ -8,8 +8,7 @@
 //! CLOSE_WAIT when peers leave. Accept errors such as EMFILE are logged and
 //! retried after a pause, so the server survives running out of descriptors.
 
-use crate::proto::demo::chatbot_server::{Chatbot, ChatbotServer};
-use crate::proto::demo::{AskReply, AskRequest};
+use crate::proto::demo::chatbot_server::ChatbotServer;
 use crate::proto::health::health_check_response::ServingStatus;
 use crate::proto::health::health_client::HealthClient;
 use crate::proto::health::health_server::{Health, HealthServer};
@@ -43,10 +42,18 @@ pub use crate::scenario::Knobs;
 
 /// What the knobs have leaked so far. Kept alive for the life of the server, on purpose.
 #[derive(Default)]
-struct Leaks {
-    files: Mutex<Vec<std::fs::File>>,
-    channels: Mutex<Vec<tonic::transport::Channel>>,
+pub(super) struct Leaks {
+    pub(super) files: Mutex<Vec<std::fs::File>>,
+    pub(super) channels: Mutex<Vec<tonic::transport::Channel>>,
     sockets: Mutex<Vec<OwnedFd>>,
+}
+
+/// A fresh channel to the "backend" (this server itself).
+pub(super) async fn backend_channel(addr: SocketAddr) -> anyhow::Result<tonic::transport::Channel> {
+    Ok(tonic::transport::Endpoint::from_shared(format!("http://{addr}"))?
+        .connect_timeout(Duration::from_secs(2))
+        .connect()
+        .await?)
 }
 
 #[derive(Clone)]
@@ -80,10 +87,7 @@ impl HealthSvc {
 
     /// The bug that started fdsoak: a fresh channel per backend health check, never closed.
     async fn check_backend(&self) -> anyhow::Result<()> {
-        let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", self.self_addr))?
-            .connect_timeout(Duration::from_secs(2))
-            .connect()
-            .await?;
+        let channel = backend_channel(self.self_addr).await?;
         let mut client = HealthClient::new(channel.clone());
         let mut req = Request::new(HealthCheckRequest {
             service: BACKEND_SERVICE.into(),
@@ -170,32 +174,6 @@ impl Health for HealthSvc {
             }
         });
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
-    }
-}
-
-struct ChatSvc;
-
-fn reply_for(req: &AskRequest, step: i32) -> AskReply {
-    let seed = req.message.len() as i32 + req.context.iter().sum::<i32>() + req.user.len() as i32;
-    AskReply {
-        intent: seed.rem_euclid(16),
-        confidence: 1.0 - 1.0 / f64::from(step + 2),
-    }
-}
-
-#[tonic::async_trait]
-impl Chatbot for ChatSvc {
-    async fn ask(&self, req: Request<AskRequest>) -> Result<Response<AskReply>, Status> {
-        Ok(Response::new(reply_for(req.get_ref(), 0)))
-    }
-
-    type ConverseStream = Pin<Box<dyn Stream<Item = Result<AskReply, Status>> + Send>>;
-
-    async fn converse(&self, req: Request<AskRequest>) -> Result<Response<Self::ConverseStream>, Status> {
-        let req = req.into_inner();
-        let turns = req.turn.clamp(1, 1000);
-        let replies: Vec<_> = (0..turns).map(|i| Ok(reply_for(&req, i))).collect();
-        Ok(Response::new(Box::pin(tokio_stream::iter(replies))))
     }
 }
 
@@ -295,6 +273,7 @@ pub async fn serve(
         state,
     };
     let (tx, rx) = mpsc::channel(64);
+    let leaks_for_chat = leaks.clone();
     let acceptor = tokio::spawn(accept_loop(listener, tx, knobs.clone(), leaks));
     let mut builder = tonic::transport::Server::builder();
     if let Some(tls) = tls {
@@ -325,7 +304,11 @@ pub async fn serve(
     let health = (!knobs.no_health).then(|| HealthServer::new(health));
     let result = builder
         .add_optional_service(health)
-        .add_service(ChatbotServer::new(ChatSvc))
+        .add_service(ChatbotServer::new(super::chat::ChatSvc::new(
+            knobs.clone(),
+            leaks_for_chat,
+            self_addr,
+        )))
         .add_optional_service(v1)
         .add_optional_service(v1alpha)
         .serve_with_incoming_shutdown(ReceiverStream::new(rx), shutdown)

@@ -165,3 +165,55 @@ fn reflection_falls_back_to_v1alpha_and_its_absence_is_a_located_error() {
     );
     assert_eq!(err.lines().count(), 1, "{err}");
 }
+
+/// The Chatbot's three leaks, each found by the chatbot-streams library scenario and named.
+#[test]
+fn chatbot_streams_flags_each_chatbot_leak_and_passes_the_clean_target() {
+    let knobs = [
+        (
+            "--leak-ask-channel-every 10",
+            "ESTABLISHED to 127.0.0.1:",
+            "a client that opens channels",
+        ),
+        ("--leak-converse-file", FDSOAK, "a file opened per request"),
+        ("--converse-ignores-cancel", FDSOAK, "a file opened per request"),
+    ];
+    let runs: Vec<_> = knobs
+        .iter()
+        .map(|(knob, _, _)| {
+            let spawn = format!("{FDSOAK} serve --port {{port}} --converse-interval 20ms {knob}");
+            std::thread::spawn(move || run(&repo("scenarios/chatbot-streams.toml"), &["--spawn", &spawn]))
+        })
+        .collect();
+    let clean = run(&repo("scenarios/chatbot-streams.toml"), &[]);
+    assert_eq!(clean.code, 0, "{}", clean.context());
+    let s = clean.summary();
+    let converse = s
+        .workloads
+        .iter()
+        .find(|w| w.name == "converse" && w.phase == "load")
+        .unwrap();
+    // fdsoak hangs up on every stream after a second: about 50 replies each, and every one OK.
+    assert!(converse.ok >= 100 && converse.errors == 0, "{converse:?}");
+    assert!(converse.messages >= 30 * converse.ok, "{converse:?}");
+    for (run, (knob, group, cause)) in runs.into_iter().zip(knobs) {
+        let r = run.join().unwrap();
+        assert_eq!(r.code, 1, "{knob}: {}", r.context());
+        let kinds = r.finding_kinds("target");
+        assert!(
+            kinds.contains(&"fd_growth".to_string()) && kinds.contains(&"residual_fds".to_string()),
+            "{knob}: {kinds:?}"
+        );
+        assert!(
+            r.top_group("target").what.starts_with(group),
+            "{knob}: {:?}",
+            r.top_group("target")
+        );
+        assert!(
+            r.finding("target", "fd_growth").contains(cause),
+            "{knob}: {}",
+            r.context()
+        );
+        assert!(r.finding_kinds("driver").is_empty(), "{knob}: {}", r.context());
+    }
+}

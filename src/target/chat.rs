@@ -1,0 +1,95 @@
+//! The built-in target's demo Chatbot: `Ask` (unary) and `Converse` (a
+//! stream of `turn` replies, paced by `converse_interval`). Each Converse
+//! stream holds an open file while it lives, as a session holding a cursor
+//! would, and a well-behaved server drops it when the stream ends or its
+//! client goes away. Three knobs break that, for the `rpc` workload to find:
+//! every N-th Ask keeps a backend channel (`leak_ask_channel_every`), every
+//! stream's file is kept (`leak_converse_file`), and a stream whose client
+//! left goes on producing into the void, state and all, until its last turn
+//! (`converse_ignores_cancel`).
+
+use super::serve::{backend_channel, Knobs, Leaks};
+use crate::proto::demo::chatbot_server::Chatbot;
+use crate::proto::demo::{AskReply, AskRequest};
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::Stream;
+use tonic::{Request, Response, Status};
+
+/// At most this many replies in one Converse stream.
+pub const MAX_TURNS: i32 = 100_000;
+
+pub struct ChatSvc {
+    knobs: Arc<Knobs>,
+    leaks: Arc<Leaks>,
+    self_addr: SocketAddr,
+    asks: AtomicU64,
+}
+
+impl ChatSvc {
+    pub(super) fn new(knobs: Arc<Knobs>, leaks: Arc<Leaks>, self_addr: SocketAddr) -> Self {
+        ChatSvc {
+            knobs,
+            leaks,
+            self_addr,
+            asks: AtomicU64::new(0),
+        }
+    }
+}
+
+fn reply_for(req: &AskRequest, step: i32) -> AskReply {
+    let seed = req.message.len() as i32 + req.context.iter().sum::<i32>() + req.user.len() as i32;
+    AskReply {
+        intent: seed.rem_euclid(16),
+        confidence: 1.0 - 1.0 / f64::from(step + 2),
+    }
+}
+
+#[tonic::async_trait]
+impl Chatbot for ChatSvc {
+    async fn ask(&self, req: Request<AskRequest>) -> Result<Response<AskReply>, Status> {
+        let n = self.asks.fetch_add(1, Ordering::Relaxed) + 1;
+        if self.knobs.leak_ask_channel_every.is_some_and(|k| n.is_multiple_of(k)) {
+            // A backend channel per Ask, connected and never dropped.
+            match backend_channel(self.self_addr).await {
+                Ok(c) => self.leaks.channels.lock().unwrap().push(c),
+                Err(e) => tracing::warn!("leak-ask-channel-every: dial failed: {e}"),
+            }
+        }
+        Ok(Response::new(reply_for(req.get_ref(), 0)))
+    }
+
+    type ConverseStream = Pin<Box<dyn Stream<Item = Result<AskReply, Status>> + Send>>;
+
+    async fn converse(&self, req: Request<AskRequest>) -> Result<Response<Self::ConverseStream>, Status> {
+        let req = req.into_inner();
+        let turns = req.turn.clamp(1, MAX_TURNS);
+        // The stream's state: an open file (our own executable always exists).
+        let state = std::env::current_exe()
+            .and_then(std::fs::File::open)
+            .map_err(|e| Status::internal(format!("opening the session: {e}")))?;
+        let (interval, ignores_cancel) = (self.knobs.converse_interval, self.knobs.converse_ignores_cancel);
+        let leak = self.knobs.leak_converse_file.then(|| self.leaks.clone());
+        let (tx, rx) = mpsc::channel(4);
+        tokio::spawn(async move {
+            for i in 0..turns {
+                if let Some(d) = interval {
+                    tokio::time::sleep(d).await;
+                }
+                // A client that went away closes the channel: a careful server stops here.
+                if tx.send(Ok(reply_for(&req, i))).await.is_err() && !ignores_cancel {
+                    break;
+                }
+            }
+            match leak {
+                Some(leaks) => leaks.files.lock().unwrap().push(state),
+                None => drop(state),
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+}
