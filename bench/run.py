@@ -52,17 +52,17 @@ class Server:
         self.p.wait()
 
 
-def scenario(name, workload, secs, interval="1s"):
+def scenario(name, workload, secs, interval="1s", kind="health_check"):
     path = os.path.join(TMP, f"{name}.toml")
     with open(path, "w") as f:
         f.write(f'name = "{name}"\n[sampler]\ninterval = "{interval}"\n')
-        f.write(f'[[phases]]\nname = "load"\nduration = "{secs}s"\n  [[phases.workloads]]\n  kind = "health_check"\n{workload}\n')
+        f.write(f'[[phases]]\nname = "load"\nduration = "{secs}s"\n  [[phases.workloads]]\n  kind = "{kind}"\n{workload}\n')
     return path
 
 
-def fdsoak_run(name, workload, secs, target_args, interval="1s"):
+def fdsoak_run(name, workload, secs, target_args, interval="1s", kind="health_check"):
     out_dir = os.path.join(TMP, name)
-    cmd = [FDSOAK, "run", scenario(name, workload, secs, interval), "-q", "--out", out_dir, *target_args]
+    cmd = [FDSOAK, "run", scenario(name, workload, secs, interval, kind), "-q", "--out", out_dir, *target_args]
     _, cpu, code = run_child_cpu(cmd)
     with open(os.path.join(out_dir, "summary.json")) as f:
         s = json.load(f)
@@ -99,6 +99,30 @@ def driver_efficiency():
         print(row([label, calls, f"{cpu:.2f}", f"{eff:,.0f}", f"{(ref[1] / ref[2]) / eff:.1f}×" if eff else "-"], w))
     print("\n(grpc-go reference from the issue's calibration on this machine kind: 30-36k calls/CPU-s with 8 in flight.)")
     return base
+
+
+def rpc_cost():
+    print(f"\n## Any RPC: the rpc workload against health_check on the same method (Health/Check), {SECS} s each\n")
+    proto = os.path.join(ROOT, "proto", "grpc", "health", "v1", "health.proto")
+    rpc = f'  method = "grpc.health.v1.Health/Check"\n  protos = ["{proto}"]\n  data = \'{{"service": ""}}\'\n'
+    srv = Server()
+    w = (18, 16, 9, 8, 12, 10)
+    print(row(["pace", "workload", "calls", "CPU s", "CPU µs/call", "rpc ÷ hc"], w))
+    try:
+        for pace in ["  concurrency = 8", "  rate = 2000"]:
+            cost = {}
+            # The templated body is encoded per call (its answer is NOT_FOUND: counted all the same).
+            templated = rpc.replace('{"service": ""}', '{"service": "s{{request_number}}"}')
+            for label, kind, extra in [("health_check", "health_check", ""), ("rpc", "rpc", rpc), ("rpc, templated", "rpc", templated)]:
+                s, cpu, _ = fdsoak_run("rpc-cost", pace + "\n" + extra, SECS, ["--target", srv.addr], kind=kind)
+                calls = sum(x["ok"] + x["errors"] for x in s["workloads"])
+                cost[label] = cpu / max(calls, 1) * 1e6
+                ratio = f"{cost[label] / cost['health_check']:.2f}×" if kind == "rpc" else ""
+                print(row([pace.strip(), label, calls, f"{cpu:.2f}", f"{cost[label]:.1f}", ratio], w))
+    finally:
+        srv.stop()
+    print("\nThe rpc workload encodes a fixed JSON body once (a templated one per call) and counts replies without")
+    print("decoding them; the goal is rpc ÷ hc ≤ 1.3.")
 
 
 def rate_accuracy():
@@ -192,6 +216,7 @@ def report_time():
 def main():
     print(f"# fdsoak benchmark ({'quick' if QUICK else 'full'}) on {os.cpu_count()} cores, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
     driver_efficiency()
+    rpc_cost()
     rate_accuracy()
     sampler_cost()
     memory()

@@ -32,22 +32,37 @@ pub fn fingerprint(pid: i32, exclude: Option<&HashSet<u64>>) -> Result<Fingerpri
     };
     let listening: HashSet<u16> = tcp.iter().filter(|s| s.state == 10).map(|s| s.local.port()).collect();
     let tcp: HashMap<u64, &fast::TcpSocket> = tcp.iter().map(|s| (s.inode, s)).collect();
-    let unix = if sockets.is_empty() {
+    // The Unix table is read only when some socket is not TCP: it is the whole host's.
+    let unix = if sockets.iter().all(|i| tcp.contains_key(i)) {
         BTreeMap::new()
     } else {
         unix_paths(pid)
     };
+    // TCP sockets are counted by their shape first and named once per shape, not once per socket.
+    let mut shapes: HashMap<(u8, Option<u16>, Option<std::net::SocketAddr>), u64> = HashMap::new();
     let mut groups: HashMap<GroupKey, u64> = HashMap::new();
     for link in &links {
         let (kind, what) = match socket_inode(link) {
             Some(inode) => match (tcp.get(&inode), unix.get(&inode)) {
-                (Some(s), _) => (GroupKind::Tcp, describe_tcp(s, &listening)),
+                (Some(s), _) => {
+                    *shapes.entry(shape(s, &listening)).or_default() += 1;
+                    continue;
+                }
                 (None, Some(path)) => (GroupKind::Unix, path.clone()),
                 (None, None) => (GroupKind::Socket, "not TCP (UDP, netlink, unnamed unix…)".into()),
             },
             None => classify(link),
         };
         *groups.entry(GroupKey { kind, what }).or_default() += 1;
+    }
+    for ((state, port, remote), n) in shapes {
+        let what = describe_tcp(state, port, remote);
+        *groups
+            .entry(GroupKey {
+                kind: GroupKind::Tcp,
+                what,
+            })
+            .or_default() += n;
     }
     Ok(std::sync::Arc::new(fold(groups)))
 }
@@ -104,16 +119,24 @@ fn tcp_from_text_tables(pid: i32, inodes: &HashSet<u64>) -> Vec<fast::TcpSocket>
     out
 }
 
-fn describe_tcp(s: &fast::TcpSocket, listening: &HashSet<u16>) -> String {
-    let state = crate::vocab::TcpState::from_code(s.state).map_or("?", |st| st.name());
-    if s.state == 10 {
-        return format!("{state} on :{}", s.local.port());
-    }
-    if listening.contains(&s.local.port()) {
-        // Accepted connections group by the port they came in on; their peers' ports are ephemeral.
-        format!("{state} from clients of :{}", s.local.port())
+/// What tells TCP sockets apart: the state, the local port when it is one this process
+/// listens on (LISTEN, and connections accepted on it), and otherwise the remote address.
+fn shape(s: &fast::TcpSocket, listening: &HashSet<u16>) -> (u8, Option<u16>, Option<std::net::SocketAddr>) {
+    if s.state == 10 || listening.contains(&s.local.port()) {
+        (s.state, Some(s.local.port()), None)
     } else {
-        format!("{state} to {} from an ephemeral port", s.remote)
+        (s.state, None, Some(s.remote))
+    }
+}
+
+fn describe_tcp(state: u8, port: Option<u16>, remote: Option<std::net::SocketAddr>) -> String {
+    let name = crate::vocab::TcpState::from_code(state).map_or("?", |st| st.name());
+    match (port, remote) {
+        (Some(p), _) if state == 10 => format!("{name} on :{p}"),
+        // Accepted connections group by the port they came in on; their peers' ports are ephemeral.
+        (Some(p), _) => format!("{name} from clients of :{p}"),
+        (None, Some(r)) => format!("{name} to {r} from an ephemeral port"),
+        (None, None) => name.to_string(),
     }
 }
 
