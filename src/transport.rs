@@ -28,6 +28,7 @@ pub struct Transport {
 struct Tls {
     config: ClientTlsConfig,
     insecure: bool,
+    identity: bool,
 }
 
 impl std::fmt::Debug for Transport {
@@ -93,6 +94,7 @@ impl Transport {
                 Some(Tls {
                     config,
                     insecure: t.insecure_skip_verify,
+                    identity: t.cert.is_some(),
                 })
             }
         };
@@ -102,6 +104,11 @@ impl Transport {
     /// Whether calls go over TLS.
     pub fn is_tls(&self) -> bool {
         self.tls.is_some()
+    }
+
+    /// Whether fdsoak presents a client certificate (mutual TLS).
+    pub fn has_identity(&self) -> bool {
+        self.tls.as_ref().is_some_and(|t| t.identity)
     }
 
     /// An endpoint for `addr` in this transport, not yet connected.

@@ -245,6 +245,14 @@ async fn wait_ready(
                     return Err(TargetError::WrongProtocol { addr, what });
                 }
                 last = format!("{e:#}");
+                // A certificate fdsoak does not trust will not change by waiting.
+                if let Some(what) = protocol::tls_refusal(&last, transport) {
+                    return Err(TargetError::WrongProtocol { addr, what });
+                }
+                let dropped = ["connection closed", "not ready", "canceled", "CertificateRequired"];
+                if transport.is_tls() && !transport.has_identity() && dropped.iter().any(|d| last.contains(d)) {
+                    last.push_str(" (the server closed the TLS connection: if it requires a client certificate, give [tls] cert and key, or --cert and --key)");
+                }
             }
         }
         if let Some(c) = child.as_deref_mut() {

@@ -45,6 +45,21 @@ fn classify(first: &[u8]) -> Option<String> {
     }
 }
 
+/// A sentence for a TLS handshake that failed on the server's certificate, from the error text.
+pub fn tls_refusal(error: &str, transport: &crate::transport::Transport) -> Option<String> {
+    if !transport.is_tls() {
+        return None;
+    }
+    let at = error.find("invalid peer certificate: ")?;
+    let why: String = error[at + 26..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '(' || *c == ')')
+        .collect();
+    Some(format!(
+        "presented a certificate fdsoak does not trust ({why}): give the CA that signed it ([tls] ca, --cacert), the name it was issued for ([tls] server_name, --servername), or --insecure"
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
