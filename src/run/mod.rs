@@ -47,6 +47,10 @@ pub struct RunOutcome {
 /// be created); every other failure is a report with verdict `error`.
 pub async fn run(cfg: RunConfig, interrupt: impl Future<Output = ()>) -> anyhow::Result<RunOutcome> {
     let sc = &cfg.scenario;
+    // TLS files and metadata: a mistake is the user's, before anything starts (exit 2).
+    let transport = crate::transport::Transport::load(sc)
+        .map_err(|(key, message)| anyhow::Error::new(crate::scenario::error_at(&cfg.scenario_file, &key, message)))?;
+    let transport = std::sync::Arc::new(transport);
     let dir = crate::report::build::create_dir(cfg.out_dir.as_deref(), &cfg.reports_root, &sc.name)?;
     let plan = target::plan::plan(sc, &cfg.fdsoak_exe)?;
     let planned = TargetInfo {
@@ -56,10 +60,6 @@ pub async fn run(cfg: RunConfig, interrupt: impl Future<Output = ()>) -> anyhow:
         pid: None,
     };
     let mut report = SummaryBuilder::new(sc.clone(), &cfg.scenario_file, planned);
-    // TLS files and metadata: a mistake is the user's, before anything starts (exit 2).
-    let transport = crate::transport::Transport::load(sc)
-        .map_err(|(key, message)| anyhow::Error::new(crate::scenario::error_at(&cfg.scenario_file, &key, message)))?;
-    let transport = std::sync::Arc::new(transport);
     tokio::pin!(interrupt);
 
     // Start the target.
@@ -89,6 +89,8 @@ pub async fn run(cfg: RunConfig, interrupt: impl Future<Output = ()>) -> anyhow:
         Ok(m) => m,
         Err(e) => {
             target.stop().await;
+            // Nothing was measured: leave no empty report directory behind (a non-empty one stays).
+            let _ = std::fs::remove_dir(&dir);
             return Err(anyhow::Error::new(e));
         }
     };
