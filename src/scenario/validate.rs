@@ -7,6 +7,8 @@
 use super::{KeyPath, Scenario, TargetMode, TargetSpec, Workload, WorkloadKind};
 use std::time::Duration;
 
+mod reach;
+
 type Rule = Result<(), (KeyPath, String)>;
 
 fn fail(path: KeyPath, message: impl Into<String>) -> Rule {
@@ -19,6 +21,9 @@ pub(super) fn check(s: &Scenario) -> Rule {
         return fail(root.key("name"), "must not be empty");
     }
     check_target(&s.target, &root.key("target"))?;
+    if let Some(t) = &s.tls {
+        reach::check_tls(t, &root.key("tls"))?;
+    }
     let has_rpc = s
         .phases
         .iter()
@@ -212,7 +217,7 @@ fn check_workload(w: &Workload, path: &KeyPath) -> Rule {
         check_retry(r, &path.key("retry"))?;
     }
     if w.kind == Rpc {
-        check_rpc(w, path)?;
+        reach::check_rpc(w, path)?;
     }
     match w.kind {
         WorkloadKind::HealthCheck | WorkloadKind::Rpc if w.concurrency.is_some() => {
@@ -268,30 +273,6 @@ fn check_workload(w: &Workload, path: &KeyPath) -> Rule {
                 return fail(path.key("channel"), "per_call_leak applies to health_check only");
             }
         }
-    }
-    Ok(())
-}
-
-/// The rpc keys that need no descriptors; the method and the body are checked against them later.
-fn check_rpc(w: &Workload, path: &KeyPath) -> Rule {
-    let Some(method) = &w.method else {
-        return fail(
-            path.key("method"),
-            "rpc needs a method, such as \"fdsoak.demo.v1.Chatbot/Ask\"",
-        );
-    };
-    let (service, name) = method.trim_start_matches('/').rsplit_once('/').unwrap_or(("", ""));
-    if service.is_empty() || name.is_empty() || name.contains('.') {
-        return fail(
-            path.key("method"),
-            format!("{method:?} is not package.Service/Method (for example \"fdsoak.demo.v1.Chatbot/Ask\")"),
-        );
-    }
-    if w.data.is_some() && w.data_file.is_some() {
-        return fail(path.key("data_file"), "give data or data_file, not both");
-    }
-    if w.max_messages == Some(0) {
-        return fail(path.key("max_messages"), "must be at least 1");
     }
     Ok(())
 }

@@ -249,8 +249,9 @@ async fn wait_ready(
                 if let Some(what) = protocol::tls_refusal(&last, transport) {
                     return Err(TargetError::WrongProtocol { addr, what });
                 }
-                let dropped = ["connection closed", "not ready", "canceled", "CertificateRequired"];
-                if transport.is_tls() && !transport.has_identity() && dropped.iter().any(|d| last.contains(d)) {
+                // The connection was made, then dropped: how a server refuses a missing client certificate.
+                let dropped = last.contains("transport error") && !last.contains("tcp connect error");
+                if transport.is_tls() && !transport.has_identity() && dropped {
                     last.push_str(" (the server closed the TLS connection: if it requires a client certificate, give [tls] cert and key, or --cert and --key)");
                 }
             }

@@ -331,13 +331,14 @@ fn refused_connects_show_up_as_failed_attempts_not_silent_successes() {
     let failed_attempts = outage.attempts - outage.ok;
     // per_call channels dial one connection per attempt, so every failed attempt met a refused
     // connection. A few attempts meet two: when a connection dies just after its handshake, tonic's
-    // channel dials once more before the call fails (seen: 779 failed attempts, 787 refused).
+    // channel dials once more before the call fails (seen: 779 failed attempts, 787 refused; and
+    // 779 against 818 with both cores busy with other runs).
     assert!(
         failed_attempts <= refused,
         "{failed_attempts} failed attempts, {refused} refused: {outage:?}"
     );
     assert!(
-        refused as f64 <= failed_attempts as f64 * 1.05,
+        refused as f64 <= failed_attempts as f64 * 1.10,
         "{failed_attempts} failed attempts, {refused} refused: {outage:?}"
     );
     assert!(outage.retries > 0 && outage.give_ups > 0, "{outage:?}");

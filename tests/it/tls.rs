@@ -196,3 +196,47 @@ duration = "1s"
     let json = std::fs::read_to_string(out.path().join("summary.json")).unwrap();
     assert!(json.contains("authorization") && json.contains("<redacted>"), "{json}");
 }
+
+#[test]
+fn tls_and_metadata_mistakes_are_located_errors_that_show_no_secret() {
+    let dir = TempDir::new("tls-bad");
+    let scenario = |extra: &str| {
+        let text = std::fs::read_to_string(short())
+            .unwrap()
+            .replace("[sampler]", &format!("{extra}\n[sampler]"));
+        dir.write("bad.toml", &text)
+    };
+    let cases = [
+        (
+            "metadata = { authorization = \"Bearer ${FDSOAK_TEST_UNSET_TOKEN}\" }",
+            "key `metadata.authorization`: the environment variable FDSOAK_TEST_UNSET_TOKEN is not set",
+        ),
+        (
+            "[tls]\nca = \"no-such-ca.pem\"\n",
+            "key `tls.ca`: no-such-ca.pem: no such file",
+        ),
+        (
+            "[tls]\ncert = \"c.pem\"\n",
+            "key `tls.key`: mutual TLS needs both cert and key",
+        ),
+        (
+            "[tls]\ncert = \"bad.toml\"\nkey = \"/secret/dir/client.key\"\n",
+            "key `tls.key`: no such file (the path is not shown)",
+        ),
+    ];
+    for (extra, expect) in cases {
+        let s = scenario(extra);
+        let o = std::process::Command::new(FDSOAK)
+            .arg("run")
+            .arg(&s)
+            .args(["-q", "--out"])
+            .arg(dir.path().join("out"))
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{extra}: {err}");
+        assert!(err.contains("bad.toml:") && err.contains(expect), "{extra}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        assert!(!err.contains("/secret/dir"), "the key's path is not shown: {err}");
+    }
+}

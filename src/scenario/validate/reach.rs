@@ -1,0 +1,45 @@
+//! The rules for how fdsoak reaches the target and what it calls there: the
+//! `[tls]` table's pairs and exclusions, and the rpc keys that can be checked
+//! without descriptors (the method and the body are checked against those
+//! when the scenario is resolved).
+
+use super::{fail, Rule};
+use crate::scenario::{KeyPath, TlsSpec, Workload};
+
+pub(super) fn check_tls(t: &TlsSpec, tls: &KeyPath) -> Rule {
+    if t.cert.is_some() != t.key.is_some() {
+        let missing = if t.cert.is_some() { "key" } else { "cert" };
+        return fail(tls.key(missing), "mutual TLS needs both cert and key");
+    }
+    if t.ca.is_some() && t.insecure_skip_verify {
+        return fail(
+            tls.key("insecure_skip_verify"),
+            "give ca or insecure_skip_verify, not both",
+        );
+    }
+    Ok(())
+}
+
+/// The rpc keys that need no descriptors; the method and the body are checked against them later.
+pub(super) fn check_rpc(w: &Workload, path: &KeyPath) -> Rule {
+    let Some(method) = &w.method else {
+        return fail(
+            path.key("method"),
+            "rpc needs a method, such as \"fdsoak.demo.v1.Chatbot/Ask\"",
+        );
+    };
+    let (service, name) = method.trim_start_matches('/').rsplit_once('/').unwrap_or(("", ""));
+    if service.is_empty() || name.is_empty() || name.contains('.') {
+        return fail(
+            path.key("method"),
+            format!("{method:?} is not package.Service/Method (for example \"fdsoak.demo.v1.Chatbot/Ask\")"),
+        );
+    }
+    if w.data.is_some() && w.data_file.is_some() {
+        return fail(path.key("data_file"), "give data or data_file, not both");
+    }
+    if w.max_messages == Some(0) {
+        return fail(path.key("max_messages"), "must be at least 1");
+    }
+    Ok(())
+}
