@@ -135,17 +135,8 @@ impl Transport {
 /// (and, for the private key, not its path).
 pub fn resolve(sc: &mut Scenario, file: &Path) -> Result<(), crate::scenario::ScenarioError> {
     let Some(t) = &mut sc.tls else { return Ok(()) };
-    let base = file.parent().unwrap_or(Path::new("."));
+    let find = |p: &Path| crate::scenario::locate_file(file, p);
     let at = |k: &str| KeyPath::default().key("tls").key(k);
-    let find = |p: &Path| {
-        let candidates = [Some(base.join(p)), std::env::current_dir().ok().map(|d| d.join(p))];
-        let found = if p.is_absolute() {
-            Some(p.to_path_buf())
-        } else {
-            candidates.into_iter().flatten().find(|c| c.exists())
-        };
-        found.filter(|c| c.exists())
-    };
     for (key, path) in [("ca", &mut t.ca), ("cert", &mut t.cert)] {
         if let Some(p) = path {
             *p = find(p)

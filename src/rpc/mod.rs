@@ -138,6 +138,16 @@ pub fn load(file: &Path) -> Result<Scenario, ScenarioError> {
     Ok(sc)
 }
 
+/// The key path `phases[p].workloads[i].k`.
+fn workload_key(p: usize, i: usize, k: &str) -> KeyPath {
+    KeyPath::default()
+        .key("phases")
+        .index(p)
+        .key("workloads")
+        .index(i)
+        .key(k)
+}
+
 /// Every rpc workload's method, by phase and workload index.
 #[derive(Debug, Default)]
 pub struct Methods(Vec<Vec<Option<std::sync::Arc<Method>>>>);
@@ -165,14 +175,7 @@ pub async fn prepare(
     file: &Path,
     (addr, transport): (std::net::SocketAddr, &crate::transport::Transport),
 ) -> Result<Methods, ScenarioError> {
-    let key = |p: usize, i: usize, k: &str| {
-        KeyPath::default()
-            .key("phases")
-            .index(p)
-            .key("workloads")
-            .index(i)
-            .key(k)
-    };
+    let key = workload_key;
     let rpc = |w: &&Workload| w.kind == WorkloadKind::Rpc;
     let mut services: Vec<String> = sc
         .phases
@@ -248,23 +251,15 @@ pub async fn prepare(
 /// scenario file's directory, then from the current directory) and checks that
 /// its method and body load. Errors name the scenario file, the line and the key.
 pub fn resolve(sc: &mut Scenario, file: &Path) -> Result<(), ScenarioError> {
-    let base = file.parent().unwrap_or(Path::new("."));
     for (p, phase) in sc.phases.iter_mut().enumerate() {
         for (i, w) in phase.workloads.iter_mut().enumerate() {
             if w.kind != WorkloadKind::Rpc {
                 continue;
             }
-            let key = |k: &str| {
-                KeyPath::default()
-                    .key("phases")
-                    .index(p)
-                    .key("workloads")
-                    .index(i)
-                    .key(k)
-            };
+            let key = |k: &str| workload_key(p, i, k);
             for (name, paths) in [("protos", &mut w.protos), ("import_paths", &mut w.import_paths)] {
                 for (j, path) in paths.iter_mut().enumerate() {
-                    *path = absolute(base, path).ok_or_else(|| {
+                    *path = crate::scenario::locate_file(file, path).ok_or_else(|| {
                         crate::scenario::error_at(
                             file,
                             &key(name).index(j),
@@ -274,7 +269,7 @@ pub fn resolve(sc: &mut Scenario, file: &Path) -> Result<(), ScenarioError> {
                 }
             }
             if let Some(f) = &mut w.data_file {
-                *f = absolute(base, f).ok_or_else(|| {
+                *f = crate::scenario::locate_file(file, f).ok_or_else(|| {
                     crate::scenario::error_at(file, &key("data_file"), format!("{}: no such file", f.display()))
                 })?;
             }
@@ -285,15 +280,4 @@ pub fn resolve(sc: &mut Scenario, file: &Path) -> Result<(), ScenarioError> {
         }
     }
     Ok(())
-}
-
-/// `path` made absolute: as given if absolute, else under `base` if it exists there, else under the current directory.
-fn absolute(base: &Path, path: &Path) -> Option<PathBuf> {
-    let candidates = [base.join(path), std::env::current_dir().ok()?.join(path)];
-    let found = if path.is_absolute() {
-        Some(path.to_path_buf())
-    } else {
-        candidates.into_iter().find(|c| c.exists())
-    };
-    found.filter(|p| p.exists()).and_then(|p| std::fs::canonicalize(p).ok())
 }

@@ -102,6 +102,20 @@ pub fn parse_address(s: &str) -> anyhow::Result<std::net::SocketAddr> {
         .ok_or_else(|| anyhow::anyhow!("{host} has no address"))
 }
 
+/// A path a scenario names, made absolute: as given when absolute; else under the
+/// directory of the scenario file `scenario`, if it exists there; else under the current
+/// directory. None when it exists in none of them.
+pub fn locate_file(scenario: &Path, path: &Path) -> Option<PathBuf> {
+    let base = scenario.parent().unwrap_or(Path::new("."));
+    let found = if path.is_absolute() {
+        Some(path.to_path_buf())
+    } else {
+        let cwd = std::env::current_dir().ok().map(|d| d.join(path));
+        [Some(base.join(path)), cwd].into_iter().flatten().find(|c| c.exists())
+    };
+    found.filter(|p| p.exists()).and_then(|p| std::fs::canonicalize(p).ok())
+}
+
 /// Reads a file a scenario names, of at most `max` bytes (so `/dev/zero` is an error, not a hang).
 pub fn read_bounded(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
     use std::io::Read;
