@@ -56,7 +56,8 @@ impl Chatbot for ChatSvc {
         if self.knobs.leak_ask_channel_every.is_some_and(|k| n.is_multiple_of(k)) {
             // A backend channel per Ask, connected and never dropped.
             match backend_channel(self.self_addr).await {
-                Ok(c) => self.leaks.channels.lock().unwrap().push(c),
+                // A poisoned list is still a list: the leak goes on either way.
+                Ok(c) => self.leaks.channels.lock().unwrap_or_else(|e| e.into_inner()).push(c),
                 Err(e) => tracing::warn!("leak-ask-channel-every: dial failed: {e}"),
             }
         }
@@ -86,7 +87,7 @@ impl Chatbot for ChatSvc {
                 }
             }
             match leak {
-                Some(leaks) => leaks.files.lock().unwrap().push(state),
+                Some(leaks) => leaks.files.lock().unwrap_or_else(|e| e.into_inner()).push(state),
                 None => drop(state),
             }
         });
