@@ -5,6 +5,8 @@
 //!
 //! Prints wall times, with reading the same files with `cat` as the I/O
 //! floor beside them, since this machine is shared and absolute numbers drift.
+//! It also times parsing one Prometheus scrape of a realistic page (about
+//! 1,000 lines: Go runtime metrics, process metrics, request histograms).
 //! Set FDSOAK_BENCH_KEEP=1 to keep the generated report and look at it.
 
 use fdsoak::analysis::{Role, Tracker};
@@ -135,9 +137,106 @@ fn main() {
         report_time.as_secs_f64() / cat_time.as_secs_f64(),
         html / 1024
     );
+    prometheus_parse_cost();
     if std::env::var_os("FDSOAK_BENCH_KEEP").is_some() {
         println!("kept {}", dir.display());
     } else {
         std::fs::remove_dir_all(&dir).unwrap();
     }
+}
+
+/// A metrics page of the shape a Go service serves: runtime gauges, the
+/// process collector, and request-latency histograms per handler and code.
+fn metrics_page() -> String {
+    let mut p = String::new();
+    p.push_str("# HELP go_gc_duration_seconds A summary of the pause duration of garbage collection cycles.\n# TYPE go_gc_duration_seconds summary\n");
+    for q in ["0", "0.25", "0.5", "0.75", "1"] {
+        p.push_str(&format!("go_gc_duration_seconds{{quantile=\"{q}\"}} 3.2801e-05\n"));
+    }
+    p.push_str("go_gc_duration_seconds_sum 0.01239\ngo_gc_duration_seconds_count 312\n");
+    for name in [
+        "go_goroutines",
+        "go_threads",
+        "go_memstats_alloc_bytes",
+        "go_memstats_heap_inuse_bytes",
+        "go_memstats_sys_bytes",
+    ] {
+        p.push_str(&format!(
+            "# HELP {name} A runtime figure.\n# TYPE {name} gauge\n{name} 4.194304e+06\n"
+        ));
+    }
+    for (name, v) in [
+        ("process_cpu_seconds_total", "41.5"),
+        ("process_open_fds", "137"),
+        ("process_max_fds", "1.048576e+06"),
+        ("process_resident_memory_bytes", "5.1249152e+07"),
+        ("process_start_time_seconds", "1.79564e+09"),
+    ] {
+        p.push_str(&format!(
+            "# HELP {name} A process figure.\n# TYPE {name} gauge\n{name} {v}\n"
+        ));
+    }
+    p.push_str(
+        "# HELP http_request_duration_seconds Request latency.\n# TYPE http_request_duration_seconds histogram\n",
+    );
+    let buckets = [
+        "0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "5", "10", "+Inf",
+    ];
+    'outer: for handler in [
+        "/api/v1/users",
+        "/api/v1/orders",
+        "/api/v1/items",
+        "/healthz",
+        "/metrics",
+        "/api/v1/search",
+        "/api/v1/cart",
+        "/api/v1/login",
+    ] {
+        for code in [
+            "200", "400", "404", "500", "503", "429", "201", "304", "401", "403", "502",
+        ] {
+            for (i, le) in buckets.iter().enumerate() {
+                p.push_str(&format!(
+                    "http_request_duration_seconds_bucket{{handler=\"{handler}\",code=\"{code}\",le=\"{le}\"}} {}\n",
+                    i * 17
+                ));
+            }
+            p.push_str(&format!("http_request_duration_seconds_sum{{handler=\"{handler}\",code=\"{code}\"}} 12.5\nhttp_request_duration_seconds_count{{handler=\"{handler}\",code=\"{code}\"}} 187\n"));
+            if p.lines().count() >= 1000 {
+                break 'outer;
+            }
+        }
+    }
+    p
+}
+
+fn prometheus_parse_cost() {
+    use fdsoak::scenario::fds::{MAX_FDS_METRIC, OPEN_FDS_METRIC};
+    let page = metrics_page();
+    let lines = page.lines().count();
+    let mut times = Vec::new();
+    for _ in 0..201 {
+        let start = Instant::now();
+        let r = fdsoak::sampler::prometheus::parse(&page, OPEN_FDS_METRIC, MAX_FDS_METRIC).unwrap();
+        times.push(start.elapsed());
+        assert_eq!(r.fds.total, 137);
+    }
+    times.sort();
+    let median = times[times.len() / 2];
+    // The parser given the whole page, as a scraper that keeps every metric would.
+    let whole = time(|| {
+        prometheus_parse::Scrape::parse(page.lines().map(|l| Ok(l.to_string())))
+            .unwrap()
+            .samples
+            .len()
+    })
+    .1;
+    println!(
+        "{:<44} {:>8.3}ms  (goal < 1 ms; {} lines, {} KiB; the parser on every line, for reference: {:.3}ms)",
+        "parse one Prometheus scrape (median of 201)",
+        median.as_secs_f64() * 1e3,
+        lines,
+        page.len() / 1024,
+        whole.as_secs_f64() * 1e3
+    );
 }

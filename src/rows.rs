@@ -7,7 +7,7 @@
 //! that does not parse, naming the file and the record, rather than read it
 //! as zero.
 
-use crate::vocab::{FdKinds, Reading, Role, SampleSink, TcpState, TcpStates, Tick};
+use crate::vocab::{FdKinds, FdSource, Reading, Role, SampleSink, TcpState, TcpStates, Tick};
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use std::fs::File;
@@ -47,6 +47,9 @@ pub struct SampleRow {
     pub nofile_hard: Option<u64>,
     pub threads: u64,
     pub rss_kb: u64,
+    /// Where the reading came from; a `prometheus` row has the count, the limit and memory only.
+    #[serde(default)]
+    pub source: FdSource,
 }
 
 impl SampleRow {
@@ -79,6 +82,7 @@ impl SampleRow {
             nofile_hard: r.nofile_hard,
             threads: r.threads,
             rss_kb: r.rss_kb,
+            source: FdSource::Proc,
         }
     }
 
@@ -175,14 +179,10 @@ impl SampleSink for SamplesCsv {
     fn tick(&mut self, tick: &Tick<'_>) -> anyhow::Result<()> {
         for s in tick.samples {
             if let Some(r) = &s.reading {
-                self.0.write(&SampleRow::new(
-                    tick.t_secs,
-                    tick.unix_ms,
-                    tick.phase_name,
-                    s.role,
-                    s.pid,
-                    r,
-                ))?;
+                self.0.write(&SampleRow {
+                    source: s.source,
+                    ..SampleRow::new(tick.t_secs, tick.unix_ms, tick.phase_name, s.role, s.pid, r)
+                })?;
             }
         }
         self.0.flush()

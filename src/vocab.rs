@@ -182,7 +182,9 @@ pub type InodeSet = std::sync::Arc<std::sync::Mutex<std::collections::HashSet<u6
 #[derive(Debug, Clone)]
 pub struct Sample {
     pub role: Role,
+    /// 0 when the process is read from a source that has no PID.
     pub pid: i32,
+    pub source: FdSource,
     /// None when the process could not be read this tick.
     pub reading: Option<Reading>,
     /// The process was found gone: exited, or a zombie.
@@ -251,6 +253,24 @@ macro_rules! names {
             }
         }
     };
+}
+
+names! {
+    /// Where a process's readings came from. `/proc` gives kinds, TCP states
+    /// and fingerprints; a Prometheus endpoint gives the count and the limit only.
+    #[derive(Default)]
+    FdSource {
+        #[default]
+        Proc = "proc",
+        Prometheus = "prometheus",
+    }
+}
+
+impl FdSource {
+    /// Whether this source gives descriptor kinds, TCP states and fingerprints.
+    pub fn has_detail(self) -> bool {
+        self == FdSource::Proc
+    }
 }
 
 names! {

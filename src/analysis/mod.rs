@@ -11,7 +11,7 @@ pub mod groups;
 pub mod series;
 
 pub use crate::vocab::Role;
-use crate::vocab::{Fingerprint, Reading, SampleSink, Tick};
+use crate::vocab::{FdSource, Fingerprint, Reading, SampleSink, Tick};
 use groups::{GroupChange, GroupTracker};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -22,7 +22,9 @@ use series::Series;
 pub struct Tracker {
     pub role: Role,
     pub pid: i32,
+    source: FdSource,
     samples: u64,
+    gaps: u64,
     first: Option<Reading>,
     baseline: Option<Reading>,
     last: Option<(f64, Reading)>,
@@ -76,14 +78,35 @@ pub struct ProcessAnalysis {
     /// How many fingerprints were taken of the process (none for a source that gives counts only).
     #[serde(default)]
     pub fingerprints: u64,
+    /// Where the readings came from. Only `proc` gives descriptor kinds, TCP states and groups;
+    /// from `prometheus` those figures are unknown, not zero.
+    #[serde(default)]
+    pub source: FdSource,
+    /// Ticks at which the process could not be read (a failed scrape): gaps in its series.
+    #[serde(default)]
+    pub gaps: u64,
+}
+
+impl ProcessAnalysis {
+    /// Whether the kinds, TCP states and groups were measured (they are unknown otherwise).
+    pub fn has_detail(&self) -> bool {
+        self.source.has_detail()
+    }
 }
 
 impl Tracker {
     pub fn new(role: Role, pid: i32) -> Self {
+        Tracker::with_source(role, pid, FdSource::Proc)
+    }
+
+    /// A tracker for a process read from `source`.
+    pub fn with_source(role: Role, pid: i32, source: FdSource) -> Self {
         Tracker {
             role,
             pid,
+            source,
             samples: 0,
+            gaps: 0,
             first: None,
             baseline: None,
             last: None,
@@ -171,6 +194,8 @@ impl Tracker {
             tcp_change: tcp_change(&base.tcp, &last.tcp),
             groups: self.groups.changes(),
             fingerprints: self.groups.taken(),
+            source: self.source,
+            gaps: self.gaps,
         })
     }
 }
@@ -206,15 +231,19 @@ impl Trackers {
 impl SampleSink for Trackers {
     fn tick(&mut self, tick: &Tick<'_>) -> anyhow::Result<()> {
         for s in tick.samples {
-            let Some(r) = &s.reading else { continue };
             let at = match self.0.iter().position(|t| t.role == s.role && t.pid == s.pid) {
                 Some(i) => i,
                 None => {
-                    self.0.push(Tracker::new(s.role, s.pid));
+                    self.0.push(Tracker::with_source(s.role, s.pid, s.source));
                     self.0.len() - 1
                 }
             };
             let t = &mut self.0[at];
+            let Some(r) = &s.reading else {
+                // A process that could not be read (and is not gone) leaves a gap, not a zero.
+                t.gaps += u64::from(!s.gone);
+                continue;
+            };
             t.observe(tick.t_secs, tick.phase, tick.in_load_window, r);
             if let Some(fp) = &s.fingerprint {
                 t.observe_fingerprint(tick.phase, tick.in_load_window, fp);

@@ -23,6 +23,8 @@ pub struct ServeConfig {
     pub control_stdin: bool,
     /// Certificate, key and, for mutual TLS, the client CA.
     pub tls: Option<(PathBuf, PathBuf, Option<PathBuf>)>,
+    /// Where to serve the process metrics, if at all.
+    pub metrics_addr: Option<SocketAddr>,
 }
 
 /// `fdsoak probe`, ready to execute.
@@ -62,13 +64,17 @@ impl Cli {
     pub fn into_action(self) -> Result<Action, ScenarioError> {
         match self.command {
             Command::Run(a) => run_config(*a),
-            Command::Serve(s) => Ok(Action::Serve(ServeConfig {
-                addr: SocketAddr::new(s.bind, s.port),
-                knobs: s.knobs,
-                nofile: s.nofile,
-                control_stdin: s.control_stdin,
-                tls: s.tls_cert.zip(s.tls_key).map(|(c, k)| (c, k, s.client_ca)),
-            })),
+            Command::Serve(s) => {
+                let s = *s;
+                Ok(Action::Serve(ServeConfig {
+                    addr: SocketAddr::new(s.bind, s.port),
+                    knobs: s.knobs,
+                    nofile: s.nofile,
+                    control_stdin: s.control_stdin,
+                    tls: s.tls_cert.zip(s.tls_key).map(|(c, k)| (c, k, s.client_ca)),
+                    metrics_addr: s.metrics_addr,
+                }))
+            }
             Command::Validate { scenarios } => Ok(Action::Validate(scenarios)),
             Command::Merge { reports, out } => Ok(Action::Merge { reports, out }),
             Command::Report { dir } => Ok(Action::Report(dir)),
@@ -146,6 +152,19 @@ fn run_config(a: RunArgs) -> Result<Action, ScenarioError> {
     };
     // How to wait for the target is the scenario's, whichever target the command line names.
     let (ready, ready_timeout) = (sc.target.ready, sc.target.ready_timeout);
+    // So is where its descriptors are read, unless --fds-from says.
+    let mut fds = sc.target.fds.clone();
+    if let Some(url) = a.fds_from {
+        let url = crate::scenario::MetricsUrl::new(url);
+        if let Some(problem) = url.problem() {
+            return Err(usage("--fds-from", problem));
+        }
+        let base = fds.unwrap_or_else(|| crate::scenario::FdSourceSpec::prometheus(""));
+        fds = Some(crate::scenario::FdSourceSpec {
+            prometheus: url,
+            ..base
+        });
+    }
     if let Some(addr) = a.target {
         crate::target::parse_address(&addr)
             .map_err(|e| usage("--target", format!("{addr:?} is not HOST:PORT: {e}")))?;
@@ -155,6 +174,7 @@ fn run_config(a: RunArgs) -> Result<Action, ScenarioError> {
             pid: a.pid,
             ready,
             ready_timeout,
+            fds: fds.clone(),
             ..Default::default()
         };
     } else if let Some(cmd) = a.spawn {
@@ -169,6 +189,7 @@ fn run_config(a: RunArgs) -> Result<Action, ScenarioError> {
             nofile,
             ready,
             ready_timeout,
+            fds: fds.clone(),
             ..Default::default()
         };
     } else if let Some(n) = a.nofile {
@@ -177,6 +198,7 @@ fn run_config(a: RunArgs) -> Result<Action, ScenarioError> {
         }
         sc.target.nofile = Some(n);
     }
+    sc.target.fds = fds;
     if let Some(command) = a.client {
         let expect_exit = sc.client.as_ref().is_some_and(|c| c.expect_exit);
         sc.client = Some(ClientSpec { command, expect_exit });

@@ -36,7 +36,7 @@ pub enum Command {
     /// Run a scenario against a target and write a report.
     Run(Box<RunArgs>),
     /// Serve the built-in reference target (grpc.health.v1 and a demo service), with optional leaks.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Compare two reports (directories or summary.json files) and flag regressions.
     ///
     /// Exits 1 when the candidate regressed, 0 when it did not, 2 when a
@@ -101,6 +101,10 @@ pub struct RunArgs {
     /// With --target: the server's PID. By default it is found from the listening socket.
     #[arg(long, requires = "target")]
     pub pid: Option<i32>,
+    /// Read the target's descriptor count and limit from this Prometheus endpoint
+    /// (process_open_fds, process_max_fds) instead of its /proc ([target.fds] prometheus).
+    #[arg(long, value_name = "URL", conflicts_with = "pid")]
+    pub fds_from: Option<String>,
     /// Start this command as the target instead of the scenario's; `{port}` is replaced by a free port.
     #[arg(long, value_name = "CMD")]
     pub spawn: Option<String>,
@@ -205,6 +209,10 @@ pub struct ServeArgs {
     /// Require client certificates signed by this CA (mutual TLS).
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     pub client_ca: Option<PathBuf>,
+    /// Also serve this process's Prometheus process metrics (process_open_fds, process_max_fds, …)
+    /// at http://ADDR/metrics; port 0 picks one, printed on a second line.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
     #[command(flatten)]
     pub knobs: Knobs,
 }

@@ -24,6 +24,10 @@ pub fn execute(s: ServeConfig) -> Result<ExitCode> {
             "fdsoak serve listening on {}",
             listener.local_addr().context("reading the bound address")?
         );
+        if let Some(addr) = s.metrics_addr {
+            let bound = crate::target::metrics::serve(addr).await?;
+            println!("fdsoak serve metrics on http://{bound}/metrics");
+        }
         let _ = std::io::stdout().flush();
         let state = std::sync::Arc::new(crate::target::behaviour::State::default());
         if s.control_stdin {

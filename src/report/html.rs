@@ -133,6 +133,9 @@ fn tables(o: &mut String, s: &Summary) -> anyhow::Result<()> {
             writeln!(o, "<tr>{}</tr>", cells.concat())?;
         }
         writeln!(o, "</table>")?;
+        for note in super::table::source_notes(s) {
+            writeln!(o, "<p class=\"meta\">{}</p>", esc(&note))?;
+        }
     }
     if !s.workloads.is_empty() {
         writeln!(o, "<table><tr><th>phase / workload</th><th>ok</th><th>errors</th><th>skipped</th><th>rate/s</th><th>p50</th><th>p99</th><th>p99.9</th><th>max</th><th>status codes</th></tr>")?;
@@ -238,7 +241,14 @@ fn charts(s: &Summary, tl: &Timeline) -> anyhow::Result<Vec<(String, String, Str
     out.push(("File descriptors per process".into(), svg, notes.join("; ")));
 
     // 2 and 3. The target's descriptors by kind, and its TCP sockets by state.
-    if let Some(((_, pid), rows)) = tl.processes.iter().find(|((role, _), _)| *role == Role::Target) {
+    // Not from a source that gives counts only: a chart of zeros would mislead (the note under the table says why).
+    let detail = s
+        .processes
+        .iter()
+        .find(|p| p.role == Role::Target)
+        .is_none_or(|p| p.has_detail());
+    let target = tl.processes.iter().find(|((role, _), _)| *role == Role::Target);
+    if let (Some(((_, pid), rows)), true) = (target, detail) {
         type Pick = fn(&FdRow) -> u64;
         let kinds: [(&str, Pick); 5] = [
             ("sockets", |r| r.sockets),

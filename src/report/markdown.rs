@@ -59,6 +59,9 @@ impl Exporter for Markdown {
                 writeln!(o, "| {} |", super::table::process_cells(p).join(" | "))?;
             }
             writeln!(o)?;
+            for note in super::table::source_notes(s) {
+                writeln!(o, "{}\n", cell(&note))?;
+            }
             let groups = super::table::group_rows(&s.processes);
             if !groups.is_empty() {
                 writeln!(o, "#### What grew (end of run minus end of baseline)\n")?;

@@ -131,6 +131,9 @@ pub struct TargetInfo {
     pub description: String,
     pub address: Option<String>,
     pub pid: Option<i32>,
+    /// Where the target's descriptor counts came from, when not its `/proc` (credentials redacted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fds_from: Option<String>,
 }
 
 /// The client under test: what ran, and how it ended.

@@ -22,7 +22,7 @@ pub const PROCESS_HEADERS: [&str; 9] = [
 pub fn process_cells(p: &ProcessAnalysis) -> [String; 9] {
     [
         p.role.as_str().to_string(),
-        p.pid.to_string(),
+        if p.pid == 0 { "—".into() } else { p.pid.to_string() },
         p.baseline_fds.to_string(),
         p.final_fds.to_string(),
         format!("{:+}", p.residual_fds),
@@ -32,9 +32,45 @@ pub fn process_cells(p: &ProcessAnalysis) -> [String; 9] {
             p.nofile_soft.map_or("unlimited".into(), |l| l.to_string())
         ),
         format!("{:+.0}", p.growth_per_hour),
-        p.close_wait_final.to_string(),
+        close_wait_cell(p),
         p.time_to_limit_secs.map_or("—".into(), human_secs),
     ]
+}
+
+/// The CLOSE_WAIT figure, or "unknown" when the source does not give TCP states.
+pub fn close_wait_cell(p: &ProcessAnalysis) -> String {
+    if p.has_detail() {
+        p.close_wait_final.to_string()
+    } else {
+        "unknown".into()
+    }
+}
+
+/// Sentences under the process table: where counts came from when not `/proc`,
+/// what that leaves unknown, and the gaps in any series.
+pub fn source_notes(s: &crate::report::model::Summary) -> Vec<String> {
+    let mut notes = Vec::new();
+    for p in &s.processes {
+        if !p.has_detail() {
+            let from = match (p.role, &s.target.fds_from) {
+                (crate::vocab::Role::Target, Some(url)) => format!(" ({url})"),
+                _ => String::new(),
+            };
+            notes.push(format!(
+                "{}: descriptor count and limit from its {} endpoint{from}; descriptor kinds, TCP states (CLOSE_WAIT) and groups are not available from that source, so they are unknown, not zero.",
+                p.role, p.source
+            ));
+        }
+        if p.gaps > 0 {
+            notes.push(format!(
+                "{}: {} of {} reads failed; those ticks are gaps in its series, not zeros.",
+                p.role,
+                p.gaps,
+                p.gaps + p.samples
+            ));
+        }
+    }
+    notes
 }
 
 /// Column headers of the table of groups that grew.

@@ -37,13 +37,16 @@ pub fn render(s: &Summary, dir: &std::path::Path) -> String {
             out,
             "  {:<7} {:>7} {:>9} {:>9} {:>12} {:>+11.0} {:>10}",
             p.role.as_str(),
-            p.pid,
+            if p.pid == 0 { "—".into() } else { p.pid.to_string() },
             p.baseline_fds,
             p.final_fds,
             format!("{}/{}", p.peak_fds, limit),
             p.growth_per_hour,
-            p.close_wait_final
+            super::table::close_wait_cell(p)
         );
+    }
+    for note in super::table::source_notes(s) {
+        let _ = writeln!(out, "  {note}");
     }
     if s.processes.iter().any(|p| !p.groups.is_empty()) {
         let _ = writeln!(out, "\n  what grew, end of run minus end of baseline:");

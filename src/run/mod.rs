@@ -58,6 +58,7 @@ pub async fn run(cfg: RunConfig, interrupt: impl Future<Output = ()>) -> anyhow:
         description: plan.describe(),
         address: None,
         pid: None,
+        fds_from: sc.target.fds.as_ref().map(|f| f.prometheus.to_string()),
     };
     let mut report = SummaryBuilder::new(sc.clone(), &cfg.scenario_file, planned);
     tokio::pin!(interrupt);
@@ -82,7 +83,16 @@ pub async fn run(cfg: RunConfig, interrupt: impl Future<Output = ()>) -> anyhow:
     );
     report.target.description = target.description.clone();
     report.target.address = Some(target.addr.to_string());
-    report.target.pid = Some(target.pid);
+    report.target.pid = (target.pid != 0).then_some(target.pid);
+
+    // Where the target's descriptors are read: its /proc, or an endpoint that must answer now (exit 3 if not).
+    let source = match fd_source(sc, target.pid).await {
+        Ok(s) => s,
+        Err(message) => {
+            target.stop().await;
+            return finish(&report, event(Finding::RunError { message }), dir);
+        }
+    };
 
     // The rpc workloads' methods, some perhaps from the target's reflection: a mistake is the user's (exit 2).
     let methods = match crate::rpc::prepare(sc, &cfg.scenario_file, (target.addr, &transport)).await {
@@ -114,7 +124,7 @@ pub async fn run(cfg: RunConfig, interrupt: impl Future<Output = ()>) -> anyhow:
     let driven = phases::drive(
         (sc, &methods, &transport),
         report.start,
-        (target.addr, target.pid, target.server.clone()),
+        (target.addr, source, target.server.clone()),
         &dir,
         &cfg.fdsoak_exe,
         cfg.progress,
@@ -154,6 +164,33 @@ pub async fn run(cfg: RunConfig, interrupt: impl Future<Output = ()>) -> anyhow:
         client,
     };
     finish(&report, measured, dir)
+}
+
+/// The target's descriptor source: `[target.fds]` if set, after one scrape that
+/// answered within the ready timeout; its `/proc` otherwise.
+async fn fd_source(sc: &Scenario, pid: i32) -> Result<crate::sampler::Source, String> {
+    use crate::sampler::{prometheus::Scraper, Source};
+    let Some(spec) = &sc.target.fds else {
+        return Ok(Source::Proc(pid));
+    };
+    let url = &spec.prometheus;
+    let metrics = (spec.open_metric.as_str(), spec.max_metric.as_str());
+    let scraper = Scraper::new(
+        spec.prometheus.expose(),
+        metrics,
+        spec.scrape_timeout(sc.sampler.interval),
+    )
+    .map_err(|e| format!("{url}: {e:#}"))?;
+    let within = target::plan::ready_timeout(sc);
+    match scraper.first(within).await {
+        Ok(r) => {
+            tracing::info!("target FDs from {url}: {} open", r.fds.total);
+            Ok(Source::Prometheus(std::sync::Arc::new(scraper)))
+        }
+        Err(e) => Err(format!(
+            "the target's FD source {url} did not answer within {within:?}: {e}"
+        )),
+    }
 }
 
 fn event(f: Finding) -> Measured {

@@ -12,7 +12,7 @@ use crate::fault::{self, inline::InlineProxy, FaultEvent, ProxyStats};
 use crate::metrics::{Registry, ThroughputCsv};
 use crate::report::model::{ClientReport, PhaseInfo};
 use crate::rows::{CsvStream, SamplesCsv, SAMPLES_CSV, THROUGHPUT_CSV};
-use crate::sampler::{Sampler, SamplerSetup};
+use crate::sampler::{Sampler, SamplerSetup, Source};
 use crate::scenario::Scenario;
 use crate::vocab::{InodeSet, Reading, SampleSink, Tick};
 use std::future::Future;
@@ -133,7 +133,7 @@ impl SampleSink for Watchdog {
     }
 }
 
-/// Drives every phase of `sc` (its rpc workloads calling `methods`) against the target at `addr` (pid `pid`), sampling into `dir`.
+/// Drives every phase of `sc` (its rpc workloads calling `methods`) against the target at `addr` (read from `source`), sampling into `dir`.
 pub async fn drive(
     (sc, methods, transport): (
         &Scenario,
@@ -141,7 +141,7 @@ pub async fn drive(
         &std::sync::Arc<crate::transport::Transport>,
     ),
     start: Instant,
-    (addr, pid, server): (SocketAddr, i32, Option<crate::scenario::ServerControl>),
+    (addr, source, server): (SocketAddr, Source, Option<crate::scenario::ServerControl>),
     dir: &Path,
     fdsoak: &Path,
     show_progress: bool,
@@ -174,8 +174,11 @@ pub async fn drive(
         Some(spec) => Some(crate::client::start(spec, drive_addr, fdsoak)?),
         None => None,
     };
-    let mut watched = vec![(Role::Target, pid), (Role::Driver, std::process::id() as i32)];
-    watched.extend(client.as_ref().map(|c| (Role::Client, c.pid)));
+    let mut watched = vec![
+        (Role::Target, source),
+        (Role::Driver, Source::Proc(std::process::id() as i32)),
+    ];
+    watched.extend(client.as_ref().map(|c| (Role::Client, Source::Proc(c.pid))));
     let sinks: Vec<Box<dyn SampleSink>> = vec![
         Box::new(SamplesCsv(CsvStream::create(&dir.join(SAMPLES_CSV))?)),
         Box::new(ThroughputCsv::new(

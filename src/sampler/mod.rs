@@ -7,6 +7,10 @@
 //! the baseline and the residual are read exactly at phase boundaries rather
 //! than at the last tick before them. Nothing is kept in memory per sample.
 //!
+//! A process is read from its `/proc` ([`probe`]), or, when fdsoak cannot
+//! see it, from a [`prometheus`] endpoint that gives its count and limit only.
+//! A read that fails is a gap (no reading that tick), never a zero.
+//!
 //! On a few ticks it also takes a [`fingerprint`] of a process (its
 //! descriptors grouped by what they point at) and hangs it on that tick's
 //! sample: at every phase end, at checkpoints through the load phases, and
@@ -15,8 +19,9 @@
 pub mod fast;
 pub mod fingerprint;
 pub mod probe;
+pub mod prometheus;
 
-use crate::vocab::{Role, Sample, SampleSink, Tick};
+use crate::vocab::{FdSource, Role, Sample, SampleSink, Tick};
 use anyhow::Context;
 use probe::ProbeError;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -35,11 +40,37 @@ pub struct SamplerSetup {
     /// Per phase: whether it counts toward the growth rate.
     pub load_window: Vec<bool>,
     pub current_phase: Arc<AtomicUsize>,
-    pub watched: Vec<(Role, i32)>,
+    pub watched: Vec<(Role, Source)>,
     /// Sockets of fdsoak's that are not the driver's (the fault proxy's).
     pub exclude: InodeSet,
     /// How often to fingerprint each process during the load phases; None: only at phase ends and peaks.
     pub fingerprint_every: Option<Duration>,
+}
+
+/// Where one watched process is read from.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// Its `/proc`, by PID.
+    Proc(i32),
+    /// A Prometheus endpoint: the count and the limit only.
+    Prometheus(Arc<prometheus::Scraper>),
+}
+
+impl Source {
+    /// The PID, or 0 for a source without one.
+    pub fn pid(&self) -> i32 {
+        match self {
+            Source::Proc(pid) => *pid,
+            Source::Prometheus(_) => 0,
+        }
+    }
+
+    pub fn kind(&self) -> FdSource {
+        match self {
+            Source::Proc(_) => FdSource::Proc,
+            Source::Prometheus(_) => FdSource::Prometheus,
+        }
+    }
 }
 
 /// Fingerprints taken through the load phases, besides phase ends and peaks.
@@ -103,9 +134,10 @@ impl Sampler {
             samples: setup
                 .watched
                 .iter()
-                .map(|(role, pid)| Sample {
+                .map(|(role, source)| Sample {
                     role: *role,
-                    pid: *pid,
+                    pid: source.pid(),
+                    source: source.kind(),
                     reading: None,
                     gone: false,
                     fingerprint: None,
@@ -152,16 +184,16 @@ impl State {
             tokio::select! {
                 _ = ticker.tick() => {
                     let phase = self.setup.current_phase.load(Ordering::Relaxed);
-                    self.sample(phase, false)?;
+                    self.sample(phase, false).await?;
                 }
                 cmd = rx.recv() => match cmd {
                     Some(Cmd::Mark(phase, ack)) => {
-                        self.sample(phase, true)?;
+                        self.sample(phase, true).await?;
                         let _ = ack.send(());
                     }
                     Some(Cmd::Stop) | None => {
                         let phase = self.setup.current_phase.load(Ordering::Relaxed);
-                        self.sample(phase, false)?;
+                        self.sample(phase, false).await?;
                         break;
                     }
                 }
@@ -173,7 +205,7 @@ impl State {
         Ok(self.ticks)
     }
 
-    fn sample(&mut self, phase: usize, mark: bool) -> anyhow::Result<()> {
+    async fn sample(&mut self, phase: usize, mark: bool) -> anyhow::Result<()> {
         let t_secs = self.setup.start.elapsed().as_secs_f64();
         let unix_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -182,7 +214,23 @@ impl State {
         let exclude = self.setup.exclude.lock().map(|s| s.clone()).unwrap_or_default();
         let in_load = self.setup.load_window.get(phase).copied().unwrap_or(false);
         let every = self.setup.fingerprint_every;
-        for (s, when) in self.samples.iter_mut().zip(&mut self.schedules) {
+        for ((s, when), (_, source)) in self
+            .samples
+            .iter_mut()
+            .zip(&mut self.schedules)
+            .zip(&self.setup.watched)
+        {
+            s.fingerprint = None;
+            if let Source::Prometheus(scraper) = source {
+                s.reading = match scraper.read().await {
+                    Ok(r) => Some(r),
+                    Err(e) => {
+                        tracing::debug!("scraping {} failed: {e}", s.role);
+                        None
+                    }
+                };
+                continue;
+            }
             let skip = (s.role == Role::Driver).then_some(&exclude);
             (s.reading, s.gone) = match probe::probe_excluding(s.pid, skip) {
                 Ok(r) => (Some(r), false),
@@ -192,7 +240,6 @@ impl State {
                     (None, false)
                 }
             };
-            s.fingerprint = None;
             let Some(total) = s.reading.as_ref().map(|r| r.fds.total) else {
                 continue;
             };

@@ -7,6 +7,7 @@
 
 pub mod duration;
 pub mod fault;
+pub mod fds;
 pub mod knobs;
 pub mod model;
 pub mod secret;
@@ -14,6 +15,7 @@ mod validate;
 
 pub use duration::MAX_DURATION;
 pub use fault::{Fault, FaultKind, ServerControl};
+pub use fds::{FdSourceSpec, MetricsUrl};
 pub use knobs::{Knobs, Reflection, DEFAULT_KEEPALIVE_TIMEOUT};
 pub use model::*;
 pub use secret::Secret;

@@ -130,6 +130,9 @@ pub struct TargetSpec {
     #[serde(default, with = "super::duration::option")]
     #[schemars(with = "Option<String>")]
     pub ready_timeout: Option<Duration>,
+    /// Where the target's descriptor counts come from, when not its `/proc` (`[target.fds]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fds: Option<super::FdSourceSpec>,
     /// builtin: the knobs of `fdsoak serve`.
     #[serde(flatten)]
     pub knobs: super::Knobs,

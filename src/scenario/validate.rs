@@ -135,6 +135,21 @@ fn check_target(t: &TargetSpec, path: &KeyPath) -> Rule {
             return fail(path.key(key), "must be at least 1 (leave it out to disable)");
         }
     }
+    if let Some(problem) = t.fds.as_ref().and_then(|f| f.prometheus.problem()) {
+        return fail(path.key("fds").key("prometheus"), problem);
+    }
+    if t.fds.is_some() && t.pid.is_some() {
+        return fail(
+            path.key("pid"),
+            "give pid (read its /proc) or [target.fds] (read an endpoint), not both",
+        );
+    }
+    if t.fds
+        .as_ref()
+        .is_some_and(|f| f.timeout == Some(std::time::Duration::ZERO))
+    {
+        return fail(path.key("fds").key("timeout"), "must be more than 0");
+    }
     if let Some(n) = t.nofile {
         if n < 16 {
             return fail(path.key("nofile"), format!("must be at least 16, got {n}"));

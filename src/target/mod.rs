@@ -9,6 +9,7 @@
 pub mod behaviour;
 pub mod chat;
 pub mod find;
+pub mod metrics;
 pub mod plan;
 pub mod protocol;
 pub mod serve;
@@ -37,13 +38,18 @@ pub enum TargetPlan {
     },
     /// A user's command line, `{port}` still unreplaced.
     Spawn { command: String, nofile: Option<u64> },
-    /// A running server.
-    Address { addr: SocketAddr, pid: Option<i32> },
+    /// A running server. `remote`: its counts come from elsewhere (`[target.fds]`), so no local PID is looked for.
+    Address {
+        addr: SocketAddr,
+        pid: Option<i32>,
+        remote: bool,
+    },
 }
 
 /// A target that answered its first health check.
 pub struct RunningTarget {
     pub addr: SocketAddr,
+    /// 0 for a target read from elsewhere, with no local PID.
     pub pid: i32,
     /// How it was started or found, for the report.
     pub description: String,
@@ -127,6 +133,7 @@ pub async fn start(
     wait_ready(addr, (ready, ready_timeout, transport), child.as_mut(), &tail).await?;
     let pid = match (plan, &child) {
         (TargetPlan::Address { pid: Some(p), .. }, _) => *p,
+        (TargetPlan::Address { remote: true, .. }, _) => 0,
         // For a spawned command, prefer the process that owns the listener:
         // the command may be a wrapper (a shell, a launcher) around the server.
         (TargetPlan::Spawn { .. }, Some(c)) => find::pid_listening_on(addr.port())

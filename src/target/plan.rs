@@ -42,6 +42,7 @@ pub fn plan(sc: &Scenario, exe: &Path) -> anyhow::Result<TargetPlan> {
         TargetMode::Address => TargetPlan::Address {
             addr: parse_address(t.address.as_deref().unwrap_or_default())?,
             pid: t.pid,
+            remote: t.fds.is_some(),
         },
     })
 }

@@ -140,9 +140,17 @@ pub fn fixture(dir: &TempDir, name: &str, replace: &[(&str, &str)]) -> PathBuf {
 pub struct Server {
     pub child: Child,
     pub addr: SocketAddr,
+    /// With `--metrics-addr`: the URL of its process metrics.
+    pub metrics: Option<String>,
 }
 
 impl Server {
+    /// `fdsoak serve` with its process metrics served on a free port too.
+    pub fn with_metrics(args: &[&str]) -> Server {
+        let args: Vec<&str> = ["--metrics-addr", "127.0.0.1:0"].iter().chain(args).copied().collect();
+        Server::start(&args)
+    }
+
     pub fn start(args: &[&str]) -> Server {
         let mut child = Command::new(FDSOAK)
             .args(["serve", "--port", "0"])
@@ -153,11 +161,15 @@ impl Server {
             .spawn()
             .unwrap();
         let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        out.read_line(&mut line).unwrap();
         let addr = line.trim().rsplit(' ').next().unwrap().parse().unwrap();
-        Server { child, addr }
+        let metrics = args.contains(&"--metrics-addr").then(|| {
+            let mut line = String::new();
+            out.read_line(&mut line).unwrap();
+            line.trim().rsplit(' ').next().unwrap().to_string()
+        });
+        Server { child, addr, metrics }
     }
     pub fn pid(&self) -> i32 {
         self.child.id() as i32

@@ -14,6 +14,7 @@ mod fuzz_regressions;
 mod html;
 mod layers;
 mod leaks;
+mod prometheus;
 mod ready;
 mod regressions;
 mod reports;

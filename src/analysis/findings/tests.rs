@@ -32,6 +32,8 @@ fn analysis(role: Role) -> ProcessAnalysis {
             group(GroupKind::File, "/tmp/cache.db", 12, true),
         ],
         fingerprints: 14,
+        source: Default::default(),
+        gaps: 0,
     }
 }
 
