@@ -9,6 +9,11 @@
 //! Gates are evaluated again on the merged figures, and the verdict comes
 //! from the same function a run uses.
 //!
+//! Reports of a sharded run (`run --shard I/N`) must be one run: the same
+//! scenario and phases, the same shard count, every shard there once. A
+//! spread of more than [`MAX_SKEW_MS`] between their phase starts (clock
+//! skew, or a driver that missed `--start-at`) is warned about.
+//!
 //! Reading the inputs fails as a usage error (exit 2): a bad row names its
 //! file and line, and nothing is read as zero. Writing fails as a run error.
 
@@ -42,6 +47,9 @@ pub fn merge(inputs: &[PathBuf], out: &Path) -> Result<Summary> {
             )));
         }
     }
+    for warning in check_one_run(&summaries, inputs).map_err(Error::input)? {
+        eprintln!("warning: {warning}");
+    }
     let mut merged = merge_summaries(&summaries).map_err(Error::input)?;
     merged.merged_from = inputs.iter().map(|p| p.display().to_string()).collect();
 
@@ -53,6 +61,90 @@ pub fn merge(inputs: &[PathBuf], out: &Path) -> Result<Summary> {
     let files = crate::report::render_all(&merged, out).map_err(Error::input)?;
     crate::report::write_files(&files, out)?;
     Ok(merged)
+}
+
+/// Phase starts further apart than this, across shards, are warned about.
+pub const MAX_SKEW_MS: u64 = 1000;
+
+/// Checks that the reports are the shards of one run: same phases, same shard
+/// count, no shard missing or repeated. Returns warnings (clock skew).
+pub fn check_one_run(summaries: &[Summary], inputs: &[PathBuf]) -> anyhow::Result<Vec<String>> {
+    let (Some(first), Some(first_path)) = (summaries.first(), inputs.first()) else {
+        return Ok(Vec::new());
+    };
+    let phases = |s: &Summary| -> Vec<(String, std::time::Duration)> {
+        s.scenario
+            .resolved
+            .phases
+            .iter()
+            .map(|p| (p.name.clone(), p.duration))
+            .collect()
+    };
+    for (s, p) in summaries.iter().zip(inputs).skip(1) {
+        if phases(s) != phases(first) {
+            return Err(anyhow!(
+                "{} ran other phases than {} (names or durations differ): not one run",
+                p.display(),
+                first_path.display()
+            ));
+        }
+    }
+    let sharded: Vec<_> = summaries
+        .iter()
+        .zip(inputs)
+        .filter_map(|(s, p)| s.shard.as_ref().map(|sh| (sh, p)))
+        .collect();
+    if sharded.is_empty() {
+        return Ok(Vec::new());
+    }
+    if let Some((_, p)) = summaries.iter().zip(inputs).find(|(s, _)| s.shard.is_none()) {
+        return Err(anyhow!(
+            "{} is not a shard, but the others are (run --shard I/N)",
+            p.display()
+        ));
+    }
+    let count = sharded[0].0.count;
+    let mut seen: BTreeMap<u32, &PathBuf> = BTreeMap::new();
+    for (sh, p) in &sharded {
+        if sh.count != count {
+            return Err(anyhow!(
+                "{} is shard {}/{}, but {} ran {count} shards",
+                p.display(),
+                sh.index,
+                sh.count,
+                sharded[0].1.display()
+            ));
+        }
+        if let Some(other) = seen.insert(sh.index, p) {
+            return Err(anyhow!(
+                "{} and {} are both shard {}/{count}",
+                other.display(),
+                p.display(),
+                sh.index
+            ));
+        }
+    }
+    let missing: Vec<String> = (0..count)
+        .filter(|i| !seen.contains_key(i))
+        .map(|i| format!("{i}/{count}"))
+        .collect();
+    if !missing.is_empty() {
+        return Err(anyhow!(
+            "shard {} missing: merge got {} of {count} shards",
+            missing.join(", "),
+            seen.len()
+        ));
+    }
+    let starts = sharded.iter().map(|(s, _)| s.phases_unix_ms).filter(|t| *t > 0);
+    let (lo, hi) = starts.fold((u64::MAX, 0), |(lo, hi), t| (lo.min(t), hi.max(t)));
+    let mut warnings = Vec::new();
+    if hi > lo && hi - lo > MAX_SKEW_MS {
+        warnings.push(format!(
+            "the shards' phases began up to {:.1} s apart by their own clocks (clock skew, or a driver that missed --start-at): their load did not line up",
+            (hi - lo) as f64 / 1000.0
+        ));
+    }
+    Ok(warnings)
 }
 
 /// The merged summary: workloads added, the target from the first report, every driver.
@@ -91,6 +183,8 @@ pub fn merge_summaries(summaries: &[Summary]) -> anyhow::Result<Summary> {
     merged.workloads = workloads;
     merged.duration_secs = summaries.iter().map(|s| s.duration_secs).fold(0.0, f64::max);
     merged.started_at = summaries.iter().map(|s| s.started_at.clone()).min().unwrap_or_default();
+    // The merged report is the whole run, not one shard of it.
+    merged.shard = None;
     Ok(merged)
 }
 

@@ -383,6 +383,13 @@ pub struct Check {
     pub message: Option<String>,
 }
 
+/// Milliseconds since the Unix epoch by this host's clock (0 before 1970).
+pub fn unix_ms_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

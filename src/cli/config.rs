@@ -199,6 +199,23 @@ fn run_config(a: RunArgs) -> Result<Action, ScenarioError> {
         sc.target.nofile = Some(n);
     }
     sc.target.fds = fds;
+    let shard = match (a.shard, a.shards) {
+        (Some(s), _) => Some(s),
+        (None, Some(n)) => {
+            let env = crate::scenario::shard::INDEX_ENV;
+            let index = std::env::var(env)
+                .map_err(|_| usage("--shards", format!("needs {env} set to this driver's index (0 to N-1)")))?;
+            let index: u32 = index
+                .trim()
+                .parse()
+                .map_err(|_| usage("--shards", format!("{env}={index:?} is not an index")))?;
+            Some(crate::scenario::Shard::new(index, n).map_err(|m| usage("--shards", m))?)
+        }
+        (None, None) => None,
+    };
+    if let Some(s) = shard {
+        s.apply(&mut sc);
+    }
     if let Some(command) = a.client {
         let expect_exit = sc.client.as_ref().is_some_and(|c| c.expect_exit);
         sc.client = Some(ClientSpec { command, expect_exit });
@@ -237,6 +254,8 @@ fn run_config(a: RunArgs) -> Result<Action, ScenarioError> {
             reports_root: a.reports_dir,
             fdsoak_exe,
             progress: !a.quiet,
+            shard,
+            start_at: a.start_at,
         }),
         quiet: a.quiet,
     })

@@ -124,10 +124,23 @@ pub struct RunArgs {
     /// Print only the final summary.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Run shard I of N (I counts from 0): every workload's rate, concurrency and streams divided by N.
+    #[arg(long, value_name = "I/N", conflicts_with = "shards", value_parser = parse_shard)]
+    pub shard: Option<crate::scenario::Shard>,
+    /// Run one of N shards, the index read from JOB_COMPLETION_INDEX (a Kubernetes Indexed Job).
+    #[arg(long, value_name = "N")]
+    pub shards: Option<u32>,
+    /// Begin the phases at this UTC time (RFC 3339, e.g. 2026-11-25T23:00:00Z), so drivers line up.
+    #[arg(long, value_name = "TIME", value_parser = humantime::parse_rfc3339_weak)]
+    pub start_at: Option<std::time::SystemTime>,
     #[command(flatten)]
     pub tls: TlsArgs,
     #[command(flatten)]
     pub gates: GateArgs,
+}
+
+fn parse_shard(s: &str) -> Result<crate::scenario::Shard, String> {
+    s.parse()
 }
 
 /// TLS and metadata to the target, in the manner of grpcurl; each replaces the scenario's value.

@@ -110,6 +110,8 @@ pub struct SummaryBuilder {
     pub started_at: String,
     pub start: tokio::time::Instant,
     pub target: TargetInfo,
+    pub host: String,
+    pub shard: Option<crate::report::model::ShardInfo>,
 }
 
 /// What a run measured, however it ended.
@@ -133,6 +135,8 @@ impl SummaryBuilder {
             started_at: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
             start: tokio::time::Instant::now(),
             target,
+            host: hostname(),
+            shard: None,
         }
     }
 
@@ -167,6 +171,8 @@ impl SummaryBuilder {
             workloads: m.workloads,
             files: files(),
             merged_from: Vec::new(),
+            host: self.host.clone(),
+            shard: self.shard.clone(),
             fault_events: m.fault_events,
             proxy: m.proxy,
             client: m.client,
@@ -185,6 +191,13 @@ fn files() -> BTreeMap<String, String> {
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect()
+}
+
+/// This machine's host name (a pod's name in Kubernetes), or "" if it cannot be read.
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -42,6 +42,18 @@ impl Exporter for Markdown {
             s.started_at,
             s.tool.version
         )?;
+        if let Some(sh) = &s.shard {
+            writeln!(
+                o,
+                "Shard {} of {} (indices from 0) on host {}: one driver's share; `fdsoak merge` adds the shards into the whole run.\n",
+                sh.index,
+                sh.count,
+                cell(&s.host)
+            )?;
+        }
+        if !s.merged_from.is_empty() {
+            writeln!(o, "Merged from {} reports.\n", s.merged_from.len())?;
+        }
         if s.findings.is_empty() {
             writeln!(o, "No findings: every gate passed.\n")?;
         } else {

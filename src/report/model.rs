@@ -91,6 +91,25 @@ pub struct Summary {
     /// For a merged report: the report directories it was merged from.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub merged_from: Vec<String>,
+    /// The host the driver ran on (its hostname; a pod's name in Kubernetes).
+    #[serde(default)]
+    pub host: String,
+    /// For one driver of a sharded run: its share and when its phases began.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<ShardInfo>,
+}
+
+/// One driver's place in a sharded run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct ShardInfo {
+    pub index: u32,
+    pub count: u32,
+    /// The `--start-at` barrier, RFC 3339 UTC, when one was given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_at: Option<String>,
+    /// When this driver's first phase began, by its own clock (Unix ms); `merge` compares them.
+    #[serde(default)]
+    pub phases_unix_ms: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]

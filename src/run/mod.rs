@@ -32,6 +32,10 @@ pub struct RunConfig {
     pub fdsoak_exe: PathBuf,
     /// Show live progress (a status line on a terminal, log lines otherwise).
     pub progress: bool,
+    /// This driver's share of a sharded run; the scenario is already divided.
+    pub shard: Option<crate::scenario::Shard>,
+    /// A wall-clock barrier: the phases begin then, so that drivers on several hosts line up.
+    pub start_at: Option<std::time::SystemTime>,
 }
 
 /// What a finished run produced.
@@ -61,6 +65,12 @@ pub async fn run(cfg: RunConfig, interrupt: impl Future<Output = ()>) -> anyhow:
         fds_from: sc.target.fds.as_ref().map(|f| f.prometheus.to_string()),
     };
     let mut report = SummaryBuilder::new(sc.clone(), &cfg.scenario_file, planned);
+    report.shard = cfg.shard.map(|s| crate::report::model::ShardInfo {
+        index: s.index,
+        count: s.count,
+        start_at: cfg.start_at.map(|t| humantime::format_rfc3339_millis(t).to_string()),
+        phases_unix_ms: 0,
+    });
     tokio::pin!(interrupt);
 
     // Start the target.
@@ -118,6 +128,26 @@ pub async fn run(cfg: RunConfig, interrupt: impl Future<Output = ()>) -> anyhow:
                 dir,
             );
         }
+    }
+
+    // Wait for the barrier, so that every driver's phases begin together.
+    if let Some(at) = cfg.start_at {
+        let wait = at.duration_since(std::time::SystemTime::now()).unwrap_or_default();
+        tracing::info!(
+            "waiting {wait:?} for --start-at {}",
+            humantime::format_rfc3339_millis(at)
+        );
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = &mut interrupt => {
+                target.stop().await;
+                let at_secs = report.start.elapsed().as_secs_f64();
+                return finish(&report, event(Finding::Interrupted { at_secs, phase: "startup".into() }), dir);
+            }
+        }
+    }
+    if let Some(s) = &mut report.shard {
+        s.phases_unix_ms = crate::vocab::unix_ms_now();
     }
 
     // Drive the phases.

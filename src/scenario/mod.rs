@@ -11,6 +11,7 @@ pub mod fds;
 pub mod knobs;
 pub mod model;
 pub mod secret;
+pub mod shard;
 mod validate;
 
 pub use duration::MAX_DURATION;
@@ -19,6 +20,7 @@ pub use fds::{FdSourceSpec, MetricsUrl};
 pub use knobs::{Knobs, Reflection, DEFAULT_KEEPALIVE_TIMEOUT};
 pub use model::*;
 pub use secret::Secret;
+pub use shard::Shard;
 
 use std::fmt;
 use std::ops::Range;

@@ -251,6 +251,8 @@ pub async fn run_in_process(scenario: &Path, out: &TempDir) -> fdsoak::run::RunO
         reports_root: out.path().to_path_buf(),
         fdsoak_exe: FDSOAK.into(),
         progress: false,
+        shard: None,
+        start_at: None,
     };
     fdsoak::run::run(cfg, std::future::pending()).await.unwrap()
 }

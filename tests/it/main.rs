@@ -20,5 +20,6 @@ mod regressions;
 mod reports;
 mod rpc;
 mod scenario_errors;
+mod shards;
 mod targets;
 mod tls;
