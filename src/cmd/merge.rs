@@ -1,4 +1,6 @@
-//! `fdsoak merge REPORT… --out DIR`: one report from several drivers. No runtime.
+//! `fdsoak merge REPORT… --out DIR`: one report from several drivers, exiting
+//! with the merged verdict's code, so the merge step of a distributed run is
+//! the gate. No runtime.
 
 use crate::error::Result;
 use std::path::{Path, PathBuf};
@@ -7,5 +9,5 @@ use std::process::ExitCode;
 pub fn execute(reports: &[PathBuf], out: &Path) -> Result<ExitCode> {
     let merged = crate::merge::merge(reports, out)?;
     print!("{}", crate::report::terminal::render(&merged, out));
-    Ok(ExitCode::SUCCESS)
+    Ok(ExitCode::from(merged.verdict.exit_code()))
 }

@@ -75,8 +75,15 @@ pub enum TargetError {
     WrongProtocol { addr: SocketAddr, what: String },
     #[error("target exited before it was ready ({status}){tail}")]
     ExitedEarly { status: String, tail: String },
-    #[error("no process on this host listens on port {port}; pass --pid, or check the address")]
+    #[error("no process on this host listens on port {port}: check the address, or, for a server in a container, pod or another network namespace, pass its PID as this host sees it (--pid $(docker inspect -f '{{{{.State.Pid}}}}' NAME)) or read its metrics (--fds-from URL)")]
     NoListener { port: u16 },
+    #[error("port {port} is held by {what}, pid {pid} ({name}), not by the server: sampling it would measure the forwarder. Pass the server's own PID (for Docker or Podman: --pid $(docker inspect -f '{{{{.State.Pid}}}}' NAME)), or read the server's metrics (--fds-from URL)")]
+    PortForwarder {
+        port: u16,
+        pid: i32,
+        name: String,
+        what: &'static str,
+    },
     #[error("no process with pid {0} on this host (from --pid or target.pid)")]
     NoSuchPid(i32),
     #[error("{0:#}")]
@@ -141,9 +148,31 @@ pub async fn start(
             .flatten()
             .unwrap_or(c.id().unwrap_or_default() as i32),
         (_, Some(c)) => c.id().map(|p| p as i32).ok_or_else(|| anyhow!("target has no pid"))?,
-        (_, None) => find::pid_listening_on(addr.port())
-            .context("searching /proc for the listening socket")?
-            .ok_or(TargetError::NoListener { port: addr.port() })?,
+        (_, None) => {
+            let port = addr.port();
+            let pid = find::pid_listening_on(port)
+                .context("searching /proc for the listening socket")?
+                .ok_or(TargetError::NoListener { port })?;
+            if let Some(what) = find::forwarder(pid) {
+                let name = find::name_of(pid);
+                return Err(TargetError::PortForwarder { port, pid, name, what });
+            }
+            pid
+        }
+    };
+    // Say which process was found, so a wrong guess shows in the report.
+    let description = match plan {
+        TargetPlan::Address {
+            pid: None,
+            remote: false,
+            ..
+        } => {
+            format!(
+                "{description} (pid {pid}, {}, the owner of its listening port)",
+                find::name_of(pid)
+            )
+        }
+        _ => description,
     };
     Ok(RunningTarget {
         addr,

@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 
 pub const FDSOAK: &str = env!("CARGO_BIN_EXE_fdsoak");
 
+pub mod netns;
+
 pub fn repo(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
 }

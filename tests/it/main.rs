@@ -11,6 +11,7 @@ mod clients;
 mod faults;
 mod fingerprint;
 mod fuzz_regressions;
+mod hosts;
 mod html;
 mod layers;
 mod leaks;
