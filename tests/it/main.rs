@@ -8,6 +8,7 @@
 mod common;
 
 mod clients;
+mod deploy;
 mod faults;
 mod fingerprint;
 mod fuzz_regressions;
