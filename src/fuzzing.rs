@@ -94,3 +94,19 @@ pub fn csv(data: &[u8]) {
         let _ = crate::merge::merge_samples(&inputs, &out);
     }
 }
+
+/// A metrics page, as a scrape returns it: parsed for the standard process
+/// metrics and for names taken from the page itself; the same text as a
+/// `[target.fds]` URL and as a `--shard` value.
+pub fn metrics(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    use crate::scenario::fds::{MAX_FDS_METRIC, OPEN_FDS_METRIC};
+    let _ = crate::sampler::prometheus::parse(text, OPEN_FDS_METRIC, MAX_FDS_METRIC).map(|r| r.fds.total);
+    let mut words = text.split_whitespace();
+    if let (Some(open), Some(max)) = (words.next(), words.next()) {
+        let _ = crate::sampler::prometheus::parse(text, open, max);
+    }
+    let url = crate::scenario::MetricsUrl::new(text);
+    let _ = (url.problem(), url.to_string());
+    let _ = text.parse::<crate::scenario::Shard>().map(|s| s.share(u64::MAX));
+}

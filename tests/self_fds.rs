@@ -1,7 +1,8 @@
 //! The harness must not leak what it hunts: after each in-process run,
 //! fdsoak's own descriptor count returns to where it was before the run,
 //! including after a run that leaked channels on purpose (per_call_leak),
-//! and after runs that served a client under test through the fault proxy.
+//! after runs that served a client under test through the fault proxy, and
+//! after a run that scraped the target's descriptors from its metrics endpoint.
 //! This file holds one test so that no other test shares the process.
 
 mod common;
@@ -28,6 +29,19 @@ async fn own_fd_count_returns_to_baseline_after_every_run() {
             .unwrap()
             .replace("--mode good", "--mode per-check-leak"),
     );
+    // A target read through its Prometheus endpoint: the scraper's kept-alive connection must close with the run.
+    let server = Server::with_metrics(&[]);
+    let scraped = dir.write(
+        "scraped.toml",
+        &std::fs::read_to_string(&clean).unwrap().replace(
+            "[sampler]",
+            &format!(
+                "[target]\nmode = \"address\"\naddress = \"{}\"\n[target.fds]\nprometheus = \"{}\"\n\n[sampler]",
+                server.addr,
+                server.metrics.as_deref().unwrap()
+            ),
+        ),
+    );
     // The first run creates process-wide state that lives on by design
     // (tokio's SIGCHLD handling for child processes); measure after it.
     let out = TempDir::new("selffd-out");
@@ -38,6 +52,7 @@ async fn own_fd_count_returns_to_baseline_after_every_run() {
         (&leaky, "fail"),
         (&client, "pass"),
         (&leaky_client, "fail"),
+        (&scraped, "pass"),
         (&clean, "pass"),
     ]
     .into_iter()

@@ -32,3 +32,8 @@ fn summary_inputs_that_once_crashed() {
 fn csv_inputs_that_once_crashed() {
     assert!(replay("csv", fdsoak::fuzzing::csv) > 0);
 }
+
+#[test]
+fn metrics_inputs_that_once_crashed() {
+    assert!(replay("metrics", fdsoak::fuzzing::metrics) > 0);
+}

@@ -76,6 +76,11 @@ fn a_leaky_target_is_flagged_from_its_metrics_alone_and_a_clean_one_passes() {
         target.time_to_limit_secs.is_some() && target.peak_usage.is_some(),
         "{target:?}"
     );
+    let growth = r.finding("target", "fd_growth");
+    assert!(
+        growth.contains("kinds unknown") && !growth.contains("CLOSE_WAIT"),
+        "{growth}"
+    );
     let s = r.summary();
     assert_eq!(s.target.pid, None, "no PID was looked for");
     assert_eq!(s.target.fds_from.as_deref(), Some(url.as_str()));

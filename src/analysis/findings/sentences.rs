@@ -31,11 +31,16 @@ impl fmt::Display for Finding {
                 } else {
                     format!("; TCP {}", states.join(", "))
                 };
+                // From a source that gives counts only, the kinds are unknown: say so, not zero.
+                let detail = if a.has_detail() {
+                    format!("({sockets:+} sockets, {} in CLOSE_WAIT{states})", a.close_wait_final)
+                } else {
+                    format!("(from its {} endpoint: kinds unknown)", a.source)
+                };
                 write!(
                     f,
-                    "{role}: {:+} FDs ({sockets:+} sockets, {} in CLOSE_WAIT{states}) over {}; growing {:.0} FDs/hour",
+                    "{role}: {:+} FDs {detail} over {}; growing {:.0} FDs/hour",
                     a.growth_fds.round() as i64,
-                    a.close_wait_final,
                     human_secs(a.load_window_secs),
                     a.growth_per_hour,
                     role = role.as_str(),
