@@ -199,6 +199,11 @@ fn run_config(a: RunArgs) -> Result<Action, ScenarioError> {
         sc.target.nofile = Some(n);
     }
     sc.target.fds = fds;
+    let mut overrides =
+        crate::scenario::stretch::set_durations(&mut sc, &a.durations).map_err(|m| usage("--duration", m))?;
+    if let Some(total) = a.soak {
+        overrides = crate::scenario::stretch::soak(&mut sc, total).map_err(|m| usage("--soak", m))?;
+    }
     let shard = match (a.shard, a.shards) {
         (Some(s), _) => Some(s),
         (None, Some(n)) => {
@@ -256,6 +261,7 @@ fn run_config(a: RunArgs) -> Result<Action, ScenarioError> {
             progress: !a.quiet,
             shard,
             start_at: a.start_at,
+            overrides,
         }),
         quiet: a.quiet,
     })

@@ -124,6 +124,12 @@ pub struct RunArgs {
     /// Print only the final summary.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Set a phase's length, as PHASE=DURATION (e.g. load=8h); repeatable.
+    #[arg(long = "duration", value_name = "PHASE=DUR", conflicts_with = "soak")]
+    pub durations: Vec<String>,
+    /// Scale every load phase so the run lasts about this long (e.g. 8h), keeping baseline and drain.
+    #[arg(long, value_name = "DURATION", value_parser = crate::scenario::duration::parse)]
+    pub soak: Option<std::time::Duration>,
     /// Run shard I of N (I counts from 0): every workload's rate, concurrency and streams divided by N.
     #[arg(long, value_name = "I/N", conflicts_with = "shards", value_parser = parse_shard)]
     pub shard: Option<crate::scenario::Shard>,

@@ -112,6 +112,7 @@ pub struct SummaryBuilder {
     pub target: TargetInfo,
     pub host: String,
     pub shard: Option<crate::report::model::ShardInfo>,
+    pub overrides: Vec<crate::scenario::stretch::PhaseOverride>,
 }
 
 /// What a run measured, however it ended.
@@ -137,6 +138,7 @@ impl SummaryBuilder {
             target,
             host: hostname(),
             shard: None,
+            overrides: Vec::new(),
         }
     }
 
@@ -160,6 +162,7 @@ impl SummaryBuilder {
                 description: sc.description.clone(),
                 file: self.scenario_file.clone(),
                 resolved: sc.clone(),
+                overrides: self.overrides.clone(),
             },
             target: self.target.clone(),
             started_at: self.started_at.clone(),

@@ -142,6 +142,9 @@ pub struct ScenarioInfo {
     pub file: String,
     /// The scenario as run, after command-line overrides, so a report can be reproduced.
     pub resolved: crate::scenario::Scenario,
+    /// Phases whose length `--duration` or `--soak` changed, with the length the file gave.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub overrides: Vec<crate::scenario::stretch::PhaseOverride>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]

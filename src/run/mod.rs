@@ -36,6 +36,8 @@ pub struct RunConfig {
     pub shard: Option<crate::scenario::Shard>,
     /// A wall-clock barrier: the phases begin then, so that drivers on several hosts line up.
     pub start_at: Option<std::time::SystemTime>,
+    /// Phase lengths the command line changed (already applied to the scenario), for the report.
+    pub overrides: Vec<crate::scenario::stretch::PhaseOverride>,
 }
 
 /// What a finished run produced.
@@ -65,6 +67,7 @@ pub async fn run(cfg: RunConfig, interrupt: impl Future<Output = ()>) -> anyhow:
         fds_from: sc.target.fds.as_ref().map(|f| f.prometheus.to_string()),
     };
     let mut report = SummaryBuilder::new(sc.clone(), &cfg.scenario_file, planned);
+    report.overrides = cfg.overrides.clone();
     report.shard = cfg.shard.map(|s| crate::report::model::ShardInfo {
         index: s.index,
         count: s.count,

@@ -12,6 +12,7 @@ pub mod knobs;
 pub mod model;
 pub mod secret;
 pub mod shard;
+pub mod stretch;
 mod validate;
 
 pub use duration::MAX_DURATION;

@@ -255,6 +255,7 @@ pub async fn run_in_process(scenario: &Path, out: &TempDir) -> fdsoak::run::RunO
         progress: false,
         shard: None,
         start_at: None,
+        overrides: Vec::new(),
     };
     fdsoak::run::run(cfg, std::future::pending()).await.unwrap()
 }

@@ -23,5 +23,6 @@ mod reports;
 mod rpc;
 mod scenario_errors;
 mod shards;
+mod stretch;
 mod targets;
 mod tls;
