@@ -29,6 +29,7 @@ pub mod sampler;
 pub mod scenario;
 pub mod target;
 pub mod transport;
+pub mod trend;
 pub mod vocab;
 
 /// Code generated from `proto/` by `build.rs`.

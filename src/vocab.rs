@@ -302,6 +302,7 @@ names! {
         ClientExited = "client_exited",
         RunError = "run_error",
         Interrupted = "interrupted",
+        Aborted = "aborted",
     }
 }
 
@@ -334,7 +335,11 @@ impl FindingKind {
     pub fn is_run_event(self) -> bool {
         matches!(
             self,
-            FindingKind::TargetDied | FindingKind::RunError | FindingKind::Interrupted | FindingKind::ClientExited
+            FindingKind::TargetDied
+                | FindingKind::RunError
+                | FindingKind::Interrupted
+                | FindingKind::ClientExited
+                | FindingKind::Aborted
         )
     }
 }

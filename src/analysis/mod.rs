@@ -6,6 +6,7 @@
 //! (see [`series`]), so analysis memory does not grow with run length.
 //! [`findings`] then applies the scenario's gates to what the trackers saw.
 
+pub mod abort;
 pub mod findings;
 pub mod groups;
 pub mod series;
@@ -24,6 +25,7 @@ pub struct Tracker {
     pub pid: i32,
     source: FdSource,
     samples: u64,
+    load_samples: u64,
     gaps: u64,
     first: Option<Reading>,
     baseline: Option<Reading>,
@@ -106,6 +108,7 @@ impl Tracker {
             pid,
             source,
             samples: 0,
+            load_samples: 0,
             gaps: 0,
             first: None,
             baseline: None,
@@ -138,6 +141,7 @@ impl Tracker {
             self.peak_usage = Some(self.peak_usage.map_or(u, |p: f64| p.max(u)));
         }
         if in_load_window {
+            self.load_samples += 1;
             self.load_start.get_or_insert(t);
             self.load_end = t;
             self.fds.push(t, r.fds.total as f64);
@@ -150,6 +154,21 @@ impl Tracker {
     pub fn observe_fingerprint(&mut self, phase: usize, in_load_window: bool, fp: &Fingerprint) {
         let total = self.last().map_or(0, |r| r.fds.total);
         self.groups.observe(phase, in_load_window, total, fp);
+    }
+
+    /// Readings taken in the load window so far.
+    pub fn load_samples(&self) -> u64 {
+        self.load_samples
+    }
+
+    /// The highest usage of the soft limit so far.
+    pub fn peak_usage(&self) -> Option<f64> {
+        self.peak_usage
+    }
+
+    /// The most descriptors seen so far.
+    pub fn peak_fds(&self) -> u64 {
+        self.peak_fds
     }
 
     /// The most recent reading, if any.

@@ -53,6 +53,7 @@ pub enum Action {
     Validate(Vec<PathBuf>),
     Compare(CompareConfig),
     Merge { reports: Vec<PathBuf>, out: PathBuf },
+    Trend(Box<crate::cli::TrendArgs>),
     Report(PathBuf),
     Probe(ProbeConfig),
     Proxy(ProxyConfig),
@@ -77,6 +78,7 @@ impl Cli {
             }
             Command::Validate { scenarios } => Ok(Action::Validate(scenarios)),
             Command::Merge { reports, out } => Ok(Action::Merge { reports, out }),
+            Command::Trend(t) => Ok(Action::Trend(t)),
             Command::Report { dir } => Ok(Action::Report(dir)),
             Command::Proxy(p) => {
                 let usage = |flag: &str, message: String| ScenarioError::Usage {
@@ -249,6 +251,9 @@ fn run_config(a: RunArgs) -> Result<Action, ScenarioError> {
     if o.max_p99.is_some() {
         g.max_p99 = o.max_p99;
     }
+    if o.abort {
+        g.abort = crate::scenario::abort::Abort::Every(true);
+    }
     scenario::check_rules(&sc)
         .map_err(|(key, message)| usage(&format!("(after command-line overrides) {key}"), message))?;
     Ok(Action::Run {
@@ -262,6 +267,7 @@ fn run_config(a: RunArgs) -> Result<Action, ScenarioError> {
             shard,
             start_at: a.start_at,
             overrides,
+            label: a.label,
         }),
         quiet: a.quiet,
     })

@@ -55,6 +55,12 @@ pub enum Command {
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
     },
+    /// The history of a scenario across builds: trend.md and trend.html, and the first build
+    /// where each metric regressed or failed its gate.
+    ///
+    /// Reports are ordered by --labels, or by start time. Exits 1 when the newest build
+    /// regressed against the one before it, 2 when a report cannot be read.
+    Trend(Box<TrendArgs>),
     /// Render a report directory's outputs again (HTML, markdown, JUnit, CSV) from its summary.json and CSV files.
     Report {
         /// A report directory written by `fdsoak run` or `fdsoak merge`.
@@ -130,6 +136,9 @@ pub struct RunArgs {
     /// Scale every load phase so the run lasts about this long (e.g. 8h), keeping baseline and drain.
     #[arg(long, value_name = "DURATION", value_parser = crate::scenario::duration::parse)]
     pub soak: Option<std::time::Duration>,
+    /// A build label for this run's report (a commit SHA, a version), for `fdsoak trend`.
+    #[arg(long, value_name = "BUILD")]
+    pub label: Option<String>,
     /// Run shard I of N (I counts from 0): every workload's rate, concurrency and streams divided by N.
     #[arg(long, value_name = "I/N", conflicts_with = "shards", value_parser = parse_shard)]
     pub shard: Option<crate::scenario::Shard>,
@@ -193,6 +202,10 @@ pub struct GateArgs {
     /// Peak FDs as a fraction of the soft RLIMIT_NOFILE (0..1).
     #[arg(long, value_name = "FRACTION")]
     pub max_fd_usage: Option<f64>,
+    /// Stop the run, drain and report as soon as min_time_to_limit, max_fd_usage or
+    /// max_error_rate is sure to fail ([gates] abort = true).
+    #[arg(long)]
+    pub abort: bool,
     /// Fail when growth projects the limit sooner than this (e.g. "24h").
     #[arg(long, value_name = "DURATION", value_parser = crate::scenario::duration::parse)]
     pub min_time_to_limit: Option<Duration>,
@@ -268,6 +281,21 @@ pub struct ProxyArgs {
     /// e.g. `reset,every=5s`, `refuse,at=3s,duration=2s`, `latency,latency=50ms,jitter=10ms`. Repeatable.
     #[arg(long = "fault", value_name = "SPEC")]
     pub faults: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct TrendArgs {
+    /// Report directories, summary.json files or glob patterns ("reports/nightly-*").
+    #[arg(required = true)]
+    pub reports: Vec<PathBuf>,
+    /// Build order, as the labels given to `run --label`, comma-separated (default: start time).
+    #[arg(long, value_name = "L1,L2,…", value_delimiter = ',')]
+    pub labels: Vec<String>,
+    /// Directory for trend.md and trend.html.
+    #[arg(long, value_name = "DIR", default_value = "trend")]
+    pub out: PathBuf,
+    #[command(flatten)]
+    pub tolerances: crate::compare::Tolerances,
 }
 
 #[derive(Debug, Args)]

@@ -11,6 +11,7 @@ pub mod proxy;
 pub mod report;
 pub mod run;
 pub mod serve;
+pub mod trend;
 pub mod validate;
 
 use crate::cli::Action;
@@ -25,6 +26,7 @@ pub fn execute(action: Action) -> Result<ExitCode> {
         Action::Validate(files) => validate::execute(&files),
         Action::Compare(c) => compare::execute(c),
         Action::Merge { reports, out } => merge::execute(&reports, &out),
+        Action::Trend(t) => trend::execute(*t),
         Action::Report(dir) => report::execute(&dir),
         Action::Probe(p) => probe::execute(p),
         Action::Proxy(p) => proxy::execute(p),

@@ -29,7 +29,10 @@ pub fn verdict<'a>(
         Verdict::Error
     } else if kinds.contains(&FindingKind::Interrupted) {
         Verdict::Interrupted
-    } else if checks.into_iter().all(|c| c.passed) && !kinds.contains(&FindingKind::ClientExited) {
+    } else if checks.into_iter().all(|c| c.passed)
+        && !kinds.contains(&FindingKind::ClientExited)
+        && !kinds.contains(&FindingKind::Aborted)
+    {
         Verdict::Pass
     } else {
         Verdict::Fail
@@ -113,6 +116,7 @@ pub struct SummaryBuilder {
     pub host: String,
     pub shard: Option<crate::report::model::ShardInfo>,
     pub overrides: Vec<crate::scenario::stretch::PhaseOverride>,
+    pub label: Option<String>,
 }
 
 /// What a run measured, however it ended.
@@ -139,6 +143,7 @@ impl SummaryBuilder {
             host: hostname(),
             shard: None,
             overrides: Vec::new(),
+            label: None,
         }
     }
 
@@ -175,6 +180,7 @@ impl SummaryBuilder {
             files: files(),
             merged_from: Vec::new(),
             host: self.host.clone(),
+            label: self.label.clone(),
             shard: self.shard.clone(),
             fault_events: m.fault_events,
             proxy: m.proxy,

@@ -91,6 +91,9 @@ pub struct Summary {
     /// For a merged report: the report directories it was merged from.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub merged_from: Vec<String>,
+    /// The build the run tested (`run --label`), for `fdsoak trend`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
     /// The host the driver ran on (its hostname; a pod's name in Kubernetes).
     #[serde(default)]
     pub host: String,

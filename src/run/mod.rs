@@ -7,6 +7,7 @@
 //! with its verdict. Everything the run opened is closed before [`run`]
 //! returns, so the harness itself does not leak.
 
+pub mod abort;
 pub mod phases;
 
 use crate::analysis::findings::Finding;
@@ -38,6 +39,8 @@ pub struct RunConfig {
     pub start_at: Option<std::time::SystemTime>,
     /// Phase lengths the command line changed (already applied to the scenario), for the report.
     pub overrides: Vec<crate::scenario::stretch::PhaseOverride>,
+    /// The build this run tested (`--label`), for `fdsoak trend`.
+    pub label: Option<String>,
 }
 
 /// What a finished run produced.
@@ -68,6 +71,7 @@ pub async fn run(cfg: RunConfig, interrupt: impl Future<Output = ()>) -> anyhow:
     };
     let mut report = SummaryBuilder::new(sc.clone(), &cfg.scenario_file, planned);
     report.overrides = cfg.overrides.clone();
+    report.label = cfg.label.clone();
     report.shard = cfg.shard.map(|s| crate::report::model::ShardInfo {
         index: s.index,
         count: s.count,

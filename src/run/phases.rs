@@ -1,6 +1,8 @@
 //! Driving the phases of a run: the sampler and its consumers, the live
 //! progress, the fault proxy, and each phase's workloads, until the last
-//! phase ends, the user interrupts, the target dies, or a phase fails.
+//! phase ends, the user interrupts, the target dies, or a phase fails. When
+//! an armed gate is sure to fail (`[gates] abort`), the phases skip to the
+//! drain (a last phase without workloads), which still runs.
 //!
 //! Everything started here is stopped here, on every way out: what leaves is
 //! what was measured.
@@ -31,6 +33,8 @@ pub enum End {
     /// The target was found gone this many seconds in, during this phase.
     TargetDied(f64, usize),
     Failed(anyhow::Error),
+    /// An armed gate was sure to fail; this finding says which.
+    Aborted(Box<Finding>),
 }
 
 impl End {
@@ -46,6 +50,7 @@ impl End {
         let phase_name = |i: usize| sc.phases.get(i).map_or(String::new(), |p| p.name.clone());
         match self {
             End::Completed => vec![],
+            End::Aborted(f) => vec![*f],
             End::Interrupted => vec![Finding::Interrupted {
                 at_secs: elapsed.as_secs_f64(),
                 phase: phase_name(phase),
@@ -192,6 +197,17 @@ pub async fn drive(
             gone: gone.clone(),
         }),
     ];
+    // `[gates] abort`: a consumer after the trackers that cancels `abort` when an armed gate is sure to fail.
+    let abort = CancellationToken::new();
+    let mut sinks = sinks;
+    let fired = if sc.gates.abort.any() {
+        let a = super::abort::Aborter::new(sc, trackers.clone(), registry.clone(), abort.clone());
+        let fired = a.fired.clone();
+        sinks.push(Box::new(a));
+        fired
+    } else {
+        super::abort::Fired::default()
+    };
     let window = load_window(&has_load);
     let load: std::time::Duration = sc
         .phases
@@ -229,10 +245,18 @@ pub async fn drive(
         )
     });
     let leak_bin = LeakBin::default();
-    let stop = CancellationToken::new();
     let mut phases = Vec::new();
     let mut end = End::Completed;
+    let last = sc.phases.len().saturating_sub(1);
     for (i, phase) in sc.phases.iter().enumerate() {
+        // After an abort, only the drain still runs; it is never cut short (a gate
+        // sure to fail then is in the final report anyway).
+        let drain = i == last && phase.workloads.is_empty();
+        let aborted = matches!(end, End::Aborted(_));
+        if aborted && !drain {
+            continue;
+        }
+        let stop = CancellationToken::new();
         current.store(i, Ordering::Relaxed);
         let phase_start = start.elapsed().as_secs_f64();
         tracing::info!(
@@ -266,6 +290,12 @@ pub async fn drive(
             r = &mut work => r,
             _ = &mut interrupt => { end = End::Interrupted; stop.cancel(); work.await }
             _ = target_gone.cancelled() => { end = End::TargetDied(0.0, i); stop.cancel(); work.await }
+            _ = abort.cancelled(), if !aborted && !drain => {
+                let f = fired.lock().ok().and_then(|mut f| f.take());
+                end = f.map_or(End::Completed, |f| End::Aborted(Box::new(f)));
+                stop.cancel();
+                work.await
+            }
         };
         if let Some(task) = faults {
             let _ = task.await;
@@ -284,7 +314,7 @@ pub async fn drive(
             stop.cancel();
             end = End::Failed(e);
         }
-        if !matches!(end, End::Completed) {
+        if !matches!(end, End::Completed | End::Aborted(_)) {
             break;
         }
     }

@@ -5,6 +5,7 @@
 //! any error (syntax, type, or a rule from [`validate`]) back to the file, the
 //! line and the dotted key path, so a user always learns where to look.
 
+pub mod abort;
 pub mod duration;
 pub mod fault;
 pub mod fds;

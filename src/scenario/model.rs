@@ -343,6 +343,9 @@ pub struct Gates {
     #[serde(with = "super::duration::option")]
     #[schemars(with = "Option<String>")]
     pub max_p99: Option<Duration>,
+    /// Stop the run, drain and report at the first tick where an armed gate is sure to fail:
+    /// `true` arms min_time_to_limit, max_fd_usage and max_error_rate; a list arms some.
+    pub abort: super::abort::Abort,
 }
 
 impl Default for Gates {
@@ -357,6 +360,7 @@ impl Default for Gates {
             min_time_to_limit: Duration::from_secs(24 * 3600),
             max_error_rate: 0.01,
             max_p99: None,
+            abort: Default::default(),
         }
     }
 }

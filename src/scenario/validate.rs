@@ -77,6 +77,9 @@ pub(super) fn check(s: &Scenario) -> Rule {
     }
     let g = &s.gates;
     let gates = root.key("gates");
+    if let Some(problem) = g.abort.problem() {
+        return fail(gates.key("abort"), problem);
+    }
     for (key, v) in [
         ("max_growth_per_hour", g.max_growth_per_hour),
         ("min_growth_fds", g.min_growth_fds),

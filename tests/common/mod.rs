@@ -256,6 +256,7 @@ pub async fn run_in_process(scenario: &Path, out: &TempDir) -> fdsoak::run::RunO
         shard: None,
         start_at: None,
         overrides: Vec::new(),
+        label: None,
     };
     fdsoak::run::run(cfg, std::future::pending()).await.unwrap()
 }

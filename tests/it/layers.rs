@@ -23,6 +23,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("report", &["analysis", "fault", "metrics", "rows", "scenario", "vocab"]),
     ("compare", &["analysis", "report", "scenario", "vocab"]),
     ("merge", &["analysis", "compare", "error", "report", "rows", "vocab"]),
+    ("trend", &["compare", "error", "report"]),
     ("error", &["scenario"]),
 ];
 

@@ -7,6 +7,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod abort;
 mod clients;
 mod deploy;
 mod faults;
@@ -26,3 +27,4 @@ mod shards;
 mod stretch;
 mod targets;
 mod tls;
+mod trend;

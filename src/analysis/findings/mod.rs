@@ -95,6 +95,15 @@ pub enum Finding {
         at_secs: f64,
         phase: String,
     },
+    /// An armed gate was sure to fail: the run skipped to its drain.
+    Aborted {
+        at_secs: f64,
+        phase: String,
+        gate: crate::vocab::Gate,
+        subject: String,
+        /// The gate's own finding, as it read when the run stopped.
+        reason: String,
+    },
 }
 
 impl Finding {
@@ -113,6 +122,7 @@ impl Finding {
             Finding::ClientExited { .. } => FindingKind::ClientExited,
             Finding::RunError { .. } => FindingKind::RunError,
             Finding::Interrupted { .. } => FindingKind::Interrupted,
+            Finding::Aborted { .. } => FindingKind::Aborted,
         }
     }
 
@@ -131,6 +141,7 @@ impl Finding {
             Finding::TargetDied { .. } => "target".into(),
             Finding::ClientExited { .. } => "client".into(),
             Finding::RunError { .. } | Finding::Interrupted { .. } => "run".into(),
+            Finding::Aborted { subject, .. } => subject.clone(),
         }
     }
 }

@@ -116,6 +116,11 @@ impl fmt::Display for Finding {
             Finding::Interrupted { at_secs, phase } => {
                 write!(f, "run interrupted {} in, during phase {phase}; figures cover the run so far", human_secs(*at_secs))
             }
+            Finding::Aborted { at_secs, phase, gate, reason, .. } => write!(
+                f,
+                "run aborted {} in, during phase {phase}: gate {gate} (abort armed) was sure to fail: {reason}. The run skipped to its drain; figures cover the run so far",
+                human_secs(*at_secs)
+            ),
         }
     }
 }

@@ -1,0 +1,301 @@
+//! `fdsoak trend REPORT…`: the history of one scenario across builds. The
+//! reports are put in build order (the order of `--labels`, or their start
+//! times), each build is compared with the one before it by the same rules
+//! and tolerances as `compare`, and for every metric the first build that
+//! regressed or failed its gate is named. A build is *regressed* when it is
+//! worse than the last good build before it (the first build is good), so a
+//! leak that stays is still a regression at the next build. `trend.md` and
+//! `trend.html` hold the tables; the exit code says whether the newest build
+//! is regressed.
+//!
+//! Reports of different scenarios are grouped by scenario, each group its
+//! own history.
+
+use crate::compare::{compare, summary_path, Tolerances};
+use crate::error::{Error, Result};
+use crate::report::model::Summary;
+use anyhow::anyhow;
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::path::{Path, PathBuf};
+
+/// One build in a history: its label and its report.
+pub struct Build {
+    pub label: String,
+    pub path: PathBuf,
+    pub summary: Summary,
+}
+
+/// One metric across builds.
+pub struct Series {
+    pub subject: String,
+    pub metric: String,
+    pub unit: &'static str,
+    /// Per build: the value, whether it regressed against the build before.
+    pub points: Vec<(Option<f64>, bool)>,
+}
+
+/// One scenario's history.
+pub struct History {
+    pub scenario: String,
+    pub builds: Vec<Build>,
+    pub series: Vec<Series>,
+    /// Per build: gates that failed there and passed in the build before.
+    pub new_failures: Vec<Vec<String>>,
+    /// Per build: the last good build it is worse than, if it is regressed.
+    pub regressed_against: Vec<Option<usize>>,
+    /// Whether the newest build is regressed.
+    pub newest_regressed: bool,
+}
+
+impl History {
+    /// The label of the first build at which `s` regressed, if any.
+    pub fn first_regressed(&self, s: &Series) -> Option<&str> {
+        s.points.iter().position(|p| p.1).map(|i| self.builds[i].label.as_str())
+    }
+
+    /// Each gate (and subject) that failed at some build, with the first build where it newly failed.
+    pub fn first_failures(&self) -> Vec<(String, &str)> {
+        let mut seen: Vec<(String, &str)> = Vec::new();
+        for (i, fails) in self.new_failures.iter().enumerate() {
+            for f in fails {
+                if !seen.iter().any(|(g, _)| g == f) {
+                    seen.push((f.clone(), self.builds[i].label.as_str()));
+                }
+            }
+        }
+        seen
+    }
+}
+
+/// Expands the arguments (directories, `summary.json` files, or glob patterns) into report paths.
+pub fn expand(args: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for a in args {
+        let s = a.to_string_lossy();
+        if s.contains(['*', '?', '[']) {
+            let matches: Vec<PathBuf> = glob::glob(&s)
+                .map_err(|e| Error::input(anyhow!("{s}: {e}")))?
+                .filter_map(|p| p.ok())
+                .filter(|p| summary_path(p).is_file())
+                .collect();
+            if matches.is_empty() {
+                return Err(Error::input(anyhow!("{s} matches no report")));
+            }
+            out.extend(matches);
+        } else {
+            out.push(a.clone());
+        }
+    }
+    Ok(out)
+}
+
+/// Reads the reports and builds one history per scenario, in build order.
+pub fn histories(paths: &[PathBuf], labels: &[String], tol: &Tolerances) -> Result<Vec<History>> {
+    let mut builds = Vec::new();
+    for p in paths {
+        let summary = crate::report::json::read(&summary_path(p)).map_err(Error::input)?;
+        let label = summary.label.clone().unwrap_or_else(|| {
+            p.file_name()
+                .map_or(p.display().to_string(), |n| n.to_string_lossy().into())
+        });
+        builds.push(Build {
+            label,
+            path: p.clone(),
+            summary,
+        });
+    }
+    if builds.len() < 2 {
+        return Err(Error::input(anyhow!("trend needs at least two reports")));
+    }
+    if labels.is_empty() {
+        builds.sort_by(|a, b| a.summary.started_at.cmp(&b.summary.started_at));
+    } else {
+        let rank = |b: &Build| labels.iter().position(|l| *l == b.label);
+        if let Some(b) = builds.iter().find(|b| rank(b).is_none()) {
+            return Err(Error::input(anyhow!(
+                "{} has label {:?}, which --labels does not list",
+                b.path.display(),
+                b.label
+            )));
+        }
+        builds.sort_by_key(rank);
+    }
+    let mut groups: BTreeMap<String, Vec<Build>> = BTreeMap::new();
+    for b in builds {
+        groups.entry(b.summary.scenario.name.clone()).or_default().push(b);
+    }
+    groups
+        .into_iter()
+        .map(|(scenario, builds)| history(scenario, builds, tol))
+        .collect()
+}
+
+fn history(scenario: String, builds: Vec<Build>, tol: &Tolerances) -> Result<History> {
+    let mut series: Vec<Series> = Vec::new();
+    let mut new_failures = vec![Vec::new(); builds.len()];
+    let mut regressed_against = vec![None; builds.len()];
+    let mut good = 0;
+    for i in 1..builds.len() {
+        let against = compare(&builds[good].summary, &builds[i].summary, "", "", tol).map_err(Error::input)?;
+        if against.regressed {
+            regressed_against[i] = Some(good);
+        } else {
+            good = i;
+        }
+        let (b, c) = (&builds[i - 1], &builds[i]);
+        let cmp = compare(&b.summary, &c.summary, &b.label, &c.label, tol).map_err(Error::input)?;
+        for r in &cmp.rows {
+            let s = match series
+                .iter_mut()
+                .find(|s| s.subject == r.subject && s.metric == r.metric)
+            {
+                Some(s) => s,
+                None => {
+                    let mut points = vec![(None, false); builds.len()];
+                    points[i - 1].0 = r.base;
+                    series.push(Series {
+                        subject: r.subject.clone(),
+                        metric: r.metric.clone(),
+                        unit: r.unit,
+                        points,
+                    });
+                    series.last_mut().ok_or_else(|| Error::input(anyhow!("no series")))?
+                }
+            };
+            s.points[i] = (r.candidate, r.regressed);
+        }
+        new_failures[i] = cmp.new_gate_failures.clone();
+    }
+    let newest_regressed = regressed_against.last().is_some_and(Option::is_some);
+    // Gates that already failed in the first build count as failing from there.
+    if let Some(first) = builds.first() {
+        new_failures[0] = first
+            .summary
+            .checks
+            .iter()
+            .filter(|c| !c.passed)
+            .map(|c| format!("{} [{}]", c.gate, c.subject))
+            .collect();
+    }
+    Ok(History {
+        scenario,
+        builds,
+        series,
+        new_failures,
+        regressed_against,
+        newest_regressed,
+    })
+}
+
+fn value(v: Option<f64>, unit: &str) -> String {
+    match v {
+        None => "—".into(),
+        Some(v) if unit == "%" => format!("{v:.2}%"),
+        Some(v) if unit == "ms" => format!("{v:.2} ms"),
+        Some(v) => format!("{v:.0}{unit}"),
+    }
+}
+
+/// The markdown page: per scenario, what regressed first and the table of every metric per build.
+pub fn markdown(histories: &[History]) -> String {
+    let mut o = String::new();
+    let _ = writeln!(o, "## fdsoak trend\n");
+    for h in histories {
+        let _ = writeln!(
+            o,
+            "### {} ({} builds: {})\n",
+            h.scenario,
+            h.builds.len(),
+            labels(h).join(" → ")
+        );
+        for line in verdict_lines(h) {
+            let _ = writeln!(o, "- {line}");
+        }
+        let _ = writeln!(o, "\n| subject | metric | {} |", labels(h).join(" | "));
+        let _ = writeln!(o, "|---|---|{}", "---:|".repeat(h.builds.len()));
+        for s in &h.series {
+            let cells: Vec<String> = s
+                .points
+                .iter()
+                .map(|(v, r)| format!("{}{}", value(*v, s.unit), if *r { " ▲" } else { "" }))
+                .collect();
+            let _ = writeln!(o, "| {} | {} | {} |", s.subject, s.metric, cells.join(" | "));
+        }
+        let _ = writeln!(o, "\n▲: regressed against the build before (compare's tolerances).\n");
+    }
+    o
+}
+
+fn labels(h: &History) -> Vec<String> {
+    h.builds.iter().map(|b| b.label.replace('|', "\\|")).collect()
+}
+
+/// The sentences at the top of a history: the first regression of each metric, the first failure of each gate.
+pub fn verdict_lines(h: &History) -> Vec<String> {
+    let mut lines = Vec::new();
+    let newest = h.builds.last().map_or("", |b| b.label.as_str());
+    lines.push(match h.regressed_against.last().copied().flatten() {
+        Some(good) => format!(
+            "REGRESSED: the newest build, {newest}, is worse than {}, the last good build",
+            h.builds[good].label
+        ),
+        None => format!("the newest build, {newest}, did not regress"),
+    });
+    for (gate, label) in h.first_failures() {
+        lines.push(format!("gate {gate} first failed at {label}"));
+    }
+    for s in &h.series {
+        if let Some(label) = h.first_regressed(s) {
+            lines.push(format!("{} {} first regressed at {label}", s.subject, s.metric));
+        }
+    }
+    lines
+}
+
+/// Writes `trend.md` and `trend.html` into `out`.
+pub fn write(histories: &[History], out: &Path) -> Result<()> {
+    std::fs::create_dir_all(out).map_err(|e| Error::Run(anyhow!("creating {}: {e}", out.display())))?;
+    crate::report::write_atomic(&out.join("trend.md"), markdown(histories).as_bytes())?;
+    crate::report::write_atomic(&out.join("trend.html"), html(histories).as_bytes())?;
+    Ok(())
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// A self-contained page with the same content as the markdown.
+pub fn html(histories: &[History]) -> String {
+    let mut o = String::from("<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>fdsoak trend</title><style>body{font:14px system-ui,sans-serif;margin:2em}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 8px;text-align:right}td:first-child,td:nth-child(2){text-align:left}.up{color:#b00;font-weight:bold}.bad{color:#b00}</style></head><body><h1>fdsoak trend</h1>");
+    for h in histories {
+        let _ = write!(o, "<h2>{}</h2><ul>", esc(&h.scenario));
+        for (i, line) in verdict_lines(h).iter().enumerate() {
+            let class = if i == 0 && h.newest_regressed {
+                " class=\"bad\""
+            } else {
+                ""
+            };
+            let _ = write!(o, "<li{class}>{}</li>", esc(line));
+        }
+        let _ = write!(o, "</ul><table><tr><th>subject</th><th>metric</th>");
+        for b in &h.builds {
+            let _ = write!(o, "<th>{}</th>", esc(&b.label));
+        }
+        o.push_str("</tr>");
+        for s in &h.series {
+            let _ = write!(o, "<tr><td>{}</td><td>{}</td>", esc(&s.subject), esc(&s.metric));
+            for (v, r) in &s.points {
+                let (class, mark) = if *r { (" class=\"up\"", " ▲") } else { ("", "") };
+                let _ = write!(o, "<td{class}>{}{mark}</td>", esc(&value(*v, s.unit)));
+            }
+            o.push_str("</tr>");
+        }
+        o.push_str("</table>");
+    }
+    o.push_str("<p>▲: regressed against the build before, by the tolerances of <code>fdsoak compare</code>.</p></body></html>\n");
+    o
+}
