@@ -204,6 +204,8 @@ pub struct ThroughputCsv {
     registry: Arc<Registry>,
     out: crate::rows::CsvStream,
     interval: Histogram<u64>,
+    /// Also fed every row, for charts drawn during the run.
+    tap: Option<crate::rows::SharedDownsampler>,
 }
 
 impl ThroughputCsv {
@@ -212,7 +214,14 @@ impl ThroughputCsv {
             registry,
             out,
             interval: new_histogram(),
+            tap: None,
         }
+    }
+
+    /// Feeds every row written to `tap` as well.
+    pub fn tapped(mut self, tap: crate::rows::SharedDownsampler) -> Self {
+        self.tap = Some(tap);
+        self
     }
 }
 
@@ -222,7 +231,7 @@ impl crate::vocab::SampleSink for ThroughputCsv {
         self.registry.drain_interval(&mut self.interval);
         let h = &self.interval;
         let q = |q: f64| (!h.is_empty()).then(|| h.value_at_quantile(q));
-        self.out.write(&crate::rows::ThroughputRow {
+        let row = crate::rows::ThroughputRow {
             t_secs: (tick.t_secs * 1000.0).round() / 1000.0,
             phase: tick.phase_name.to_string(),
             scheduled: c.scheduled,
@@ -236,7 +245,13 @@ impl crate::vocab::SampleSink for ThroughputCsv {
             p90_us: q(0.9),
             p99_us: q(0.99),
             max_us: q(1.0),
-        })?;
+        };
+        self.out.write(&row)?;
+        if let Some(tap) = &self.tap {
+            if let Ok(mut d) = tap.lock() {
+                d.throughput(&row);
+            }
+        }
         self.out.flush()
     }
 

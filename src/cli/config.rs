@@ -201,6 +201,9 @@ fn run_config(a: RunArgs) -> Result<Action, ScenarioError> {
         sc.target.nofile = Some(n);
     }
     sc.target.fds = fds;
+    if let Some(c) = a.checkpoint {
+        sc.sampler.checkpoint = Some(c);
+    }
     let mut overrides =
         crate::scenario::stretch::set_durations(&mut sc, &a.durations).map_err(|m| usage("--duration", m))?;
     if let Some(total) = a.soak {

@@ -136,6 +136,9 @@ pub struct RunArgs {
     /// Scale every load phase so the run lasts about this long (e.g. 8h), keeping baseline and drain.
     #[arg(long, value_name = "DURATION", value_parser = crate::scenario::duration::parse)]
     pub soak: Option<std::time::Duration>,
+    /// Rewrite the report this often during the run ([sampler] checkpoint; 0 turns it off).
+    #[arg(long, value_name = "DURATION", value_parser = crate::scenario::duration::parse)]
+    pub checkpoint: Option<std::time::Duration>,
     /// A build label for this run's report (a commit SHA, a version), for `fdsoak trend`.
     #[arg(long, value_name = "BUILD")]
     pub label: Option<String>,

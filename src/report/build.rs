@@ -107,6 +107,7 @@ pub fn workload_report(s: &WorkloadStats, phases: &[PhaseInfo]) -> WorkloadRepor
 }
 
 /// Everything fixed about a run's report before it ends.
+#[derive(Clone)]
 pub struct SummaryBuilder {
     pub scenario: Scenario,
     pub scenario_file: String,
@@ -182,6 +183,7 @@ impl SummaryBuilder {
             host: self.host.clone(),
             label: self.label.clone(),
             shard: self.shard.clone(),
+            checkpoint: None,
             fault_events: m.fault_events,
             proxy: m.proxy,
             client: m.client,

@@ -40,7 +40,11 @@ impl Exporter for Html {
     }
 
     fn render(&self, s: &Summary, dir: &std::path::Path) -> anyhow::Result<Vec<u8>> {
-        let tl = timeline::read(dir, s.duration_secs)?;
+        let tl = timeline::read(dir, planned_secs(s))?;
+        self.render_with(s, dir, &tl)
+    }
+
+    fn render_with(&self, s: &Summary, _dir: &std::path::Path, tl: &Timeline) -> anyhow::Result<Vec<u8>> {
         let mut o = String::new();
         writeln!(o, "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">")?;
         writeln!(
@@ -65,6 +69,9 @@ impl Exporter for Html {
             human_secs(s.duration_secs),
             esc(&s.tool.version)
         )?;
+        if let Some(note) = s.progress_note() {
+            writeln!(o, "<p class=\"meta\"><strong>{}</strong></p>", esc(&note))?;
+        }
         if s.findings.is_empty() {
             writeln!(
                 o,
@@ -78,7 +85,7 @@ impl Exporter for Html {
             writeln!(o, "</ul>")?;
         }
         tables(&mut o, s)?;
-        for (i, (title, svg, caption)) in charts(s, &tl)?.into_iter().enumerate() {
+        for (i, (title, svg, caption)) in charts(s, tl)?.into_iter().enumerate() {
             writeln!(
                 o,
                 "<h2>{}</h2><figure>{svg}<figcaption>{}</figcaption></figure>",
@@ -163,6 +170,13 @@ fn tables(o: &mut String, s: &Summary) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The span the charts cover: the run, or for a checkpoint the whole planned run.
+pub fn planned_secs(s: &Summary) -> f64 {
+    s.checkpoint
+        .as_ref()
+        .map_or(s.duration_secs, |c| c.planned_secs.max(s.duration_secs))
+}
+
 fn series(rows: &[FdRow], f: impl Fn(&FdRow) -> u64) -> Vec<(f64, f64)> {
     rows.iter().map(|r| (r.t_secs, f(r) as f64)).collect()
 }
@@ -170,7 +184,7 @@ fn series(rows: &[FdRow], f: impl Fn(&FdRow) -> u64) -> Vec<(f64, f64)> {
 /// Builds every chart: (title, svg, caption).
 fn charts(s: &Summary, tl: &Timeline) -> anyhow::Result<Vec<(String, String, String)>> {
     let mut out = Vec::new();
-    let dur = s.duration_secs;
+    let dur = planned_secs(s);
     let phases = &s.phases;
     let events: Vec<(f64, String)> = s.fault_events.iter().map(|e| (e.t_secs, e.kind.clone())).collect();
     let ev = events.as_slice();

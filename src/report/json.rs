@@ -35,5 +35,16 @@ pub fn parse(text: &str) -> anyhow::Result<Summary> {
             super::model::SCHEMA_VERSION
         );
     }
-    Ok(serde_json::from_value(raw)?)
+    let mut s: Summary = serde_json::from_value(raw)?;
+    // A checkpoint whose writer is gone will never be finished.
+    if s.verdict == super::model::Verdict::Running && !writer_alive(&s) {
+        s.verdict = super::model::Verdict::Incomplete;
+    }
+    Ok(s)
+}
+
+/// Whether the process that wrote a checkpoint still runs (it can only be told on its own host).
+fn writer_alive(s: &Summary) -> bool {
+    let Some(c) = &s.checkpoint else { return false };
+    s.host == super::build::hostname() && std::path::Path::new(&format!("/proc/{}", c.pid)).exists()
 }

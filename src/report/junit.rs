@@ -18,7 +18,10 @@ impl Exporter for Junit {
     fn render(&self, s: &Summary, _dir: &std::path::Path) -> anyhow::Result<Vec<u8>> {
         let mut suite = TestSuite::new(format!("fdsoak.{}", s.scenario.name));
         suite.set_time(Duration::try_from_secs_f64(s.duration_secs).unwrap_or_default());
-        if matches!(s.verdict, Verdict::Error | Verdict::Interrupted) {
+        if matches!(
+            s.verdict,
+            Verdict::Error | Verdict::Interrupted | Verdict::Running | Verdict::Incomplete
+        ) {
             let mut status = TestCaseStatus::non_success(NonSuccessKind::Error);
             let text: Vec<&str> = s.findings.iter().map(|f| f.message.as_str()).collect();
             status.set_message(text.first().copied().unwrap_or(s.verdict.as_str()));

@@ -14,6 +14,8 @@ fn badge(v: Verdict) -> &'static str {
         Verdict::Fail => "❌ FAIL",
         Verdict::Error => "⚠️ ERROR",
         Verdict::Interrupted => "⏹️ INTERRUPTED",
+        Verdict::Running => "⏳ RUNNING",
+        Verdict::Incomplete => "⚠️ INCOMPLETE",
     }
 }
 
@@ -42,6 +44,9 @@ impl Exporter for Markdown {
             s.started_at,
             s.tool.version
         )?;
+        if let Some(note) = s.progress_note() {
+            writeln!(o, "**{note}**\n")?;
+        }
         if let Some(sh) = &s.shard {
             writeln!(
                 o,

@@ -27,6 +27,10 @@ pub trait Exporter {
     fn file_name(&self) -> &'static str;
     /// Renders the report. `dir` holds the streamed CSV files, for exporters that chart them.
     fn render(&self, summary: &Summary, dir: &Path) -> anyhow::Result<Vec<u8>>;
+    /// Renders from series already downsampled (a checkpoint), where the exporter charts them.
+    fn render_with(&self, summary: &Summary, dir: &Path, _series: &timeline::Timeline) -> anyhow::Result<Vec<u8>> {
+        self.render(summary, dir)
+    }
 }
 
 /// The exporters every run writes.
@@ -42,12 +46,31 @@ pub fn exporters() -> Vec<Box<dyn Exporter>> {
 
 /// Renders every exporter's file. Fails when the report's own files (its CSVs) cannot be read.
 pub fn render_all(summary: &Summary, dir: &Path) -> anyhow::Result<Vec<(&'static str, Vec<u8>)>> {
+    render_each(summary, dir, None)
+}
+
+/// Renders every exporter's file, charting `series` instead of reading the CSV files back.
+pub fn render_all_from(
+    summary: &Summary,
+    dir: &Path,
+    series: &timeline::Timeline,
+) -> anyhow::Result<Vec<(&'static str, Vec<u8>)>> {
+    render_each(summary, dir, Some(series))
+}
+
+fn render_each(
+    summary: &Summary,
+    dir: &Path,
+    series: Option<&timeline::Timeline>,
+) -> anyhow::Result<Vec<(&'static str, Vec<u8>)>> {
     exporters()
         .iter()
         .map(|e| {
-            let bytes = e
-                .render(summary, dir)
-                .with_context(|| format!("rendering {}", e.file_name()))?;
+            let bytes = match series {
+                Some(tl) => e.render_with(summary, dir, tl),
+                None => e.render(summary, dir),
+            }
+            .with_context(|| format!("rendering {}", e.file_name()))?;
             Ok((e.file_name(), bytes))
         })
         .collect()

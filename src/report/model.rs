@@ -37,6 +37,11 @@ pub enum Verdict {
     Error,
     /// The user stopped the run; the figures cover the part that ran.
     Interrupted,
+    /// A checkpoint written while the run went on (its process is still running).
+    Running,
+    /// A checkpoint of a run whose process never finished (killed, out of memory, timed out):
+    /// the figures cover the run up to `checkpoint.at_secs`.
+    Incomplete,
 }
 
 impl Verdict {
@@ -46,6 +51,8 @@ impl Verdict {
             Verdict::Fail => "fail",
             Verdict::Error => "error",
             Verdict::Interrupted => "interrupted",
+            Verdict::Running => "running",
+            Verdict::Incomplete => "incomplete",
         }
     }
 
@@ -54,7 +61,7 @@ impl Verdict {
         match self {
             Verdict::Pass => 0,
             Verdict::Fail => 1,
-            Verdict::Error => 3,
+            Verdict::Error | Verdict::Running | Verdict::Incomplete => 3,
             Verdict::Interrupted => 130,
         }
     }
@@ -97,9 +104,42 @@ pub struct Summary {
     /// The host the driver ran on (its hostname; a pod's name in Kubernetes).
     #[serde(default)]
     pub host: String,
+    /// Set on a checkpoint (verdict `running`, read back as `incomplete` once its process is gone).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint: Option<CheckpointInfo>,
     /// For one driver of a sharded run: its share and when its phases began.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shard: Option<ShardInfo>,
+}
+
+impl Summary {
+    /// For a checkpoint: how far the run had got, in a sentence.
+    pub fn progress_note(&self) -> Option<String> {
+        let c = self.checkpoint.as_ref()?;
+        let state = match self.verdict {
+            Verdict::Running => "the run is still going",
+            _ => "the run never finished (killed, or it ran out of time or memory)",
+        };
+        Some(format!(
+            "Checkpoint {} at {} of a planned {}: {state}; the figures cover the run up to then.",
+            c.count,
+            crate::analysis::findings::human_secs(c.at_secs),
+            crate::analysis::findings::human_secs(c.planned_secs)
+        ))
+    }
+}
+
+/// How far a checkpointed run had got.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct CheckpointInfo {
+    /// Seconds into the run when this checkpoint was written.
+    pub at_secs: f64,
+    /// How long the phases were to last in all.
+    pub planned_secs: f64,
+    /// Checkpoints written so far.
+    pub count: u64,
+    /// The fdsoak process writing it, on `host`: a reader that finds it gone reads `incomplete`.
+    pub pid: u32,
 }
 
 /// One driver's place in a sharded run.

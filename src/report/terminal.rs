@@ -20,6 +20,9 @@ pub fn render(s: &Summary, dir: &std::path::Path) -> String {
         human_secs(s.duration_secs),
         dir.display()
     );
+    if let Some(note) = s.progress_note() {
+        let _ = writeln!(out, "  {note}");
+    }
     if s.findings.is_empty() {
         let _ = writeln!(out, "  no findings: every gate passed");
     }

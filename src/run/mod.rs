@@ -8,6 +8,7 @@
 //! returns, so the harness itself does not leak.
 
 pub mod abort;
+pub mod checkpoint;
 pub mod phases;
 
 use crate::analysis::findings::Finding;
@@ -158,9 +159,10 @@ pub async fn run(cfg: RunConfig, interrupt: impl Future<Output = ()>) -> anyhow:
     }
 
     // Drive the phases.
+    let checkpoints = checkpoint::interval(sc).map(|every| (every, report.clone()));
     let driven = phases::drive(
         (sc, &methods, &transport),
-        report.start,
+        (report.start, checkpoints),
         (target.addr, source, target.server.clone()),
         &dir,
         &cfg.fdsoak_exe,

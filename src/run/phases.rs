@@ -145,7 +145,10 @@ pub async fn drive(
         &crate::rpc::Methods,
         &std::sync::Arc<crate::transport::Transport>,
     ),
-    start: Instant,
+    (start, checkpoints): (
+        Instant,
+        Option<(std::time::Duration, crate::report::build::SummaryBuilder)>,
+    ),
     (addr, source, server): (SocketAddr, Source, Option<crate::scenario::ServerControl>),
     dir: &Path,
     fdsoak: &Path,
@@ -184,12 +187,18 @@ pub async fn drive(
         (Role::Driver, Source::Proc(std::process::id() as i32)),
     ];
     watched.extend(client.as_ref().map(|c| (Role::Client, Source::Proc(c.pid))));
-    let sinks: Vec<Box<dyn SampleSink>> = vec![
+    // Checkpoints chart a live downsample of the series, fed as the CSV files are.
+    let planned = start.elapsed().as_secs_f64() + sc.phases.iter().map(|p| p.duration.as_secs_f64()).sum::<f64>();
+    let series: Option<crate::rows::SharedDownsampler> = checkpoints
+        .as_ref()
+        .map(|_| Arc::new(Mutex::new(crate::rows::Downsampler::new(planned))));
+    let mut throughput = ThroughputCsv::new(registry.clone(), CsvStream::create(&dir.join(THROUGHPUT_CSV))?);
+    if let Some(s) = &series {
+        throughput = throughput.tapped(s.clone());
+    }
+    let mut sinks: Vec<Box<dyn SampleSink>> = vec![
         Box::new(SamplesCsv(CsvStream::create(&dir.join(SAMPLES_CSV))?)),
-        Box::new(ThroughputCsv::new(
-            registry.clone(),
-            CsvStream::create(&dir.join(THROUGHPUT_CSV))?,
-        )),
+        Box::new(throughput),
         Box::new(trackers.clone()),
         Box::new(live.clone()),
         Box::new(Watchdog {
@@ -199,7 +208,6 @@ pub async fn drive(
     ];
     // `[gates] abort`: a consumer after the trackers that cancels `abort` when an armed gate is sure to fail.
     let abort = CancellationToken::new();
-    let mut sinks = sinks;
     let fired = if sc.gates.abort.any() {
         let a = super::abort::Aborter::new(sc, trackers.clone(), registry.clone(), abort.clone());
         let fired = a.fired.clone();
@@ -208,6 +216,14 @@ pub async fn drive(
     } else {
         super::abort::Fired::default()
     };
+    if let (Some((every, report)), Some(series)) = (checkpoints, series) {
+        sinks.push(Box::new(crate::rows::LiveSamples(series.clone())));
+        sinks.push(Box::new(super::checkpoint::Checkpoints::new(
+            every,
+            (report, dir.to_path_buf(), planned),
+            (trackers.clone(), registry.clone(), series),
+        )));
+    }
     let window = load_window(&has_load);
     let load: std::time::Duration = sc
         .phases

@@ -149,6 +149,10 @@ pub struct SamplerSpec {
     #[serde(with = "super::duration", default = "default_interval")]
     #[schemars(with = "String")]
     pub interval: Duration,
+    /// Rewrite the report this often while the run goes on (0: never); every minute for runs over 10 minutes by default.
+    #[serde(default, with = "super::duration::option", skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<String>")]
+    pub checkpoint: Option<Duration>,
 }
 
 fn default_interval() -> Duration {
@@ -159,6 +163,7 @@ impl Default for SamplerSpec {
     fn default() -> Self {
         SamplerSpec {
             interval: default_interval(),
+            checkpoint: None,
         }
     }
 }

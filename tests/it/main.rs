@@ -8,6 +8,7 @@
 mod common;
 
 mod abort;
+mod checkpoint;
 mod clients;
 mod deploy;
 mod faults;
