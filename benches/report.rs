@@ -138,6 +138,7 @@ fn main() {
         html / 1024
     );
     checkpoint_cost(&summary, &dir);
+    trend_cost(&fixture);
     prometheus_parse_cost();
     if std::env::var_os("FDSOAK_BENCH_KEEP").is_some() {
         println!("kept {}", dir.display());
@@ -284,4 +285,36 @@ fn checkpoint_cost(summary: &Summary, dir: &std::path::Path) {
         "one checkpoint at hour 24 (1 Hz)",
         times[2].as_secs_f64() * 1e3
     );
+}
+
+/// `fdsoak trend` over 100 reports of one scenario: read, ordered, each
+/// compared with the one before and with the last good build, both pages written.
+fn trend_cost(fixture: &std::path::Path) {
+    let root = std::env::temp_dir().join(format!("fdsoak-bench-trend-{}", std::process::id()));
+    let base: Summary = fdsoak::report::json::read(fixture).unwrap();
+    let mut paths = Vec::new();
+    for i in 0..100 {
+        let dir = root.join(format!("build-{i:03}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut s = base.clone();
+        s.label = Some(format!("b{i:03}"));
+        s.started_at = format!("2026-11-{:02}T00:{:02}:00Z", 1 + i / 60, i % 60);
+        std::fs::write(dir.join("summary.json"), serde_json::to_vec(&s).unwrap()).unwrap();
+        paths.push(dir);
+    }
+    let out = root.join("trend");
+    let mut times = Vec::new();
+    for _ in 0..3 {
+        let start = Instant::now();
+        let h = fdsoak::trend::histories(&paths, &[], &fdsoak::compare::Tolerances::DEFAULT).unwrap();
+        fdsoak::trend::write(&h, &out).unwrap();
+        times.push(start.elapsed());
+    }
+    times.sort();
+    println!(
+        "{:<44} {:>8.1}ms  (goal < 1 s; median of 3)",
+        "trend over 100 reports",
+        times[1].as_secs_f64() * 1e3
+    );
+    let _ = std::fs::remove_dir_all(&root);
 }
