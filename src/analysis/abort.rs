@@ -104,7 +104,8 @@ impl AbortCheck {
                 }
             }
         }
-        if g.abort.arms(Gate::MinTimeToLimit) && in_load && t - self.last_fit >= CHECK_EVERY {
+        let trusted = trackers.0.iter().any(|tr| tr.load_samples() >= MIN_LOAD_SAMPLES);
+        if g.abort.arms(Gate::MinTimeToLimit) && in_load && trusted && t - self.last_fit >= CHECK_EVERY {
             self.last_fit = t;
             for tr in trackers.0.iter().filter(|tr| tr.load_samples() >= MIN_LOAD_SAMPLES) {
                 let Some(a) = tr.finish() else { continue };

@@ -81,8 +81,14 @@ impl Checkpoints {
             .get(tick.phase)
             .is_none_or(|p| p.workloads.is_empty());
         while self.phases.len() <= tick.phase {
+            let name = self
+                .report
+                .scenario
+                .phases
+                .get(self.phases.len())
+                .map(|p| p.name.clone());
             self.phases.push(PhaseInfo {
-                name: tick.phase_name.to_string(),
+                name: name.unwrap_or_else(|| tick.phase_name.to_string()),
                 start_secs: tick.t_secs,
                 end_secs: tick.t_secs,
                 idle,
