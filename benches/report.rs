@@ -247,7 +247,7 @@ fn prometheus_parse_cost() {
 /// same rows as the files) charted, and every exporter rendered and written,
 /// with nothing read back from the CSV files.
 fn checkpoint_cost(summary: &Summary, dir: &std::path::Path) {
-    let mut d = fdsoak::rows::Downsampler::new(SECS as f64);
+    let mut d = fdsoak::rows::Downsampler::new(SECS as f64, 1.0);
     for t in 0..SECS {
         for (role, pid, leak) in [(Role::Target, 100, true), (Role::Driver, 101, false)] {
             d.sample(SampleRow::new(t as f64, 0, "soak", role, pid, &reading(t, leak)));

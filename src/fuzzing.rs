@@ -86,7 +86,7 @@ pub fn csv(data: &[u8]) {
     if !write(crate::rows::SAMPLES_CSV, samples) || !write(crate::rows::THROUGHPUT_CSV, throughput) {
         return;
     }
-    let _ = crate::report::timeline::read(dir.path(), 10.0);
+    let _ = crate::report::timeline::read(dir.path(), 10.0, 1.0);
     let inputs = [dir.path().to_path_buf(), dir.path().to_path_buf()];
     let _ = crate::merge::merge_throughput(&inputs, 0.25);
     let out = dir.path().join("out");

@@ -14,6 +14,7 @@
 use crate::compare::{compare, summary_path, Tolerances};
 use crate::error::{Error, Result};
 use crate::report::model::Summary;
+use crate::report::zoom::{self, Chart};
 use anyhow::anyhow;
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -270,8 +271,9 @@ fn esc(s: &str) -> String {
 
 /// A self-contained page with the same content as the markdown.
 pub fn html(histories: &[History]) -> String {
-    let mut o = String::from("<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>fdsoak trend</title><style>body{font:14px system-ui,sans-serif;margin:2em}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 8px;text-align:right}td:first-child,td:nth-child(2){text-align:left}.up{color:#b00;font-weight:bold}.bad{color:#b00}</style></head><body><h1>fdsoak trend</h1>");
-    for h in histories {
+    let mut o = format!("<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>fdsoak trend</title><style>{}body{{font:14px system-ui,sans-serif;margin:2em}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:2px 8px;text-align:right}}td:first-child,td:nth-child(2){{text-align:left}}.up{{color:#b00;font-weight:bold}}.bad{{color:#b00}}</style></head><body><h1>fdsoak trend</h1>", zoom::css());
+    let mut page = zoom::Page::default();
+    for (hi, h) in histories.iter().enumerate() {
         let _ = write!(o, "<h2>{}</h2><ul>", esc(&h.scenario));
         for (i, line) in verdict_lines(h).iter().enumerate() {
             let class = if i == 0 && h.newest_regressed {
@@ -295,7 +297,65 @@ pub fn html(histories: &[History]) -> String {
             o.push_str("</tr>");
         }
         o.push_str("</table>");
+        for (m, chart) in charts(h).into_iter().enumerate() {
+            let _ = write!(o, "<figure id=\"trend-{hi}-{m}\"></figure>");
+            page.charts.push(Chart {
+                id: format!("trend-{hi}-{m}"),
+                ..chart
+            });
+        }
     }
-    o.push_str("<p>▲: regressed against the build before, by the tolerances of <code>fdsoak compare</code>.</p></body></html>\n");
+    o.push_str("<p>▲: regressed against the build before, by the tolerances of <code>fdsoak compare</code>. With scripting on, each metric is also charted per build (red lines: regressed builds); drag to zoom, double-click to zoom out, hover for values. The tables above are the same figures.</p>");
+    o.push_str(&zoom::scripts(&page).unwrap_or_default());
+    o.push_str("</body></html>\n");
     o
+}
+
+/// One chart per metric, a line per subject, x = builds in order.
+fn charts(h: &History) -> Vec<Chart> {
+    let labels: Vec<String> = h.builds.iter().map(|b| b.label.clone()).collect();
+    let regressed: Vec<i64> = h
+        .regressed_against
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.is_some())
+        .map(|(i, _)| i as i64 * 1000)
+        .collect();
+    let mut metrics: Vec<(&str, &str)> = Vec::new();
+    for s in &h.series {
+        if !metrics.iter().any(|m| m.0 == s.metric) {
+            metrics.push((&s.metric, s.unit));
+        }
+    }
+    metrics
+        .into_iter()
+        .map(|(metric, unit)| {
+            let lines: Vec<&Series> = h.series.iter().filter(|s| s.metric == metric).collect();
+            Chart {
+                title: metric.to_string(),
+                y: unit.trim().to_string(),
+                x: zoom::delta_ints(0..labels.len() as i64),
+                x_scale: 1.0,
+                x_max: (labels.len().max(2) - 1) as f64,
+                x_labels: labels.clone(),
+                v_scale: 1000.0,
+                events: if regressed.is_empty() {
+                    BTreeMap::new()
+                } else {
+                    BTreeMap::from([("regressed".to_string(), zoom::delta_ints(regressed.iter().copied()))])
+                },
+                series: lines
+                    .iter()
+                    .enumerate()
+                    .map(|(i, s)| zoom::Series {
+                        label: s.subject.clone(),
+                        color: zoom::color(i),
+                        dash: false,
+                        v: zoom::delta(s.points.iter().map(|p| p.0), 1000.0),
+                    })
+                    .collect(),
+                ..Chart::default()
+            }
+        })
+        .collect()
 }

@@ -9,6 +9,7 @@
 use super::charts::{line_chart, Level, Line, TimeAxis, PALETTE};
 use super::model::Summary;
 use super::timeline::{self, Timeline};
+use super::zoom;
 use super::Exporter;
 use crate::analysis::findings::human_secs;
 use crate::rows::SampleRow as FdRow;
@@ -40,7 +41,7 @@ impl Exporter for Html {
     }
 
     fn render(&self, s: &Summary, dir: &std::path::Path) -> anyhow::Result<Vec<u8>> {
-        let tl = timeline::read(dir, planned_secs(s))?;
+        let tl = timeline::read(dir, planned_secs(s), interval_secs(s))?;
         self.render_with(s, dir, &tl)
     }
 
@@ -49,9 +50,10 @@ impl Exporter for Html {
         writeln!(o, "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">")?;
         writeln!(
             o,
-            "<title>fdsoak · {} · {}</title><style>{CSS}</style></head><body>",
+            "<title>fdsoak · {} · {}</title><style>{CSS}{}</style></head><body>",
             esc(&s.scenario.name),
-            s.verdict.as_str()
+            s.verdict.as_str(),
+            zoom::css()
         )?;
         let class = s.verdict.as_str();
         writeln!(
@@ -85,10 +87,11 @@ impl Exporter for Html {
             writeln!(o, "</ul>")?;
         }
         tables(&mut o, s)?;
-        for (i, (title, svg, caption)) in charts(s, tl)?.into_iter().enumerate() {
+        let marks = super::limits::marks(s, tl, planned_secs(s));
+        for (i, (id, title, svg, caption)) in charts(s, tl, &marks)?.into_iter().enumerate() {
             writeln!(
                 o,
-                "<h2>{}</h2><figure>{svg}<figcaption>{}</figcaption></figure>",
+                "<h2>{}</h2><figure id=\"{id}\">{svg}<p class=\"zoomhint\">Drag across the chart to zoom in, double-click to zoom out; hover for values.</p><figcaption>{}</figcaption></figure>",
                 esc(&title),
                 esc(&caption)
             )?;
@@ -96,7 +99,8 @@ impl Exporter for Html {
                 group_table(&mut o, s)?;
             }
         }
-        writeln!(o, "<p class=\"meta\">Charts show at most {} points per series (the sample with the most descriptors in each slice of time); samples.csv and throughput.csv hold every sample.</p>", timeline::BUCKETS)?;
+        writeln!(o, "<p class=\"meta\">With scripting on, the charts are zoomable and keep each series' lowest and highest value in every {}-second slice of time (every sample, for runs up to {}); without it, they show at most {} points per series (the sample with the most descriptors in each slice). samples.csv and throughput.csv hold every sample.</p>", tl.traces.fine.width, human_secs(crate::rows::FINE_BUCKETS as f64 * interval_secs(s)), timeline::BUCKETS)?;
+        o.push_str(&zoom::scripts(&zoom::report_page(s, tl, &marks))?);
         writeln!(o, "</body></html>")?;
         Ok(o.into_bytes())
     }
@@ -177,12 +181,20 @@ pub fn planned_secs(s: &Summary) -> f64 {
         .map_or(s.duration_secs, |c| c.planned_secs.max(s.duration_secs))
 }
 
+/// The sampling interval, which no chart bucket is narrower than.
+pub fn interval_secs(s: &Summary) -> f64 {
+    s.scenario.resolved.sampler.interval.as_secs_f64()
+}
+
 fn series(rows: &[FdRow], f: impl Fn(&FdRow) -> u64) -> Vec<(f64, f64)> {
     rows.iter().map(|r| (r.t_secs, f(r) as f64)).collect()
 }
 
-/// Builds every chart: (title, svg, caption).
-fn charts(s: &Summary, tl: &Timeline) -> anyhow::Result<Vec<(String, String, String)>> {
+/// A static chart: (the id of its figure, title, svg, caption).
+type Figure = (&'static str, String, String, String);
+
+/// Builds every static chart, in page order.
+fn charts(s: &Summary, tl: &Timeline, marks: &super::limits::Marks) -> anyhow::Result<Vec<Figure>> {
     let mut out = Vec::new();
     let dur = planned_secs(s);
     let phases = &s.phases;
@@ -195,51 +207,33 @@ fn charts(s: &Summary, tl: &Timeline) -> anyhow::Result<Vec<(String, String, Str
     };
 
     // 1. Descriptors per process, against the soft limit, with the projection where there is growth.
-    let mut lines = Vec::new();
-    let mut levels = Vec::new();
-    let mut notes = Vec::new();
-    let mut x_max = dur;
-    let peak = tl.processes.values().flatten().map(|r| r.fds).max().unwrap_or(0) as f64;
-    for (i, ((role, pid), rows)) in tl.processes.iter().enumerate() {
-        let color = PALETTE[i % PALETTE.len()];
-        lines.push(Line {
+    let mut lines: Vec<Line> = tl
+        .processes
+        .iter()
+        .enumerate()
+        .map(|(i, ((role, pid), rows))| Line {
             name: format!("{role} (pid {pid})"),
-            color,
+            color: PALETTE[i % PALETTE.len()],
             points: series(rows, |r| r.fds),
             dashed: false,
-        });
-        if let Some(limit) = rows.last().and_then(|r| r.nofile_soft) {
-            if (limit as f64) <= peak * 4.0 {
-                levels.push(Level {
-                    name: format!("{role} soft limit {limit}"),
-                    y: limit as f64,
-                    color,
-                });
-            } else {
-                notes.push(format!("{role}'s soft limit {limit} is off the scale"));
-            }
-        }
-        let analysis = s.processes.iter().find(|p| p.role == *role && p.pid == *pid);
-        let flagged = s
-            .checks
-            .iter()
-            .any(|c| !c.passed && c.gate == crate::vocab::Gate::MaxGrowthPerHour && c.subject == role.as_str());
-        if let (Some(a), Some(last), true) = (analysis, rows.last(), flagged) {
-            let per_sec = a.growth_per_hour / 3600.0;
-            let ahead = a.time_to_limit_secs.unwrap_or(f64::INFINITY).min(dur * 0.25);
-            let end = (last.t_secs + ahead, last.fds as f64 + per_sec * ahead);
-            x_max = x_max.max(end.0);
-            lines.push(Line {
-                name: format!(
-                    "{role} projection: limit in {}",
-                    a.time_to_limit_secs.map_or("never".into(), human_secs)
-                ),
-                color,
-                points: vec![(last.t_secs, last.fds as f64), end],
-                dashed: true,
-            });
-        }
-    }
+        })
+        .collect();
+    lines.extend(marks.projections.iter().map(|p| Line {
+        name: p.name.clone(),
+        color: PALETTE[p.color % PALETTE.len()],
+        points: vec![p.from, p.to],
+        dashed: true,
+    }));
+    let levels: Vec<Level> = marks
+        .levels
+        .iter()
+        .map(|l| Level {
+            name: l.name.clone(),
+            y: l.y,
+            color: PALETTE[l.color % PALETTE.len()],
+        })
+        .collect();
+    let (x_max, notes) = (marks.x_max, &marks.notes);
     let svg = line_chart(
         "Open file descriptors",
         "FDs",
@@ -252,15 +246,16 @@ fn charts(s: &Summary, tl: &Timeline) -> anyhow::Result<Vec<(String, String, Str
         &levels,
         false,
     )?;
-    out.push(("File descriptors per process".into(), svg, notes.join("; ")));
+    out.push((
+        "chart-fds",
+        "File descriptors per process".into(),
+        svg,
+        notes.join("; "),
+    ));
 
     // 2 and 3. The target's descriptors by kind, and its TCP sockets by state.
     // Not from a source that gives counts only: a chart of zeros would mislead (the note under the table says why).
-    let detail = s
-        .processes
-        .iter()
-        .find(|p| p.role == Role::Target)
-        .is_none_or(|p| p.has_detail());
+    let detail = super::limits::target_detail(s);
     let target = tl.processes.iter().find(|((role, _), _)| *role == Role::Target);
     if let (Some(((_, pid), rows)), true) = (target, detail) {
         type Pick = fn(&FdRow) -> u64;
@@ -291,6 +286,7 @@ fn charts(s: &Summary, tl: &Timeline) -> anyhow::Result<Vec<(String, String, Str
             true,
         )?;
         out.push((
+            "chart-kinds",
             "Target descriptors by kind".into(),
             svg,
             "Each band is one kind; the top edge is the total.".into(),
@@ -316,6 +312,7 @@ fn charts(s: &Summary, tl: &Timeline) -> anyhow::Result<Vec<(String, String, Str
             false,
         )?;
         out.push((
+            "chart-tcp",
             "Target TCP sockets by state".into(),
             svg,
             "From the kernel's TCP tables, joined on the target's socket inodes.".into(),
@@ -359,6 +356,7 @@ fn charts(s: &Summary, tl: &Timeline) -> anyhow::Result<Vec<(String, String, Str
         false,
     )?;
     out.push((
+        "chart-latency",
         "Latency percentiles".into(),
         svg,
         "All workloads together, worst value in each slice of time.".into(),
@@ -402,6 +400,6 @@ fn charts(s: &Summary, tl: &Timeline) -> anyhow::Result<Vec<(String, String, Str
     } else {
         format!("Failed calls by status code — {}", codes.join(", "))
     };
-    out.push(("Throughput and errors".into(), svg, caption));
+    out.push(("chart-throughput", "Throughput and errors".into(), svg, caption));
     Ok(out)
 }

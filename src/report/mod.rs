@@ -10,11 +10,13 @@ pub mod html;
 pub mod json;
 pub mod junit;
 pub mod latency_csv;
+pub mod limits;
 pub mod markdown;
 pub mod model;
 pub mod table;
 pub mod terminal;
 pub mod timeline;
+pub mod zoom;
 
 use anyhow::Context;
 use model::Summary;

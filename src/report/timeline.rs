@@ -10,9 +10,10 @@ use crate::rows::{read_rows, SampleRow, ThroughputRow, SAMPLES_CSV, THROUGHPUT_C
 pub use crate::rows::{Downsampler, Timeline, BUCKETS};
 use std::path::Path;
 
-/// Reads `samples.csv` and `throughput.csv` from `dir`; missing files give empty series.
-pub fn read(dir: &Path, duration: f64) -> anyhow::Result<Timeline> {
-    let mut d = Downsampler::new(duration);
+/// Reads `samples.csv` and `throughput.csv` from `dir`, for a run of
+/// `duration` seconds sampled every `interval`; missing files give empty series.
+pub fn read(dir: &Path, duration: f64, interval: f64) -> anyhow::Result<Timeline> {
+    let mut d = Downsampler::new(duration, interval);
     let samples = dir.join(SAMPLES_CSV);
     if samples.exists() {
         for row in read_rows::<SampleRow>(&samples)? {

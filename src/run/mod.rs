@@ -10,6 +10,7 @@
 pub mod abort;
 pub mod checkpoint;
 pub mod phases;
+pub mod trim;
 
 use crate::analysis::findings::Finding;
 use crate::report::build::{workload_report, Measured, SummaryBuilder};

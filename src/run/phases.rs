@@ -189,9 +189,12 @@ pub async fn drive(
     watched.extend(client.as_ref().map(|c| (Role::Client, Source::Proc(c.pid))));
     // Checkpoints chart a live downsample of the series, fed as the CSV files are.
     let planned = start.elapsed().as_secs_f64() + sc.phases.iter().map(|p| p.duration.as_secs_f64()).sum::<f64>();
-    let series: Option<crate::rows::SharedDownsampler> = checkpoints
-        .as_ref()
-        .map(|_| Arc::new(Mutex::new(crate::rows::Downsampler::new(planned))));
+    let series: Option<crate::rows::SharedDownsampler> = checkpoints.as_ref().map(|_| {
+        Arc::new(Mutex::new(crate::rows::Downsampler::new(
+            planned,
+            sc.sampler.interval.as_secs_f64(),
+        )))
+    });
     let mut throughput = ThroughputCsv::new(registry.clone(), CsvStream::create(&dir.join(THROUGHPUT_CSV))?);
     if let Some(s) = &series {
         throughput = throughput.tapped(s.clone());
@@ -206,6 +209,8 @@ pub async fn drive(
             gone: gone.clone(),
         }),
     ];
+    // The driver's freed heap goes back to the kernel, so its RSS reads what is live.
+    sinks.push(Box::new(super::trim::Trim::new()));
     // `[gates] abort`: a consumer after the trackers that cancels `abort` when an armed gate is sure to fail.
     let abort = CancellationToken::new();
     let fired = if sc.gates.abort.any() {

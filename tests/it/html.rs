@@ -1,5 +1,8 @@
 //! The HTML report: self-contained, findings first, every chart drawn from
-//! real data; and, with Chromium present, rendered in a real headless browser.
+//! real data; rendered in a real headless Chromium, where the charts zoom
+//! under a real mouse drag, nothing is fetched, and the static charts stand
+//! in with scripting off; a day at 1 Hz fits in under 5 MB and keeps every
+//! sample of any minute.
 
 use crate::common::*;
 use fdsoak::report::Exporter;
@@ -14,10 +17,19 @@ fn leaky_html() -> String {
 #[test]
 fn the_page_is_self_contained_and_puts_the_findings_first() {
     let html = leaky_html();
-    assert!(!html.contains("<script"), "no scripts");
-    for needle in ["src=\"http", "href=\"http", "url(http", "@import"] {
+    for needle in [
+        "src=",
+        "href=\"http",
+        "url(",
+        "@import",
+        "fetch(",
+        "XMLHttpRequest",
+        "import(",
+    ] {
         assert!(!html.contains(needle), "no fetches: found {needle}");
     }
+    assert!(html.contains("var uPlot=function"), "uPlot is inlined");
+    assert!(html.contains("Copyright (c) 2022 Leon Sorokin"), "with its licence");
     let finding = html.find("169 in CLOSE_WAIT").expect("the leak finding is on the page");
     let first_chart = html.find("<svg").unwrap();
     assert!(finding < first_chart, "findings come before the charts");
@@ -117,4 +129,193 @@ fn headless_chromium_renders_the_report() {
         "screenshot is only {} bytes: the page looks blank",
         bytes.len()
     );
+}
+
+/// uPlot in the page is the registry package's file, unchanged: compared with
+/// the copy npm installs beside the browser test (CI installs it).
+#[test]
+fn the_bundled_chart_library_is_the_registry_package_unchanged() {
+    let installed = repo("tests/browser/node_modules/uplot");
+    if !installed.exists() {
+        assert!(std::env::var_os("CI").is_none(), "CI runs npm ci in tests/browser");
+        eprintln!("tests/browser/node_modules missing (npm ci --prefix tests/browser): skipping");
+        return;
+    }
+    for (ours, theirs) in [
+        ("uPlot.iife.min.js", "dist/uPlot.iife.min.js"),
+        ("uPlot.min.css", "dist/uPlot.min.css"),
+        ("LICENSE", "LICENSE"),
+    ] {
+        let a = std::fs::read(repo(&format!("src/report/vendor/uplot/{ours}"))).unwrap();
+        let b = std::fs::read(installed.join(theirs)).unwrap();
+        assert!(
+            a == b,
+            "src/report/vendor/uplot/{ours} differs from the npm package's {theirs}"
+        );
+    }
+    let pkg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(installed.join("package.json")).unwrap()).unwrap();
+    assert_eq!(pkg["version"], fdsoak::report::zoom::UPLOT_VERSION);
+}
+
+/// Runs tests/browser/zoom.mjs (playwright-core driving /usr/bin/chromium) on `page`.
+pub fn drive(page: &std::path::Path, no_script: bool) -> Option<serde_json::Value> {
+    let script = repo("tests/browser/zoom.mjs");
+    if chromium().is_none() || !repo("tests/browser/node_modules/playwright-core").exists() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI installs chromium and runs npm ci in tests/browser"
+        );
+        eprintln!("chromium or playwright-core missing: skipping the browser check");
+        return None;
+    }
+    let mut cmd = Command::new("node");
+    cmd.arg(&script).arg(page);
+    if no_script {
+        cmd.arg("--no-script");
+    }
+    let o = cmd.output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = String::from_utf8_lossy(&o.stdout);
+    let line = out.lines().last().unwrap_or_default();
+    Some(serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {out}")))
+}
+
+#[test]
+fn in_a_real_browser_the_charts_draw_zoom_and_fetch_nothing() {
+    let out = TempDir::new("zoom");
+    let page = out.write("report.html", &leaky_html());
+    let Some(r) = drive(&page, false) else { return };
+    assert_eq!(r["errors"], serde_json::json!([]), "{r}");
+    assert_eq!(r["requests"], serde_json::json!([]), "the page fetched something: {r}");
+    let charts = r["charts"].as_array().unwrap();
+    assert_eq!(charts.len(), 5, "{r}");
+    for c in charts {
+        assert!(c["nonzero"].as_bool().unwrap(), "chart without data: {c}");
+        assert!(
+            c["points"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|n| n.as_u64().unwrap() >= 20),
+            "{c}"
+        );
+    }
+    assert_eq!(charts[0]["title"], "Open file descriptors");
+    let before = (charts[0]["x"][0].as_f64().unwrap(), charts[0]["x"][1].as_f64().unwrap());
+    let after = (
+        r["zoomed"]["x"][0].as_f64().unwrap(),
+        r["zoomed"]["x"][1].as_f64().unwrap(),
+    );
+    assert!(
+        after.0 > before.0 && after.1 < before.1 && after.1 - after.0 < (before.1 - before.0) * 0.3,
+        "the drag narrowed the range: {before:?} -> {after:?}"
+    );
+    assert!(r["zoomed"]["points_in_view"].as_u64().unwrap() >= 10, "{r}");
+    let hover = r["hover"].as_array().unwrap();
+    assert!(
+        hover.iter().skip(1).any(|v| v.as_str().unwrap().parse::<f64>().is_ok()),
+        "hovering shows values: {hover:?}"
+    );
+    assert_eq!(r["reset"][0].as_f64(), Some(before.0), "double-click zooms back out");
+    assert_eq!(
+        r["svgs_visible_with_script"], 0,
+        "the live charts replace the static ones"
+    );
+}
+
+#[test]
+fn with_scripting_off_the_static_charts_stand_in() {
+    let out = TempDir::new("noscript");
+    let page = out.write("report.html", &leaky_html());
+    let Some(r) = drive(&page, true) else { return };
+    assert_eq!(r["requests"], serde_json::json!([]), "{r}");
+    assert_eq!(r["svgs_visible"], 5, "{r}");
+}
+
+/// A day of samples at 1 Hz, with a one-sample spike, through the same
+/// downsampler a run feeds.
+#[test]
+fn a_day_at_one_hertz_fits_in_5_mb_and_keeps_every_sample_of_a_minute() {
+    use fdsoak::rows::{Downsampler, SampleRow, ThroughputRow};
+    use fdsoak::vocab::{Reading, Role};
+    const DAY: u64 = 86_400;
+    const SPIKE: u64 = 49_037;
+    let fds = |t: u64| if t == SPIKE { 5_000 } else { 40 + (t * 7 % 13) + t / 600 };
+    let mut d = Downsampler::new(DAY as f64, 1.0);
+    for t in 0..DAY {
+        for (role, pid) in [(Role::Target, 100), (Role::Driver, 101)] {
+            let mut r = Reading::default();
+            r.fds.total = if role == Role::Target { fds(t) } else { 16 };
+            r.fds.socket = r.fds.total.saturating_sub(8);
+            r.nofile_soft = Some(65_536);
+            d.sample(SampleRow::new(t as f64 + 0.003, 0, "soak", role, pid, &r));
+        }
+        d.throughput(&ThroughputRow {
+            t_secs: t as f64 + 0.003,
+            ok: t * 800,
+            p50_us: Some(900 + t % 97),
+            p90_us: Some(1_800 + t % 89),
+            p99_us: Some(4_000 + t % 83),
+            max_us: Some(9_000 + t % 991),
+            ..ThroughputRow::default()
+        });
+    }
+    let dir = repo("tests/fixtures/reports/leaky");
+    let mut s = fdsoak::report::json::read(&dir.join("summary.json")).unwrap();
+    s.duration_secs = DAY as f64;
+    let html = fdsoak::report::html::Html.render_with(&s, &dir, &d.timeline()).unwrap();
+    eprintln!("report.html for 24 h at 1 Hz: {} bytes", html.len());
+    assert!(html.len() < 5_000_000, "{} bytes", html.len());
+
+    let html = String::from_utf8(html).unwrap();
+    let data = html
+        .split("id=\"fdsoak-data\">")
+        .nth(1)
+        .unwrap()
+        .split("</script>")
+        .next()
+        .unwrap();
+    let page: serde_json::Value = serde_json::from_str(data).unwrap();
+    let chart = &page["charts"][0];
+    assert_eq!(chart["id"], "chart-fds");
+    let undelta = |a: &serde_json::Value| -> Vec<Option<f64>> {
+        let mut sum = 0i64;
+        a.as_array()
+            .unwrap()
+            .iter()
+            .map(|d| {
+                d.as_i64().map(|d| {
+                    sum += d;
+                    sum as f64
+                })
+            })
+            .collect()
+    };
+    let xs: Vec<f64> = undelta(&chart["x"])
+        .into_iter()
+        .map(|x| x.unwrap() * chart["x_scale"].as_f64().unwrap())
+        .collect();
+    let target = undelta(&chart["series"][0]["v"]);
+    assert_eq!(chart["series"][0]["label"], "target (pid 100)");
+    // The minute holding the spike, zoomed into: every sample's value, in order.
+    let minute = (SPIKE / 60 * 60)..(SPIKE / 60 * 60 + 60);
+    let shown: Vec<f64> = xs
+        .iter()
+        .zip(&target)
+        .filter(|(x, _)| **x >= minute.start as f64 && **x < minute.end as f64)
+        .map(|(_, v)| v.unwrap())
+        .collect();
+    let actual: Vec<f64> = minute.clone().map(|t| fds(t) as f64).collect();
+    assert_eq!(shown, actual, "one minute of a day, zoomed into, shows every sample");
+    assert!(shown.contains(&5_000.0), "the one-sample spike survives");
+
+    // And a real browser draws a page that size and zooms it.
+    let out = TempDir::new("day");
+    let page = out.write("report.html", &html);
+    let Some(r) = drive(&page, false) else { return };
+    assert_eq!(r["errors"], serde_json::json!([]), "{r}");
+    assert_eq!(r["requests"], serde_json::json!([]), "{r}");
+    assert!(r["charts"][0]["points"][0].as_u64().unwrap() >= 86_000, "{r}");
+    assert!(r["zoomed"]["x"][1].as_f64().unwrap() < DAY as f64 * 0.5, "{r}");
 }

@@ -66,6 +66,33 @@ fn the_first_leaky_build_is_named_and_the_newest_regression_exits_1() {
     assert!(md.contains("| b1 | b2 | b3 | b4 |") && md.contains("▲"), "{md}");
     let html = std::fs::read_to_string(out.path().join("trend.html")).unwrap();
     assert!(html.contains("<th>b3</th>") && html.contains("class=\"up\""), "{html}");
+    // Charted per metric, builds on the x axis, the regressed builds marked; drawn and zoomed in a real browser.
+    let data = html
+        .split("id=\"fdsoak-data\">")
+        .nth(1)
+        .unwrap()
+        .split("</script>")
+        .next()
+        .unwrap();
+    let page: serde_json::Value = serde_json::from_str(data).unwrap();
+    let growth = page["charts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["title"] == "FD growth")
+        .unwrap_or_else(|| panic!("{page}"));
+    assert_eq!(growth["x_labels"], serde_json::json!(["b1", "b2", "b3", "b4"]));
+    assert_eq!(
+        growth["events"]["regressed"],
+        serde_json::json!([2000, 1000]),
+        "b3 and b4"
+    );
+    if let Some(r) = crate::html::drive(&out.path().join("trend.html"), false) {
+        assert_eq!(r["errors"], serde_json::json!([]), "{r}");
+        assert_eq!(r["requests"], serde_json::json!([]), "{r}");
+        assert!(r["charts"].as_array().unwrap().len() >= 4, "{r}");
+        assert!(r["zoomed"]["x"][1].as_f64().unwrap() < 3.0, "{r}");
+    }
 
     // By start time when no order is given: the same history.
     let (code, text, _) = trend(&reversed, &[]);
