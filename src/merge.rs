@@ -207,6 +207,11 @@ fn add_workload(m: &mut WorkloadReport, w: &WorkloadReport) -> anyhow::Result<()
         *c = c.saturating_add(*n);
     }
     m.set_histogram(&h);
+    // Each shard kept its own timetable: the merged run's lag is its worst shard's.
+    let p99 = |l: &Option<crate::report::model::Latency>| l.as_ref().map_or(0, |l| l.p99_us);
+    if p99(&w.timetable_lag) > p99(&m.timetable_lag) {
+        m.timetable_lag = w.timetable_lag.clone();
+    }
     Ok(())
 }
 

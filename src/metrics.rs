@@ -60,6 +60,8 @@ pub struct WorkloadStats {
     pub give_ups: AtomicU64,
     codes: [AtomicU64; 17],
     latency: Mutex<Latencies>,
+    /// Open model: how late each call started after its scheduled time (µs).
+    lag: Mutex<Histogram<u64>>,
 }
 
 /// The whole-phase histogram, and the one since the sampler's last tick.
@@ -103,6 +105,7 @@ impl WorkloadStats {
                 total: new_histogram(),
                 interval: new_histogram(),
             }),
+            lag: Mutex::new(new_histogram()),
         }
     }
 
@@ -116,6 +119,17 @@ impl WorkloadStats {
         let mut l = self.latency.lock().unwrap();
         l.total.saturating_record(micros);
         l.interval.saturating_record(micros);
+    }
+
+    /// Records how late a call on the timetable started: from its due time to its first poll.
+    pub fn started_late(&self, lag: Duration) {
+        let micros = u64::try_from(lag.as_micros()).unwrap_or(u64::MAX).clamp(1, MAX_MICROS);
+        self.lag.lock().unwrap().saturating_record(micros);
+    }
+
+    /// A copy of the timetable-lag histogram (empty for the closed model and streams).
+    pub fn lag_histogram(&self) -> Histogram<u64> {
+        self.lag.lock().unwrap().clone()
     }
 
     /// Counts by status code name, leaving out codes never seen.

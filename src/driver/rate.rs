@@ -88,6 +88,7 @@ pub async fn open_model<F, Fut>(
         let guard = InFlight::enter(stats.clone());
         let fut = call(due);
         tasks.spawn(async move {
+            guard.0.started_late(Instant::now().saturating_duration_since(due));
             fut.await;
             drop(guard);
         });

@@ -101,6 +101,7 @@ pub fn workload_report(s: &WorkloadStats, phases: &[PhaseInfo]) -> WorkloadRepor
         status_counts: s.code_counts().into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
         latency: Latency::default(),
         histogram_v2: String::new(),
+        timetable_lag: Some(Latency::of(&s.lag_histogram())).filter(|l| l.count > 0),
     };
     w.set_histogram(&s.histogram());
     w

@@ -271,6 +271,10 @@ pub struct WorkloadReport {
     pub latency: Latency,
     /// The HDR histogram (microseconds), V2-serialized and base64-encoded, for compare and merge.
     pub histogram_v2: String,
+    /// Open model: how late calls started after their scheduled time, in µs.
+    /// A p99 well above a millisecond means the driver could not keep its timetable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timetable_lag: Option<Latency>,
 }
 
 impl WorkloadReport {

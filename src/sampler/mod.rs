@@ -3,7 +3,9 @@
 //! the live progress, the analysis trackers and the target watchdog. It
 //! writes nothing and decides nothing itself.
 //!
-//! It runs as its own task. The orchestrator tells it when a phase ends, so
+//! It runs on its own thread, with a runtime of its own, so a slow `/proc`
+//! read (tens of milliseconds at 10,000 sockets) or a slow sink never holds
+//! up a worker that the driver's timetable needs. The orchestrator tells it when a phase ends, so
 //! the baseline and the residual are read exactly at phase boundaries rather
 //! than at the last tick before them. Nothing is kept in memory per sample.
 //!
@@ -121,10 +123,10 @@ enum Cmd {
     Stop,
 }
 
-/// A running sampler task.
+/// A running sampler thread.
 pub struct Sampler {
     tx: mpsc::Sender<Cmd>,
-    task: tokio::task::JoinHandle<anyhow::Result<u64>>,
+    done: oneshot::Receiver<anyhow::Result<u64>>,
 }
 
 impl Sampler {
@@ -149,8 +151,19 @@ impl Sampler {
             ticks: 0,
         };
         let (tx, rx) = mpsc::channel(4);
-        let task = tokio::spawn(state.run(rx));
-        Sampler { tx, task }
+        let (done_tx, done) = oneshot::channel();
+        // Off the driver's runtime. It ends when stopped, or when the Sampler is dropped.
+        // If the thread cannot start, `done` is dropped and `stop` says so.
+        let _ = std::thread::Builder::new()
+            .name("fdsoak-sampler".into())
+            .spawn(move || {
+                let result = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                    Ok(rt) => rt.block_on(state.run(rx)),
+                    Err(e) => Err(anyhow::anyhow!("cannot start the sampler's runtime: {e}")),
+                };
+                let _ = done_tx.send(result);
+            });
+        Sampler { tx, done }
     }
 
     /// Samples now, as the last reading of `phase`; returns once every sink has it.
@@ -164,7 +177,7 @@ impl Sampler {
     /// Takes a final sample, finishes every sink and returns the number of ticks.
     pub async fn stop(self) -> anyhow::Result<u64> {
         let _ = self.tx.send(Cmd::Stop).await;
-        self.task.await.context("sampler task panicked")?
+        self.done.await.context("the sampler thread ended without a result")?
     }
 }
 
