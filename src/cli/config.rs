@@ -48,11 +48,19 @@ pub struct ProxyConfig {
 /// A command ready to execute.
 #[derive(Debug)]
 pub enum Action {
-    Run { config: Box<RunConfig>, quiet: bool },
+    Run {
+        config: Box<RunConfig>,
+        quiet: bool,
+        /// Driver runtime threads (see `cmd::runtime_with`).
+        workers: usize,
+    },
     Serve(ServeConfig),
     Validate(Vec<PathBuf>),
     Compare(CompareConfig),
-    Merge { reports: Vec<PathBuf>, out: PathBuf },
+    Merge {
+        reports: Vec<PathBuf>,
+        out: PathBuf,
+    },
     Trend(Box<crate::cli::TrendArgs>),
     Report(PathBuf),
     Probe(ProbeConfig),
@@ -273,6 +281,7 @@ fn run_config(a: RunArgs) -> Result<Action, ScenarioError> {
             label: a.label,
         }),
         quiet: a.quiet,
+        workers: a.workers,
     })
 }
 

@@ -148,6 +148,10 @@ pub struct RunArgs {
     /// Run one of N shards, the index read from JOB_COMPLETION_INDEX (a Kubernetes Indexed Job).
     #[arg(long, value_name = "N")]
     pub shards: Option<u32>,
+    /// Driver threads: 1 runs every call on one thread, the least CPU per call (a 2-core
+    /// box keeps a core for the target); more for rates one core cannot drive; 0 for one per core.
+    #[arg(long, value_name = "N", default_value_t = crate::driver::DEFAULT_WORKERS)]
+    pub workers: usize,
     /// Begin the phases at this UTC time (RFC 3339, e.g. 2026-11-25T23:00:00Z), so drivers line up.
     #[arg(long, value_name = "TIME", value_parser = humantime::parse_rfc3339_weak)]
     pub start_at: Option<std::time::SystemTime>,

@@ -21,7 +21,7 @@ use std::process::ExitCode;
 /// Executes one command.
 pub fn execute(action: Action) -> Result<ExitCode> {
     match action {
-        Action::Run { config, quiet } => run::execute(*config, quiet),
+        Action::Run { config, quiet, workers } => run::execute(*config, quiet, workers),
         Action::Serve(s) => serve::execute(s),
         Action::Validate(files) => validate::execute(&files),
         Action::Compare(c) => compare::execute(c),
@@ -36,8 +36,23 @@ pub fn execute(action: Action) -> Result<ExitCode> {
 
 /// A multi-threaded runtime for the commands that need one.
 pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
+    runtime_with(0)
+}
+
+/// The runtime of `fdsoak run`'s driver: `workers` threads, where 1 runs every
+/// call on one thread (no cross-thread wake-ups: the least CPU per call) and
+/// 0 is one worker per core.
+pub(crate) fn runtime_with(workers: usize) -> Result<tokio::runtime::Runtime> {
+    let mut b = match workers {
+        1 => tokio::runtime::Builder::new_current_thread(),
+        0 => tokio::runtime::Builder::new_multi_thread(),
+        n => {
+            let mut b = tokio::runtime::Builder::new_multi_thread();
+            b.worker_threads(n);
+            b
+        }
+    };
+    b.enable_all()
         .build()
         .map_err(|e| Error::Run(anyhow::anyhow!("cannot start the async runtime: {e}")))
 }

@@ -4,9 +4,9 @@ use crate::error::Result;
 use crate::run::RunConfig;
 use std::process::ExitCode;
 
-pub fn execute(mut config: RunConfig, quiet: bool) -> Result<ExitCode> {
+pub fn execute(mut config: RunConfig, quiet: bool, workers: usize) -> Result<ExitCode> {
     config.progress = !quiet;
-    let outcome = super::runtime()?
+    let outcome = super::runtime_with(workers)?
         .block_on(crate::run::run(config, super::interrupted()))
         .map_err(|e| match e.downcast::<crate::scenario::ScenarioError>() {
             Ok(user) => crate::error::Error::Scenario(user),

@@ -23,6 +23,11 @@ use tokio_util::sync::CancellationToken;
 /// Defaults for workload keys left out of the scenario.
 pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(1);
 pub const DEFAULT_MAX_IN_FLIGHT: u64 = 1000;
+
+/// `fdsoak run --workers`: the driver's runtime threads. One thread makes
+/// calls with no cross-thread wake-ups, the cheapest per call measured here
+/// (bench/run); the sampler and the checkpoint writer have threads of their own.
+pub const DEFAULT_WORKERS: usize = 1;
 pub use crate::scenario::DEFAULT_KEEPALIVE_TIMEOUT;
 
 /// Runs every workload of `phase` against `addr` for the phase's duration.

@@ -81,7 +81,7 @@ pub fn probe_excluding(pid: i32, exclude: Option<&std::collections::HashSet<u64>
         nofile_soft: value(limits.max_open_files.soft_limit),
         nofile_hard: value(limits.max_open_files.hard_limit),
         threads: stat.num_threads.max(0) as u64,
-        rss_kb: stat.rss * (procfs::page_size() / 1024),
+        rss_kb: stat.rss * (page_size() / 1024),
     })
 }
 
@@ -117,4 +117,12 @@ pub fn count_fds(pid: i32) -> Result<u64, ProbeError> {
     let own = pid == std::process::id() as i32;
     // Listing our own descriptors shows the listing's handle too.
     Ok(dir.count() as u64 - u64::from(own))
+}
+
+/// The kernel's page size, from libc (rustix's auxv reader, which procfs
+/// uses for this, cannot run under valgrind: rustix issue 1559).
+fn page_size() -> u64 {
+    static PAGE: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    // SAFETY: sysconf only reads a configuration value.
+    *PAGE.get_or_init(|| u64::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096))
 }

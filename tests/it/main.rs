@@ -29,3 +29,4 @@ mod stretch;
 mod targets;
 mod tls;
 mod trend;
+mod workers;
