@@ -176,7 +176,12 @@ pub const CODE_NAMES: [&str; 17] = [
 ];
 
 /// Socket inodes to leave out of the driver's counts (the fault proxy's).
-pub type InodeSet = std::sync::Arc<std::sync::Mutex<std::collections::HashSet<u64>>>;
+pub type InodeSet = std::sync::Arc<std::sync::Mutex<Inodes>>;
+
+/// A set of socket inodes. The sampler looks up every TCP socket on the host
+/// in one, so it hashes with foldhash rather than SipHash: inode numbers are
+/// not attacker-chosen keys, and hashing was most of a sample's time.
+pub type Inodes = std::collections::HashSet<u64, foldhash::fast::RandomState>;
 
 /// One watched process at one tick, as the sampler emits it.
 #[derive(Debug, Clone)]

@@ -9,15 +9,15 @@
 //! target in another namespace is read from its `/proc/PID/net/tcp{,6}`
 //! instead (see [`super::probe`]).
 
+use crate::vocab::Inodes;
 use crate::vocab::{FdKinds, TcpStates};
 use rustix::fd::OwnedFd;
 use rustix::fs::{Mode, OFlags, CWD};
 use rustix::net::{netlink, AddressFamily, RecvFlags, SendFlags, SocketFlags, SocketType};
-use std::collections::HashSet;
 use std::io;
 
 /// Lists `/proc/PID/fd`, classifying each descriptor; returns the kinds and the socket inodes.
-pub fn list_fds(pid: i32, skip_proc_paths: bool) -> io::Result<(FdKinds, HashSet<u64>)> {
+pub fn list_fds(pid: i32, skip_proc_paths: bool) -> io::Result<(FdKinds, Inodes)> {
     let dir: OwnedFd = rustix::fs::openat(
         CWD,
         format!("/proc/{pid}/fd"),
@@ -26,7 +26,7 @@ pub fn list_fds(pid: i32, skip_proc_paths: bool) -> io::Result<(FdKinds, HashSet
     )?;
     let mut entries = rustix::fs::Dir::read_from(&dir)?;
     let mut kinds = FdKinds::default();
-    let mut inodes = HashSet::new();
+    let mut inodes = Inodes::default();
     let mut buf = [0u8; 512];
     while let Some(entry) = entries.read() {
         let entry = entry?;
@@ -79,7 +79,7 @@ const STATE_AT: usize = HDR + 1;
 const INODE_AT: usize = HDR + 68;
 
 /// Counts, by state, the TCP sockets (IPv4 and IPv6) whose inodes are in `inodes`.
-pub fn tcp_states(inodes: &HashSet<u64>) -> io::Result<TcpStates> {
+pub fn tcp_states(inodes: &Inodes) -> io::Result<TcpStates> {
     let mut states = TcpStates::default();
     dump_tcp(inodes, |msg| states.add_code(msg[STATE_AT - HDR]))?;
     Ok(states)
@@ -95,7 +95,7 @@ pub struct TcpSocket {
 }
 
 /// The TCP sockets (IPv4 and IPv6) whose inodes are in `inodes`, with their addresses.
-pub fn tcp_sockets(inodes: &HashSet<u64>) -> io::Result<Vec<TcpSocket>> {
+pub fn tcp_sockets(inodes: &Inodes) -> io::Result<Vec<TcpSocket>> {
     let mut out = Vec::new();
     dump_tcp(inodes, |msg| {
         // inet_diag_msg: family, state, timer, retrans, then sport, dport (big-endian), src[16], dst[16].
@@ -122,7 +122,7 @@ pub fn tcp_sockets(inodes: &HashSet<u64>) -> io::Result<Vec<TcpSocket>> {
 
 /// Dumps every TCP socket of both families and calls `visit` with the
 /// `inet_diag_msg` (at least 72 bytes) of each whose inode is in `inodes`.
-fn dump_tcp(inodes: &HashSet<u64>, mut visit: impl FnMut(&[u8])) -> io::Result<()> {
+fn dump_tcp(inodes: &Inodes, mut visit: impl FnMut(&[u8])) -> io::Result<()> {
     let sock = rustix::net::socket_with(
         AddressFamily::NETLINK,
         SocketType::DGRAM,

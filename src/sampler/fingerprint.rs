@@ -7,7 +7,7 @@
 
 use super::fast;
 use super::probe::ProbeError;
-use crate::vocab::{Fingerprint, GroupKey, GroupKind};
+use crate::vocab::{Fingerprint, GroupKey, GroupKind, Inodes};
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// At most this many groups are kept; the smallest beyond it fold into one.
@@ -17,12 +17,12 @@ pub const MAX_GROUPS: usize = 1000;
 pub const FOLDED: &str = "smaller groups, folded";
 
 /// Groups `pid`'s descriptors, leaving out the sockets in `exclude` (the fault proxy's, in fdsoak).
-pub fn fingerprint(pid: i32, exclude: Option<&HashSet<u64>>) -> Result<Fingerprint, ProbeError> {
+pub fn fingerprint(pid: i32, exclude: Option<&Inodes>) -> Result<Fingerprint, ProbeError> {
     let mut links = read_links(pid)?;
     if let Some(ex) = exclude.filter(|e| !e.is_empty()) {
         links.retain(|l| socket_inode(l).is_none_or(|i| !ex.contains(&i)));
     }
-    let sockets: HashSet<u64> = links.iter().filter_map(|l| socket_inode(l)).collect();
+    let sockets: Inodes = links.iter().filter_map(|l| socket_inode(l)).collect();
     let tcp = if sockets.is_empty() {
         Vec::new()
     } else if fast::same_netns(pid) {
@@ -97,7 +97,7 @@ pub fn largest_first(fp: &Fingerprint) -> Vec<(&GroupKey, u64)> {
 
 /// TCP sockets with addresses from the process's own `/proc/PID/net/tcp{,6}`,
 /// for a process in another network namespace, where netlink cannot see them.
-fn tcp_from_text_tables(pid: i32, inodes: &HashSet<u64>) -> Vec<fast::TcpSocket> {
+fn tcp_from_text_tables(pid: i32, inodes: &Inodes) -> Vec<fast::TcpSocket> {
     let Ok(proc) = procfs::process::Process::new(pid) else {
         return Vec::new();
     };

@@ -157,6 +157,7 @@ impl Sampler {
         let _ = std::thread::Builder::new()
             .name("fdsoak-sampler".into())
             .spawn(move || {
+                yield_to_the_driver();
                 let result = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
                     Ok(rt) => rt.block_on(state.run(rx)),
                     Err(e) => Err(anyhow::anyhow!("cannot start the sampler's runtime: {e}")),
@@ -178,6 +179,18 @@ impl Sampler {
     pub async fn stop(self) -> anyhow::Result<u64> {
         let _ = self.tx.send(Cmd::Stop).await;
         self.done.await.context("the sampler thread ended without a result")?
+    }
+}
+
+/// Lowers this thread's scheduling priority (nice 10, this thread only), so
+/// that when the cores are busy the kernel runs the driver's calls before a
+/// long sample: the sample is late, its timestamp says when it was read, and
+/// no call misses its time. Best effort: a refusal leaves the priority as it was.
+fn yield_to_the_driver() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: setpriority on our own thread id changes only this thread's nice value.
+    unsafe {
+        let _ = libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, 10);
     }
 }
 
