@@ -20,6 +20,7 @@ func main() {
 	addr := flag.String("addr", "", "server address")
 	inflight := flag.Int("inflight", 8, "calls in flight")
 	secs := flag.Float64("secs", 10, "how long to run")
+	deadline := flag.Duration("deadline", 5*time.Second, "per-call deadline, as fdsoak sets one (0: none)")
 	flag.Parse()
 	conn, err := grpc.Dial(*addr, grpc.WithInsecure(), grpc.WithBlock())
 	if err != nil {
@@ -36,7 +37,10 @@ func main() {
 			defer wg.Done()
 			req := &healthpb.HealthCheckRequest{}
 			for time.Now().Before(until) {
-				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				ctx, cancel := context.Background(), context.CancelFunc(func() {})
+				if *deadline > 0 {
+					ctx, cancel = context.WithTimeout(ctx, *deadline)
+				}
 				resp, err := client.Check(ctx, req)
 				cancel()
 				if err == nil && resp.Status == healthpb.HealthCheckResponse_SERVING {
