@@ -5,9 +5,9 @@
 //! the freed pages in its arenas, so the driver's RSS stays at the peak for
 //! the rest of the run: a step that reads like growth in a soak's memory
 //! series. `malloc_trim(0)` releases every free page in every arena
-//! (`madvise(MADV_DONTNEED)`); run from the sampler's thread every
-//! [`TRIM_EVERY`], it costs well under a millisecond and keeps the RSS at
-//! what is live.
+//! (`madvise(MADV_DONTNEED)`). It runs on the sampler's thread, not the
+//! driver's, every [`TRIM_EVERY`], and keeps the RSS at what is live (over
+//! an hour of `bench/faulted-soak.toml`, the floor grew 0.9 MB).
 
 use crate::vocab::{SampleSink, Tick};
 use std::time::{Duration, Instant};
