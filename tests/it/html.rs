@@ -269,14 +269,7 @@ fn a_day_at_one_hertz_fits_in_5_mb_and_keeps_every_sample_of_a_minute() {
     assert!(html.len() < 5_000_000, "{} bytes", html.len());
 
     let html = String::from_utf8(html).unwrap();
-    let data = html
-        .split("id=\"fdsoak-data\">")
-        .nth(1)
-        .unwrap()
-        .split("</script>")
-        .next()
-        .unwrap();
-    let page: serde_json::Value = serde_json::from_str(data).unwrap();
+    let page = chart_data(&html);
     let chart = &page["charts"][0];
     assert_eq!(chart["id"], "chart-fds");
     let undelta = |a: &serde_json::Value| -> Vec<Option<f64>> {
@@ -318,4 +311,14 @@ fn a_day_at_one_hertz_fits_in_5_mb_and_keeps_every_sample_of_a_minute() {
     assert_eq!(r["requests"], serde_json::json!([]), "{r}");
     assert!(r["charts"][0]["points"][0].as_u64().unwrap() >= 86_000, "{r}");
     assert!(r["zoomed"]["x"][1].as_f64().unwrap() < DAY as f64 * 0.5, "{r}");
+}
+
+/// The zoomable charts' data block of a report or trend page, parsed.
+pub fn chart_data(html: &str) -> serde_json::Value {
+    let data = html
+        .split("id=\"fdsoak-data\">")
+        .nth(1)
+        .and_then(|rest| rest.split("</script>").next())
+        .unwrap_or_else(|| panic!("no chart data in the page"));
+    serde_json::from_str(data).unwrap_or_else(|e| panic!("chart data: {e}"))
 }

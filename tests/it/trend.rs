@@ -67,14 +67,7 @@ fn the_first_leaky_build_is_named_and_the_newest_regression_exits_1() {
     let html = std::fs::read_to_string(out.path().join("trend.html")).unwrap();
     assert!(html.contains("<th>b3</th>") && html.contains("class=\"up\""), "{html}");
     // Charted per metric, builds on the x axis, the regressed builds marked; drawn and zoomed in a real browser.
-    let data = html
-        .split("id=\"fdsoak-data\">")
-        .nth(1)
-        .unwrap()
-        .split("</script>")
-        .next()
-        .unwrap();
-    let page: serde_json::Value = serde_json::from_str(data).unwrap();
+    let page = crate::html::chart_data(&html);
     let growth = page["charts"]
         .as_array()
         .unwrap()
