@@ -249,7 +249,7 @@ def sampler_cost():
         print(row([n, f"{cnt:.2f}", f"{full:.2f}", f"{fp:.2f}", f"{lsf:.2f}", f"{lsl:.2f}", f"{ss:.2f}", f"{lsof:.2f}", f"{cnt / lsf:.2f}×", f"{full / lsl:.2f}×, {lsof / full:.1f}×", f"{fp / full:.2f}×"], w))
     print("\nfdsoak figures are the in-process time of one sample (what the sampler spends per tick, via `fdsoak probe`);")
     print("the tools' figures are whole commands, process start included, as a user would run them.")
-    print("a fingerprint (descriptors grouped by path, socket state and peer) is taken only at phase ends, checkpoints and peaks; the goal is fp ÷ full ≤ 1.5.")
+    print("a fingerprint (descriptors grouped by path, socket state and peer) is taken only at phase ends, timed moments through the load and new peaks; the goal is fp ÷ full ≤ 1.5.")
 
 
 def memory():

@@ -8,11 +8,15 @@
 //! It also times parsing one Prometheus scrape of a realistic page (about
 //! 1,000 lines: Go runtime metrics, process metrics, request histograms).
 //! Set FDSOAK_BENCH_KEEP=1 to keep the generated report and look at it.
+//!
+//! `benches/` holds the `cargo bench` targets, fdsoak's own code timed in
+//! process. The side-by-side comparisons with other tools (grpc-go, grpcio,
+//! `ls`, `lsof`) are `bench/run`; see `bench/README.md`.
 
-use fdsoak::analysis::{Role, Tracker};
+use fdsoak::analysis::Tracker;
 use fdsoak::report::model::{PhaseInfo, Summary};
 use fdsoak::rows::{CsvStream, SampleRow, ThroughputRow};
-use fdsoak::vocab::{Reading, TcpState};
+use fdsoak::vocab::{Reading, Role, TcpState};
 use std::time::{Duration, Instant};
 
 const SECS: u64 = 86_400;
@@ -213,7 +217,7 @@ fn metrics_page() -> String {
 }
 
 fn prometheus_parse_cost() {
-    use fdsoak::scenario::fds::{MAX_FDS_METRIC, OPEN_FDS_METRIC};
+    use fdsoak::scenario::{MAX_FDS_METRIC, OPEN_FDS_METRIC};
     let page = metrics_page();
     let lines = page.lines().count();
     let mut times = Vec::new();

@@ -5,13 +5,17 @@
 #
 #   scripts/clean-repeat.sh 20                                # every library scenario, 20 times
 #   scripts/clean-repeat.sh 20 scenarios/quickstart.toml      # just these
+#   scripts/clean-repeat.sh 20 -- --min-group-growth 2        # flags after -- go to every run
 #
 # Uses the release build; reports go to a temporary directory, removed after.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-20}
 shift || true
-scenarios=("$@")
+scenarios=()
+while [ $# -gt 0 ] && [ "$1" != "--" ]; do scenarios+=("$1"); shift; done
+[ $# -gt 0 ] && shift
+extra=("$@")
 [ ${#scenarios[@]} -gt 0 ] || scenarios=(scenarios/*.toml)
 cargo build --release -q
 out=$(mktemp -d)
@@ -20,7 +24,7 @@ failed=0
 for s in "${scenarios[@]}"; do
   pass=0
   for i in $(seq 1 "$n"); do
-    if ./target/release/fdsoak run "$s" -q --out "$out/run" >"$out/log" 2>&1; then
+    if ./target/release/fdsoak run "$s" -q --out "$out/run" "${extra[@]}" >"$out/log" 2>&1; then
       pass=$((pass + 1))
     else
       failed=1

@@ -15,9 +15,9 @@ pub fn scenario(data: &[u8]) {
             let _ = crate::scenario::check_rules(&sc);
             // Address targets resolve host names; everything else is planned offline.
             if sc.target.mode != crate::scenario::TargetMode::Address {
-                let _ = crate::target::plan::plan(&sc, Path::new("fdsoak")).map(|p| p.describe());
+                let _ = crate::lifecycle::plan::plan(&sc, Path::new("fdsoak")).map(|p| p.describe());
             }
-            let _ = crate::target::plan::ready_timeout(&sc);
+            let _ = crate::lifecycle::plan::ready_timeout(&sc);
             let has_load: Vec<bool> = sc.phases.iter().map(|p| !p.workloads.is_empty()).collect();
             let _ = crate::analysis::load_window(&has_load);
             let _ = toml::to_string(&sc);
@@ -43,7 +43,7 @@ fn rpc_keys(sc: &crate::scenario::Scenario) {
             .map(|m| m.input())
             .or_else(|| pool.get_message_by_name("fdsoak.demo.v1.AskRequest"));
         if let (Some(input), Some(data)) = (input, &w.data) {
-            if let Ok(b) = crate::rpc::Bodies::parse(&input, data) {
+            if let Ok(b) = crate::rpc::body::Bodies::parse(&input, data) {
                 for n in [0, 1, u64::MAX] {
                     let _ = b.get(n);
                 }
@@ -100,7 +100,7 @@ pub fn csv(data: &[u8]) {
 /// `[target.fds]` URL and as a `--shard` value.
 pub fn metrics(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else { return };
-    use crate::scenario::fds::{MAX_FDS_METRIC, OPEN_FDS_METRIC};
+    use crate::scenario::{MAX_FDS_METRIC, OPEN_FDS_METRIC};
     let _ = crate::sampler::prometheus::parse(text, OPEN_FDS_METRIC, MAX_FDS_METRIC).map(|r| r.fds.total);
     let mut words = text.split_whitespace();
     if let (Some(open), Some(max)) = (words.next(), words.next()) {

@@ -1,11 +1,14 @@
 //! fdsoak finds connection and file-descriptor leaks in gRPC services before
 //! production does.
 //!
-//! It replays scripted scenarios of gRPC health checks against a target
-//! server while sampling the target's (and its own) open descriptors from
-//! `/proc`, and flags growth toward RLIMIT_NOFILE. The binary is a thin shell
-//! over [`cmd::execute`]; tests drive [`run::run`] and the commands in-process.
-//! The README's "How it works" names each module and what it may import.
+//! It replays scripted scenarios of gRPC health checks and other calls
+//! against a target server while sampling the open descriptors of the
+//! target, of itself and of a client under test, and flags growth toward
+//! RLIMIT_NOFILE. The binary is a thin shell over [`cmd::execute`]; tests
+//! drive [`run::run`] and the commands in-process. `docs/how-it-works.md`
+//! names each module, what it may import, and the one meaning of each word
+//! the docs use (target, driver, client, dial, phase, tick, sample,
+//! fingerprint, finding, gate, checkpoint, verdict).
 
 pub mod analysis;
 pub mod child;
@@ -18,16 +21,17 @@ pub mod error;
 pub mod fault;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod lifecycle;
 pub mod merge;
 pub mod metrics;
 pub mod progress;
+pub mod refserver;
 pub mod report;
 pub mod rows;
 pub mod rpc;
 pub mod run;
 pub mod sampler;
 pub mod scenario;
-pub mod target;
 pub mod transport;
 pub mod trend;
 pub mod vocab;

@@ -12,15 +12,11 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_target(false)
         .init();
-    match cli
-        .into_action()
-        .map_err(fdsoak::error::Error::from)
-        .and_then(fdsoak::cmd::execute)
-    {
-        Ok(code) => code,
+    match cli.into_action().and_then(fdsoak::cmd::execute) {
+        Ok(exit) => exit.into(),
         Err(e) => {
             eprintln!("error: {e}");
-            e.exit_code()
+            e.exit().into()
         }
     }
 }

@@ -53,13 +53,17 @@ pub fn merge(inputs: &[PathBuf], out: &Path) -> Result<Summary> {
     let mut merged = merge_summaries(&summaries).map_err(Error::input)?;
     merged.merged_from = inputs.iter().map(|p| p.display().to_string()).collect();
 
-    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    std::fs::create_dir_all(out)
+        .with_context(|| format!("creating {}", out.display()))
+        .map_err(Error::run)?;
     let samples = merge_samples(inputs, out)?;
     let throughput = merge_throughput(inputs, first.sampler_interval_secs).map_err(Error::input)?;
-    crate::report::write_atomic(&out.join(THROUGHPUT_CSV), &throughput)?;
-    samples.persist(out.join(SAMPLES_CSV)).map_err(|e| anyhow!(e.error))?;
+    crate::report::write_atomic(&out.join(THROUGHPUT_CSV), &throughput).map_err(Error::run)?;
+    samples
+        .persist(out.join(SAMPLES_CSV))
+        .map_err(|e| Error::run(e.error))?;
     let files = crate::report::render_all(&merged, out).map_err(Error::input)?;
-    crate::report::write_files(&files, out)?;
+    crate::report::write_files(&files, out).map_err(Error::run)?;
     Ok(merged)
 }
 
@@ -223,17 +227,22 @@ pub(crate) fn merge_samples(inputs: &[PathBuf], out: &Path) -> Result<tempfile::
         .suffix(".tmp")
         .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))
         .tempfile_in(out)
-        .with_context(|| format!("creating a temporary file in {}", out.display()))?;
-    let mut w = CsvStream::from_file(tmp.reopen().context("reopening the temporary file")?);
+        .with_context(|| format!("creating a temporary file in {}", out.display()))
+        .map_err(Error::run)?;
+    let mut w = CsvStream::from_file(
+        tmp.reopen()
+            .context("reopening the temporary file")
+            .map_err(Error::run)?,
+    );
     for (i, dir) in inputs.iter().enumerate() {
         for row in read_rows::<SampleRow>(&dir.join(SAMPLES_CSV)).map_err(Error::input)? {
             let row = row.map_err(Error::input)?;
             if i == 0 || row.role != Role::Target {
-                w.write(&row)?;
+                w.write(&row).map_err(Error::run)?;
             }
         }
     }
-    w.flush()?;
+    w.flush().map_err(Error::run)?;
     Ok(tmp)
 }
 

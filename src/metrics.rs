@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-pub use crate::vocab::CODE_NAMES;
+use crate::vocab::CODE_NAMES;
 
 /// The status code of a failed call, as gRPC defines it: tonic reports a
 /// broken connection (reset, closed, GOAWAY'd mid-call) as UNKNOWN or

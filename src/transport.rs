@@ -81,7 +81,11 @@ impl Transport {
                 }
                 match (&t.cert, &t.key) {
                     (Some(cert), Some(key)) => {
-                        let (cert, key) = (read(cert, "cert", true)?, read(Path::new(key.expose()), "key", false)?);
+                        let (path, cert) = (cert, read(cert, "cert", true)?);
+                        let key = read(Path::new(key.expose()), "key", false)?;
+                        if let Some(problem) = client_cert_problem(&cert) {
+                            return Err((at("cert"), format!("{}: {problem}", path.display())));
+                        }
                         config = config.identity(Identity::from_pem(cert, key));
                     }
                     (Some(_), None) => return Err((at("key"), "a client certificate needs its key".into())),
@@ -121,12 +125,77 @@ impl Transport {
         })
     }
 
+    /// `error`, with a hint when it is not the scenario's fault but the transport's: a
+    /// TLS connection the server closed without a client certificate, or credentials
+    /// (`code` UNAUTHENTICATED or PERMISSION_DENIED) it refused. Readiness, reflection
+    /// and the rpc readiness check all explain failures this way.
+    pub fn explain(&self, error: &str, code: Option<tonic::Code>) -> String {
+        // The connection was made, then dropped: how a server refuses a missing client certificate.
+        let dropped = error.contains("transport error") && !error.contains("tcp connect error");
+        let hint = match code {
+            _ if self.is_tls() && !self.has_identity() && dropped => {
+                "the server closed the TLS connection: if it requires a client certificate, give [tls] cert and key, or --cert and --key"
+            }
+            Some(tonic::Code::Unauthenticated | tonic::Code::PermissionDenied) if self.metadata.is_empty() => {
+                "the server wants credentials: give them as `metadata` in the scenario, or -H \"authorization: Bearer ...\""
+            }
+            Some(tonic::Code::Unauthenticated | tonic::Code::PermissionDenied) => {
+                "the server refused the credentials sent: check the scenario's `metadata` (or -H) and the variables it takes"
+            }
+            _ => return error.to_string(),
+        };
+        format!("{error} ({hint})")
+    }
+
     /// Adds the scenario's metadata to a request.
     pub fn decorate<T>(&self, req: &mut tonic::Request<T>) {
         let m = req.metadata_mut();
         for (k, v) in &self.metadata {
             m.insert(k.clone(), v.clone());
         }
+    }
+}
+
+/// Why a client certificate (PEM) cannot be used, if it cannot: TLS takes only
+/// X.509 v3, and `openssl x509 -req` without an extensions file makes v1. The
+/// server would refuse it with an alert that looks like its own certificate's fault.
+fn client_cert_problem(pem: &[u8]) -> Option<String> {
+    use rustls::pki_types::{pem::PemObject, CertificateDer};
+    let der = match CertificateDer::pem_slice_iter(pem).next() {
+        Some(Ok(der)) => der,
+        Some(Err(e)) => return Some(format!("not a PEM certificate: {e}")),
+        None => return Some("holds no PEM certificate".into()),
+    };
+    match webpki::EndEntityCert::try_from(&der) {
+        Err(webpki::Error::UnsupportedCertVersion) => Some(
+            "the client certificate is not X.509 v3 (`openssl x509 -req` without `-extfile` makes v1); TLS needs v3: sign it again with an extensions file, e.g. one holding `extendedKeyUsage = clientAuth`".into(),
+        ),
+        // Anything else is the handshake's to judge: another server may take what webpki would not.
+        _ => None,
+    }
+}
+
+/// Where and how to reach the target: its address, and the [`Transport`] to
+/// speak there. Every dial of the target takes one.
+#[derive(Debug, Clone)]
+pub struct Dial {
+    pub addr: SocketAddr,
+    pub transport: Arc<Transport>,
+}
+
+impl Dial {
+    pub fn new(addr: SocketAddr, transport: Arc<Transport>) -> Dial {
+        Dial { addr, transport }
+    }
+
+    /// The same transport at another address (the fault proxy in front of the target).
+    pub fn at(&self, addr: SocketAddr) -> Dial {
+        Dial::new(addr, self.transport.clone())
+    }
+
+    /// An endpoint for this address in this transport.
+    pub fn endpoint(&self) -> anyhow::Result<Endpoint> {
+        self.transport.endpoint(self.addr)
     }
 }
 

@@ -13,6 +13,7 @@
 
 use crate::compare::{compare, summary_path, Tolerances};
 use crate::error::{Error, Result};
+use crate::report::html::escape;
 use crate::report::model::Summary;
 use crate::report::zoom::{self, Chart};
 use anyhow::anyhow;
@@ -256,43 +257,39 @@ pub fn verdict_lines(h: &History) -> Vec<String> {
 
 /// Writes `trend.md` and `trend.html` into `out`.
 pub fn write(histories: &[History], out: &Path) -> Result<()> {
-    std::fs::create_dir_all(out).map_err(|e| Error::Run(anyhow!("creating {}: {e}", out.display())))?;
-    crate::report::write_atomic(&out.join("trend.md"), markdown(histories).as_bytes())?;
-    crate::report::write_atomic(&out.join("trend.html"), html(histories).as_bytes())?;
+    std::fs::create_dir_all(out).map_err(|e| Error::run(anyhow!("creating {}: {e}", out.display())))?;
+    crate::report::write_atomic(&out.join("trend.md"), markdown(histories).as_bytes()).map_err(Error::run)?;
+    crate::report::write_atomic(&out.join("trend.html"), html(histories).as_bytes()).map_err(Error::run)?;
     Ok(())
 }
 
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
+/// trend.html's own style.
+const TREND_CSS: &str = include_str!("report/assets/trend.css");
 
 /// A self-contained page with the same content as the markdown.
 pub fn html(histories: &[History]) -> String {
-    let mut o = format!("<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>fdsoak trend</title><style>{}body{{font:14px system-ui,sans-serif;margin:2em}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:2px 8px;text-align:right}}td:first-child,td:nth-child(2){{text-align:left}}.up{{color:#b00;font-weight:bold}}.bad{{color:#b00}}</style></head><body><h1>fdsoak trend</h1>", zoom::css());
+    let mut o = format!("<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>fdsoak trend</title><style>{}{TREND_CSS}</style></head><body><h1>fdsoak trend</h1>", zoom::css());
     let mut page = zoom::Page::default();
     for (hi, h) in histories.iter().enumerate() {
-        let _ = write!(o, "<h2>{}</h2><ul>", esc(&h.scenario));
+        let _ = write!(o, "<h2>{}</h2><ul>", escape(&h.scenario));
         for (i, line) in verdict_lines(h).iter().enumerate() {
             let class = if i == 0 && h.newest_regressed {
                 " class=\"bad\""
             } else {
                 ""
             };
-            let _ = write!(o, "<li{class}>{}</li>", esc(line));
+            let _ = write!(o, "<li{class}>{}</li>", escape(line));
         }
         let _ = write!(o, "</ul><table><tr><th>subject</th><th>metric</th>");
         for b in &h.builds {
-            let _ = write!(o, "<th>{}</th>", esc(&b.label));
+            let _ = write!(o, "<th>{}</th>", escape(&b.label));
         }
         o.push_str("</tr>");
         for s in &h.series {
-            let _ = write!(o, "<tr><td>{}</td><td>{}</td>", esc(&s.subject), esc(&s.metric));
+            let _ = write!(o, "<tr><td>{}</td><td>{}</td>", escape(&s.subject), escape(&s.metric));
             for (v, r) in &s.points {
                 let (class, mark) = if *r { (" class=\"up\"", " ▲") } else { ("", "") };
-                let _ = write!(o, "<td{class}>{}{mark}</td>", esc(&value(*v, s.unit)));
+                let _ = write!(o, "<td{class}>{}{mark}</td>", escape(&value(*v, s.unit)));
             }
             o.push_str("</tr>");
         }

@@ -175,6 +175,14 @@ pub const CODE_NAMES: [&str; 17] = [
     "UNAUTHENTICATED",
 ];
 
+/// The name of gRPC status code `code` (`UNAUTHENTICATED`), or `CODE(n)` for one past the table.
+pub fn code_name(code: i32) -> std::borrow::Cow<'static, str> {
+    match usize::try_from(code).ok().and_then(|i| CODE_NAMES.get(i)) {
+        Some(name) => (*name).into(),
+        None => format!("CODE({code})").into(),
+    }
+}
+
 /// Socket inodes to leave out of the driver's counts (the fault proxy's).
 pub type InodeSet = std::sync::Arc<std::sync::Mutex<Inodes>>;
 

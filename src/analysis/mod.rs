@@ -6,12 +6,12 @@
 //! (see [`series`]), so analysis memory does not grow with run length.
 //! [`findings`] then applies the scenario's gates to what the trackers saw.
 
-pub mod abort;
+pub mod abort_decision;
 pub mod findings;
 pub mod groups;
 pub mod series;
 
-pub use crate::vocab::Role;
+use crate::vocab::Role;
 use crate::vocab::{FdSource, Fingerprint, Reading, SampleSink, Tick};
 use groups::{GroupChange, GroupTracker};
 use schemars::JsonSchema;

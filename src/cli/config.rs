@@ -2,8 +2,9 @@
 //! scenario loaded and overridden, addresses parsed, programs found.
 
 use super::*;
+use crate::error::{Error, Result};
 use crate::run::RunConfig;
-use crate::scenario::{self, ClientSpec, ScenarioError, TargetMode, TargetSpec};
+use crate::scenario::{self, ClientSpec, TargetMode, TargetSpec};
 
 /// `fdsoak compare`, ready to execute.
 #[derive(Debug)]
@@ -54,7 +55,7 @@ pub enum Action {
         /// Driver runtime threads (see `cmd::runtime_with`).
         workers: usize,
     },
-    Serve(ServeConfig),
+    Serve(Box<ServeConfig>),
     Validate(Vec<PathBuf>),
     Compare(CompareConfig),
     Merge {
@@ -70,36 +71,33 @@ pub enum Action {
 
 impl Cli {
     /// Loads and validates everything the command needs.
-    pub fn into_action(self) -> Result<Action, ScenarioError> {
+    pub fn into_action(self) -> Result<Action> {
         match self.command {
             Command::Run(a) => run_config(*a),
             Command::Serve(s) => {
                 let s = *s;
-                Ok(Action::Serve(ServeConfig {
+                Ok(Action::Serve(Box::new(ServeConfig {
                     addr: SocketAddr::new(s.bind, s.port),
                     knobs: s.knobs,
                     nofile: s.nofile,
                     control_stdin: s.control_stdin,
                     tls: s.tls_cert.zip(s.tls_key).map(|(c, k)| (c, k, s.client_ca)),
                     metrics_addr: s.metrics_addr,
-                }))
+                })))
             }
             Command::Validate { scenarios } => Ok(Action::Validate(scenarios)),
             Command::Merge { reports, out } => Ok(Action::Merge { reports, out }),
             Command::Trend(t) => Ok(Action::Trend(t)),
             Command::Report { dir } => Ok(Action::Report(dir)),
             Command::Proxy(p) => {
-                let usage = |flag: &str, message: String| ScenarioError::Usage {
-                    flag: flag.to_string(),
-                    message,
-                };
-                let upstream = crate::target::parse_address(&p.upstream)
+                let usage = |flag: &str, message: String| Error::usage(flag, message);
+                let upstream = crate::scenario::parse_address(&p.upstream)
                     .map_err(|e| usage("--upstream", format!("{:?}: {e}", p.upstream)))?;
                 let faults = p
                     .faults
                     .iter()
                     .map(|f| crate::scenario::parse_fault_spec(f).map_err(|m| usage("--fault", m)))
-                    .collect::<Result<_, _>>()?;
+                    .collect::<Result<_>>()?;
                 Ok(Action::Proxy(ProxyConfig {
                     listen: p.listen,
                     upstream,
@@ -107,15 +105,10 @@ impl Cli {
                 }))
             }
             Command::ClientDemo(c) => {
-                let target = crate::scenario::parse_address(&c.target).map_err(|e| ScenarioError::Usage {
-                    flag: "--target".into(),
-                    message: format!("{:?}: {e}", c.target),
-                })?;
+                let target = crate::scenario::parse_address(&c.target)
+                    .map_err(|e| Error::usage("--target", format!("{:?}: {e}", c.target)))?;
                 if c.interval.is_zero() || c.deadline.is_zero() {
-                    return Err(ScenarioError::Usage {
-                        flag: "--interval/--deadline".into(),
-                        message: "must be greater than zero".into(),
-                    });
+                    return Err(Error::usage("--interval/--deadline", "must be greater than zero"));
                 }
                 Ok(Action::ClientDemo(crate::client::demo::DemoConfig {
                     target,
@@ -148,18 +141,14 @@ impl Cli {
     }
 }
 
-fn run_config(a: RunArgs) -> Result<Action, ScenarioError> {
-    let mut sc = crate::rpc::load(&a.scenario)?;
-    crate::transport::resolve(&mut sc, &a.scenario)?;
-    a.tls.apply(&mut sc).map_err(|(flag, message)| ScenarioError::Usage {
-        flag: flag.into(),
-        message,
-    })?;
+fn run_config(a: RunArgs) -> Result<Action> {
+    let mut sc = crate::rpc::load_scenario(&a.scenario).map_err(Error::Scenario)?;
+    crate::transport::resolve(&mut sc, &a.scenario).map_err(Error::Scenario)?;
+    a.tls
+        .apply(&mut sc)
+        .map_err(|(flag, message)| Error::usage(flag, message))?;
     let a_client_flag = a.client.is_some();
-    let usage = |flag: &str, message: String| ScenarioError::Usage {
-        flag: flag.to_string(),
-        message,
-    };
+    let usage = |flag: &str, message: String| Error::usage(flag, message);
     // How to wait for the target is the scenario's, whichever target the command line names.
     let (ready, ready_timeout) = (sc.target.ready, sc.target.ready_timeout);
     // So is where its descriptors are read, unless --fds-from says.
@@ -176,7 +165,7 @@ fn run_config(a: RunArgs) -> Result<Action, ScenarioError> {
         });
     }
     if let Some(addr) = a.target {
-        crate::target::parse_address(&addr)
+        crate::scenario::parse_address(&addr)
             .map_err(|e| usage("--target", format!("{addr:?} is not HOST:PORT: {e}")))?;
         sc.target = TargetSpec {
             mode: TargetMode::Address,
@@ -191,7 +180,7 @@ fn run_config(a: RunArgs) -> Result<Action, ScenarioError> {
         if !cmd.contains("{port}") {
             return Err(usage("--spawn", "must contain the {port} placeholder".into()));
         }
-        crate::target::split_command(&cmd).map_err(|e| usage("--spawn", e.to_string()))?;
+        crate::lifecycle::split_command(&cmd).map_err(|e| usage("--spawn", e.to_string()))?;
         let nofile = a.nofile.or(sc.target.nofile);
         sc.target = TargetSpec {
             mode: TargetMode::Spawn,
@@ -220,7 +209,7 @@ fn run_config(a: RunArgs) -> Result<Action, ScenarioError> {
     let shard = match (a.shard, a.shards) {
         (Some(s), _) => Some(s),
         (None, Some(n)) => {
-            let env = crate::scenario::shard::INDEX_ENV;
+            let env = crate::scenario::INDEX_ENV;
             let index = std::env::var(env)
                 .map_err(|_| usage("--shards", format!("needs {env} set to this driver's index (0 to N-1)")))?;
             let index: u32 = index
@@ -239,7 +228,7 @@ fn run_config(a: RunArgs) -> Result<Action, ScenarioError> {
         sc.client = Some(ClientSpec { command, expect_exit });
     }
     let fdsoak_exe =
-        std::env::current_exe().map_err(|e| usage("fdsoak", format!("cannot find own executable: {e}")))?;
+        std::env::current_exe().map_err(|e| Error::run(anyhow::anyhow!("cannot find fdsoak's own executable: {e}")))?;
     if let Some(c) = &sc.client {
         let line = crate::client::command_line(c, "127.0.0.1:1", &fdsoak_exe);
         check_program(&line).map_err(|m| usage(if a_client_flag { "--client" } else { "client.command" }, m))?;
@@ -263,7 +252,7 @@ fn run_config(a: RunArgs) -> Result<Action, ScenarioError> {
         g.max_p99 = o.max_p99;
     }
     if o.abort {
-        g.abort = crate::scenario::abort::Abort::Every(true);
+        g.abort = crate::scenario::Abort::Every(true);
     }
     scenario::check_rules(&sc)
         .map_err(|(key, message)| usage(&format!("(after command-line overrides) {key}"), message))?;
@@ -287,7 +276,7 @@ fn run_config(a: RunArgs) -> Result<Action, ScenarioError> {
 
 /// Checks that a command line's program exists (on PATH, or as a path), so a
 /// typo is a usage error before anything starts.
-fn check_program(command: &str) -> Result<(), String> {
+fn check_program(command: &str) -> std::result::Result<(), String> {
     let words = shlex::split(command).unwrap_or_default();
     let program = words.first().ok_or("empty command")?;
     let runnable = |p: &std::path::Path| {
@@ -310,7 +299,7 @@ fn check_program(command: &str) -> Result<(), String> {
 
 impl crate::cli::TlsArgs {
     /// Puts the TLS flags and `-H` metadata into the scenario, over its own values.
-    fn apply(self, sc: &mut crate::scenario::Scenario) -> Result<(), (&'static str, String)> {
+    fn apply(self, sc: &mut crate::scenario::Scenario) -> std::result::Result<(), (&'static str, String)> {
         let any = self.cacert.is_some() || self.cert.is_some() || self.servername.is_some() || self.insecure;
         if any {
             let t = sc.tls.get_or_insert_with(Default::default);

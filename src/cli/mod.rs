@@ -7,7 +7,7 @@ mod config;
 
 pub use config::*;
 
-use crate::target::serve::Knobs;
+use crate::scenario::Knobs;
 use clap::{Args, Parser, Subcommand};
 use std::net::IpAddr;
 use std::net::SocketAddr;
@@ -16,14 +16,16 @@ use std::time::Duration;
 
 /// Finds connection and file-descriptor leaks in gRPC services.
 ///
-/// fdsoak replays scripted scenarios of gRPC health checks against a target
-/// server while sampling its open file descriptors (by kind, with TCP socket
-/// states, against its RLIMIT_NOFILE) and the latency of every call, then
-/// flags growth toward the limit.
+/// fdsoak replays scripted scenarios of gRPC health checks, streams and any
+/// RPC, with forced disconnects and retries, against a target server while
+/// sampling the open file descriptors of the target, itself and a client
+/// under test (by kind, with TCP socket states, against RLIMIT_NOFILE) and
+/// the latency of every call, then flags growth toward the limit and names
+/// what leaked. The docs/ directory of the repository has one page per subject.
 ///
-/// Exit codes: 0 pass, 1 a gate failed (a leak was found), 2 usage or
-/// scenario error, 3 run error (target unreachable or died, I/O), 130
-/// interrupted.
+/// Exit codes: 0 pass, 1 a gate failed (a leak or regression was found), 2
+/// usage or scenario error, 3 run error (target unreachable or died, I/O),
+/// 130 interrupted.
 #[derive(Debug, Parser)]
 #[command(name = "fdsoak", version)]
 pub struct Cli {

@@ -2,12 +2,11 @@
 //! with the merged verdict's code, so the merge step of a distributed run is
 //! the gate. No runtime.
 
-use crate::error::Result;
+use crate::error::{Exit, Result};
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 
-pub fn execute(reports: &[PathBuf], out: &Path) -> Result<ExitCode> {
+pub fn execute(reports: &[PathBuf], out: &Path) -> Result<Exit> {
     let merged = crate::merge::merge(reports, out)?;
     print!("{}", crate::report::terminal::render(&merged, out));
-    Ok(ExitCode::from(merged.verdict.exit_code()))
+    Ok(Exit::of(merged.verdict))
 }

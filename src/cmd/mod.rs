@@ -15,14 +15,13 @@ pub mod trend;
 pub mod validate;
 
 use crate::cli::Action;
-use crate::error::{Error, Result};
-use std::process::ExitCode;
+use crate::error::{Error, Exit, Result};
 
 /// Executes one command.
-pub fn execute(action: Action) -> Result<ExitCode> {
+pub fn execute(action: Action) -> Result<Exit> {
     match action {
         Action::Run { config, quiet, workers } => run::execute(*config, quiet, workers),
-        Action::Serve(s) => serve::execute(s),
+        Action::Serve(s) => serve::execute(*s),
         Action::Validate(files) => validate::execute(&files),
         Action::Compare(c) => compare::execute(c),
         Action::Merge { reports, out } => merge::execute(&reports, &out),
@@ -54,7 +53,7 @@ pub(crate) fn runtime_with(workers: usize) -> Result<tokio::runtime::Runtime> {
     };
     b.enable_all()
         .build()
-        .map_err(|e| Error::Run(anyhow::anyhow!("cannot start the async runtime: {e}")))
+        .map_err(|e| Error::run(anyhow::anyhow!("cannot start the async runtime: {e}")))
 }
 
 /// Resolves when the user asks us to stop (Ctrl-C or SIGTERM).

@@ -1,24 +1,27 @@
 //! `fdsoak probe PID`: one process, sampled `repeat` times, with the time of one sample. No runtime.
 
 use crate::cli::ProbeConfig;
-use crate::error::Result;
-use crate::sampler::probe::{self, Reading};
+use crate::error::{Error, Exit, Result};
+use crate::sampler::probe;
+use crate::vocab::Reading;
 use crate::vocab::TcpState;
 use anyhow::Context;
-use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-pub fn execute(p: ProbeConfig) -> Result<ExitCode> {
+pub fn execute(p: ProbeConfig) -> Result<Exit> {
+    if let Some(why) = crate::lifecycle::find::unreadable(p.pid) {
+        return Err(Error::run(anyhow::anyhow!(why)));
+    }
     let mut times: Vec<Duration> = Vec::with_capacity(p.repeat as usize);
     let mut last = Reading::default();
     for _ in 0..p.repeat.max(1) {
         let start = Instant::now();
         last = if p.count_only {
             let mut r = Reading::default();
-            r.fds.total = probe::count_fds(p.pid).context("probing")?;
+            r.fds.total = probe::count_fds(p.pid).context("probing").map_err(Error::run)?;
             r
         } else {
-            probe::probe(p.pid).context("probing")?
+            probe::probe(p.pid).context("probing").map_err(Error::run)?
         };
         times.push(start.elapsed());
     }
@@ -32,7 +35,7 @@ pub fn execute(p: ProbeConfig) -> Result<ExitCode> {
     let mut fp = None;
     for _ in 0..if p.fingerprint { p.repeat.max(1) } else { 0 } {
         let start = Instant::now();
-        fp = Some(fingerprint(pid, None).context("fingerprinting")?);
+        fp = Some(fingerprint(pid, None).context("fingerprinting").map_err(Error::run)?);
         fp_times.push(start.elapsed());
     }
     fp_times.sort();
@@ -50,7 +53,7 @@ pub fn execute(p: ProbeConfig) -> Result<ExitCode> {
             "fingerprint": groups, "fingerprint_median_us": fp_median_us,
         });
         println!("{v}");
-        return Ok(ExitCode::SUCCESS);
+        return Ok(Exit::Pass);
     }
     let f = r.fds;
     println!(
@@ -79,5 +82,5 @@ pub fn execute(p: ProbeConfig) -> Result<ExitCode> {
     for (k, n) in fp.as_ref().map(largest_first).unwrap_or_default() {
         println!("{n:>7}  {:<6}  {}", k.kind, k.what);
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(Exit::Pass)
 }

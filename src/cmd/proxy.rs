@@ -1,14 +1,13 @@
 //! `fdsoak proxy`: the fault proxy alone, its faults as one endless phase, until Ctrl-C.
 
 use crate::cli::ProxyConfig;
-use crate::error::Result;
+use crate::error::{Error, Exit, Result};
 use anyhow::Context;
 use std::io::Write;
-use std::process::ExitCode;
 use std::sync::Arc;
 
-pub fn execute(p: ProxyConfig) -> Result<ExitCode> {
-    super::runtime()?.block_on(async move {
+pub fn execute(p: ProxyConfig) -> Result<Exit> {
+    let proxied: anyhow::Result<()> = super::runtime()?.block_on(async move {
         let listener = tokio::net::TcpListener::bind(p.listen)
             .await
             .with_context(|| format!("cannot bind {}", p.listen))?;
@@ -21,7 +20,7 @@ pub fn execute(p: ProxyConfig) -> Result<ExitCode> {
         control.set_toxics(&p.faults);
         let stop = tokio_util::sync::CancellationToken::new();
         let start = tokio::time::Instant::now();
-        let forever = start + crate::scenario::MAX_DURATION;
+        let forever = start + crate::scenario::duration::MAX_DURATION;
         let schedule = tokio::spawn(crate::fault::schedule::run(
             control.clone(),
             p.faults,
@@ -49,6 +48,8 @@ pub fn execute(p: ProxyConfig) -> Result<ExitCode> {
             s.blackholed,
             control.events().len()
         );
-        Ok(ExitCode::SUCCESS)
-    })
+        Ok(())
+    });
+    proxied.map_err(Error::run)?;
+    Ok(Exit::Pass)
 }

@@ -1,17 +1,11 @@
 //! `fdsoak run`: run a scenario, print the summary, exit with the verdict's code.
 
-use crate::error::Result;
+use crate::error::{Exit, Result};
 use crate::run::RunConfig;
-use std::process::ExitCode;
 
-pub fn execute(mut config: RunConfig, quiet: bool, workers: usize) -> Result<ExitCode> {
+pub fn execute(mut config: RunConfig, quiet: bool, workers: usize) -> Result<Exit> {
     config.progress = !quiet;
-    let outcome = super::runtime_with(workers)?
-        .block_on(crate::run::run(config, super::interrupted()))
-        .map_err(|e| match e.downcast::<crate::scenario::ScenarioError>() {
-            Ok(user) => crate::error::Error::Scenario(user),
-            Err(e) => crate::error::Error::Run(e),
-        })?;
+    let outcome = super::runtime_with(workers)?.block_on(crate::run::run(config, super::interrupted()))?;
     let text = crate::report::terminal::render(&outcome.summary, &outcome.dir);
     if quiet {
         // The verdict and the findings: everything before the first blank line.
@@ -19,5 +13,5 @@ pub fn execute(mut config: RunConfig, quiet: bool, workers: usize) -> Result<Exi
     } else {
         print!("{text}");
     }
-    Ok(ExitCode::from(outcome.verdict.exit_code()))
+    Ok(Exit::of(outcome.verdict))
 }

@@ -1,22 +1,21 @@
 //! `fdsoak serve`: the built-in reference target, until Ctrl-C or SIGTERM.
 
 use crate::cli::ServeConfig;
-use crate::error::Result;
+use crate::error::{Error, Exit, Result};
 use anyhow::Context;
 use std::io::Write;
-use std::process::ExitCode;
 
-pub fn execute(s: ServeConfig) -> Result<ExitCode> {
+pub fn execute(s: ServeConfig) -> Result<Exit> {
     if let Some(n) = s.nofile {
-        crate::target::serve::set_nofile(n).with_context(|| format!("cannot set RLIMIT_NOFILE to {n}"))?;
+        crate::child::set_nofile(n)
+            .with_context(|| format!("cannot set RLIMIT_NOFILE to {n}"))
+            .map_err(Error::run)?;
     }
     let tls = match &s.tls {
         None => None,
-        Some((cert, key, client_ca)) => {
-            Some(server_tls(cert, key, client_ca.as_deref()).map_err(crate::error::Error::input)?)
-        }
+        Some((cert, key, client_ca)) => Some(server_tls(cert, key, client_ca.as_deref()).map_err(Error::input)?),
     };
-    super::runtime()?.block_on(async move {
+    let served: anyhow::Result<()> = super::runtime()?.block_on(async move {
         let listener = tokio::net::TcpListener::bind(s.addr)
             .await
             .with_context(|| format!("cannot bind {}", s.addr))?;
@@ -25,17 +24,18 @@ pub fn execute(s: ServeConfig) -> Result<ExitCode> {
             listener.local_addr().context("reading the bound address")?
         );
         if let Some(addr) = s.metrics_addr {
-            let bound = crate::target::metrics::serve(addr).await?;
+            let bound = crate::refserver::metrics::serve(addr).await?;
             println!("fdsoak serve metrics on http://{bound}/metrics");
         }
         let _ = std::io::stdout().flush();
-        let state = std::sync::Arc::new(crate::target::behaviour::State::default());
+        let state = std::sync::Arc::new(crate::refserver::behaviour::State::default());
         if s.control_stdin {
-            tokio::spawn(crate::target::behaviour::read_stdin(state.clone()));
+            tokio::spawn(crate::refserver::behaviour::read_stdin(state.clone()));
         }
-        crate::target::serve::serve((listener, tls), s.knobs, state, super::interrupted()).await?;
-        Ok(ExitCode::SUCCESS)
-    })
+        crate::refserver::serve(listener, tls, s.knobs, state, super::interrupted()).await
+    });
+    served.map_err(Error::run)?;
+    Ok(Exit::Pass)
 }
 
 /// The server's TLS identity and, for mutual TLS, the CA its clients' certificates must chain to.

@@ -2,10 +2,9 @@
 //! regressed first, exit 1 when the newest build regressed. No runtime.
 
 use crate::cli::TrendArgs;
-use crate::error::Result;
-use std::process::ExitCode;
+use crate::error::{Exit, Result};
 
-pub fn execute(t: TrendArgs) -> Result<ExitCode> {
+pub fn execute(t: TrendArgs) -> Result<Exit> {
     let paths = crate::trend::expand(&t.reports)?;
     let histories = crate::trend::histories(&paths, &t.labels, &t.tolerances)?;
     crate::trend::write(&histories, &t.out)?;
@@ -16,5 +15,5 @@ pub fn execute(t: TrendArgs) -> Result<ExitCode> {
         }
     }
     println!("trend written to {}", t.out.join("trend.html").display());
-    Ok(ExitCode::from(u8::from(histories.iter().any(|h| h.newest_regressed))))
+    Ok(Exit::gate(histories.iter().any(|h| h.newest_regressed)))
 }

@@ -1,15 +1,14 @@
 //! `fdsoak validate`: check scenario files without running them. No runtime.
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Exit, Result};
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 /// Checks every file; prints one line for each that is fine and returns the
 /// first error after reporting every one.
-pub fn execute(files: &[PathBuf]) -> Result<ExitCode> {
+pub fn execute(files: &[PathBuf]) -> Result<Exit> {
     let mut first = None;
     for f in files {
-        match crate::rpc::load(f) {
+        match crate::rpc::load_scenario(f) {
             Ok(s) => println!("{}: ok ({}, {} phases)", f.display(), s.name, s.phases.len()),
             Err(e) if first.is_none() => first = Some(e),
             Err(e) => eprintln!("error: {e}"),
@@ -17,6 +16,6 @@ pub fn execute(files: &[PathBuf]) -> Result<ExitCode> {
     }
     match first {
         Some(e) => Err(Error::Scenario(e)),
-        None => Ok(ExitCode::SUCCESS),
+        None => Ok(Exit::Pass),
     }
 }

@@ -9,7 +9,6 @@
 //! dial through [`ChannelSource::dial`].
 
 use crate::scenario::ChannelPolicy;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tonic::transport::{Channel, Endpoint};
@@ -27,19 +26,16 @@ pub struct ChannelSource {
 }
 
 impl ChannelSource {
-    /// Channels to `addr` in `transport` (plaintext or TLS), by `policy`, with HTTP/2
+    /// Channels to the dial's address in its transport (plaintext or TLS), by `policy`, with HTTP/2
     /// keepalive pings (interval, timeout) when given, so a dead connection is noticed.
     pub fn new(
-        (addr, transport): (SocketAddr, Arc<crate::transport::Transport>),
+        dial: &crate::transport::Dial,
         policy: ChannelPolicy,
         connect_timeout: Duration,
         keepalive: Option<(Duration, Duration)>,
         leak_bin: LeakBin,
     ) -> anyhow::Result<Self> {
-        let mut endpoint = transport
-            .endpoint(addr)?
-            .connect_timeout(connect_timeout)
-            .tcp_nodelay(true);
+        let mut endpoint = dial.endpoint()?.connect_timeout(connect_timeout).tcp_nodelay(true);
         if let Some((interval, timeout)) = keepalive {
             endpoint = endpoint
                 .http2_keep_alive_interval(interval)
@@ -49,7 +45,7 @@ impl ChannelSource {
         let shared = (policy == ChannelPolicy::Shared).then(|| endpoint.connect_lazy());
         Ok(ChannelSource {
             endpoint,
-            transport,
+            transport: dial.transport.clone(),
             policy,
             shared,
             leak_bin,

@@ -14,8 +14,8 @@ pub mod watch;
 
 use crate::metrics::{Registry, WorkloadStats};
 use crate::scenario::{Phase, Workload, WorkloadKind};
+use crate::transport::Dial;
 use channel::{ChannelSource, LeakBin};
-use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -28,17 +28,34 @@ pub const DEFAULT_MAX_IN_FLIGHT: u64 = 1000;
 /// calls with no cross-thread wake-ups, the cheapest per call measured here
 /// (bench/run); the sampler and the checkpoint writer have threads of their own.
 pub const DEFAULT_WORKERS: usize = 1;
-pub use crate::scenario::DEFAULT_KEEPALIVE_TIMEOUT;
+use crate::scenario::DEFAULT_KEEPALIVE_TIMEOUT;
 
-/// Runs every workload of `phase` against `addr` for the phase's duration.
-pub async fn run_phase(
-    phase: &Phase,
-    phase_index: usize,
-    (addr, transport): (SocketAddr, &std::sync::Arc<crate::transport::Transport>),
-    (registry, methods): (&Registry, &crate::rpc::Methods),
-    leak_bin: &LeakBin,
-    stop: &CancellationToken,
-) -> anyhow::Result<()> {
+/// One phase's load: its workloads, where they dial, and where they count.
+pub struct PhaseWork<'a> {
+    pub phase: &'a Phase,
+    /// The phase's index in the scenario.
+    pub index: usize,
+    pub dial: &'a Dial,
+    pub registry: &'a Registry,
+    /// Every rpc workload's method, by phase and workload index.
+    pub methods: &'a crate::rpc::Methods,
+    /// Where per_call_leak parks the channels it never closes.
+    pub leak_bin: &'a LeakBin,
+    /// Cancelled to end the phase early.
+    pub stop: &'a CancellationToken,
+}
+
+/// Runs every workload of the phase against its dial for the phase's duration.
+pub async fn run_phase(work: PhaseWork<'_>) -> anyhow::Result<()> {
+    let PhaseWork {
+        phase,
+        index: phase_index,
+        dial,
+        registry,
+        methods,
+        leak_bin,
+        stop,
+    } = work;
     let until = Instant::now() + phase.duration;
     let mut tasks = tokio::task::JoinSet::new();
     for (i, w) in phase.workloads.iter().enumerate() {
@@ -46,13 +63,7 @@ pub async fn run_phase(
         let keepalive = w
             .keepalive_interval
             .map(|i| (i, w.keepalive_timeout.unwrap_or(DEFAULT_KEEPALIVE_TIMEOUT)));
-        let source = ChannelSource::new(
-            (addr, transport.clone()),
-            w.channel,
-            deadline,
-            keepalive,
-            leak_bin.clone(),
-        )?;
+        let source = ChannelSource::new(dial, w.channel, deadline, keepalive, leak_bin.clone())?;
         let mut stats = WorkloadStats::new(
             &phase.name,
             phase_index,

@@ -66,8 +66,9 @@ pub async fn open_model<F, Fut>(
 {
     let start = Instant::now();
     // A rate so low that its period overflows waits a year, longer than any phase.
-    let period = Duration::try_from_secs_f64(1.0 / rate)
-        .map_or(crate::scenario::MAX_DURATION, |p| p.min(crate::scenario::MAX_DURATION));
+    let period = Duration::try_from_secs_f64(1.0 / rate).map_or(crate::scenario::duration::MAX_DURATION, |p| {
+        p.min(crate::scenario::duration::MAX_DURATION)
+    });
     let mut tasks = JoinSet::new();
     for i in 0u64.. {
         let due = start + period.mul_f64(i as f64);

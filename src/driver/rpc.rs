@@ -158,18 +158,14 @@ async fn read_stream(
 
 /// The `ready = "rpc"` check: calls `method` on a fresh channel until it answers with any
 /// status but UNAVAILABLE, for at most `timeout`. Returns the last status seen otherwise.
-pub async fn wait_answer(
-    (addr, transport): (std::net::SocketAddr, &crate::transport::Transport),
-    method: &Method,
-    timeout: Duration,
-) -> Result<(), String> {
+pub async fn wait_answer(dial: &crate::transport::Dial, method: &Method, timeout: Duration) -> Result<(), String> {
     let deadline = Instant::now() + timeout;
     let mut last = String::from("no attempt made");
     while Instant::now() < deadline {
         let attempt = deadline
             .saturating_duration_since(Instant::now())
             .min(Duration::from_secs(2));
-        match tokio::time::timeout(attempt, call_once(addr, method, transport)).await {
+        match tokio::time::timeout(attempt, call_once(dial, method)).await {
             Ok(Ok(())) => return Ok(()),
             Ok(Err(status)) if status.code() != tonic::Code::Unavailable => return Ok(()),
             Ok(Err(status)) => last = format!("{}: {}", status.code(), status.message()),
@@ -183,13 +179,9 @@ pub async fn wait_answer(
     ))
 }
 
-async fn call_once(
-    addr: std::net::SocketAddr,
-    method: &Method,
-    transport: &crate::transport::Transport,
-) -> Result<(), tonic::Status> {
+async fn call_once(dial: &crate::transport::Dial, method: &Method) -> Result<(), tonic::Status> {
     let unavailable = |e: &dyn std::fmt::Display| tonic::Status::unavailable(e.to_string());
-    let endpoint = transport.endpoint(addr).map_err(|e| unavailable(&e))?;
+    let endpoint = dial.endpoint().map_err(|e| unavailable(&e))?;
     let channel = endpoint.connect().await.map_err(|e| unavailable(&e))?;
     let path = tonic::codegen::http::uri::PathAndQuery::try_from(method.path.as_str())
         .map_err(|e| tonic::Status::internal(e.to_string()))?;
@@ -197,7 +189,7 @@ async fn call_once(
     let mut grpc = tonic::client::Grpc::new(channel);
     grpc.ready().await.map_err(|e| unavailable(&e))?;
     let mut req = tonic::Request::new(body);
-    transport.decorate(&mut req);
+    dial.transport.decorate(&mut req);
     if method.server_streaming {
         grpc.server_streaming(req, path, Raw)
             .await?

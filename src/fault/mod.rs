@@ -96,7 +96,7 @@ pub struct Control {
     server: Mutex<Option<ServerControl>>,
 }
 
-pub use crate::scenario::ServerControl;
+use crate::scenario::ServerControl;
 
 /// Most events a report keeps; later ones are counted in the stats only.
 const MAX_EVENTS: usize = 10_000;

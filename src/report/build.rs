@@ -3,10 +3,11 @@
 //! one [`verdict`] function that `run` and `merge` both use.
 
 use super::model::*;
-use crate::analysis::findings::{evaluate, Check, Finding, FindingKind, WorkloadFigures};
+use crate::analysis::findings::{evaluate, Finding, WorkloadFigures};
 use crate::analysis::ProcessAnalysis;
 use crate::metrics::WorkloadStats;
 use crate::scenario::Scenario;
+use crate::vocab::{Check, FindingKind};
 use anyhow::Context;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -5,8 +5,8 @@
 //! The static SVG charts and the zoomable ones both draw from here.
 
 use super::model::Summary;
-use super::timeline::Timeline;
 use crate::analysis::findings::human_secs;
+use crate::rows::Timeline;
 use crate::vocab::{Gate, Role};
 
 /// A horizontal line at a process's soft limit.

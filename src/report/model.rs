@@ -4,8 +4,9 @@
 //! Bump [`SCHEMA_VERSION`] on any change that an older reader would
 //! misunderstand; adding optional fields does not need a bump.
 
-use crate::analysis::findings::{Check, Finding, FindingKind, WorkloadFigures};
+use crate::analysis::findings::{Finding, WorkloadFigures};
 use crate::analysis::ProcessAnalysis;
+use crate::vocab::{Check, FindingKind};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -53,16 +54,6 @@ impl Verdict {
             Verdict::Interrupted => "interrupted",
             Verdict::Running => "running",
             Verdict::Incomplete => "incomplete",
-        }
-    }
-
-    /// The process exit code for this verdict (documented in the README).
-    pub fn exit_code(self) -> u8 {
-        match self {
-            Verdict::Pass => 0,
-            Verdict::Fail => 1,
-            Verdict::Error | Verdict::Running | Verdict::Incomplete => 3,
-            Verdict::Interrupted => 130,
         }
     }
 }

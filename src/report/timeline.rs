@@ -7,7 +7,7 @@
 //! checkpoints chart from it without reading the files.
 
 use crate::rows::{read_rows, SampleRow, ThroughputRow, SAMPLES_CSV, THROUGHPUT_CSV};
-pub use crate::rows::{Downsampler, Timeline, BUCKETS};
+use crate::rows::{Downsampler, Timeline};
 use std::path::Path;
 
 /// Reads `samples.csv` and `throughput.csv` from `dir`, for a run of

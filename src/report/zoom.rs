@@ -14,7 +14,7 @@
 use super::charts::PALETTE;
 use super::limits::Marks;
 use super::model::Summary;
-use super::timeline::Timeline;
+use crate::rows::Timeline;
 use crate::rows::{Grid, Trace};
 use crate::vocab::{Role, TCP_STATES};
 use serde::Serialize;
@@ -26,7 +26,8 @@ const UPLOT_JS: &str = include_str!("vendor/uplot/uPlot.iife.min.js");
 const UPLOT_CSS: &str = include_str!("vendor/uplot/uPlot.min.css");
 const UPLOT_LICENSE: &str = include_str!("vendor/uplot/LICENSE");
 /// Ours: reads the data block and draws each chart.
-const ZOOM_JS: &str = include_str!("zoom.js");
+const ZOOM_JS: &str = include_str!("assets/zoom.js");
+const ZOOM_CSS: &str = include_str!("assets/zoom.css");
 
 /// Everything the script draws.
 #[derive(Debug, Default, Serialize)]
@@ -272,6 +273,10 @@ pub fn report_page(s: &Summary, tl: &Timeline, marks: &Marks) -> Page {
         ));
     }
 
+    // A run whose load came only from a client under test made no calls of its own to chart.
+    if s.workloads.is_empty() {
+        return page;
+    }
     let names = ["p50", "p90", "p99", "max"];
     let lat: Vec<(String, String, bool, &Trace)> = names
         .iter()
@@ -327,10 +332,7 @@ pub fn scripts(page: &Page) -> anyhow::Result<String> {
 
 /// The page's extra CSS: uPlot's, and the rules that swap the static charts for the live ones.
 pub fn css() -> String {
-    format!(
-        "{UPLOT_CSS}figure.live>svg{{display:none}}.zoomhint{{display:none;font-size:12px;color:#666}}\
-         figure.live .zoomhint{{display:block}}.uplot .u-title{{font-size:15px}}"
-    )
+    format!("{UPLOT_CSS}{ZOOM_CSS}")
 }
 
 #[cfg(test)]

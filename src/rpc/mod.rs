@@ -17,7 +17,7 @@ use crate::scenario::{KeyPath, Scenario, ScenarioError, Workload, WorkloadKind};
 use prost_reflect::{DescriptorPool, MethodDescriptor};
 use std::path::{Path, PathBuf};
 
-pub use body::Bodies;
+use body::Bodies;
 
 /// A method ready to call: its path on the wire, its shape, and the bodies to send.
 #[derive(Debug, Clone)]
@@ -132,8 +132,8 @@ fn list(names: &[String]) -> String {
 }
 
 /// Loads a scenario file and resolves its rpc workloads: what `run` and `validate` read.
-pub fn load(file: &Path) -> Result<Scenario, ScenarioError> {
-    let mut sc = crate::scenario::load(file)?;
+pub fn load_scenario(file: &Path) -> Result<Scenario, ScenarioError> {
+    let mut sc = crate::scenario::read_file(file)?;
     resolve(&mut sc, file)?;
     Ok(sc)
 }
@@ -167,14 +167,22 @@ impl Methods {
 /// How long reflection may take, connecting included.
 pub const REFLECTION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
+/// Why the rpc methods could not be loaded.
+#[derive(Debug)]
+pub enum MethodsError {
+    /// The scenario's mistake: a method, a body, or a target without reflection for
+    /// a workload that gives no protos. Names the file, the line and the key.
+    Scenario(ScenarioError),
+    /// The target's or the connection's: reflection could not be asked or answered
+    /// (a refused connection, a missing client certificate, wrong credentials).
+    Target(String),
+}
+
 /// Loads every rpc workload's method once, before the load starts: from its
 /// protos, or, for the workloads without any, through the reflection of the
-/// target at `addr`. An error names the scenario file, the line and the key.
-pub async fn prepare(
-    sc: &Scenario,
-    file: &Path,
-    (addr, transport): (std::net::SocketAddr, &crate::transport::Transport),
-) -> Result<Methods, ScenarioError> {
+/// target at `dial`.
+pub async fn load_methods(sc: &Scenario, file: &Path, dial: &crate::transport::Dial) -> Result<Methods, MethodsError> {
+    let scenario_error = |key: &KeyPath, m: String| MethodsError::Scenario(crate::scenario::error_at(file, key, m));
     let key = workload_key;
     let rpc = |w: &&Workload| w.kind == WorkloadKind::Rpc;
     let mut services: Vec<String> = sc
@@ -198,14 +206,20 @@ pub async fn prepare(
     let reflected = if services.is_empty() {
         None
     } else {
+        let addr = dial.addr;
         let fetched = async {
-            let channel = transport
-                .endpoint(addr)
-                .map_err(|e| e.to_string())?
-                .connect()
-                .await
-                .map_err(|e| format!("connecting to {addr} for reflection: {e}"))?;
-            reflect::fetch(channel, &services, transport).await
+            let channel = dial.endpoint().map_err(|e| reflect::Failure::Target(e.to_string()))?;
+            let channel = channel.connect().await.map_err(|e| {
+                let e = format!(
+                    "{e}: {}",
+                    std::error::Error::source(&e).map_or(String::new(), |s| s.to_string())
+                );
+                reflect::Failure::Target(
+                    dial.transport
+                        .explain(&format!("connecting to {addr} for reflection: {e}"), None),
+                )
+            })?;
+            reflect::fetch(channel, &services, &dial.transport).await
         };
         let first = sc.phases.iter().enumerate().find_map(|(p, ph)| {
             ph.workloads
@@ -216,13 +230,12 @@ pub async fn prepare(
         let (p, i) = first.unwrap_or_default();
         let pool = match tokio::time::timeout(REFLECTION_TIMEOUT, fetched).await {
             Ok(Ok(pool)) => pool,
-            Ok(Err(m)) => return Err(crate::scenario::error_at(file, &key(p, i, "method"), m)),
+            Ok(Err(reflect::Failure::Scenario(m))) => return Err(scenario_error(&key(p, i, "method"), m)),
+            Ok(Err(reflect::Failure::Target(m))) => return Err(MethodsError::Target(m)),
             Err(_) => {
-                return Err(crate::scenario::error_at(
-                    file,
-                    &key(p, i, "method"),
-                    "server reflection did not answer in 10s",
-                ))
+                return Err(MethodsError::Target(format!(
+                    "the server reflection of {addr} did not answer in {REFLECTION_TIMEOUT:?}"
+                )))
             }
         };
         Some(pool)
@@ -238,7 +251,7 @@ pub async fn prepare(
             };
             row.push(match method {
                 Some(Ok(m)) => Some(std::sync::Arc::new(m)),
-                Some(Err(e)) => return Err(crate::scenario::error_at(file, &key(p, i, e.key), e.message)),
+                Some(Err(e)) => return Err(scenario_error(&key(p, i, e.key), e.message)),
                 None => None,
             });
         }

@@ -58,8 +58,17 @@ macro_rules! ask_on {
 ask_on!(ask_v1, v1);
 ask_on!(ask_v1alpha, v1alpha);
 
+/// Why reflection gave no descriptors.
+#[derive(Debug)]
+pub enum Failure {
+    /// The scenario asks for what the server does not have (no reflection, an unknown service).
+    Scenario(String),
+    /// The server or the connection failed: a run error, with the gRPC code and a hint.
+    Target(String),
+}
+
 /// The descriptors of `services` and everything they import, from the server on `channel`.
-pub async fn fetch(channel: Channel, services: &[String], transport: &Transport) -> Result<DescriptorPool, String> {
+pub async fn fetch(channel: Channel, services: &[String], transport: &Transport) -> Result<DescriptorPool, Failure> {
     let mut v1 = true;
     let mut files: BTreeMap<String, FileDescriptorProto> = BTreeMap::new();
     let mut queue: Vec<Ask> = services.iter().map(|s| Ask::Symbol(s.clone())).collect();
@@ -80,12 +89,14 @@ pub async fn fetch(channel: Channel, services: &[String], transport: &Transport)
         }
         let protos = match (reply, &ask) {
             (Ok(p), _) => p,
-            (Err(_), Ask::File(f)) if f.starts_with("google/protobuf/") => vec![well_known(f)?],
-            (Err(s), _) => return Err(explain(&s, &ask)),
+            (Err(_), Ask::File(f)) if f.starts_with("google/protobuf/") => {
+                vec![well_known(f).map_err(Failure::Target)?]
+            }
+            (Err(s), _) => return Err(explain(&s, &ask, transport)),
         };
         for bytes in protos {
             let fd = FileDescriptorProto::decode(bytes.as_slice())
-                .map_err(|e| format!("reflection sent a bad descriptor: {e}"))?;
+                .map_err(|e| Failure::Target(format!("reflection sent a bad descriptor: {e}")))?;
             for dep in &fd.dependency {
                 if !files.contains_key(dep) {
                     queue.push(Ask::File(dep.clone()));
@@ -94,12 +105,12 @@ pub async fn fetch(channel: Channel, services: &[String], transport: &Transport)
             files.insert(fd.name().to_string(), fd);
         }
         if files.len() > MAX_FILES {
-            return Err(format!("reflection named more than {MAX_FILES} files"));
+            return Err(Failure::Target(format!("reflection named more than {MAX_FILES} files")));
         }
     }
     let mut pool = DescriptorPool::new();
     pool.add_file_descriptor_protos(files.into_values())
-        .map_err(|e| format!("the descriptors reflection sent do not fit together: {e}"))?;
+        .map_err(|e| Failure::Target(format!("the descriptors reflection sent do not fit together: {e}")))?;
     Ok(pool)
 }
 
@@ -116,16 +127,25 @@ fn well_known(name: &str) -> Result<Vec<u8>, String> {
     Ok(file.encode_to_vec())
 }
 
-fn explain(s: &tonic::Status, ask: &Ask) -> String {
+/// What a failed reflection call means: the scenario's mistake when the server has no
+/// reflection or does not know the service, otherwise the server's or the connection's.
+fn explain(s: &tonic::Status, ask: &Ask, transport: &Transport) -> Failure {
     let what = match ask {
         Ask::Symbol(s) => format!("service {s}"),
         Ask::File(f) => format!("file {f}"),
     };
     match s.code() {
-        tonic::Code::Unimplemented => {
-            "the server does not serve reflection (grpc.reflection.v1 or v1alpha): give the method's .proto files in `protos`".into()
-        }
-        tonic::Code::NotFound => format!("the server's reflection does not know the {what}"),
-        _ => format!("asking the server's reflection for the {what}: {} ({})", s.message(), s.code()),
+        tonic::Code::Unimplemented => Failure::Scenario(
+            "the server does not serve reflection (grpc.reflection.v1 or v1alpha): give the method's .proto files in `protos`".into(),
+        ),
+        tonic::Code::NotFound => Failure::Scenario(format!("the server's reflection does not know the {what}")),
+        code => Failure::Target(transport.explain(
+            &format!(
+                "asking the server's reflection for the {what}: {} ({})",
+                s.message(),
+                crate::vocab::code_name(code as i32)
+            ),
+            Some(code),
+        )),
     }
 }

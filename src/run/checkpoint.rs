@@ -34,14 +34,24 @@ pub fn interval(sc: &crate::scenario::Scenario) -> Option<Duration> {
         .filter(|d| !d.is_zero())
 }
 
-pub struct Checkpoints {
+/// What to write and where: the interval, the report so far, its directory, and the planned length.
+pub struct Plan {
     pub every: Duration,
     pub report: SummaryBuilder,
     pub dir: PathBuf,
     pub planned_secs: f64,
+}
+
+/// Where a checkpoint's figures come from: the streaming trackers, the counters and the live downsample.
+pub struct Sources {
     pub trackers: Arc<Mutex<Trackers>>,
     pub registry: Arc<Registry>,
     pub series: SharedDownsampler,
+}
+
+pub struct Checkpoints {
+    plan: Plan,
+    from: Sources,
     /// Phases seen so far, by index: start from their first tick, end at the next phase's.
     phases: Vec<PhaseInfo>,
     next: f64,
@@ -50,21 +60,12 @@ pub struct Checkpoints {
 }
 
 impl Checkpoints {
-    pub fn new(
-        every: Duration,
-        (report, dir, planned_secs): (SummaryBuilder, PathBuf, f64),
-        (trackers, registry, series): (Arc<Mutex<Trackers>>, Arc<Registry>, SharedDownsampler),
-    ) -> Checkpoints {
+    pub fn new(plan: Plan, from: Sources) -> Checkpoints {
         Checkpoints {
-            every,
-            report,
-            dir,
-            planned_secs,
-            trackers,
-            registry,
-            series,
+            next: plan.every.as_secs_f64(),
+            plan,
+            from,
             phases: Vec::new(),
-            next: every.as_secs_f64(),
             count: 0,
             writing: None,
         }
@@ -75,6 +76,7 @@ impl Checkpoints {
             p.end_secs = tick.t_secs;
         }
         let idle = self
+            .plan
             .report
             .scenario
             .phases
@@ -82,6 +84,7 @@ impl Checkpoints {
             .is_none_or(|p| p.workloads.is_empty());
         while self.phases.len() <= tick.phase {
             let name = self
+                .plan
                 .report
                 .scenario
                 .phases
@@ -103,17 +106,19 @@ impl Checkpoints {
         }
         self.count += 1;
         let processes = self
+            .from
             .trackers
             .lock()
             .map_err(|_| anyhow::anyhow!("analysis poisoned"))?
             .finish();
         let workloads = self
+            .from
             .registry
             .all()
             .iter()
             .map(|s| workload_report(s, &self.phases))
             .collect();
-        let mut summary = self.report.build(Measured {
+        let mut summary = self.plan.report.build(Measured {
             processes,
             workloads,
             phases: self.phases.clone(),
@@ -122,16 +127,17 @@ impl Checkpoints {
         summary.verdict = Verdict::Running;
         summary.checkpoint = Some(CheckpointInfo {
             at_secs: summary.duration_secs,
-            planned_secs: self.planned_secs,
+            planned_secs: self.plan.planned_secs,
             count: self.count,
             pid: std::process::id(),
         });
         let series = self
+            .from
             .series
             .lock()
             .map_err(|_| anyhow::anyhow!("timeline poisoned"))?
             .timeline();
-        let dir = self.dir.clone();
+        let dir = self.plan.dir.clone();
         self.writing = Some(std::thread::spawn(move || {
             let written = crate::report::render_all_from(&summary, &dir, &series)
                 .and_then(|files| crate::report::write_files(&files, &dir));
@@ -147,7 +153,7 @@ impl SampleSink for Checkpoints {
     fn tick(&mut self, tick: &Tick<'_>) -> anyhow::Result<()> {
         self.note_phase(tick);
         if tick.t_secs >= self.next {
-            self.next = tick.t_secs + self.every.as_secs_f64();
+            self.next = tick.t_secs + self.plan.every.as_secs_f64();
             self.write()?;
         }
         Ok(())

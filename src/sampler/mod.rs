@@ -15,7 +15,7 @@
 //!
 //! On a few ticks it also takes a [`fingerprint`] of a process (its
 //! descriptors grouped by what they point at) and hangs it on that tick's
-//! sample: at every phase end, at checkpoints through the load phases, and
+//! sample: at every phase end, at timed moments through the load phases, and
 //! when a process reaches a new peak (at most every [`PEAK_FINGERPRINT_GAP`]).
 
 pub mod fast;
@@ -32,7 +32,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Instant, MissedTickBehavior};
 
-pub use crate::vocab::InodeSet;
+use crate::vocab::InodeSet;
 
 /// Everything the sampler needs, fixed for the run.
 pub struct SamplerSetup {
@@ -76,12 +76,12 @@ impl Source {
 }
 
 /// Fingerprints taken through the load phases, besides phase ends and peaks.
-pub const LOAD_CHECKPOINTS: u32 = 12;
+pub const LOAD_FINGERPRINTS: u32 = 12;
 
-/// The checkpoint interval for load phases lasting `load` in all: [`LOAD_CHECKPOINTS`]
+/// The interval between timed fingerprints for load phases lasting `load` in all: [`LOAD_FINGERPRINTS`]
 /// through them, never more often than every sample or every second.
-pub fn checkpoint_every(load: Duration, interval: Duration) -> Option<Duration> {
-    let every = (load / LOAD_CHECKPOINTS).max(interval).max(Duration::from_secs(1));
+pub fn fingerprint_every(load: Duration, interval: Duration) -> Option<Duration> {
+    let every = (load / LOAD_FINGERPRINTS).max(interval).max(Duration::from_secs(1));
     (every < load).then_some(every)
 }
 
@@ -91,7 +91,7 @@ pub const PEAK_FINGERPRINT_GAP: f64 = 2.0;
 /// When each process was last fingerprinted, and why.
 #[derive(Debug, Default, Clone, Copy)]
 struct Schedule {
-    next_checkpoint: f64,
+    next_fingerprint: f64,
     /// The highest descriptor count a fingerprint was taken at.
     peak_total: u64,
     last_peak_at: Option<f64>,
@@ -99,11 +99,11 @@ struct Schedule {
 
 impl Schedule {
     /// Whether to fingerprint a process holding `total` descriptors now.
-    fn due(&self, t: f64, total: u64, mark: bool, checkpoint: bool) -> bool {
+    fn due(&self, t: f64, total: u64, mark: bool, timed: bool) -> bool {
         let margin = (self.peak_total / 20).max(2);
         let peak =
             total > self.peak_total + margin && self.last_peak_at.is_none_or(|at| t - at >= PEAK_FINGERPRINT_GAP);
-        mark || (checkpoint && t >= self.next_checkpoint) || peak
+        mark || (timed && t >= self.next_fingerprint) || peak
     }
 
     fn taken(&mut self, t: f64, total: u64, every: Option<Duration>, in_load: bool) {
@@ -111,8 +111,8 @@ impl Schedule {
             self.peak_total = total;
             self.last_peak_at = Some(t);
         }
-        if let (Some(every), true) = (every, in_load && t >= self.next_checkpoint) {
-            self.next_checkpoint = t + every.as_secs_f64();
+        if let (Some(every), true) = (every, in_load && t >= self.next_fingerprint) {
+            self.next_fingerprint = t + every.as_secs_f64();
         }
     }
 }
@@ -300,12 +300,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn checkpoints_spread_through_the_load_but_not_denser_than_samples_or_seconds() {
+    fn timed_fingerprints_spread_through_the_load_but_not_denser_than_samples_or_seconds() {
         let s = Duration::from_secs;
-        assert_eq!(checkpoint_every(s(60), Duration::from_millis(250)), Some(s(5)));
-        assert_eq!(checkpoint_every(s(6), Duration::from_millis(250)), Some(s(1)));
-        assert_eq!(checkpoint_every(s(60), s(10)), Some(s(10)));
-        assert_eq!(checkpoint_every(s(1), Duration::from_millis(100)), None);
+        assert_eq!(fingerprint_every(s(60), Duration::from_millis(250)), Some(s(5)));
+        assert_eq!(fingerprint_every(s(6), Duration::from_millis(250)), Some(s(1)));
+        assert_eq!(fingerprint_every(s(60), s(10)), Some(s(10)));
+        assert_eq!(fingerprint_every(s(1), Duration::from_millis(100)), None);
     }
 
     #[test]
@@ -327,7 +327,7 @@ mod tests {
     }
 
     #[test]
-    fn checkpoints_come_every_interval_during_load() {
+    fn timed_fingerprints_come_every_interval_during_load() {
         let mut s = Schedule::default();
         let every = Some(Duration::from_secs(5));
         let mut taken = Vec::new();

@@ -5,7 +5,7 @@
 //! (`/proc/PID/net/tcp` and `tcp6`, so a target in another network namespace
 //! is read correctly), joined to its descriptors on the socket inode.
 
-pub use crate::vocab::{FdKinds, Reading, TcpStates};
+use crate::vocab::{Reading, TcpStates};
 use procfs::process::{LimitValue, Process};
 
 /// Why a probe failed.

@@ -56,10 +56,18 @@ impl std::fmt::Debug for Scraper {
     }
 }
 
+/// The metrics a scraper reads: the open-descriptor count, and the limit.
+#[derive(Debug, Clone, Copy)]
+pub struct MetricNames<'a> {
+    pub open: &'a str,
+    pub max: &'a str,
+}
+
 impl Scraper {
-    /// A scraper of `url` reading the metrics `open` (the count) and `max`
-    /// (the limit), each scrape within `timeout`. The URL was validated with the scenario.
-    pub fn new(url: &str, (open, max): (&str, &str), timeout: Duration) -> anyhow::Result<Scraper> {
+    /// A scraper of `url` reading the metrics `names`, each scrape within
+    /// `timeout`. The URL was validated with the scenario.
+    pub fn new(url: &str, names: MetricNames<'_>, timeout: Duration) -> anyhow::Result<Scraper> {
+        let MetricNames { open, max } = names;
         let full: http::Uri = url.parse()?;
         let authority = full.authority().ok_or_else(|| anyhow::anyhow!("no host"))?;
         // User info goes into a header, never into the request line or Host.

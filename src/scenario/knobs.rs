@@ -110,6 +110,11 @@ pub struct Knobs {
     #[serde(default, with = "super::duration::option", skip_serializing_if = "Option::is_none")]
     #[schemars(with = "Option<String>")]
     pub keepalive_timeout: Option<Duration>,
+    /// Answer UNAUTHENTICATED to every call without `authorization: Bearer TOKEN`, TOKEN read from
+    /// this environment variable (named, so the token itself is never on a command line or in a report).
+    #[arg(long, value_name = "NAME")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub require_token_env: Option<String>,
 }
 
 impl Knobs {

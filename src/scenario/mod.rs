@@ -5,24 +5,25 @@
 //! any error (syntax, type, or a rule from [`validate`]) back to the file, the
 //! line and the dotted key path, so a user always learns where to look.
 
-pub mod abort;
+mod abort_config;
 pub mod duration;
-pub mod fault;
-pub mod fds;
-pub mod knobs;
-pub mod model;
-pub mod secret;
-pub mod shard;
+mod fault;
+mod fds;
+mod knobs;
+mod model;
+mod secret;
+mod shard;
 pub mod stretch;
 mod validate;
 
-pub use duration::MAX_DURATION;
+pub use abort_config::{Abort, ABORTABLE};
+
 pub use fault::{Fault, FaultKind, ServerControl};
-pub use fds::{FdSourceSpec, MetricsUrl};
+pub use fds::{FdSourceSpec, MetricsUrl, MAX_FDS_METRIC, OPEN_FDS_METRIC};
 pub use knobs::{Knobs, Reflection, DEFAULT_KEEPALIVE_TIMEOUT};
 pub use model::*;
 pub use secret::Secret;
-pub use shard::Shard;
+pub use shard::{Shard, INDEX_ENV};
 
 use std::fmt;
 use std::ops::Range;
@@ -42,9 +43,6 @@ pub enum ScenarioError {
         key: String,
         message: String,
     },
-    /// A command-line value that conflicts with the scenario or is malformed.
-    #[error("{flag}: {message}")]
-    Usage { flag: String, message: String },
 }
 
 /// One step of a key path: a table key or an array index.
@@ -87,8 +85,8 @@ impl fmt::Display for KeyPath {
     }
 }
 
-/// Reads, parses and validates a scenario file.
-pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
+/// Reads, parses and validates a scenario file; its rpc methods are not resolved yet (see `rpc::load_scenario`).
+pub fn read_file(path: &Path) -> Result<Scenario, ScenarioError> {
     let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read {
         file: path.to_path_buf(),
         source,
@@ -164,7 +162,7 @@ pub fn parse_fault_spec(spec: &str) -> Result<Fault, String> {
         }
     }
     let fault: Fault = toml::from_str(&doc).map_err(|e| format!("{spec:?}: {}", e.message()))?;
-    validate::check_fault(&fault, MAX_DURATION, &KeyPath::default())
+    validate::check_fault(&fault, duration::MAX_DURATION, &KeyPath::default())
         .map_err(|(key, message)| format!("{spec:?}: {key}: {message}"))?;
     Ok(fault)
 }

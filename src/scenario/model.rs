@@ -350,7 +350,7 @@ pub struct Gates {
     pub max_p99: Option<Duration>,
     /// Stop the run, drain and report at the first tick where an armed gate is sure to fail:
     /// `true` arms min_time_to_limit, max_fd_usage and max_error_rate; a list arms some.
-    pub abort: super::abort::Abort,
+    pub abort: super::abort_config::Abort,
 }
 
 impl Default for Gates {

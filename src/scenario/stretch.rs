@@ -4,7 +4,8 @@
 //! the idle phases (the drain) as written. Each change is kept as a
 //! [`PhaseOverride`] for the report.
 
-use super::{Scenario, MAX_DURATION};
+use super::duration::MAX_DURATION;
+use super::Scenario;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 

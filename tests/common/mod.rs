@@ -247,7 +247,7 @@ pub async fn settle_to(baseline: usize, what: &str) {
 /// Runs a scenario in this process, as a library user would, writing the report into `out`.
 pub async fn run_in_process(scenario: &Path, out: &TempDir) -> fdsoak::run::RunOutcome {
     let cfg = fdsoak::run::RunConfig {
-        scenario: fdsoak::rpc::load(scenario).unwrap(),
+        scenario: fdsoak::rpc::load_scenario(scenario).unwrap(),
         scenario_file: scenario.to_path_buf(),
         out_dir: Some(out.path().to_path_buf()),
         reports_root: out.path().to_path_buf(),

@@ -29,7 +29,10 @@ async fn the_scraped_count_agrees_with_proc_at_each_tick() {
         .stdin(Stdio::null())
         .spawn()
         .unwrap();
-    let metrics = ("process_open_fds", "process_max_fds");
+    let metrics = fdsoak::sampler::prometheus::MetricNames {
+        open: "process_open_fds",
+        max: "process_max_fds",
+    };
     let scraper = Scraper::new(&url, metrics, Duration::from_secs(2)).unwrap();
     let pid = server.pid();
     let mut pairs = Vec::new();

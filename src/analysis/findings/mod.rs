@@ -9,7 +9,7 @@
 use super::groups::GroupChange;
 use super::{ProcessAnalysis, Role};
 use crate::scenario::Gates;
-pub use crate::vocab::{Check, FindingKind, Gate};
+use crate::vocab::{Check, FindingKind, Gate};
 
 /// Latency and outcome figures for one workload in one phase, as the gates need them.
 #[derive(Debug, Clone)]

@@ -8,6 +8,10 @@
 //! CLOSE_WAIT when peers leave. Accept errors such as EMFILE are logged and
 //! retried after a pause, so the server survives running out of descriptors.
 
+pub mod behaviour;
+pub mod chat;
+pub mod metrics;
+
 use crate::proto::demo::chatbot_server::ChatbotServer;
 use crate::proto::health::health_check_response::ServingStatus;
 use crate::proto::health::health_client::HealthClient;
@@ -27,6 +31,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::Stream;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::server::{Connected, TcpConnectInfo};
 use tonic::{Request, Response, Status};
 
@@ -37,8 +42,8 @@ pub const BACKEND_SERVICE: &str = "fdsoak.internal.Backend";
 /// Services that report SERVING.
 const KNOWN_SERVICES: [&str; 4] = ["", "grpc.health.v1.Health", "fdsoak.demo.v1.Chatbot", BACKEND_SERVICE];
 
-use super::behaviour::State;
-pub use crate::scenario::Knobs;
+use crate::scenario::Knobs;
+use behaviour::State;
 
 /// What the knobs have leaked so far. Kept alive for the life of the server, on purpose.
 #[derive(Default)]
@@ -252,9 +257,35 @@ async fn accept_loop(
     }
 }
 
-/// Serves on an already-bound listener until `shutdown` resolves.
+/// `--require-token-env`: every call must carry `authorization: Bearer TOKEN`.
+#[derive(Clone)]
+struct Auth(Option<Arc<str>>);
+
+impl Auth {
+    fn from_knobs(knobs: &Knobs) -> anyhow::Result<Auth> {
+        let Some(name) = &knobs.require_token_env else {
+            return Ok(Auth(None));
+        };
+        let token = std::env::var(name).map_err(|_| anyhow::anyhow!("--require-token-env: {name} is not set"))?;
+        Ok(Auth(Some(format!("Bearer {token}").into())))
+    }
+}
+
+impl tonic::service::Interceptor for Auth {
+    fn call(&mut self, req: Request<()>) -> Result<Request<()>, Status> {
+        match &self.0 {
+            Some(want) if req.metadata().get("authorization").and_then(|v| v.to_str().ok()) != Some(want) => {
+                Err(Status::unauthenticated("a bearer token is required"))
+            }
+            _ => Ok(req),
+        }
+    }
+}
+
+/// Serves on an already-bound listener (over TLS when `tls` is given) until `shutdown` resolves.
 pub async fn serve(
-    (listener, tls): (TcpListener, Option<tonic::transport::ServerTlsConfig>),
+    listener: TcpListener,
+    tls: Option<tonic::transport::ServerTlsConfig>,
     knobs: Knobs,
     state: Arc<State>,
     shutdown: impl Future<Output = ()> + Send,
@@ -301,20 +332,16 @@ pub async fn serve(
     let v1alpha = (mode != Reflection::None)
         .then(|| reflection(b()).build_v1alpha())
         .transpose()?;
-    let health = (!knobs.no_health).then(|| HealthServer::new(health));
+    let auth = Auth::from_knobs(&knobs)?;
+    let health = (!knobs.no_health).then(|| InterceptedService::new(HealthServer::new(health), auth.clone()));
+    let chat = ChatbotServer::new(chat::ChatSvc::new(knobs.clone(), leaks_for_chat, self_addr));
     let result = builder
         .add_optional_service(health)
-        .add_service(ChatbotServer::new(super::chat::ChatSvc::new(
-            knobs.clone(),
-            leaks_for_chat,
-            self_addr,
-        )))
-        .add_optional_service(v1)
-        .add_optional_service(v1alpha)
+        .add_service(InterceptedService::new(chat, auth.clone()))
+        .add_optional_service(v1.map(|s| InterceptedService::new(s, auth.clone())))
+        .add_optional_service(v1alpha.map(|s| InterceptedService::new(s, auth.clone())))
         .serve_with_incoming_shutdown(ReceiverStream::new(rx), shutdown)
         .await;
     acceptor.abort();
     result.map_err(Into::into)
 }
-
-pub use crate::child::set_nofile;

@@ -3,7 +3,7 @@
 //! is now sure to fail, and if so keeps the finding and cancels the phases,
 //! which skip to the drain.
 
-use crate::analysis::abort::{AbortCheck, PhaseCalls};
+use crate::analysis::abort_decision::{AbortCheck, Moment, PhaseCalls};
 use crate::analysis::findings::Finding;
 use crate::analysis::Trackers;
 use crate::metrics::Registry;
@@ -85,8 +85,12 @@ impl SampleSink for Aborter {
         }
         let calls = self.calls(tick.phase, tick.t_secs);
         let trackers = self.trackers.lock().map_err(|_| anyhow::anyhow!("analysis poisoned"))?;
-        let at = (tick.t_secs, tick.phase_name, tick.in_load_window);
-        if let Some(f) = self.check.check(at, &trackers, &calls) {
+        let now = Moment {
+            t: tick.t_secs,
+            phase: tick.phase_name,
+            in_load: tick.in_load_window,
+        };
+        if let Some(f) = self.check.check(now, &trackers, &calls) {
             tracing::warn!("{f}");
             if let Ok(mut fired) = self.fired.lock() {
                 *fired = Some(f);

@@ -6,26 +6,21 @@
 //! fdsoak started it. A spawned target's stderr is drained into a small ring
 //! so that an early death can be explained in the error message.
 
-pub mod behaviour;
-pub mod chat;
 pub mod find;
-pub mod metrics;
 pub mod plan;
 pub mod protocol;
-pub mod serve;
+pub mod ready;
 
 use crate::child::{drain_lines, launch, Tail};
-use crate::proto::health::health_client::HealthClient;
-use crate::proto::health::HealthCheckRequest;
-use crate::scenario::ReadyCheck;
-use crate::transport::Transport;
+use crate::transport::{Dial, Transport};
 use anyhow::{anyhow, Context};
+pub use ready::Ready;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
-use tokio::time::Instant;
 
 /// Where the target comes from, after the scenario and the command line are merged.
 #[derive(Debug, Clone)]
@@ -77,6 +72,10 @@ pub enum TargetError {
     ExitedEarly { status: String, tail: String },
     #[error("no process on this host listens on port {port}: check the address, or, for a server in a container, pod or another network namespace, pass its PID as this host sees it (--pid $(docker inspect -f '{{{{.State.Pid}}}}' NAME)) or read its metrics (--fds-from URL)")]
     NoListener { port: u16 },
+    #[error("a server listens on port {port}, but it belongs to another user (uid {uid}), and fdsoak cannot read that process's /proc: {}", find::OTHER_USER_WAYS_OUT)]
+    OtherUser { port: u16, uid: u32 },
+    #[error("{0}")]
+    Unreadable(String),
     #[error("port {port} is held by {what}, pid {pid} ({name}), not by the server: sampling it would measure the forwarder. Pass the server's own PID (for Docker or Podman: --pid $(docker inspect -f '{{{{.State.Pid}}}}' NAME)), or read the server's metrics (--fds-from URL)")]
     PortForwarder {
         port: u16,
@@ -90,19 +89,21 @@ pub enum TargetError {
     Other(#[from] anyhow::Error),
 }
 
-pub use crate::scenario::parse_address;
-
 /// Starts or attaches to the target, and waits until it is ready: it answers a
 /// health check, or (`Connect`, and `Rpc` before its first call) accepts an HTTP/2 connection.
-pub async fn start(
-    plan: &TargetPlan,
-    (ready, ready_timeout, transport): (ReadyCheck, Duration, &Transport),
-) -> Result<RunningTarget, TargetError> {
+pub async fn start(plan: &TargetPlan, ready: Ready, transport: &Arc<Transport>) -> Result<RunningTarget, TargetError> {
     let tail = Tail::default();
     let mut server = None;
-    if let TargetPlan::Address { pid: Some(pid), .. } = plan {
+    if let TargetPlan::Address {
+        pid: Some(pid), remote, ..
+    } = plan
+    {
         if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
             return Err(TargetError::NoSuchPid(*pid));
+        }
+        // Its descriptors come from its /proc unless they come from its metrics.
+        if let (false, Some(why)) = (remote, find::unreadable(*pid)) {
+            return Err(TargetError::Unreadable(why));
         }
     }
     let (addr, mut child, description) = match plan {
@@ -114,7 +115,7 @@ pub async fn start(
             let mut child = launch(cmd, *nofile, &tail, control).context("starting the target")?;
             server = child.stdin.take().map(control_writer);
             let stdout = child.stdout.take().context("the target's stdout")?;
-            let addr = read_announced_addr(stdout, &mut child, ready_timeout, &tail).await?;
+            let addr = read_announced_addr(stdout, &mut child, ready.timeout, &tail).await?;
             let desc = format!("builtin: fdsoak serve {}", args.join(" "))
                 .trim_end()
                 .to_string();
@@ -137,22 +138,24 @@ pub async fn start(
             )
         }
     };
-    wait_ready(addr, (ready, ready_timeout, transport), child.as_mut(), &tail).await?;
+    ready::wait(&Dial::new(addr, transport.clone()), ready, child.as_mut(), &tail).await?;
     let pid = match (plan, &child) {
         (TargetPlan::Address { pid: Some(p), .. }, _) => *p,
         (TargetPlan::Address { remote: true, .. }, _) => 0,
         // For a spawned command, prefer the process that owns the listener:
         // the command may be a wrapper (a shell, a launcher) around the server.
-        (TargetPlan::Spawn { .. }, Some(c)) => find::pid_listening_on(addr.port())
-            .ok()
-            .flatten()
-            .unwrap_or(c.id().unwrap_or_default() as i32),
+        (TargetPlan::Spawn { .. }, Some(c)) => match find::listener_on(addr.port()) {
+            Ok(find::Listener::Owner(pid)) => pid,
+            _ => c.id().unwrap_or_default() as i32,
+        },
         (_, Some(c)) => c.id().map(|p| p as i32).ok_or_else(|| anyhow!("target has no pid"))?,
         (_, None) => {
             let port = addr.port();
-            let pid = find::pid_listening_on(port)
-                .context("searching /proc for the listening socket")?
-                .ok_or(TargetError::NoListener { port })?;
+            let pid = match find::listener_on(port).context("searching /proc for the listening socket")? {
+                find::Listener::Owner(pid) => pid,
+                find::Listener::OtherUser { uid } => return Err(TargetError::OtherUser { port, uid }),
+                find::Listener::NotFound => return Err(TargetError::NoListener { port }),
+            };
             if let Some(what) = find::forwarder(pid) {
                 let name = find::name_of(pid);
                 return Err(TargetError::PortForwarder { port, pid, name, what });
@@ -236,96 +239,6 @@ fn exited_early(status: Option<std::process::ExitStatus>, tail: &Tail) -> Target
             format!("; its last output:\n  {}", lines.join("\n  "))
         },
     }
-}
-
-/// Tries the readiness check until it succeeds, the deadline passes, or the child exits.
-/// A server without the health service, or a port that speaks another protocol, fails at once.
-async fn wait_ready(
-    addr: SocketAddr,
-    (check, timeout, transport): (ReadyCheck, Duration, &Transport),
-    mut child: Option<&mut Child>,
-    tail: &Tail,
-) -> Result<(), TargetError> {
-    let deadline = Instant::now() + timeout;
-    let mut last = String::from("no attempt made");
-    let name = if check == ReadyCheck::Health {
-        "answer a health check"
-    } else {
-        "accept an HTTP/2 connection"
-    };
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(TargetError::Unreachable {
-                addr,
-                check: name,
-                timeout,
-                last,
-            });
-        }
-        let attempt = left.min(Duration::from_secs(2));
-        let result = match check {
-            ReadyCheck::Health => health_check_once(addr, attempt, transport).await,
-            ReadyCheck::Connect | ReadyCheck::Rpc => connect_once(addr, attempt, transport).await.map(drop),
-        };
-        match result {
-            Ok(()) => return Ok(()),
-            Err(e) => {
-                if e.downcast_ref::<tonic::Status>()
-                    .is_some_and(|s| s.code() == tonic::Code::Unimplemented)
-                {
-                    return Err(TargetError::NoHealthService { addr });
-                }
-                // Something answered, but not in HTTP/2: say what it speaks rather than wait.
-                if let Some(what) = protocol::sniff(addr, attempt, transport.is_tls()).await {
-                    return Err(TargetError::WrongProtocol { addr, what });
-                }
-                last = format!("{e:#}");
-                // A certificate fdsoak does not trust will not change by waiting.
-                if let Some(what) = protocol::tls_refusal(&last, transport) {
-                    return Err(TargetError::WrongProtocol { addr, what });
-                }
-                // The connection was made, then dropped: how a server refuses a missing client certificate.
-                let dropped = last.contains("transport error") && !last.contains("tcp connect error");
-                if transport.is_tls() && !transport.has_identity() && dropped {
-                    last.push_str(" (the server closed the TLS connection: if it requires a client certificate, give [tls] cert and key, or --cert and --key)");
-                }
-            }
-        }
-        if let Some(c) = child.as_deref_mut() {
-            if let Ok(Some(status)) = c.try_wait() {
-                return Err(exited_early(Some(status), tail));
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(50).min(left)).await;
-    }
-}
-
-/// A fresh HTTP/2 channel to `addr` in `transport`, connected (TCP, TLS if any, and the HTTP/2 handshake).
-pub async fn connect_once(
-    addr: SocketAddr,
-    timeout: Duration,
-    transport: &Transport,
-) -> anyhow::Result<tonic::transport::Channel> {
-    Ok(transport
-        .endpoint(addr)?
-        .connect_timeout(timeout)
-        .timeout(timeout)
-        .connect()
-        .await?)
-}
-
-/// One Health/Check over a fresh channel that is closed afterwards.
-pub async fn health_check_once(addr: SocketAddr, timeout: Duration, transport: &Transport) -> anyhow::Result<()> {
-    let channel = connect_once(addr, timeout, transport).await?;
-    let mut req = tonic::Request::new(HealthCheckRequest { service: String::new() });
-    req.set_timeout(timeout);
-    transport.decorate(&mut req);
-    HealthClient::new(channel)
-        .check(req)
-        .await
-        .map_err(anyhow::Error::new)?;
-    Ok(())
 }
 
 impl RunningTarget {

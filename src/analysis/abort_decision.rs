@@ -16,6 +16,14 @@ use super::Trackers;
 use crate::scenario::Gates;
 use crate::vocab::{Gate, Role};
 
+/// When a check is made: seconds into the run, the phase, and whether it counts as load.
+#[derive(Debug, Clone, Copy)]
+pub struct Moment<'a> {
+    pub t: f64,
+    pub phase: &'a str,
+    pub in_load: bool,
+}
+
 /// Load samples a process needs before its projection is trusted.
 pub const MIN_LOAD_SAMPLES: u64 = 10;
 /// Consecutive checks the projection must stay under the threshold.
@@ -53,12 +61,8 @@ impl AbortCheck {
     }
 
     /// The finding to stop the run with, if an armed gate is now sure to fail.
-    pub fn check(
-        &mut self,
-        (t, phase, in_load): (f64, &str, bool),
-        trackers: &Trackers,
-        calls: &[PhaseCalls],
-    ) -> Option<Finding> {
+    pub fn check(&mut self, now: Moment<'_>, trackers: &Trackers, calls: &[PhaseCalls]) -> Option<Finding> {
+        let Moment { t, phase, in_load } = now;
         let g = &self.gates;
         let stop = |gate: Gate, subject: String, reason: String| {
             Some(Finding::Aborted {
@@ -140,7 +144,7 @@ impl AbortCheck {
 mod tests {
     use super::*;
     use crate::analysis::Tracker;
-    use crate::scenario::abort::Abort;
+    use crate::scenario::Abort;
     use crate::vocab::Reading;
 
     fn reading(total: u64) -> Reading {
@@ -165,7 +169,15 @@ mod tests {
         let mut t = 2.0;
         while t <= secs {
             trackers.0[0].observe(t, 1, true, &reading(total(t)));
-            if let Some(f) = check.check((t, "load", true), &trackers, &[]) {
+            if let Some(f) = check.check(
+                Moment {
+                    t,
+                    phase: "load",
+                    in_load: true,
+                },
+                &trackers,
+                &[],
+            ) {
                 return Some((t, f));
             }
             t += 0.25;
@@ -228,13 +240,37 @@ mod tests {
         let mut check = AbortCheck::new(armed());
         // 1% of the 1,100 calls the phase will make is 11.
         assert!(check
-            .check((5.0, "load", true), &trackers, &[calls(10, Some(1000))])
+            .check(
+                Moment {
+                    t: 5.0,
+                    phase: "load",
+                    in_load: true
+                },
+                &trackers,
+                &[calls(10, Some(1000))]
+            )
             .is_none());
         assert!(check
-            .check((5.0, "load", true), &trackers, &[calls(50, None)])
+            .check(
+                Moment {
+                    t: 5.0,
+                    phase: "load",
+                    in_load: true
+                },
+                &trackers,
+                &[calls(50, None)]
+            )
             .is_none());
         let f = check
-            .check((5.0, "load", true), &trackers, &[calls(12, Some(1000))])
+            .check(
+                Moment {
+                    t: 5.0,
+                    phase: "load",
+                    in_load: true,
+                },
+                &trackers,
+                &[calls(12, Some(1000))],
+            )
             .unwrap();
         assert!(matches!(
             f,

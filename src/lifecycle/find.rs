@@ -11,30 +11,75 @@
 use procfs::net::TcpState;
 use procfs::process::FDTarget;
 
-/// The PID of the process listening on `port` (IPv4 or IPv6), if this user can see it.
-pub fn pid_listening_on(port: u16) -> anyhow::Result<Option<i32>> {
+/// Who holds a listening port, as far as this user can tell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listener {
+    /// This process holds it.
+    Owner(i32),
+    /// A socket listens there, but the process that holds it belongs to
+    /// another user (this uid), whose `/proc/PID/fd` this user cannot read.
+    OtherUser { uid: u32 },
+    /// Nothing on this host's network namespace listens there, or its owner is
+    /// in another PID namespace (a container).
+    NotFound,
+}
+
+/// The process listening on `port` (IPv4 or IPv6).
+pub fn listener_on(port: u16) -> anyhow::Result<Listener> {
     let mut inodes = Vec::new();
+    let mut uid = None;
     for table in [procfs::net::tcp(), procfs::net::tcp6()] {
         // A host without IPv6 has no tcp6 table; that is not an error.
         for e in table.unwrap_or_default() {
             if e.state == TcpState::Listen && e.local_address.port() == port && e.inode != 0 {
                 inodes.push(e.inode);
+                uid = Some(e.uid);
             }
         }
     }
-    if inodes.is_empty() {
-        return Ok(None);
-    }
+    let Some(uid) = uid else {
+        return Ok(Listener::NotFound);
+    };
+    let mut denied = false;
     for proc in procfs::process::all_processes()?.flatten() {
-        let Ok(fds) = proc.fd() else { continue };
+        let fds = match proc.fd() {
+            Ok(fds) => fds,
+            Err(procfs::ProcError::PermissionDenied(_)) => {
+                denied = true;
+                continue;
+            }
+            Err(_) => continue,
+        };
         let owns = fds
             .flatten()
             .any(|fd| matches!(fd.target, FDTarget::Socket(i) if inodes.contains(&i)));
         if owns {
-            return Ok(Some(proc.pid));
+            return Ok(Listener::Owner(proc.pid));
         }
     }
-    Ok(None)
+    Ok(if denied {
+        Listener::OtherUser { uid }
+    } else {
+        Listener::NotFound
+    })
+}
+
+/// What to do when a process's descriptors cannot be read because it belongs to another user.
+pub const OTHER_USER_WAYS_OUT: &str = "run fdsoak as that user, grant fdsoak CAP_SYS_PTRACE (sudo setcap cap_sys_ptrace+ep \"$(command -v fdsoak)\"), or read the server's descriptors from its metrics (--fds-from URL)";
+
+/// When `pid` exists but its descriptors cannot be read by this user: a sentence saying so, with the ways out.
+pub fn unreadable(pid: i32) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    match std::fs::read_dir(format!("/proc/{pid}/fd")) {
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            let owner = std::fs::metadata(format!("/proc/{pid}")).map_or(String::from("?"), |m| m.uid().to_string());
+            Some(format!(
+                "process {pid} ({}) belongs to another user (uid {owner}): fdsoak cannot read its /proc/{pid}/fd; {OTHER_USER_WAYS_OUT}",
+                name_of(pid)
+            ))
+        }
+        _ => None,
+    }
 }
 
 /// A process's short name (`comm`), or "?" when it cannot be read.

@@ -2,7 +2,8 @@
 //! overrides, turned into what to start or attach to, and described for the
 //! report whether or not it ever came up.
 
-use super::{parse_address, TargetPlan};
+use super::TargetPlan;
+use crate::scenario::parse_address;
 use crate::scenario::{Scenario, TargetMode};
 use std::path::Path;
 use std::time::Duration;

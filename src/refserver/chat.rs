@@ -8,9 +8,10 @@
 //! left goes on producing into the void, state and all, until its last turn
 //! (`converse_ignores_cancel`).
 
-use super::serve::{backend_channel, Knobs, Leaks};
+use super::{backend_channel, Leaks};
 use crate::proto::demo::chatbot_server::Chatbot;
 use crate::proto::demo::{AskReply, AskRequest};
+use crate::scenario::Knobs;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -1,0 +1,108 @@
+//! Readiness: when a target is ready for the load. Whatever the mode, it is
+//! ready once a grpc.health.v1 Check succeeds (`ready = "health"`), or once
+//! it accepts an HTTP/2 connection (`"connect"`, and `"rpc"` before its
+//! first call). A server without the health service, a port that speaks
+//! another protocol, or a certificate fdsoak does not trust fails at once,
+//! saying why, rather than waiting out the timeout.
+
+use super::{exited_early, TargetError};
+use crate::child::Tail;
+use crate::proto::health::health_client::HealthClient;
+use crate::proto::health::HealthCheckRequest;
+use crate::scenario::ReadyCheck;
+use crate::transport::Dial;
+use std::time::Duration;
+use tokio::process::Child;
+use tokio::time::Instant;
+
+/// How to tell the target is ready, and for how long to try.
+#[derive(Debug, Clone, Copy)]
+pub struct Ready {
+    pub check: ReadyCheck,
+    pub timeout: Duration,
+}
+
+/// Tries the readiness check until it succeeds, the deadline passes, or the child exits.
+/// A server without the health service, or a port that speaks another protocol, fails at once.
+pub(super) async fn wait(
+    dial: &Dial,
+    ready: Ready,
+    mut child: Option<&mut Child>,
+    tail: &Tail,
+) -> Result<(), TargetError> {
+    let Ready { check, timeout } = ready;
+    let (addr, transport) = (dial.addr, &*dial.transport);
+    let deadline = Instant::now() + timeout;
+    let mut last = String::from("no attempt made");
+    let name = if check == ReadyCheck::Health {
+        "answer a health check"
+    } else {
+        "accept an HTTP/2 connection"
+    };
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(TargetError::Unreachable {
+                addr,
+                check: name,
+                timeout,
+                last,
+            });
+        }
+        let attempt = left.min(Duration::from_secs(2));
+        let result = match check {
+            ReadyCheck::Health => health_check_once(dial, attempt).await,
+            ReadyCheck::Connect | ReadyCheck::Rpc => connect_once(dial, attempt).await.map(drop),
+        };
+        match result {
+            Ok(()) => return Ok(()),
+            Err(e) => {
+                if e.downcast_ref::<tonic::Status>()
+                    .is_some_and(|s| s.code() == tonic::Code::Unimplemented)
+                {
+                    return Err(TargetError::NoHealthService { addr });
+                }
+                // Something answered, but not in HTTP/2: say what it speaks rather than wait.
+                if let Some(what) = super::protocol::sniff(addr, attempt, transport.is_tls()).await {
+                    return Err(TargetError::WrongProtocol { addr, what });
+                }
+                last = format!("{e:#}");
+                // A certificate fdsoak does not trust will not change by waiting.
+                if let Some(what) = super::protocol::tls_refusal(&last, transport) {
+                    return Err(TargetError::WrongProtocol { addr, what });
+                }
+                let code = e.downcast_ref::<tonic::Status>().map(|s| s.code());
+                last = transport.explain(&last, code);
+            }
+        }
+        if let Some(c) = child.as_deref_mut() {
+            if let Ok(Some(status)) = c.try_wait() {
+                return Err(exited_early(Some(status), tail));
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50).min(left)).await;
+    }
+}
+
+/// A fresh HTTP/2 channel to `addr` in `transport`, connected (TCP, TLS if any, and the HTTP/2 handshake).
+pub async fn connect_once(dial: &Dial, timeout: Duration) -> anyhow::Result<tonic::transport::Channel> {
+    Ok(dial
+        .endpoint()?
+        .connect_timeout(timeout)
+        .timeout(timeout)
+        .connect()
+        .await?)
+}
+
+/// One Health/Check over a fresh channel that is closed afterwards.
+pub async fn health_check_once(dial: &Dial, timeout: Duration) -> anyhow::Result<()> {
+    let channel = connect_once(dial, timeout).await?;
+    let mut req = tonic::Request::new(HealthCheckRequest { service: String::new() });
+    req.set_timeout(timeout);
+    dial.transport.decorate(&mut req);
+    HealthClient::new(channel)
+        .check(req)
+        .await
+        .map_err(anyhow::Error::new)?;
+    Ok(())
+}

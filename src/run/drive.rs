@@ -1,0 +1,405 @@
+//! Driving the phases of a run, in three named steps: [`Drive::set_up`]
+//! starts the sampler and its sinks, the live progress, the fault proxy and
+//! the client under test; [`Drive::run_phase`] runs one phase's workloads and
+//! faults until it ends, the user interrupts, the target dies, or an armed
+//! gate is sure to fail (`[gates] abort`, after which only the drain still
+//! runs); [`Drive::end`] stops all of it, the last sample first.
+//!
+//! Everything set up here is stopped in `end`, on every way out: what leaves
+//! is what was measured ([`Driven`]).
+
+use super::ending::{ClientRun, Driven, End};
+use crate::analysis::{load_window, Trackers};
+use crate::driver::{self, channel::LeakBin, PhaseWork};
+use crate::fault::{self, inline::InlineProxy};
+use crate::metrics::{Registry, ThroughputCsv};
+use crate::report::build::SummaryBuilder;
+use crate::report::model::PhaseInfo;
+use crate::rows::{CsvStream, SamplesCsv, SAMPLES_CSV, THROUGHPUT_CSV};
+use crate::sampler::{Sampler, SamplerSetup, Source};
+use crate::scenario::{Scenario, ServerControl};
+use crate::transport::Dial;
+use crate::vocab::{InodeSet, Role, SampleSink, Tick};
+use std::future::Future;
+use std::path::Path;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// What [`Drive::set_up`] needs: the scenario, the target and where its
+/// descriptors are read, and where the report goes.
+pub struct DriveSetup<'a> {
+    pub scenario: &'a Scenario,
+    /// Every rpc workload's method, resolved before the load.
+    pub methods: &'a crate::rpc::Methods,
+    /// The target's own address (the proxy, when there is one, sits in front of it).
+    pub target: Dial,
+    /// Where the target's descriptors are read.
+    pub source: Source,
+    /// The built-in target's behaviour control, when the scenario schedules behaviours.
+    pub server: Option<ServerControl>,
+    /// When the run started (sample times count from here).
+    pub start: Instant,
+    /// Rewrite the report this often while the run goes on, from this builder.
+    pub checkpoints: Option<(Duration, SummaryBuilder)>,
+    /// The report directory.
+    pub dir: &'a Path,
+    /// fdsoak's own executable, for a client command's `{fdsoak}`.
+    pub fdsoak: &'a Path,
+    /// Show live progress.
+    pub progress: bool,
+}
+
+/// When each watched process was first found gone: (seconds in, phase).
+type Gone = Arc<Mutex<std::collections::BTreeMap<Role, (f64, usize)>>>;
+
+/// Remembers when a watched process is first found gone, and cancels
+/// `target_gone` when it is the target: the run cannot go on without it.
+struct Watchdog {
+    target_gone: CancellationToken,
+    gone: Gone,
+}
+
+impl SampleSink for Watchdog {
+    fn tick(&mut self, tick: &Tick<'_>) -> anyhow::Result<()> {
+        let mut gone = self.gone.lock().map_err(|_| anyhow::anyhow!("watchdog poisoned"))?;
+        for s in tick.samples.iter().filter(|s| s.gone) {
+            gone.entry(s.role).or_insert((tick.t_secs, tick.phase));
+            if s.role == Role::Target {
+                self.target_gone.cancel();
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What the driver, the sampler's sinks and the end of the run share.
+struct Shared {
+    registry: Arc<Registry>,
+    trackers: Arc<Mutex<Trackers>>,
+    live: Arc<crate::progress::Live>,
+    target_gone: CancellationToken,
+    gone: Gone,
+    /// Cancelled by the abort sink when an armed gate is sure to fail; `fired` says which.
+    abort: CancellationToken,
+    fired: super::abort_sink::Fired,
+}
+
+impl Shared {
+    fn new() -> Shared {
+        Shared {
+            registry: Arc::new(Registry::default()),
+            trackers: Arc::new(Mutex::new(Trackers::default())),
+            live: Arc::new(crate::progress::Live::default()),
+            target_gone: CancellationToken::new(),
+            gone: Gone::default(),
+            abort: CancellationToken::new(),
+            fired: super::abort_sink::Fired::default(),
+        }
+    }
+
+    /// The sampler's sinks, in the order each tick reaches them: the CSV files, the
+    /// trackers, the live progress, the watchdog, the heap trim, then (when asked)
+    /// the abort check, which reads the trackers, and the checkpoints.
+    fn sinks(
+        &self,
+        sc: &Scenario,
+        dir: &Path,
+        start: Instant,
+        checkpoints: Option<(Duration, SummaryBuilder)>,
+    ) -> anyhow::Result<Vec<Box<dyn SampleSink>>> {
+        // Checkpoints chart a live downsample of the series, fed as the CSV files are.
+        let planned = start.elapsed().as_secs_f64() + sc.phases.iter().map(|p| p.duration.as_secs_f64()).sum::<f64>();
+        let series: Option<crate::rows::SharedDownsampler> = checkpoints.as_ref().map(|_| {
+            Arc::new(Mutex::new(crate::rows::Downsampler::new(
+                planned,
+                sc.sampler.interval.as_secs_f64(),
+            )))
+        });
+        let mut throughput = ThroughputCsv::new(self.registry.clone(), CsvStream::create(&dir.join(THROUGHPUT_CSV))?);
+        if let Some(series) = &series {
+            throughput = throughput.tapped(series.clone());
+        }
+        let mut sinks: Vec<Box<dyn SampleSink>> = vec![
+            Box::new(SamplesCsv(CsvStream::create(&dir.join(SAMPLES_CSV))?)),
+            Box::new(throughput),
+            Box::new(self.trackers.clone()),
+            Box::new(self.live.clone()),
+            Box::new(Watchdog {
+                target_gone: self.target_gone.clone(),
+                gone: self.gone.clone(),
+            }),
+            // The driver's freed heap goes back to the kernel, so its RSS reads what is live.
+            Box::new(super::trim::Trim::new()),
+        ];
+        if sc.gates.abort.any() {
+            let mut a =
+                super::abort_sink::Aborter::new(sc, self.trackers.clone(), self.registry.clone(), self.abort.clone());
+            a.fired = self.fired.clone();
+            sinks.push(Box::new(a));
+        }
+        if let (Some((every, report)), Some(series)) = (checkpoints, series) {
+            sinks.push(Box::new(crate::rows::LiveSamples(series.clone())));
+            let plan = super::checkpoint::Plan {
+                every,
+                report,
+                dir: dir.to_path_buf(),
+                planned_secs: planned,
+            };
+            let from = super::checkpoint::Sources {
+                trackers: self.trackers.clone(),
+                registry: self.registry.clone(),
+                series,
+            };
+            sinks.push(Box::new(super::checkpoint::Checkpoints::new(plan, from)));
+        }
+        Ok(sinks)
+    }
+}
+
+/// A run's phases being driven: what [`Drive::set_up`] started, and how far it got.
+pub struct Drive<'a> {
+    sc: &'a Scenario,
+    methods: &'a crate::rpc::Methods,
+    start: Instant,
+    /// Where the workloads dial: the proxy when there is one, else the target.
+    dial: Dial,
+    shared: Shared,
+    current: Arc<AtomicUsize>,
+    proxy: Option<InlineProxy>,
+    client: Option<crate::client::RunningClient>,
+    sampler: Sampler,
+    /// Stops the live progress when the drive ends or is dropped.
+    progress_guard: tokio_util::sync::DropGuard,
+    progress: Option<tokio::task::JoinHandle<()>>,
+    leak_bin: LeakBin,
+    phases: Vec<PhaseInfo>,
+    end: End,
+}
+
+impl<'a> Drive<'a> {
+    /// Starts the proxy (with faults anywhere in the scenario, or a client), the
+    /// client, the sampler with its sinks, and the live progress.
+    pub async fn set_up(s: DriveSetup<'a>) -> anyhow::Result<Drive<'a>> {
+        let sc = s.scenario;
+        let shared = Shared::new();
+        let current = Arc::new(AtomicUsize::new(0));
+        let proxy_sockets = InodeSet::default();
+        let proxy = if sc.client.is_some() || sc.phases.iter().any(|p| !p.faults.is_empty()) {
+            Some(InlineProxy::start(s.target.addr, proxy_sockets.clone()).await?)
+        } else {
+            None
+        };
+        let dial = proxy.as_ref().map_or(s.target.clone(), |p| s.target.at(p.addr));
+        if let (Some(p), Some(server)) = (&proxy, s.server) {
+            p.control.set_server(server);
+        }
+        let client = match &sc.client {
+            Some(spec) => Some(crate::client::start(spec, dial.addr, s.fdsoak)?),
+            None => None,
+        };
+        let mut watched = vec![
+            (Role::Target, s.source),
+            (Role::Driver, Source::Proc(std::process::id() as i32)),
+        ];
+        watched.extend(client.as_ref().map(|c| (Role::Client, Source::Proc(c.pid))));
+        let sinks = shared.sinks(sc, s.dir, s.start, s.checkpoints)?;
+        let sampler = Sampler::start(
+            sampler_setup(sc, s.start, current.clone(), watched, proxy_sockets),
+            sinks,
+        );
+        let progress_stop = CancellationToken::new();
+        let progress = s.progress.then(|| {
+            crate::progress::spawn(
+                crate::progress::Plan {
+                    phases: sc.phases.iter().map(|p| (p.name.clone(), p.duration)).collect(),
+                    current: current.clone(),
+                    registry: shared.registry.clone(),
+                    live: shared.live.clone(),
+                    start: s.start,
+                },
+                progress_stop.clone(),
+            )
+        });
+        Ok(Drive {
+            sc,
+            methods: s.methods,
+            start: s.start,
+            dial,
+            shared,
+            current,
+            proxy,
+            client,
+            sampler,
+            progress_guard: progress_stop.drop_guard(),
+            progress,
+            leak_bin: LeakBin::default(),
+            phases: Vec::new(),
+            end: End::Completed,
+        })
+    }
+
+    /// Whether the run must stop before its next phase (interrupted, target dead, failed).
+    pub fn stopped(&self) -> bool {
+        !matches!(self.end, End::Completed | End::Aborted(_))
+    }
+
+    /// Runs phase `i`: its faults on the proxy and its workloads, until it ends or is cut short.
+    /// After an abort only the drain (a last phase without workloads) runs, and in full.
+    pub async fn run_phase(&mut self, i: usize, mut interrupt: Pin<&mut impl Future<Output = ()>>) {
+        let sc = self.sc;
+        let phase = &sc.phases[i];
+        let drain = i + 1 == sc.phases.len() && phase.workloads.is_empty();
+        let aborted = matches!(self.end, End::Aborted(_));
+        if aborted && !drain {
+            return;
+        }
+        let stop = CancellationToken::new();
+        self.current.store(i, Ordering::Relaxed);
+        let phase_start = self.start.elapsed().as_secs_f64();
+        tracing::info!(
+            "phase {} ({} of {}): {:?}",
+            phase.name,
+            i + 1,
+            sc.phases.len(),
+            phase.duration
+        );
+        let faults = self.proxy.as_ref().map(|p| {
+            p.control.set_toxics(&phase.faults);
+            tokio::spawn(fault::schedule::run(
+                p.control.clone(),
+                phase.faults.clone(),
+                phase.name.clone(),
+                self.start,
+                Instant::now() + phase.duration,
+                stop.child_token(),
+            ))
+        });
+        let work = driver::run_phase(PhaseWork {
+            phase,
+            index: i,
+            dial: &self.dial,
+            registry: &self.shared.registry,
+            methods: self.methods,
+            leak_bin: &self.leak_bin,
+            stop: &stop,
+        });
+        tokio::pin!(work);
+        let result = tokio::select! {
+            r = &mut work => r,
+            _ = &mut interrupt => { self.end = End::Interrupted; stop.cancel(); work.await }
+            _ = self.shared.target_gone.cancelled() => { self.end = End::TargetDied(0.0, i); stop.cancel(); work.await }
+            _ = self.shared.abort.cancelled(), if !aborted && !drain => {
+                let f = self.shared.fired.lock().ok().and_then(|mut f| f.take());
+                self.end = f.map_or(End::Completed, |f| End::Aborted(Box::new(f)));
+                stop.cancel();
+                work.await
+            }
+        };
+        if let Some(task) = faults {
+            let _ = task.await;
+        }
+        if let Some(p) = &self.proxy {
+            p.control.set_toxics(&[]);
+        }
+        self.sampler.mark_phase_end(i).await;
+        self.phases.push(PhaseInfo {
+            name: phase.name.clone(),
+            start_secs: phase_start,
+            end_secs: self.start.elapsed().as_secs_f64(),
+            idle: phase.workloads.is_empty(),
+        });
+        if let Err(e) = result {
+            stop.cancel();
+            self.end = End::Failed(e);
+        }
+    }
+
+    /// Stops the progress, takes the final sample, then stops the client and
+    /// the proxy in front of the target, in that order.
+    pub async fn end(self) -> anyhow::Result<Driven> {
+        drop(self.progress_guard);
+        if let Some(p) = self.progress {
+            let _ = p.await;
+        }
+        let sampled = self.sampler.stop().await;
+        let client = match self.client {
+            Some(c) => Some(c.stop().await),
+            None => None,
+        };
+        sampled?;
+        let gone = self
+            .shared
+            .gone
+            .lock()
+            .map_err(|_| anyhow::anyhow!("watchdog poisoned"))?
+            .clone();
+        let mut end = self.end;
+        if let End::TargetDied(..) = end {
+            let (t, phase) = gone
+                .get(&Role::Target)
+                .copied()
+                .unwrap_or((self.start.elapsed().as_secs_f64(), self.current.load(Ordering::Relaxed)));
+            end = End::TargetDied(t, phase);
+        }
+        let client = client.map(|c| ClientRun {
+            gone_at: gone.get(&Role::Client).copied(),
+            end: c,
+        });
+        let (fault_events, proxy) = match self.proxy {
+            Some(p) => {
+                let (events, stats) = p.stop().await;
+                (events, Some(stats))
+            }
+            None => (Vec::new(), None),
+        };
+        Ok(Driven {
+            end,
+            client,
+            phase: self.current.load(Ordering::Relaxed),
+            phases: self.phases,
+            registry: self.shared.registry,
+            trackers: self.shared.trackers,
+            fault_events,
+            proxy,
+            leak_bin: self.leak_bin,
+        })
+    }
+}
+
+/// The sampler's plan: the phases, which of them carry load, and whom to watch.
+fn sampler_setup(
+    sc: &Scenario,
+    start: Instant,
+    current: Arc<AtomicUsize>,
+    watched: Vec<(Role, Source)>,
+    exclude: InodeSet,
+) -> SamplerSetup {
+    // The client brings load of its own in every phase.
+    let has_load: Vec<bool> = sc
+        .phases
+        .iter()
+        .map(|p| !p.workloads.is_empty() || sc.client.is_some())
+        .collect();
+    let window = load_window(&has_load);
+    let load: Duration = sc
+        .phases
+        .iter()
+        .zip(&window)
+        .filter(|(_, w)| **w)
+        .map(|(p, _)| p.duration)
+        .sum();
+    SamplerSetup {
+        interval: sc.sampler.interval,
+        start,
+        phase_names: sc.phases.iter().map(|p| p.name.clone()).collect(),
+        load_window: window,
+        current_phase: current,
+        watched,
+        exclude,
+        fingerprint_every: crate::sampler::fingerprint_every(load, sc.sampler.interval),
+    }
+}

@@ -1,0 +1,164 @@
+//! How a run ended, and what it measured: the run-level findings for each
+//! way out ([`End`]), the client under test once stopped ([`ClientRun`]),
+//! and everything driving the phases produced ([`Driven`]), turned into the
+//! report's [`Measured`] once the target is stopped; then the report is
+//! built and written ([`finish`]).
+
+use super::RunOutcome;
+use crate::analysis::findings::Finding;
+use crate::analysis::Trackers;
+use crate::driver::channel::LeakBin;
+use crate::error::{Error, Result};
+use crate::fault::{FaultEvent, ProxyStats};
+use crate::metrics::Registry;
+use crate::report::build::{workload_report, Measured, SummaryBuilder};
+use crate::report::model::{ClientReport, PhaseInfo, Summary};
+use crate::scenario::Scenario;
+use crate::vocab::Role;
+use anyhow::Context;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+/// How the phases ended.
+pub enum End {
+    Completed,
+    Interrupted,
+    /// The target was found gone this many seconds in, during this phase.
+    TargetDied(f64, usize),
+    Failed(anyhow::Error),
+    /// An armed gate was sure to fail; this finding says which.
+    Aborted(Box<Finding>),
+}
+
+/// The target as the run left it, for a finding about its death.
+pub struct TargetEnd {
+    pub pid: i32,
+    /// Its exit status, if fdsoak started it and it exited.
+    pub status: Option<String>,
+}
+
+impl End {
+    /// The run-level findings for this ending: none for a completed run.
+    fn findings(
+        self,
+        sc: &Scenario,
+        phase: usize,
+        elapsed: std::time::Duration,
+        target: TargetEnd,
+        last: Option<&crate::vocab::Reading>,
+    ) -> Vec<Finding> {
+        let phase_name = |i: usize| sc.phases.get(i).map_or(String::new(), |p| p.name.clone());
+        match self {
+            End::Completed => vec![],
+            End::Aborted(f) => vec![*f],
+            End::Interrupted => vec![Finding::Interrupted {
+                at_secs: elapsed.as_secs_f64(),
+                phase: phase_name(phase),
+            }],
+            End::Failed(e) => vec![Finding::RunError {
+                message: format!("{e:#}"),
+            }],
+            End::TargetDied(at_secs, phase) => vec![Finding::TargetDied {
+                pid: target.pid,
+                at_secs,
+                phase: phase_name(phase),
+                last_fds: last.map(|r| r.fds.total),
+                limit: last.and_then(|r| r.nofile_soft),
+                status: target.status,
+            }],
+        }
+    }
+}
+
+/// The client under test, once stopped.
+pub struct ClientRun {
+    pub end: crate::client::ClientEnd,
+    /// When the sampler first found it gone, if it exited on its own: (seconds in, phase).
+    pub gone_at: Option<(f64, usize)>,
+}
+
+impl ClientRun {
+    /// The client's part of the report; a client that exited unexpectedly adds a finding to `events`.
+    fn report(self, sc: &Scenario, events: &mut Vec<Finding>) -> ClientReport {
+        let expect_exit = sc.client.as_ref().is_some_and(|c| c.expect_exit);
+        if let (Some(status), false) = (&self.end.exited_early, expect_exit) {
+            let (at_secs, phase) = self.gone_at.unwrap_or_default();
+            events.push(Finding::ClientExited {
+                pid: self.end.pid,
+                at_secs,
+                phase: sc.phases.get(phase).map_or(String::new(), |p| p.name.clone()),
+                status: status.clone(),
+            });
+        }
+        ClientReport {
+            command: self.end.command,
+            pid: self.end.pid,
+            expect_exit,
+            exited_early: self.end.exited_early,
+            output_tail: self.end.output_tail,
+        }
+    }
+}
+
+/// What driving the phases measured.
+pub struct Driven {
+    pub end: End,
+    pub client: Option<ClientRun>,
+    /// The phase running when it ended.
+    pub phase: usize,
+    pub phases: Vec<PhaseInfo>,
+    pub registry: Arc<Registry>,
+    pub trackers: Arc<Mutex<Trackers>>,
+    pub fault_events: Vec<FaultEvent>,
+    pub proxy: Option<ProxyStats>,
+    /// Channels leaked on purpose by per_call_leak; close them once the target's FDs are read.
+    pub leak_bin: LeakBin,
+}
+
+impl Driven {
+    /// Closes what the driver leaked on purpose, then gathers the report's figures
+    /// and the findings of how the run ended.
+    pub fn measured(self, sc: &Scenario, elapsed: std::time::Duration, target: TargetEnd) -> anyhow::Result<Measured> {
+        self.leak_bin.lock().map(|mut b| b.clear()).ok();
+        let trackers = self.trackers.lock().map_err(|_| anyhow::anyhow!("analysis poisoned"))?;
+        let last = trackers.get(Role::Target).and_then(|t| t.last());
+        let mut events = self.end.findings(sc, self.phase, elapsed, target, last);
+        let client = self.client.map(|c| c.report(sc, &mut events));
+        Ok(Measured {
+            events,
+            processes: trackers.finish(),
+            workloads: self
+                .registry
+                .all()
+                .iter()
+                .map(|s| workload_report(s, &self.phases))
+                .collect(),
+            phases: self.phases,
+            fault_events: self.fault_events,
+            proxy: self.proxy,
+            client,
+        })
+    }
+}
+
+pub fn one(f: Finding) -> Measured {
+    Measured {
+        events: vec![f],
+        ..Measured::default()
+    }
+}
+
+/// Builds the summary and writes every report file.
+pub fn finish(report: &SummaryBuilder, measured: Measured, dir: PathBuf) -> Result<RunOutcome> {
+    let summary = report.build(measured);
+    write_report(&summary, &dir).map_err(Error::run)?;
+    Ok(RunOutcome {
+        verdict: summary.verdict,
+        dir,
+        summary,
+    })
+}
+
+fn write_report(summary: &Summary, dir: &Path) -> anyhow::Result<()> {
+    crate::report::write_all(summary, dir).with_context(|| format!("writing the report in {}", dir.display()))
+}
