@@ -13,7 +13,7 @@
 //! Fixed-size state: three fingerprints (each at most `MAX_GROUPS` groups)
 //! and one small trend per group, capped.
 
-use crate::vocab::{Fingerprint, GroupKey, GroupKind};
+use crate::vocab::{Fingerprint, GroupKey, GroupKind, GroupOrigins, OriginVia, Stack};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -41,7 +41,41 @@ pub struct GroupChange {
     pub change: i64,
     /// Grew step by step through the load and stayed after the drain (the significance rule).
     pub steady: bool,
+    /// Where the descriptors it gained were opened (with `--origin`): the stacks
+    /// whose count grew from the baseline to the end, most first, at most [`SHOWN_ORIGINS`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub origins: Vec<Origin>,
 }
+
+/// One creating stack of a group's new descriptors.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Origin {
+    /// Descriptors (or, for `via = channel`, channels) it added from the baseline to the end.
+    pub count: u64,
+    #[serde(flatten)]
+    pub stack: Stack,
+}
+
+impl Origin {
+    /// "13 channels created at checker.py:27 in check_with_retry".
+    pub fn sentence(&self) -> String {
+        let at = self
+            .stack
+            .top_user_frame()
+            .map_or(String::from("an unknown place"), |f| f.to_string());
+        match self.stack.via {
+            OriginVia::Channel => format!(
+                "{} channel{} created at {at}",
+                self.count,
+                if self.count == 1 { "" } else { "s" }
+            ),
+            OriginVia::Opened => format!("{} at {at}", self.count),
+        }
+    }
+}
+
+/// Origins kept per grown group in the report.
+pub const SHOWN_ORIGINS: usize = 3;
 
 impl GroupChange {
     /// The likely cause, when the shape is unmistakable.
@@ -73,7 +107,11 @@ impl fmt::Display for GroupChange {
             GroupKind::Pipe => write!(f, "{d:+} pipes"),
             GroupKind::Anon => write!(f, "{d:+} anon_inode:[{}]", self.what),
             GroupKind::File | GroupKind::Device | GroupKind::Other => write!(f, "{d:+} × {}", self.what),
+        }?;
+        if let Some(o) = self.origins.first() {
+            write!(f, " (opened by {})", o.sentence())?;
         }
+        Ok(())
     }
 }
 
@@ -126,6 +164,9 @@ pub struct GroupTracker {
     last: Option<Fingerprint>,
     trends: BTreeMap<GroupKey, Trend>,
     taken: u64,
+    /// With an origin agent: the origins at the end of the baseline, and the latest.
+    baseline_origins: Option<GroupOrigins>,
+    last_origins: Option<GroupOrigins>,
 }
 
 impl GroupTracker {
@@ -161,6 +202,39 @@ impl GroupTracker {
         }
     }
 
+    /// Takes the origins that came with a fingerprint of `phase`.
+    pub fn observe_origins(&mut self, phase: usize, origins: &GroupOrigins) {
+        if phase == 0 {
+            self.baseline_origins = Some(origins.clone());
+        }
+        self.last_origins = Some(origins.clone());
+    }
+
+    /// The stacks whose count in group `k` grew from the baseline to the end, most first.
+    fn origins_of(&self, k: &GroupKey) -> Vec<Origin> {
+        let Some(last) = self.last_origins.as_ref().and_then(|o| o.get(k)) else {
+            return Vec::new();
+        };
+        let base = self.baseline_origins.as_ref().and_then(|o| o.get(k));
+        let before = |s: &Stack| {
+            base.and_then(|b| b.iter().find(|(x, _)| **x == *s))
+                .map_or(0, |(_, n)| *n)
+        };
+        let mut out: Vec<Origin> = last
+            .iter()
+            .filter_map(|(s, n)| {
+                let count = n.saturating_sub(before(s));
+                (count > 0).then(|| Origin {
+                    count,
+                    stack: (**s).clone(),
+                })
+            })
+            .collect();
+        out.sort_by_key(|o| std::cmp::Reverse(o.count));
+        out.truncate(SHOWN_ORIGINS);
+        out
+    }
+
     /// How many fingerprints were taken.
     pub fn taken(&self) -> u64 {
         self.taken
@@ -194,6 +268,7 @@ impl GroupTracker {
                         end: *end,
                         change,
                         steady,
+                        origins: self.origins_of(k),
                     }
                 })
             })

@@ -12,7 +12,7 @@ pub mod groups;
 pub mod series;
 
 use crate::vocab::Role;
-use crate::vocab::{FdSource, Fingerprint, Reading, SampleSink, Tick};
+use crate::vocab::{FdSource, Fingerprint, GroupOrigins, Reading, SampleSink, Tick};
 use groups::{GroupChange, GroupTracker};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -150,10 +150,19 @@ impl Tracker {
         self.last = Some((t, r.clone()));
     }
 
-    /// Feeds one fingerprint, taken with the reading last observed.
-    pub fn observe_fingerprint(&mut self, phase: usize, in_load_window: bool, fp: &Fingerprint) {
+    /// Feeds one fingerprint, taken with the reading last observed, and its origins if any.
+    pub fn observe_fingerprint(
+        &mut self,
+        phase: usize,
+        in_load_window: bool,
+        fp: &Fingerprint,
+        origins: Option<&GroupOrigins>,
+    ) {
         let total = self.last().map_or(0, |r| r.fds.total);
         self.groups.observe(phase, in_load_window, total, fp);
+        if let Some(o) = origins {
+            self.groups.observe_origins(phase, o);
+        }
     }
 
     /// Readings taken in the load window so far.
@@ -265,7 +274,7 @@ impl SampleSink for Trackers {
             };
             t.observe(tick.t_secs, tick.phase, tick.in_load_window, r);
             if let Some(fp) = &s.fingerprint {
-                t.observe_fingerprint(tick.phase, tick.in_load_window, fp);
+                t.observe_fingerprint(tick.phase, tick.in_load_window, fp, s.origins.as_ref());
             }
         }
         Ok(())

@@ -198,6 +198,9 @@ fn run_config(a: RunArgs) -> Result<Action> {
         sc.target.nofile = Some(n);
     }
     sc.target.fds = fds;
+    if a.origin {
+        sc.origin.enabled = true;
+    }
     if let Some(c) = a.checkpoint {
         sc.sampler.checkpoint = Some(c);
     }

@@ -44,13 +44,21 @@ pub fn command_line(spec: &ClientSpec, addr: &str, fdsoak: &Path) -> String {
         .replace("{fdsoak}", &fdsoak.display().to_string())
 }
 
-/// Starts the client's command with `{addr}` (and `FDSOAK_TARGET_ADDR`) set to `addr`.
-pub fn start(spec: &ClientSpec, addr: SocketAddr, fdsoak: &Path) -> anyhow::Result<RunningClient> {
+/// Starts the client's command with `{addr}` (and `FDSOAK_TARGET_ADDR`) set to `addr`,
+/// and `env` (an origin agent's) in its environment.
+pub fn start(
+    spec: &ClientSpec,
+    addr: SocketAddr,
+    fdsoak: &Path,
+    env: &[(String, String)],
+) -> anyhow::Result<RunningClient> {
     let line = command_line(spec, &addr.to_string(), fdsoak);
     let words = shlex::split(&line).filter(|w| !w.is_empty());
     let words = words.ok_or_else(|| anyhow!("client command {line:?} is not a command line"))?;
     let mut cmd = Command::new(&words[0]);
-    cmd.args(&words[1..]).env(ADDR_ENV, addr.to_string());
+    cmd.args(&words[1..])
+        .env(ADDR_ENV, addr.to_string())
+        .envs(env.iter().cloned());
     let tail = Tail::default();
     let mut child =
         child::launch(cmd, None, &tail, false).with_context(|| format!("starting the client {:?}", words[0]))?;

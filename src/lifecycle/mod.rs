@@ -30,9 +30,15 @@ pub enum TargetPlan {
         exe: PathBuf,
         args: Vec<String>,
         nofile: Option<u64>,
+        /// Set in its environment (an origin agent's).
+        env: Vec<(String, String)>,
     },
     /// A user's command line, `{port}` still unreplaced.
-    Spawn { command: String, nofile: Option<u64> },
+    Spawn {
+        command: String,
+        nofile: Option<u64>,
+        env: Vec<(String, String)>,
+    },
     /// A running server. `remote`: its counts come from elsewhere (`[target.fds]`), so no local PID is looked for.
     Address {
         addr: SocketAddr,
@@ -108,9 +114,12 @@ pub async fn start(plan: &TargetPlan, ready: Ready, transport: &Arc<Transport>) 
     }
     let (addr, mut child, description) = match plan {
         TargetPlan::Address { addr, .. } => (*addr, None, format!("address {addr}")),
-        TargetPlan::Builtin { exe, args, nofile } => {
+        TargetPlan::Builtin { exe, args, nofile, env } => {
             let mut cmd = Command::new(exe);
-            cmd.arg("serve").args(args).args(["--port", "0"]);
+            cmd.arg("serve")
+                .args(args)
+                .args(["--port", "0"])
+                .envs(env.iter().cloned());
             let control = args.iter().any(|a| a == plan::CONTROL_FLAG);
             let mut child = launch(cmd, *nofile, &tail, control).context("starting the target")?;
             server = child.stdin.take().map(control_writer);
@@ -121,12 +130,12 @@ pub async fn start(plan: &TargetPlan, ready: Ready, transport: &Arc<Transport>) 
                 .to_string();
             (addr, Some(child), desc)
         }
-        TargetPlan::Spawn { command, nofile } => {
+        TargetPlan::Spawn { command, nofile, env } => {
             let port = free_port().context("picking a free port")?;
             let line = command.replace("{port}", &port.to_string());
             let words = split_command(&line)?;
             let mut cmd = Command::new(&words[0]);
-            cmd.args(&words[1..]);
+            cmd.args(&words[1..]).envs(env.iter().cloned());
             let mut child = launch(cmd, *nofile, &tail, false).context("starting the target")?;
             if let Some(out) = child.stdout.take() {
                 drain_lines(out, tail.clone());

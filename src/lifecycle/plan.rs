@@ -34,11 +34,13 @@ pub fn plan(sc: &Scenario, exe: &Path) -> anyhow::Result<TargetPlan> {
                 exe: exe.to_path_buf(),
                 args,
                 nofile: t.nofile,
+                env: Vec::new(),
             }
         }
         TargetMode::Spawn => TargetPlan::Spawn {
             command: t.command.clone().unwrap_or_default(),
             nofile: t.nofile,
+            env: Vec::new(),
         },
         TargetMode::Address => TargetPlan::Address {
             addr: parse_address(t.address.as_deref().unwrap_or_default())?,
@@ -49,6 +51,18 @@ pub fn plan(sc: &Scenario, exe: &Path) -> anyhow::Result<TargetPlan> {
 }
 
 impl TargetPlan {
+    /// Whether fdsoak starts this target (and so may give it an agent).
+    pub fn started_by_fdsoak(&self) -> bool {
+        !matches!(self, TargetPlan::Address { .. })
+    }
+
+    /// Adds variables to the environment of a target fdsoak starts; an attached one has none to set.
+    pub fn add_env(&mut self, vars: Vec<(String, String)>) {
+        if let TargetPlan::Builtin { env, .. } | TargetPlan::Spawn { env, .. } = self {
+            env.extend(vars);
+        }
+    }
+
     /// The mode's name, as the scenario spells it.
     pub fn mode(&self) -> &'static str {
         match self {

@@ -120,6 +120,8 @@ pub struct SummaryBuilder {
     pub shard: Option<crate::report::model::ShardInfo>,
     pub overrides: Vec<crate::scenario::stretch::PhaseOverride>,
     pub label: Option<String>,
+    /// With `--origin`: the agents given, and what origins cannot cover.
+    pub origin: Option<crate::report::model::OriginReport>,
 }
 
 /// What a run measured, however it ended.
@@ -147,6 +149,7 @@ impl SummaryBuilder {
             shard: None,
             overrides: Vec::new(),
             label: None,
+            origin: None,
         }
     }
 
@@ -185,6 +188,7 @@ impl SummaryBuilder {
             host: self.host.clone(),
             label: self.label.clone(),
             shard: self.shard.clone(),
+            origin: self.origin.clone(),
             checkpoint: None,
             fault_events: m.fault_events,
             proxy: m.proxy,

@@ -66,6 +66,9 @@ impl Exporter for Html {
         if let Some(note) = s.progress_note() {
             writeln!(o, "<p class=\"meta\"><strong>{}</strong></p>", escape(&note))?;
         }
+        for note in s.origin.iter().flat_map(|o| &o.notes) {
+            writeln!(o, "<p class=\"meta\">Origins: {}</p>", escape(note))?;
+        }
         if s.findings.is_empty() {
             writeln!(
                 o,
@@ -112,21 +115,54 @@ fn group_table(o: &mut String, s: &Summary) -> anyhow::Result<()> {
     if rows.is_empty() {
         return Ok(());
     }
-    let th: Vec<String> = super::table::GROUP_HEADERS
+    let origins = super::table::group_origins(&s.processes);
+    let mut th: Vec<String> = super::table::GROUP_HEADERS
         .iter()
         .map(|h| format!("<th>{h}</th>"))
         .collect();
+    if origins.is_some() {
+        th.push("<th>opened by</th>".into());
+    }
     writeln!(
         o,
         "<h3>What grew, end of run minus end of baseline</h3><table class=\"groups\"><tr>{}</tr>",
         th.concat()
     )?;
-    for row in rows {
-        let td: Vec<String> = row.iter().map(|c| format!("<td>{}</td>", escape(c))).collect();
+    for (i, row) in rows.iter().enumerate() {
+        let mut td: Vec<String> = row.iter().map(|c| format!("<td>{}</td>", escape(c))).collect();
+        if let Some(all) = &origins {
+            td.push(format!(
+                "<td class=\"origins\">{}</td>",
+                origin_cell(all.get(i).copied().unwrap_or_default())
+            ));
+        }
         writeln!(o, "<tr>{}</tr>", td.concat())?;
     }
     writeln!(o, "</table>")?;
     Ok(())
+}
+
+/// A group's origins: the top one in a sentence, unfolding to every stack with its frames
+/// (the program's own in bold, a library's plain).
+fn origin_cell(origins: &[crate::analysis::groups::Origin]) -> String {
+    let Some(top) = origins.first() else {
+        return String::new();
+    };
+    let mut out = format!("<details><summary>{}</summary>", escape(&top.sentence()));
+    for origin in origins {
+        out.push_str(&format!("<p>{}:</p><ol>", escape(&origin.sentence())));
+        for f in &origin.stack.frames {
+            let text = escape(&f.to_string());
+            if f.library {
+                out.push_str(&format!("<li class=\"lib\">{text}</li>"));
+            } else {
+                out.push_str(&format!("<li><strong>{text}</strong></li>"));
+            }
+        }
+        out.push_str("</ol>");
+    }
+    out.push_str("</details>");
+    out
 }
 
 fn tables(o: &mut String, s: &Summary) -> anyhow::Result<()> {

@@ -47,6 +47,9 @@ impl Exporter for Markdown {
         if let Some(note) = s.progress_note() {
             writeln!(o, "**{note}**\n")?;
         }
+        for note in s.origin.iter().flat_map(|o| &o.notes) {
+            writeln!(o, "Origins: {note}\n")?;
+        }
         if let Some(sh) = &s.shard {
             writeln!(
                 o,
@@ -82,10 +85,20 @@ impl Exporter for Markdown {
             let groups = super::table::group_rows(&s.processes);
             if !groups.is_empty() {
                 writeln!(o, "#### What grew (end of run minus end of baseline)\n")?;
-                writeln!(o, "| {} |", super::table::GROUP_HEADERS.join(" | "))?;
-                writeln!(o, "|---|---|---|---:|---:|---:|---:|---|")?;
-                for row in groups {
-                    let cells: Vec<String> = row.iter().map(|c| cell(c)).collect();
+                let origins = super::table::group_origins(&s.processes);
+                let (extra, rule) = if origins.is_some() {
+                    (" | opened by", "---|")
+                } else {
+                    ("", "")
+                };
+                writeln!(o, "| {}{extra} |", super::table::GROUP_HEADERS.join(" | "))?;
+                writeln!(o, "|---|---|---|---:|---:|---:|---:|---|{rule}")?;
+                for (i, row) in groups.iter().enumerate() {
+                    let mut cells: Vec<String> = row.iter().map(|c| cell(c)).collect();
+                    if let Some(all) = &origins {
+                        let top = all.get(i).and_then(|o| o.first()).map(|o| o.sentence());
+                        cells.push(cell(&top.unwrap_or_default()));
+                    }
                     writeln!(o, "| {} |", cells.join(" | "))?;
                 }
                 writeln!(o)?;

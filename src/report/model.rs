@@ -101,6 +101,19 @@ pub struct Summary {
     /// For one driver of a sharded run: its share and when its phases began.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shard: Option<ShardInfo>,
+    /// With `--origin`: which processes carried an agent, and what origins could not cover.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<OriginReport>,
+}
+
+/// Which processes carried an origin agent, and what origins could not cover.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct OriginReport {
+    /// The roles whose processes were given an agent.
+    pub agents: Vec<crate::vocab::Role>,
+    /// Sentences on what origins could not cover (an attached target; a process that published no table).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 impl Summary {

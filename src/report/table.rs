@@ -85,6 +85,16 @@ pub const GROUP_HEADERS: [&str; 8] = [
     "likely cause",
 ];
 
+/// With `--origin`: for each group of [`group_rows`], in the same order, where its new
+/// descriptors were opened (the top stack in a sentence), or None when no group has an origin.
+pub fn group_origins(processes: &[ProcessAnalysis]) -> Option<Vec<&[crate::analysis::groups::Origin]>> {
+    let all: Vec<&[crate::analysis::groups::Origin]> = processes
+        .iter()
+        .flat_map(|p| p.groups.iter().map(|g| g.origins.as_slice()))
+        .collect();
+    all.iter().any(|o| !o.is_empty()).then_some(all)
+}
+
 /// One row per group that grew, per process, in the order of [`GROUP_HEADERS`]; a
 /// steady group (the significance rule) is marked in its change cell.
 pub fn group_rows(processes: &[ProcessAnalysis]) -> Vec<[String; 8]> {

@@ -23,6 +23,9 @@ pub fn render(s: &Summary, dir: &std::path::Path) -> String {
     if let Some(note) = s.progress_note() {
         let _ = writeln!(out, "  {note}");
     }
+    for note in s.origin.iter().flat_map(|o| &o.notes) {
+        let _ = writeln!(out, "  origins: {note}");
+    }
     if s.findings.is_empty() {
         let _ = writeln!(out, "  no findings: every gate passed");
     }

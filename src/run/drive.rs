@@ -51,6 +51,8 @@ pub struct DriveSetup<'a> {
     pub fdsoak: &'a Path,
     /// Show live progress.
     pub progress: bool,
+    /// With origins on: the agents, and whether the target is a process fdsoak started (and so carries one).
+    pub agents: Option<(&'a crate::origin::Agents, bool)>,
 }
 
 /// When each watched process was first found gone: (seconds in, phase).
@@ -198,7 +200,10 @@ impl<'a> Drive<'a> {
             p.control.set_server(server);
         }
         let client = match &sc.client {
-            Some(spec) => Some(crate::client::start(spec, dial.addr, s.fdsoak)?),
+            Some(spec) => {
+                let env = s.agents.map(|(a, _)| a.env(Role::Client)).unwrap_or_default();
+                Some(crate::client::start(spec, dial.addr, s.fdsoak, &env)?)
+            }
             None => None,
         };
         let mut watched = vec![
@@ -206,11 +211,17 @@ impl<'a> Drive<'a> {
             (Role::Driver, Source::Proc(std::process::id() as i32)),
         ];
         watched.extend(client.as_ref().map(|c| (Role::Client, Source::Proc(c.pid))));
+        let mut setup = sampler_setup(sc, s.start, current.clone(), watched, proxy_sockets);
+        if let Some((agents, target_started)) = s.agents {
+            let roles = [(Role::Target, target_started), (Role::Client, client.is_some())];
+            setup.origins = roles
+                .into_iter()
+                .filter(|(_, carries)| *carries)
+                .map(|(role, _)| (role, agents.tables(role)))
+                .collect();
+        }
         let sinks = shared.sinks(sc, s.dir, s.start, s.checkpoints)?;
-        let sampler = Sampler::start(
-            sampler_setup(sc, s.start, current.clone(), watched, proxy_sockets),
-            sinks,
-        );
+        let sampler = Sampler::start(setup, sinks);
         let progress_stop = CancellationToken::new();
         let progress = s.progress.then(|| {
             crate::progress::spawn(
@@ -401,5 +412,6 @@ fn sampler_setup(
         watched,
         exclude,
         fingerprint_every: crate::sampler::fingerprint_every(load, sc.sampler.interval),
+        origins: Vec::new(),
     }
 }

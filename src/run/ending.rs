@@ -148,6 +148,20 @@ pub fn one(f: Finding) -> Measured {
     }
 }
 
+/// Notes each process that carried an agent but published no table: a program the
+/// agents do not reach (so far, anything but Python), or one that never got to it.
+pub fn note_silent_agents(report: &mut SummaryBuilder, agents: &crate::origin::Agents, pids: &[(Role, i32)]) {
+    let Some(origin) = &mut report.origin else { return };
+    for (role, pid) in pids {
+        let carried = origin.agents.contains(role);
+        if carried && *pid != 0 && !agents.tables(*role).join(format!("{pid}.json")).exists() {
+            origin.notes.push(format!(
+                "the {role} (pid {pid}) published no origin table: origins reach Python programs so far (a native agent for C, C++ and Rust comes next)"
+            ));
+        }
+    }
+}
+
 /// Builds the summary and writes every report file.
 pub fn finish(report: &SummaryBuilder, measured: Measured, dir: PathBuf) -> Result<RunOutcome> {
     let summary = report.build(measured);

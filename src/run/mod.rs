@@ -17,6 +17,7 @@ pub mod trim;
 use crate::error::{Error, Result};
 use crate::report::model::{Summary, Verdict};
 use crate::scenario::Scenario;
+use crate::vocab::Role;
 use drive::{Drive, DriveSetup};
 use startup::{NotStarted, Started};
 use std::future::Future;
@@ -65,8 +66,9 @@ pub async fn run(cfg: RunConfig, interrupt: impl Future<Output = ()>) -> Result<
     let transport = std::sync::Arc::new(transport);
     let dir =
         crate::report::build::create_dir(cfg.out_dir.as_deref(), &cfg.reports_root, &sc.name).map_err(Error::run)?;
-    let plan = crate::lifecycle::plan::plan(sc, &cfg.fdsoak_exe).map_err(Error::run)?;
+    let mut plan = crate::lifecycle::plan::plan(sc, &cfg.fdsoak_exe).map_err(Error::run)?;
     let mut report = startup::report_builder(&cfg, &plan);
+    let agents = startup::agents(sc, &mut plan, &mut report).map_err(Error::run)?;
     tokio::pin!(interrupt);
 
     let started = startup::start_up(&cfg, &plan, &transport, &mut report, interrupt.as_mut()).await;
@@ -100,6 +102,7 @@ pub async fn run(cfg: RunConfig, interrupt: impl Future<Output = ()>) -> Result<
             dir: &dir,
             fdsoak: &cfg.fdsoak_exe,
             progress: cfg.progress,
+            agents: agents.as_ref().map(|a| (a, plan.started_by_fdsoak())),
         })
         .await?;
         for i in 0..sc.phases.len() {
@@ -118,6 +121,10 @@ pub async fn run(cfg: RunConfig, interrupt: impl Future<Output = ()>) -> Result<
         status: target.try_exit_status(),
     };
     target.stop().await;
+    if let (Some(a), Ok(d)) = (&agents, &driven) {
+        let client = d.client.as_ref().map_or(0, |c| c.end.pid);
+        ending::note_silent_agents(&mut report, a, &[(Role::Target, ended.pid), (Role::Client, client)]);
+    }
     let measured = driven
         .and_then(|d| d.measured(sc, report.start.elapsed(), ended))
         .map_err(Error::run)?;

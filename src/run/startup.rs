@@ -134,6 +134,37 @@ pub fn report_builder(cfg: &super::RunConfig, plan: &TargetPlan) -> SummaryBuild
     report
 }
 
+/// With origins on: the agents written out, given to a target fdsoak starts (through
+/// `plan`) and later to the client, and the report's note when the target is attached.
+pub fn agents(
+    sc: &Scenario,
+    plan: &mut TargetPlan,
+    report: &mut SummaryBuilder,
+) -> anyhow::Result<Option<crate::origin::Agents>> {
+    use crate::vocab::Role;
+    if !sc.origin.enabled {
+        return Ok(None);
+    }
+    let agents = crate::origin::Agents::install()?;
+    let mut origin = crate::report::model::OriginReport::default();
+    if plan.started_by_fdsoak() {
+        plan.add_env(agents.env(Role::Target));
+        origin.agents.push(Role::Target);
+    } else {
+        origin.notes.push(
+            "the target was attached (--target), so it carries no agent: origins need a process fdsoak starts (the built-in target, --spawn, --client)".into(),
+        );
+    }
+    if sc.client.is_some() {
+        origin.agents.push(Role::Client);
+    }
+    for note in &origin.notes {
+        tracing::warn!("origins: {note}");
+    }
+    report.origin = Some(origin);
+    Ok(Some(agents))
+}
+
 /// The target's descriptor source: `[target.fds]` if set, after one scrape that
 /// answered within the ready timeout; its `/proc` otherwise.
 async fn fd_source(sc: &Scenario, pid: i32) -> Result<Source, String> {

@@ -7,8 +7,10 @@
 
 use super::fast;
 use super::probe::ProbeError;
-use crate::vocab::{Fingerprint, GroupKey, GroupKind, Inodes};
+use crate::origin::table::Table;
+use crate::vocab::{Fingerprint, GroupKey, GroupKind, GroupOrigins, Inodes, Stack};
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
 
 /// At most this many groups are kept; the smallest beyond it fold into one.
 pub const MAX_GROUPS: usize = 1000;
@@ -18,11 +20,22 @@ pub const FOLDED: &str = "smaller groups, folded";
 
 /// Groups `pid`'s descriptors, leaving out the sockets in `exclude` (the fault proxy's, in fdsoak).
 pub fn fingerprint(pid: i32, exclude: Option<&Inodes>) -> Result<Fingerprint, ProbeError> {
+    Ok(fingerprint_with_origins(pid, exclude, None)?.0)
+}
+
+/// [`fingerprint`], and with an agent's `table`, where each group's descriptors were
+/// opened: by the stack that opened each one, and for TCP sockets a gRPC channel
+/// made on threads of its own, by the stacks that created channels to the group's address.
+pub fn fingerprint_with_origins(
+    pid: i32,
+    exclude: Option<&Inodes>,
+    table: Option<&Table>,
+) -> Result<(Fingerprint, Option<GroupOrigins>), ProbeError> {
     let mut links = read_links(pid)?;
     if let Some(ex) = exclude.filter(|e| !e.is_empty()) {
-        links.retain(|l| socket_inode(l).is_none_or(|i| !ex.contains(&i)));
+        links.retain(|(_, l)| socket_inode(l).is_none_or(|i| !ex.contains(&i)));
     }
-    let sockets: Inodes = links.iter().filter_map(|l| socket_inode(l)).collect();
+    let sockets: Inodes = links.iter().filter_map(|(_, l)| socket_inode(l)).collect();
     let tcp = if sockets.is_empty() {
         Vec::new()
     } else if fast::same_netns(pid) {
@@ -39,13 +52,19 @@ pub fn fingerprint(pid: i32, exclude: Option<&Inodes>) -> Result<Fingerprint, Pr
         unix_paths(pid)
     };
     // TCP sockets are counted by their shape first and named once per shape, not once per socket.
-    let mut shapes: HashMap<(u8, Option<u16>, Option<std::net::SocketAddr>), u64> = HashMap::new();
+    let mut shapes: HashMap<Shape, u64> = HashMap::new();
     let mut groups: HashMap<GroupKey, u64> = HashMap::new();
-    for link in &links {
+    let mut origins = Origins::default();
+    for (fd, link) in &links {
+        let opened = table.and_then(|t| t.opened(*fd, link));
         let (kind, what) = match socket_inode(link) {
             Some(inode) => match (tcp.get(&inode), unix.get(&inode)) {
                 (Some(s), _) => {
-                    *shapes.entry(shape(s, &listening)).or_default() += 1;
+                    let shape = shape(s, &listening);
+                    *shapes.entry(shape).or_default() += 1;
+                    if let Some(o) = opened {
+                        origins.count(Named::Shape(shape), o, 1);
+                    }
                     continue;
                 }
                 (None, Some(path)) => (GroupKind::Unix, path.clone()),
@@ -53,19 +72,91 @@ pub fn fingerprint(pid: i32, exclude: Option<&Inodes>) -> Result<Fingerprint, Pr
             },
             None => classify(link),
         };
-        *groups.entry(GroupKey { kind, what }).or_default() += 1;
+        let key = GroupKey { kind, what };
+        if let Some(o) = opened {
+            origins.count(Named::Key(key.clone()), o, 1);
+        }
+        *groups.entry(key).or_default() += 1;
     }
-    for ((state, port, remote), n) in shapes {
-        let what = describe_tcp(state, port, remote);
-        *groups
-            .entry(GroupKey {
-                kind: GroupKind::Tcp,
-                what,
-            })
-            .or_default() += n;
+    if let Some(t) = table.filter(|t| t.has_channels()) {
+        for (shape, n) in &shapes {
+            if let (None, Some(remote)) = (shape.1, shape.2) {
+                origins.channels(*shape, *n, t.channels_to(remote));
+            }
+        }
     }
-    Ok(std::sync::Arc::new(fold(groups)))
+    let mut named = HashMap::new();
+    for (shape, n) in shapes {
+        let key = GroupKey {
+            kind: GroupKind::Tcp,
+            what: describe_tcp(shape.0, shape.1, shape.2),
+        };
+        *groups.entry(key.clone()).or_default() += n;
+        named.insert(shape, key);
+    }
+    let fp = std::sync::Arc::new(fold(groups));
+    let origins = table.map(|_| origins.finish(&named, &fp));
+    Ok((fp, origins))
 }
+
+/// The TCP shape: state, a local port this process listens on, or the remote address.
+type Shape = (u8, Option<u16>, Option<std::net::SocketAddr>);
+
+/// A group before TCP shapes are named.
+#[derive(PartialEq, Eq, Hash)]
+enum Named {
+    Key(GroupKey),
+    Shape(Shape),
+}
+
+/// Per group, how many descriptors each stack opened.
+#[derive(Default)]
+struct Origins(HashMap<Named, HashMap<Arc<Stack>, u64>>);
+
+impl Origins {
+    fn count(&mut self, group: Named, stack: &Arc<Stack>, n: u64) {
+        *self.0.entry(group).or_default().entry(stack.clone()).or_default() += n;
+    }
+
+    /// Sockets of `shape` that no stack opened itself, put down to the channels to its
+    /// address, by where they were created: at most one socket per channel, at most the group.
+    fn channels<'a>(&mut self, shape: Shape, n: u64, channels: impl Iterator<Item = &'a Arc<Stack>>) {
+        let known: u64 = self.0.get(&Named::Shape(shape)).map_or(0, |m| m.values().sum());
+        let mut left = n.saturating_sub(known);
+        for stack in channels {
+            if left == 0 {
+                break;
+            }
+            self.count(Named::Shape(shape), stack, 1);
+            left -= 1;
+        }
+    }
+
+    /// Named like the fingerprint's groups, largest first, for the groups the fingerprint kept.
+    fn finish(self, named: &HashMap<Shape, GroupKey>, fp: &Fingerprint) -> GroupOrigins {
+        let mut out: BTreeMap<GroupKey, Vec<(Arc<Stack>, u64)>> = BTreeMap::new();
+        for (group, stacks) in self.0 {
+            let key = match group {
+                Named::Key(k) => k,
+                Named::Shape(s) => match named.get(&s) {
+                    Some(k) => k.clone(),
+                    None => continue,
+                },
+            };
+            if !fp.contains_key(&key) {
+                continue;
+            }
+            let entry = out.entry(key).or_default();
+            entry.extend(stacks);
+            entry.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+            entry.truncate(MAX_STACKS);
+        }
+        Arc::new(out)
+    }
+}
+
+/// Stacks kept per group in a fingerprint's origins.
+pub const MAX_STACKS: usize = 8;
 
 /// Keeps the [`MAX_GROUPS`] largest groups and folds the rest into one, so a
 /// process with a descriptor per unique path cannot make a fingerprint unbounded.
@@ -121,7 +212,7 @@ fn tcp_from_text_tables(pid: i32, inodes: &Inodes) -> Vec<fast::TcpSocket> {
 
 /// What tells TCP sockets apart: the state, the local port when it is one this process
 /// listens on (LISTEN, and connections accepted on it), and otherwise the remote address.
-fn shape(s: &fast::TcpSocket, listening: &HashSet<u16>) -> (u8, Option<u16>, Option<std::net::SocketAddr>) {
+fn shape(s: &fast::TcpSocket, listening: &HashSet<u16>) -> Shape {
     if s.state == 10 || listening.contains(&s.local.port()) {
         (s.state, Some(s.local.port()), None)
     } else {
@@ -162,14 +253,17 @@ fn socket_inode(link: &str) -> Option<u64> {
     link.strip_prefix("socket:[")?.strip_suffix(']')?.parse().ok()
 }
 
-/// Every descriptor's link target, fdsoak's own `/proc` handles left out.
-fn read_links(pid: i32) -> Result<Vec<String>, ProbeError> {
+/// Every descriptor's number and link target, fdsoak's own `/proc` handles left out.
+fn read_links(pid: i32) -> Result<Vec<(i32, String)>, ProbeError> {
     let entries = super::probe::fd_dir(pid)?;
     let own = pid == std::process::id() as i32;
     Ok(entries
-        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
-        .map(|p| p.to_string_lossy().into_owned())
-        .filter(|l| !(own && l.starts_with("/proc/")))
+        .filter_map(|e| {
+            let e = e.ok()?;
+            let fd = e.file_name().to_str()?.parse().ok()?;
+            Some((fd, std::fs::read_link(e.path()).ok()?.to_string_lossy().into_owned()))
+        })
+        .filter(|(_, l)| !(own && l.starts_with("/proc/")))
         .collect())
 }
 

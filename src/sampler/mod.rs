@@ -47,6 +47,8 @@ pub struct SamplerSetup {
     pub exclude: InodeSet,
     /// How often to fingerprint each process during the load phases; None: only at phase ends and peaks.
     pub fingerprint_every: Option<Duration>,
+    /// The roles whose processes carry an origin agent, and where their agents publish.
+    pub origins: Vec<(Role, std::path::PathBuf)>,
 }
 
 /// Where one watched process is read from.
@@ -143,6 +145,7 @@ impl Sampler {
                     reading: None,
                     gone: false,
                     fingerprint: None,
+                    origins: None,
                 })
                 .collect(),
             schedules: vec![Schedule::default(); setup.watched.len()],
@@ -247,6 +250,7 @@ impl State {
             .zip(&self.setup.watched)
         {
             s.fingerprint = None;
+            s.origins = None;
             if let Source::Prometheus(scraper) = source {
                 s.reading = match scraper.read().await {
                     Ok(r) => Some(r),
@@ -270,9 +274,12 @@ impl State {
                 continue;
             };
             if when.due(t_secs, total, mark, in_load && every.is_some()) {
-                match fingerprint::fingerprint(s.pid, skip) {
-                    Ok(fp) => {
+                let agent = self.setup.origins.iter().find(|(r, _)| *r == s.role);
+                let table = agent.and_then(|(_, dir)| crate::origin::table::Table::read(dir, s.pid));
+                match fingerprint::fingerprint_with_origins(s.pid, skip, table.as_ref()) {
+                    Ok((fp, origins)) => {
                         s.fingerprint = Some(fp);
+                        s.origins = origins;
                         when.taken(t_secs, total, every, in_load);
                     }
                     Err(e) => tracing::debug!("fingerprinting {} failed: {e}", s.role),

@@ -11,6 +11,7 @@ mod fault;
 mod fds;
 mod knobs;
 mod model;
+mod origin;
 mod secret;
 mod shard;
 pub mod stretch;
@@ -22,6 +23,7 @@ pub use fault::{Fault, FaultKind, ServerControl};
 pub use fds::{FdSourceSpec, MetricsUrl, MAX_FDS_METRIC, OPEN_FDS_METRIC};
 pub use knobs::{Knobs, Reflection, DEFAULT_KEEPALIVE_TIMEOUT};
 pub use model::*;
+pub use origin::OriginSpec;
 pub use secret::Secret;
 pub use shard::{Shard, INDEX_ENV};
 

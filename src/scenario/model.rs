@@ -39,6 +39,9 @@ pub struct Scenario {
     /// `${NAME}` takes an environment variable. Values never reach a report.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub metadata: std::collections::BTreeMap<String, super::Secret>,
+    /// Where leaked descriptors were opened: agents in the processes fdsoak starts.
+    #[serde(default, skip_serializing_if = "super::OriginSpec::is_off")]
+    pub origin: super::OriginSpec,
 }
 
 /// The `[tls]` table: how fdsoak speaks TLS to the target.

@@ -21,6 +21,7 @@ mod hosts;
 mod html;
 mod layers;
 mod leaks;
+mod origin;
 mod prometheus;
 mod ready;
 mod regressions;

@@ -46,6 +46,7 @@ fn group(kind: GroupKind, what: &str, change: i64, steady: bool) -> GroupChange 
         end: change as u64,
         change,
         steady,
+        origins: Vec::new(),
     }
 }
 

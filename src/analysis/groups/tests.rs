@@ -108,6 +108,7 @@ fn groups_are_largest_first_with_peak_and_causes() {
 #[test]
 fn causes_name_only_unmistakable_shapes() {
     let g = |kind, what: &str, change| GroupChange {
+        origins: Vec::new(),
         kind,
         what: what.into(),
         baseline: 0,

@@ -7,6 +7,9 @@
 //! [`SampleSink`]s, and the names of gates and findings with their one name
 //! table each.
 
+mod origin;
+pub use origin::{Frame, GroupOrigins, OriginVia, Stack};
+
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -204,6 +207,8 @@ pub struct Sample {
     pub gone: bool,
     /// Set on the ticks where the sampler also took a fingerprint of this process.
     pub fingerprint: Option<Fingerprint>,
+    /// With the fingerprint, for a process that carries an origin agent: where its groups' descriptors were opened.
+    pub origins: Option<GroupOrigins>,
 }
 
 /// One sampler tick: when, in which phase, and every watched process.

@@ -1,0 +1,172 @@
+//! One agent's published table, as fdsoak reads it at a fingerprint: the
+//! creating stack of each live descriptor the agent saw opened (checked
+//! against the descriptor's link, so a reused number is not misnamed), and
+//! the live gRPC channels with their targets, whose sockets the channel's
+//! library opened on threads of its own.
+//!
+//! The file is the agent's to write: it is read bounded, and anything
+//! malformed is no table, never an error of the run.
+
+use crate::vocab::{Frame, OriginVia, Stack};
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::Path;
+use std::sync::Arc;
+
+/// A table larger than this is not read.
+const MAX_TABLE: u64 = 16 << 20;
+
+#[derive(Deserialize)]
+struct Raw {
+    version: u32,
+    #[serde(default)]
+    full: bool,
+    stacks: Vec<Vec<(String, String, u32, bool)>>,
+    fds: Vec<(i32, String, usize)>,
+    channels: Vec<(String, usize)>,
+}
+
+/// One process's origins, ready to join to its descriptors.
+#[derive(Debug, Default)]
+pub struct Table {
+    fds: HashMap<i32, (String, Arc<Stack>)>,
+    /// Live channels: the addresses their target names, and where each was created.
+    channels: Vec<(Vec<SocketAddr>, Arc<Stack>)>,
+    /// The agent's table filled up: some descriptors have no origin.
+    pub full: bool,
+}
+
+impl Table {
+    /// The table `pid` published in `dir`, if there is a readable one.
+    pub fn read(dir: &Path, pid: i32) -> Option<Table> {
+        let path = dir.join(format!("{pid}.json"));
+        if std::fs::metadata(&path).ok()?.len() > MAX_TABLE {
+            tracing::debug!("{}: larger than {MAX_TABLE} bytes, not read", path.display());
+            return None;
+        }
+        let bytes = std::fs::read(&path).ok()?;
+        match serde_json::from_slice::<Raw>(&bytes) {
+            Ok(raw) if raw.version == 1 => Some(Table::from_raw(raw)),
+            Ok(raw) => {
+                tracing::debug!("{}: table version {} not known", path.display(), raw.version);
+                None
+            }
+            Err(e) => {
+                tracing::debug!("{}: {e}", path.display());
+                None
+            }
+        }
+    }
+
+    fn from_raw(raw: Raw) -> Table {
+        let stack = |i: usize, via: OriginVia| {
+            raw.stacks.get(i).map(|frames| {
+                Arc::new(Stack {
+                    frames: frames
+                        .iter()
+                        .map(|(function, file, line, library)| Frame {
+                            function: function.clone(),
+                            file: file.clone(),
+                            line: *line,
+                            library: *library,
+                        })
+                        .collect(),
+                    via,
+                })
+            })
+        };
+        let mut opened: HashMap<usize, Arc<Stack>> = HashMap::new();
+        let mut fds = HashMap::new();
+        for (fd, link, i) in raw.fds {
+            let Some(s) = opened.get(&i).cloned().or_else(|| stack(i, OriginVia::Opened)) else {
+                continue;
+            };
+            opened.insert(i, s.clone());
+            fds.insert(fd, (link, s));
+        }
+        let mut by_target: HashMap<String, Vec<SocketAddr>> = HashMap::new();
+        let mut made: HashMap<usize, Arc<Stack>> = HashMap::new();
+        let mut channels = Vec::new();
+        for (target, i) in raw.channels {
+            let Some(s) = made.get(&i).cloned().or_else(|| stack(i, OriginVia::Channel)) else {
+                continue;
+            };
+            made.insert(i, s.clone());
+            let addrs = by_target
+                .entry(target.clone())
+                .or_insert_with(|| addresses(&target))
+                .clone();
+            channels.push((addrs, s));
+        }
+        Table {
+            fds,
+            channels,
+            full: raw.full,
+        }
+    }
+
+    /// Where descriptor `fd`, now pointing at `link`, was opened, if the agent saw it.
+    pub fn opened(&self, fd: i32, link: &str) -> Option<&Arc<Stack>> {
+        self.fds.get(&fd).filter(|(l, _)| l == link).map(|(_, s)| s)
+    }
+
+    /// Where the live channels to `remote` were created, one entry per channel.
+    pub fn channels_to(&self, remote: SocketAddr) -> impl Iterator<Item = &Arc<Stack>> {
+        self.channels
+            .iter()
+            .filter(move |(addrs, _)| addrs.contains(&remote))
+            .map(|(_, s)| s)
+    }
+
+    pub fn has_channels(&self) -> bool {
+        !self.channels.is_empty()
+    }
+}
+
+/// The socket addresses a gRPC target names: `host:port`, `dns:///host:port`,
+/// `ipv4:addr:port`, `[::1]:port`; names resolve (loopback names, in practice).
+fn addresses(target: &str) -> Vec<SocketAddr> {
+    let t = target
+        .strip_prefix("dns:///")
+        .or_else(|| target.strip_prefix("dns:"))
+        .or_else(|| target.strip_prefix("ipv4:"))
+        .or_else(|| target.strip_prefix("ipv6:"))
+        .unwrap_or(target);
+    if t.starts_with("unix:") || t.starts_with("unix-abstract:") {
+        return Vec::new();
+    }
+    t.to_socket_addrs().map(|a| a.collect()).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_name_their_addresses() {
+        let lo: SocketAddr = "127.0.0.1:4000".parse().unwrap();
+        assert_eq!(addresses("127.0.0.1:4000"), vec![lo]);
+        assert_eq!(addresses("ipv4:127.0.0.1:4000"), vec![lo]);
+        assert!(
+            addresses("dns:///localhost:4000").contains(&lo)
+                || addresses("localhost:4000").iter().any(|a| a.ip().is_loopback())
+        );
+        assert!(addresses("unix:///tmp/x.sock").is_empty());
+        assert!(addresses("no port").is_empty());
+    }
+
+    #[test]
+    fn a_descriptor_reused_for_something_else_has_no_origin() {
+        let raw: Raw = serde_json::from_str(
+            r#"{"version":1,"stacks":[[["open_it","app.py",7,false]]],"fds":[[5,"/tmp/a",0]],"channels":[["127.0.0.1:9",0]]}"#,
+        )
+        .unwrap();
+        let t = Table::from_raw(raw);
+        assert_eq!(t.opened(5, "/tmp/a").unwrap().frames[0].line, 7);
+        assert!(t.opened(5, "/tmp/b").is_none());
+        let remote: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        assert_eq!(t.channels_to(remote).count(), 1);
+        assert_eq!(t.channels_to(remote).next().unwrap().via, OriginVia::Channel);
+    }
+}

@@ -1,0 +1,72 @@
+//! Where descriptors were opened: the words the agents' tables, the sampler,
+//! the analysis and the report share. A [`Stack`] is one creating call
+//! stack, innermost frame first, each frame marked as the program's own or a
+//! library's (the standard library, site-packages, grpc, libc). A
+//! fingerprint's [`GroupOrigins`] say, per group, how many of its live
+//! descriptors each stack opened.
+
+use super::GroupKey;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+/// One frame of a creating stack.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
+pub struct Frame {
+    /// The function (Python) or symbol (native).
+    pub function: String,
+    /// The source file, when known.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub file: String,
+    /// The line in `file`, when known (0: not known).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub line: u32,
+    /// A library's frame (standard library, site-packages, grpc, libc), not the program's own.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub library: bool,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+impl fmt::Display for Frame {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.file.as_str(), self.line) {
+            ("", _) => write!(f, "{}", self.function),
+            (file, 0) => write!(f, "{file} in {}", self.function),
+            (file, line) => write!(f, "{file}:{line} in {}", self.function),
+        }
+    }
+}
+
+/// A creating call stack, innermost frame first.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
+pub struct Stack {
+    pub frames: Vec<Frame>,
+    /// How the descriptors came from it: `"opened"` (by this very frame), or
+    /// `"channel"` (sockets a gRPC channel made on its own threads, joined by address).
+    pub via: OriginVia,
+}
+
+/// How an origin was joined to its descriptors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OriginVia {
+    /// The stack opened the descriptor itself.
+    Opened,
+    /// The stack created a gRPC channel to the group's address; the channel's library opened the socket.
+    Channel,
+}
+
+impl Stack {
+    /// The innermost frame of the program's own, or the innermost frame when all are a library's.
+    pub fn top_user_frame(&self) -> Option<&Frame> {
+        self.frames.iter().find(|f| !f.library).or(self.frames.first())
+    }
+}
+
+/// Per group of a fingerprint: how many of its descriptors each stack opened, largest first.
+pub type GroupOrigins = Arc<BTreeMap<GroupKey, Vec<(Arc<Stack>, u64)>>>;
