@@ -278,9 +278,60 @@ def report_time():
     print("\n".join(l for l in out.splitlines() if l.strip()))
 
 
+def free_port():
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def cpu_secs(pid):
+    """A live process's user + system CPU seconds, from /proc/PID/stat."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def origin_cost():
+    rounds = 3
+    print(f"\n## Origins: CPU per Check of a grpcio server with the Python agent off and on, 2000/s, {SECS} s each, alternated {rounds} times\n")
+    agent = os.path.join(TMP, "origin-agent")
+    tables = os.path.join(agent, "tables")
+    os.makedirs(tables, exist_ok=True)
+    with open(os.path.join(ROOT, "src", "origin", "sitecustomize.py")) as src, open(os.path.join(agent, "sitecustomize.py"), "w") as dst:
+        dst.write(src.read())
+    server = os.path.join(ROOT, "tests", "programs", "server.py")
+    per_check = {"off": [], "on": []}
+    for _ in range(rounds):
+        for label in ["off", "on"]:
+            env = dict(os.environ)
+            if label == "on":
+                env.update(PYTHONPATH=agent, FDSOAK_ORIGIN_DIR=tables)
+            port = free_port()
+            srv = subprocess.Popen([sys.executable, server, str(port), "clean"], env=env)
+            try:
+                s, _, _ = fdsoak_run("origin", "  rate = 2000", SECS, ["--target", f"127.0.0.1:{port}"])
+                cpu = cpu_secs(srv.pid)
+            finally:
+                srv.terminate()
+                srv.wait()
+            checks = sum(w["ok"] for w in s["workloads"])
+            per_check[label].append(cpu / checks * 1e6 if checks else float("nan"))
+    w = (28, 12, 12, 12)
+    print(row(["grpcio server", "µs CPU/check", "lowest", "highest"], w))
+    for label in ["off", "on"]:
+        v = per_check[label]
+        print(row([f"agent {label}", f"{statistics.median(v):.1f}", f"{min(v):.1f}", f"{max(v):.1f}"], w))
+    ratios = [on / off for on, off in zip(per_check["on"], per_check["off"])]
+    print(f"\non ÷ off, median of rounds: {statistics.median(ratios):.2f}× (rounds {', '.join(f'{r:.2f}' for r in ratios)}); goal ≤ 1.3×")
+    print("The built-in target is Rust: its origins need the native agent, not yet built, so it has no row here.")
+
+
 def main():
     print(f"# fdsoak benchmark ({'quick' if QUICK else 'full'}) on {os.cpu_count()} cores, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
-    sections = [driver_efficiency, fdsoak_vs_grpc_go, timetable_lag, rpc_cost, rate_accuracy, sampler_cost, memory, report_time]
+    sections = [driver_efficiency, fdsoak_vs_grpc_go, timetable_lag, rpc_cost, origin_cost, rate_accuracy, sampler_cost, memory, report_time]
     only = [a.split("=", 1)[1] for a in sys.argv[1:] if a.startswith("--only=")]
     for section in sections:
         if not only or section.__name__ in only:
