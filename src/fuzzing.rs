@@ -110,3 +110,18 @@ pub fn metrics(data: &[u8]) {
     let _ = (url.problem(), url.to_string());
     let _ = text.parse::<crate::scenario::Shard>().map(|s| s.share(u64::MAX));
 }
+
+/// An origin agent's table, as a process under test could write it: parsed and
+/// joined to descriptors and addresses, never a panic.
+pub fn origin_table(data: &[u8]) {
+    let Some(table) = crate::origin::table::Table::parse(data) else {
+        return;
+    };
+    for fd in -1..64 {
+        let _ = table
+            .opened(fd, "/tmp/x")
+            .map(|s| s.top_user_frame().map(|f| f.to_string()));
+    }
+    let remote = std::net::SocketAddr::from(([127, 0, 0, 1], 50051));
+    let _ = table.channels_to(remote).count();
+}

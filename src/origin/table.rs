@@ -10,7 +10,7 @@
 use crate::vocab::{Frame, OriginVia, Stack};
 use serde::Deserialize;
 use std::collections::HashMap;
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -46,16 +46,18 @@ impl Table {
             return None;
         }
         let bytes = std::fs::read(&path).ok()?;
-        match serde_json::from_slice::<Raw>(&bytes) {
+        let table = Table::parse(&bytes);
+        if table.is_none() {
+            tracing::debug!("{}: not a table fdsoak can read", path.display());
+        }
+        table
+    }
+
+    /// A table from the bytes an agent wrote; None for anything malformed.
+    pub fn parse(bytes: &[u8]) -> Option<Table> {
+        match serde_json::from_slice::<Raw>(bytes) {
             Ok(raw) if raw.version == 1 => Some(Table::from_raw(raw)),
-            Ok(raw) => {
-                tracing::debug!("{}: table version {} not known", path.display(), raw.version);
-                None
-            }
-            Err(e) => {
-                tracing::debug!("{}: {e}", path.display());
-                None
-            }
+            _ => None,
         }
     }
 
@@ -125,7 +127,8 @@ impl Table {
 }
 
 /// The socket addresses a gRPC target names: `host:port`, `dns:///host:port`,
-/// `ipv4:addr:port`, `[::1]:port`; names resolve (loopback names, in practice).
+/// `ipv4:addr:port`, `[::1]:port`. Only IP literals and `localhost` are
+/// resolved: the sampler never waits on DNS for a name an agent wrote.
 fn addresses(target: &str) -> Vec<SocketAddr> {
     let t = target
         .strip_prefix("dns:///")
@@ -136,7 +139,21 @@ fn addresses(target: &str) -> Vec<SocketAddr> {
     if t.starts_with("unix:") || t.starts_with("unix-abstract:") {
         return Vec::new();
     }
-    t.to_socket_addrs().map(|a| a.collect()).unwrap_or_default()
+    if let Ok(a) = t.parse::<SocketAddr>() {
+        return vec![a];
+    }
+    match t.rsplit_once(':') {
+        Some(("localhost", port)) => port.parse::<u16>().map_or_else(
+            |_| Vec::new(),
+            |p| {
+                vec![
+                    SocketAddr::from(([127, 0, 0, 1], p)),
+                    SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, p)),
+                ]
+            },
+        ),
+        _ => Vec::new(),
+    }
 }
 
 #[cfg(test)]

@@ -9,22 +9,21 @@
 //! is what was measured ([`Driven`]).
 
 use super::ending::{ClientRun, Driven, End};
-use crate::analysis::{load_window, Trackers};
+use super::sinks::Shared;
+use crate::analysis::load_window;
 use crate::driver::{self, channel::LeakBin, PhaseWork};
 use crate::fault::{self, inline::InlineProxy};
-use crate::metrics::{Registry, ThroughputCsv};
 use crate::report::build::SummaryBuilder;
 use crate::report::model::PhaseInfo;
-use crate::rows::{CsvStream, SamplesCsv, SAMPLES_CSV, THROUGHPUT_CSV};
 use crate::sampler::{Sampler, SamplerSetup, Source};
 use crate::scenario::{Scenario, ServerControl};
 use crate::transport::Dial;
-use crate::vocab::{InodeSet, Role, SampleSink, Tick};
+use crate::vocab::{InodeSet, Role};
 use std::future::Future;
 use std::path::Path;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -55,113 +54,6 @@ pub struct DriveSetup<'a> {
     pub agents: Option<(&'a crate::origin::Agents, bool)>,
 }
 
-/// When each watched process was first found gone: (seconds in, phase).
-type Gone = Arc<Mutex<std::collections::BTreeMap<Role, (f64, usize)>>>;
-
-/// Remembers when a watched process is first found gone, and cancels
-/// `target_gone` when it is the target: the run cannot go on without it.
-struct Watchdog {
-    target_gone: CancellationToken,
-    gone: Gone,
-}
-
-impl SampleSink for Watchdog {
-    fn tick(&mut self, tick: &Tick<'_>) -> anyhow::Result<()> {
-        let mut gone = self.gone.lock().map_err(|_| anyhow::anyhow!("watchdog poisoned"))?;
-        for s in tick.samples.iter().filter(|s| s.gone) {
-            gone.entry(s.role).or_insert((tick.t_secs, tick.phase));
-            if s.role == Role::Target {
-                self.target_gone.cancel();
-            }
-        }
-        Ok(())
-    }
-}
-
-/// What the driver, the sampler's sinks and the end of the run share.
-struct Shared {
-    registry: Arc<Registry>,
-    trackers: Arc<Mutex<Trackers>>,
-    live: Arc<crate::progress::Live>,
-    target_gone: CancellationToken,
-    gone: Gone,
-    /// Cancelled by the abort sink when an armed gate is sure to fail; `fired` says which.
-    abort: CancellationToken,
-    fired: super::abort_sink::Fired,
-}
-
-impl Shared {
-    fn new() -> Shared {
-        Shared {
-            registry: Arc::new(Registry::default()),
-            trackers: Arc::new(Mutex::new(Trackers::default())),
-            live: Arc::new(crate::progress::Live::default()),
-            target_gone: CancellationToken::new(),
-            gone: Gone::default(),
-            abort: CancellationToken::new(),
-            fired: super::abort_sink::Fired::default(),
-        }
-    }
-
-    /// The sampler's sinks, in the order each tick reaches them: the CSV files, the
-    /// trackers, the live progress, the watchdog, the heap trim, then (when asked)
-    /// the abort check, which reads the trackers, and the checkpoints.
-    fn sinks(
-        &self,
-        sc: &Scenario,
-        dir: &Path,
-        start: Instant,
-        checkpoints: Option<(Duration, SummaryBuilder)>,
-    ) -> anyhow::Result<Vec<Box<dyn SampleSink>>> {
-        // Checkpoints chart a live downsample of the series, fed as the CSV files are.
-        let planned = start.elapsed().as_secs_f64() + sc.phases.iter().map(|p| p.duration.as_secs_f64()).sum::<f64>();
-        let series: Option<crate::rows::SharedDownsampler> = checkpoints.as_ref().map(|_| {
-            Arc::new(Mutex::new(crate::rows::Downsampler::new(
-                planned,
-                sc.sampler.interval.as_secs_f64(),
-            )))
-        });
-        let mut throughput = ThroughputCsv::new(self.registry.clone(), CsvStream::create(&dir.join(THROUGHPUT_CSV))?);
-        if let Some(series) = &series {
-            throughput = throughput.tapped(series.clone());
-        }
-        let mut sinks: Vec<Box<dyn SampleSink>> = vec![
-            Box::new(SamplesCsv(CsvStream::create(&dir.join(SAMPLES_CSV))?)),
-            Box::new(throughput),
-            Box::new(self.trackers.clone()),
-            Box::new(self.live.clone()),
-            Box::new(Watchdog {
-                target_gone: self.target_gone.clone(),
-                gone: self.gone.clone(),
-            }),
-            // The driver's freed heap goes back to the kernel, so its RSS reads what is live.
-            Box::new(super::trim::Trim::new()),
-        ];
-        if sc.gates.abort.any() {
-            let mut a =
-                super::abort_sink::Aborter::new(sc, self.trackers.clone(), self.registry.clone(), self.abort.clone());
-            a.fired = self.fired.clone();
-            sinks.push(Box::new(a));
-        }
-        if let (Some((every, report)), Some(series)) = (checkpoints, series) {
-            sinks.push(Box::new(crate::rows::LiveSamples(series.clone())));
-            let plan = super::checkpoint::Plan {
-                every,
-                report,
-                dir: dir.to_path_buf(),
-                planned_secs: planned,
-            };
-            let from = super::checkpoint::Sources {
-                trackers: self.trackers.clone(),
-                registry: self.registry.clone(),
-                series,
-            };
-            sinks.push(Box::new(super::checkpoint::Checkpoints::new(plan, from)));
-        }
-        Ok(sinks)
-    }
-}
-
 /// A run's phases being driven: what [`Drive::set_up`] started, and how far it got.
 pub struct Drive<'a> {
     sc: &'a Scenario,
@@ -187,7 +79,7 @@ impl<'a> Drive<'a> {
     /// client, the sampler with its sinks, and the live progress.
     pub async fn set_up(s: DriveSetup<'a>) -> anyhow::Result<Drive<'a>> {
         let sc = s.scenario;
-        let shared = Shared::new();
+        let shared = Shared::default();
         let current = Arc::new(AtomicUsize::new(0));
         let proxy_sockets = InodeSet::default();
         let proxy = if sc.client.is_some() || sc.phases.iter().any(|p| !p.faults.is_empty()) {

@@ -11,6 +11,7 @@ pub mod abort_sink;
 pub mod checkpoint;
 pub mod drive;
 pub mod ending;
+pub mod sinks;
 pub mod startup;
 pub mod trim;
 

@@ -9,6 +9,7 @@ mod abort_config;
 pub mod duration;
 mod fault;
 mod fds;
+mod gates;
 mod knobs;
 mod model;
 mod origin;
@@ -21,6 +22,7 @@ pub use abort_config::{Abort, ABORTABLE};
 
 pub use fault::{Fault, FaultKind, ServerControl};
 pub use fds::{FdSourceSpec, MetricsUrl, MAX_FDS_METRIC, OPEN_FDS_METRIC};
+pub use gates::Gates;
 pub use knobs::{Knobs, Reflection, DEFAULT_KEEPALIVE_TIMEOUT};
 pub use model::*;
 pub use origin::OriginSpec;

@@ -37,3 +37,8 @@ fn csv_inputs_that_once_crashed() {
 fn metrics_inputs_that_once_crashed() {
     assert!(replay("metrics", fdsoak::fuzzing::metrics) > 0);
 }
+
+#[test]
+fn origin_table_inputs_that_once_crashed() {
+    assert!(replay("origin", fdsoak::fuzzing::origin_table) > 0);
+}

@@ -1,0 +1,54 @@
+//! The `[gates]` table: the thresholds that decide pass or fail, with their
+//! defaults (the one place they are set).
+
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// The `[gates]` table: thresholds that decide pass or fail.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, schemars::JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct Gates {
+    /// FDs above the baseline allowed at the end of the run.
+    pub max_residual_fds: i64,
+    /// Robust FD growth rate allowed during the load phases, per hour.
+    pub max_growth_per_hour: f64,
+    /// Growth below this many FDs over the load window is treated as noise.
+    pub min_growth_fds: f64,
+    /// CLOSE_WAIT sockets above the baseline allowed at the end of the run.
+    pub max_close_wait: i64,
+    /// A descriptor group (same path, same socket peer and state…) that grows step by step
+    /// through the load and stays after the drain is a leak from this many up; 0 turns it off.
+    pub min_group_growth: u64,
+    /// Peak FDs as a fraction of the soft RLIMIT_NOFILE.
+    pub max_fd_usage: f64,
+    /// Fail when growth projects the soft limit sooner than this.
+    #[serde(with = "super::duration")]
+    #[schemars(with = "String")]
+    pub min_time_to_limit: Duration,
+    /// Failed calls as a fraction of finished calls, per workload and phase.
+    pub max_error_rate: f64,
+    /// Optional p99 latency ceiling, per workload and phase.
+    #[serde(with = "super::duration::option")]
+    #[schemars(with = "Option<String>")]
+    pub max_p99: Option<Duration>,
+    /// Stop the run, drain and report at the first tick where an armed gate is sure to fail:
+    /// `true` arms min_time_to_limit, max_fd_usage and max_error_rate; a list arms some.
+    pub abort: super::abort_config::Abort,
+}
+
+impl Default for Gates {
+    fn default() -> Self {
+        Gates {
+            max_residual_fds: 5,
+            max_growth_per_hour: 360.0,
+            min_growth_fds: 10.0,
+            max_close_wait: 5,
+            min_group_growth: 3,
+            max_fd_usage: 0.8,
+            min_time_to_limit: Duration::from_secs(24 * 3600),
+            max_error_rate: 0.01,
+            max_p99: None,
+            abort: Default::default(),
+        }
+    }
+}
