@@ -1,4 +1,7 @@
-//! Generates the gRPC client and server code from `proto/` with protox, so no system `protoc` is needed.
+//! Build steps besides Rust: the gRPC client and server code from `proto/`
+//! with protox (no system `protoc`), and the native origin agent, a shared
+//! library compiled from `src/origin/native/agent.c` with the C compiler the
+//! `cc` crate finds, which fdsoak carries inside its binary.
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=proto");
     let protos = [
@@ -13,5 +16,32 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build_client(true)
         .build_server(true)
         .compile_fds(fds)?;
+    native_agent(&out)
+}
+
+/// `libfdsoak_origin.so`: position-independent, optimised, its own frames kept
+/// (so that the stacks it records start cleanly), linked against libdl for dlsym.
+fn native_agent(out: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
+    let source = "src/origin/native/agent.c";
+    println!("cargo:rerun-if-changed={source}");
+    let compiler = cc::Build::new().cargo_metadata(false).get_compiler();
+    let status = compiler
+        .to_command()
+        .args([
+            "-shared",
+            "-fPIC",
+            "-O2",
+            "-fno-omit-frame-pointer",
+            "-Wall",
+            "-Werror",
+            "-o",
+        ])
+        .arg(out.join("libfdsoak_origin.so"))
+        .arg(source)
+        .args(["-ldl", "-lpthread"])
+        .status()?;
+    if !status.success() {
+        return Err(format!("compiling {source} failed ({status})").into());
+    }
     Ok(())
 }

@@ -114,6 +114,7 @@ pub fn metrics(data: &[u8]) {
 /// An origin agent's table, as a process under test could write it: parsed and
 /// joined to descriptors and addresses, never a panic.
 pub fn origin_table(data: &[u8]) {
+    native_table(data);
     let Some(table) = crate::origin::table::Table::parse(data) else {
         return;
     };
@@ -124,4 +125,9 @@ pub fn origin_table(data: &[u8]) {
     }
     let remote = std::net::SocketAddr::from(([127, 0, 0, 1], 50051));
     let _ = table.channels_to(remote).count();
+}
+
+/// The native agent's table file, read into slots; never a panic.
+pub fn native_table(data: &[u8]) {
+    let _ = crate::origin::native::slots(data).map(|(s, o)| (s.len(), o));
 }

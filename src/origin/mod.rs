@@ -1,14 +1,18 @@
 //! Origins: where in the code a process opened the descriptors that grew.
 //!
 //! With `--origin` (or `[origin] enabled = true`), fdsoak gives each process
-//! it starts (the built-in or spawned target, the client under test) an
-//! agent: for Python, [`sitecustomize.py`](self) first on `PYTHONPATH`.
-//! The agent keeps a live table (descriptor or channel → creating stack)
-//! and publishes it to a file of this run's; the sampler reads it when it
-//! fingerprints the process ([`table::Table`]) and counts, per group, the
-//! stacks of its descriptors. Nothing is injected with origins off, nor into
-//! a target fdsoak did not start. The agents' files go when the run ends.
+//! it starts (the built-in or spawned target, the client under test) two
+//! agents: for Python, `sitecustomize.py` first on `PYTHONPATH`; for native
+//! code (C, C++, Rust, anything linked against glibc), the library built
+//! from `native/agent.c`, on `LD_PRELOAD`. Each keeps a live table
+//! (descriptor or channel → creating stack) in a file of this run's; the
+//! sampler reads it when it fingerprints the process ([`table::Table`];
+//! native stacks are symbolized by [`native::Symbols`]) and counts, per
+//! group, the stacks of its descriptors. Nothing is injected with origins
+//! off, nor into a target fdsoak did not start. The agents' files go when
+//! the run ends.
 
+pub mod native;
 pub mod table;
 
 use crate::vocab::Role;
@@ -16,6 +20,10 @@ use std::path::{Path, PathBuf};
 
 /// The Python agent, shipped inside the binary and written out per run.
 const PYTHON_AGENT: &str = include_str!("sitecustomize.py");
+/// The native agent, built by `build.rs` from `native/agent.c`.
+const NATIVE_AGENT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/libfdsoak_origin.so"));
+/// Its file name once written out.
+pub const NATIVE_AGENT_FILE: &str = "libfdsoak_origin.so";
 
 /// The environment variable that tells an agent where to publish its table.
 pub const DIR_ENV: &str = "FDSOAK_ORIGIN_DIR";
@@ -37,6 +45,7 @@ impl Agents {
         let python = dir.path().join("python");
         std::fs::create_dir(&python)?;
         std::fs::write(python.join("sitecustomize.py"), PYTHON_AGENT)?;
+        std::fs::write(dir.path().join(NATIVE_AGENT_FILE), NATIVE_AGENT)?;
         for role in Role::ALL {
             std::fs::create_dir_all(dir.path().join("tables").join(role.as_str()))?;
         }
@@ -49,15 +58,19 @@ impl Agents {
     }
 
     /// The environment a process of `role` starts with: the Python agent first on
-    /// `PYTHONPATH` (before whatever the path held), and where to publish.
+    /// `PYTHONPATH` and the native one first on `LD_PRELOAD` (before whatever they
+    /// held), and where to publish.
     pub fn env(&self, role: Role) -> Vec<(String, String)> {
-        let python = self.dir.path().join("python");
-        let mut path = python.display().to_string();
-        if let Some(old) = std::env::var_os("PYTHONPATH").filter(|p| !p.is_empty()) {
-            path = format!("{path}:{}", old.to_string_lossy());
-        }
+        let first = |var: &str, path: &Path, sep: char| {
+            let mut v = path.display().to_string();
+            if let Some(old) = std::env::var_os(var).filter(|p| !p.is_empty()) {
+                v = format!("{v}{sep}{}", old.to_string_lossy());
+            }
+            (var.to_string(), v)
+        };
         vec![
-            ("PYTHONPATH".into(), path),
+            first("PYTHONPATH", &self.dir.path().join("python"), ':'),
+            first("LD_PRELOAD", &self.dir.path().join(NATIVE_AGENT_FILE), ':'),
             (DIR_ENV.into(), self.tables(role).display().to_string()),
         ]
     }

@@ -30,7 +30,8 @@ struct Raw {
 /// One process's origins, ready to join to its descriptors.
 #[derive(Debug, Default)]
 pub struct Table {
-    fds: HashMap<i32, (String, Arc<Stack>)>,
+    /// Per descriptor: its link when the agent saw it (None: the native agent, which records no link).
+    fds: HashMap<i32, (Option<String>, Arc<Stack>)>,
     /// Live channels: the addresses their target names, and where each was created.
     channels: Vec<(Vec<SocketAddr>, Arc<Stack>)>,
     /// The agent's table filled up: some descriptors have no origin.
@@ -38,8 +39,20 @@ pub struct Table {
 }
 
 impl Table {
-    /// The table `pid` published in `dir`, if there is a readable one.
-    pub fn read(dir: &Path, pid: i32) -> Option<Table> {
+    /// The table `pid` published in `dir`, if there is a readable one: the Python
+    /// agent's when there is one (a Python program), else the native agent's.
+    pub fn read(dir: &Path, pid: i32, symbols: &super::native::Symbols) -> Option<Table> {
+        Table::read_python(dir, pid).or_else(|| {
+            let native = symbols.read(dir, pid)?;
+            Some(Table {
+                fds: native.fds.into_iter().map(|(fd, s)| (fd, (None, s))).collect(),
+                channels: Vec::new(),
+                full: native.overflow > 0,
+            })
+        })
+    }
+
+    fn read_python(dir: &Path, pid: i32) -> Option<Table> {
         let path = dir.join(format!("{pid}.json"));
         if std::fs::metadata(&path).ok()?.len() > MAX_TABLE {
             tracing::debug!("{}: larger than {MAX_TABLE} bytes, not read", path.display());
@@ -85,7 +98,7 @@ impl Table {
                 continue;
             };
             opened.insert(i, s.clone());
-            fds.insert(fd, (link, s));
+            fds.insert(fd, (Some(link), s));
         }
         let mut by_target: HashMap<String, Vec<SocketAddr>> = HashMap::new();
         let mut made: HashMap<usize, Arc<Stack>> = HashMap::new();
@@ -110,7 +123,10 @@ impl Table {
 
     /// Where descriptor `fd`, now pointing at `link`, was opened, if the agent saw it.
     pub fn opened(&self, fd: i32, link: &str) -> Option<&Arc<Stack>> {
-        self.fds.get(&fd).filter(|(l, _)| l == link).map(|(_, s)| s)
+        self.fds
+            .get(&fd)
+            .filter(|(l, _)| l.as_deref().is_none_or(|l| l == link))
+            .map(|(_, s)| s)
     }
 
     /// Where the live channels to `remote` were created, one entry per channel.

@@ -70,10 +70,10 @@ impl Chatbot for ChatSvc {
     async fn converse(&self, req: Request<AskRequest>) -> Result<Response<Self::ConverseStream>, Status> {
         let req = req.into_inner();
         let turns = req.turn.clamp(1, MAX_TURNS);
-        // The stream's state: an open file (our own executable always exists).
-        let state = std::env::current_exe()
-            .and_then(std::fs::File::open)
-            .map_err(|e| Status::internal(format!("opening the session: {e}")))?;
+        // The stream's state: an open file, our own executable (which opens even
+        // after a rebuild has replaced the file it was started from).
+        let state =
+            std::fs::File::open(super::OWN_EXE).map_err(|e| Status::internal(format!("opening the session: {e}")))?;
         let (interval, ignores_cancel) = (self.knobs.converse_interval, self.knobs.converse_ignores_cancel);
         let leak = self.knobs.leak_converse_file.then(|| self.leaks.clone());
         let (tx, rx) = mpsc::channel(4);

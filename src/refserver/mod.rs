@@ -77,8 +77,8 @@ impl HealthSvc {
     async fn apply_knobs(&self) {
         let n = self.checks.fetch_add(1, Ordering::Relaxed) + 1;
         if self.knobs.leak_fd_every.is_some_and(|k| n.is_multiple_of(k)) {
-            // Any regular file will do; our own executable always exists.
-            match std::env::current_exe().and_then(std::fs::File::open) {
+            // Any regular file will do: our own executable always opens.
+            match std::fs::File::open(OWN_EXE) {
                 Ok(f) => self.leaks.files.lock().unwrap().push(f),
                 Err(e) => tracing::warn!("leak-fd-every: open failed: {e}"),
             }
@@ -281,6 +281,9 @@ impl tonic::service::Interceptor for Auth {
         }
     }
 }
+
+/// This process's executable, which opens even once a rebuild has replaced its file.
+pub(crate) const OWN_EXE: &str = "/proc/self/exe";
 
 /// Serves on an already-bound listener (over TLS when `tls` is given) until `shutdown` resolves.
 pub async fn serve(

@@ -154,9 +154,12 @@ pub fn note_silent_agents(report: &mut SummaryBuilder, agents: &crate::origin::A
     let Some(origin) = &mut report.origin else { return };
     for (role, pid) in pids {
         let carried = origin.agents.contains(role);
-        if carried && *pid != 0 && !agents.tables(*role).join(format!("{pid}.json")).exists() {
+        let published = ["json", "fdtab"]
+            .iter()
+            .any(|ext| agents.tables(*role).join(format!("{pid}.{ext}")).exists());
+        if carried && *pid != 0 && !published {
             origin.notes.push(format!(
-                "the {role} (pid {pid}) published no origin table: origins reach Python programs so far (a native agent for C, C++ and Rust comes next)"
+                "the {role} (pid {pid}) published no origin table: the agents reach Python programs and programs dynamically linked against glibc, not static ones or Go (which makes raw system calls)"
             ));
         }
     }

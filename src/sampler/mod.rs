@@ -205,6 +205,12 @@ struct State {
     ticks: u64,
 }
 
+thread_local! {
+    /// Symbolizes native origins on the sampler's thread (it is not `Send`); what it
+    /// read of each binary is kept while the thread, and so the run, lasts.
+    static SYMBOLS: crate::origin::native::Symbols = Default::default();
+}
+
 impl State {
     async fn run(mut self, mut rx: mpsc::Receiver<Cmd>) -> anyhow::Result<u64> {
         let mut ticker = tokio::time::interval(self.setup.interval);
@@ -275,7 +281,9 @@ impl State {
             };
             if when.due(t_secs, total, mark, in_load && every.is_some()) {
                 let agent = self.setup.origins.iter().find(|(r, _)| *r == s.role);
-                let table = agent.and_then(|(_, dir)| crate::origin::table::Table::read(dir, s.pid));
+                let table = agent.and_then(|(_, dir)| {
+                    SYMBOLS.with(|symbols| crate::origin::table::Table::read(dir, s.pid, symbols))
+                });
                 match fingerprint::fingerprint_with_origins(s.pid, skip, table.as_ref()) {
                     Ok((fp, origins)) => {
                         s.fingerprint = Some(fp);

@@ -142,3 +142,83 @@ fn an_attached_target_is_said_to_carry_no_agent() {
     assert!(origin.agents.is_empty());
     assert!(origin.notes.iter().any(|n| n.contains(note)), "{origin:?}");
 }
+
+/// Built-in leak knobs, each with the Rust function and the line that opens its descriptor.
+#[test]
+fn the_built_in_leak_knobs_name_the_rust_functions_that_open_their_descriptors() {
+    let dir = TempDir::new("origin-native");
+    let short = fixture(
+        &dir,
+        "churn-short.toml",
+        &[("channel = \"per_call\"", "channel = \"shared\"")],
+    );
+    let serve = |knob: &str| format!("{FDSOAK} serve --port {{port}} {knob}");
+    // The channel is dialled at the `.await` of its connect, a few lines into the function.
+    let backend = |r: &RunResult| {
+        let at = line_of("src/refserver/mod.rs", "async fn backend_channel(");
+        let named = named_line(&r.stdout, "refserver/mod.rs", "fdsoak::refserver::backend_channel");
+        assert!(
+            named.is_some_and(|n| n > at && n < at + 6),
+            "{named:?}, not backend_channel: {}",
+            r.context()
+        );
+    };
+    let file = line_of("src/refserver/mod.rs", "match std::fs::File::open(OWN_EXE)");
+    let r = run(&short, &["--origin", "--spawn", &serve("--leak-fd-every 10")]);
+    assert_eq!(r.code, 1, "{}", r.context());
+    let want = format!("refserver/mod.rs:{file} in fdsoak::refserver::HealthSvc::apply_knobs");
+    assert!(r.stdout.contains(&want), "no {want:?}: {}", r.context());
+    let r = run(&short, &["--origin", "--spawn", &serve("--leak-channel-every 10")]);
+    assert_eq!(r.code, 1, "{}", r.context());
+    backend(&r);
+    // The Chatbot's knobs, through the rpc workload.
+    let rpc = repo("tests/scenarios/rpc-short.toml");
+    let session = line_of("src/refserver/chat.rs", "std::fs::File::open(super::OWN_EXE)");
+    let r = run(&rpc, &["--origin", "--spawn", &serve("--leak-converse-file")]);
+    assert_eq!(r.code, 1, "{}", r.context());
+    let want = format!("refserver/chat.rs:{session} in");
+    assert!(r.stdout.contains(&want), "no {want:?}: {}", r.context());
+    let r = run(&rpc, &["--origin", "--spawn", &serve("--leak-ask-channel-every 5")]);
+    assert_eq!(r.code, 1, "{}", r.context());
+    backend(&r);
+}
+
+/// The line a finding names for `function` in `file`, if it names one.
+fn named_line(text: &str, file: &str, function: &str) -> Option<usize> {
+    let tail = format!(" in {function}");
+    text.match_indices(&format!("{file}:")).find_map(|(at, m)| {
+        let rest = &text[at + m.len()..];
+        let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+        rest[digits.len()..].starts_with(&tail).then(|| digits.parse().ok())?
+    })
+}
+
+/// A C program compiled here with the system's compiler, leaking pipes and files.
+#[test]
+fn a_c_program_that_leaks_pipes_and_files_is_named_by_function_and_line() {
+    let dir = TempDir::new("origin-c");
+    let exe = dir.path().join("leaky");
+    let status = std::process::Command::new("cc")
+        .args(["-g", "-O0", "-o"])
+        .arg(&exe)
+        .arg(repo("tests/programs/leaky.c"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let sc = fixture(&dir, "client-short.toml", &[]);
+    let r = run(&sc, &["--origin", "--client", exe.to_str().unwrap()]);
+    assert_eq!(r.code, 1, "{}", r.context());
+    let pipe = line_of("tests/programs/leaky.c", "if (pipe(p) == 0)");
+    let open = line_of("tests/programs/leaky.c", "keep(open(path, O_RDONLY));");
+    for want in [
+        format!("leaky.c:{pipe} in leak_pipe"),
+        format!("leaky.c:{open} in leak_file"),
+    ] {
+        assert!(r.stdout.contains(&want), "no {want:?}: {}", r.context());
+    }
+    let origin = r.summary().origin.unwrap();
+    assert!(
+        origin.notes.iter().all(|n| !n.contains("client")),
+        "the client published its table: {origin:?}"
+    );
+}
