@@ -66,6 +66,19 @@ fn a_python_checker_that_leaks_a_channel_per_retry_is_named_at_its_insecure_chan
     assert_eq!((top.line as usize, top.function.as_str()), (line, "new_channel"));
     // The frames above it are the program's own too: the retry path that called it.
     assert!(o.stack.frames.iter().any(|f| f.function == "check_with_retry"), "{o:?}");
+    // The groups table names it in summary.md, and unfolds its frames in report.html.
+    let md = std::fs::read_to_string(r.out.path().join("summary.md")).unwrap();
+    assert!(md.contains("| opened by |") && md.contains(&want), "summary.md:\n{md}");
+    let html = std::fs::read_to_string(r.out.path().join("report.html")).unwrap();
+    let cells: Vec<&str> = html.split("<td class=\"origins\"><details>").skip(1).collect();
+    let cell = cells
+        .iter()
+        .find(|c| c.contains("check_with_retry"))
+        .expect("no origins cell names the checker");
+    assert!(
+        cell.contains("<li><strong>"),
+        "the program's own frames stand out: {cell:.400}"
+    );
 }
 
 #[test]
