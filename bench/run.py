@@ -294,62 +294,24 @@ def cpu_secs(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def origin_cost():
-    rounds = 3
-    print(f"\n## Origins: CPU per Check of a grpcio server with the agents off and on, 2000/s, {SECS} s each, alternated {rounds} times\n")
-    agent = os.path.join(TMP, "origin-agent")
-    tables = os.path.join(agent, "tables")
-    os.makedirs(tables, exist_ok=True)
-    with open(os.path.join(ROOT, "src", "origin", "sitecustomize.py")) as src, open(os.path.join(agent, "sitecustomize.py"), "w") as dst:
-        dst.write(src.read())
-    server = os.path.join(ROOT, "tests", "programs", "server.py")
-    per_check = {"off": [], "on": []}
-    for _ in range(rounds):
-        for label in ["off", "on"]:
-            env = dict(os.environ)
-            if label == "on":
-                # Both agents, as `fdsoak run --origin` gives a Python program.
-                env.update(PYTHONPATH=agent, LD_PRELOAD=native_agent(), FDSOAK_ORIGIN_DIR=tables)
-            port = free_port()
-            srv = subprocess.Popen([sys.executable, server, str(port), "clean"], env=env)
-            try:
-                s, _, _ = fdsoak_run("origin", "  rate = 2000", SECS, ["--target", f"127.0.0.1:{port}"])
-                cpu = cpu_secs(srv.pid)
-            finally:
-                srv.terminate()
-                srv.wait()
-            checks = sum(w["ok"] for w in s["workloads"])
-            per_check[label].append(cpu / checks * 1e6 if checks else float("nan"))
-    w = (28, 12, 12, 12)
-    print(row(["grpcio server", "µs CPU/check", "lowest", "highest"], w))
-    for label in ["off", "on"]:
-        v = per_check[label]
-        print(row([f"agent {label}", f"{statistics.median(v):.1f}", f"{min(v):.1f}", f"{max(v):.1f}"], w))
-    ratios = [on / off for on, off in zip(per_check["on"], per_check["off"])]
-    print(f"\non ÷ off, median of rounds: {statistics.median(ratios):.2f}× (rounds {', '.join(f'{r:.2f}' for r in ratios)}); goal ≤ 1.3×")
-    native_origin_cost(rounds, tables)
-
-
 def native_agent():
     """The native origin agent the last cargo build made."""
     import glob
     return max(glob.glob(os.path.join(ROOT, "target", "*", "build", "fdsoak-*", "out", "libfdsoak_origin.so")), key=os.path.getmtime)
 
 
-def native_origin_cost(rounds, tables):
-    """The built-in target (Rust) with the native agent preloaded, and without."""
-    agent = native_agent()
-    print(f"\n## Origins: CPU per Check of the built-in target (fdsoak serve) with the native agent off and on, 2000/s, {SECS} s each, alternated {rounds} times\n")
+def agent_rounds(title, start, on_env, goal, rounds=3):
+    """A server's CPU per Check at 2000/s with the agents off and on, alternated.
+
+    `start(env)` starts the server and returns (process, address)."""
+    print(f"\n## Origins: CPU per Check of {title} with the agents off and on, 2000/s, {SECS} s each, alternated {rounds} times\n")
     per_check = {"off": [], "on": []}
     for _ in range(rounds):
         for label in ["off", "on"]:
-            env = dict(os.environ)
-            if label == "on":
-                env.update(LD_PRELOAD=agent, FDSOAK_ORIGIN_DIR=tables)
-            srv = subprocess.Popen([FDSOAK, "serve", "--port", "0"], stdout=subprocess.PIPE, text=True, env=env)
-            addr = srv.stdout.readline().split()[-1]
+            env = dict(os.environ, **(on_env if label == "on" else {}))
+            srv, addr = start(env)
             try:
-                s, _, _ = fdsoak_run("origin-native", "  rate = 2000", SECS, ["--target", addr])
+                s, _, _ = fdsoak_run("origin", "  rate = 2000", SECS, ["--target", addr])
                 cpu = cpu_secs(srv.pid)
             finally:
                 srv.terminate()
@@ -357,12 +319,34 @@ def native_origin_cost(rounds, tables):
             checks = sum(w["ok"] for w in s["workloads"])
             per_check[label].append(cpu / checks * 1e6 if checks else float("nan"))
     w = (28, 12, 12, 12)
-    print(row(["fdsoak serve", "µs CPU/check", "lowest", "highest"], w))
+    print(row([title, "µs CPU/check", "lowest", "highest"], w))
     for label in ["off", "on"]:
         v = per_check[label]
-        print(row([f"agent {label}", f"{statistics.median(v):.1f}", f"{min(v):.1f}", f"{max(v):.1f}"], w))
+        print(row([f"agents {label}", f"{statistics.median(v):.1f}", f"{min(v):.1f}", f"{max(v):.1f}"], w))
     ratios = [on / off for on, off in zip(per_check["on"], per_check["off"])]
-    print(f"\non ÷ off, median of rounds: {statistics.median(ratios):.2f}× (rounds {', '.join(f'{r:.2f}' for r in ratios)}); goal ≤ 1.15×")
+    print(f"\non ÷ off, median of rounds: {statistics.median(ratios):.2f}× (rounds {', '.join(f'{r:.2f}' for r in ratios)}); goal ≤ {goal}×")
+
+
+def origin_cost():
+    agent = os.path.join(TMP, "origin-agent")
+    tables = os.path.join(agent, "tables")
+    os.makedirs(tables, exist_ok=True)
+    with open(os.path.join(ROOT, "src", "origin", "sitecustomize.py")) as src, open(os.path.join(agent, "sitecustomize.py"), "w") as dst:
+        dst.write(src.read())
+    native = dict(LD_PRELOAD=native_agent(), FDSOAK_ORIGIN_DIR=tables)
+
+    def grpcio(env):
+        port = free_port()
+        server = os.path.join(ROOT, "tests", "programs", "server.py")
+        return subprocess.Popen([sys.executable, server, str(port), "clean"], env=env), f"127.0.0.1:{port}"
+
+    def builtin(env):
+        srv = subprocess.Popen([FDSOAK, "serve", "--port", "0"], stdout=subprocess.PIPE, text=True, env=env)
+        return srv, srv.stdout.readline().split()[-1]
+
+    # Both agents for Python, as `fdsoak run --origin` gives a Python program.
+    agent_rounds("a grpcio server", grpcio, dict(native, PYTHONPATH=agent), 1.3)
+    agent_rounds("fdsoak serve", builtin, native, 1.15)
 
 
 def main():
