@@ -79,6 +79,16 @@ fn a_python_checker_that_leaks_a_channel_per_retry_is_named_at_its_insecure_chan
         cell.contains("<li><strong>"),
         "the program's own frames stand out: {cell:.400}"
     );
+
+    // The same bug with grpc.aio.
+    let line = line_of("tests/programs/checker.py", "grpc.aio.insecure_channel(");
+    let r = run(
+        &stalls(&dir),
+        &["--origin", "--client", &python("checker.py", "{addr} aio-retry-leak")],
+    );
+    assert_eq!(r.code, 1, "{}", r.context());
+    let want = format!("checker.py:{line} in new_aio_channel");
+    assert!(r.stdout.contains(&want), "no {want:?} in the findings: {}", r.context());
 }
 
 #[test]
