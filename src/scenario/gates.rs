@@ -43,7 +43,7 @@ impl Default for Gates {
             max_growth_per_hour: 360.0,
             min_growth_fds: 10.0,
             max_close_wait: 5,
-            min_group_growth: 3,
+            min_group_growth: 2,
             max_fd_usage: 0.8,
             min_time_to_limit: Duration::from_secs(24 * 3600),
             max_error_rate: 0.01,
