@@ -103,7 +103,11 @@ impl Symbols {
         let mut addrs: Vec<u64> = raw.values().flatten().map(|a| a.saturating_sub(1)).collect();
         addrs.sort_unstable();
         addrs.dedup();
-        let src = Source::Process(Process::new((pid as u32).into()));
+        let mut process = Process::new((pid as u32).into());
+        // `/proc/PID/map_files` (which still opens a replaced binary) needs CAP_SYS_ADMIN;
+        // without root, the paths in `/proc/PID/maps` serve.
+        process.map_files = rustix::process::geteuid().is_root();
+        let src = Source::Process(process);
         let exe = std::fs::read_link(format!("/proc/{pid}/exe")).ok();
         let mut frames: HashMap<u64, Vec<Frame>> = HashMap::new();
         if let Ok(syms) = self.symbolizer.symbolize(&src, Input::AbsAddr(&addrs)) {

@@ -153,9 +153,13 @@ fn a_server_of_another_user_is_said_to_be_there_with_the_ways_out() {
         "short.toml",
         "name = \"short\"\n[[phases]]\nname = \"p\"\nduration = \"1s\"\n",
     );
+    // A copy of fdsoak that `nobody` may run wherever the checkout lives (it may be under /root).
+    let exe = dir.path().join("fdsoak");
+    std::fs::copy(FDSOAK, &exe).unwrap();
+    let exe = exe.to_str().unwrap().to_string();
     let as_nobody = |args: &[&str]| {
         let o = Command::new("setpriv")
-            .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", FDSOAK])
+            .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", &exe])
             .args(args)
             .stdin(Stdio::null())
             .output()
