@@ -233,18 +233,19 @@ OPEN_LIKE(open64)
 OPENAT_LIKE(openat)
 OPENAT_LIKE(openat64)
 
-/* What _FORTIFY_SOURCE turns open() and openat() into when the flags take no mode. */
-#define FORTIFIED(name, params, args)                                    \
+/* A call that returns one new descriptor; first, what _FORTIFY_SOURCE turns
+ * open() and openat() into when the flags take no mode. */
+#define ONE_FD(name, params, args)                                         \
     int name params {                                                    \
         REAL(name);                                                      \
         int fd = real_##name args;                                       \
         record(fd);                                                      \
         return fd;                                                       \
     }
-FORTIFIED(__open_2, (const char *path, int flags), (path, flags))
-FORTIFIED(__open64_2, (const char *path, int flags), (path, flags))
-FORTIFIED(__openat_2, (int dirfd, const char *path, int flags), (dirfd, path, flags))
-FORTIFIED(__openat64_2, (int dirfd, const char *path, int flags), (dirfd, path, flags))
+ONE_FD(__open_2, (const char *path, int flags), (path, flags))
+ONE_FD(__open64_2, (const char *path, int flags), (path, flags))
+ONE_FD(__openat_2, (int dirfd, const char *path, int flags), (dirfd, path, flags))
+ONE_FD(__openat64_2, (int dirfd, const char *path, int flags), (dirfd, path, flags))
 
 #define CREAT_LIKE(name)                                                 \
     int name(const char *path, mode_t mode) {                            \
@@ -367,21 +368,14 @@ int fcntl64(int fd, int cmd, ...) {
     return r;
 }
 
-#define ONE_FD(name, params, args, types)                                \
-    int name params {                                                    \
-        REAL(name);                                       \
-        int made = real_##name args;                                     \
-        record(made);                                                    \
-        return made;                                                     \
-    }
-ONE_FD(eventfd, (unsigned int v, int flags), (v, flags), (unsigned int, int))
-ONE_FD(epoll_create, (int size), (size), (int))
-ONE_FD(epoll_create1, (int flags), (flags), (int))
-ONE_FD(timerfd_create, (int clock, int flags), (clock, flags), (int, int))
-ONE_FD(signalfd, (int old, const sigset_t *mask, int flags), (old, mask, flags), (int, const sigset_t *, int))
-ONE_FD(memfd_create, (const char *name, unsigned int flags), (name, flags), (const char *, unsigned int))
-ONE_FD(inotify_init, (void), (), (void))
-ONE_FD(inotify_init1, (int flags), (flags), (int))
+ONE_FD(eventfd, (unsigned int v, int flags), (v, flags))
+ONE_FD(epoll_create, (int size), (size))
+ONE_FD(epoll_create1, (int flags), (flags))
+ONE_FD(timerfd_create, (int clock, int flags), (clock, flags))
+ONE_FD(signalfd, (int old, const sigset_t *mask, int flags), (old, mask, flags))
+ONE_FD(memfd_create, (const char *name, unsigned int flags), (name, flags))
+ONE_FD(inotify_init, (void), ())
+ONE_FD(inotify_init1, (int flags), (flags))
 
 int close(int fd) {
     REAL(close);
