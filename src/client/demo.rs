@@ -11,16 +11,22 @@
 //! A channel that is never closed keeps reconnecting, as gRPC channels do: a
 //! keeper checks every leaked channel every two seconds, so a reset does not
 //! quietly free what the client forgot.
+//!
+//! Every channel dials through a connector of this module's own, so that
+//! `--origin` names the function that opens a leaked socket (a channel's
+//! default connector runs on tonic's task, with none of the demo's frames).
 
 use crate::proto::health::health_check_response::ServingStatus;
 use crate::proto::health::health_client::HealthClient;
 use crate::proto::health::HealthCheckRequest;
+use hyper_util::rt::TokioIo;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio::net::TcpStream;
 use tokio::time::MissedTickBehavior;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Channel, Endpoint, Uri};
 
 /// How the demo client treats its channels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -53,9 +59,7 @@ const KEEPER_EVERY: Duration = Duration::from_secs(2);
 
 /// Runs checks every `interval` until `stop` resolves or `checks` are done.
 pub async fn run(cfg: DemoConfig, stop: impl Future<Output = ()>) -> anyhow::Result<DemoStats> {
-    let endpoint = Endpoint::from_shared(format!("http://{}", cfg.target))?
-        .connect_timeout(cfg.deadline)
-        .tcp_nodelay(true);
+    let endpoint = Endpoint::from_shared(format!("http://{}", cfg.target))?.connect_timeout(cfg.deadline);
     let good = endpoint
         .clone()
         .http2_keep_alive_interval(Duration::from_secs(1))
@@ -65,8 +69,8 @@ pub async fn run(cfg: DemoConfig, stop: impl Future<Output = ()>) -> anyhow::Res
     let keeper = tokio::spawn(keep_reconnecting(leaked.clone(), cfg.deadline));
     let _stop_keeper = AbortOnDrop(keeper);
     let mut current = match cfg.mode {
-        Mode::Good => good.connect_lazy(),
-        _ => endpoint.connect_lazy(),
+        Mode::Good => fresh_channel(&good, cfg.target),
+        _ => fresh_channel(&endpoint, cfg.target),
     };
     let mut stats = DemoStats::default();
     let mut ticker = tokio::time::interval(cfg.interval);
@@ -82,7 +86,7 @@ pub async fn run(cfg: DemoConfig, stop: impl Future<Output = ()>) -> anyhow::Res
         }
         let channel = match cfg.mode {
             Mode::PerCheckLeak => {
-                let ch = endpoint.connect_lazy();
+                let ch = fresh_channel(&endpoint, cfg.target);
                 park(&leaked, ch.clone(), &mut stats);
                 ch
             }
@@ -95,12 +99,22 @@ pub async fn run(cfg: DemoConfig, stop: impl Future<Output = ()>) -> anyhow::Res
             stats.failed += 1;
             if cfg.mode == Mode::RetryLeak {
                 // The bug: start over on a fresh channel, and forget the old one without closing it.
-                let fresh = endpoint.connect_lazy();
+                let fresh = fresh_channel(&endpoint, cfg.target);
                 park(&leaked, std::mem::replace(&mut current, fresh), &mut stats);
             }
         }
     }
     Ok(stats)
+}
+
+/// A channel that connects when first used, and again after each reset,
+/// through the dial below: the socket of every connection it makes is opened here.
+fn fresh_channel(endpoint: &Endpoint, target: SocketAddr) -> Channel {
+    endpoint.connect_with_connector_lazy(tower::service_fn(move |_: Uri| async move {
+        let stream = TcpStream::connect(target).await?;
+        stream.set_nodelay(true)?;
+        Ok::<_, std::io::Error>(TokioIo::new(stream))
+    }))
 }
 
 fn park(leaked: &Mutex<Vec<Channel>>, ch: Channel, stats: &mut DemoStats) {

@@ -206,6 +206,18 @@ fn the_built_in_leak_knobs_name_the_rust_functions_that_open_their_descriptors()
     backend(&r);
 }
 
+/// The reference client's retry leak: its sockets are named at the demo's own dial.
+#[test]
+fn client_demo_retry_leak_names_the_function_that_dials_its_channels() {
+    let dir = TempDir::new("origin-demo");
+    let demo = format!("{FDSOAK} client-demo --mode retry-leak --interval 100ms --deadline 300ms");
+    let r = run(&stalls(&dir), &["--origin", "--client", &demo]);
+    assert_eq!(r.code, 1, "{}", r.context());
+    let dial = line_of("src/client/demo.rs", "TcpStream::connect(target)");
+    let want = format!("client/demo.rs:{dial} in fdsoak::client::demo::fresh_channel");
+    assert!(r.stdout.contains(&want), "no {want:?}: {}", r.context());
+}
+
 /// The line a finding names for `function` in `file`, if it names one.
 fn named_line(text: &str, file: &str, function: &str) -> Option<usize> {
     let tail = format!(" in {function}");
