@@ -7,7 +7,8 @@
 #   scripts/clean-repeat.sh 20 scenarios/quickstart.toml      # just these
 #   scripts/clean-repeat.sh 20 -- --min-group-growth 2        # flags after -- go to every run
 #
-# Uses the release build; reports go to a temporary directory, removed after.
+# Uses a copy of the release build, so a rebuild during the loop cannot
+# change the binary under a run; reports go to a temporary directory, removed after.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-20}
@@ -20,11 +21,12 @@ extra=("$@")
 cargo build --release -q
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
+cp target/release/fdsoak "$out/fdsoak"
 failed=0
 for s in "${scenarios[@]}"; do
   pass=0
   for i in $(seq 1 "$n"); do
-    if ./target/release/fdsoak run "$s" -q --out "$out/run" "${extra[@]}" >"$out/log" 2>&1; then
+    if "$out/fdsoak" run "$s" -q --out "$out/run" "${extra[@]}" >"$out/log" 2>&1; then
       pass=$((pass + 1))
     else
       failed=1
