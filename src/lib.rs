@@ -24,6 +24,7 @@ pub mod fuzzing;
 pub mod lifecycle;
 pub mod merge;
 pub mod metrics;
+pub mod net;
 pub mod origin;
 pub mod progress;
 pub mod refserver;

@@ -7,12 +7,12 @@
 //! Secrets stop here: metadata values are expanded from the environment only
 //! in memory, and neither they nor the key's path are ever formatted.
 
+use crate::net::Address;
 use crate::scenario::{KeyPath, Scenario};
-use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use tonic::metadata::{AsciiMetadataKey, AsciiMetadataValue};
-use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
 /// The largest PEM file read.
 const MAX_PEM: u64 = 1 << 20;
@@ -29,6 +29,7 @@ struct Tls {
     config: ClientTlsConfig,
     insecure: bool,
     identity: bool,
+    server_name: Option<String>,
 }
 
 impl std::fmt::Debug for Transport {
@@ -99,6 +100,7 @@ impl Transport {
                     config,
                     insecure: t.insecure_skip_verify,
                     identity: t.cert.is_some(),
+                    server_name: t.server_name.clone(),
                 })
             }
         };
@@ -115,13 +117,23 @@ impl Transport {
         self.tls.as_ref().is_some_and(|t| t.identity)
     }
 
-    /// An endpoint for `addr` in this transport, not yet connected.
-    pub fn endpoint(&self, addr: SocketAddr) -> anyhow::Result<Endpoint> {
+    /// An endpoint for `addr` in this transport, not yet connected. A Unix
+    /// socket has no host: its authority (and TLS name) is `[tls] server_name`,
+    /// else `localhost`, as gRPC's own clients do.
+    pub fn endpoint(&self, addr: &Address) -> anyhow::Result<Endpoint> {
+        let authority = match addr {
+            Address::Tcp(a) => a.to_string(),
+            _ => self
+                .tls
+                .as_ref()
+                .and_then(|t| t.server_name.clone())
+                .unwrap_or_else(|| "localhost".into()),
+        };
         Ok(match &self.tls {
-            None => Endpoint::from_shared(format!("http://{addr}"))?,
-            Some(t) if t.insecure => Endpoint::from_shared(format!("https://{addr}"))?
+            None => Endpoint::from_shared(format!("http://{authority}"))?,
+            Some(t) if t.insecure => Endpoint::from_shared(format!("https://{authority}"))?
                 .tls_config_with_verifier(t.config.clone(), Arc::new(insecure::AcceptAny::new()))?,
-            Some(t) => Endpoint::from_shared(format!("https://{addr}"))?.tls_config(t.config.clone())?,
+            Some(t) => Endpoint::from_shared(format!("https://{authority}"))?.tls_config(t.config.clone())?,
         })
     }
 
@@ -179,23 +191,44 @@ fn client_cert_problem(pem: &[u8]) -> Option<String> {
 /// speak there. Every dial of the target takes one.
 #[derive(Debug, Clone)]
 pub struct Dial {
-    pub addr: SocketAddr,
+    pub addr: Address,
     pub transport: Arc<Transport>,
 }
 
 impl Dial {
-    pub fn new(addr: SocketAddr, transport: Arc<Transport>) -> Dial {
+    pub fn new(addr: Address, transport: Arc<Transport>) -> Dial {
         Dial { addr, transport }
     }
 
     /// The same transport at another address (the fault proxy in front of the target).
-    pub fn at(&self, addr: SocketAddr) -> Dial {
+    pub fn at(&self, addr: Address) -> Dial {
         Dial::new(addr, self.transport.clone())
     }
 
     /// An endpoint for this address in this transport.
     pub fn endpoint(&self) -> anyhow::Result<Endpoint> {
-        self.transport.endpoint(self.addr)
+        self.transport.endpoint(&self.addr)
+    }
+
+    /// A channel from `endpoint` (made by [`Dial::endpoint`]) that connects when first
+    /// used; over a Unix socket it dials through [`crate::net::connector`].
+    pub fn lazy(&self, endpoint: &Endpoint) -> Channel {
+        match &self.addr {
+            Address::Tcp(_) => endpoint.connect_lazy(),
+            unix => endpoint.connect_with_connector_lazy(crate::net::connector(unix.clone())),
+        }
+    }
+
+    /// A channel from `endpoint`, connected now.
+    pub async fn connect(&self, endpoint: &Endpoint) -> Result<Channel, tonic::transport::Error> {
+        match &self.addr {
+            Address::Tcp(_) => endpoint.connect().await,
+            unix => {
+                endpoint
+                    .connect_with_connector(crate::net::connector(unix.clone()))
+                    .await
+            }
+        }
     }
 }
 

@@ -91,6 +91,10 @@ impl GroupChange {
             GroupKind::Tcp if w.starts_with("CLOSE_WAIT to ") => {
                 Some("outgoing connections the peer closed and this process never did")
             }
+            GroupKind::Unix if w.starts_with("to ") => Some("a client that opens connections and does not close them"),
+            GroupKind::Unix if w.ends_with(", the client gone") => {
+                Some("accepted connections never closed after the peer left")
+            }
             GroupKind::File if self.change >= 2 => Some("a file opened per request"),
             _ => None,
         }
@@ -102,7 +106,7 @@ impl fmt::Display for GroupChange {
         let d = self.change;
         match self.kind {
             GroupKind::Tcp => write!(f, "{d:+} TCP sockets {}", self.what),
-            GroupKind::Unix => write!(f, "{d:+} Unix sockets at {}", self.what),
+            GroupKind::Unix => write!(f, "{d:+} Unix sockets {}", self.what),
             GroupKind::Socket => write!(f, "{d:+} other sockets ({})", self.what),
             GroupKind::Pipe => write!(f, "{d:+} pipes"),
             GroupKind::Anon => write!(f, "{d:+} anon_inode:[{}]", self.what),

@@ -18,7 +18,7 @@ pub struct CompareConfig {
 /// `fdsoak serve`, ready to execute.
 #[derive(Debug)]
 pub struct ServeConfig {
-    pub addr: SocketAddr,
+    pub addr: crate::net::Address,
     pub knobs: Knobs,
     pub nofile: Option<u64>,
     pub control_stdin: bool,
@@ -41,8 +41,8 @@ pub struct ProbeConfig {
 /// `fdsoak proxy`, ready to execute.
 #[derive(Debug)]
 pub struct ProxyConfig {
-    pub listen: SocketAddr,
-    pub upstream: SocketAddr,
+    pub listen: crate::net::Address,
+    pub upstream: crate::net::Address,
     pub faults: Vec<crate::scenario::Fault>,
 }
 
@@ -77,7 +77,7 @@ impl Cli {
             Command::Serve(s) => {
                 let s = *s;
                 Ok(Action::Serve(Box::new(ServeConfig {
-                    addr: SocketAddr::new(s.bind, s.port),
+                    addr: s.listen.unwrap_or(SocketAddr::new(s.bind, s.port).into()),
                     knobs: s.knobs,
                     nofile: s.nofile,
                     control_stdin: s.control_stdin,
@@ -91,8 +91,8 @@ impl Cli {
             Command::Report { dir } => Ok(Action::Report(dir)),
             Command::Proxy(p) => {
                 let usage = |flag: &str, message: String| Error::usage(flag, message);
-                let upstream = crate::scenario::parse_address(&p.upstream)
-                    .map_err(|e| usage("--upstream", format!("{:?}: {e}", p.upstream)))?;
+                let upstream =
+                    crate::scenario::parse_address(&p.upstream).map_err(|e| usage("--upstream", e.to_string()))?;
                 let faults = p
                     .faults
                     .iter()
@@ -105,8 +105,8 @@ impl Cli {
                 }))
             }
             Command::ClientDemo(c) => {
-                let target = crate::scenario::parse_address(&c.target)
-                    .map_err(|e| Error::usage("--target", format!("{:?}: {e}", c.target)))?;
+                let target =
+                    crate::scenario::parse_address(&c.target).map_err(|e| Error::usage("--target", e.to_string()))?;
                 if c.interval.is_zero() || c.deadline.is_zero() {
                     return Err(Error::usage("--interval/--deadline", "must be greater than zero"));
                 }
@@ -165,8 +165,7 @@ fn run_config(a: RunArgs) -> Result<Action> {
         });
     }
     if let Some(addr) = a.target {
-        crate::scenario::parse_address(&addr)
-            .map_err(|e| usage("--target", format!("{addr:?} is not HOST:PORT: {e}")))?;
+        crate::scenario::parse_address(&addr).map_err(|e| usage("--target", e.to_string()))?;
         sc.target = TargetSpec {
             mode: TargetMode::Address,
             address: Some(addr),
@@ -177,8 +176,11 @@ fn run_config(a: RunArgs) -> Result<Action> {
             ..Default::default()
         };
     } else if let Some(cmd) = a.spawn {
-        if !cmd.contains("{port}") {
-            return Err(usage("--spawn", "must contain the {port} placeholder".into()));
+        if !cmd.contains("{port}") && !cmd.contains("{socket}") {
+            return Err(usage(
+                "--spawn",
+                "must contain the {port} placeholder (or {socket}, for a server on a Unix socket)".into(),
+            ));
         }
         crate::lifecycle::split_command(&cmd).map_err(|e| usage("--spawn", e.to_string()))?;
         let nofile = a.nofile.or(sc.target.nofile);
@@ -196,6 +198,15 @@ fn run_config(a: RunArgs) -> Result<Action> {
             return Err(usage("--nofile", "applies only to a target fdsoak starts".into()));
         }
         sc.target.nofile = Some(n);
+    }
+    if a.unix_socket {
+        if sc.target.mode != TargetMode::Builtin {
+            return Err(usage(
+                "--unix-socket",
+                "applies only to the built-in target (for --spawn, put {socket} in the command)".into(),
+            ));
+        }
+        sc.target.unix_socket = true;
     }
     sc.target.fds = fds;
     if a.origin {

@@ -103,8 +103,9 @@ pub enum Command {
 pub struct RunArgs {
     /// The scenario file (TOML).
     pub scenario: PathBuf,
-    /// Drive a server already running at HOST:PORT instead of the scenario's target.
-    #[arg(long, value_name = "HOST:PORT", conflicts_with = "spawn")]
+    /// Drive a server already running at ADDR instead of the scenario's target: HOST:PORT,
+    /// or a Unix socket (unix:///ABS/PATH, unix:PATH, unix-abstract:NAME).
+    #[arg(long, value_name = "ADDR", conflicts_with = "spawn")]
     pub target: Option<String>,
     /// With --target: the server's PID. By default it is found from the listening socket.
     #[arg(long, requires = "target")]
@@ -113,12 +114,17 @@ pub struct RunArgs {
     /// (process_open_fds, process_max_fds) instead of its /proc ([target.fds] prometheus).
     #[arg(long, value_name = "URL", conflicts_with = "pid")]
     pub fds_from: Option<String>,
-    /// Start this command as the target instead of the scenario's; `{port}` is replaced by a free port.
+    /// Start this command as the target instead of the scenario's; `{port}` is replaced by a free
+    /// port, or `{socket}` by a fresh Unix socket path, and `{fdsoak}` by this executable.
     #[arg(long, value_name = "CMD")]
     pub spawn: Option<String>,
     /// RLIMIT_NOFILE for a target fdsoak starts (builtin or --spawn).
     #[arg(long, value_name = "N", conflicts_with = "target")]
     pub nofile: Option<u64>,
+    /// Serve the built-in target on a fresh Unix socket instead of a loopback port
+    /// ([target] unix_socket).
+    #[arg(long, conflicts_with_all = ["target", "spawn"])]
+    pub unix_socket: bool,
     /// Report directory (default: <reports-dir>/<scenario>-<UTC time>).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
@@ -237,6 +243,10 @@ pub struct ServeArgs {
     /// Port to bind; 0 picks a free one. The bound address is printed on one line.
     #[arg(long, default_value_t = 0)]
     pub port: u16,
+    /// Listen here instead of --bind and --port: HOST:PORT, or a Unix socket
+    /// (unix:///ABS/PATH, unix:PATH, unix-abstract:NAME), whose file is removed on exit.
+    #[arg(long, value_name = "ADDR", value_parser = crate::scenario::parse_address, conflicts_with_all = ["bind", "port"])]
+    pub listen: Option<crate::net::Address>,
     /// Set this process's RLIMIT_NOFILE (soft and hard) to N.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(16..))]
     pub nofile: Option<u64>,
@@ -263,8 +273,8 @@ pub struct ServeArgs {
 
 #[derive(Debug, Args)]
 pub struct ClientDemoArgs {
-    /// The server to check (HOST:PORT); fdsoak sets FDSOAK_TARGET_ADDR for a client it starts.
-    #[arg(long, value_name = "HOST:PORT", env = "FDSOAK_TARGET_ADDR")]
+    /// The server to check (HOST:PORT, or unix:///PATH); fdsoak sets FDSOAK_TARGET_ADDR for a client it starts.
+    #[arg(long, value_name = "ADDR", env = "FDSOAK_TARGET_ADDR")]
     pub target: String,
     /// good: one channel for the whole run; retry-leak: a fresh channel after each failed
     /// check, the old one never closed; per-check-leak: a new channel per check, never closed.
@@ -283,10 +293,10 @@ pub struct ClientDemoArgs {
 
 #[derive(Debug, Args)]
 pub struct ProxyArgs {
-    /// Address to listen on.
-    #[arg(long, default_value = "127.0.0.1:0")]
-    pub listen: SocketAddr,
-    /// The server to forward to (HOST:PORT).
+    /// Address to listen on: HOST:PORT, or a Unix socket (unix:///ABS/PATH, unix:PATH, unix-abstract:NAME).
+    #[arg(long, default_value = "127.0.0.1:0", value_parser = crate::scenario::parse_address)]
+    pub listen: crate::net::Address,
+    /// The server to forward to (HOST:PORT, or a Unix socket as for --listen).
     #[arg(long)]
     pub upstream: String,
     /// A fault, as `KIND,key=value,…` with the keys of a scenario's [[phases.faults]],

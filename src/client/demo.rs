@@ -16,12 +16,12 @@
 //! `--origin` names the function that opens a leaked socket (a channel's
 //! default connector runs on tonic's task, with none of the demo's frames).
 
+use crate::net::{Address, Stream};
 use crate::proto::health::health_check_response::ServingStatus;
 use crate::proto::health::health_client::HealthClient;
 use crate::proto::health::HealthCheckRequest;
 use hyper_util::rt::TokioIo;
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::net::TcpStream;
@@ -39,7 +39,7 @@ pub enum Mode {
 /// A validated `client-demo` command.
 #[derive(Debug, Clone)]
 pub struct DemoConfig {
-    pub target: SocketAddr,
+    pub target: Address,
     pub mode: Mode,
     pub interval: Duration,
     pub deadline: Duration,
@@ -59,7 +59,8 @@ const KEEPER_EVERY: Duration = Duration::from_secs(2);
 
 /// Runs checks every `interval` until `stop` resolves or `checks` are done.
 pub async fn run(cfg: DemoConfig, stop: impl Future<Output = ()>) -> anyhow::Result<DemoStats> {
-    let endpoint = Endpoint::from_shared(format!("http://{}", cfg.target))?.connect_timeout(cfg.deadline);
+    let authority = cfg.target.tcp().map_or("localhost".to_string(), |a| a.to_string());
+    let endpoint = Endpoint::from_shared(format!("http://{authority}"))?.connect_timeout(cfg.deadline);
     let good = endpoint
         .clone()
         .http2_keep_alive_interval(Duration::from_secs(1))
@@ -69,8 +70,8 @@ pub async fn run(cfg: DemoConfig, stop: impl Future<Output = ()>) -> anyhow::Res
     let keeper = tokio::spawn(keep_reconnecting(leaked.clone(), cfg.deadline));
     let _stop_keeper = AbortOnDrop(keeper);
     let mut current = match cfg.mode {
-        Mode::Good => fresh_channel(&good, cfg.target),
-        _ => fresh_channel(&endpoint, cfg.target),
+        Mode::Good => fresh_channel(&good, &cfg.target),
+        _ => fresh_channel(&endpoint, &cfg.target),
     };
     let mut stats = DemoStats::default();
     let mut ticker = tokio::time::interval(cfg.interval);
@@ -86,7 +87,7 @@ pub async fn run(cfg: DemoConfig, stop: impl Future<Output = ()>) -> anyhow::Res
         }
         let channel = match cfg.mode {
             Mode::PerCheckLeak => {
-                let ch = fresh_channel(&endpoint, cfg.target);
+                let ch = fresh_channel(&endpoint, &cfg.target);
                 park(&leaked, ch.clone(), &mut stats);
                 ch
             }
@@ -99,7 +100,7 @@ pub async fn run(cfg: DemoConfig, stop: impl Future<Output = ()>) -> anyhow::Res
             stats.failed += 1;
             if cfg.mode == Mode::RetryLeak {
                 // The bug: start over on a fresh channel, and forget the old one without closing it.
-                let fresh = fresh_channel(&endpoint, cfg.target);
+                let fresh = fresh_channel(&endpoint, &cfg.target);
                 park(&leaked, std::mem::replace(&mut current, fresh), &mut stats);
             }
         }
@@ -109,11 +110,21 @@ pub async fn run(cfg: DemoConfig, stop: impl Future<Output = ()>) -> anyhow::Res
 
 /// A channel that connects when first used, and again after each reset,
 /// through the dial below: the socket of every connection it makes is opened here.
-fn fresh_channel(endpoint: &Endpoint, target: SocketAddr) -> Channel {
-    endpoint.connect_with_connector_lazy(tower::service_fn(move |_: Uri| async move {
-        let stream = TcpStream::connect(target).await?;
-        stream.set_nodelay(true)?;
-        Ok::<_, std::io::Error>(TokioIo::new(stream))
+fn fresh_channel(endpoint: &Endpoint, target: &Address) -> Channel {
+    let target = target.clone();
+    endpoint.connect_with_connector_lazy(tower::service_fn(move |_: Uri| {
+        let target = target.clone();
+        async move {
+            let stream = match target {
+                Address::Tcp(addr) => {
+                    let stream = TcpStream::connect(addr).await?;
+                    stream.set_nodelay(true)?;
+                    Stream::Tcp(stream)
+                }
+                unix => unix.connect().await?,
+            };
+            Ok::<_, std::io::Error>(TokioIo::new(stream))
+        }
     }))
 }
 

@@ -8,9 +8,9 @@
 pub mod demo;
 
 use crate::child::{self, Tail};
+use crate::net::Address;
 use crate::scenario::ClientSpec;
 use anyhow::{anyhow, Context};
-use std::net::SocketAddr;
 use std::path::Path;
 use tokio::process::{Child, Command};
 
@@ -48,7 +48,7 @@ pub fn command_line(spec: &ClientSpec, addr: &str, fdsoak: &Path) -> String {
 /// and `env` (an origin agent's) in its environment.
 pub fn start(
     spec: &ClientSpec,
-    addr: SocketAddr,
+    addr: &Address,
     fdsoak: &Path,
     env: &[(String, String)],
 ) -> anyhow::Result<RunningClient> {

@@ -8,7 +8,9 @@ use std::sync::Arc;
 
 pub fn execute(p: ProxyConfig) -> Result<Exit> {
     let proxied: anyhow::Result<()> = super::runtime()?.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(p.listen)
+        let listener = p
+            .listen
+            .bind()
             .await
             .with_context(|| format!("cannot bind {}", p.listen))?;
         println!(

@@ -16,9 +16,7 @@ pub fn execute(s: ServeConfig) -> Result<Exit> {
         Some((cert, key, client_ca)) => Some(server_tls(cert, key, client_ca.as_deref()).map_err(Error::input)?),
     };
     let served: anyhow::Result<()> = super::runtime()?.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(s.addr)
-            .await
-            .with_context(|| format!("cannot bind {}", s.addr))?;
+        let listener = s.addr.bind().await.with_context(|| format!("cannot bind {}", s.addr))?;
         println!(
             "fdsoak serve listening on {}",
             listener.local_addr().context("reading the bound address")?

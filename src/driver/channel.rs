@@ -19,7 +19,7 @@ pub type LeakBin = Arc<Mutex<Vec<Channel>>>;
 #[derive(Clone)]
 pub struct ChannelSource {
     endpoint: Endpoint,
-    transport: Arc<crate::transport::Transport>,
+    dial: crate::transport::Dial,
     policy: ChannelPolicy,
     shared: Option<Channel>,
     leak_bin: LeakBin,
@@ -42,10 +42,10 @@ impl ChannelSource {
                 .keep_alive_timeout(timeout)
                 .keep_alive_while_idle(true);
         }
-        let shared = (policy == ChannelPolicy::Shared).then(|| endpoint.connect_lazy());
+        let shared = (policy == ChannelPolicy::Shared).then(|| dial.lazy(&endpoint));
         Ok(ChannelSource {
             endpoint,
-            transport: dial.transport.clone(),
+            dial: dial.clone(),
             policy,
             shared,
             leak_bin,
@@ -54,7 +54,7 @@ impl ChannelSource {
 
     /// Adds the run's metadata to a request on one of these channels.
     pub fn decorate<T>(&self, req: &mut tonic::Request<T>) {
-        self.transport.decorate(req);
+        self.dial.transport.decorate(req);
     }
 
     /// A channel for one call. A failed dial maps to UNAVAILABLE, or DEADLINE_EXCEEDED on timeout.
@@ -67,7 +67,7 @@ impl ChannelSource {
 
     /// Dials a new channel whatever the policy.
     pub async fn dial(&self) -> Result<Channel, tonic::Code> {
-        self.endpoint.connect().await.map_err(|e| {
+        self.dial.connect(&self.endpoint).await.map_err(|e| {
             let timed_out = std::error::Error::source(&e).is_some_and(|s| s.to_string().contains("timed out"));
             if timed_out {
                 tonic::Code::DeadlineExceeded

@@ -1,16 +1,20 @@
-//! The fault proxy as a run uses it: bound on loopback in front of the
-//! target, its sockets left out of the driver's counts, stopped on drop.
+//! The fault proxy as a run uses it: in front of the target, in its family
+//! (on a loopback port before a TCP target, on a Unix socket of its own in a
+//! private directory before a Unix-socket one), its sockets left out of the
+//! driver's counts, stopped on drop.
 
 use super::{Control, FaultEvent, ProxyStats};
+use crate::net::Address;
 use crate::vocab::InodeSet;
 use anyhow::Context;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 /// The in-process fault proxy, when the scenario has faults.
 pub struct InlineProxy {
-    pub addr: SocketAddr,
+    pub addr: Address,
+    /// The directory of its Unix socket, removed when the proxy goes.
+    _dir: Option<tempfile::TempDir>,
     pub control: Arc<Control>,
     shutdown: CancellationToken,
     task: tokio::task::JoinHandle<()>,
@@ -19,19 +23,32 @@ pub struct InlineProxy {
 }
 
 impl InlineProxy {
-    /// Binds a loopback port and forwards it to `upstream`; `sockets` collects the proxy's socket inodes.
-    pub async fn start(upstream: SocketAddr, sockets: InodeSet) -> anyhow::Result<InlineProxy> {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .context("binding the fault proxy")?;
+    /// Listens where the target's family says and forwards to `upstream`; `sockets` collects the proxy's socket inodes.
+    pub async fn start(upstream: Address, sockets: InodeSet) -> anyhow::Result<InlineProxy> {
+        let (at, dir) = if upstream.is_unix() {
+            let dir = tempfile::Builder::new()
+                .prefix("fdsoak-proxy-")
+                .tempdir()
+                .context("making a directory for the fault proxy's socket")?;
+            (Address::Unix(dir.path().join("proxy.sock")), Some(dir))
+        } else {
+            (Address::Tcp(std::net::SocketAddr::from(([127, 0, 0, 1], 0))), None)
+        };
+        let listener = at.bind().await.context("binding the fault proxy")?;
         let addr = listener.local_addr()?;
         let control = Arc::new(Control::with_inodes(sockets));
         let shutdown = CancellationToken::new();
-        let task = tokio::spawn(super::proxy::run(listener, upstream, control.clone(), shutdown.clone()));
+        let task = tokio::spawn(super::proxy::run(
+            listener,
+            upstream.clone(),
+            control.clone(),
+            shutdown.clone(),
+        ));
         tracing::info!("fault proxy {addr} → {upstream}");
         let _stop_on_drop = shutdown.clone().drop_guard();
         Ok(InlineProxy {
             addr,
+            _dir: dir,
             control,
             shutdown,
             task,

@@ -7,6 +7,7 @@
 //! are drawn for while their phase lasts (latency, bandwidth, slow_close,
 //! limit_data). Every event is recorded for the report.
 
+pub mod h2;
 pub mod inline;
 pub mod proxy;
 pub mod schedule;

@@ -1,4 +1,4 @@
-//! The fault proxy: a TCP forwarder that obeys [`Control`].
+//! The fault proxy: a forwarder (TCP or Unix sockets, either side) that obeys [`Control`].
 //!
 //! One task per connection moves bytes both ways. Toxics are looked up per
 //! chunk, so they start and stop with their phase; commands arrive on a
@@ -8,17 +8,16 @@
 //! blackhole then resumes. One "for good" never resumes, so neither end
 //! hears from the other again: a half-open connection. The proxy's sockets
 //! stand for the network; the sampler leaves them out of the driver's counts.
+//! A Unix socket has no reset: there, a reset closes both sides at once.
 
 use super::{Cmd, Control};
+use crate::net::{Address, Listener, ReadHalf, Stream, WriteHalf};
 use rustix::net::sockopt::set_socket_linger;
-use std::net::SocketAddr;
 use std::os::fd::AsFd;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -27,12 +26,12 @@ use tokio_util::sync::CancellationToken;
 const UPSTREAM_CONNECT: Duration = Duration::from_secs(5);
 
 /// Proxies connections from `listener` to `upstream` until `shutdown`; then closes them all.
-pub async fn run(listener: TcpListener, upstream: SocketAddr, control: Arc<Control>, shutdown: CancellationToken) {
+pub async fn run(listener: Listener, upstream: Address, control: Arc<Control>, shutdown: CancellationToken) {
     let mut conns = JoinSet::new();
     loop {
         let client = tokio::select! {
             r = listener.accept() => match r {
-                Ok((s, _)) => s,
+                Ok(s) => s,
                 Err(e) => {
                     tracing::warn!("proxy accept failed: {e}; retrying");
                     tokio::time::sleep(Duration::from_millis(50)).await;
@@ -48,14 +47,14 @@ pub async fn run(listener: TcpListener, upstream: SocketAddr, control: Arc<Contr
             abort(&client);
             continue;
         }
-        conns.spawn(handle(client, upstream, control.clone()));
+        conns.spawn(handle(client, upstream.clone(), control.clone()));
     }
     control.stopped.store(true, Relaxed);
     conns.abort_all();
     while conns.join_next().await.is_some() {}
 }
 
-/// Makes the next close of this socket send RST instead of FIN.
+/// Makes the next close of this socket send RST instead of FIN (TCP; a Unix socket just closes).
 fn abort(s: &impl AsFd) {
     let _ = set_socket_linger(s, Some(Duration::ZERO));
 }
@@ -79,13 +78,12 @@ fn inode(s: &impl AsFd) -> u64 {
 
 /// One side of a proxied connection; None once closed.
 struct Side {
-    rd: Option<OwnedReadHalf>,
-    wr: Option<OwnedWriteHalf>,
+    rd: Option<ReadHalf>,
+    wr: Option<WriteHalf>,
 }
 
 impl Side {
-    fn new(s: TcpStream) -> Side {
-        let _ = s.set_nodelay(true);
+    fn new(s: Stream) -> Side {
         let (rd, wr) = s.into_split();
         Side {
             rd: Some(rd),
@@ -95,9 +93,9 @@ impl Side {
 
     fn reset(&mut self) {
         if let Some(rd) = &self.rd {
-            abort(rd.as_ref());
+            abort(&rd.socket());
         } else if let Some(wr) = &self.wr {
-            abort(wr.as_ref());
+            abort(&wr.socket());
         }
         if let Some(wr) = self.wr.take() {
             // Close without the FIN a dropped write half would send first.
@@ -120,8 +118,8 @@ async fn read(side: &mut Side, buf: &mut [u8]) -> std::io::Result<usize> {
     }
 }
 
-async fn handle(client: TcpStream, upstream: SocketAddr, control: Arc<Control>) {
-    let up = match tokio::time::timeout(UPSTREAM_CONNECT, TcpStream::connect(upstream)).await {
+async fn handle(client: Stream, upstream: Address, control: Arc<Control>) {
+    let up = match tokio::time::timeout(UPSTREAM_CONNECT, upstream.connect()).await {
         Ok(Ok(s)) => s,
         _ => {
             control.upstream_failures.fetch_add(1, Relaxed);

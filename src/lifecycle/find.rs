@@ -1,6 +1,7 @@
-//! Finds the process that owns a listening TCP socket, the way `ss -p` does:
-//! look up the socket's inode in the kernel's TCP tables, then find which
-//! process has `socket:[inode]` among its open descriptors.
+//! Finds the process that owns a listening socket, the way `ss -p` does:
+//! look up the socket's inode in the kernel's TCP tables (or, for a Unix
+//! socket, `/proc/net/unix` by its path), then find which process has
+//! `socket:[inode]` among its open descriptors.
 //!
 //! The owner of a published port is not always the server. Docker's
 //! `docker-proxy`, Podman's `rootlessport`, `kubectl port-forward`, `socat`
@@ -8,7 +9,8 @@
 //! network namespace, a pod). Sampling them would measure the forwarder, so
 //! [`forwarder`] names them and the target refuses to attach.
 
-use procfs::net::TcpState;
+use crate::net::Address;
+use procfs::net::{TcpState, UnixState};
 use procfs::process::FDTarget;
 
 /// Who holds a listening port, as far as this user can tell.
@@ -24,6 +26,22 @@ pub enum Listener {
     NotFound,
 }
 
+/// How a listening address reads in a sentence: "port 50051", or the Unix socket's name.
+pub fn describe(addr: &Address) -> String {
+    match addr {
+        Address::Tcp(a) => format!("port {}", a.port()),
+        unix => unix.to_string(),
+    }
+}
+
+/// The process listening at `addr`: on its port (IPv4 or IPv6), or on its Unix socket.
+pub fn listener_at(addr: &Address) -> anyhow::Result<Listener> {
+    match addr {
+        Address::Tcp(a) => listener_on(a.port()),
+        unix => listener_on_unix(unix),
+    }
+}
+
 /// The process listening on `port` (IPv4 or IPv6).
 pub fn listener_on(port: u16) -> anyhow::Result<Listener> {
     let mut inodes = Vec::new();
@@ -37,6 +55,39 @@ pub fn listener_on(port: u16) -> anyhow::Result<Listener> {
             }
         }
     }
+    owner_of(&inodes, uid)
+}
+
+/// The process listening on a Unix socket: the unconnected socket bound to its
+/// name (a relative path is matched as given and as made absolute). The table
+/// carries no owner, so one that cannot be read is said to be another user's,
+/// with the socket file's owner.
+fn listener_on_unix(addr: &Address) -> anyhow::Result<Listener> {
+    let mut names: Vec<std::path::PathBuf> = addr.socket_name().into_iter().map(Into::into).collect();
+    if let Address::Unix(p) = addr {
+        if let Ok(abs) = std::path::absolute(p) {
+            names.push(abs);
+        }
+    }
+    let inodes: Vec<u64> = procfs::net::unix()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|e| e.state == UnixState::UNCONNECTED && e.path.as_ref().is_some_and(|p| names.contains(p)))
+        .map(|e| e.inode)
+        .collect();
+    if inodes.is_empty() {
+        return Ok(Listener::NotFound);
+    }
+    use std::os::unix::fs::MetadataExt;
+    let uid = match addr {
+        Address::Unix(p) => std::fs::metadata(p).map_or(0, |m| m.uid()),
+        _ => 0,
+    };
+    owner_of(&inodes, Some(uid))
+}
+
+/// The process holding one of `inodes` among its descriptors; `uid` is the listener's owner, if known.
+fn owner_of(inodes: &[u64], uid: Option<u32>) -> anyhow::Result<Listener> {
     let Some(uid) = uid else {
         return Ok(Listener::NotFound);
     };

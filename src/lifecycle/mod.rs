@@ -12,10 +12,10 @@ pub mod protocol;
 pub mod ready;
 
 use crate::child::{drain_lines, launch, Tail};
+use crate::net::Address;
 use crate::transport::{Dial, Transport};
 use anyhow::{anyhow, Context};
 pub use ready::Ready;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,8 +32,10 @@ pub enum TargetPlan {
         nofile: Option<u64>,
         /// Set in its environment (an origin agent's).
         env: Vec<(String, String)>,
+        /// Listen on a fresh Unix socket rather than a loopback port.
+        unix_socket: bool,
     },
-    /// A user's command line, `{port}` still unreplaced.
+    /// A user's command line, `{port}` or `{socket}` still unreplaced.
     Spawn {
         command: String,
         nofile: Option<u64>,
@@ -41,7 +43,7 @@ pub enum TargetPlan {
     },
     /// A running server. `remote`: its counts come from elsewhere (`[target.fds]`), so no local PID is looked for.
     Address {
-        addr: SocketAddr,
+        addr: Address,
         pid: Option<i32>,
         remote: bool,
     },
@@ -49,7 +51,7 @@ pub enum TargetPlan {
 
 /// A target that answered its first health check.
 pub struct RunningTarget {
-    pub addr: SocketAddr,
+    pub addr: Address,
     /// 0 for a target read from elsewhere, with no local PID.
     pub pid: i32,
     /// How it was started or found, for the report.
@@ -58,6 +60,8 @@ pub struct RunningTarget {
     stderr_tail: Tail,
     /// The built-in target's behaviour control path, when the scenario schedules behaviours.
     pub server: Option<crate::scenario::ServerControl>,
+    /// The private directory of a `{socket}` fdsoak made up, removed with the target.
+    _socket_dir: Option<tempfile::TempDir>,
 }
 
 /// Errors that mean the target could not be brought up or reached (exit code 3).
@@ -65,26 +69,26 @@ pub struct RunningTarget {
 pub enum TargetError {
     #[error("target {addr} did not {check} within {timeout:?}: {last}")]
     Unreachable {
-        addr: SocketAddr,
+        addr: Address,
         check: &'static str,
         timeout: Duration,
         last: String,
     },
     #[error("target {addr} answers gRPC but does not serve grpc.health.v1.Health (UNIMPLEMENTED): set `target.ready = \"connect\"` (or \"rpc\") to wait for it another way")]
-    NoHealthService { addr: SocketAddr },
+    NoHealthService { addr: Address },
     #[error("target {addr} {what}")]
-    WrongProtocol { addr: SocketAddr, what: String },
+    WrongProtocol { addr: Address, what: String },
     #[error("target exited before it was ready ({status}){tail}")]
     ExitedEarly { status: String, tail: String },
-    #[error("no process on this host listens on port {port}: check the address, or, for a server in a container, pod or another network namespace, pass its PID as this host sees it (--pid $(docker inspect -f '{{{{.State.Pid}}}}' NAME)) or read its metrics (--fds-from URL)")]
-    NoListener { port: u16 },
-    #[error("a server listens on port {port}, but it belongs to another user (uid {uid}), and fdsoak cannot read that process's /proc: {}", find::OTHER_USER_WAYS_OUT)]
-    OtherUser { port: u16, uid: u32 },
+    #[error("no process on this host listens on {at}: check the address, or, for a server in a container, pod or another network namespace, pass its PID as this host sees it (--pid $(docker inspect -f '{{{{.State.Pid}}}}' NAME)) or read its metrics (--fds-from URL)")]
+    NoListener { at: String },
+    #[error("a server listens on {at}, but it belongs to another user (uid {uid}), and fdsoak cannot read that process's /proc: {}", find::OTHER_USER_WAYS_OUT)]
+    OtherUser { at: String, uid: u32 },
     #[error("{0}")]
     Unreadable(String),
-    #[error("port {port} is held by {what}, pid {pid} ({name}), not by the server: sampling it would measure the forwarder. Pass the server's own PID (for Docker or Podman: --pid $(docker inspect -f '{{{{.State.Pid}}}}' NAME)), or read the server's metrics (--fds-from URL)")]
+    #[error("{at} is held by {what}, pid {pid} ({name}), not by the server: sampling it would measure the forwarder. Pass the server's own PID (for Docker or Podman: --pid $(docker inspect -f '{{{{.State.Pid}}}}' NAME)), or read the server's metrics (--fds-from URL)")]
     PortForwarder {
-        port: u16,
+        at: String,
         pid: i32,
         name: String,
         what: &'static str,
@@ -112,13 +116,27 @@ pub async fn start(plan: &TargetPlan, ready: Ready, transport: &Arc<Transport>) 
             return Err(TargetError::Unreadable(why));
         }
     }
+    let mut socket_dir = None;
     let (addr, mut child, description) = match plan {
-        TargetPlan::Address { addr, .. } => (*addr, None, format!("address {addr}")),
-        TargetPlan::Builtin { exe, args, nofile, env } => {
+        TargetPlan::Address { addr, .. } => (addr.clone(), None, format!("address {addr}")),
+        TargetPlan::Builtin {
+            exe,
+            args,
+            nofile,
+            env,
+            unix_socket,
+        } => {
+            let listen = if *unix_socket {
+                let (dir, path) = socket_in_private_dir()?;
+                socket_dir = Some(dir);
+                format!("unix://{}", path.display())
+            } else {
+                "127.0.0.1:0".into()
+            };
             let mut cmd = Command::new(exe);
             cmd.arg("serve")
                 .args(args)
-                .args(["--port", "0"])
+                .args(["--listen", &listen])
                 .envs(env.iter().cloned());
             let control = args.iter().any(|a| a == plan::CONTROL_FLAG);
             let mut child = launch(cmd, *nofile, &tail, control).context("starting the target")?;
@@ -131,8 +149,16 @@ pub async fn start(plan: &TargetPlan, ready: Ready, transport: &Arc<Transport>) 
             (addr, Some(child), desc)
         }
         TargetPlan::Spawn { command, nofile, env } => {
-            let port = free_port().context("picking a free port")?;
-            let line = command.replace("{port}", &port.to_string());
+            let (line, addr) = if command.contains("{socket}") {
+                let (dir, path) = socket_in_private_dir()?;
+                socket_dir = Some(dir);
+                let line = command.replace("{socket}", &path.display().to_string());
+                (line, Address::Unix(path))
+            } else {
+                let port = free_port().context("picking a free port")?;
+                let line = command.replace("{port}", &port.to_string());
+                (line, Address::Tcp(std::net::SocketAddr::from(([127, 0, 0, 1], port))))
+            };
             let words = split_command(&line)?;
             let mut cmd = Command::new(&words[0]);
             cmd.args(&words[1..]).envs(env.iter().cloned());
@@ -140,34 +166,36 @@ pub async fn start(plan: &TargetPlan, ready: Ready, transport: &Arc<Transport>) 
             if let Some(out) = child.stdout.take() {
                 drain_lines(out, tail.clone());
             }
-            (
-                SocketAddr::from(([127, 0, 0, 1], port)),
-                Some(child),
-                format!("spawn: {line}"),
-            )
+            (addr, Some(child), format!("spawn: {line}"))
         }
     };
-    ready::wait(&Dial::new(addr, transport.clone()), ready, child.as_mut(), &tail).await?;
+    ready::wait(
+        &Dial::new(addr.clone(), transport.clone()),
+        ready,
+        child.as_mut(),
+        &tail,
+    )
+    .await?;
     let pid = match (plan, &child) {
         (TargetPlan::Address { pid: Some(p), .. }, _) => *p,
         (TargetPlan::Address { remote: true, .. }, _) => 0,
         // For a spawned command, prefer the process that owns the listener:
         // the command may be a wrapper (a shell, a launcher) around the server.
-        (TargetPlan::Spawn { .. }, Some(c)) => match find::listener_on(addr.port()) {
+        (TargetPlan::Spawn { .. }, Some(c)) => match find::listener_at(&addr) {
             Ok(find::Listener::Owner(pid)) => pid,
             _ => c.id().unwrap_or_default() as i32,
         },
         (_, Some(c)) => c.id().map(|p| p as i32).ok_or_else(|| anyhow!("target has no pid"))?,
         (_, None) => {
-            let port = addr.port();
-            let pid = match find::listener_on(port).context("searching /proc for the listening socket")? {
+            let at = find::describe(&addr);
+            let pid = match find::listener_at(&addr).context("searching /proc for the listening socket")? {
                 find::Listener::Owner(pid) => pid,
-                find::Listener::OtherUser { uid } => return Err(TargetError::OtherUser { port, uid }),
-                find::Listener::NotFound => return Err(TargetError::NoListener { port }),
+                find::Listener::OtherUser { uid } => return Err(TargetError::OtherUser { at, uid }),
+                find::Listener::NotFound => return Err(TargetError::NoListener { at }),
             };
             if let Some(what) = find::forwarder(pid) {
                 let name = find::name_of(pid);
-                return Err(TargetError::PortForwarder { port, pid, name, what });
+                return Err(TargetError::PortForwarder { at, pid, name, what });
             }
             pid
         }
@@ -180,7 +208,7 @@ pub async fn start(plan: &TargetPlan, ready: Ready, transport: &Arc<Transport>) 
             ..
         } => {
             format!(
-                "{description} (pid {pid}, {}, the owner of its listening port)",
+                "{description} (pid {pid}, {}, the owner of its listening socket)",
                 find::name_of(pid)
             )
         }
@@ -193,6 +221,7 @@ pub async fn start(plan: &TargetPlan, ready: Ready, transport: &Arc<Transport>) 
         child,
         stderr_tail: tail,
         server,
+        _socket_dir: socket_dir,
     })
 }
 
@@ -218,7 +247,7 @@ async fn read_announced_addr(
     child: &mut Child,
     timeout: Duration,
     tail: &Tail,
-) -> Result<SocketAddr, TargetError> {
+) -> Result<Address, TargetError> {
     let mut lines = BufReader::new(stdout).lines();
     let line = tokio::select! {
         l = tokio::time::timeout(timeout, lines.next_line()) => l,
@@ -273,6 +302,16 @@ impl RunningTarget {
             crate::child::stop(&mut child, crate::child::STOP_GRACE).await;
         }
     }
+}
+
+/// A fresh directory of this user's, and the path of a socket in it.
+fn socket_in_private_dir() -> anyhow::Result<(tempfile::TempDir, PathBuf)> {
+    let dir = tempfile::Builder::new()
+        .prefix("fdsoak-target-")
+        .tempdir()
+        .context("making a directory for the target's socket")?;
+    let path = dir.path().join("target.sock");
+    Ok((dir, path))
 }
 
 /// Asks the kernel for a free loopback port. Another process could take it

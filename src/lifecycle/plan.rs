@@ -35,10 +35,15 @@ pub fn plan(sc: &Scenario, exe: &Path) -> anyhow::Result<TargetPlan> {
                 args,
                 nofile: t.nofile,
                 env: Vec::new(),
+                unix_socket: t.unix_socket,
             }
         }
         TargetMode::Spawn => TargetPlan::Spawn {
-            command: t.command.clone().unwrap_or_default(),
+            command: t
+                .command
+                .clone()
+                .unwrap_or_default()
+                .replace("{fdsoak}", &exe.display().to_string()),
             nofile: t.nofile,
             env: Vec::new(),
         },

@@ -4,7 +4,7 @@
 //! a TLS alert; an HTTP/2 server waits for the rest. Without this a user sees
 //! only an h2 frame error or a cancelled connection.
 
-use std::net::SocketAddr;
+use crate::net::Address;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -14,12 +14,12 @@ const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\n";
 
 /// A sentence saying what `addr` speaks instead of HTTP/2, when it is unmistakably HTTP/1 or TLS.
 /// With `tls`, fdsoak spoke TLS itself: only a plaintext or HTTP/1 answer is worth naming.
-pub async fn sniff(addr: SocketAddr, timeout: Duration, tls: bool) -> Option<String> {
+pub async fn sniff(addr: &Address, timeout: Duration, tls: bool) -> Option<String> {
     if tls {
         return None;
     }
     let probe = async {
-        let mut s = tokio::net::TcpStream::connect(addr).await.ok()?;
+        let mut s = addr.connect().await.ok()?;
         s.write_all(PREFACE).await.ok()?;
         let mut buf = [0u8; 16];
         let n = s.read(&mut buf).await.ok()?;

@@ -31,7 +31,7 @@ pub(super) async fn wait(
     tail: &Tail,
 ) -> Result<(), TargetError> {
     let Ready { check, timeout } = ready;
-    let (addr, transport) = (dial.addr, &*dial.transport);
+    let (addr, transport) = (dial.addr.clone(), &*dial.transport);
     let deadline = Instant::now() + timeout;
     let mut last = String::from("no attempt made");
     let name = if check == ReadyCheck::Health {
@@ -43,7 +43,7 @@ pub(super) async fn wait(
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
             return Err(TargetError::Unreachable {
-                addr,
+                addr: addr.clone(),
                 check: name,
                 timeout,
                 last,
@@ -63,7 +63,7 @@ pub(super) async fn wait(
                     return Err(TargetError::NoHealthService { addr });
                 }
                 // Something answered, but not in HTTP/2: say what it speaks rather than wait.
-                if let Some(what) = super::protocol::sniff(addr, attempt, transport.is_tls()).await {
+                if let Some(what) = super::protocol::sniff(&addr, attempt, transport.is_tls()).await {
                     return Err(TargetError::WrongProtocol { addr, what });
                 }
                 last = format!("{e:#}");
@@ -84,14 +84,10 @@ pub(super) async fn wait(
     }
 }
 
-/// A fresh HTTP/2 channel to `addr` in `transport`, connected (TCP, TLS if any, and the HTTP/2 handshake).
+/// A fresh HTTP/2 channel to `addr` in `transport`, connected (the socket, TLS if any, and the HTTP/2 handshake).
 pub async fn connect_once(dial: &Dial, timeout: Duration) -> anyhow::Result<tonic::transport::Channel> {
-    Ok(dial
-        .endpoint()?
-        .connect_timeout(timeout)
-        .timeout(timeout)
-        .connect()
-        .await?)
+    let endpoint = dial.endpoint()?.connect_timeout(timeout).timeout(timeout);
+    Ok(dial.connect(&endpoint).await?)
 }
 
 /// One Health/Check over a fresh channel that is closed afterwards.

@@ -9,10 +9,10 @@
 //! (`converse_ignores_cancel`).
 
 use super::{backend_channel, Leaks};
+use crate::net::Address;
 use crate::proto::demo::chatbot_server::Chatbot;
 use crate::proto::demo::{AskReply, AskRequest};
 use crate::scenario::Knobs;
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -27,12 +27,12 @@ pub const MAX_TURNS: i32 = 100_000;
 pub struct ChatSvc {
     knobs: Arc<Knobs>,
     leaks: Arc<Leaks>,
-    self_addr: SocketAddr,
+    self_addr: Address,
     asks: AtomicU64,
 }
 
 impl ChatSvc {
-    pub(super) fn new(knobs: Arc<Knobs>, leaks: Arc<Leaks>, self_addr: SocketAddr) -> Self {
+    pub(super) fn new(knobs: Arc<Knobs>, leaks: Arc<Leaks>, self_addr: Address) -> Self {
         ChatSvc {
             knobs,
             leaks,
@@ -56,7 +56,7 @@ impl Chatbot for ChatSvc {
         let n = self.asks.fetch_add(1, Ordering::Relaxed) + 1;
         if self.knobs.leak_ask_channel_every.is_some_and(|k| n.is_multiple_of(k)) {
             // A backend channel per Ask, connected and never dropped.
-            match backend_channel(self.self_addr).await {
+            match backend_channel(&self.self_addr).await {
                 // A poisoned list is still a list: the leak goes on either way.
                 Ok(c) => self.leaks.channels.lock().unwrap_or_else(|e| e.into_inner()).push(c),
                 Err(e) => tracing::warn!("leak-ask-channel-every: dial failed: {e}"),

@@ -12,6 +12,7 @@ pub mod behaviour;
 pub mod chat;
 pub mod metrics;
 
+use crate::net::Address;
 use crate::proto::demo::chatbot_server::ChatbotServer;
 use crate::proto::health::health_check_response::ServingStatus;
 use crate::proto::health::health_client::HealthClient;
@@ -19,7 +20,6 @@ use crate::proto::health::health_server::{Health, HealthServer};
 use crate::proto::health::{HealthCheckRequest, HealthCheckResponse};
 use crate::scenario::Reflection;
 use std::future::Future;
-use std::net::SocketAddr;
 use std::os::fd::{AsFd, OwnedFd};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -27,12 +27,11 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::Stream;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::server::{Connected, TcpConnectInfo};
+use tonic::transport::server::Connected;
 use tonic::{Request, Response, Status};
 
 /// The service name the leak-channel knob asks its "backend" about; these
@@ -54,11 +53,22 @@ pub(super) struct Leaks {
 }
 
 /// A fresh channel to the "backend" (this server itself).
-pub(super) async fn backend_channel(addr: SocketAddr) -> anyhow::Result<tonic::transport::Channel> {
-    Ok(tonic::transport::Endpoint::from_shared(format!("http://{addr}"))?
-        .connect_timeout(Duration::from_secs(2))
-        .connect()
-        .await?)
+pub(super) async fn backend_channel(addr: &Address) -> anyhow::Result<tonic::transport::Channel> {
+    let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{}", authority(addr)))?;
+    let endpoint = endpoint.connect_timeout(Duration::from_secs(2));
+    Ok(match addr {
+        Address::Tcp(_) => endpoint.connect().await?,
+        unix => {
+            endpoint
+                .connect_with_connector(crate::net::connector(unix.clone()))
+                .await?
+        }
+    })
+}
+
+/// The HTTP/2 authority for a channel to `addr`: its host and port, or `localhost` for a Unix socket.
+fn authority(addr: &Address) -> String {
+    addr.tcp().map_or_else(|| "localhost".into(), |a| a.to_string())
 }
 
 #[derive(Clone)]
@@ -66,7 +76,7 @@ struct HealthSvc {
     knobs: Arc<Knobs>,
     leaks: Arc<Leaks>,
     checks: Arc<AtomicU64>,
-    self_addr: SocketAddr,
+    self_addr: Address,
     /// The stall window, as instants.
     stall: Option<(tokio::time::Instant, tokio::time::Instant)>,
     /// Behaviours scheduled from outside (`--control-stdin`).
@@ -92,7 +102,7 @@ impl HealthSvc {
 
     /// The bug that started fdsoak: a fresh channel per backend health check, never closed.
     async fn check_backend(&self) -> anyhow::Result<()> {
-        let channel = backend_channel(self.self_addr).await?;
+        let channel = backend_channel(&self.self_addr).await?;
         let mut client = HealthClient::new(channel.clone());
         let mut req = Request::new(HealthCheckRequest {
             service: BACKEND_SERVICE.into(),
@@ -187,15 +197,13 @@ impl Health for HealthSvc {
 /// the peer leaves, our end is never closed: the socket stays in CLOSE_WAIT,
 /// exactly as in a server that forgets to close dead connections.
 struct Conn {
-    stream: TcpStream,
+    stream: crate::net::Stream,
     hold: bool,
 }
 
 impl Connected for Conn {
-    type ConnectInfo = TcpConnectInfo;
-    fn connect_info(&self) -> TcpConnectInfo {
-        self.stream.connect_info()
-    }
+    type ConnectInfo = ();
+    fn connect_info(&self) {}
 }
 
 impl AsyncRead for Conn {
@@ -221,18 +229,18 @@ impl AsyncWrite for Conn {
 
 /// Accepts connections, surviving accept errors (EMFILE included) with a short pause.
 async fn accept_loop(
-    listener: TcpListener,
+    listener: crate::net::Listener,
     tx: mpsc::Sender<Result<Conn, std::io::Error>>,
     knobs: Arc<Knobs>,
     leaks: Arc<Leaks>,
 ) {
     loop {
         let stream = match listener.accept().await {
-            Ok((s, _)) => s,
+            Ok(s) => s,
             Err(e) if knobs.stop_accepting_on_error => {
                 tracing::error!("accept failed: {e}; no longer accepting (--stop-accepting-on-error)");
                 // Keep serving the connections already open, accept nothing new, ever.
-                std::future::pending::<TcpStream>().await
+                std::future::pending::<crate::net::Stream>().await
             }
             Err(e) => {
                 tracing::warn!("accept failed: {e}; retrying");
@@ -240,7 +248,6 @@ async fn accept_loop(
                 continue;
             }
         };
-        let _ = stream.set_nodelay(true);
         if knobs.hold_closed_conns {
             match stream.as_fd().try_clone_to_owned() {
                 Ok(dup) => leaks.sockets.lock().unwrap().push(dup),
@@ -287,7 +294,7 @@ pub(crate) const OWN_EXE: &str = "/proc/self/exe";
 
 /// Serves on an already-bound listener (over TLS when `tls` is given) until `shutdown` resolves.
 pub async fn serve(
-    listener: TcpListener,
+    listener: crate::net::Listener,
     tls: Option<tonic::transport::ServerTlsConfig>,
     knobs: Knobs,
     state: Arc<State>,
@@ -302,7 +309,7 @@ pub async fn serve(
         knobs: knobs.clone(),
         leaks: leaks.clone(),
         checks: Arc::new(AtomicU64::new(0)),
-        self_addr,
+        self_addr: self_addr.clone(),
         stall,
         state,
     };

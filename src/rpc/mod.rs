@@ -206,10 +206,10 @@ pub async fn load_methods(sc: &Scenario, file: &Path, dial: &crate::transport::D
     let reflected = if services.is_empty() {
         None
     } else {
-        let addr = dial.addr;
+        let addr = &dial.addr;
         let fetched = async {
-            let channel = dial.endpoint().map_err(|e| reflect::Failure::Target(e.to_string()))?;
-            let channel = channel.connect().await.map_err(|e| {
+            let endpoint = dial.endpoint().map_err(|e| reflect::Failure::Target(e.to_string()))?;
+            let channel = dial.connect(&endpoint).await.map_err(|e| {
                 let e = format!(
                     "{e}: {}",
                     std::error::Error::source(&e).map_or(String::new(), |s| s.to_string())

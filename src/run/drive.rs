@@ -83,18 +83,18 @@ impl<'a> Drive<'a> {
         let current = Arc::new(AtomicUsize::new(0));
         let proxy_sockets = InodeSet::default();
         let proxy = if sc.client.is_some() || sc.phases.iter().any(|p| !p.faults.is_empty()) {
-            Some(InlineProxy::start(s.target.addr, proxy_sockets.clone()).await?)
+            Some(InlineProxy::start(s.target.addr.clone(), proxy_sockets.clone()).await?)
         } else {
             None
         };
-        let dial = proxy.as_ref().map_or(s.target.clone(), |p| s.target.at(p.addr));
+        let dial = proxy.as_ref().map_or(s.target.clone(), |p| s.target.at(p.addr.clone()));
         if let (Some(p), Some(server)) = (&proxy, s.server) {
             p.control.set_server(server);
         }
         let client = match &sc.client {
             Some(spec) => {
                 let env = s.agents.map(|(a, _)| a.env(Role::Client)).unwrap_or_default();
-                Some(crate::client::start(spec, dial.addr, s.fdsoak, &env)?)
+                Some(crate::client::start(spec, &dial.addr, s.fdsoak, &env)?)
             }
             None => None,
         };

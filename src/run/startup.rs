@@ -67,7 +67,7 @@ pub async fn start_up(
     report.target.description = target.description.clone();
     report.target.address = Some(target.addr.to_string());
     report.target.pid = (target.pid != 0).then_some(target.pid);
-    let dial = Dial::new(target.addr, transport.clone());
+    let dial = Dial::new(target.addr.clone(), transport.clone());
     let ready = async {
         // Where the target's descriptors are read: its /proc, or an endpoint that must answer now (exit 3 if not).
         let source = fd_source(sc, target.pid).await.map_err(run_error)?;

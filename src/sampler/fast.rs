@@ -123,55 +123,137 @@ pub fn tcp_sockets(inodes: &Inodes) -> io::Result<Vec<TcpSocket>> {
 /// Dumps every TCP socket of both families and calls `visit` with the
 /// `inet_diag_msg` (at least 72 bytes) of each whose inode is in `inodes`.
 fn dump_tcp(inodes: &Inodes, mut visit: impl FnMut(&[u8])) -> io::Result<()> {
-    let sock = rustix::net::socket_with(
-        AddressFamily::NETLINK,
-        SocketType::DGRAM,
-        SocketFlags::CLOEXEC,
-        Some(netlink::SOCK_DIAG),
-    )?;
+    let sock = diag_socket()?;
     let mut buf = vec![0u8; 64 * 1024];
     for (seq, family) in [(1u32, libc_af(AddressFamily::INET)), (2, libc_af(AddressFamily::INET6))] {
         // nlmsghdr (16 bytes) + inet_diag_req_v2 (56 bytes): every state, every socket of the family.
         let mut req = [0u8; 72];
-        req[0..4].copy_from_slice(&72u32.to_ne_bytes());
-        req[4..6].copy_from_slice(&SOCK_DIAG_BY_FAMILY.to_ne_bytes());
-        req[6..8].copy_from_slice(&(NLM_F_REQUEST | NLM_F_DUMP).to_ne_bytes());
-        req[8..12].copy_from_slice(&seq.to_ne_bytes());
+        header(&mut req, seq);
         req[16] = family;
         req[17] = IPPROTO_TCP;
         req[20..24].copy_from_slice(&u32::MAX.to_ne_bytes());
-        rustix::net::sendto(&sock, &req, SendFlags::empty(), &netlink::SocketAddrNetlink::new(0, 0))?;
-        'dump: loop {
-            let (len, _) = rustix::net::recv(&sock, &mut buf[..], RecvFlags::empty())?;
-            let mut at = 0;
-            while at + HDR <= len {
-                let msg_len = u32::from_ne_bytes(buf[at..at + 4].try_into().unwrap()) as usize;
-                let kind = u16::from_ne_bytes(buf[at + 4..at + 6].try_into().unwrap());
-                if msg_len < HDR || at + msg_len > len {
-                    return Err(io::Error::new(io::ErrorKind::InvalidData, "truncated sock_diag reply"));
+        dump(&sock, &req, &mut buf, |msg| {
+            if msg.len() >= INODE_AT - HDR + 4 {
+                let inode = u32::from_ne_bytes(msg[68..72].try_into().unwrap());
+                if inodes.contains(&u64::from(inode)) {
+                    visit(&msg[..72]);
                 }
-                match kind {
-                    NLMSG_DONE => break 'dump,
-                    NLMSG_ERROR => {
-                        let code = i32::from_ne_bytes(buf[at + HDR..at + HDR + 4].try_into().unwrap());
-                        return Err(io::Error::from_raw_os_error(-code));
-                    }
-                    _ if msg_len >= INODE_AT + 4 => {
-                        let inode = u32::from_ne_bytes(buf[at + INODE_AT..at + INODE_AT + 4].try_into().unwrap());
-                        if inodes.contains(&u64::from(inode)) {
-                            visit(&buf[at + HDR..at + INODE_AT + 4]);
-                        }
-                    }
-                    _ => {}
-                }
-                at += (msg_len + 3) & !3;
             }
-            if len == 0 {
-                break;
-            }
-        }
+        })?;
     }
     Ok(())
+}
+
+/// One Unix socket from the kernel's table: its state (10 listening, 1
+/// connected), the name it is bound to (a path, or `@name` for an abstract
+/// one; an accepted socket carries its listener's), and its peer's inode (0 for none).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnixSocket {
+    pub state: u8,
+    pub name: Option<String>,
+    pub peer: u64,
+}
+
+const UDIAG_SHOW_NAME: u32 = 0x1;
+const UDIAG_SHOW_PEER: u32 = 0x4;
+const UNIX_DIAG_NAME: u16 = 0;
+const UNIX_DIAG_PEER: u16 = 2;
+
+/// Every Unix socket in fdsoak's network namespace, by inode, with names and peers:
+/// what `ss -xp` reads. A client's socket has no name of its own; its peer's names the server.
+pub fn unix_sockets() -> io::Result<std::collections::HashMap<u64, UnixSocket>> {
+    let sock = diag_socket()?;
+    let mut buf = vec![0u8; 64 * 1024];
+    // nlmsghdr (16 bytes) + unix_diag_req (24 bytes): every state, with names and peers.
+    let mut req = [0u8; 40];
+    header(&mut req, 3);
+    req[16] = libc_af(AddressFamily::UNIX);
+    req[20..24].copy_from_slice(&u32::MAX.to_ne_bytes());
+    req[28..32].copy_from_slice(&(UDIAG_SHOW_NAME | UDIAG_SHOW_PEER).to_ne_bytes());
+    let mut out = std::collections::HashMap::new();
+    dump(&sock, &req, &mut buf, |msg| {
+        if let Some((inode, s)) = parse_unix(msg) {
+            out.insert(inode, s);
+        }
+    })?;
+    Ok(out)
+}
+
+/// A `unix_diag_msg` (16 bytes) and its attributes.
+fn parse_unix(msg: &[u8]) -> Option<(u64, UnixSocket)> {
+    let inode = u32::from_ne_bytes(msg.get(4..8)?.try_into().ok()?);
+    let mut s = UnixSocket {
+        state: *msg.get(2)?,
+        name: None,
+        peer: 0,
+    };
+    let mut at = 16;
+    while at + 4 <= msg.len() {
+        let len = usize::from(u16::from_ne_bytes([msg[at], msg[at + 1]]));
+        let kind = u16::from_ne_bytes([msg[at + 2], msg[at + 3]]);
+        if len < 4 || at + len > msg.len() {
+            break;
+        }
+        let data = &msg[at + 4..at + len];
+        match kind {
+            UNIX_DIAG_NAME if !data.is_empty() => {
+                s.name = Some(match data.strip_prefix(&[0]) {
+                    Some(abs) => format!("@{}", String::from_utf8_lossy(abs)),
+                    None => String::from_utf8_lossy(data.split(|b| *b == 0).next().unwrap_or(data)).into_owned(),
+                });
+            }
+            UNIX_DIAG_PEER if data.len() >= 4 => s.peer = u64::from(u32::from_ne_bytes(data[..4].try_into().ok()?)),
+            _ => {}
+        }
+        at += (len + 3) & !3;
+    }
+    Some((u64::from(inode), s))
+}
+
+fn diag_socket() -> io::Result<OwnedFd> {
+    Ok(rustix::net::socket_with(
+        AddressFamily::NETLINK,
+        SocketType::DGRAM,
+        SocketFlags::CLOEXEC,
+        Some(netlink::SOCK_DIAG),
+    )?)
+}
+
+/// Fills the netlink header of a dump request of `req.len()` bytes.
+fn header(req: &mut [u8], seq: u32) {
+    let len = req.len() as u32;
+    req[0..4].copy_from_slice(&len.to_ne_bytes());
+    req[4..6].copy_from_slice(&SOCK_DIAG_BY_FAMILY.to_ne_bytes());
+    req[6..8].copy_from_slice(&(NLM_F_REQUEST | NLM_F_DUMP).to_ne_bytes());
+    req[8..12].copy_from_slice(&seq.to_ne_bytes());
+}
+
+/// Sends one dump request and calls `visit` with the payload of each reply message.
+fn dump(sock: &OwnedFd, req: &[u8], buf: &mut [u8], mut visit: impl FnMut(&[u8])) -> io::Result<()> {
+    rustix::net::sendto(sock, req, SendFlags::empty(), &netlink::SocketAddrNetlink::new(0, 0))?;
+    loop {
+        let (len, _) = rustix::net::recv(sock, &mut buf[..], RecvFlags::empty())?;
+        if len == 0 {
+            return Ok(());
+        }
+        let mut at = 0;
+        while at + HDR <= len {
+            let msg_len = u32::from_ne_bytes(buf[at..at + 4].try_into().unwrap()) as usize;
+            let kind = u16::from_ne_bytes(buf[at + 4..at + 6].try_into().unwrap());
+            if msg_len < HDR || at + msg_len > len {
+                return Err(io::Error::new(io::ErrorKind::InvalidData, "truncated sock_diag reply"));
+            }
+            match kind {
+                NLMSG_DONE => return Ok(()),
+                NLMSG_ERROR => {
+                    let code = i32::from_ne_bytes(buf[at + HDR..at + HDR + 4].try_into().unwrap());
+                    return Err(io::Error::from_raw_os_error(-code));
+                }
+                _ => visit(&buf[at + HDR..at + msg_len]),
+            }
+            at += (msg_len + 3) & !3;
+        }
+    }
 }
 
 fn libc_af(af: AddressFamily) -> u8 {

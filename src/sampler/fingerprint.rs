@@ -2,8 +2,9 @@
 //! point at, the way a person reads `lsof` to learn *what* leaked. Regular
 //! files group by path (deleted ones marked), TCP sockets by state, local
 //! port role (a listening port of this process, or ephemeral) and remote
-//! address, Unix sockets by path, anon inodes by kind, devices by path;
-//! pipes group together. Taken at a few moments, not every tick.
+//! address, Unix sockets by the server they belong to (listening on a path,
+//! accepted from clients of it, or connected to it, the peer's path read over
+//! sock_diag), anon inodes by kind, devices by path; pipes group together. Taken at a few moments, not every tick.
 
 use super::fast;
 use super::probe::ProbeError;
@@ -47,9 +48,9 @@ pub fn fingerprint_with_origins(
     let tcp: HashMap<u64, &fast::TcpSocket> = tcp.iter().map(|s| (s.inode, s)).collect();
     // The Unix table is read only when some socket is not TCP: it is the whole host's.
     let unix = if sockets.iter().all(|i| tcp.contains_key(i)) {
-        BTreeMap::new()
+        HashMap::new()
     } else {
-        unix_paths(pid)
+        unix_names(pid, &sockets)
     };
     // TCP sockets are counted by their shape first and named once per shape, not once per socket.
     let mut shapes: HashMap<Shape, u64> = HashMap::new();
@@ -68,7 +69,7 @@ pub fn fingerprint_with_origins(
                     continue;
                 }
                 (None, Some(path)) => (GroupKind::Unix, path.clone()),
-                (None, None) => (GroupKind::Socket, "not TCP (UDP, netlink, unnamed unix…)".into()),
+                (None, None) => (GroupKind::Socket, "not TCP or Unix (UDP, netlink, …)".into()),
             },
             None => classify(link),
         };
@@ -267,14 +268,46 @@ fn read_links(pid: i32) -> Result<Vec<(i32, String)>, ProbeError> {
         .collect())
 }
 
-/// Unix socket paths by inode, from the process's view of `/proc/net/unix`.
-fn unix_paths(pid: i32) -> BTreeMap<u64, String> {
+/// How each of the process's Unix sockets reads in a group name, by inode:
+/// "listening on PATH", "from clients of PATH", "to PATH", or "unnamed". In
+/// another network namespace netlink cannot see them: the process's view of
+/// `/proc/net/unix` gives the paths only ("at PATH"), and the rest are other sockets.
+fn unix_names(pid: i32, sockets: &Inodes) -> HashMap<u64, String> {
+    if fast::same_netns(pid) {
+        if let Ok(table) = fast::unix_sockets() {
+            return sockets
+                .iter()
+                .filter_map(|i| Some((*i, describe_unix(table.get(i)?, &table))))
+                .collect();
+        }
+    }
     let Ok(proc) = procfs::process::Process::new(pid) else {
-        return BTreeMap::new();
+        return HashMap::new();
     };
     proc.unix()
         .unwrap_or_default()
         .into_iter()
-        .filter_map(|u| Some((u.inode, u.path?.display().to_string())))
+        .filter_map(|u| Some((u.inode, format!("at {}", u.path?.display()))))
         .collect()
+}
+
+/// A Unix socket's group name: by its own name (a listener, or a connection
+/// accepted on one), else by its peer's (a client's connection to a server).
+/// A connection whose peer has closed keeps no peer: "the client gone" is
+/// the Unix form of CLOSE_WAIT.
+fn describe_unix(s: &fast::UnixSocket, table: &HashMap<u64, fast::UnixSocket>) -> String {
+    const ESTABLISHED: u8 = 1;
+    const LISTEN: u8 = 10;
+    match &s.name {
+        Some(n) if s.state == LISTEN => format!("listening on {n}"),
+        Some(n) if s.state == ESTABLISHED && s.peer != 0 => format!("from clients of {n}"),
+        Some(n) if s.state == ESTABLISHED => format!("from clients of {n}, the client gone"),
+        Some(n) => format!("at {n}"),
+        None => match table.get(&s.peer).and_then(|p| p.name.as_ref()) {
+            Some(n) => format!("to {n}"),
+            None if s.peer != 0 => "unnamed, in connected pairs (socketpair)".into(),
+            None if s.state == ESTABLISHED => "unnamed, the peer gone".into(),
+            None => "unnamed, unconnected".into(),
+        },
+    }
 }

@@ -98,16 +98,10 @@ pub fn read_file(path: &Path) -> Result<Scenario, ScenarioError> {
     parse(path, &text)
 }
 
-/// Parses `HOST:PORT` (an IP or `localhost`) into one socket address.
-pub fn parse_address(s: &str) -> anyhow::Result<std::net::SocketAddr> {
-    if let Ok(a) = s.parse::<std::net::SocketAddr>() {
-        return Ok(a);
-    }
-    let (host, port) = s.rsplit_once(':').ok_or_else(|| anyhow::anyhow!("missing :PORT"))?;
-    let port: u16 = anyhow::Context::context(port.parse(), "bad port")?;
-    std::net::ToSocketAddrs::to_socket_addrs(&(host, port))?
-        .next()
-        .ok_or_else(|| anyhow::anyhow!("{host} has no address"))
+/// Parses a server's address in gRPC's naming: `HOST:PORT` (an IP or a name,
+/// resolved here), `unix:///ABS/PATH`, `unix:PATH` or `unix-abstract:NAME`.
+pub fn parse_address(s: &str) -> Result<crate::net::Address, crate::net::AddressError> {
+    s.parse()
 }
 
 /// A path a scenario names, made absolute: as given when absolute; else under the

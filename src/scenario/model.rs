@@ -67,7 +67,8 @@ pub struct TlsSpec {
 #[serde(deny_unknown_fields)]
 pub struct ClientSpec {
     /// The command line, split into words like `spawn` commands; `{addr}` becomes
-    /// the `127.0.0.1:PORT` the client must use (also in `FDSOAK_TARGET_ADDR`).
+    /// the `127.0.0.1:PORT` the client must use (`unix:///…` before a Unix-socket
+    /// target; also in `FDSOAK_TARGET_ADDR`).
     pub command: String,
     /// The client exits on its own (it runs a fixed number of checks): not a finding.
     #[serde(default)]
@@ -81,7 +82,7 @@ pub enum TargetMode {
     /// `fdsoak serve`, the built-in reference target, in its own process.
     #[default]
     Builtin,
-    /// A command line with a `{port}` placeholder, started by fdsoak.
+    /// A command line with a `{port}` (or `{socket}`) placeholder, started by fdsoak.
     Spawn,
     /// A server that is already running at `address`.
     Address,
@@ -120,12 +121,17 @@ pub struct TargetSpec {
     pub mode: TargetMode,
     /// builtin, spawn: RLIMIT_NOFILE for the target process.
     pub nofile: Option<u64>,
-    /// spawn: the command line, with `{port}` where the port goes.
+    /// spawn: the command line, with `{port}` where the port goes, or `{socket}`
+    /// where the path of a fresh Unix socket goes (absolute, in a private directory).
     pub command: Option<String>,
-    /// address: `HOST:PORT` of a running server.
+    /// address: where a running server listens: `HOST:PORT`, `unix:///ABS/PATH`,
+    /// `unix:PATH` or `unix-abstract:NAME`.
     pub address: Option<String>,
     /// address: the server's PID; found from the listening socket when absent.
     pub pid: Option<i32>,
+    /// builtin: serve on a fresh Unix socket (in a private directory) instead of a loopback port.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unix_socket: bool,
     /// What makes the target ready: a health check (default), a connection, or the first rpc call.
     #[serde(default)]
     pub ready: ReadyCheck,

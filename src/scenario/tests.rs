@@ -137,8 +137,12 @@ fn rate_and_concurrency_exclude_each_other() {
 
 #[test]
 fn parses_addresses() {
-    assert_eq!(parse_address("127.0.0.1:80").unwrap().port(), 80);
-    assert!(parse_address("localhost:81").unwrap().ip().is_loopback());
-    assert!(parse_address("[::1]:82").unwrap().is_ipv6());
+    let tcp = |s: &str| parse_address(s).unwrap().tcp().unwrap();
+    assert_eq!(tcp("127.0.0.1:80").port(), 80);
+    assert!(tcp("localhost:81").ip().is_loopback());
+    assert!(tcp("[::1]:82").is_ipv6());
+    assert!(parse_address("unix:///run/containerd/containerd.sock")
+        .unwrap()
+        .is_unix());
     assert!(parse_address("nope").is_err());
 }

@@ -112,6 +112,7 @@ fn check_target(t: &TargetSpec, path: &KeyPath) -> Rule {
             ("command", t.command.is_some(), "spawn"),
             ("address", t.address.is_some(), "address"),
             ("pid", t.pid.is_some(), "address"),
+            ("unix_socket", t.unix_socket, "builtin"),
         ]
         .into_iter()
         .filter(|(_, set, _)| *set)
@@ -161,17 +162,26 @@ fn check_target(t: &TargetSpec, path: &KeyPath) -> Rule {
     match t.mode {
         TargetMode::Spawn => match &t.command {
             None => return fail(path.key("command"), "mode \"spawn\" needs a command"),
-            Some(c) if !c.contains("{port}") => {
-                return fail(path.key("command"), "must contain the {port} placeholder")
+            Some(c) if !c.contains("{port}") && !c.contains("{socket}") => {
+                return fail(
+                    path.key("command"),
+                    "must contain the {port} placeholder (or {socket}, for a server on a Unix socket)",
+                )
             }
             _ => {}
         },
         TargetMode::Address => match &t.address {
-            None => return fail(path.key("address"), "mode \"address\" needs an address (HOST:PORT)"),
-            Some(a) if super::parse_address(a).is_err() => {
-                return fail(path.key("address"), format!("{a:?} is not HOST:PORT"))
+            None => {
+                return fail(
+                    path.key("address"),
+                    "mode \"address\" needs an address (HOST:PORT or unix:///PATH)",
+                )
             }
-            _ => {}
+            Some(a) => {
+                if let Err(e) = super::parse_address(a) {
+                    return fail(path.key("address"), e.to_string());
+                }
+            }
         },
         TargetMode::Builtin => {}
     }

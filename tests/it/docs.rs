@@ -22,6 +22,7 @@ const FOREIGN_FLAGS: &[&str] = &[
     "--bench",        // cargo bench --bench report
     "--quick",        // bench/run --quick
     "--only",         // bench/run --only=SECTION
+    "--config",       // containerd --config
 ];
 
 /// Every page a user reads: the front door and `docs/`.

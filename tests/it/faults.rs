@@ -25,7 +25,12 @@ impl Proxy {
         let addr = listener.local_addr().unwrap();
         let control = Arc::new(Control::default());
         let stop = CancellationToken::new();
-        tokio::spawn(proxy::run(listener, upstream, control.clone(), stop.clone()));
+        tokio::spawn(proxy::run(
+            fdsoak::net::Listener::Tcp(listener),
+            upstream.into(),
+            control.clone(),
+            stop.clone(),
+        ));
         Proxy { addr, control, stop }
     }
 }

@@ -213,7 +213,7 @@ fn client_demo_retry_leak_names_the_function_that_dials_its_channels() {
     let demo = format!("{FDSOAK} client-demo --mode retry-leak --interval 100ms --deadline 300ms");
     let r = run(&stalls(&dir), &["--origin", "--client", &demo]);
     assert_eq!(r.code, 1, "{}", r.context());
-    let dial = line_of("src/client/demo.rs", "TcpStream::connect(target)");
+    let dial = line_of("src/client/demo.rs", "TcpStream::connect(addr)");
     let want = format!("client/demo.rs:{dial} in fdsoak::client::demo::fresh_channel");
     assert!(r.stdout.contains(&want), "no {want:?}: {}", r.context());
 }
