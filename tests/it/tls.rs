@@ -240,3 +240,25 @@ fn tls_and_metadata_mistakes_are_located_errors_that_show_no_secret() {
         assert!(!err.contains("/secret/dir"), "the key's path is not shown: {err}");
     }
 }
+
+/// TLS over a Unix socket: no host, so the name verified (and the authority sent)
+/// is `localhost` unless `--servername` gives another.
+#[test]
+fn tls_over_a_unix_socket_verifies_the_name_it_is_given() {
+    let pki = Pki::new();
+    let spawn = format!(
+        "{{fdsoak}} serve --listen unix://{{socket}} --tls-cert {} --tls-key {}",
+        pki.path("server.pem"),
+        pki.path("server.key")
+    );
+    let ca = pki.path("ca.pem");
+    let r = run(&short(), &["--spawn", &spawn, "--cacert", &ca]);
+    assert_eq!(r.code, 0, "{}", r.context());
+    assert!(r.summary().workloads[0].ok >= 150, "{}", r.context());
+    let r = run(
+        &short(),
+        &["--spawn", &spawn, "--cacert", &ca, "--servername", "elsewhere.example"],
+    );
+    assert_eq!(r.code, 3, "the certificate is not for that name: {}", r.context());
+    assert!(r.finding("run", "run_error").contains("certificate"), "{}", r.context());
+}
