@@ -131,3 +131,31 @@ pub fn origin_table(data: &[u8]) {
 pub fn native_table(data: &[u8]) {
     let _ = crate::origin::native::slots(data).map(|(s, o)| (s.len(), o));
 }
+
+/// A byte stream through the proxy's HTTP/2 framing, split where the input's
+/// first bytes say, with resets and a crossing GOAWAY armed: never a panic,
+/// and the stream's own bytes come out whole, in order, between any frames added.
+pub fn h2_frames(data: &[u8]) {
+    use crate::fault::h2::{Conn, Piece};
+    let Some((&cut, rest)) = data.split_first() else { return };
+    let mut conn = Conn::default();
+    conn.goaway(None, 0, b"fuzz", true);
+    let mut pieces = Vec::new();
+    for (i, chunk) in rest.chunks(usize::from(cut) + 1).enumerate() {
+        let from = i % 2;
+        pieces.clear();
+        conn.pass(from, chunk, Some((0.5, 8)), &mut pieces);
+        let mut next = 0;
+        for p in &pieces {
+            if let Piece::Bytes(r) = p {
+                assert_eq!(r.start, next, "bytes skipped or repeated");
+                next = r.end;
+            }
+        }
+        assert_eq!(next, chunk.len(), "bytes lost");
+        if i % 3 == 0 {
+            conn.goaway(Some(1), 11, b"too_many_pings", false);
+        }
+        let _ = conn.ready(1 - from);
+    }
+}

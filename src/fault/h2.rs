@@ -16,32 +16,6 @@ pub const GOAWAY: u8 = 0x7;
 pub const CONTINUATION: u8 = 0x9;
 const END_HEADERS: u8 = 0x4;
 
-/// HTTP/2 error codes by name (RFC 9113 §7), as a scenario spells them.
-pub const ERROR_CODES: [&str; 14] = [
-    "NO_ERROR",
-    "PROTOCOL_ERROR",
-    "INTERNAL_ERROR",
-    "FLOW_CONTROL_ERROR",
-    "SETTINGS_TIMEOUT",
-    "STREAM_CLOSED",
-    "FRAME_SIZE_ERROR",
-    "REFUSED_STREAM",
-    "CANCEL",
-    "COMPRESSION_ERROR",
-    "CONNECT_ERROR",
-    "ENHANCE_YOUR_CALM",
-    "INADEQUATE_SECURITY",
-    "HTTP_1_1_REQUIRED",
-];
-
-/// The code of an error name (any case), or None.
-pub fn error_code(name: &str) -> Option<u32> {
-    ERROR_CODES
-        .iter()
-        .position(|n| n.eq_ignore_ascii_case(name))
-        .map(|i| i as u32)
-}
-
 /// A frame's 9-byte header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FrameHeader {
@@ -92,6 +66,8 @@ pub struct Framer {
     state: State,
     /// Inside a header block: no frame of another stream may come in between.
     in_header_block: bool,
+    /// A whole frame has passed: each side's first frame must be its own SETTINGS.
+    started: bool,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -112,6 +88,7 @@ impl Framer {
         Framer {
             state: State::Preface(0),
             in_header_block: false,
+            started: false,
         }
     }
 
@@ -120,13 +97,14 @@ impl Framer {
         Framer {
             state: State::Header([0; 9], 0),
             in_header_block: false,
+            started: false,
         }
     }
 
     /// Whether a frame of the proxy's own may be written now: between two
-    /// frames of an HTTP/2 stream, outside any header block.
+    /// frames of an HTTP/2 stream (after the first), outside any header block.
     pub fn at_boundary(&self) -> bool {
-        matches!(self.state, State::Header(_, 0)) && !self.in_header_block
+        self.started && matches!(self.state, State::Header(_, 0)) && !self.in_header_block
     }
 
     /// Whether this direction turned out not to be HTTP/2.
@@ -153,9 +131,6 @@ impl Framer {
                     at += take;
                     if *n == PREFACE.len() {
                         self.state = State::Header([0; 9], 0);
-                        if stop_at_boundary {
-                            return at;
-                        }
                     }
                 }
                 State::Header(buf, n) => {
@@ -181,6 +156,7 @@ impl Framer {
             }
             if let State::Payload(0) = self.state {
                 self.state = State::Header([0; 9], 0);
+                self.started = true;
                 if stop_at_boundary && self.at_boundary() {
                     return at;
                 }
@@ -188,6 +164,103 @@ impl Framer {
         }
         at
     }
+}
+
+/// What to write for one chunk, in order: ranges of the chunk's own bytes, and frames of the proxy's own between them.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Piece {
+    Bytes(std::ops::Range<usize>),
+    Frames(Vec<u8>),
+}
+
+/// One proxied connection, both directions: where each is, and the frames
+/// waiting for a boundary to go in. Direction 0 is client to server, 1 server to client.
+#[derive(Debug)]
+pub struct Conn {
+    framers: [Framer; 2],
+    pending: [Vec<u8>; 2],
+    /// The newest stream the client opened.
+    newest: u32,
+    /// A GOAWAY (code, debug data) waiting for the client's next stream, which it refuses.
+    armed: Option<(u32, Vec<u8>)>,
+}
+
+/// Frames waiting in one direction are bounded: a stream that never reaches a boundary gets no more.
+const MAX_PENDING: usize = 64 * 1024;
+
+impl Default for Conn {
+    fn default() -> Conn {
+        Conn {
+            framers: [Framer::client(), Framer::server()],
+            pending: [Vec::new(), Vec::new()],
+            newest: 0,
+            armed: None,
+        }
+    }
+}
+
+impl Conn {
+    /// Passes a chunk read from side `from` through, into `out`. With `rst`
+    /// (a fraction and an error code), each new stream the client opens is
+    /// drawn for a reset in both directions; returns how many were.
+    pub fn pass(&mut self, from: usize, data: &[u8], rst: Option<(f64, u32)>, out: &mut Vec<Piece>) -> u64 {
+        let Conn {
+            framers,
+            pending,
+            newest,
+            armed,
+        } = self;
+        let mut resets = 0;
+        let mut at = 0;
+        while at < data.len() {
+            let split = !pending[from].is_empty();
+            let n = framers[from].advance(&data[at..], split, |h| {
+                let new_stream = from == 0 && h.kind == HEADERS && h.stream % 2 == 1 && h.stream > *newest;
+                if !new_stream {
+                    return;
+                }
+                *newest = h.stream;
+                if let Some((code, debug)) = armed.take() {
+                    // The GOAWAY crosses this request: the stream before it is the last one served.
+                    pending[1].extend(goaway(h.stream.saturating_sub(2), code, &debug));
+                }
+                match rst {
+                    Some((fraction, code)) if super::random() < fraction => {
+                        for p in pending.iter_mut().filter(|p| p.len() < MAX_PENDING) {
+                            p.extend(rst_stream(h.stream, code));
+                        }
+                        resets += 1;
+                    }
+                    _ => {}
+                }
+            });
+            out.push(Piece::Bytes(at..at + n));
+            at += n;
+            if let Some(frames) = self_ready(&framers[from], &mut pending[from]) {
+                out.push(Piece::Frames(frames));
+            }
+        }
+        resets
+    }
+
+    /// Queues a GOAWAY to the client; `last` None names the newest stream the client opened.
+    /// With `on_next_stream`, it waits for the client's next stream and refuses it.
+    pub fn goaway(&mut self, last: Option<u32>, code: u32, debug: &[u8], on_next_stream: bool) {
+        if on_next_stream {
+            self.armed = Some((code, debug.to_vec()));
+        } else if !self.framers[1].is_opaque() && self.pending[1].len() < MAX_PENDING {
+            self.pending[1].extend(goaway(last.unwrap_or(self.newest), code, debug));
+        }
+    }
+
+    /// Frames queued in direction `d` that may go now (its stream is between frames).
+    pub fn ready(&mut self, d: usize) -> Option<Vec<u8>> {
+        self_ready(&self.framers[d], &mut self.pending[d])
+    }
+}
+
+fn self_ready(framer: &Framer, pending: &mut Vec<u8>) -> Option<Vec<u8>> {
+    (framer.at_boundary() && !pending.is_empty()).then(|| std::mem::take(pending))
 }
 
 #[cfg(test)]
@@ -229,9 +302,9 @@ mod tests {
                 [(0x4, 0), (HEADERS, 1), (CONTINUATION, 1), (0x0, 1)],
                 "chunk {chunk}"
             );
-            // After the preface, after SETTINGS, after the header block (not inside it), after DATA.
+            // After SETTINGS (not before: it comes first), after the header block (not inside it), after DATA.
             boundaries.dedup();
-            assert_eq!(boundaries, [24, 39, 64, 113], "chunk {chunk}");
+            assert_eq!(boundaries, [39, 64, 113], "chunk {chunk}");
         }
     }
 
@@ -245,12 +318,11 @@ mod tests {
 
     #[test]
     fn builds_goaway_and_rst_stream_frames() {
-        let g = goaway(7, error_code("enhance_your_calm").unwrap(), b"too_many_pings");
+        let g = goaway(7, 11, b"too_many_pings");
         let h = FrameHeader::parse(g[..9].try_into().unwrap());
         assert_eq!((h.len, h.kind, h.stream), (22, GOAWAY, 0));
         assert_eq!(&g[9..17], &[0, 0, 0, 7, 0, 0, 0, 11]);
         assert_eq!(&g[17..], b"too_many_pings");
         assert_eq!(rst_stream(3, 8), [0, 0, 4, RST_STREAM, 0, 0, 0, 0, 3, 0, 0, 0, 8]);
-        assert_eq!(error_code("NOPE"), None);
     }
 }

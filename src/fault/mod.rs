@@ -22,7 +22,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 /// What a connection is told to do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Cmd {
     Forward,
     /// Drop everything until this instant (None: for good), sockets left open.
@@ -31,6 +31,21 @@ pub enum Cmd {
     Reset,
     /// Close both sides with FIN.
     Close,
+    /// Send the client an HTTP/2 GOAWAY, then keep forwarding.
+    GoAway(std::sync::Arc<GoAway>),
+}
+
+/// A GOAWAY to send, as a server would.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GoAway {
+    /// None: the newest stream the client opened, so streams in flight finish.
+    pub last_stream: Option<u32>,
+    pub code: u32,
+    pub debug: Vec<u8>,
+    /// Close the connection this long after (a server's grace); None leaves it to the client.
+    pub close_after: Option<Duration>,
+    /// Wait for the client's next stream and refuse it: a GOAWAY crossing a request.
+    pub on_next_stream: bool,
 }
 
 /// One fault event, as the report keeps it.
@@ -57,6 +72,12 @@ pub struct ProxyStats {
     pub upstream_failures: u64,
     pub bytes_up: u64,
     pub bytes_down: u64,
+    /// GOAWAY frames sent to clients (`goaway`).
+    #[serde(default)]
+    pub goaways: u64,
+    /// Streams reset both ways (`rst_stream`).
+    #[serde(default)]
+    pub rst_streams: u64,
 }
 
 struct Conn {
@@ -70,6 +91,8 @@ pub struct Effects {
     pub bytes_per_sec: Option<u64>,
     pub limit_bytes: Option<u64>,
     pub slow_close: Option<Duration>,
+    /// rst_stream: the fraction of new streams reset, and the error code.
+    pub rst_stream: Option<(f64, u32)>,
 }
 
 /// State shared by the proxy, the scheduler and the report.
@@ -93,6 +116,8 @@ pub struct Control {
     pub(crate) upstream_failures: AtomicU64,
     pub(crate) bytes_up: AtomicU64,
     pub(crate) bytes_down: AtomicU64,
+    pub(crate) goaways: AtomicU64,
+    pub(crate) rst_streams: AtomicU64,
     /// Where server events go: the built-in target's control path, when it has one.
     server: Mutex<Option<ServerControl>>,
 }
@@ -133,6 +158,11 @@ impl Control {
     pub fn effects(&self, lottery: f64) -> Effects {
         let mut e = Effects::default();
         for f in self.toxics.lock().unwrap().iter() {
+            if f.kind == FaultKind::RstStream {
+                // Drawn per stream, not per connection.
+                e.rst_stream = Some((f.probability.unwrap_or(1.0), f.h2_error() as u32));
+                continue;
+            }
             if lottery >= f.probability.unwrap_or(1.0) {
                 continue;
             }
@@ -170,10 +200,17 @@ impl Control {
                 *self.refusing_until.lock().unwrap() = Some(Instant::now() + d);
                 0
             }
-            FaultKind::Reset | FaultKind::Close | FaultKind::Blackhole => {
+            FaultKind::Reset | FaultKind::Close | FaultKind::Blackhole | FaultKind::Goaway => {
                 let cmd = match fault.kind {
                     FaultKind::Reset => Cmd::Reset,
                     FaultKind::Close => Cmd::Close,
+                    FaultKind::Goaway => Cmd::GoAway(std::sync::Arc::new(GoAway {
+                        last_stream: fault.last_stream_id,
+                        code: fault.h2_error() as u32,
+                        debug: fault.debug_data.clone().unwrap_or_default().into_bytes(),
+                        close_after: fault.duration,
+                        on_next_stream: fault.on_next_stream.unwrap_or(false),
+                    })),
                     _ => Cmd::Blackhole(fault.duration.map(|d| Instant::now() + d)),
                 };
                 let conns = self.conns.lock().unwrap();
@@ -181,18 +218,19 @@ impl Control {
                 for c in conns.values() {
                     // A connection is fair game unless it is dying or inside a blackhole.
                     let live = match *c.cmd.borrow() {
-                        Cmd::Forward => true,
+                        Cmd::Forward | Cmd::GoAway(_) => true,
                         Cmd::Blackhole(Some(until)) => Instant::now() >= until,
                         _ => false,
                     };
                     if live && random() < p {
-                        let _ = c.cmd.send(cmd);
+                        let _ = c.cmd.send(cmd.clone());
                         n += 1;
                     }
                 }
                 let counter = match fault.kind {
                     FaultKind::Reset => &self.reset,
                     FaultKind::Close => &self.closed,
+                    FaultKind::Goaway => &self.goaways,
                     _ => &self.blackholed,
                 };
                 counter.fetch_add(n, Relaxed);
@@ -233,6 +271,8 @@ impl Control {
             upstream_failures: self.upstream_failures.load(Relaxed),
             bytes_up: self.bytes_up.load(Relaxed),
             bytes_down: self.bytes_down.load(Relaxed),
+            goaways: self.goaways.load(Relaxed),
+            rst_streams: self.rst_streams.load(Relaxed),
         }
     }
 }

@@ -118,6 +118,15 @@ async fn read(side: &mut Side, buf: &mut [u8]) -> std::io::Result<usize> {
     }
 }
 
+/// Writes the frames waiting in direction `d` (0: to the server, 1: to the client) if it is between frames; false on a failed write.
+async fn write_ready(h2: &mut super::h2::Conn, sides: &mut [Side; 2], d: usize) -> bool {
+    let Some(frames) = h2.ready(d) else { return true };
+    match sides[1 - d].wr.as_mut() {
+        Some(wr) => wr.write_all(&frames).await.is_ok(),
+        None => true,
+    }
+}
+
 async fn handle(client: Stream, upstream: Address, control: Arc<Control>) {
     let up = match tokio::time::timeout(UPSTREAM_CONNECT, upstream.connect()).await {
         Ok(Ok(s)) => s,
@@ -134,8 +143,12 @@ async fn handle(client: Stream, upstream: Address, control: Arc<Control>) {
     let mut sides = [Side::new(client), Side::new(up)];
     let (mut buf_a, mut buf_b) = (vec![0u8; 16 * 1024], vec![0u8; 16 * 1024]);
     let mut sent = [0u64; 2];
+    let mut h2 = super::h2::Conn::default();
+    let mut pieces = Vec::new();
+    // After a GOAWAY with a grace: when the proxy closes the connection, as the server would.
+    let mut close_at: Option<Instant> = None;
     loop {
-        let now_cmd = *cmd.borrow();
+        let now_cmd = cmd.borrow().clone();
         let (blackholed, resume_at) = match now_cmd {
             Cmd::Blackhole(None) => (true, None),
             Cmd::Blackhole(Some(until)) if Instant::now() < until => (true, Some(until)),
@@ -151,8 +164,18 @@ async fn handle(client: Stream, upstream: Address, control: Arc<Control>) {
                 if changed.is_err() {
                     return;
                 }
-                let now = *cmd.borrow();
+                let now = cmd.borrow().clone();
                 match now {
+                    Cmd::GoAway(g) => {
+                        h2.goaway(g.last_stream, g.code, &g.debug, g.on_next_stream);
+                        if let Some(grace) = g.close_after {
+                            close_at = Some(Instant::now() + grace);
+                        }
+                        if !write_ready(&mut h2, &mut sides, 1).await {
+                            return;
+                        }
+                        continue;
+                    }
                     Cmd::Reset => {
                         sides.iter_mut().for_each(Side::reset);
                         return;
@@ -167,6 +190,12 @@ async fn handle(client: Stream, upstream: Address, control: Arc<Control>) {
                 }
             }
             _ = tokio::time::sleep_until(resume_at.unwrap_or_else(Instant::now)), if resume_at.is_some() => continue,
+            _ = tokio::time::sleep_until(close_at.unwrap_or_else(Instant::now)), if close_at.is_some() => {
+                for s in &mut sides {
+                    s.finish().await;
+                }
+                return;
+            }
             r = read(&mut a[0], &mut buf_a), if !blackholed => (0, r.unwrap_or(0)),
             r = read(&mut b[0], &mut buf_b), if !blackholed => (1, r.unwrap_or(0)),
         };
@@ -190,8 +219,20 @@ async fn handle(client: Stream, upstream: Address, control: Arc<Control>) {
             tokio::time::sleep(Duration::from_secs_f64(n as f64 / bps as f64)).await;
         }
         let data = if from == 0 { &buf_a[..n] } else { &buf_b[..n] };
+        pieces.clear();
+        let resets = h2.pass(from, data, effects.rst_stream, &mut pieces);
+        control.rst_streams.fetch_add(resets, Relaxed);
         let Some(wr) = sides[to].wr.as_mut() else { continue };
-        if wr.write_all(data).await.is_err() {
+        let mut failed = false;
+        for piece in &pieces {
+            let bytes = match piece {
+                super::h2::Piece::Bytes(r) => &data[r.clone()],
+                super::h2::Piece::Frames(f) => f.as_slice(),
+            };
+            failed = failed || wr.write_all(bytes).await.is_err();
+        }
+        // Frames for the other way (a reset's RST_STREAM to the client) go as soon as that way is between frames.
+        if failed || !write_ready(&mut h2, &mut sides, to).await {
             for s in &mut sides {
                 s.finish().await;
             }

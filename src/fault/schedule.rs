@@ -36,6 +36,16 @@ pub async fn run(
                         format!("for {}", humantime::format_duration(d))
                     }
                     (crate::scenario::FaultKind::Blackhole, None) => "for good".into(),
+                    (crate::scenario::FaultKind::Goaway, grace) => {
+                        let code = fault.h2_error().name();
+                        let debug = fault
+                            .debug_data
+                            .as_deref()
+                            .map(|d| format!(" {d:?}"))
+                            .unwrap_or_default();
+                        let close = grace.map(|g| format!(", closed after {}", humantime::format_duration(g)));
+                        format!("{code}{debug}{}", close.unwrap_or_default())
+                    }
                     (k, d) if k.is_server() => {
                         let service = fault.service.as_deref().map(|s| format!("service {s:?} "));
                         let d = d.map_or("for good".to_string(), |d| {

@@ -34,6 +34,11 @@ pub enum FaultKind {
     Stall,
     /// Server event (built-in target): every open Watch stream ends with UNAVAILABLE.
     EndWatch,
+    /// Event (HTTP/2, plaintext): send the client a GOAWAY, as a server does on max
+    /// connection age, on shutdown, or with ENHANCE_YOUR_CALM for too many pings.
+    Goaway,
+    /// Toxic (HTTP/2, plaintext): reset this fraction of new streams (RST_STREAM both ways).
+    RstStream,
 }
 
 impl FaultKind {
@@ -51,6 +56,8 @@ impl FaultKind {
             FaultKind::ServiceUnknown => "service_unknown",
             FaultKind::Stall => "stall",
             FaultKind::EndWatch => "end_watch",
+            FaultKind::Goaway => "goaway",
+            FaultKind::RstStream => "rst_stream",
         }
     }
 
@@ -66,8 +73,13 @@ impl FaultKind {
     pub fn is_event(self) -> bool {
         matches!(
             self,
-            FaultKind::Reset | FaultKind::Close | FaultKind::Blackhole | FaultKind::Refuse
+            FaultKind::Reset | FaultKind::Close | FaultKind::Blackhole | FaultKind::Refuse | FaultKind::Goaway
         ) || self.is_server()
+    }
+
+    /// Faults that write HTTP/2 frames of the proxy's own, which it cannot do inside TLS.
+    pub fn is_http2(self) -> bool {
+        matches!(self, FaultKind::Goaway | FaultKind::RstStream)
     }
 }
 
@@ -108,6 +120,56 @@ pub struct Fault {
     #[serde(default, with = "super::duration::option")]
     #[schemars(with = "Option<String>")]
     pub delay: Option<Duration>,
+    /// goaway, rst_stream: the HTTP/2 error code (NO_ERROR for goaway, CANCEL for rst_stream by default).
+    pub error_code: Option<H2Error>,
+    /// goaway: the last stream the "server" will process (default: the newest the client opened).
+    pub last_stream_id: Option<u32>,
+    /// goaway: opaque debug data, e.g. "too_many_pings" (at most 1024 bytes).
+    pub debug_data: Option<String>,
+    /// goaway: wait for the client's next stream and refuse it (last_stream_id just below
+    /// it): a GOAWAY crossing a request, which a client must retry on a new connection.
+    pub on_next_stream: Option<bool>,
+}
+
+impl Fault {
+    /// The HTTP/2 error code a goaway or rst_stream sends.
+    pub fn h2_error(&self) -> H2Error {
+        self.error_code.unwrap_or(match self.kind {
+            FaultKind::RstStream => H2Error::Cancel,
+            _ => H2Error::NoError,
+        })
+    }
+}
+
+/// HTTP/2 error codes (RFC 9113 §7), as a scenario spells them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum H2Error {
+    NoError = 0,
+    ProtocolError = 1,
+    InternalError = 2,
+    FlowControlError = 3,
+    SettingsTimeout = 4,
+    StreamClosed = 5,
+    FrameSizeError = 6,
+    RefusedStream = 7,
+    Cancel = 8,
+    CompressionError = 9,
+    ConnectError = 10,
+    EnhanceYourCalm = 11,
+    InadequateSecurity = 12,
+    #[serde(rename = "HTTP_1_1_REQUIRED")]
+    Http11Required = 13,
+}
+
+impl H2Error {
+    /// The name, as a scenario spells it (from the one serde table above).
+    pub fn name(self) -> String {
+        serde_json::to_value(self)
+            .ok()
+            .and_then(|v| v.as_str().map(String::from))
+            .unwrap_or_default()
+    }
 }
 
 /// Sends server events (not_serving, stall, …) to the built-in target as they fire.

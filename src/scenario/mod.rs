@@ -20,7 +20,7 @@ mod validate;
 
 pub use abort_config::{Abort, ABORTABLE};
 
-pub use fault::{Fault, FaultKind, ServerControl};
+pub use fault::{Fault, FaultKind, H2Error, ServerControl};
 pub use fds::{FdSourceSpec, MetricsUrl, MAX_FDS_METRIC, OPEN_FDS_METRIC};
 pub use gates::Gates;
 pub use knobs::{Knobs, Reflection, DEFAULT_KEEPALIVE_TIMEOUT};

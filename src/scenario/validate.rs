@@ -65,6 +65,15 @@ pub(super) fn check(s: &Scenario) -> Rule {
                     format!("{:?} acts on the built-in target only", f.kind.as_str()),
                 );
             }
+            if f.kind.is_http2() && s.tls.is_some() {
+                return fail(
+                    at.key("kind"),
+                    format!(
+                        "{:?} writes HTTP/2 frames into the connection, and the proxy cannot see inside TLS: use it against a plaintext target (or the built-in one without [tls])",
+                        f.kind.as_str()
+                    ),
+                );
+            }
         }
     }
     if let Some(c) = &s.client {
@@ -360,6 +369,10 @@ pub(super) fn check_fault(f: &super::Fault, phase: Duration, path: &KeyPath) -> 
         ("bytes", f.bytes.is_some()),
         ("delay", f.delay.is_some()),
         ("service", f.service.is_some()),
+        ("error_code", f.error_code.is_some()),
+        ("last_stream_id", f.last_stream_id.is_some()),
+        ("debug_data", f.debug_data.is_some()),
+        ("on_next_stream", f.on_next_stream.is_some()),
     ];
     let allowed: &[&str] = match f.kind {
         Reset | Close => &["every", "at"],
@@ -371,6 +384,16 @@ pub(super) fn check_fault(f: &super::Fault, phase: Duration, path: &KeyPath) -> 
         NotServing | ServiceUnknown => &["every", "at", "duration", "service"],
         Stall => &["every", "at", "duration"],
         EndWatch => &["every", "at"],
+        Goaway => &[
+            "every",
+            "at",
+            "duration",
+            "error_code",
+            "last_stream_id",
+            "debug_data",
+            "on_next_stream",
+        ],
+        RstStream => &["error_code"],
     };
     for (key, is_set) in set {
         if is_set && !allowed.contains(&key) {
@@ -406,6 +429,17 @@ pub(super) fn check_fault(f: &super::Fault, phase: Duration, path: &KeyPath) -> 
         Blackhole if f.duration.is_some_and(|d| d.is_zero()) => fail(
             path.key("duration"),
             "must be greater than zero (leave it out for good)",
+        ),
+        Goaway if f.duration.is_some_and(|d| d.is_zero()) => fail(
+            path.key("duration"),
+            "must be greater than zero (leave it out to let the client close the connection)",
+        ),
+        Goaway if f.debug_data.as_ref().is_some_and(|d| d.len() > 1024) => {
+            fail(path.key("debug_data"), "at most 1024 bytes")
+        }
+        Goaway if f.on_next_stream == Some(true) && f.last_stream_id.is_some() => fail(
+            path.key("last_stream_id"),
+            "with on_next_stream the last stream is the one before the refused one: give one or the other",
         ),
         Latency => need("latency", f.latency.is_some_and(|d| !d.is_zero())),
         Bandwidth => need("bytes_per_sec", f.bytes_per_sec.is_some_and(|b| b > 0)),

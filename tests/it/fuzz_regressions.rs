@@ -42,3 +42,8 @@ fn metrics_inputs_that_once_crashed() {
 fn origin_table_inputs_that_once_crashed() {
     assert!(replay("origin", fdsoak::fuzzing::origin_table) > 0);
 }
+
+#[test]
+fn h2_inputs_that_once_crashed() {
+    assert!(replay("h2", fdsoak::fuzzing::h2_frames) > 0);
+}

@@ -18,6 +18,7 @@ mod faults;
 mod fingerprint;
 mod first_use;
 mod fuzz_regressions;
+mod h2faults;
 mod hosts;
 mod html;
 mod layers;
