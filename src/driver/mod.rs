@@ -10,6 +10,7 @@ pub mod health_check;
 pub mod rate;
 pub mod retry;
 pub mod rpc;
+pub mod streams;
 pub mod watch;
 
 use crate::metrics::{Registry, WorkloadStats};
@@ -91,6 +92,9 @@ pub async fn run_phase(work: PhaseWork<'_>) -> anyhow::Result<()> {
                     retry: w.retry.as_ref().map(retry::Policy::from_spec),
                     stream_duration: w.stream_duration,
                     max_messages: w.max_messages,
+                    send_interval: w.send_interval,
+                    hangup: w.hangup.unwrap_or_default(),
+                    parked: Default::default(),
                     method,
                 };
                 tasks.spawn(rpc::run(spec, source, stats, until, stop));

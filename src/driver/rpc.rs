@@ -1,6 +1,5 @@
-//! The `rpc` workload: any unary or server-streaming method, its bodies
-//! encoded from JSON, paced, retried and given channels exactly as
-//! `health_check` is (the same [`rate`](super::rate), [`retry`](super::retry)
+//! The `rpc` workload: any method, its bodies encoded from JSON, paced,
+//! retried and given channels exactly as `health_check` is (the same [`rate`](super::rate), [`retry`](super::retry)
 //! and [`channel`](super::channel) pieces).
 //!
 //! A unary call's latency runs from its scheduled start to its reply. A
@@ -8,6 +7,7 @@
 //! latency and counts every message; a stream that fdsoak ends itself, at
 //! `stream_duration` or after `max_messages`, is OK, not an error. The
 //! deadline bounds a unary call, and a stream's wait for its first message.
+//! Client-streaming and bidirectional methods are [`super::streams`]'.
 
 use super::channel::ChannelSource;
 use super::rate::{self, Pace};
@@ -27,7 +27,18 @@ pub struct Spec {
     pub retry: Option<super::retry::Policy>,
     pub stream_duration: Option<Duration>,
     pub max_messages: Option<u64>,
+    /// Client-streaming and bidirectional: the pause between messages, and how a stream ends.
+    pub send_interval: Option<Duration>,
+    pub hangup: crate::scenario::Hangup,
+    pub parked: Arc<super::streams::Parked>,
     pub method: Arc<Method>,
+}
+
+/// What one call sends: a request, or (client-streaming, bidirectional) a stream's messages.
+#[derive(Clone)]
+enum Payload {
+    One(bytes::Bytes),
+    Stream(Arc<Vec<bytes::Bytes>>),
 }
 
 pub async fn run(
@@ -45,7 +56,13 @@ pub async fn run(
         let (source, stats, spec) = (source.clone(), call_stats.clone(), spec.clone());
         let n = numbers.fetch_add(1, Relaxed);
         async move {
-            let body = match spec.method.bodies.get(n) {
+            let bodies = &spec.method.bodies;
+            let body = if spec.method.client_streaming {
+                bodies.stream(n).map(|m| Payload::Stream(Arc::new(m)))
+            } else {
+                bodies.get(n).map(Payload::One)
+            };
+            let body = match body {
                 Ok(b) => b,
                 Err(e) => {
                     tracing::warn!("request {n}: {e}");
@@ -55,9 +72,17 @@ pub async fn run(
             };
             let first = Arc::new(std::sync::Mutex::new(None::<Duration>));
             let attempt = |channel| {
-                let mut req = tonic::Request::new(body.clone());
+                let mut req = tonic::Request::new(());
                 source.decorate(&mut req);
-                one_call(channel, spec.clone(), req, stats.clone(), due, first.clone())
+                one_call(
+                    channel,
+                    spec.clone(),
+                    req,
+                    body.clone(),
+                    stats.clone(),
+                    due,
+                    first.clone(),
+                )
             };
             let code = super::retry::call(&source, spec.retry.as_ref(), &stats, attempt).await;
             // Unary: latency from the scheduled start, across every attempt. A stream: to its first message.
@@ -72,7 +97,8 @@ pub async fn run(
 async fn one_call(
     channel: tonic::transport::Channel,
     spec: Arc<Spec>,
-    mut req: tonic::Request<bytes::Bytes>,
+    meta: tonic::Request<()>,
+    body: Payload,
     stats: Arc<WorkloadStats>,
     due: Instant,
     first: Arc<std::sync::Mutex<Option<Duration>>>,
@@ -82,6 +108,16 @@ async fn one_call(
         Err(_) => return tonic::Code::Internal,
     };
     let mut grpc = tonic::client::Grpc::new(channel);
+    let mut req = match body {
+        Payload::Stream(messages) => {
+            let timing = super::streams::Timing { due, first: &first };
+            return super::streams::call(grpc, path, meta, messages, &spec, &stats, timing).await;
+        }
+        Payload::One(b) => {
+            let (metadata, extensions, ()) = meta.into_parts();
+            tonic::Request::from_parts(metadata, extensions, b)
+        }
+    };
     if !spec.method.server_streaming {
         // A stream's grpc-timeout would end it at the deadline; its wait for the first message is bounded below.
         req.set_timeout(spec.deadline);
@@ -108,7 +144,7 @@ async fn one_call(
 }
 
 /// Counts a stream's messages until the server ends it, or until fdsoak's own bound.
-async fn read_stream(
+pub(super) async fn read_stream(
     mut stream: tonic::Streaming<()>,
     spec: &Spec,
     stats: &WorkloadStats,

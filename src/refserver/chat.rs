@@ -7,6 +7,13 @@
 //! stream's file is kept (`leak_converse_file`), and a stream whose client
 //! left goes on producing into the void, state and all, until its last turn
 //! (`converse_ignores_cancel`).
+//!
+//! `Chat` (bidirectional) answers each question as it comes and holds a
+//! session file while the stream lives: until the client half-closes or
+//! cancels. A client that abandons its stream without either keeps the file
+//! open here, as it would any per-stream state; `leak_chat_file` keeps it
+//! even after the stream ends. `Tally` (client-streaming) counts the
+//! questions and answers once.
 
 use super::{backend_channel, Leaks};
 use crate::net::Address;
@@ -19,7 +26,7 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::Stream;
-use tonic::{Request, Response, Status};
+use tonic::{Request, Response, Status, Streaming};
 
 /// At most this many replies in one Converse stream.
 pub const MAX_TURNS: i32 = 100_000;
@@ -93,5 +100,42 @@ impl Chatbot for ChatSvc {
             }
         });
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    type ChatStream = Pin<Box<dyn Stream<Item = Result<AskReply, Status>> + Send>>;
+
+    async fn chat(&self, req: Request<Streaming<AskRequest>>) -> Result<Response<Self::ChatStream>, Status> {
+        let mut questions = req.into_inner();
+        let state =
+            std::fs::File::open(super::OWN_EXE).map_err(|e| Status::internal(format!("opening the session: {e}")))?;
+        let leak = self.knobs.leak_chat_file.then(|| self.leaks.clone());
+        let (tx, rx) = mpsc::channel(4);
+        tokio::spawn(async move {
+            let mut turn = 0;
+            // Ends when the client half-closes (None), or cancels or resets (an error).
+            while let Ok(Some(q)) = questions.message().await {
+                if tx.send(Ok(reply_for(&q, turn))).await.is_err() {
+                    break;
+                }
+                turn = turn.saturating_add(1);
+            }
+            match leak {
+                Some(leaks) => leaks.files.lock().unwrap_or_else(|e| e.into_inner()).push(state),
+                None => drop(state),
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn tally(&self, req: Request<Streaming<AskRequest>>) -> Result<Response<AskReply>, Status> {
+        let mut questions = req.into_inner();
+        let mut n: i32 = 0;
+        while let Some(_q) = questions.message().await? {
+            n = n.saturating_add(1);
+        }
+        Ok(Response::new(AskReply {
+            intent: n,
+            confidence: 1.0,
+        }))
     }
 }

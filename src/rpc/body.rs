@@ -1,6 +1,7 @@
 //! Request bodies: JSON mapped to the method's input message through its
 //! descriptor (the proto3 JSON mapping, unknown fields refused). A JSON array
-//! is a list of requests, sent round-robin. Inside any JSON string,
+//! is a list of requests, sent round-robin; for a client-streaming or
+//! bidirectional method, it is the messages of every stream, in order. Inside any JSON string,
 //! `{{request_number}}` becomes the call's number in its workload (from 0);
 //! integer fields accept quoted numbers, so `"turn": "{{request_number}}"`
 //! varies a number too. A body without a template is encoded once.
@@ -62,6 +63,18 @@ impl Bodies {
             Item::Fixed(b) => Ok(b.clone()),
             Item::Template(v) => encode(&self.desc, &fill(v, n)),
         }
+    }
+
+    /// The messages of stream number `n` of a client-streaming or bidirectional
+    /// method: every item, in order, templates filled with `n`.
+    pub fn stream(&self, n: u64) -> Result<Vec<Bytes>, String> {
+        self.items
+            .iter()
+            .map(|item| match item {
+                Item::Fixed(b) => Ok(b.clone()),
+                Item::Template(v) => encode(&self.desc, &fill(v, n)),
+            })
+            .collect()
     }
 
     /// How many distinct requests there are.

@@ -25,6 +25,8 @@ pub struct Method {
     /// `/package.Service/Method`.
     pub path: String,
     pub server_streaming: bool,
+    /// Client-streaming or bidirectional: each call sends every body, in order, as one stream.
+    pub client_streaming: bool,
     pub bodies: Bodies,
 }
 
@@ -53,11 +55,18 @@ impl Method {
     pub fn from_pool(pool: &DescriptorPool, w: &Workload) -> Result<Method, KeyError> {
         let name = w.method.as_deref().unwrap_or_default();
         let method = find_method(pool, name).map_err(|m| at("method", m))?;
-        if method.is_client_streaming() {
-            return Err(at(
-                "method",
-                format!("{name} is client-streaming or bidirectional; rpc calls unary and server-streaming methods"),
-            ));
+        if !method.is_client_streaming() {
+            for (key, set) in [
+                ("send_interval", w.send_interval.is_some()),
+                ("hangup", w.hangup.is_some()),
+            ] {
+                if set {
+                    return Err(at(
+                        key,
+                        format!("applies to client-streaming and bidirectional methods; {name} sends one request"),
+                    ));
+                }
+            }
         }
         let json = match (&w.data, &w.data_file) {
             (Some(d), _) => d.clone(),
@@ -69,6 +78,7 @@ impl Method {
         Ok(Method {
             path: format!("/{}/{}", method.parent_service().full_name(), method.name()),
             server_streaming: method.is_server_streaming(),
+            client_streaming: method.is_client_streaming(),
             bodies,
         })
     }

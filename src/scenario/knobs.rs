@@ -59,6 +59,10 @@ pub struct Knobs {
     #[arg(long)]
     #[serde(default, deserialize_with = "switch", skip_serializing_if = "is_false")]
     pub leak_converse_file: bool,
+    /// Every Chatbot/Chat stream's session file is kept open after the stream ends.
+    #[arg(long)]
+    #[serde(default, deserialize_with = "switch", skip_serializing_if = "is_false")]
+    pub leak_chat_file: bool,
     /// A Converse stream whose client went away keeps producing, and holding its session file, to its last turn.
     #[arg(long)]
     #[serde(default, deserialize_with = "switch", skip_serializing_if = "is_false")]

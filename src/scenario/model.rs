@@ -258,6 +258,19 @@ pub enum WorkloadKind {
     Rpc,
 }
 
+/// How fdsoak ends a client-streaming or bidirectional stream once its messages are sent.
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Hangup {
+    /// Half-close, then read replies until the server ends the stream (or fdsoak's bound).
+    #[default]
+    HalfClose,
+    /// Cancel (RST_STREAM CANCEL) at fdsoak's bound, or at once without one.
+    Cancel,
+    /// Stop reading and keep the stream open, neither half-closed nor cancelled, until the workload ends.
+    Abandon,
+}
+
 /// How a workload gets its channels.
 #[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
@@ -320,12 +333,18 @@ pub struct Workload {
     pub data: Option<String>,
     /// rpc: a file holding the JSON request, instead of `data`.
     pub data_file: Option<PathBuf>,
-    /// rpc, server-streaming: fdsoak ends a stream after this long (counted OK).
+    /// rpc, streams: fdsoak ends a stream after this long (counted OK).
     #[serde(default, with = "super::duration::option")]
     #[schemars(with = "Option<String>")]
     pub stream_duration: Option<Duration>,
     /// rpc, server-streaming: fdsoak ends a stream after this many messages (counted OK).
     pub max_messages: Option<u64>,
+    /// rpc, client-streaming or bidirectional: the pause between a stream's messages.
+    #[serde(default, with = "super::duration::option")]
+    #[schemars(with = "Option<String>")]
+    pub send_interval: Option<Duration>,
+    /// rpc, client-streaming or bidirectional: how fdsoak ends a stream once its messages are sent.
+    pub hangup: Option<Hangup>,
     /// This workload's own error-rate gate, replacing `[gates] max_error_rate` (e.g. 1.0 where failures are the point).
     pub max_error_rate: Option<f64>,
 }

@@ -235,11 +235,14 @@ fn check_workload(w: &Workload, path: &KeyPath) -> Rule {
     only("data_file", w.data_file.is_some(), &[Rpc])?;
     only("stream_duration", w.stream_duration.is_some(), &[Rpc])?;
     only("max_messages", w.max_messages.is_some(), &[Rpc])?;
+    only("send_interval", w.send_interval.is_some(), &[Rpc])?;
+    only("hangup", w.hangup.is_some(), &[Rpc])?;
     for (key, d) in [
         ("deadline", w.deadline),
         ("keepalive_interval", w.keepalive_interval),
         ("keepalive_timeout", w.keepalive_timeout),
         ("stream_duration", w.stream_duration),
+        ("send_interval", w.send_interval),
     ] {
         if d.is_some_and(|d| d.is_zero()) {
             return fail(path.key(key), "must be greater than zero");

@@ -31,6 +31,7 @@ mod reports;
 mod rpc;
 mod scenario_errors;
 mod shards;
+mod streams;
 mod stretch;
 mod targets;
 mod tls;

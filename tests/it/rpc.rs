@@ -64,7 +64,7 @@ fn bad_rpc_keys_are_errors_that_name_the_file_line_and_key() {
         (
             "Chatbot/Ask\"",
             "Chatbot/Asks\"",
-            "has no method Asks (it has: Ask, Converse)",
+            "has no method Asks (it has: Ask, Converse, Chat, Tally)",
         ),
         (
             "fdsoak.demo.v1.Chatbot/Ask\"",
