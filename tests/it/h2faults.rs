@@ -178,3 +178,49 @@ fn without_a_fault_the_proxy_passes_every_byte_unchanged() {
         down_bytes.len()
     );
 }
+
+/// bench/go/server built from Debian's packaged grpc-go (GOPATH mode, offline),
+/// or None, saying so, where Go is not installed (`.ci/run` installs it).
+fn grpc_go_server(dir: &TempDir) -> Option<std::path::PathBuf> {
+    if Command::new("go").arg("version").output().is_err() {
+        eprintln!("go is not installed: the grpc-go server is skipped (.ci/run installs golang-go)");
+        return None;
+    }
+    let exe = dir.path().join("grpc-go-server");
+    let status = Command::new("go")
+        .args(["build", "-o"])
+        .arg(&exe)
+        .arg("./bench/go/server")
+        .current_dir(repo(""))
+        .env("GO111MODULE", "off")
+        .env("GOPATH", "/usr/share/gocode")
+        .env("GOPROXY", "off")
+        .env("GOFLAGS", "")
+        .env("GOCACHE", dir.path().join("gocache"))
+        .status()
+        .unwrap();
+    assert!(status.success(), "building bench/go/server");
+    Some(exe)
+}
+
+#[test]
+fn a_grpc_go_server_behind_the_proxy_gets_goaways_too() {
+    let dir = TempDir::new("h2-grpc-go");
+    let Some(server) = grpc_go_server(&dir) else { return };
+    let spawn = format!("{} -addr 127.0.0.1:{{port}}", server.display());
+    let r = run(&scenario(&dir, 6, GOAWAY_EVERY_SECOND), &["--spawn", &spawn]);
+    assert_reconnects_on_goaway(&r);
+    // A client that leaks a channel per failed check is caught by GOAWAYs alone, in front of grpc-go.
+    let sc = dir.write(
+        "goaway-client.toml",
+        "name = \"goaway-client\"\n[client]\ncommand = \"true\"\n[sampler]\ninterval = \"200ms\"\n\
+         [[phases]]\nname = \"baseline\"\nduration = \"3s\"\n\
+         [[phases]]\nname = \"goaways\"\nduration = \"14s\"\n  [[phases.faults]]\n  kind = \"goaway\"\n  every = \"1s\"\n  on_next_stream = true\n\
+         [[phases]]\nname = \"drain\"\nduration = \"3s\"\n",
+    );
+    let demo = format!("{FDSOAK} client-demo --mode retry-leak --interval 50ms --deadline 300ms");
+    let r = run(&sc, &["--client", &demo, "--spawn", &spawn]);
+    assert_eq!(r.code, 1, "{}", r.context());
+    let top = r.top_group("client");
+    assert!(top.what.starts_with("ESTABLISHED to ") && top.change >= 5, "{top:?}");
+}
