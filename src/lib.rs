@@ -22,6 +22,7 @@ pub mod fault;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod lifecycle;
+pub mod live;
 pub mod merge;
 pub mod metrics;
 pub mod net;

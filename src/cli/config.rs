@@ -212,6 +212,9 @@ fn run_config(a: RunArgs) -> Result<Action> {
     if a.origin {
         sc.origin.enabled = true;
     }
+    if let Some(addr) = a.metrics_addr {
+        sc.export.metrics_addr = Some(addr);
+    }
     if let Some(c) = a.checkpoint {
         sc.sampler.checkpoint = Some(c);
     }

@@ -147,6 +147,10 @@ pub struct RunArgs {
     /// Rewrite the report this often during the run ([sampler] checkpoint; 0 turns it off).
     #[arg(long, value_name = "DURATION", value_parser = crate::scenario::duration::parse)]
     pub checkpoint: Option<std::time::Duration>,
+    /// Serve this run's live metrics (Prometheus text format) at http://ADDR/metrics while
+    /// it lasts ([export] metrics_addr); port 0 picks a free one, logged at the start.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_addr: Option<std::net::SocketAddr>,
     /// A build label for this run's report (a commit SHA, a version), for `fdsoak trend`.
     #[arg(long, value_name = "BUILD")]
     pub label: Option<String>,

@@ -52,6 +52,8 @@ pub struct DriveSetup<'a> {
     pub progress: bool,
     /// With origins on: the agents, and whether the target is a process fdsoak started (and so carries one).
     pub agents: Option<(&'a crate::origin::Agents, bool)>,
+    /// Serve live metrics here while the run lasts.
+    pub live: Option<crate::live::LiveSpec>,
 }
 
 /// A run's phases being driven: what [`Drive::set_up`] started, and how far it got.
@@ -72,6 +74,8 @@ pub struct Drive<'a> {
     leak_bin: LeakBin,
     phases: Vec<PhaseInfo>,
     end: End,
+    /// The live metrics endpoint, stopped after the last sample.
+    live: Option<crate::live::Endpoint>,
 }
 
 impl<'a> Drive<'a> {
@@ -112,7 +116,15 @@ impl<'a> Drive<'a> {
                 .map(|(role, _)| (role, agents.tables(role)))
                 .collect();
         }
-        let sinks = shared.sinks(sc, s.dir, s.start, s.checkpoints)?;
+        let mut sinks = shared.sinks(sc, s.dir, s.start, s.checkpoints)?;
+        let live = match s.live {
+            Some(spec) => {
+                let (endpoint, sink) = crate::live::start(spec.addr, &spec.labels, shared.registry.clone())?;
+                sinks.push(Box::new(sink));
+                Some(endpoint)
+            }
+            None => None,
+        };
         let sampler = Sampler::start(setup, sinks);
         let progress_stop = CancellationToken::new();
         let progress = s.progress.then(|| {
@@ -142,6 +154,7 @@ impl<'a> Drive<'a> {
             leak_bin: LeakBin::default(),
             phases: Vec::new(),
             end: End::Completed,
+            live,
         })
     }
 
@@ -229,6 +242,10 @@ impl<'a> Drive<'a> {
             let _ = p.await;
         }
         let sampled = self.sampler.stop().await;
+        if let Some(live) = self.live {
+            // Its thread finishes the scrape in progress, if any, then stops.
+            let _ = tokio::task::spawn_blocking(move || drop(live)).await;
+        }
         let client = match self.client {
             Some(c) => Some(c.stop().await),
             None => None,

@@ -104,6 +104,14 @@ pub async fn run(cfg: RunConfig, interrupt: impl Future<Output = ()>) -> Result<
             fdsoak: &cfg.fdsoak_exe,
             progress: cfg.progress,
             agents: agents.as_ref().map(|a| (a, plan.started_by_fdsoak())),
+            live: sc.export.metrics_addr.map(|addr| crate::live::LiveSpec {
+                addr,
+                labels: crate::live::RunLabels {
+                    scenario: sc.name.clone(),
+                    label: cfg.label.clone(),
+                    shard: cfg.shard.map(|s| s.to_string()),
+                },
+            }),
         })
         .await?;
         for i in 0..sc.phases.len() {

@@ -7,6 +7,7 @@
 
 mod abort_config;
 pub mod duration;
+mod export;
 mod fault;
 mod fds;
 mod gates;
@@ -20,6 +21,7 @@ mod validate;
 
 pub use abort_config::{Abort, ABORTABLE};
 
+pub use export::ExportSpec;
 pub use fault::{Fault, FaultKind, H2Error, ServerControl};
 pub use fds::{FdSourceSpec, MetricsUrl, MAX_FDS_METRIC, OPEN_FDS_METRIC};
 pub use gates::Gates;

@@ -42,6 +42,9 @@ pub struct Scenario {
     /// Where leaked descriptors were opened: agents in the processes fdsoak starts.
     #[serde(default, skip_serializing_if = "super::OriginSpec::is_off")]
     pub origin: super::OriginSpec,
+    /// What the run shows while it lasts: live metrics.
+    #[serde(default, skip_serializing_if = "super::ExportSpec::is_empty")]
+    pub export: super::ExportSpec,
 }
 
 /// The `[tls]` table: how fdsoak speaks TLS to the target.

@@ -23,6 +23,7 @@ mod hosts;
 mod html;
 mod layers;
 mod leaks;
+mod live;
 mod origin;
 mod prometheus;
 mod ready;
