@@ -3,8 +3,8 @@
 //!
 //! The sampler's ticks set the per-process gauges (descriptors by kind, TCP
 //! sockets by state, limits, memory, threads) and the current phase; the
-//! workload counters and HDR histograms are read when a scrape asks, so
-//! nothing is added to a call's path. The page is encoded by the
+//! workload counters and HDR histograms, and the fault events, are read
+//! when a scrape asks, so nothing is added to a call's path. The page is encoded by the
 //! `prometheus` crate, and served by its own thread with its own runtime:
 //! a slow scraper waits on that thread, never on the driver's.
 
@@ -32,6 +32,7 @@ pub const SERIES: &[&str] = &[
     "fdsoak_messages_total",
     "fdsoak_latency_seconds",
     "fdsoak_timetable_lag_seconds",
+    "fdsoak_fault_events_total",
 ];
 
 /// Latency buckets, in seconds: the HDR histogram's counts are summed into these at each scrape.
@@ -88,7 +89,13 @@ impl Drop for Endpoint {
 }
 
 /// Binds `addr` and serves `/metrics` for this run; returns the endpoint and the sink to feed it.
-pub fn start(addr: SocketAddr, labels: &RunLabels, workloads: Arc<Workloads>) -> anyhow::Result<(Endpoint, LiveSink)> {
+/// `faults` is the fault proxy's control, when the run has one.
+pub fn start(
+    addr: SocketAddr,
+    labels: &RunLabels,
+    workloads: Arc<Workloads>,
+    faults: Option<Arc<crate::fault::Control>>,
+) -> anyhow::Result<(Endpoint, LiveSink)> {
     let mut consts = std::collections::HashMap::new();
     consts.insert("scenario".to_string(), labels.scenario.clone());
     consts.insert("label".to_string(), labels.label.clone().unwrap_or_default());
@@ -129,6 +136,9 @@ pub fn start(addr: SocketAddr, labels: &RunLabels, workloads: Arc<Workloads>) ->
         },
     };
     registry.register(Box::new(WorkloadCollector::new(workloads)?))?;
+    if let Some(control) = faults {
+        registry.register(Box::new(FaultCollector::new(control)?))?;
+    }
     let listener = std::net::TcpListener::bind(addr).with_context(|| format!("--metrics-addr: cannot bind {addr}"))?;
     listener.set_nonblocking(true)?;
     let bound = listener.local_addr()?;
@@ -348,4 +358,52 @@ fn histogram(labels: &[(&str, &str)], h: &hdrhistogram::Histogram<u64>) -> prome
     let mut m = metric(labels);
     m.set_histogram(p);
     m
+}
+
+/// The fault events so far, by kind, read at each scrape (the report keeps at most 10,000).
+struct FaultCollector {
+    control: Arc<crate::fault::Control>,
+    desc: Desc,
+}
+
+impl FaultCollector {
+    fn new(control: Arc<crate::fault::Control>) -> anyhow::Result<FaultCollector> {
+        let desc = Desc::new(
+            "fdsoak_fault_events_total".into(),
+            "Fault events fired (reset, blackhole, goaway, not_serving, …).".into(),
+            vec!["kind".into()],
+            Default::default(),
+        )?;
+        Ok(FaultCollector { control, desc })
+    }
+}
+
+impl Collector for FaultCollector {
+    fn desc(&self) -> Vec<&Desc> {
+        vec![&self.desc]
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        use prometheus::proto::{Counter, MetricType};
+        let mut by_kind = std::collections::BTreeMap::<String, u64>::new();
+        for e in self.control.events() {
+            *by_kind.entry(e.kind).or_default() += 1;
+        }
+        let metrics = by_kind
+            .into_iter()
+            .map(|(kind, n)| {
+                let mut c = Counter::default();
+                c.set_value(n as f64);
+                let mut m = metric(&[("kind", kind.as_str())]);
+                m.set_counter(c);
+                m
+            })
+            .collect();
+        let mut f = MetricFamily::default();
+        f.set_name(self.desc.fq_name.clone());
+        f.set_help(self.desc.help.clone());
+        f.set_field_type(MetricType::COUNTER);
+        f.set_metric(metrics);
+        vec![f]
+    }
 }

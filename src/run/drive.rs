@@ -119,7 +119,8 @@ impl<'a> Drive<'a> {
         let mut sinks = shared.sinks(sc, s.dir, s.start, s.checkpoints)?;
         let live = match s.live {
             Some(spec) => {
-                let (endpoint, sink) = crate::live::start(spec.addr, &spec.labels, shared.registry.clone())?;
+                let faults = proxy.as_ref().map(|p| p.control.clone());
+                let (endpoint, sink) = crate::live::start(spec.addr, &spec.labels, shared.registry.clone(), faults)?;
                 sinks.push(Box::new(sink));
                 Some(endpoint)
             }

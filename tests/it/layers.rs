@@ -26,7 +26,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("sampler", &["net", "origin", "vocab"]),
     ("analysis", &["scenario", "vocab"]),
     ("progress", &["analysis", "metrics", "vocab"]),
-    ("live", &["metrics", "vocab"]),
+    ("live", &["fault", "metrics", "vocab"]),
     ("report", &["analysis", "fault", "metrics", "rows", "scenario", "vocab"]),
     ("compare", &["analysis", "report", "scenario", "vocab"]),
     ("merge", &["analysis", "compare", "error", "report", "rows", "vocab"]),

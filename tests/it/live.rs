@@ -41,11 +41,21 @@ fn value(samples: &[prometheus_parse::Sample], name: &str, role: &str) -> Option
 #[test]
 fn a_scrape_during_a_run_agrees_with_the_report_at_the_same_tick() {
     let addr = format!("127.0.0.1:{}", free_port());
+    let dir = TempDir::new("live");
+    // With a fault, so the fault events are served too.
+    let sc = fixture(
+        &dir,
+        "churn-short.toml",
+        &[(
+            "  channel = \"per_call\"\n",
+            "  channel = \"per_call\"\n\n  [[phases.faults]]\n  kind = \"goaway\"\n  every = \"1s\"\n",
+        )],
+    );
     let mut child = std::process::Command::new(FDSOAK)
         .arg("run")
-        .arg(repo("tests/scenarios/churn-short.toml"))
+        .arg(&sc)
         .args(["-q", "--metrics-addr", &addr, "--label", "build-7", "--out"])
-        .arg(TempDir::new("live").path().join("r"))
+        .arg(dir.path().join("r"))
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()
