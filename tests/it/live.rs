@@ -1,7 +1,9 @@
 //! Live metrics (`run --metrics-addr`), scraped from the real endpoint while
 //! a real run goes on: every series fdsoak documents is served, with the
 //! run's labels; the target's descriptor count agrees with samples.csv at
-//! the same tick; the calls counted agree with the report.
+//! the same tick; the calls counted agree with the report. Then Debian's
+//! Prometheus scrapes a run, and its API agrees with the report (renaming
+//! `fdsoak_fds` makes that test fail, saying so).
 
 use crate::common::*;
 use std::io::{Read, Write};
@@ -136,4 +138,147 @@ fn a_scrape_during_a_run_agrees_with_the_report_at_the_same_tick() {
         .sum();
     let reported: u64 = read_summary(dir).workloads.iter().map(|w| w.ok).sum();
     assert!(ok > 0.0 && ok <= reported as f64, "{ok} of {reported}");
+}
+
+/// GET `path` from `addr` over HTTP/1.0: the status code and the body.
+fn get(addr: &str, path: &str) -> Option<(u16, String)> {
+    let mut s = std::net::TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: test\r\n\r\n").as_bytes())
+        .ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    let code = head.split_whitespace().nth(1)?.parse().ok()?;
+    Some((code, body.to_string()))
+}
+
+fn encode(q: &str) -> String {
+    q.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'_' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// A Prometheus API query's result vector or matrix.
+fn query(prom: &str, path: &str) -> Vec<serde_json::Value> {
+    let (code, body) = get(prom, path).unwrap_or((0, String::new()));
+    assert_eq!(code, 200, "{path}: {body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    v["data"]["result"].as_array().cloned().unwrap_or_default()
+}
+
+/// Debian's Prometheus scrapes a real run every second; its API then gives the
+/// target's descriptors as samples.csv has them, and the rate of calls the report does.
+#[test]
+fn a_real_prometheus_scrapes_a_run_and_agrees_with_the_report() {
+    if std::process::Command::new("prometheus")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("prometheus is not installed: skipped (.ci/run installs it)");
+        return;
+    }
+    let dir = TempDir::new("live-prom");
+    let (metrics, web) = (
+        format!("127.0.0.1:{}", free_port()),
+        format!("127.0.0.1:{}", free_port()),
+    );
+    let config = dir.write(
+        "prometheus.yml",
+        &format!(
+            "global:\n  scrape_interval: 1s\n  scrape_timeout: 900ms\n\
+             scrape_configs:\n  - job_name: fdsoak\n    static_configs:\n      - targets: ['{metrics}']\n"
+        ),
+    );
+    let prom = std::process::Command::new("prometheus")
+        .arg(format!("--config.file={}", config.display()))
+        .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
+        .arg(format!("--web.listen-address={web}"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let prom = Kill(prom);
+    wait_until(Duration::from_secs(30), "prometheus ready", || {
+        get(&web, "/-/ready").is_some_and(|(c, _)| c == 200)
+    });
+    let sc = dir.write(
+        "steady.toml",
+        "name = \"steady\"\n[sampler]\ninterval = \"250ms\"\n\
+         [[phases]]\nname = \"baseline\"\nduration = \"3s\"\n\
+         [[phases]]\nname = \"load\"\nduration = \"14s\"\n  [[phases.workloads]]\n  kind = \"health_check\"\n  rate = 100\n\
+         [[phases]]\nname = \"drain\"\nduration = \"3s\"\n",
+    );
+    let r = run(&sc, &["--metrics-addr", &metrics]);
+    assert_eq!(r.code, 0, "{}", r.context());
+    let rows: Vec<_> = samples(r.out.path())
+        .into_iter()
+        .filter(|r| r.role == fdsoak::vocab::Role::Target)
+        .collect();
+    let (first, last) = (
+        rows[0].unix_ms as f64 / 1000.0,
+        rows.last().unwrap().unix_ms as f64 / 1000.0,
+    );
+
+    // The target's descriptors, as Prometheus stored them, against samples.csv at the same tick.
+    let q = encode("fdsoak_fds{role=\"target\",scenario=\"steady\"}");
+    let series = query(
+        &web,
+        &format!("/api/v1/query_range?query={q}&start={first}&end={last}&step=1"),
+    );
+    assert!(
+        !series.is_empty(),
+        "Prometheus stored no fdsoak_fds for the target (is the series renamed?)"
+    );
+    let values = series[0]["values"].as_array().unwrap();
+    assert!(values.len() >= 15, "{values:?}");
+    // Each stored value is the gauge a scrape read: what samples.csv has at the tick
+    // before the evaluation time, or at one of the few ticks before that (a scrape is up to 1 s old).
+    for v in values {
+        let (ts, fds) = (v[0].as_f64().unwrap(), v[1].as_str().unwrap().parse::<f64>().unwrap());
+        let recent: Vec<u64> = rows
+            .iter()
+            .filter(|r| (r.unix_ms as f64) <= ts * 1000.0 && (r.unix_ms as f64) > ts * 1000.0 - 2500.0)
+            .map(|r| r.fds)
+            .collect();
+        assert!(
+            recent.iter().any(|n| (*n as f64 - fds).abs() <= 1.0),
+            "at {ts}: Prometheus {fds}, samples.csv {recent:?}"
+        );
+    }
+
+    // The rate of calls in the middle of the load, against the report's throughput.
+    let s = r.summary();
+    let w = &s.workloads[0];
+    let load = &s.phases.iter().find(|p| p.name == "load").unwrap();
+    let throughput = w.ok as f64 / (load.end_secs - load.start_secs);
+    let load_rows: Vec<f64> = rows
+        .iter()
+        .filter(|r| r.phase == "load")
+        .map(|r| r.unix_ms as f64 / 1000.0)
+        .collect();
+    let mid = (load_rows[0] + load_rows[load_rows.len() - 1]) / 2.0 + 3.0;
+    let q = encode("sum(rate(fdsoak_calls_total{code=\"OK\",phase=\"load\",scenario=\"steady\"}[6s]))");
+    let rate = query(&web, &format!("/api/v1/query?query={q}&time={mid}"));
+    assert!(
+        !rate.is_empty(),
+        "Prometheus has no rate of fdsoak_calls_total (is the series renamed?)"
+    );
+    let rate: f64 = rate[0]["value"][1].as_str().unwrap().parse().unwrap();
+    assert!(
+        (rate / throughput - 1.0).abs() <= 0.05,
+        "Prometheus {rate}/s, the report {throughput}/s"
+    );
+    drop(prom);
 }
