@@ -268,7 +268,8 @@ fn a_real_prometheus_scrapes_a_run_and_agrees_with_the_report() {
         .filter(|r| r.phase == "load")
         .map(|r| r.unix_ms as f64 / 1000.0)
         .collect();
-    let mid = (load_rows[0] + load_rows[load_rows.len() - 1]) / 2.0 + 3.0;
+    // Late in the load, so the window holds nothing of its start.
+    let mid = load_rows[load_rows.len() - 1] - 1.5;
     let q = encode("sum(rate(fdsoak_calls_total{code=\"OK\",phase=\"load\",scenario=\"steady\"}[6s]))");
     let rate = query(&web, &format!("/api/v1/query?query={q}&time={mid}"));
     assert!(
@@ -280,5 +281,91 @@ fn a_real_prometheus_scrapes_a_run_and_agrees_with_the_report() {
         (rate / throughput - 1.0).abs() <= 0.05,
         "Prometheus {rate}/s, the report {throughput}/s"
     );
+
+    // Every query of the Grafana dashboard is one this Prometheus accepts, and most find data.
+    for q in dashboard_queries() {
+        // A variable's `label_values(M, L)` is Grafana's; Prometheus asks it as `group by (L) (M)`.
+        let promql = match q.strip_prefix("label_values(").and_then(|r| r.strip_suffix(')')) {
+            Some(args) => {
+                let (m, l) = args.split_once(',').unwrap();
+                format!("group by ({}) ({m})", l.trim())
+            }
+            None => q.clone(),
+        };
+        let found = query(&web, &format!("/api/v1/query?query={}&time={mid}", encode(&promql)));
+        // No faults, no growth and no errors in this run: those three may rightly be empty.
+        let may_be_empty = q.contains("fault_events") || q.contains("deriv(") || q.contains("code!=");
+        assert!(may_be_empty || !found.is_empty(), "the dashboard's {q:?} finds nothing");
+    }
     drop(prom);
+}
+
+/// The Grafana dashboard's queries (panels, annotations, variables), with its variables filled in.
+fn dashboard_queries() -> Vec<String> {
+    let text = std::fs::read_to_string(repo("deploy/grafana/fdsoak.json")).unwrap();
+    let dash: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let mut out = Vec::new();
+    fn walk(v: &serde_json::Value, out: &mut Vec<String>) {
+        match v {
+            serde_json::Value::Object(m) => {
+                for (k, x) in m {
+                    match (k.as_str(), x) {
+                        ("expr" | "definition", serde_json::Value::String(q)) => out.push(q.clone()),
+                        _ => walk(x, out),
+                    }
+                }
+            }
+            serde_json::Value::Array(a) => a.iter().for_each(|x| walk(x, out)),
+            _ => {}
+        }
+    }
+    walk(&dash, &mut out);
+    out.iter()
+        .map(|q| q.replace("$scenario", ".*").replace("$label", ".*"))
+        .collect()
+}
+
+/// The `fdsoak_…` series a query names, histogram suffixes taken off.
+fn series_named(q: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = q;
+    while let Some(at) = rest.find("fdsoak_") {
+        let name: String = rest[at..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        rest = &rest[at + name.len()..];
+        let base = ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|s| name.strip_suffix(s))
+            .unwrap_or(&name);
+        out.push(base.to_string());
+    }
+    out
+}
+
+#[test]
+fn every_dashboard_query_names_a_series_the_endpoint_serves() {
+    let queries = dashboard_queries();
+    assert!(queries.len() >= 10, "{queries:?}");
+    for q in &queries {
+        let named = series_named(q);
+        assert!(!named.is_empty(), "{q}: names no fdsoak series");
+        for name in named {
+            assert!(
+                fdsoak::live::SERIES.contains(&name.as_str()),
+                "{q}: {name} is not served"
+            );
+        }
+    }
+    let text = std::fs::read_to_string(repo("deploy/grafana/fdsoak.json")).unwrap();
+    for want in [
+        "fdsoak_fault_events_total",
+        "\"name\": \"label\"",
+        "histogram_quantile(0.99",
+        "fdsoak_tcp_sockets",
+        "deriv(",
+    ] {
+        assert!(text.contains(want), "the dashboard has no {want}");
+    }
 }
