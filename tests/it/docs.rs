@@ -23,6 +23,7 @@ const FOREIGN_FLAGS: &[&str] = &[
     "--quick",        // bench/run --quick
     "--only",         // bench/run --only=SECTION
     "--config",       // containerd --config
+    "--bin",          // cargo build --bin
 ];
 
 /// Every page a user reads: the front door and `docs/`.

@@ -9,6 +9,7 @@ mod common;
 
 mod abort;
 mod checkpoint;
+mod ci_templates;
 mod clients;
 mod containerd;
 mod deploy;
