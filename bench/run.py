@@ -349,9 +349,48 @@ def origin_cost():
     agent_rounds("fdsoak serve", builtin, native, 1.15)
 
 
+def live_metrics_cost():
+    """The driver's CPU per call at 2000/s with the live endpoint scraped every second, against none, alternated."""
+    import threading
+    import urllib.request
+    rounds = 3 if QUICK else 5
+    print(f"\n## Live metrics: the driver's CPU per call at 2000/s, `--metrics-addr` scraped every second against no endpoint, {SECS} s each, alternated {rounds} times\n")
+    srv = Server()
+    w = (6, 16, 16, 8)
+    print(row(["round", "µs/call, none", "µs/call, scraped", "ratio"], w))
+    ratios = []
+    try:
+        for i in range(rounds):
+            s, cpu, _ = fdsoak_run("live-off", "  rate = 2000", SECS, ["--target", srv.addr])
+            off = cpu / max(1, sum(x["ok"] for x in s["workloads"])) * 1e6
+            port = free_port()
+            stop = threading.Event()
+            scrapes = [0]
+
+            def scrape():
+                while not stop.wait(1.0):
+                    try:
+                        urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2).read()
+                        scrapes[0] += 1
+                    except OSError:
+                        pass
+            t = threading.Thread(target=scrape, daemon=True)
+            t.start()
+            s, cpu, _ = fdsoak_run("live-on", "  rate = 2000", SECS, ["--target", srv.addr, "--metrics-addr", f"127.0.0.1:{port}"])
+            stop.set()
+            t.join()
+            on = cpu / max(1, sum(x["ok"] for x in s["workloads"])) * 1e6
+            ratios.append(on / off)
+            print(row([i + 1, f"{off:.1f}", f"{on:.1f} ({scrapes[0]} scrapes)", f"{on / off:.3f}×"], w))
+    finally:
+        srv.stop()
+    ratios.sort()
+    print(f"\nmedian ratio {ratios[len(ratios) // 2]:.3f}× (goal: at most 1.05×)")
+
+
 def main():
     print(f"# fdsoak benchmark ({'quick' if QUICK else 'full'}) on {os.cpu_count()} cores, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
-    sections = [driver_efficiency, fdsoak_vs_grpc_go, timetable_lag, rpc_cost, origin_cost, rate_accuracy, sampler_cost, memory, report_time]
+    sections = [driver_efficiency, fdsoak_vs_grpc_go, timetable_lag, rpc_cost, origin_cost, live_metrics_cost, rate_accuracy, sampler_cost, memory, report_time]
     only = [a.split("=", 1)[1] for a in sys.argv[1:] if a.startswith("--only=")]
     for section in sections:
         if not only or section.__name__ in only:

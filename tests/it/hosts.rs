@@ -95,7 +95,7 @@ fn a_port_held_by_a_forwarder_is_named_and_not_sampled() {
     let desc = r.summary().target.description;
     assert!(
         desc.contains(&format!(
-            "pid {}, fdsoak, the owner of its listening port",
+            "pid {}, fdsoak, the owner of its listening socket",
             server.pid()
         )),
         "{desc}"
