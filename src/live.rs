@@ -33,7 +33,11 @@ pub const SERIES: &[&str] = &[
     "fdsoak_latency_seconds",
     "fdsoak_timetable_lag_seconds",
     "fdsoak_fault_events_total",
+    "fdsoak_findings",
 ];
+
+/// The findings of the run so far, as (kind, subject), set by the run every few seconds.
+pub type Findings = Arc<std::sync::Mutex<Vec<(String, String)>>>;
 
 /// Latency buckets, in seconds: the HDR histogram's counts are summed into these at each scrape.
 const BUCKETS: [f64; 16] = [
@@ -73,6 +77,8 @@ pub struct LiveSink(Arc<Gauges>);
 /// The running endpoint; it stops when dropped.
 pub struct Endpoint {
     pub addr: SocketAddr,
+    /// Where the run puts its findings so far, for the endpoint to serve.
+    pub findings: Findings,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -139,6 +145,8 @@ pub fn start(
     if let Some(control) = faults {
         registry.register(Box::new(FaultCollector::new(control)?))?;
     }
+    let findings = Findings::default();
+    registry.register(Box::new(FindingsCollector::new(findings.clone())?))?;
     let listener = std::net::TcpListener::bind(addr).with_context(|| format!("--metrics-addr: cannot bind {addr}"))?;
     listener.set_nonblocking(true)?;
     let bound = listener.local_addr()?;
@@ -150,6 +158,7 @@ pub fn start(
     tracing::info!("live metrics on http://{bound}/metrics");
     let endpoint = Endpoint {
         addr: bound,
+        findings,
         stop: Some(stop_tx),
         thread: Some(thread),
     };
@@ -403,6 +412,56 @@ impl Collector for FaultCollector {
         f.set_name(self.desc.fq_name.clone());
         f.set_help(self.desc.help.clone());
         f.set_field_type(MetricType::COUNTER);
+        f.set_metric(metrics);
+        vec![f]
+    }
+}
+
+/// The findings so far, by kind and subject: 0 series before the first.
+struct FindingsCollector {
+    findings: Findings,
+    desc: Desc,
+}
+
+impl FindingsCollector {
+    fn new(findings: Findings) -> anyhow::Result<FindingsCollector> {
+        let desc = Desc::new(
+            "fdsoak_findings".into(),
+            "Findings the run would report if it ended now, by kind and subject.".into(),
+            vec!["kind".into(), "subject".into()],
+            Default::default(),
+        )?;
+        Ok(FindingsCollector { findings, desc })
+    }
+}
+
+impl Collector for FindingsCollector {
+    fn desc(&self) -> Vec<&Desc> {
+        vec![&self.desc]
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        use prometheus::proto::{Gauge, MetricType};
+        let mut counts = std::collections::BTreeMap::<(String, String), u64>::new();
+        if let Ok(f) = self.findings.lock() {
+            for key in f.iter() {
+                *counts.entry(key.clone()).or_default() += 1;
+            }
+        }
+        let metrics = counts
+            .into_iter()
+            .map(|((kind, subject), n)| {
+                let mut g = Gauge::default();
+                g.set_value(n as f64);
+                let mut m = metric(&[("kind", kind.as_str()), ("subject", subject.as_str())]);
+                m.set_gauge(g);
+                m
+            })
+            .collect();
+        let mut f = MetricFamily::default();
+        f.set_name(self.desc.fq_name.clone());
+        f.set_help(self.desc.help.clone());
+        f.set_field_type(MetricType::GAUGE);
         f.set_metric(metrics);
         vec![f]
     }

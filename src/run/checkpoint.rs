@@ -4,20 +4,17 @@
 //! which readers mark `incomplete` once its process is gone.
 //!
 //! A checkpoint is a sampler consumer placed after the trackers. It builds
-//! the summary from the streaming trackers and counters and charts the live
+//! the summary so far ([`SoFar`]) and charts the live
 //! [`Downsampler`](crate::rows::Downsampler), so its cost does not grow with
 //! the run: nothing is read back from the CSV files. The files are written
 //! (atomically) on a thread of their own, one checkpoint at a time, and the
 //! last one is finished before the final report is written.
 
-use crate::analysis::Trackers;
-use crate::metrics::Registry;
-use crate::report::build::{workload_report, Measured, SummaryBuilder};
-use crate::report::model::{CheckpointInfo, PhaseInfo, Verdict};
+use super::so_far::SoFar;
+use crate::report::model::{CheckpointInfo, Verdict};
 use crate::rows::SharedDownsampler;
 use crate::vocab::{SampleSink, Tick};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Runs longer than this checkpoint by default…
@@ -34,26 +31,22 @@ pub fn interval(sc: &crate::scenario::Scenario) -> Option<Duration> {
         .filter(|d| !d.is_zero())
 }
 
-/// What to write and where: the interval, the report so far, its directory, and the planned length.
+/// What to write and where: the interval, its directory, and the planned length.
 pub struct Plan {
     pub every: Duration,
-    pub report: SummaryBuilder,
     pub dir: PathBuf,
     pub planned_secs: f64,
 }
 
-/// Where a checkpoint's figures come from: the streaming trackers, the counters and the live downsample.
+/// Where a checkpoint's figures come from: the report so far and the live downsample.
 pub struct Sources {
-    pub trackers: Arc<Mutex<Trackers>>,
-    pub registry: Arc<Registry>,
+    pub so_far: SoFar,
     pub series: SharedDownsampler,
 }
 
 pub struct Checkpoints {
     plan: Plan,
     from: Sources,
-    /// Phases seen so far, by index: start from their first tick, end at the next phase's.
-    phases: Vec<PhaseInfo>,
     next: f64,
     count: u64,
     writing: Option<std::thread::JoinHandle<()>>,
@@ -65,37 +58,8 @@ impl Checkpoints {
             next: plan.every.as_secs_f64(),
             plan,
             from,
-            phases: Vec::new(),
             count: 0,
             writing: None,
-        }
-    }
-
-    fn note_phase(&mut self, tick: &Tick<'_>) {
-        if let Some(p) = self.phases.last_mut() {
-            p.end_secs = tick.t_secs;
-        }
-        let idle = self
-            .plan
-            .report
-            .scenario
-            .phases
-            .get(tick.phase)
-            .is_none_or(|p| p.workloads.is_empty());
-        while self.phases.len() <= tick.phase {
-            let name = self
-                .plan
-                .report
-                .scenario
-                .phases
-                .get(self.phases.len())
-                .map(|p| p.name.clone());
-            self.phases.push(PhaseInfo {
-                name: name.unwrap_or_else(|| tick.phase_name.to_string()),
-                start_secs: tick.t_secs,
-                end_secs: tick.t_secs,
-                idle,
-            });
         }
     }
 
@@ -105,25 +69,7 @@ impl Checkpoints {
             return Ok(());
         }
         self.count += 1;
-        let processes = self
-            .from
-            .trackers
-            .lock()
-            .map_err(|_| anyhow::anyhow!("analysis poisoned"))?
-            .finish();
-        let workloads = self
-            .from
-            .registry
-            .all()
-            .iter()
-            .map(|s| workload_report(s, &self.phases))
-            .collect();
-        let mut summary = self.plan.report.build(Measured {
-            processes,
-            workloads,
-            phases: self.phases.clone(),
-            ..Measured::default()
-        });
+        let mut summary = self.from.so_far.summary()?;
         summary.verdict = Verdict::Running;
         summary.checkpoint = Some(CheckpointInfo {
             at_secs: summary.duration_secs,
@@ -151,7 +97,7 @@ impl Checkpoints {
 
 impl SampleSink for Checkpoints {
     fn tick(&mut self, tick: &Tick<'_>) -> anyhow::Result<()> {
-        self.note_phase(tick);
+        self.from.so_far.note(tick);
         if tick.t_secs >= self.next {
             self.next = tick.t_secs + self.plan.every.as_secs_f64();
             self.write()?;

@@ -52,8 +52,14 @@ pub struct DriveSetup<'a> {
     pub progress: bool,
     /// With origins on: the agents, and whether the target is a process fdsoak started (and so carries one).
     pub agents: Option<(&'a crate::origin::Agents, bool)>,
-    /// Serve live metrics here while the run lasts.
-    pub live: Option<crate::live::LiveSpec>,
+    /// Serve live metrics while the run lasts.
+    pub live: Option<LiveSetup>,
+}
+
+/// The live endpoint's address and labels, and the report builder its findings so far come from.
+pub struct LiveSetup {
+    pub spec: crate::live::LiveSpec,
+    pub report: crate::report::build::SummaryBuilder,
 }
 
 /// A run's phases being driven: what [`Drive::set_up`] started, and how far it got.
@@ -118,10 +124,15 @@ impl<'a> Drive<'a> {
         }
         let mut sinks = shared.sinks(sc, s.dir, s.start, s.checkpoints)?;
         let live = match s.live {
-            Some(spec) => {
+            Some(LiveSetup { spec, report }) => {
                 let faults = proxy.as_ref().map(|p| p.control.clone());
                 let (endpoint, sink) = crate::live::start(spec.addr, &spec.labels, shared.registry.clone(), faults)?;
                 sinks.push(Box::new(sink));
+                let so_far = super::so_far::SoFar::new(report, shared.trackers.clone(), shared.registry.clone());
+                sinks.push(Box::new(super::so_far::LiveFindings::new(
+                    so_far,
+                    endpoint.findings.clone(),
+                )));
                 Some(endpoint)
             }
             None => None,

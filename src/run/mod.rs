@@ -12,6 +12,7 @@ pub mod checkpoint;
 pub mod drive;
 pub mod ending;
 pub mod sinks;
+pub mod so_far;
 pub mod startup;
 pub mod trim;
 
@@ -104,13 +105,16 @@ pub async fn run(cfg: RunConfig, interrupt: impl Future<Output = ()>) -> Result<
             fdsoak: &cfg.fdsoak_exe,
             progress: cfg.progress,
             agents: agents.as_ref().map(|a| (a, plan.started_by_fdsoak())),
-            live: sc.export.metrics_addr.map(|addr| crate::live::LiveSpec {
-                addr,
-                labels: crate::live::RunLabels {
-                    scenario: sc.name.clone(),
-                    label: cfg.label.clone(),
-                    shard: cfg.shard.map(|s| s.to_string()),
+            live: sc.export.metrics_addr.map(|addr| drive::LiveSetup {
+                spec: crate::live::LiveSpec {
+                    addr,
+                    labels: crate::live::RunLabels {
+                        scenario: sc.name.clone(),
+                        label: cfg.label.clone(),
+                        shard: cfg.shard.map(|s| s.to_string()),
+                    },
                 },
+                report: report.clone(),
             }),
         })
         .await?;

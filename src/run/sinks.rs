@@ -96,13 +96,11 @@ impl Shared {
             sinks.push(Box::new(crate::rows::LiveSamples(series.clone())));
             let plan = super::checkpoint::Plan {
                 every,
-                report,
                 dir: dir.to_path_buf(),
                 planned_secs: planned,
             };
             let from = super::checkpoint::Sources {
-                trackers: self.trackers.clone(),
-                registry: self.registry.clone(),
+                so_far: super::so_far::SoFar::new(report, self.trackers.clone(), self.registry.clone()),
                 series,
             };
             sinks.push(Box::new(super::checkpoint::Checkpoints::new(plan, from)));

@@ -1,7 +1,8 @@
 //! Live metrics (`run --metrics-addr`), scraped from the real endpoint while
 //! a real run goes on: every series fdsoak documents is served, with the
-//! run's labels; the target's descriptor count agrees with samples.csv at
-//! the same tick; the calls counted agree with the report. Then Debian's
+//! run's labels; a leaky target's growth is a finding before the run ends;
+//! the target's descriptor count agrees with samples.csv at the same tick;
+//! the calls counted agree with the report. Then Debian's
 //! Prometheus scrapes a run, and its API agrees with the report (renaming
 //! `fdsoak_fds` makes that test fail, saying so).
 
@@ -53,10 +54,21 @@ fn a_scrape_during_a_run_agrees_with_the_report_at_the_same_tick() {
             "  channel = \"per_call\"\n\n  [[phases.faults]]\n  kind = \"goaway\"\n  every = \"1s\"\n",
         )],
     );
+    // A leaky target, so findings appear while the run goes on.
+    let leaky = "{fdsoak} serve --port {port} --leak-fd-every 5";
     let mut child = std::process::Command::new(FDSOAK)
         .arg("run")
         .arg(&sc)
-        .args(["-q", "--metrics-addr", &addr, "--label", "build-7", "--out"])
+        .args([
+            "-q",
+            "--metrics-addr",
+            &addr,
+            "--label",
+            "build-7",
+            "--spawn",
+            leaky,
+            "--out",
+        ])
         .arg(dir.path().join("r"))
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
@@ -72,7 +84,7 @@ fn a_scrape_during_a_run_agrees_with_the_report_at_the_same_tick() {
     }
     let mut out = String::new();
     child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
-    assert_eq!(wait_exit(&mut child, Duration::from_secs(10)), 0, "{out}");
+    assert_eq!(wait_exit(&mut child, Duration::from_secs(10)), 1, "{out}");
     let dir = out
         .split("report in ")
         .nth(1)
@@ -101,6 +113,11 @@ fn a_scrape_during_a_run_agrees_with_the_report_at_the_same_tick() {
     let any = &last[0];
     assert_eq!(any.labels.get("scenario"), Some("churn-short"));
     assert_eq!(any.labels.get("label"), Some("build-7"));
+    // The target's growth is a finding before the run ends.
+    let growth = last
+        .iter()
+        .find(|s| s.metric == "fdsoak_findings" && s.labels.get("kind") == Some("fd_growth"));
+    assert_eq!(growth.and_then(|g| g.labels.get("subject")), Some("target"), "{last:?}");
 
     // The target's descriptors, scrape by scrape, against samples.csv at the tick before each.
     let rows: Vec<_> = samples(dir)
@@ -293,8 +310,10 @@ fn a_real_prometheus_scrapes_a_run_and_agrees_with_the_report() {
             None => q.clone(),
         };
         let found = query(&web, &format!("/api/v1/query?query={}&time={mid}", encode(&promql)));
-        // No faults, no growth and no errors in this run: those three may rightly be empty.
-        let may_be_empty = q.contains("fault_events") || q.contains("deriv(") || q.contains("code!=");
+        // No faults, no growth, no errors and no findings in this run: those may rightly be empty.
+        let may_be_empty = ["fault_events", "deriv(", "code!=", "fdsoak_findings"]
+            .iter()
+            .any(|w| q.contains(w));
         assert!(may_be_empty || !found.is_empty(), "the dashboard's {q:?} finds nothing");
     }
     drop(prom);
