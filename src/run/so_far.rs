@@ -74,11 +74,12 @@ impl SoFar {
 pub const LIVE_FINDINGS_EVERY: f64 = 5.0;
 
 /// Keeps the live endpoint's findings current: every [`LIVE_FINDINGS_EVERY`]
-/// seconds, the findings of the summary so far.
+/// seconds and at each new phase, the findings of the summary so far.
 pub struct LiveFindings {
     pub so_far: SoFar,
     pub out: crate::live::Findings,
     next: f64,
+    phase: usize,
 }
 
 impl LiveFindings {
@@ -87,6 +88,7 @@ impl LiveFindings {
             so_far,
             out,
             next: LIVE_FINDINGS_EVERY,
+            phase: 0,
         }
     }
 }
@@ -94,8 +96,9 @@ impl LiveFindings {
 impl crate::vocab::SampleSink for LiveFindings {
     fn tick(&mut self, tick: &Tick<'_>) -> anyhow::Result<()> {
         self.so_far.note(tick);
-        if tick.t_secs >= self.next {
+        if tick.t_secs >= self.next || tick.phase != self.phase {
             self.next = tick.t_secs + LIVE_FINDINGS_EVERY;
+            self.phase = tick.phase;
             let summary = self.so_far.summary()?;
             let found = summary
                 .findings

@@ -18,14 +18,19 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// One scrape: the page's samples, and when it was taken (unix ms), or None if nothing answered.
-fn scrape(addr: &str) -> Option<(Vec<prometheus_parse::Sample>, u128)> {
+fn unix_ms() -> u128 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis()
+}
+
+/// One scrape: the page's samples, and when it was asked for and answered (unix ms), or None if nothing answered.
+fn scrape(addr: &str) -> Option<(Vec<prometheus_parse::Sample>, (u128, u128))> {
+    let asked = unix_ms();
     let mut s = std::net::TcpStream::connect(addr).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
     s.write_all(b"GET /metrics HTTP/1.0\r\nHost: fdsoak\r\n\r\n").ok()?;
     let mut text = String::new();
     s.read_to_string(&mut text).ok()?;
-    let at = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis();
+    let at = (asked, unix_ms());
     let body = text.split_once("\r\n\r\n")?.1;
     let lines = body.lines().map(|l| Ok(l.to_string()));
     Some((prometheus_parse::Scrape::parse(lines).ok()?.samples, at))
@@ -125,20 +130,26 @@ fn a_scrape_during_a_run_agrees_with_the_report_at_the_same_tick() {
         .filter(|r| r.role == fdsoak::vocab::Role::Target)
         .collect();
     let mut compared = 0;
-    for (page, at) in &scrapes {
+    for (page, (asked, answered)) in &scrapes {
         let Some(v) = value(page, "fdsoak_fds", "target") else {
             continue;
         };
-        let Some(row) = rows.iter().rev().find(|r| r.unix_ms <= *at) else {
+        // The tick a scrape reads: one of the last two before it was asked for (a tick's
+        // row is written before its gauges are set), or one while it was answered.
+        let before: Vec<&fdsoak::rows::SampleRow> = rows.iter().filter(|r| r.unix_ms <= *asked).collect();
+        if before.len() < 2 {
             continue;
-        };
-        let next = rows.iter().find(|r| r.unix_ms > row.unix_ms);
-        let close = |fds: u64| (fds as f64 - v).abs() <= 1.0;
+        }
+        let during = rows.iter().filter(|r| r.unix_ms > *asked && r.unix_ms <= *answered);
+        let candidates: Vec<u64> = before[before.len() - 2..]
+            .iter()
+            .copied()
+            .chain(during)
+            .map(|r| r.fds)
+            .collect();
         assert!(
-            close(row.fds) || next.is_some_and(|n| close(n.fds)),
-            "scrape at {at}: {v}, samples.csv at {}: {}",
-            row.unix_ms,
-            row.fds
+            candidates.iter().any(|n| (*n as f64 - v).abs() <= 1.0),
+            "scrape asked at {asked}, answered at {answered}: {v}; samples.csv then: {candidates:?}"
         );
         compared += 1;
     }

@@ -1,0 +1,101 @@
+//! The rules of one `[[phases.faults]]` entry: which keys each kind takes,
+//! `every` or `at` for events, and the values each kind needs. The fault
+//! specs of `fdsoak proxy --fault` are checked by the same rules.
+
+use super::{fail, Rule};
+use crate::scenario::KeyPath;
+use std::time::Duration;
+
+/// Checks one fault entry at `path`; `phase` is its phase's length (an `at` must fall inside it).
+pub(in crate::scenario) fn check_fault(f: &crate::scenario::Fault, phase: Duration, path: &KeyPath) -> Rule {
+    use crate::scenario::FaultKind::*;
+    let kind = f.kind.as_str();
+    let set = [
+        ("every", f.every.is_some()),
+        ("at", f.at.is_some()),
+        ("duration", f.duration.is_some()),
+        ("latency", f.latency.is_some()),
+        ("jitter", f.jitter.is_some()),
+        ("bytes_per_sec", f.bytes_per_sec.is_some()),
+        ("bytes", f.bytes.is_some()),
+        ("delay", f.delay.is_some()),
+        ("service", f.service.is_some()),
+        ("error_code", f.error_code.is_some()),
+        ("last_stream_id", f.last_stream_id.is_some()),
+        ("debug_data", f.debug_data.is_some()),
+        ("on_next_stream", f.on_next_stream.is_some()),
+    ];
+    let allowed: &[&str] = match f.kind {
+        Reset | Close => &["every", "at"],
+        Blackhole | Refuse => &["every", "at", "duration"],
+        Latency => &["latency", "jitter"],
+        Bandwidth => &["bytes_per_sec"],
+        SlowClose => &["delay"],
+        LimitData => &["bytes"],
+        NotServing | ServiceUnknown => &["every", "at", "duration", "service"],
+        Stall => &["every", "at", "duration"],
+        EndWatch => &["every", "at"],
+        Goaway => &[
+            "every",
+            "at",
+            "duration",
+            "error_code",
+            "last_stream_id",
+            "debug_data",
+            "on_next_stream",
+        ],
+        RstStream => &["error_code"],
+    };
+    for (key, is_set) in set {
+        if is_set && !allowed.contains(&key) {
+            return fail(path.key(key), format!("does not apply to fault kind {kind:?}"));
+        }
+    }
+    if let Some(p) = f.probability {
+        if !(p > 0.0 && p <= 1.0) {
+            return fail(
+                path.key("probability"),
+                format!("must be greater than 0 and at most 1, got {p}"),
+            );
+        }
+    }
+    if f.kind.is_event() {
+        match (f.every, f.at) {
+            (None, None) => return fail(path.key("every"), format!("fault {kind:?} needs `every` or `at`")),
+            (Some(_), Some(_)) => return fail(path.key("at"), "give either `every` or `at`, not both"),
+            (Some(e), None) if e.is_zero() => return fail(path.key("every"), "must be greater than zero"),
+            (None, Some(a)) if a >= phase => return fail(path.key("at"), "must fall inside the phase"),
+            _ => {}
+        }
+    }
+    let need = |key: &str, ok: bool| {
+        if ok {
+            Ok(())
+        } else {
+            fail(path.key(key), format!("fault {kind:?} needs a non-zero `{key}`"))
+        }
+    };
+    match f.kind {
+        Refuse | Stall => need("duration", f.duration.is_some_and(|d| !d.is_zero())),
+        Blackhole if f.duration.is_some_and(|d| d.is_zero()) => fail(
+            path.key("duration"),
+            "must be greater than zero (leave it out for good)",
+        ),
+        Goaway if f.duration.is_some_and(|d| d.is_zero()) => fail(
+            path.key("duration"),
+            "must be greater than zero (leave it out to let the client close the connection)",
+        ),
+        Goaway if f.debug_data.as_ref().is_some_and(|d| d.len() > 1024) => {
+            fail(path.key("debug_data"), "at most 1024 bytes")
+        }
+        Goaway if f.on_next_stream == Some(true) && f.last_stream_id.is_some() => fail(
+            path.key("last_stream_id"),
+            "with on_next_stream the last stream is the one before the refused one: give one or the other",
+        ),
+        Latency => need("latency", f.latency.is_some_and(|d| !d.is_zero())),
+        Bandwidth => need("bytes_per_sec", f.bytes_per_sec.is_some_and(|b| b > 0)),
+        SlowClose => need("delay", f.delay.is_some_and(|d| !d.is_zero())),
+        LimitData => need("bytes", f.bytes.is_some_and(|b| b > 0)),
+        _ => Ok(()),
+    }
+}
