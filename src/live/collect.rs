@@ -82,14 +82,7 @@ impl Collector for WorkloadCollector {
             latency.push(histogram(&base, &w.histogram()));
             lag.push(histogram(&base, &w.lag_histogram()));
         }
-        let family = |i: usize, t: MetricType, metrics: Vec<Metric>| {
-            let mut f = MetricFamily::default();
-            f.set_name(self.descs[i].fq_name.clone());
-            f.set_help(self.descs[i].help.clone());
-            f.set_field_type(t);
-            f.set_metric(metrics);
-            f
-        };
+        let family = |i: usize, t: MetricType, metrics: Vec<Metric>| family(&self.descs[i], t, metrics);
         vec![
             family(0, MetricType::COUNTER, calls),
             family(1, MetricType::GAUGE, in_flight),
@@ -98,6 +91,16 @@ impl Collector for WorkloadCollector {
             family(4, MetricType::HISTOGRAM, lag),
         ]
     }
+}
+
+/// A family of `desc`'s name and help, of type `t`, holding `metrics`.
+fn family(desc: &Desc, t: prometheus::proto::MetricType, metrics: Vec<prometheus::proto::Metric>) -> MetricFamily {
+    let mut f = MetricFamily::default();
+    f.set_name(desc.fq_name.clone());
+    f.set_help(desc.help.clone());
+    f.set_field_type(t);
+    f.set_metric(metrics);
+    f
 }
 
 fn metric(labels: &[(&str, &str)]) -> prometheus::proto::Metric {
@@ -177,12 +180,7 @@ impl Collector for FaultCollector {
                 m
             })
             .collect();
-        let mut f = MetricFamily::default();
-        f.set_name(self.desc.fq_name.clone());
-        f.set_help(self.desc.help.clone());
-        f.set_field_type(MetricType::COUNTER);
-        f.set_metric(metrics);
-        vec![f]
+        vec![family(&self.desc, MetricType::COUNTER, metrics)]
     }
 }
 
@@ -227,11 +225,6 @@ impl Collector for FindingsCollector {
                 m
             })
             .collect();
-        let mut f = MetricFamily::default();
-        f.set_name(self.desc.fq_name.clone());
-        f.set_help(self.desc.help.clone());
-        f.set_field_type(MetricType::GAUGE);
-        f.set_metric(metrics);
-        vec![f]
+        vec![family(&self.desc, MetricType::GAUGE, metrics)]
     }
 }

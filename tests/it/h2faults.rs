@@ -25,6 +25,17 @@ fn scenario(dir: &TempDir, secs: u32, fault: &str) -> std::path::PathBuf {
     )
 }
 
+/// A client scenario whose only faults are GOAWAYs that cross a request, every second for 14 s.
+fn goaway_client_scenario(dir: &TempDir) -> std::path::PathBuf {
+    dir.write(
+        "goaway-client.toml",
+        "name = \"goaway-client\"\n[client]\ncommand = \"true\"\n[sampler]\ninterval = \"200ms\"\n\
+         [[phases]]\nname = \"baseline\"\nduration = \"3s\"\n\
+         [[phases]]\nname = \"goaways\"\nduration = \"14s\"\n  [[phases.faults]]\n  kind = \"goaway\"\n  every = \"1s\"\n  on_next_stream = true\n\
+         [[phases]]\nname = \"drain\"\nduration = \"3s\"\n",
+    )
+}
+
 const GOAWAY_EVERY_SECOND: &str = "  kind = \"goaway\"\n  every = \"1s\"";
 
 /// The driver's channel gets a GOAWAY each second, reconnects each time, and the report says so.
@@ -56,13 +67,7 @@ fn a_goaway_makes_the_driver_reconnect_and_the_report_counts_it() {
 #[test]
 fn goaways_alone_catch_a_client_that_leaks_a_channel_per_failed_check() {
     let dir = TempDir::new("h2-client");
-    let sc = dir.write(
-        "goaway-client.toml",
-        "name = \"goaway-client\"\n[client]\ncommand = \"true\"\n[sampler]\ninterval = \"200ms\"\n\
-         [[phases]]\nname = \"baseline\"\nduration = \"3s\"\n\
-         [[phases]]\nname = \"goaways\"\nduration = \"14s\"\n  [[phases.faults]]\n  kind = \"goaway\"\n  every = \"1s\"\n  on_next_stream = true\n\
-         [[phases]]\nname = \"drain\"\nduration = \"3s\"\n",
-    );
+    let sc = goaway_client_scenario(&dir);
     let demo = |mode: &str| format!("{FDSOAK} client-demo --mode {mode} --interval 50ms --deadline 300ms");
     let r = run(&sc, &["--client", &demo("retry-leak")]);
     assert_eq!(r.code, 1, "{}", r.context());
@@ -211,13 +216,7 @@ fn a_grpc_go_server_behind_the_proxy_gets_goaways_too() {
     let r = run(&scenario(&dir, 6, GOAWAY_EVERY_SECOND), &["--spawn", &spawn]);
     assert_reconnects_on_goaway(&r);
     // A client that leaks a channel per failed check is caught by GOAWAYs alone, in front of grpc-go.
-    let sc = dir.write(
-        "goaway-client.toml",
-        "name = \"goaway-client\"\n[client]\ncommand = \"true\"\n[sampler]\ninterval = \"200ms\"\n\
-         [[phases]]\nname = \"baseline\"\nduration = \"3s\"\n\
-         [[phases]]\nname = \"goaways\"\nduration = \"14s\"\n  [[phases.faults]]\n  kind = \"goaway\"\n  every = \"1s\"\n  on_next_stream = true\n\
-         [[phases]]\nname = \"drain\"\nduration = \"3s\"\n",
-    );
+    let sc = goaway_client_scenario(&dir);
     let demo = format!("{FDSOAK} client-demo --mode retry-leak --interval 50ms --deadline 300ms");
     let r = run(&sc, &["--client", &demo, "--spawn", &spawn]);
     assert_eq!(r.code, 1, "{}", r.context());
