@@ -25,13 +25,8 @@ fn unix_ms() -> u128 {
 /// One scrape: the page's samples, and when it was asked for and answered (unix ms), or None if nothing answered.
 fn scrape(addr: &str) -> Option<(Vec<prometheus_parse::Sample>, (u128, u128))> {
     let asked = unix_ms();
-    let mut s = std::net::TcpStream::connect(addr).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    s.write_all(b"GET /metrics HTTP/1.0\r\nHost: fdsoak\r\n\r\n").ok()?;
-    let mut text = String::new();
-    s.read_to_string(&mut text).ok()?;
+    let (_, body) = get(addr, "/metrics")?;
     let at = (asked, unix_ms());
-    let body = text.split_once("\r\n\r\n")?.1;
     let lines = body.lines().map(|l| Ok(l.to_string()));
     Some((prometheus_parse::Scrape::parse(lines).ok()?.samples, at))
 }

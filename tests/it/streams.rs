@@ -94,13 +94,7 @@ fn stream_keys_that_do_not_apply_are_located_errors() {
             repo("proto/fdsoak/demo/v1/chatbot.proto").display()
         ),
     );
-    let out = std::process::Command::new(FDSOAK)
-        .arg("validate")
-        .arg(&sc)
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{err}");
+    let err = refused(&sc);
     assert!(
         err.contains("unary.toml:") && err.contains("hangup") && err.contains("client-streaming"),
         "{err}"
@@ -110,12 +104,18 @@ fn stream_keys_that_do_not_apply_are_located_errors() {
         "name = \"x\"\n[[phases]]\nname = \"p\"\nduration = \"1s\"\n\
            [[phases.workloads]]\n  kind = \"watch\"\n  send_interval = \"1s\"\n",
     );
+    let err = refused(&sc);
+    assert!(err.contains("send_interval"), "{err}");
+}
+
+/// `fdsoak validate` on `sc`: it must refuse with exit 2; what it said.
+fn refused(sc: &std::path::Path) -> String {
     let out = std::process::Command::new(FDSOAK)
         .arg("validate")
-        .arg(&sc)
+        .arg(sc)
         .output()
         .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
     assert_eq!(out.status.code(), Some(2), "{err}");
-    assert!(err.contains("send_interval"), "{err}");
+    err
 }
