@@ -2,63 +2,64 @@
 //!
 //! Descriptors are listed with one `getdents` pass over `/proc/PID/fd` and
 //! one `readlinkat` per entry into a stack buffer, with no allocation per
-//! descriptor. TCP states come from the kernel over netlink `sock_diag`, the
+//! descriptor, on several threads for a long listing ([`super::links`]). TCP states come from the kernel over netlink `sock_diag`, the
 //! way `ss` reads them: a binary dump is several times cheaper than
 //! formatting and parsing the `/proc/net/tcp` text, which at 10,000 sockets
 //! is megabytes. netlink answers for fdsoak's own network namespace, so a
 //! target in another namespace is read from its `/proc/PID/net/tcp{,6}`
 //! instead (see [`super::probe`]).
 
+use super::links::FdDir;
 use crate::vocab::Inodes;
 use crate::vocab::{FdKinds, TcpStates};
 use rustix::fd::OwnedFd;
-use rustix::fs::{Mode, OFlags, CWD};
 use rustix::net::{netlink, AddressFamily, RecvFlags, SendFlags, SocketFlags, SocketType};
 use std::io;
 
 /// Lists `/proc/PID/fd`, classifying each descriptor; returns the kinds and the socket inodes.
 pub fn list_fds(pid: i32, skip_proc_paths: bool) -> io::Result<(FdKinds, Inodes)> {
-    let dir: OwnedFd = rustix::fs::openat(
-        CWD,
-        format!("/proc/{pid}/fd"),
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )?;
-    let mut entries = rustix::fs::Dir::read_from(&dir)?;
-    let mut kinds = FdKinds::default();
-    let mut inodes = Inodes::default();
-    let mut buf = [0u8; 512];
-    while let Some(entry) = entries.read() {
-        let entry = entry?;
-        let name = entry.file_name();
-        if name.to_bytes().first() == Some(&b'.') {
-            continue;
-        }
-        // A descriptor closed while we list is simply not counted.
-        let Ok(n) = rustix::fs::readlinkat_raw(&dir, name, &mut buf[..]) else {
-            continue;
-        };
-        let link = &buf[..n.min(buf.len())];
-        if skip_proc_paths && link.starts_with(b"/proc/") {
-            continue;
-        }
-        kinds.total += 1;
-        if let Some(rest) = link.strip_prefix(b"socket:[") {
-            kinds.socket += 1;
-            if let Some(inode) = parse_inode(rest) {
-                inodes.insert(inode);
+    Ok(classify(&FdDir::open(pid)?, skip_proc_paths))
+}
+
+/// Classifies each of a listing's descriptors by its link; returns the kinds and the socket inodes.
+pub fn classify(dir: &FdDir, skip_proc_paths: bool) -> (FdKinds, Inodes) {
+    let parts = dir.read(
+        || (FdKinds::default(), Inodes::default()),
+        |(kinds, inodes), _, link| {
+            if skip_proc_paths && link.starts_with(b"/proc/") {
+                return;
             }
-        } else if link.starts_with(b"pipe:[") {
-            kinds.pipe += 1;
-        } else if link.starts_with(b"anon_inode:") {
-            kinds.anon += 1;
-        } else if link.starts_with(b"/memfd:") || (link.starts_with(b"/") && !link.starts_with(b"/dev/")) {
-            kinds.file += 1;
-        } else {
-            kinds.other += 1;
-        }
+            kinds.total += 1;
+            if let Some(rest) = link.strip_prefix(b"socket:[") {
+                kinds.socket += 1;
+                if let Some(inode) = parse_inode(rest) {
+                    inodes.insert(inode);
+                }
+            } else if link.starts_with(b"pipe:[") {
+                kinds.pipe += 1;
+            } else if link.starts_with(b"anon_inode:") {
+                kinds.anon += 1;
+            } else if link.starts_with(b"/memfd:") || (link.starts_with(b"/") && !link.starts_with(b"/dev/")) {
+                kinds.file += 1;
+            } else {
+                kinds.other += 1;
+            }
+        },
+    );
+    let mut out = (FdKinds::default(), Inodes::default());
+    for (k, i) in parts {
+        let o = &mut out.0;
+        (o.total, o.socket, o.pipe, o.file, o.anon, o.other) = (
+            o.total + k.total,
+            o.socket + k.socket,
+            o.pipe + k.pipe,
+            o.file + k.file,
+            o.anon + k.anon,
+            o.other + k.other,
+        );
+        out.1.extend(i);
     }
-    Ok((kinds, inodes))
+    out
 }
 
 fn parse_inode(digits_then_bracket: &[u8]) -> Option<u64> {
@@ -81,8 +82,29 @@ const INODE_AT: usize = HDR + 68;
 /// Counts, by state, the TCP sockets (IPv4 and IPv6) whose inodes are in `inodes`.
 pub fn tcp_states(inodes: &Inodes) -> io::Result<TcpStates> {
     let mut states = TcpStates::default();
-    dump_tcp(inodes, |msg| states.add_code(msg[STATE_AT - HDR]))?;
+    dump_tcp(|i| inodes.contains(&i), |msg| states.add_code(msg[STATE_AT - HDR]))?;
     Ok(states)
+}
+
+/// Every TCP socket of the host (both families), as (inode, state): read beside a long
+/// listing, before its inodes are known, and counted against them after ([`count_states`]).
+pub fn all_tcp_states() -> io::Result<Vec<(u64, u8)>> {
+    let mut out = Vec::new();
+    dump_tcp(|_| true, |msg| out.push((inode_of(msg), msg[STATE_AT - HDR])))?;
+    Ok(out)
+}
+
+/// The states of those sockets in `all` whose inodes are in `inodes`.
+pub fn count_states(all: &[(u64, u8)], inodes: &Inodes) -> TcpStates {
+    let mut states = TcpStates::default();
+    for (_, state) in all.iter().filter(|(i, _)| inodes.contains(i)) {
+        states.add_code(*state);
+    }
+    states
+}
+
+fn inode_of(msg: &[u8]) -> u64 {
+    u64::from(u32::from_ne_bytes([msg[68], msg[69], msg[70], msg[71]]))
 }
 
 /// One TCP socket from the kernel's table: state code, local and remote address.
@@ -96,8 +118,18 @@ pub struct TcpSocket {
 
 /// The TCP sockets (IPv4 and IPv6) whose inodes are in `inodes`, with their addresses.
 pub fn tcp_sockets(inodes: &Inodes) -> io::Result<Vec<TcpSocket>> {
+    tcp_sockets_where(|i| inodes.contains(&i))
+}
+
+/// Every TCP socket of the host, with addresses: read beside a long listing, and kept
+/// to those of the listing after.
+pub fn all_tcp_sockets() -> io::Result<Vec<TcpSocket>> {
+    tcp_sockets_where(|_| true)
+}
+
+fn tcp_sockets_where(keep: impl Fn(u64) -> bool) -> io::Result<Vec<TcpSocket>> {
     let mut out = Vec::new();
-    dump_tcp(inodes, |msg| {
+    dump_tcp(keep, |msg| {
         // inet_diag_msg: family, state, timer, retrans, then sport, dport (big-endian), src[16], dst[16].
         let port = |at: usize| u16::from_be_bytes([msg[at], msg[at + 1]]);
         let ip = |at: usize| -> std::net::IpAddr {
@@ -109,9 +141,8 @@ pub fn tcp_sockets(inodes: &Inodes) -> io::Result<Vec<TcpSocket>> {
                 std::net::Ipv6Addr::from(b).to_canonical()
             }
         };
-        let inode = u32::from_ne_bytes([msg[68], msg[69], msg[70], msg[71]]);
         out.push(TcpSocket {
-            inode: u64::from(inode),
+            inode: inode_of(msg),
             state: msg[1],
             local: (ip(8), port(4)).into(),
             remote: (ip(24), port(6)).into(),
@@ -121,8 +152,8 @@ pub fn tcp_sockets(inodes: &Inodes) -> io::Result<Vec<TcpSocket>> {
 }
 
 /// Dumps every TCP socket of both families and calls `visit` with the
-/// `inet_diag_msg` (at least 72 bytes) of each whose inode is in `inodes`.
-fn dump_tcp(inodes: &Inodes, mut visit: impl FnMut(&[u8])) -> io::Result<()> {
+/// `inet_diag_msg` (at least 72 bytes) of each whose inode `keep` takes.
+fn dump_tcp(keep: impl Fn(u64) -> bool, mut visit: impl FnMut(&[u8])) -> io::Result<()> {
     let sock = diag_socket()?;
     let mut buf = vec![0u8; 64 * 1024];
     for (seq, family) in [(1u32, libc_af(AddressFamily::INET)), (2, libc_af(AddressFamily::INET6))] {
@@ -133,11 +164,8 @@ fn dump_tcp(inodes: &Inodes, mut visit: impl FnMut(&[u8])) -> io::Result<()> {
         req[17] = IPPROTO_TCP;
         req[20..24].copy_from_slice(&u32::MAX.to_ne_bytes());
         dump(&sock, &req, &mut buf, |msg| {
-            if msg.len() >= INODE_AT - HDR + 4 {
-                let inode = u32::from_ne_bytes(msg[68..72].try_into().unwrap());
-                if inodes.contains(&u64::from(inode)) {
-                    visit(&msg[..72]);
-                }
+            if msg.len() >= INODE_AT - HDR + 4 && keep(inode_of(msg)) {
+                visit(&msg[..72]);
             }
         })?;
     }

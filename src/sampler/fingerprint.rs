@@ -7,6 +7,7 @@
 //! sock_diag), anon inodes by kind, devices by path; pipes group together. Taken at a few moments, not every tick.
 
 use super::fast;
+use super::links::{count_hint, is_long, overlapped, FdDir};
 use super::probe::ProbeError;
 use crate::origin::table::Table;
 use crate::vocab::{Fingerprint, GroupKey, GroupKind, GroupOrigins, Inodes, Stack};
@@ -32,17 +33,28 @@ pub fn fingerprint_with_origins(
     exclude: Option<&Inodes>,
     table: Option<&Table>,
 ) -> Result<(Fingerprint, Option<GroupOrigins>), ProbeError> {
-    let mut links = read_links(pid)?;
+    // As in a sample: for a long listing the host's TCP table is dumped beside it.
+    let netlink = fast::same_netns(pid);
+    let own = pid == std::process::id() as i32;
+    // Never beside fdsoak's own listing: the dump's netlink socket would be in it.
+    let long = !own && netlink && count_hint(pid).is_some_and(is_long);
+    let (listed, host) = overlapped(long, || FdDir::open(pid).map(|d| read_links(&d, pid)), fast::all_tcp_sockets);
+    let mut links = listed.map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => ProbeError::Gone(pid),
+        _ => ProbeError::Proc {
+            pid,
+            source: procfs::ProcError::Io(e, None),
+        },
+    })?;
     if let Some(ex) = exclude.filter(|e| !e.is_empty()) {
         links.retain(|(_, l)| socket_inode(l).is_none_or(|i| !ex.contains(&i)));
     }
     let sockets: Inodes = links.iter().filter_map(|(_, l)| socket_inode(l)).collect();
-    let tcp = if sockets.is_empty() {
-        Vec::new()
-    } else if fast::same_netns(pid) {
-        fast::tcp_sockets(&sockets).unwrap_or_default()
-    } else {
-        tcp_from_text_tables(pid, &sockets)
+    let tcp = match host {
+        _ if sockets.is_empty() => Vec::new(),
+        Some(Ok(all)) => all.into_iter().filter(|s| sockets.contains(&s.inode)).collect(),
+        _ if netlink => fast::tcp_sockets(&sockets).unwrap_or_default(),
+        _ => tcp_from_text_tables(pid, &sockets),
     };
     let listening: HashSet<u16> = tcp.iter().filter(|s| s.state == 10).map(|s| s.local.port()).collect();
     let tcp: HashMap<u64, &fast::TcpSocket> = tcp.iter().map(|s| (s.inode, s)).collect();
@@ -255,17 +267,14 @@ fn socket_inode(link: &str) -> Option<u64> {
 }
 
 /// Every descriptor's number and link target, fdsoak's own `/proc` handles left out.
-fn read_links(pid: i32) -> Result<Vec<(i32, String)>, ProbeError> {
-    let entries = super::probe::fd_dir(pid)?;
+fn read_links(dir: &FdDir, pid: i32) -> Vec<(i32, String)> {
     let own = pid == std::process::id() as i32;
-    Ok(entries
-        .filter_map(|e| {
-            let e = e.ok()?;
-            let fd = e.file_name().to_str()?.parse().ok()?;
-            Some((fd, std::fs::read_link(e.path()).ok()?.to_string_lossy().into_owned()))
-        })
-        .filter(|(_, l)| !(own && l.starts_with("/proc/")))
-        .collect())
+    let parts = dir.read(Vec::new, |out: &mut Vec<(i32, String)>, fd, link| {
+        if !(own && link.starts_with(b"/proc/")) {
+            out.push((fd, String::from_utf8_lossy(link).into_owned()));
+        }
+    });
+    parts.into_iter().flatten().collect()
 }
 
 /// How each of the process's Unix sockets reads in a group name, by inode:

@@ -20,6 +20,7 @@
 
 pub mod fast;
 pub mod fingerprint;
+pub mod links;
 pub mod probe;
 pub mod prometheus;
 

@@ -40,7 +40,17 @@ pub fn probe_excluding(pid: i32, exclude: Option<&crate::vocab::Inodes>) -> Resu
         return Err(ProbeError::Gone(pid));
     }
     let own = pid == std::process::id() as i32;
-    let (mut fds, mut inodes) = match super::fast::list_fds(pid, own) {
+    // netlink when it can see the process's sockets; the text tables otherwise. For a
+    // long listing the host's table is dumped beside it, and joined after.
+    let netlink = super::fast::same_netns(pid);
+    // Never beside fdsoak's own listing: the dump's netlink socket would be in it.
+    let long = !own && netlink && super::links::count_hint(pid).is_some_and(super::links::is_long);
+    let (listed, host) = super::links::overlapped(
+        long,
+        || super::links::FdDir::open(pid).map(|dir| super::fast::classify(&dir, own)),
+        super::fast::all_tcp_states,
+    );
+    let (mut fds, mut inodes) = match listed {
         Ok(v) => v,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(ProbeError::Gone(pid)),
         Err(e) => {
@@ -59,11 +69,10 @@ pub fn probe_excluding(pid: i32, exclude: Option<&crate::vocab::Inodes>) -> Resu
     }
     let mut tcp = TcpStates::default();
     if !inodes.is_empty() {
-        // netlink when it can see the process's sockets; the text tables otherwise.
-        let fast = if super::fast::same_netns(pid) {
-            super::fast::tcp_states(&inodes).ok()
-        } else {
-            None
+        let fast = match host {
+            Some(Ok(all)) => Some(super::fast::count_states(&all, &inodes)),
+            _ if netlink => super::fast::tcp_states(&inodes).ok(),
+            _ => None,
         };
         match fast {
             Some(t) => tcp = t,
