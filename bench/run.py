@@ -146,24 +146,23 @@ def fdsoak_vs_grpc_go():
 
 
 def timetable_lag():
-    print(f"\n## Timetable lag: 1000 calls/s for {SECS} s, sampled every 250 ms while the sampled process holds 10,000 sockets\n")
-    holder = subprocess.Popen([sys.executable, os.path.join(ROOT, "bench", "holder.py"), "10000"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    assert holder.stdout.readline().strip() == "ready"
+    n = sampler_sizes()[0][-1]
+    print(f"\n## Timetable lag: 2000 calls/s for {SECS} s, sampled every second while the sampled process holds {n:,} sockets\n")
+    holder = Holder(n)
     srv = Server()
     w = (34, 9, 9, 9, 9)
     print(row(["driver", "p50 µs", "p99 µs", "max µs", "skipped"], w))
     try:
         for workers in ["1", "2"]:
-            s, _, _ = fdsoak_run("lag", "  rate = 1000", SECS, ["--target", srv.addr, "--pid", str(holder.pid), "--workers", workers], interval="250ms")
+            s, _, _ = fdsoak_run("lag", "  rate = 2000", SECS, ["--target", srv.addr, "--pid", holder.pid, "--workers", workers], interval="1s")
             wl = s["workloads"][0]
             lag = wl["timetable_lag"]
             print(row([f"--workers {workers}", lag["p50_us"], lag["p99_us"], lag["max_us"], wl["skipped"]], w))
     finally:
         srv.stop()
-        holder.stdin.close()
-        holder.wait()
-    print("\nLag is from each call's due time on the timetable to its first poll. The sampler reads the 10,000-socket")
-    print("process on its own thread, so a slow /proc read does not hold up a driver worker (goal: p99 < 2 ms).")
+        holder.stop()
+    print("\nLag is from each call's due time on the timetable to its first poll. The sampler reads the big process")
+    print("(and fingerprints it at timed moments) on threads of its own at a lower priority (goal: p99 < 2 ms).")
 
 
 def rpc_cost():
@@ -216,40 +215,82 @@ def rate_accuracy():
 
 
 def timed(cmd, repeat):
-    times = []
+    """The median wall time (ms) and the median CPU time (ms, wait4) of whole runs of cmd."""
+    walls, cpus = [], []
     for _ in range(repeat):
         start = time.perf_counter()
-        subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1000
+        _, cpu, _ = run_child_cpu(cmd)
+        walls.append(time.perf_counter() - start)
+        cpus.append(cpu)
+    return statistics.median(walls) * 1000, statistics.median(cpus) * 1000
+
+
+class Holder:
+    """bench/holder.py: a process holding n loopback sockets whose peers use `peers` source addresses."""
+
+    def __init__(self, n, peers=100):
+        self.p = subprocess.Popen([sys.executable, os.path.join(ROOT, "bench", "holder.py"), str(n), str(peers)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert self.p.stdout.readline().strip() == "ready"
+        self.pid = str(self.p.pid)
+
+    def stop(self):
+        self.p.stdin.close()
+        self.p.wait()
+
+
+def sampler_sizes():
+    """100, 1k and 10k descriptors, and as many as the hard nofile limit lets a process hold
+    (its stdio and listener aside); 100k too where the limit allows it."""
+    import resource
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    top = min(hard, 1 << 20) - 200
+    top -= top % 2
+    sizes = [100, 1000, 10000] + ([100000] if top > 100000 else [])
+    return sizes + ([top] if top > sizes[-1] else []), hard
+
+
+def fit(points):
+    """The exponent b of t = a * n^b, by least squares on the logs, and a."""
+    import math
+    xs = [math.log(n) for n, _ in points]
+    ys = [math.log(t) for _, t in points]
+    mx, my = statistics.mean(xs), statistics.mean(ys)
+    b = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sum((x - mx) ** 2 for x in xs)
+    return b, math.exp(my - b * mx)
 
 
 def sampler_cost():
-    print("\n## Sampler cost: one sample of a process holding N open TCP sockets (median, ms)\n")
-    w = (7, 11, 11, 11, 11, 11, 11, 11, 16, 18, 12)
-    print(row(["sockets", "fdsoak cnt", "fdsoak full", "fingerprint", "ls -f", "ls -l", "ss -tan", "lsof -p", "cnt ÷ ls -f", "full: ÷ls-l, lsof÷", "fp ÷ full"], w))
-    for n in [100, 1000, 10000]:
-        holder = subprocess.Popen([sys.executable, os.path.join(ROOT, "bench", "holder.py"), str(n)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        assert holder.stdout.readline().strip() == "ready"
-        pid = str(holder.pid)
+    sizes, hard = sampler_sizes()
+    print(f"\n## Sampler cost: one sample and one fingerprint of a process holding N loopback TCP sockets, their peers over 100 source addresses (127.0.0.2–101); hard nofile {hard:,} (median, ms)\n")
+    w = (7, 8, 8, 7, 11, 10, 10, 9, 9, 9, 9)
+    print(row(["sockets", "sample", "fp", "fp÷smp", "probe wall", "probe CPU", "ls -l wall", "ls -l CPU", "lsof -p", "smp÷ls-l", "lsof÷smp"], w))
+    samples, fps = [], []
+    for n in sizes:
+        h = Holder(n)
         repeat = 5 if n >= 10000 else 11
-
-        def probe(*flags, key="median_us"):
-            out = subprocess.run([FDSOAK, "probe", pid, "--repeat", str(repeat * 2), "--json", *flags], capture_output=True, text=True, check=True).stdout
-            return json.loads(out)[key] / 1000
-
-        cnt, full = probe("--count-only"), probe()
-        fp = probe("--fingerprint", key="fingerprint_median_us")
-        lsf = timed(["ls", "-f", f"/proc/{pid}/fd"], repeat)
-        lsl = timed(["ls", "-l", f"/proc/{pid}/fd"], repeat)
-        ss = timed(["ss", "-tan"], repeat)
-        lsof = timed(["lsof", "-n", "-P", "-p", pid], repeat)
-        holder.stdin.close()
-        holder.wait()
-        print(row([n, f"{cnt:.2f}", f"{full:.2f}", f"{fp:.2f}", f"{lsf:.2f}", f"{lsl:.2f}", f"{ss:.2f}", f"{lsof:.2f}", f"{cnt / lsf:.2f}×", f"{full / lsl:.2f}×, {lsof / full:.1f}×", f"{fp / full:.2f}×"], w))
-    print("\nfdsoak figures are the in-process time of one sample (what the sampler spends per tick, via `fdsoak probe`);")
-    print("the tools' figures are whole commands, process start included, as a user would run them.")
-    print("a fingerprint (descriptors grouped by path, socket state and peer) is taken only at phase ends, timed moments through the load and new peaks; the goal is fp ÷ full ≤ 1.5.")
+        out = subprocess.run([FDSOAK, "probe", h.pid, "--repeat", str(repeat * 2), "--json", "--fingerprint"], capture_output=True, text=True, check=True).stdout
+        j = json.loads(out)
+        smp, fp = j["median_us"] / 1000, j["fingerprint_median_us"] / 1000
+        probe_wall, probe_cpu = timed([FDSOAK, "probe", h.pid], repeat)
+        lsl_wall, lsl_cpu = timed(["ls", "-l", f"/proc/{h.pid}/fd"], repeat)
+        lsof, _ = timed(["lsof", "-n", "-P", "-p", h.pid], 3)
+        h.stop()
+        samples.append((n, smp))
+        fps.append((n, fp))
+        print(row([n, f"{smp:.2f}", f"{fp:.2f}", f"{fp / smp:.2f}×", f"{probe_wall:.1f}", f"{probe_cpu:.1f}", f"{lsl_wall:.1f}", f"{lsl_cpu:.1f}", f"{lsof:.1f}", f"{probe_wall / lsl_wall:.2f}×", f"{lsof / probe_wall:.1f}×"], w))
+    top = sizes[-1]
+    h1 = Holder(top, peers=1)
+    one = json.loads(subprocess.run([FDSOAK, "probe", h1.pid, "--repeat", "10", "--json", "--fingerprint"], capture_output=True, text=True, check=True).stdout)
+    h1.stop()
+    print(f"{top}, one peer address: sample {one['median_us'] / 1000:.2f}, fingerprint {one['fingerprint_median_us'] / 1000:.2f}")
+    big = [(n, t) for n, t in samples if n >= 1000]
+    b_s, a_s = fit(big)
+    b_f, _ = fit([(n, t) for n, t in fps if n >= 1000])
+    print(f"\nfitted exponent from 1,000 up: sample {b_s:.2f}, fingerprint {b_f:.2f} (goal ≤ 1.1); from the sample's curve,")
+    print(f"one sample at 100,000 descriptors ≈ {a_s * 100000 ** b_s:.0f} ms, at 1,000,000 ≈ {a_s * 1000000 ** b_s / 1000:.1f} s.")
+    print("sample and fp are the in-process time of one (`fdsoak probe --repeat`); probe, ls -l and lsof are whole")
+    print("commands, process start included (wall, and user + system CPU). Goals at the largest size: a sample")
+    print("≤ 0.5× ls -l as whole processes, a fingerprint ≤ 1.5× a sample.")
 
 
 def memory():

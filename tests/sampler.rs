@@ -54,12 +54,26 @@ fn sockets_are_counted_by_kind_and_state_and_both_state_readers_agree() {
     assert!(r.tcp.get(fdsoak::vocab::TcpState::Listen) > before.tcp.get(fdsoak::vocab::TcpState::Listen));
     assert_eq!(r.tcp.close_wait(), before.tcp.close_wait() + 1);
 
+    // An IPv6 connection too, where the machine has ::1: one dump reads both families.
+    let v6 = TcpListener::bind("[::1]:0").ok().map(|l| {
+        let c = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let (s, _) = l.accept().unwrap();
+        (l, c, s)
+    });
     let (_, inodes) = fast::list_fds(me, true).unwrap();
     let netlink = fast::tcp_states(&inodes).unwrap();
+    if v6.is_some() {
+        let r6 = probe::probe(me).unwrap();
+        assert_eq!(r6.tcp.get(fdsoak::vocab::TcpState::Listen), r.tcp.get(fdsoak::vocab::TcpState::Listen) + 1);
+        assert_eq!(
+            r6.tcp.get(fdsoak::vocab::TcpState::Established),
+            r.tcp.get(fdsoak::vocab::TcpState::Established) + 2
+        );
+    }
     let text = probe::tcp_from_text_tables(&procfs::process::Process::myself().unwrap(), &inodes);
     assert_eq!(netlink, text, "netlink sock_diag and /proc/net/tcp agree");
-    assert_eq!(probe::count_fds(me).unwrap(), r.fds.total);
-    drop((held, half, listener));
+    assert_eq!(probe::count_fds(me).unwrap(), r.fds.total + if v6.is_some() { 3 } else { 0 });
+    drop((held, half, listener, v6));
 }
 
 /// A real process holding `n` loopback sockets (both ends of `n / 2` connections, their

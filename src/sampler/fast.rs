@@ -5,7 +5,9 @@
 //! descriptor, on several threads for a long listing ([`super::links`]). TCP states come from the kernel over netlink `sock_diag`, the
 //! way `ss` reads them: a binary dump is several times cheaper than
 //! formatting and parsing the `/proc/net/tcp` text, which at 10,000 sockets
-//! is megabytes. netlink answers for fdsoak's own network namespace, so a
+//! is megabytes. Both families come from one walk of the kernel's TCP table
+//! (the older `TCPDIAG_GETSOCK` request; a walk per family cost a fixed 2-3 ms
+//! a sample, most of a small process's sample). netlink answers for fdsoak's own network namespace, so a
 //! target in another namespace is read from its `/proc/PID/net/tcp{,6}`
 //! instead (see [`super::probe`]).
 
@@ -70,6 +72,8 @@ fn parse_inode(digits_then_bracket: &[u8]) -> Option<u64> {
 const NLMSG_ERROR: u16 = 2;
 const NLMSG_DONE: u16 = 3;
 const SOCK_DIAG_BY_FAMILY: u16 = 20;
+/// The older inet_diag request for TCP, which dumps both families in one walk.
+const TCPDIAG_GETSOCK: u16 = 18;
 const NLM_F_REQUEST: u16 = 0x1;
 const NLM_F_DUMP: u16 = 0x300;
 const IPPROTO_TCP: u8 = 6;
@@ -156,18 +160,29 @@ fn tcp_sockets_where(keep: impl Fn(u64) -> bool) -> io::Result<Vec<TcpSocket>> {
 fn dump_tcp(keep: impl Fn(u64) -> bool, mut visit: impl FnMut(&[u8])) -> io::Result<()> {
     let sock = diag_socket()?;
     let mut buf = vec![0u8; 64 * 1024];
-    for (seq, family) in [(1u32, libc_af(AddressFamily::INET)), (2, libc_af(AddressFamily::INET6))] {
+    let mut each = |msg: &[u8]| {
+        if msg.len() >= INODE_AT - HDR + 4 && keep(inode_of(msg)) {
+            visit(&msg[..72]);
+        }
+    };
+    // The older request asks for both families in one walk of the kernel's table:
+    // nlmsghdr (16 bytes) + inet_diag_req (60 bytes), every state. A kernel without it
+    // refuses before answering anything, and is asked once per family instead.
+    let mut both = [0u8; 76];
+    header(&mut both, TCPDIAG_GETSOCK, 1);
+    both[68..72].copy_from_slice(&u32::MAX.to_ne_bytes());
+    if dump(&sock, &both, &mut buf, &mut each).is_ok() {
+        return Ok(());
+    }
+    let sock = diag_socket()?;
+    for (seq, family) in [(2u32, libc_af(AddressFamily::INET)), (3, libc_af(AddressFamily::INET6))] {
         // nlmsghdr (16 bytes) + inet_diag_req_v2 (56 bytes): every state, every socket of the family.
         let mut req = [0u8; 72];
-        header(&mut req, seq);
+        header(&mut req, SOCK_DIAG_BY_FAMILY, seq);
         req[16] = family;
         req[17] = IPPROTO_TCP;
         req[20..24].copy_from_slice(&u32::MAX.to_ne_bytes());
-        dump(&sock, &req, &mut buf, |msg| {
-            if msg.len() >= INODE_AT - HDR + 4 && keep(inode_of(msg)) {
-                visit(&msg[..72]);
-            }
-        })?;
+        dump(&sock, &req, &mut buf, &mut each)?;
     }
     Ok(())
 }
@@ -194,7 +209,7 @@ pub fn unix_sockets() -> io::Result<std::collections::HashMap<u64, UnixSocket>> 
     let mut buf = vec![0u8; 64 * 1024];
     // nlmsghdr (16 bytes) + unix_diag_req (24 bytes): every state, with names and peers.
     let mut req = [0u8; 40];
-    header(&mut req, 3);
+    header(&mut req, SOCK_DIAG_BY_FAMILY, 4);
     req[16] = libc_af(AddressFamily::UNIX);
     req[20..24].copy_from_slice(&u32::MAX.to_ne_bytes());
     req[28..32].copy_from_slice(&(UDIAG_SHOW_NAME | UDIAG_SHOW_PEER).to_ne_bytes());
@@ -248,10 +263,10 @@ fn diag_socket() -> io::Result<OwnedFd> {
 }
 
 /// Fills the netlink header of a dump request of `req.len()` bytes.
-fn header(req: &mut [u8], seq: u32) {
+fn header(req: &mut [u8], kind: u16, seq: u32) {
     let len = req.len() as u32;
     req[0..4].copy_from_slice(&len.to_ne_bytes());
-    req[4..6].copy_from_slice(&SOCK_DIAG_BY_FAMILY.to_ne_bytes());
+    req[4..6].copy_from_slice(&kind.to_ne_bytes());
     req[6..8].copy_from_slice(&(NLM_F_REQUEST | NLM_F_DUMP).to_ne_bytes());
     req[8..12].copy_from_slice(&seq.to_ne_bytes());
 }
