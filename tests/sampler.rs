@@ -64,7 +64,10 @@ fn sockets_are_counted_by_kind_and_state_and_both_state_readers_agree() {
     let netlink = fast::tcp_states(&inodes).unwrap();
     if v6.is_some() {
         let r6 = probe::probe(me).unwrap();
-        assert_eq!(r6.tcp.get(fdsoak::vocab::TcpState::Listen), r.tcp.get(fdsoak::vocab::TcpState::Listen) + 1);
+        assert_eq!(
+            r6.tcp.get(fdsoak::vocab::TcpState::Listen),
+            r.tcp.get(fdsoak::vocab::TcpState::Listen) + 1
+        );
         assert_eq!(
             r6.tcp.get(fdsoak::vocab::TcpState::Established),
             r.tcp.get(fdsoak::vocab::TcpState::Established) + 2
@@ -72,7 +75,10 @@ fn sockets_are_counted_by_kind_and_state_and_both_state_readers_agree() {
     }
     let text = probe::tcp_from_text_tables(&procfs::process::Process::myself().unwrap(), &inodes);
     assert_eq!(netlink, text, "netlink sock_diag and /proc/net/tcp agree");
-    assert_eq!(probe::count_fds(me).unwrap(), r.fds.total + if v6.is_some() { 3 } else { 0 });
+    assert_eq!(
+        probe::count_fds(me).unwrap(),
+        r.fds.total + if v6.is_some() { 3 } else { 0 }
+    );
     drop((held, half, listener, v6));
 }
 
@@ -91,7 +97,9 @@ impl Holder {
             .spawn()
             .expect("python3 runs");
         let mut line = String::new();
-        std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
         assert_eq!(line.trim(), "ready");
         Holder(child)
     }
@@ -127,7 +135,15 @@ fn a_long_listing_read_in_parallel_beside_the_host_dump_counts_what_one_thread_d
         .map(|(k, c)| (k.what.as_str(), *c))
         .collect();
     assert_eq!(tcp.len(), 3, "{tcp:?}");
-    assert!(tcp.iter().any(|(w, c)| w.starts_with("ESTABLISHED from clients of :") && *c == n as u64 / 2), "{tcp:?}");
-    assert!(tcp.iter().any(|(w, c)| w.starts_with("ESTABLISHED to 127.0.0.1:") && *c == n as u64 / 2), "{tcp:?}");
+    assert!(
+        tcp.iter()
+            .any(|(w, c)| w.starts_with("ESTABLISHED from clients of :") && *c == n as u64 / 2),
+        "{tcp:?}"
+    );
+    assert!(
+        tcp.iter()
+            .any(|(w, c)| w.starts_with("ESTABLISHED to 127.0.0.1:") && *c == n as u64 / 2),
+        "{tcp:?}"
+    );
     drop(holder);
 }

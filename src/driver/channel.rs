@@ -1,6 +1,8 @@
 //! Where a workload's calls get their channel from, by policy.
 //!
-//! `shared` dials once (lazily, reconnecting as tonic does); `per_call` dials
+//! Calls go over the driver's own HTTP/2 connections
+//! ([`crate::transport::conn`]), not tonic's buffered channels.
+//! `shared` dials once (lazily, and again whenever the connection has closed); `per_call` dials
 //! for every call and drops the channel after it, which closes the TCP
 //! connection; `per_call_leak` dials for every call and parks the channel in
 //! the run's leak bin, reproducing a client that never closes what it opens.
@@ -9,19 +11,19 @@
 //! dial through [`ChannelSource::dial`].
 
 use crate::scenario::ChannelPolicy;
+use crate::transport::conn::{Conn, Connector, Shared};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tonic::transport::{Channel, Endpoint};
 
-/// Channels deliberately never closed during a run; dropped when the run ends.
-pub type LeakBin = Arc<Mutex<Vec<Channel>>>;
+/// Connections deliberately never closed during a run; dropped when the run ends.
+pub type LeakBin = Arc<Mutex<Vec<Conn>>>;
 
 #[derive(Clone)]
 pub struct ChannelSource {
-    endpoint: Endpoint,
+    connector: Connector,
     dial: crate::transport::Dial,
     policy: ChannelPolicy,
-    shared: Option<Channel>,
+    shared: Option<Arc<Shared>>,
     leak_bin: LeakBin,
 }
 
@@ -35,16 +37,10 @@ impl ChannelSource {
         keepalive: Option<(Duration, Duration)>,
         leak_bin: LeakBin,
     ) -> anyhow::Result<Self> {
-        let mut endpoint = dial.endpoint()?.connect_timeout(connect_timeout).tcp_nodelay(true);
-        if let Some((interval, timeout)) = keepalive {
-            endpoint = endpoint
-                .http2_keep_alive_interval(interval)
-                .keep_alive_timeout(timeout)
-                .keep_alive_while_idle(true);
-        }
-        let shared = (policy == ChannelPolicy::Shared).then(|| dial.lazy(&endpoint));
+        let connector = Connector::new(dial, connect_timeout, keepalive)?;
+        let shared = (policy == ChannelPolicy::Shared).then(|| Arc::new(Shared::new(connector.clone())));
         Ok(ChannelSource {
-            endpoint,
+            connector,
             dial: dial.clone(),
             policy,
             shared,
@@ -58,32 +54,25 @@ impl ChannelSource {
     }
 
     /// A channel for one call. A failed dial maps to UNAVAILABLE, or DEADLINE_EXCEEDED on timeout.
-    pub async fn acquire(&self) -> Result<Channel, tonic::Code> {
-        if let Some(c) = &self.shared {
-            return Ok(c.clone());
+    pub async fn acquire(&self) -> Result<Conn, tonic::Code> {
+        match &self.shared {
+            Some(shared) => shared.get().await,
+            None => self.dial().await,
         }
-        self.dial().await
     }
 
     /// Dials a new channel whatever the policy.
-    pub async fn dial(&self) -> Result<Channel, tonic::Code> {
-        self.dial.connect(&self.endpoint).await.map_err(|e| {
-            let timed_out = std::error::Error::source(&e).is_some_and(|s| s.to_string().contains("timed out"));
-            if timed_out {
-                tonic::Code::DeadlineExceeded
-            } else {
-                tonic::Code::Unavailable
-            }
-        })
+    pub async fn dial(&self) -> Result<Conn, tonic::Code> {
+        self.connector.connect().await
     }
 
     /// Keeps a channel open until the run ends, on purpose.
-    pub fn leak(&self, channel: Channel) {
-        self.leak_bin.lock().unwrap().push(channel);
+    pub fn leak(&self, channel: Conn) {
+        self.leak_bin.lock().unwrap_or_else(|e| e.into_inner()).push(channel);
     }
 
     /// Gives a channel back after its call: dropped, kept, or leaked, by policy.
-    pub fn release(&self, channel: Channel) {
+    pub fn release(&self, channel: Conn) {
         if self.policy == ChannelPolicy::PerCallLeak {
             self.leak(channel);
         }

@@ -53,7 +53,7 @@ pub async fn run(
 
 /// One Health/Check attempt on `channel`, bounded by `deadline`.
 async fn check(
-    channel: tonic::transport::Channel,
+    channel: crate::transport::conn::Conn,
     mut req: tonic::Request<HealthCheckRequest>,
     deadline: Duration,
 ) -> tonic::Code {

@@ -8,11 +8,11 @@
 use super::channel::ChannelSource;
 use crate::metrics::WorkloadStats;
 use crate::scenario::{OnRetry, RetrySpec};
+use crate::transport::conn::Conn as Channel;
 use crate::vocab::CODE_NAMES;
 use std::future::Future;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
-use tonic::transport::Channel;
 
 /// A validated retry policy.
 #[derive(Debug, Clone)]

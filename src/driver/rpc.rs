@@ -95,7 +95,7 @@ pub async fn run(
 
 /// One attempt on `channel`: a unary call, or a stream read until the server ends it or fdsoak does.
 async fn one_call(
-    channel: tonic::transport::Channel,
+    channel: crate::transport::conn::Conn,
     spec: Arc<Spec>,
     meta: tonic::Request<()>,
     body: Payload,

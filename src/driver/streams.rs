@@ -69,7 +69,7 @@ pub struct Timing<'a> {
 
 /// One stream on `grpc`: sends `messages`, then reads and ends as `spec.hangup` says.
 pub async fn call(
-    mut grpc: tonic::client::Grpc<tonic::transport::Channel>,
+    mut grpc: tonic::client::Grpc<crate::transport::conn::Conn>,
     path: tonic::codegen::http::uri::PathAndQuery,
     meta: tonic::Request<()>,
     messages: Arc<Vec<Bytes>>,

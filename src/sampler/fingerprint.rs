@@ -38,7 +38,11 @@ pub fn fingerprint_with_origins(
     let own = pid == std::process::id() as i32;
     // Never beside fdsoak's own listing: the dump's netlink socket would be in it.
     let long = !own && netlink && count_hint(pid).is_some_and(is_long);
-    let (listed, host) = overlapped(long, || FdDir::open(pid).map(|d| read_links(&d, pid)), fast::all_tcp_sockets);
+    let (listed, host) = overlapped(
+        long,
+        || FdDir::open(pid).map(|d| read_links(&d, pid)),
+        fast::all_tcp_sockets,
+    );
     let mut links = listed.map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => ProbeError::Gone(pid),
         _ => ProbeError::Proc {

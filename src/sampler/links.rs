@@ -45,7 +45,10 @@ impl FdDir {
         while let Some(entry) = entries.read() {
             let entry = entry?;
             // "." and "..", and anything else not a number, are not descriptors.
-            if let Some(fd) = std::str::from_utf8(entry.file_name().to_bytes()).ok().and_then(|s| s.parse().ok()) {
+            if let Some(fd) = std::str::from_utf8(entry.file_name().to_bytes())
+                .ok()
+                .and_then(|s| s.parse().ok())
+            {
                 fds.push(fd);
             }
         }
@@ -121,7 +124,11 @@ pub fn is_long(n: usize) -> bool {
 
 /// Runs `links` here and `other` beside it on a thread of its own when `together`
 /// (a long listing); otherwise `other` is not run, and is `None`.
-pub fn overlapped<L, O: Send>(together: bool, links: impl FnOnce() -> L, other: impl FnOnce() -> O + Send) -> (L, Option<O>) {
+pub fn overlapped<L, O: Send>(
+    together: bool,
+    links: impl FnOnce() -> L,
+    other: impl FnOnce() -> O + Send,
+) -> (L, Option<O>) {
     if !together {
         return (links(), None);
     }
@@ -185,7 +192,10 @@ mod tests {
         seen.sort();
         let mut want: Vec<i32> = files.iter().map(std::os::fd::AsRawFd::as_raw_fd).collect();
         want.sort();
-        assert!(want.iter().all(|fd| seen.binary_search(fd).is_ok()), "some descriptors were not read");
+        assert!(
+            want.iter().all(|fd| seen.binary_search(fd).is_ok()),
+            "some descriptors were not read"
+        );
         let read = seen.len();
         seen.dedup();
         assert_eq!(seen.len(), read, "a descriptor was read twice");

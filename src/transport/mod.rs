@@ -7,6 +7,10 @@
 //! Secrets stop here: metadata values are expanded from the environment only
 //! in memory, and neither they nor the key's path are ever formatted.
 
+pub mod conn;
+mod h2body;
+mod tls;
+
 use crate::net::Address;
 use crate::scenario::{KeyPath, Scenario};
 use std::path::Path;
@@ -30,6 +34,8 @@ struct Tls {
     insecure: bool,
     identity: bool,
     server_name: Option<String>,
+    /// The same settings for the driver's own connections ([`conn`]); the key never leaves memory.
+    pems: tls::Pems,
 }
 
 impl std::fmt::Debug for Transport {
@@ -75,8 +81,11 @@ impl Transport {
                     })
                 };
                 let mut config = ClientTlsConfig::new();
+                let mut pems = tls::Pems::default();
                 if let Some(ca) = &t.ca {
-                    config = config.ca_certificate(Certificate::from_pem(read(ca, "ca", true)?));
+                    let ca = read(ca, "ca", true)?;
+                    config = config.ca_certificate(Certificate::from_pem(&ca));
+                    pems.ca = Some(ca);
                 } else if !t.insecure_skip_verify {
                     config = config.with_native_roots();
                 }
@@ -87,7 +96,8 @@ impl Transport {
                         if let Some(problem) = client_cert_problem(&cert) {
                             return Err((at("cert"), format!("{}: {problem}", path.display())));
                         }
-                        config = config.identity(Identity::from_pem(cert, key));
+                        config = config.identity(Identity::from_pem(&cert, &key));
+                        pems.identity = Some((cert, key));
                     }
                     (Some(_), None) => return Err((at("key"), "a client certificate needs its key".into())),
                     (None, Some(_)) => return Err((at("cert"), "a client key needs its certificate".into())),
@@ -96,8 +106,10 @@ impl Transport {
                 if let Some(name) = &t.server_name {
                     config = config.domain_name(name.clone());
                 }
+                pems.insecure = t.insecure_skip_verify;
                 Some(Tls {
                     config,
+                    pems,
                     insecure: t.insecure_skip_verify,
                     identity: t.cert.is_some(),
                     server_name: t.server_name.clone(),
@@ -121,20 +133,38 @@ impl Transport {
     /// socket has no host: its authority (and TLS name) is `[tls] server_name`,
     /// else `localhost`, as gRPC's own clients do.
     pub fn endpoint(&self, addr: &Address) -> anyhow::Result<Endpoint> {
-        let authority = match addr {
+        let authority = self.authority(addr);
+        Ok(match &self.tls {
+            None => Endpoint::from_shared(format!("http://{authority}"))?,
+            Some(t) if t.insecure => Endpoint::from_shared(format!("https://{authority}"))?
+                .tls_config_with_verifier(t.config.clone(), Arc::new(tls::AcceptAny::new()))?,
+            Some(t) => Endpoint::from_shared(format!("https://{authority}"))?.tls_config(t.config.clone())?,
+        })
+    }
+
+    /// The `:authority` of calls to `addr`: the address itself, or for a Unix socket
+    /// `[tls] server_name`, else `localhost`.
+    pub fn authority(&self, addr: &Address) -> String {
+        match addr {
             Address::Tcp(a) => a.to_string(),
             _ => self
                 .tls
                 .as_ref()
                 .and_then(|t| t.server_name.clone())
                 .unwrap_or_else(|| "localhost".into()),
+        }
+    }
+
+    /// The rustls settings and the name to verify, for a TLS connection to `addr`
+    /// made by the driver itself ([`conn`]); `None` in plaintext.
+    pub fn rustls(&self, addr: &Address) -> anyhow::Result<Option<tls::Client>> {
+        let Some(t) = &self.tls else { return Ok(None) };
+        let name = match (&t.server_name, addr) {
+            (Some(n), _) => n.clone(),
+            (None, Address::Tcp(a)) => a.ip().to_string(),
+            (None, _) => "localhost".into(),
         };
-        Ok(match &self.tls {
-            None => Endpoint::from_shared(format!("http://{authority}"))?,
-            Some(t) if t.insecure => Endpoint::from_shared(format!("https://{authority}"))?
-                .tls_config_with_verifier(t.config.clone(), Arc::new(insecure::AcceptAny::new()))?,
-            Some(t) => Endpoint::from_shared(format!("https://{authority}"))?.tls_config(t.config.clone())?,
-        })
+        Ok(Some(tls::Client::new(&t.pems, &name)?))
     }
 
     /// `error`, with a hint when it is not the scenario's fault but the transport's: a
@@ -268,59 +298,6 @@ fn expand(value: &str) -> Result<String, String> {
     }
     out.push_str(rest);
     Ok(out)
-}
-
-mod insecure {
-    //! `insecure_skip_verify`: any server certificate is accepted; the handshake's
-    //! signatures are still checked, so the connection is encrypted, just not authenticated.
-    use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-    use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
-    use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-    use rustls::{DigitallySignedStruct, SignatureScheme};
-
-    #[derive(Debug)]
-    pub struct AcceptAny(CryptoProvider);
-
-    impl AcceptAny {
-        pub fn new() -> Self {
-            AcceptAny(rustls::crypto::ring::default_provider())
-        }
-    }
-
-    impl ServerCertVerifier for AcceptAny {
-        fn verify_server_cert(
-            &self,
-            _end_entity: &CertificateDer<'_>,
-            _intermediates: &[CertificateDer<'_>],
-            _server_name: &ServerName<'_>,
-            _ocsp: &[u8],
-            _now: UnixTime,
-        ) -> Result<ServerCertVerified, rustls::Error> {
-            Ok(ServerCertVerified::assertion())
-        }
-
-        fn verify_tls12_signature(
-            &self,
-            message: &[u8],
-            cert: &CertificateDer<'_>,
-            dss: &DigitallySignedStruct,
-        ) -> Result<HandshakeSignatureValid, rustls::Error> {
-            verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
-        }
-
-        fn verify_tls13_signature(
-            &self,
-            message: &[u8],
-            cert: &CertificateDer<'_>,
-            dss: &DigitallySignedStruct,
-        ) -> Result<HandshakeSignatureValid, rustls::Error> {
-            verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
-        }
-
-        fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-            self.0.signature_verification_algorithms.supported_schemes()
-        }
-    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,303 @@
+//! The driver's own HTTP/2 connections, called through by tonic's clients.
+//!
+//! A tonic `Channel` puts every call through a buffer task, a reconnect
+//! layer, a timeout layer and hyper's dispatcher (two tasks spawned per
+//! request) before h2 sees it. A [`Conn`] is an h2 `SendRequest` used
+//! directly: a call opens its stream and sends its body from its own task,
+//! and reads the response there; only the connection has a task of its own,
+//! which also sends the keepalive pings. A body still being written when its
+//! response comes (client and bidirectional streams) is finished on a task.
+//! [`Shared`] keeps one connection per workload, dialled when first used and
+//! again whenever it has closed, as a lazy channel does.
+//!
+//! Connections are made by a [`Connector`] with the workload's settings: the
+//! target's address (TCP or Unix socket), TLS from the run's
+//! [`super::Transport`], the connect timeout, and keepalive. The constant
+//! parts of every request (scheme, authority, user agent) are built once per
+//! connector; the driver bounds each call with its own deadline, so no
+//! timer is added here. Readiness, reflection and the client demo still use
+//! tonic's channels.
+
+use super::h2body::{status_of, Incoming, Pipe};
+use super::Dial;
+use bytes::Bytes;
+use h2::client::SendRequest;
+use http::header::{HeaderValue, USER_AGENT};
+use http::uri::{Authority, Scheme};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tonic::body::Body;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The user agent fdsoak's calls carry.
+const AGENT: &str = concat!("fdsoak/", env!("CARGO_PKG_VERSION"));
+/// Flow-control windows, as hyper's HTTP/2 client (and so tonic's channel) sets them.
+const STREAM_WINDOW: u32 = 2 * 1024 * 1024;
+const CONNECTION_WINDOW: u32 = 5 * 1024 * 1024;
+const MAX_SEND_BUFFER: usize = 1024 * 1024;
+
+/// Makes connections to one address with one workload's settings.
+#[derive(Clone)]
+pub struct Connector(Arc<Settings>);
+
+struct Settings {
+    dial: Dial,
+    tls: Option<super::tls::Client>,
+    origin: Origin,
+    connect_timeout: Duration,
+    keepalive: Option<(Duration, Duration)>,
+}
+
+/// What every request on a connection carries, built once.
+#[derive(Clone)]
+struct Origin {
+    scheme: Scheme,
+    authority: Authority,
+    agent: HeaderValue,
+}
+
+impl Connector {
+    /// Connections to the dial's address in its transport, each bounded by
+    /// `connect_timeout` (TCP, TLS and the HTTP/2 preface), with keepalive pings
+    /// (interval, timeout) when given, so a dead connection is noticed.
+    pub fn new(
+        dial: &Dial,
+        connect_timeout: Duration,
+        keepalive: Option<(Duration, Duration)>,
+    ) -> anyhow::Result<Self> {
+        let tls = dial.transport.rustls(&dial.addr)?;
+        let origin = Origin {
+            scheme: if tls.is_some() { Scheme::HTTPS } else { Scheme::HTTP },
+            authority: Authority::try_from(dial.transport.authority(&dial.addr))?,
+            agent: HeaderValue::from_static(AGENT),
+        };
+        Ok(Connector(Arc::new(Settings {
+            dial: dial.clone(),
+            tls,
+            origin,
+            connect_timeout,
+            keepalive,
+        })))
+    }
+
+    /// Dials a new connection now. A failure is UNAVAILABLE, or DEADLINE_EXCEEDED on timeout.
+    pub async fn connect(&self) -> Result<Conn, tonic::Code> {
+        // Boxed: the handshake's state (TLS included) is large, and would otherwise be
+        // moved with every call's future, though only a dial ever needs it.
+        match tokio::time::timeout(self.0.connect_timeout, Box::pin(self.handshake())).await {
+            Ok(Ok(conn)) => Ok(conn),
+            Ok(Err(e)) => {
+                tracing::debug!("connecting to {}: {e}", self.0.dial.addr);
+                Err(tonic::Code::Unavailable)
+            }
+            Err(_) => Err(tonic::Code::DeadlineExceeded),
+        }
+    }
+
+    async fn handshake(&self) -> Result<Conn, BoxError> {
+        let s = &self.0;
+        let stream = s.dial.addr.connect().await?;
+        match &s.tls {
+            None => self.start(stream).await,
+            Some(tls) => {
+                let io = tokio_rustls::TlsConnector::from(tls.config.clone())
+                    .connect(tls.name.clone(), stream)
+                    .await?;
+                if io.get_ref().1.alpn_protocol() != Some(b"h2") {
+                    return Err("the server did not agree to HTTP/2 (ALPN h2) over TLS".into());
+                }
+                self.start(io).await
+            }
+        }
+    }
+
+    /// Starts HTTP/2 on `io`. The connection is driven by a task of its own that
+    /// ends when the connection does: when the peer closes it, when a keepalive
+    /// ping goes unanswered, or when every [`Conn`] on it is dropped and its streams are done.
+    async fn start<T>(&self, io: T) -> Result<Conn, BoxError>
+    where
+        T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+    {
+        let (send, mut conn) = h2::client::Builder::new()
+            .initial_window_size(STREAM_WINDOW)
+            .initial_connection_window_size(CONNECTION_WINDOW)
+            .max_send_buffer_size(MAX_SEND_BUFFER)
+            .enable_push(false)
+            .handshake::<_, Bytes>(io)
+            .await?;
+        let closed = Arc::new(AtomicBool::new(false));
+        let flag = closed.clone();
+        let keepalive = self.0.keepalive;
+        let mut pings = conn.ping_pong();
+        tokio::spawn(async move {
+            let pinging = async {
+                let (Some((every, timeout)), Some(pings)) = (keepalive, pings.as_mut()) else {
+                    return std::future::pending().await;
+                };
+                loop {
+                    tokio::time::sleep(every).await;
+                    if pings.send_ping(h2::Ping::opaque()).is_err() {
+                        return "the keepalive ping could not be sent";
+                    }
+                    match tokio::time::timeout(timeout, std::future::poll_fn(|cx| pings.poll_pong(cx))).await {
+                        Ok(Ok(_)) => {}
+                        Ok(Err(_)) => return "the connection failed while pinging",
+                        Err(_) => return "no answer to a keepalive ping",
+                    }
+                }
+            };
+            tokio::select! {
+                ended = &mut conn => if let Err(e) = ended {
+                    tracing::debug!("connection ended: {e}");
+                },
+                why = pinging => tracing::debug!("connection dropped: {why}"),
+            }
+            // Dropping the connection fails whatever streams it still had.
+            flag.store(true, Ordering::Relaxed);
+        });
+        Ok(Conn {
+            send,
+            origin: self.0.origin.clone(),
+            closed,
+        })
+    }
+}
+
+/// One HTTP/2 connection, for tonic's clients to call through. Clones share it;
+/// it closes when the last clone is dropped and its calls are done.
+#[derive(Clone)]
+pub struct Conn {
+    send: SendRequest<Bytes>,
+    origin: Origin,
+    /// Set when the connection's task has ended, or it refused a new stream (GOAWAY).
+    closed: Arc<AtomicBool>,
+}
+
+impl Conn {
+    /// Whether the connection has closed, or takes no new streams.
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Relaxed)
+    }
+
+    /// A failure to open a stream: the connection is done for new calls.
+    fn refused(&self, e: &h2::Error) -> BoxError {
+        self.closed.store(true, Ordering::Relaxed);
+        let mut status = status_of(e);
+        if status.code() != tonic::Code::Unavailable {
+            // The call never reached the server.
+            status = tonic::Status::unavailable(status.message().to_string());
+        }
+        Box::new(status)
+    }
+}
+
+impl tower::Service<http::Request<Body>> for Conn {
+    type Response = http::Response<Body>;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.send.poll_ready(cx).map_err(|e| self.refused(&e))
+    }
+
+    fn call(&mut self, req: http::Request<Body>) -> Self::Future {
+        let (mut head, body) = req.into_parts();
+        // tonic's clients give the path alone; the origin is the connection's.
+        let mut uri = std::mem::take(&mut head.uri).into_parts();
+        uri.scheme = Some(self.origin.scheme.clone());
+        uri.authority = Some(self.origin.authority.clone());
+        match http::Uri::from_parts(uri) {
+            Ok(u) => head.uri = u,
+            Err(e) => return Box::pin(std::future::ready(Err(e.into()))),
+        }
+        head.headers.insert(USER_AGENT, self.origin.agent.clone());
+        let end = http_body::Body::is_end_stream(&body);
+        let (response, stream) = match self.send.send_request(http::Request::from_parts(head, ()), end) {
+            Ok(v) => v,
+            Err(e) => return Box::pin(std::future::ready(Err(self.refused(&e)))),
+        };
+        let mut pipe = (!end).then(|| Pipe::new(body, stream));
+        let mut response = response;
+        Box::pin(async move {
+            // Send the body while waiting for the answer; a unary body is sent at the first poll.
+            let mut sent = pipe.is_none();
+            let answer = std::future::poll_fn(|cx| {
+                if let (false, Some(p)) = (sent, pipe.as_mut()) {
+                    if let Poll::Ready(r) = p.poll_send(cx) {
+                        sent = true;
+                        r?;
+                    }
+                }
+                Pin::new(&mut response)
+                    .poll(cx)
+                    .map_err(|e| Box::new(status_of(&e)) as BoxError)
+            })
+            .await?;
+            if let (false, Some(p)) = (sent, pipe) {
+                p.finish_elsewhere();
+            }
+            Ok(answer.map(|recv| Body::new(Incoming::new(recv))))
+        })
+    }
+}
+
+/// A workload's one connection, dialled when first used and again whenever it has
+/// closed. Callers that find it closed while another is dialling wait for that
+/// dial and share its outcome, so a dead target costs one dial at a time.
+pub struct Shared {
+    connector: Connector,
+    current: Mutex<Current>,
+    dialing: tokio::sync::Mutex<()>,
+}
+
+#[derive(Default)]
+struct Current {
+    conn: Option<Conn>,
+    /// Dials finished so far, and how the last one failed.
+    dials: u64,
+    failed: Option<tonic::Code>,
+}
+
+impl Shared {
+    pub fn new(connector: Connector) -> Shared {
+        Shared {
+            connector,
+            current: Mutex::default(),
+            dialing: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// The open connection, dialling one if there is none.
+    pub async fn get(&self) -> Result<Conn, tonic::Code> {
+        let seen = {
+            let cur = self.current.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(c) = cur.conn.as_ref().filter(|c| !c.is_closed()) {
+                return Ok(c.clone());
+            }
+            cur.dials
+        };
+        let _one = self.dialing.lock().await;
+        {
+            let cur = self.current.lock().unwrap_or_else(|e| e.into_inner());
+            if cur.dials != seen {
+                // A dial finished while this caller waited: its outcome is this caller's.
+                match (&cur.conn, cur.failed) {
+                    (Some(c), _) if !c.is_closed() => return Ok(c.clone()),
+                    (_, Some(code)) => return Err(code),
+                    _ => {}
+                }
+            }
+        }
+        let dialled = self.connector.connect().await;
+        let mut cur = self.current.lock().unwrap_or_else(|e| e.into_inner());
+        cur.dials += 1;
+        cur.conn = dialled.as_ref().ok().cloned();
+        cur.failed = dialled.as_ref().err().copied();
+        dialled
+    }
+}

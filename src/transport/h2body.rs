@@ -1,0 +1,146 @@
+//! Bodies over an h2 stream, for [`super::conn`]: a request body sent as h2
+//! DATA frames as the stream's flow control allows ([`Pipe`]), a response body
+//! read from one ([`Incoming`]), and how an h2 error reads as a gRPC status
+//! ([`status_of`]).
+
+use bytes::{Buf, Bytes};
+use h2::{RecvStream, SendStream};
+use http_body::{Body, Frame};
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Sends a request body on an h2 stream: each frame as the stream's send window
+/// allows, then the end of the stream (or the trailers, if the body has any).
+pub struct Pipe {
+    body: tonic::body::Body,
+    stream: SendStream<Bytes>,
+    pending: Option<Bytes>,
+}
+
+impl Pipe {
+    pub fn new(body: tonic::body::Body, stream: SendStream<Bytes>) -> Pipe {
+        Pipe {
+            body,
+            stream,
+            pending: None,
+        }
+    }
+
+    /// Ready once the whole body is sent, or the stream has failed or been reset.
+    pub fn poll_send(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        loop {
+            if let Some(data) = self.pending.as_mut() {
+                self.stream.reserve_capacity(data.len());
+                let granted = match ready!(self.stream.poll_capacity(cx)) {
+                    Some(Ok(n)) => n,
+                    Some(Err(e)) => return Poll::Ready(Err(e.into())),
+                    // The stream was reset: the response says why.
+                    None => return Poll::Ready(Ok(())),
+                };
+                let chunk = data.split_to(granted.min(data.len()));
+                if data.is_empty() {
+                    self.pending = None;
+                }
+                self.stream.send_data(chunk, false)?;
+                continue;
+            }
+            if let Poll::Ready(reset) = self.stream.poll_reset(cx) {
+                // The server no longer wants the body; what it answered is in the response.
+                return Poll::Ready(reset.map(|_| ()).map_err(Into::into));
+            }
+            match ready!(Pin::new(&mut self.body).poll_frame(cx)) {
+                None => {
+                    self.stream.send_data(Bytes::new(), true)?;
+                    return Poll::Ready(Ok(()));
+                }
+                Some(Ok(frame)) => match frame.into_data() {
+                    Ok(mut data) => {
+                        let bytes = data.copy_to_bytes(data.remaining());
+                        if !bytes.is_empty() {
+                            self.pending = Some(bytes);
+                        }
+                    }
+                    Err(frame) => {
+                        if let Ok(trailers) = frame.into_trailers() {
+                            self.stream.send_trailers(trailers)?;
+                            return Poll::Ready(Ok(()));
+                        }
+                    }
+                },
+                Some(Err(e)) => {
+                    self.stream.send_reset(h2::Reason::CANCEL);
+                    return Poll::Ready(Err(e.into()));
+                }
+            }
+        }
+    }
+
+    /// Sends the rest of the body on a task of its own (a stream still being written
+    /// when its response has come: client streaming and bidirectional calls).
+    pub fn finish_elsewhere(mut self) {
+        tokio::spawn(async move {
+            let _ = std::future::poll_fn(|cx| self.poll_send(cx)).await;
+        });
+    }
+}
+
+/// A response body read from an h2 stream: its DATA frames, then its trailers,
+/// the window given back as each frame is taken.
+pub struct Incoming {
+    recv: RecvStream,
+    data_done: bool,
+}
+
+impl Incoming {
+    pub fn new(recv: RecvStream) -> Incoming {
+        Incoming { recv, data_done: false }
+    }
+}
+
+impl Body for Incoming {
+    type Data = Bytes;
+    type Error = tonic::Status;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, tonic::Status>>> {
+        if !self.data_done {
+            match ready!(self.recv.poll_data(cx)) {
+                Some(Ok(data)) => {
+                    let _ = self.recv.flow_control().release_capacity(data.len());
+                    return Poll::Ready(Some(Ok(Frame::data(data))));
+                }
+                Some(Err(e)) => return Poll::Ready(Some(Err(status_of(&e)))),
+                None => self.data_done = true,
+            }
+        }
+        match ready!(self.recv.poll_trailers(cx)) {
+            Ok(Some(trailers)) => Poll::Ready(Some(Ok(Frame::trailers(trailers)))),
+            Ok(None) => Poll::Ready(None),
+            Err(e) => Poll::Ready(Some(Err(status_of(&e)))),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.recv.is_end_stream()
+    }
+}
+
+/// An h2 error as a gRPC status, as gRPC maps HTTP/2 errors: by the reset's or
+/// GOAWAY's reason when there is one; a connection that failed or closed
+/// (no reason: an I/O error) is UNAVAILABLE.
+pub fn status_of(e: &h2::Error) -> tonic::Status {
+    use h2::Reason;
+    use tonic::Code;
+    let code = match e.reason() {
+        None => Code::Unavailable,
+        Some(Reason::REFUSED_STREAM) => Code::Unavailable,
+        Some(Reason::CANCEL) => Code::Cancelled,
+        Some(Reason::ENHANCE_YOUR_CALM) => Code::ResourceExhausted,
+        Some(Reason::INADEQUATE_SECURITY) => Code::PermissionDenied,
+        // A GOAWAY without error closes the connection to new streams: try another.
+        Some(Reason::NO_ERROR) if e.is_go_away() => Code::Unavailable,
+        Some(_) => Code::Internal,
+    };
+    tonic::Status::new(code, format!("h2 protocol error: {e}"))
+}
