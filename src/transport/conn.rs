@@ -238,10 +238,12 @@ impl tower::Service<http::Request<Body>> for Conn {
                     .map_err(|e| Box::new(status_of(&e)) as BoxError)
             })
             .await?;
-            if let (false, Some(p)) = (sent, pipe) {
-                p.finish_elsewhere();
-            }
-            Ok(answer.map(|recv| Body::new(Incoming::new(recv))))
+            let (head, recv) = answer.into_parts();
+            let body = match (sent, pipe) {
+                (false, Some(p)) => p.finish_elsewhere(recv),
+                _ => Incoming::new(recv),
+            };
+            Ok(http::Response::from_parts(head, Body::new(body)))
         })
     }
 }

@@ -6,6 +6,7 @@
 use bytes::{Buf, Bytes};
 use h2::{RecvStream, SendStream};
 use http_body::{Body, Frame};
+use std::future::Future;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
@@ -78,11 +79,26 @@ impl Pipe {
     }
 
     /// Sends the rest of the body on a task of its own (a stream still being written
-    /// when its response has come: client streaming and bidirectional calls).
-    pub fn finish_elsewhere(mut self) {
+    /// when its response has come: client streaming and bidirectional calls). The
+    /// [`Incoming`] it returns resets the stream (CANCEL) if it is dropped before
+    /// the response ends: the caller gave up the call, and a cancel is not a half-close.
+    pub fn finish_elsewhere(mut self, recv: RecvStream) -> Incoming {
+        let (give_up, mut given_up) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(async move {
-            let _ = std::future::poll_fn(|cx| self.poll_send(cx)).await;
+            std::future::poll_fn(|cx| {
+                if let Poll::Ready(Ok(())) = Pin::new(&mut given_up).poll(cx) {
+                    self.stream.send_reset(h2::Reason::CANCEL);
+                    return Poll::Ready(());
+                }
+                self.poll_send(cx).map(|_| ())
+            })
+            .await;
         });
+        Incoming {
+            recv,
+            data_done: false,
+            give_up: Some(give_up),
+        }
     }
 }
 
@@ -91,11 +107,27 @@ impl Pipe {
 pub struct Incoming {
     recv: RecvStream,
     data_done: bool,
+    /// Tells the task still sending the request body that the call was given up.
+    give_up: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 impl Incoming {
     pub fn new(recv: RecvStream) -> Incoming {
-        Incoming { recv, data_done: false }
+        Incoming {
+            recv,
+            data_done: false,
+            give_up: None,
+        }
+    }
+}
+
+impl Drop for Incoming {
+    fn drop(&mut self) {
+        if let Some(give_up) = self.give_up.take() {
+            if !self.recv.is_end_stream() {
+                let _ = give_up.send(());
+            }
+        }
     }
 }
 

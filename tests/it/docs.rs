@@ -18,6 +18,7 @@ const FOREIGN_FLAGS: &[&str] = &[
     "--for",          // kubectl wait --for
     "--timeout",      // kubectl wait --timeout
     "--strict",       // kubernetes-validate --strict
+    "--tool",         // valgrind --tool=callgrind
     "--prefix",       // npm ci --prefix
     "--bench",        // cargo bench --bench report
     "--quick",        // bench/run --quick
