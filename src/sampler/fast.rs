@@ -160,7 +160,9 @@ fn tcp_sockets_where(keep: impl Fn(u64) -> bool) -> io::Result<Vec<TcpSocket>> {
 fn dump_tcp(keep: impl Fn(u64) -> bool, mut visit: impl FnMut(&[u8])) -> io::Result<()> {
     let sock = diag_socket()?;
     let mut buf = vec![0u8; 64 * 1024];
+    let answered = std::cell::Cell::new(false);
     let mut each = |msg: &[u8]| {
+        answered.set(true);
         if msg.len() >= INODE_AT - HDR + 4 && keep(inode_of(msg)) {
             visit(&msg[..72]);
         }
@@ -171,8 +173,11 @@ fn dump_tcp(keep: impl Fn(u64) -> bool, mut visit: impl FnMut(&[u8])) -> io::Res
     let mut both = [0u8; 76];
     header(&mut both, TCPDIAG_GETSOCK, 1);
     both[68..72].copy_from_slice(&u32::MAX.to_ne_bytes());
-    if dump(&sock, &both, &mut buf, &mut each).is_ok() {
-        return Ok(());
+    match dump(&sock, &both, &mut buf, &mut each) {
+        Ok(()) => return Ok(()),
+        // A dump that failed part way is not asked again: its sockets were already counted.
+        Err(e) if answered.get() => return Err(e),
+        Err(_) => {}
     }
     let sock = diag_socket()?;
     for (seq, family) in [(2u32, libc_af(AddressFamily::INET)), (3, libc_af(AddressFamily::INET6))] {

@@ -60,7 +60,7 @@ pub fn fingerprint_with_origins(
         _ if netlink => fast::tcp_sockets(&sockets).unwrap_or_default(),
         _ => tcp_from_text_tables(pid, &sockets),
     };
-    let listening: HashSet<u16> = tcp.iter().filter(|s| s.state == 10).map(|s| s.local.port()).collect();
+    let listening: HashSet<std::net::SocketAddr> = tcp.iter().filter(|s| s.state == 10).map(|s| s.local).collect();
     let tcp: HashMap<u64, &fast::TcpSocket> = tcp.iter().map(|s| (s.inode, s)).collect();
     // The Unix table is read only when some socket is not TCP: it is the whole host's.
     let unix = if sockets.iter().all(|i| tcp.contains_key(i)) {
@@ -229,12 +229,24 @@ fn tcp_from_text_tables(pid: i32, inodes: &Inodes) -> Vec<fast::TcpSocket> {
 
 /// What tells TCP sockets apart: the state, the local port when it is one this process
 /// listens on (LISTEN, and connections accepted on it), and otherwise the remote address.
-fn shape(s: &fast::TcpSocket, listening: &HashSet<u16>) -> Shape {
-    if s.state == 10 || listening.contains(&s.local.port()) {
+fn shape(s: &fast::TcpSocket, listening: &HashSet<std::net::SocketAddr>) -> Shape {
+    if s.state == 10 || accepted(s.local, listening) {
         (s.state, Some(s.local.port()), None)
     } else {
         (s.state, None, Some(s.remote))
     }
+}
+
+/// Whether a connection with this local address was accepted by one of the listeners:
+/// one on that address and port, or on any address (IPv4 or IPv6) and that port. The
+/// port alone is not enough: a client bound to another local address may be given
+/// the same port number as a listener for its ephemeral port.
+fn accepted(local: std::net::SocketAddr, listening: &HashSet<std::net::SocketAddr>) -> bool {
+    use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+    let port = local.port();
+    listening.contains(&local)
+        || listening.contains(&SocketAddr::from((Ipv4Addr::UNSPECIFIED, port)))
+        || listening.contains(&SocketAddr::from((Ipv6Addr::UNSPECIFIED, port)))
 }
 
 fn describe_tcp(state: u8, port: Option<u16>, remote: Option<std::net::SocketAddr>) -> String {
@@ -322,5 +334,26 @@ fn describe_unix(s: &fast::UnixSocket, table: &HashMap<u64, fast::UnixSocket>) -
             None if s.state == ESTABLISHED => "unnamed, the peer gone".into(),
             None => "unnamed, unconnected".into(),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_client_given_a_listeners_port_number_on_another_address_is_not_counted_as_accepted() {
+        let at = |s: &str| s.parse::<std::net::SocketAddr>().unwrap();
+        let on_loopback: HashSet<_> = [at("127.0.0.1:50051")].into();
+        assert!(accepted(at("127.0.0.1:50051"), &on_loopback));
+        assert!(
+            !accepted(at("127.0.0.5:50051"), &on_loopback),
+            "a client bound to 127.0.0.5"
+        );
+        let anywhere: HashSet<_> = [at("0.0.0.0:50051")].into();
+        assert!(accepted(at("127.0.0.5:50051"), &anywhere));
+        let dual_stack: HashSet<_> = [at("[::]:50051")].into();
+        assert!(accepted(at("127.0.0.1:50051"), &dual_stack));
+        assert!(!accepted(at("127.0.0.1:50052"), &dual_stack));
     }
 }

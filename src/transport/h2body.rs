@@ -36,7 +36,7 @@ impl Pipe {
                 self.stream.reserve_capacity(data.len());
                 let granted = match ready!(self.stream.poll_capacity(cx)) {
                     Some(Ok(n)) => n,
-                    Some(Err(e)) => return Poll::Ready(Err(e.into())),
+                    Some(Err(e)) => return Poll::Ready(Err(h2_error(e))),
                     // The stream was reset: the response says why.
                     None => return Poll::Ready(Ok(())),
                 };
@@ -44,16 +44,16 @@ impl Pipe {
                 if data.is_empty() {
                     self.pending = None;
                 }
-                self.stream.send_data(chunk, false)?;
+                self.stream.send_data(chunk, false).map_err(h2_error)?;
                 continue;
             }
             if let Poll::Ready(reset) = self.stream.poll_reset(cx) {
                 // The server no longer wants the body; what it answered is in the response.
-                return Poll::Ready(reset.map(|_| ()).map_err(Into::into));
+                return Poll::Ready(reset.map(|_| ()).map_err(h2_error));
             }
             match ready!(Pin::new(&mut self.body).poll_frame(cx)) {
                 None => {
-                    self.stream.send_data(Bytes::new(), true)?;
+                    self.stream.send_data(Bytes::new(), true).map_err(h2_error)?;
                     return Poll::Ready(Ok(()));
                 }
                 Some(Ok(frame)) => match frame.into_data() {
@@ -65,7 +65,7 @@ impl Pipe {
                     }
                     Err(frame) => {
                         if let Ok(trailers) = frame.into_trailers() {
-                            self.stream.send_trailers(trailers)?;
+                            self.stream.send_trailers(trailers).map_err(h2_error)?;
                             return Poll::Ready(Ok(()));
                         }
                     }
@@ -156,6 +156,11 @@ impl Body for Incoming {
     fn is_end_stream(&self) -> bool {
         self.recv.is_end_stream()
     }
+}
+
+/// An h2 error as the status tonic's client reads from the service.
+fn h2_error(e: h2::Error) -> BoxError {
+    Box::new(status_of(&e))
 }
 
 /// An h2 error as a gRPC status, as gRPC maps HTTP/2 errors: by the reset's or
