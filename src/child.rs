@@ -64,13 +64,17 @@ pub fn launch(mut cmd: Command, nofile: Option<u64>, tail: &Tail, stdin: bool) -
 pub fn dies_with_fdsoak(cmd: &mut std::process::Command) {
     use std::os::unix::process::CommandExt;
     let parent = rustix::process::getpid();
-    // SAFETY: prctl and getppid are async-signal-safe; the closure touches no shared state.
+    // SAFETY: prctl and getppid are async-signal-safe, the error is built without allocating,
+    // and the closure touches no shared state.
     unsafe {
         cmd.pre_exec(move || {
             rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))?;
             // fdsoak may have died between fork and prctl: then nobody would send the signal.
+            // A raw OS error: after fork only async-signal-safe work, so nothing that allocates.
             if rustix::process::getppid() != Some(parent) {
-                return Err(std::io::Error::other("fdsoak exited while starting this process"));
+                return Err(std::io::Error::from_raw_os_error(
+                    rustix::io::Errno::SRCH.raw_os_error(),
+                ));
             }
             Ok(())
         });

@@ -127,9 +127,17 @@ pub fn origin_table(data: &[u8]) {
     let _ = table.channels_to(remote).count();
 }
 
-/// The native agent's table file, read into slots; never a panic.
+/// The native agent's table as its memory might hold it, header then slots,
+/// read as fdsoak reads it; never a panic.
 pub fn native_table(data: &[u8]) {
-    let _ = crate::origin::native::slots(data).map(|(s, o)| (s.len(), o));
+    use crate::origin::native::slots::{whole, Header, HEADER};
+    let Some(h) = Header::parse(data) else { return };
+    let size = h.slot_size();
+    for fd in 0..h.high.min(64) {
+        let at = HEADER + fd * size;
+        let Some(copy) = data.get(at..at + size) else { break };
+        let _ = whole(copy, fd as u32, h.depth).map(|pcs| pcs.len());
+    }
 }
 
 /// A byte stream through the proxy's HTTP/2 framing, split where the input's

@@ -1,7 +1,8 @@
 //! The scenario library against the clean built-in target, in-process: every
-//! scenario passes, and fdsoak's own descriptor count is back at its
-//! baseline after each one, faults and all. One test in this file, so no
-//! other test shares the process.
+//! scenario passes, with the origin agents in the target (`--origin`) as
+//! without them (`scripts/clean-repeat.sh` runs them without), and fdsoak's
+//! own descriptor count is back at its baseline after each one, faults and
+//! all. One test in this file, so no other test shares the process.
 
 mod common;
 use common::*;
@@ -21,9 +22,15 @@ async fn every_library_scenario_passes_against_the_clean_target_and_leaves_no_fd
     for name in library {
         let path = repo(&format!("scenarios/{name}.toml"));
         let out = TempDir::new(name);
-        let outcome = run_in_process(&path, &out).await;
+        // The agents are guests: a clean target stays clean with them.
+        let outcome = run_in_process_with(&path, &out, |sc| sc.origin.enabled = true).await;
         let findings: Vec<&str> = outcome.summary.findings.iter().map(|f| f.message.as_str()).collect();
         assert_eq!(outcome.verdict.as_str(), "pass", "{name}: {findings:#?}");
+        let origin = outcome.summary.origin.as_ref().expect("origins were on");
+        assert!(
+            origin.agents.contains(&fdsoak::vocab::Role::Target),
+            "{name}: {origin:?}"
+        );
         // The first run creates process-wide state that lives on by design; count from after it.
         match baseline {
             None => baseline = Some(own_fds()),

@@ -8,15 +8,18 @@
 //! (descriptor or channel → creating stack) in a file of this run's; the
 //! sampler reads it when it fingerprints the process ([`table::Table`];
 //! native stacks are symbolized by [`native::Symbols`]) and counts, per
-//! group, the stacks of its descriptors. Nothing is injected with origins
-//! off, nor into a target fdsoak did not start. The agents' files go when
-//! the run ends.
+//! group, the stacks of its descriptors. Both tables live in the process's
+//! own memory ([`memory`]), so publishing costs it no descriptor and no
+//! file. Nothing is injected with origins off, nor into a target fdsoak did
+//! not start. The agents' files go when the run ends.
 
+pub mod memory;
 pub mod native;
 pub mod table;
 
-use crate::vocab::Role;
-use std::path::{Path, PathBuf};
+use std::collections::HashSet;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
 
 /// The Python agent, shipped inside the binary and written out per run.
 const PYTHON_AGENT: &str = include_str!("sitecustomize.py");
@@ -25,13 +28,31 @@ const NATIVE_AGENT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/libfdsoak_
 /// Its file name once written out.
 pub const NATIVE_AGENT_FILE: &str = "libfdsoak_origin.so";
 
-/// The environment variable that tells an agent where to publish its table.
+/// The environment variable that turns an agent on (it names the agents' directory).
 pub const DIR_ENV: &str = "FDSOAK_ORIGIN_DIR";
 
-/// This run's agents on disk, and where each role's tables go; removed on drop.
+/// This run's agents on disk, removed on drop, and which processes published a table.
 #[derive(Debug)]
 pub struct Agents {
     dir: tempfile::TempDir,
+    pub published: Published,
+}
+
+/// The processes whose table fdsoak has read at least once in a run (a table lives
+/// in its process's memory, so it cannot be looked for once the process is gone).
+#[derive(Debug, Clone, Default)]
+pub struct Published(Arc<Mutex<HashSet<i32>>>);
+
+impl Published {
+    pub fn mark(&self, pid: i32) {
+        if let Ok(mut p) = self.0.lock() {
+            p.insert(pid);
+        }
+    }
+
+    pub fn contains(&self, pid: i32) -> bool {
+        self.0.lock().is_ok_and(|p| p.contains(&pid))
+    }
 }
 
 impl Agents {
@@ -46,21 +67,16 @@ impl Agents {
         std::fs::create_dir(&python)?;
         std::fs::write(python.join("sitecustomize.py"), PYTHON_AGENT)?;
         std::fs::write(dir.path().join(NATIVE_AGENT_FILE), NATIVE_AGENT)?;
-        for role in Role::ALL {
-            std::fs::create_dir_all(dir.path().join("tables").join(role.as_str()))?;
-        }
-        Ok(Agents { dir })
+        Ok(Agents {
+            dir,
+            published: Published::default(),
+        })
     }
 
-    /// Where the agents in `role`'s process publish their tables.
-    pub fn tables(&self, role: Role) -> PathBuf {
-        self.dir.path().join("tables").join(role.as_str())
-    }
-
-    /// The environment a process of `role` starts with: the Python agent first on
+    /// The environment a process starts with: the Python agent first on
     /// `PYTHONPATH` and the native one first on `LD_PRELOAD` (before whatever they
-    /// held), and where to publish.
-    pub fn env(&self, role: Role) -> Vec<(String, String)> {
+    /// held), and the switch that turns them on.
+    pub fn env(&self) -> Vec<(String, String)> {
         let first = |var: &str, path: &Path, sep: char| {
             let mut v = path.display().to_string();
             if let Some(old) = std::env::var_os(var).filter(|p| !p.is_empty()) {
@@ -71,7 +87,7 @@ impl Agents {
         vec![
             first("PYTHONPATH", &self.dir.path().join("python"), ':'),
             first("LD_PRELOAD", &self.dir.path().join(NATIVE_AGENT_FILE), ':'),
-            (DIR_ENV.into(), self.tables(role).display().to_string()),
+            (DIR_ENV.into(), self.dir.path().display().to_string()),
         ]
     }
 

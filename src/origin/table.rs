@@ -11,11 +11,13 @@ use crate::vocab::{Frame, OriginVia, Stack};
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::Arc;
 
-/// A table larger than this is not read.
-const MAX_TABLE: u64 = 16 << 20;
+/// A table larger than this is not read (the agent's mapping holds 16 MiB).
+const MAX_TABLE: usize = 16 << 20;
+/// The Python agent's memfd, and the magic its header starts with.
+const PYTHON_MAPPING: &str = "fdsoak-pytab";
+const PYTHON_MAGIC: &[u8; 8] = b"FDSOAKP1";
 
 #[derive(Deserialize)]
 struct Raw {
@@ -24,6 +26,10 @@ struct Raw {
     full: bool,
     stacks: Vec<Vec<(String, String, u32, bool)>>,
     fds: Vec<(i32, String, usize)>,
+    /// Files by path, with the stack that opened most of them: joined here to the
+    /// descriptors whose link names the path, so the agent lists no descriptors.
+    #[serde(default)]
+    opens: Vec<(String, usize)>,
     channels: Vec<(String, usize)>,
 }
 
@@ -32,6 +38,8 @@ struct Raw {
 pub struct Table {
     /// Per descriptor: its link when the agent saw it (None: the native agent, which records no link).
     fds: HashMap<i32, (Option<String>, Arc<Stack>)>,
+    /// Per file path the Python agent saw opened: the stack that opened it.
+    paths: HashMap<String, Arc<Stack>>,
     /// Live channels: the addresses their target names, and where each was created.
     channels: Vec<(Vec<SocketAddr>, Arc<Stack>)>,
     /// The agent's table filled up: some descriptors have no origin.
@@ -39,29 +47,27 @@ pub struct Table {
 }
 
 impl Table {
-    /// The table `pid` published in `dir`, if there is a readable one: the Python
-    /// agent's when there is one (a Python program), else the native agent's.
-    pub fn read(dir: &Path, pid: i32, symbols: &super::native::Symbols) -> Option<Table> {
-        Table::read_python(dir, pid).or_else(|| {
-            let native = symbols.read(dir, pid)?;
+    /// The table `pid` keeps, if there is a readable one: the Python agent's when
+    /// there is one (a Python program), else the native agent's, read for `live`,
+    /// the descriptors the process holds.
+    pub fn read(pid: i32, live: &[i32], symbols: &super::native::Symbols) -> Option<Table> {
+        Table::read_python(pid).or_else(|| {
+            let native = symbols.read(pid, live)?;
             Some(Table {
                 fds: native.fds.into_iter().map(|(fd, s)| (fd, (None, s))).collect(),
+                paths: HashMap::new(),
                 channels: Vec::new(),
                 full: native.overflow > 0,
             })
         })
     }
 
-    fn read_python(dir: &Path, pid: i32) -> Option<Table> {
-        let path = dir.join(format!("{pid}.json"));
-        if std::fs::metadata(&path).ok()?.len() > MAX_TABLE {
-            tracing::debug!("{}: larger than {MAX_TABLE} bytes, not read", path.display());
-            return None;
-        }
-        let bytes = std::fs::read(&path).ok()?;
+    fn read_python(pid: i32) -> Option<Table> {
+        let base = super::memory::find(pid, PYTHON_MAPPING)?;
+        let bytes = super::memory::read_blob(pid, base, PYTHON_MAGIC, MAX_TABLE)?;
         let table = Table::parse(&bytes);
         if table.is_none() {
-            tracing::debug!("{}: not a table fdsoak can read", path.display());
+            tracing::debug!("pid {pid}: its Python agent's table is not one fdsoak can read");
         }
         table
     }
@@ -100,6 +106,14 @@ impl Table {
             opened.insert(i, s.clone());
             fds.insert(fd, (Some(link), s));
         }
+        let mut paths = HashMap::new();
+        for (path, i) in raw.opens {
+            let Some(s) = opened.get(&i).cloned().or_else(|| stack(i, OriginVia::Opened)) else {
+                continue;
+            };
+            opened.insert(i, s.clone());
+            paths.insert(path, s);
+        }
         let mut by_target: HashMap<String, Vec<SocketAddr>> = HashMap::new();
         let mut made: HashMap<usize, Arc<Stack>> = HashMap::new();
         let mut channels = Vec::new();
@@ -116,6 +130,7 @@ impl Table {
         }
         Table {
             fds,
+            paths,
             channels,
             full: raw.full,
         }
@@ -127,6 +142,7 @@ impl Table {
             .get(&fd)
             .filter(|(l, _)| l.as_deref().is_none_or(|l| l == link))
             .map(|(_, s)| s)
+            .or_else(|| self.paths.get(link.strip_suffix(" (deleted)").unwrap_or(link)))
     }
 
     /// Where the live channels to `remote` were created, one entry per channel.
@@ -201,5 +217,16 @@ mod tests {
         let remote: SocketAddr = "127.0.0.1:9".parse().unwrap();
         assert_eq!(t.channels_to(remote).count(), 1);
         assert_eq!(t.channels_to(remote).next().unwrap().via, OriginVia::Channel);
+        let raw: Raw = serde_json::from_str(
+            r#"{"version":1,"stacks":[[["open_it","app.py",7,false]]],"fds":[],"opens":[["/tmp/a",0]],"channels":[]}"#,
+        )
+        .unwrap();
+        let t = Table::from_raw(raw);
+        assert_eq!(
+            t.opened(9, "/tmp/a (deleted)").unwrap().frames[0].line,
+            7,
+            "joined by path"
+        );
+        assert!(t.opened(9, "/tmp/b").is_none());
     }
 }

@@ -103,7 +103,7 @@ impl<'a> Drive<'a> {
         }
         let client = match &sc.client {
             Some(spec) => {
-                let env = s.agents.map(|(a, _)| a.env(Role::Client)).unwrap_or_default();
+                let env = s.agents.map(|(a, _)| a.env()).unwrap_or_default();
                 Some(crate::client::start(spec, &dial.addr, s.fdsoak, &env)?)
             }
             None => None,
@@ -119,7 +119,7 @@ impl<'a> Drive<'a> {
             setup.origins = roles
                 .into_iter()
                 .filter(|(_, carries)| *carries)
-                .map(|(role, _)| (role, agents.tables(role)))
+                .map(|(role, _)| (role, agents.published.clone()))
                 .collect();
         }
         let mut sinks = shared.sinks(sc, s.dir, s.start, s.checkpoints)?;

@@ -154,9 +154,7 @@ pub fn note_silent_agents(report: &mut SummaryBuilder, agents: &crate::origin::A
     let Some(origin) = &mut report.origin else { return };
     for (role, pid) in pids {
         let carried = origin.agents.contains(role);
-        let published = ["json", "fdtab"]
-            .iter()
-            .any(|ext| agents.tables(*role).join(format!("{pid}.{ext}")).exists());
+        let published = agents.published.contains(*pid);
         if carried && *pid != 0 && !published {
             origin.notes.push(format!(
                 "the {role} (pid {pid}) published no origin table: the agents reach Python programs and programs dynamically linked against glibc, not static ones or Go (which makes raw system calls)"

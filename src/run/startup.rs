@@ -148,7 +148,7 @@ pub fn agents(
     let agents = crate::origin::Agents::install()?;
     let mut origin = crate::report::model::OriginReport::default();
     if plan.started_by_fdsoak() {
-        plan.add_env(agents.env(Role::Target));
+        plan.add_env(agents.env());
         origin.agents.push(Role::Target);
     } else {
         origin.notes.push(

@@ -25,13 +25,17 @@ pub fn fingerprint(pid: i32, exclude: Option<&Inodes>) -> Result<Fingerprint, Pr
     Ok(fingerprint_with_origins(pid, exclude, None)?.0)
 }
 
-/// [`fingerprint`], and with an agent's `table`, where each group's descriptors were
-/// opened: by the stack that opened each one, and for TCP sockets a gRPC channel
-/// made on threads of its own, by the stacks that created channels to the group's address.
+/// Reads an agent's table for the descriptors a fingerprint lists.
+pub type TableLoader<'a> = &'a dyn Fn(&[i32]) -> Option<Table>;
+
+/// [`fingerprint`], and with an agent's table (read by `load` for the descriptors
+/// listed), where each group's descriptors were opened: by the stack that opened
+/// each one, and for TCP sockets a gRPC channel made on threads of its own, by the
+/// stacks that created channels to the group's address.
 pub fn fingerprint_with_origins(
     pid: i32,
     exclude: Option<&Inodes>,
-    table: Option<&Table>,
+    load: Option<TableLoader<'_>>,
 ) -> Result<(Fingerprint, Option<GroupOrigins>), ProbeError> {
     // As in a sample: for a long listing the host's TCP table is dumped beside it.
     let netlink = fast::same_netns(pid);
@@ -53,6 +57,8 @@ pub fn fingerprint_with_origins(
     if let Some(ex) = exclude.filter(|e| !e.is_empty()) {
         links.retain(|(_, l)| socket_inode(l).is_none_or(|i| !ex.contains(&i)));
     }
+    let table = load.and_then(|load| load(&links.iter().map(|(fd, _)| *fd).collect::<Vec<_>>()));
+    let table = table.as_ref();
     let sockets: Inodes = links.iter().filter_map(|(_, l)| socket_inode(l)).collect();
     let tcp = match host {
         _ if sockets.is_empty() => Vec::new(),

@@ -48,8 +48,9 @@ pub struct SamplerSetup {
     pub exclude: InodeSet,
     /// How often to fingerprint each process during the load phases; None: only at phase ends and peaks.
     pub fingerprint_every: Option<Duration>,
-    /// The roles whose processes carry an origin agent, and where their agents publish.
-    pub origins: Vec<(Role, std::path::PathBuf)>,
+    /// The roles whose processes carry an origin agent, and where to note the
+    /// processes whose table was read.
+    pub origins: Vec<(Role, crate::origin::Published)>,
 }
 
 /// Where one watched process is read from.
@@ -282,10 +283,18 @@ impl State {
             };
             if when.due(t_secs, total, mark, in_load && every.is_some()) {
                 let agent = self.setup.origins.iter().find(|(r, _)| *r == s.role);
-                let table = agent.and_then(|(_, dir)| {
-                    SYMBOLS.with(|symbols| crate::origin::table::Table::read(dir, s.pid, symbols))
+                let pid = s.pid;
+                let load = agent.map(|(_, published)| {
+                    move |live: &[i32]| {
+                        let table = SYMBOLS.with(|symbols| crate::origin::table::Table::read(pid, live, symbols));
+                        if table.is_some() {
+                            published.mark(pid);
+                        }
+                        table
+                    }
                 });
-                match fingerprint::fingerprint_with_origins(s.pid, skip, table.as_ref()) {
+                let load = load.as_ref().map(|l| l as fingerprint::TableLoader<'_>);
+                match fingerprint::fingerprint_with_origins(s.pid, skip, load) {
                     Ok((fp, origins)) => {
                         s.fingerprint = Some(fp);
                         s.origins = origins;

@@ -246,8 +246,19 @@ pub async fn settle_to(baseline: usize, what: &str) {
 
 /// Runs a scenario in this process, as a library user would, writing the report into `out`.
 pub async fn run_in_process(scenario: &Path, out: &TempDir) -> fdsoak::run::RunOutcome {
+    run_in_process_with(scenario, out, |_| {}).await
+}
+
+/// [`run_in_process`], with the scenario changed by `edit` first.
+pub async fn run_in_process_with(
+    scenario: &Path,
+    out: &TempDir,
+    edit: impl FnOnce(&mut fdsoak::scenario::Scenario),
+) -> fdsoak::run::RunOutcome {
+    let mut sc = fdsoak::rpc::load_scenario(scenario).unwrap();
+    edit(&mut sc);
     let cfg = fdsoak::run::RunConfig {
-        scenario: fdsoak::rpc::load_scenario(scenario).unwrap(),
+        scenario: sc,
         scenario_file: scenario.to_path_buf(),
         out_dir: Some(out.path().to_path_buf()),
         reports_root: out.path().to_path_buf(),

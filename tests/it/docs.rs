@@ -25,6 +25,7 @@ const FOREIGN_FLAGS: &[&str] = &[
     "--only",         // bench/run --only=SECTION
     "--config",       // containerd --config
     "--bin",          // cargo build --bin
+    "--test",         // cargo test --test it
 ];
 
 /// Every page a user reads: the front door and `docs/`.

@@ -19,6 +19,7 @@ mod faults;
 mod fingerprint;
 mod first_use;
 mod fuzz_regressions;
+mod guests;
 mod h2faults;
 mod hosts;
 mod html;

@@ -5,14 +5,24 @@
  * carries it inside its binary, and preloads it into a process it starts
  * with origins on (`fdsoak run --origin`); fdsoak symbolizes the addresses.
  *
- * The table is a shared-memory file, $FDSOAK_ORIGIN_DIR/<pid>.fdtab: a
- * header, then one fixed-size slot per descriptor number (up to
- * FDTAB_SLOTS). Only the thread that holds a descriptor writes its slot, so
- * no lock is needed; a per-slot sequence number (odd while written) lets
- * fdsoak read a slot consistently. The call path allocates nothing: the
- * unwinder (glibc's backtrace) is warmed up once at load time. A child
- * after fork gets a table of its own, copied from its parent's. Without
- * $FDSOAK_ORIGIN_DIR the wrappers only pass calls through.
+ * The table lives in the process's own memory: a private mapping of a memfd
+ * named "fdsoak-fdtab" (the descriptor is closed once mapped), which fdsoak
+ * finds in /proc/PID/maps and reads through /proc/PID/mem, only the slots of
+ * live descriptors. A header, then one fixed-size slot per descriptor number
+ * (up to FDTAB_SLOTS). Only the thread that holds a descriptor writes its
+ * slot, so no lock is needed; a per-slot sequence number (odd while written)
+ * lets fdsoak keep only slots it read whole. Being private, the mapping is
+ * copied into a child after fork page by page, and only the pages the child
+ * writes (the kernel's copy-on-write): a child that calls exec at once
+ * copies nothing. A vfork child, which shares its parent's memory, writes
+ * nothing: every write checks that the caller is the table's owner.
+ *
+ * As a guest: no allocation and no lock on the call path (the unwinder,
+ * glibc's backtrace, is warmed up once at load time), errno as the real call
+ * left it, and closes seen on every route glibc exports (close, fclose,
+ * close_range, closefrom, dup2/dup3 over a live number; exec and exit take
+ * the table with them). Without $FDSOAK_ORIGIN_DIR the wrappers only pass
+ * calls through.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -35,7 +45,14 @@
 #include <sys/timerfd.h>
 #include <unistd.h>
 
-#define FDTAB_MAGIC "FDSOAKT1"
+#ifndef CLOSE_RANGE_CLOEXEC
+#define CLOSE_RANGE_CLOEXEC (1U << 2)
+#endif
+#ifndef MFD_CLOEXEC
+#define MFD_CLOEXEC 0x0001U
+#endif
+
+#define FDTAB_MAGIC "FDSOAKT2"
 #define FDTAB_SLOTS 65536
 #define FDTAB_DEPTH 48
 
@@ -44,9 +61,10 @@ struct fdtab_header {
     uint32_t version;
     uint32_t slots;
     uint32_t depth;
-    uint32_t pid;
+    uint32_t pid;      /* the owner: the process whose descriptors these are */
     uint64_t overflow; /* descriptors past the last slot: not recorded */
-    uint64_t pad[4];
+    uint64_t high;     /* one past the highest descriptor ever recorded */
+    uint64_t pad[3];
 };
 
 struct fdtab_slot {
@@ -59,72 +77,38 @@ struct fdtab_slot {
 
 static struct fdtab_header *table;
 static struct fdtab_slot *slots;
-static char table_dir[512];
 /* Initial-exec: the block is static TLS, so no access ever allocates. */
 static __thread int inside __attribute__((tls_model("initial-exec")));
 
-/* Raw system calls for the agent's own files, so they are never recorded. */
-static int raw_open(const char *path, int flags, int mode) {
-    return (int)syscall(SYS_openat, AT_FDCWD, path, flags | O_CLOEXEC, mode);
-}
+static uint32_t own_pid(void) { return (uint32_t)syscall(SYS_getpid); }
 
-static int raw_close(int fd) { return (int)syscall(SYS_close, fd); }
-
-/* "<dir>/<pid>.fdtab" without snprintf (which may allocate). */
-static void table_path(char *out, size_t size, pid_t pid) {
-    size_t n = strnlen(table_dir, sizeof(table_dir));
-    char digits[16];
-    int d = 0;
-    unsigned long v = (unsigned long)pid;
-    do {
-        digits[d++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v && d < 15);
-    if (n + 1 + (size_t)d + 7 >= size) {
-        out[0] = 0;
-        return;
-    }
-    memcpy(out, table_dir, n);
-    out[n++] = '/';
-    while (d) out[n++] = digits[--d];
-    memcpy(out + n, ".fdtab", 7);
-}
-
-/* Maps a fresh table for this process, copying `from` when given (a child after fork). */
-static void map_table(const struct fdtab_header *from) {
-    char path[600];
-    table_path(path, sizeof(path), getpid());
-    if (!path[0]) return;
-    int fd = raw_open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+/* Maps this process's table: a private mapping of a named memfd, found by fdsoak in
+ * /proc/PID/maps. Raw system calls, so the agent's own descriptor is never recorded. */
+static void map_table(void) {
+    int fd = (int)syscall(SYS_memfd_create, "fdsoak-fdtab", MFD_CLOEXEC);
     if (fd < 0) return;
     if (syscall(SYS_ftruncate, fd, (long)FDTAB_BYTES) != 0) {
-        raw_close(fd);
+        syscall(SYS_close, fd);
         return;
     }
-    void *m = mmap(NULL, FDTAB_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    raw_close(fd);
+    void *m = mmap(NULL, FDTAB_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+    syscall(SYS_close, fd);
     if (m == MAP_FAILED) return;
     struct fdtab_header *h = m;
-    struct fdtab_slot *s = (struct fdtab_slot *)(h + 1);
-    if (from) {
-        const struct fdtab_slot *old = (const struct fdtab_slot *)(from + 1);
-        for (size_t i = 0; i < FDTAB_SLOTS; i++)
-            if (old[i].depth) s[i] = old[i];
-        h->overflow = from->overflow;
-    }
     memcpy(h->magic, FDTAB_MAGIC, 8);
-    h->version = 1;
+    h->version = 2;
     h->slots = FDTAB_SLOTS;
     h->depth = FDTAB_DEPTH;
-    h->pid = (uint32_t)getpid();
-    struct fdtab_header *old = table;
-    slots = s;
+    h->pid = own_pid();
+    slots = (struct fdtab_slot *)(h + 1);
     __atomic_store_n(&table, h, __ATOMIC_RELEASE);
-    if (old && old != h) munmap(old, FDTAB_BYTES);
 }
 
+/* A child after fork keeps its parent's slots (it holds the same descriptors) in its
+ * own copy-on-write pages; it only becomes their owner. */
 static void after_fork_in_child(void) {
-    if (table) map_table(table);
+    struct fdtab_header *h = __atomic_load_n(&table, __ATOMIC_ACQUIRE);
+    if (h) h->pid = own_pid();
 }
 
 static void resolve(void);
@@ -132,25 +116,34 @@ static void resolve(void);
 __attribute__((constructor)) static void agent_start(void) {
     resolve();
     const char *dir = getenv("FDSOAK_ORIGIN_DIR");
-    if (!dir || !*dir || strlen(dir) >= sizeof(table_dir)) return;
-    memcpy(table_dir, dir, strlen(dir) + 1);
+    if (!dir || !*dir) return;
+    int saved = errno;
     /* The first backtrace loads the unwinder; later ones allocate nothing. */
     void *warm[4];
     inside = 1;
     backtrace(warm, 4);
     inside = 0;
-    map_table(NULL);
+    map_table();
     pthread_atfork(NULL, NULL, after_fork_in_child);
+    errno = saved;
+}
+
+/* The table, if this process owns it: not in a vfork child, which shares its parent's memory. */
+static struct fdtab_header *owned(void) {
+    struct fdtab_header *h = __atomic_load_n(&table, __ATOMIC_ACQUIRE);
+    if (!h || h->pid != own_pid()) return NULL;
+    return h;
 }
 
 static void record(int fd) {
-    struct fdtab_header *h = __atomic_load_n(&table, __ATOMIC_ACQUIRE);
-    if (!h || fd < 0 || inside) return;
+    if (fd < 0 || inside || !__atomic_load_n(&table, __ATOMIC_ACQUIRE)) return;
+    int saved = errno;
+    struct fdtab_header *h = owned();
+    if (!h) return;
     if (fd >= FDTAB_SLOTS) {
         __atomic_add_fetch(&h->overflow, 1, __ATOMIC_RELAXED);
         return;
     }
-    int saved = errno;
     inside = 1;
     struct fdtab_slot *s = &slots[fd];
     __atomic_add_fetch(&s->seq, 1, __ATOMIC_ACQ_REL);
@@ -161,18 +154,49 @@ static void record(int fd) {
     for (int i = 1; i < n && k < FDTAB_DEPTH; i++) s->pcs[k++] = (uint64_t)(uintptr_t)pcs[i];
     s->depth = (uint32_t)k;
     __atomic_add_fetch(&s->seq, 1, __ATOMIC_ACQ_REL);
+    uint64_t past = (uint64_t)fd + 1, high = __atomic_load_n(&h->high, __ATOMIC_RELAXED);
+    while (high < past && !__atomic_compare_exchange_n(&h->high, &high, past, 1, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
+    }
     inside = 0;
     errno = saved;
 }
 
-static void forget(int fd) {
-    struct fdtab_header *h = __atomic_load_n(&table, __ATOMIC_ACQUIRE);
-    if (!h || fd < 0 || fd >= FDTAB_SLOTS) return;
-    struct fdtab_slot *s = &slots[fd];
-    if (!s->depth) return;
+static void forget_slot(struct fdtab_slot *s) {
     __atomic_add_fetch(&s->seq, 1, __ATOMIC_ACQ_REL);
     s->depth = 0;
     __atomic_add_fetch(&s->seq, 1, __ATOMIC_ACQ_REL);
+}
+
+static void forget(int fd) {
+    struct fdtab_header *h = __atomic_load_n(&table, __ATOMIC_ACQUIRE);
+    if (!h || fd < 0 || fd >= FDTAB_SLOTS || !slots[fd].depth || !owned()) return;
+    forget_slot(&slots[fd]);
+}
+
+/* Every slot from `first` to `last` (inclusive), up to the highest ever recorded, so
+ * pages no descriptor reached are never touched. */
+static void forget_range(unsigned int first, unsigned int last) {
+    struct fdtab_header *h = owned();
+    if (!h) return;
+    uint64_t end = __atomic_load_n(&h->high, __ATOMIC_RELAXED);
+    if ((uint64_t)last + 1 < end) end = (uint64_t)last + 1;
+    for (uint64_t fd = first; fd < end; fd++)
+        if (slots[fd].depth) forget_slot(&slots[fd]);
+}
+
+/* The descriptors an SCM_RIGHTS message carried in. */
+static void record_received(const struct msghdr *msg) {
+    if (!msg || !msg->msg_control || msg->msg_controllen < sizeof(struct cmsghdr)) return;
+    for (struct cmsghdr *c = CMSG_FIRSTHDR((struct msghdr *)msg); c; c = CMSG_NXTHDR((struct msghdr *)msg, c)) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+        size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        const unsigned char *data = CMSG_DATA(c);
+        for (size_t i = 0; i < n; i++) {
+            int fd;
+            memcpy(&fd, data + i * sizeof(int), sizeof(int));
+            record(fd);
+        }
+    }
 }
 
 int fcntl64(int fd, int cmd, ...);
@@ -187,7 +211,8 @@ int __openat64_2(int dirfd, const char *path, int flags);
     X(__open_2) X(__open64_2) X(__openat_2) X(__openat64_2)                         \
     X(fclose) X(socket) X(socketpair) X(accept) X(accept4) X(pipe) X(pipe2) X(dup) \
     X(dup2) X(dup3) X(fcntl) X(fcntl64) X(eventfd) X(epoll_create) X(epoll_create1) \
-    X(timerfd_create) X(signalfd) X(memfd_create) X(inotify_init) X(inotify_init1) X(close)
+    X(timerfd_create) X(signalfd) X(memfd_create) X(inotify_init) X(inotify_init1) X(close) \
+    X(close_range) X(closefrom) X(recvmsg) X(recvmmsg)
 #define DECLARE(name) static __typeof__(&name) real_##name;
 AGENT_CALLS(DECLARE)
 #define RESOLVE(name) real_##name = (__typeof__(real_##name))dlsym(RTLD_NEXT, #name);
@@ -257,11 +282,19 @@ ONE_FD(__openat64_2, (int dirfd, const char *path, int flags), (dirfd, path, fla
 CREAT_LIKE(creat)
 CREAT_LIKE(creat64)
 
+/* A stream's descriptor, leaving errno alone (fileno sets it for a stream with none). */
+static int stream_fd(FILE *f) {
+    int saved = errno;
+    int fd = fileno(f);
+    errno = saved;
+    return fd;
+}
+
 #define FOPEN_LIKE(name)                                                 \
     FILE *name(const char *path, const char *mode) {                     \
         REAL(name);               \
         FILE *f = real_##name(path, mode);                               \
-        if (f) record(fileno(f));                                        \
+        if (f) record(stream_fd(f));                                     \
         return f;                                                        \
     }
 FOPEN_LIKE(fopen)
@@ -269,7 +302,7 @@ FOPEN_LIKE(fopen64)
 
 int fclose(FILE *f) {
     REAL(fclose);
-    if (f) forget(fileno(f));
+    if (f) forget(stream_fd(f));
     return real_fclose(f);
 }
 
@@ -382,4 +415,31 @@ int close(int fd) {
     /* Before the close: once it is closed, another thread may be given the same number. */
     forget(fd);
     return real_close(fd);
+}
+
+int close_range(unsigned int first, unsigned int last, int flags) {
+    REAL(close_range);
+    /* CLOSE_RANGE_CLOEXEC only marks them: they stay open until an exec. */
+    if (!((unsigned int)flags & CLOSE_RANGE_CLOEXEC)) forget_range(first, last);
+    return real_close_range(first, last, flags);
+}
+
+void closefrom(int low) {
+    REAL(closefrom);
+    if (low >= 0) forget_range((unsigned int)low, ~0U);
+    real_closefrom(low);
+}
+
+ssize_t recvmsg(int fd, struct msghdr *msg, int flags) {
+    REAL(recvmsg);
+    ssize_t r = real_recvmsg(fd, msg, flags);
+    if (r >= 0) record_received(msg);
+    return r;
+}
+
+int recvmmsg(int fd, struct mmsghdr *msgs, unsigned int n, int flags, struct timespec *timeout) {
+    REAL(recvmmsg);
+    int r = real_recvmmsg(fd, msgs, n, flags, timeout);
+    for (int i = 0; i < r; i++) record_received(&msgs[i].msg_hdr);
+    return r;
 }

@@ -1,0 +1,83 @@
+//! Reading what an agent keeps in its process's own memory: each agent
+//! holds its table in a private mapping of a named memfd (its descriptor
+//! closed once mapped), so publishing costs the process no descriptor, no
+//! file and no system call, and a child after fork gets a copy-on-write
+//! copy. fdsoak finds the mapping in `/proc/PID/maps` and reads it with
+//! `process_vm_readv` (the same rights as reading `/proc/PID/fd`'s links).
+
+/// `(address, length)` pieces read per system call.
+const BATCH: usize = 512;
+
+/// The start address of the memfd mapping named `name` in `pid`, if it has one.
+pub fn find(pid: i32, name: &str) -> Option<usize> {
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).ok()?;
+    let path = format!("/memfd:{name}");
+    let line = maps
+        .lines()
+        .find(|l| l.split_whitespace().nth(5).is_some_and(|p| p == path))?;
+    let (start, _) = line.split_once('-')?;
+    usize::from_str_radix(start, 16).ok()
+}
+
+/// Reads `(address, length)` pieces of `pid`'s memory into `out`, laid end to end;
+/// false if anything was not read.
+pub fn read_remote(pid: i32, pieces: &[(usize, usize)], out: &mut [u8]) -> bool {
+    let mut done = 0;
+    for chunk in pieces.chunks(BATCH) {
+        let len: usize = chunk.iter().map(|p| p.1).sum();
+        let Some(dst) = out.get_mut(done..done + len) else {
+            return false;
+        };
+        let local = libc::iovec {
+            iov_base: dst.as_mut_ptr().cast(),
+            iov_len: len,
+        };
+        let remote: Vec<libc::iovec> = chunk
+            .iter()
+            .map(|&(addr, len)| libc::iovec {
+                iov_base: addr as *mut libc::c_void,
+                iov_len: len,
+            })
+            .collect();
+        // SAFETY: `local` covers `dst`, which is borrowed mutably for the call; the
+        // remote iovecs name another process's memory and are only read by the kernel.
+        let n = unsafe { libc::process_vm_readv(pid, &local, 1, remote.as_ptr(), remote.len() as libc::c_ulong, 0) };
+        if n != len as isize {
+            return false;
+        }
+        done += len;
+    }
+    true
+}
+
+/// A blob an agent publishes whole at `base`: a 24-byte header (8 bytes of
+/// `magic`, a sequence number odd while it is rewritten, the length) and the
+/// bytes. Read again if it changed during the copy; None if it never held
+/// still, is longer than `max`, or is not the agent's.
+pub fn read_blob(pid: i32, base: usize, magic: &[u8; 8], max: usize) -> Option<Vec<u8>> {
+    let u64_at = |b: &[u8], at: usize| u64::from_le_bytes(b[at..at + 8].try_into().unwrap_or_default());
+    for _ in 0..5 {
+        let mut head = [0u8; 24];
+        if !read_remote(pid, &[(base, 24)], &mut head) || &head[..8] != magic {
+            return None;
+        }
+        let (seq, len) = (u64_at(&head, 8), u64_at(&head, 16));
+        if len > max as u64 {
+            return None;
+        }
+        if seq % 2 == 1 {
+            std::thread::yield_now();
+            continue;
+        }
+        let mut data = vec![0u8; len as usize];
+        let mut after = [0u8; 8];
+        if !read_remote(pid, &[(base + 24, len as usize)], &mut data) || !read_remote(pid, &[(base + 8, 8)], &mut after)
+        {
+            return None;
+        }
+        if u64::from_le_bytes(after) == seq {
+            return Some(data);
+        }
+    }
+    None
+}
