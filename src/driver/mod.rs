@@ -17,19 +17,13 @@ use crate::metrics::{Registry, WorkloadStats};
 use crate::scenario::{Phase, Workload, WorkloadKind};
 use crate::transport::Dial;
 use channel::{ChannelSource, LeakBin};
-use std::time::Duration;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-
-/// Defaults for workload keys left out of the scenario.
-pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(1);
-pub const DEFAULT_MAX_IN_FLIGHT: u64 = 1000;
 
 /// `fdsoak run --workers`: the driver's runtime threads. One thread makes
 /// calls with no cross-thread wake-ups, the cheapest per call measured here
 /// (bench/run); the sampler and the checkpoint writer have threads of their own.
 pub const DEFAULT_WORKERS: usize = 1;
-use crate::scenario::DEFAULT_KEEPALIVE_TIMEOUT;
 
 /// One phase's load: its workloads, where they dial, and where they count.
 pub struct PhaseWork<'a> {
@@ -60,11 +54,7 @@ pub async fn run_phase(work: PhaseWork<'_>) -> anyhow::Result<()> {
     let until = Instant::now() + phase.duration;
     let mut tasks = tokio::task::JoinSet::new();
     for (i, w) in phase.workloads.iter().enumerate() {
-        let deadline = w.deadline.unwrap_or(DEFAULT_DEADLINE);
-        let keepalive = w
-            .keepalive_interval
-            .map(|i| (i, w.keepalive_timeout.unwrap_or(DEFAULT_KEEPALIVE_TIMEOUT)));
-        let source = ChannelSource::new(dial, w.channel, deadline, keepalive, leak_bin.clone())?;
+        let source = ChannelSource::new(dial, w.channel, w.deadline(), w.keepalive(), leak_bin.clone())?;
         let mut stats = WorkloadStats::new(
             &phase.name,
             phase_index,
@@ -88,7 +78,7 @@ pub async fn run_phase(work: PhaseWork<'_>) -> anyhow::Result<()> {
                     .ok_or_else(|| anyhow::anyhow!("rpc workload {} has no method prepared", w.label(i)))?;
                 let spec = rpc::Spec {
                     pace: rate::Pace::of(w),
-                    deadline: w.deadline.unwrap_or(DEFAULT_DEADLINE),
+                    deadline: w.deadline(),
                     retry: w.retry.as_ref().map(retry::Policy::from_spec),
                     stream_duration: w.stream_duration,
                     max_messages: w.max_messages,
@@ -113,8 +103,8 @@ pub async fn run_phase(work: PhaseWork<'_>) -> anyhow::Result<()> {
 fn health_check_spec(w: &Workload) -> health_check::Spec {
     health_check::Spec {
         pace: rate::Pace::of(w),
-        deadline: w.deadline.unwrap_or(DEFAULT_DEADLINE),
-        service: w.service.clone().unwrap_or_default(),
+        deadline: w.deadline(),
+        service: w.service().to_string(),
         retry: w.retry.as_ref().map(retry::Policy::from_spec),
     }
 }
@@ -123,7 +113,7 @@ fn watch_spec(w: &Workload) -> watch::Spec {
     watch::Spec {
         streams: w.streams.unwrap_or(1),
         reopen_every: w.reopen_every,
-        deadline: w.deadline.unwrap_or(DEFAULT_DEADLINE),
-        service: w.service.clone().unwrap_or_default(),
+        deadline: w.deadline(),
+        service: w.service().to_string(),
     }
 }

@@ -32,8 +32,8 @@ impl Pace {
         match w.concurrency {
             Some(concurrency) => Pace::Closed { concurrency },
             None => Pace::Open {
-                rate: w.rate.unwrap_or(1.0),
-                max_in_flight: w.max_in_flight.unwrap_or(super::DEFAULT_MAX_IN_FLIGHT),
+                rate: w.rate(),
+                max_in_flight: w.max_in_flight(),
             },
         }
     }

@@ -160,10 +160,10 @@ impl Control {
         for f in self.toxics.lock().unwrap().iter() {
             if f.kind == FaultKind::RstStream {
                 // Drawn per stream, not per connection.
-                e.rst_stream = Some((f.probability.unwrap_or(1.0), f.h2_error() as u32));
+                e.rst_stream = Some((f.probability(), f.h2_error() as u32));
                 continue;
             }
-            if lottery >= f.probability.unwrap_or(1.0) {
+            if lottery >= f.probability() {
                 continue;
             }
             match f.kind {
@@ -189,7 +189,7 @@ impl Control {
 
     /// Fires an event fault now; returns how many connections (for a server event: servers) it acted on.
     pub fn fire(&self, fault: &Fault) -> u64 {
-        let p = fault.probability.unwrap_or(1.0);
+        let p = fault.probability();
         match fault.kind {
             k if k.is_server() => {
                 let server = self.server.lock().unwrap();

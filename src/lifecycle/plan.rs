@@ -6,18 +6,11 @@ use super::TargetPlan;
 use crate::scenario::parse_address;
 use crate::scenario::{Scenario, TargetMode};
 use std::path::Path;
-use std::time::Duration;
 
 /// The `fdsoak serve` flag that opens the behaviour control path on standard input.
 pub const CONTROL_FLAG: &str = "--control-stdin";
 
-/// How long a target may take to answer its first health check, unless the scenario says.
-pub fn ready_timeout(sc: &Scenario) -> Duration {
-    sc.target.ready_timeout.unwrap_or(match sc.target.mode {
-        TargetMode::Address => Duration::from_secs(5),
-        _ => Duration::from_secs(15),
-    })
-}
+pub use crate::scenario::defaults::ready_timeout;
 
 /// Builds the plan; `exe` is the `fdsoak` executable that serves the built-in target.
 pub fn plan(sc: &Scenario, exe: &Path) -> anyhow::Result<TargetPlan> {

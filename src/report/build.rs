@@ -172,7 +172,7 @@ impl SummaryBuilder {
                 name: sc.name.clone(),
                 description: sc.description.clone(),
                 file: self.scenario_file.clone(),
-                resolved: sc.clone(),
+                resolved: sc.resolved(),
                 overrides: self.overrides.clone(),
             },
             target: self.target.clone(),

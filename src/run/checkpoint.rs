@@ -17,19 +17,7 @@ use crate::vocab::{SampleSink, Tick};
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// Runs longer than this checkpoint by default…
-pub const CHECKPOINT_FROM: Duration = Duration::from_secs(600);
-/// …every this long.
-pub const DEFAULT_CHECKPOINT: Duration = Duration::from_secs(60);
-
-/// The checkpoint interval: the scenario's (or `--checkpoint`), else the default for runs over 10 minutes.
-pub fn interval(sc: &crate::scenario::Scenario) -> Option<Duration> {
-    let planned: Duration = sc.phases.iter().map(|p| p.duration).sum();
-    sc.sampler
-        .checkpoint
-        .or((planned > CHECKPOINT_FROM).then_some(DEFAULT_CHECKPOINT))
-        .filter(|d| !d.is_zero())
-}
+pub use crate::scenario::defaults::checkpoint as interval;
 
 /// What to write and where: the interval, its directory, and the planned length.
 pub struct Plan {

@@ -5,9 +5,6 @@
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
-/// How long a server keepalive ping may go unanswered when the scenario does not say.
-pub const DEFAULT_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(5);
-
 fn is_false(b: &bool) -> bool {
     !*b
 }
@@ -160,7 +157,7 @@ impl Knobs {
     /// Server keepalive: the ping interval and how long a ping may go unanswered.
     pub fn keepalive(&self) -> Option<(Duration, Duration)> {
         self.keepalive_interval
-            .map(|i| (i, self.keepalive_timeout.unwrap_or(DEFAULT_KEEPALIVE_TIMEOUT)))
+            .map(|i| (i, self.keepalive_timeout.unwrap_or(super::defaults::KEEPALIVE_TIMEOUT)))
     }
 }
 
@@ -192,7 +189,7 @@ mod tests {
         assert_eq!(Knobs::default().to_flags(), Vec::<String>::new());
         assert_eq!(
             knobs.keepalive(),
-            Some((Duration::from_secs(1), DEFAULT_KEEPALIVE_TIMEOUT))
+            Some((Duration::from_secs(1), crate::scenario::defaults::KEEPALIVE_TIMEOUT))
         );
     }
 }

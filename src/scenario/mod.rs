@@ -6,6 +6,7 @@
 //! line and the dotted key path, so a user always learns where to look.
 
 mod abort_config;
+pub mod defaults;
 pub mod duration;
 mod export;
 mod fault;
@@ -25,7 +26,7 @@ pub use export::ExportSpec;
 pub use fault::{Fault, FaultKind, H2Error, ServerControl};
 pub use fds::{FdSourceSpec, MetricsUrl, MAX_FDS_METRIC, OPEN_FDS_METRIC};
 pub use gates::Gates;
-pub use knobs::{Knobs, Reflection, DEFAULT_KEEPALIVE_TIMEOUT};
+pub use knobs::{Knobs, Reflection};
 pub use model::*;
 pub use origin::OriginSpec;
 pub use secret::Secret;

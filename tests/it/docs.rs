@@ -240,3 +240,42 @@ fn every_flag_and_every_scenario_key_is_documented() {
         "scenario keys that no page of docs/ names: {undocumented_keys:?}"
     );
 }
+
+/// The default column of `docs/scenarios.md`'s row for `key` under the table `### `[table]``.
+fn documented_default(page: &str, table: &str, key: &str) -> Option<String> {
+    let heading = if table == "workloads" {
+        "### `[[phases.workloads]]`".to_string()
+    } else {
+        format!("### `[{table}]`")
+    };
+    let section = page.split(&heading).nth(1)?.split("\n### ").next()?;
+    let mut rows = section.lines().filter(|l| l.starts_with('|'));
+    let header: Vec<&str> = rows.next()?.split('|').map(str::trim).collect();
+    let col = header.iter().position(|c| *c == "default")?;
+    let row = rows.find(|l| l.starts_with(&format!("| `{key}` |")))?;
+    row.split('|').map(str::trim).nth(col).map(str::to_string)
+}
+
+#[test]
+fn the_scenario_reference_shows_each_default_the_code_uses() {
+    let page = std::fs::read_to_string(repo("docs/scenarios.md")).unwrap();
+    for (path, shown) in fdsoak::scenario::defaults::DOCUMENTED {
+        let (table, key) = path.split_once('.').unwrap();
+        let doc = documented_default(&page, table, key);
+        assert_eq!(doc.as_deref(), Some(*shown), "docs/scenarios.md, [{table}] {key}");
+    }
+    // And what DOCUMENTED says is what the code does.
+    use fdsoak::scenario::defaults as d;
+    let shown = |k: &str| d::DOCUMENTED.iter().find(|(p, _)| *p == k).unwrap().1;
+    let dur = |v: std::time::Duration| format!("`\"{}\"`", humantime::format_duration(v));
+    assert_eq!(shown("workloads.deadline"), dur(d::DEADLINE));
+    assert_eq!(shown("workloads.max_in_flight"), d::MAX_IN_FLIGHT.to_string());
+    assert_eq!(shown("workloads.keepalive_timeout"), dur(d::KEEPALIVE_TIMEOUT));
+    assert_eq!(shown("target.keepalive_timeout"), dur(d::KEEPALIVE_TIMEOUT));
+    assert!(shown("target.ready_timeout").starts_with(&dur(d::READY_TIMEOUT)));
+    assert!(shown("target.ready_timeout").contains(&dur(d::READY_TIMEOUT_ATTACHED)));
+    assert!(shown("sampler.checkpoint").starts_with(&dur(d::CHECKPOINT)));
+    assert!(shown("sampler.checkpoint").contains(&format!("{} minutes", d::CHECKPOINT_FROM.as_secs() / 60)));
+    let sampler = fdsoak::scenario::SamplerSpec::default();
+    assert_eq!(shown("sampler.interval"), dur(sampler.interval));
+}

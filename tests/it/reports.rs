@@ -5,6 +5,7 @@
 use crate::common::*;
 use fdsoak::compare::{compare, Format, Tolerances};
 use fdsoak::report::Exporter;
+use fdsoak::scenario::WorkloadKind;
 use std::path::Path;
 use std::process::Command;
 
@@ -188,6 +189,17 @@ fn real_output_validates_against_the_json_schema() {
     assert_eq!(r.code, 0, "{}", r.context());
     let fresh = r.out.path().join("summary.json");
     validate_with_schema(&[&fresh, &repo("tests/fixtures/reports/leaky/summary.json")]);
+    // What the run used, defaults filled in.
+    let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&fresh).unwrap()).unwrap();
+    let resolved = &json["scenario"]["resolved"];
+    assert_eq!(resolved["target"]["ready_timeout"], "15s", "{resolved:#}");
+    let w = &resolved["phases"][1]["workloads"][0];
+    assert_eq!(w["deadline"], "1s", "{w:#}");
+    assert_eq!(
+        (w["max_in_flight"].as_u64(), w["max_error_rate"].as_f64()),
+        (Some(1000), Some(0.01)),
+        "{w:#}"
+    );
     // And the schema is not vacuous: a report with a bad verdict fails it.
     let bad = dir.write(
         "bad.json",
@@ -265,4 +277,36 @@ fn the_committed_schema_is_generated_from_the_model() {
         committed == generated,
         "schema/summary.schema.json is stale: rerun with FDSOAK_UPDATE_SCHEMA=1 and review the diff"
     );
+}
+
+/// Every key with a default reads as that default, never `null`, in `resolved`.
+#[test]
+fn resolved_holds_every_default_of_every_library_scenario() {
+    for entry in std::fs::read_dir(repo("scenarios")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "toml") {
+            continue;
+        }
+        let sc = fdsoak::scenario::read_file(&path).unwrap().resolved();
+        let name = path.display();
+        assert!(sc.target.ready_timeout.is_some(), "{name}");
+        assert!(sc.sampler.checkpoint.is_some(), "{name}");
+        for w in sc.phases.iter().flat_map(|p| &p.workloads) {
+            assert!(w.deadline.is_some() && w.max_error_rate.is_some(), "{name}: {w:?}");
+            let calls = matches!(w.kind, WorkloadKind::HealthCheck | WorkloadKind::Rpc);
+            if calls && w.concurrency.is_none() {
+                assert!(w.rate.is_some() && w.max_in_flight.is_some(), "{name}: {w:?}");
+            }
+            if w.kind != WorkloadKind::Rpc {
+                assert!(w.service.is_some(), "{name}: {w:?}");
+            }
+            if w.keepalive_interval.is_some() {
+                assert!(w.keepalive_timeout.is_some(), "{name}: {w:?}");
+            }
+        }
+        // A resolved scenario is itself a valid scenario.
+        let text = toml::to_string(&sc).unwrap();
+        let again = fdsoak::scenario::parse(&path, &text);
+        assert!(again.is_ok(), "{name}: {again:?}\n{text}");
+    }
 }
