@@ -21,21 +21,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
 /// `libfdsoak_origin.so`: position-independent, optimised, its own frames kept
 /// (so that the stacks it records start cleanly), linked against libdl for dlsym.
+/// Warnings are shown, never errors: a user's newer compiler may warn where this
+/// one does not. `.ci/run` compiles it with `-Werror` to keep it warning-free here.
 fn native_agent(out: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
     let source = "src/origin/native/agent.c";
     println!("cargo:rerun-if-changed={source}");
     let compiler = cc::Build::new().cargo_metadata(false).get_compiler();
     let status = compiler
         .to_command()
-        .args([
-            "-shared",
-            "-fPIC",
-            "-O2",
-            "-fno-omit-frame-pointer",
-            "-Wall",
-            "-Werror",
-            "-o",
-        ])
+        .args(["-shared", "-fPIC", "-O2", "-fno-omit-frame-pointer", "-Wall", "-o"])
         .arg(out.join("libfdsoak_origin.so"))
         .arg(source)
         .args(["-ldl", "-lpthread"])

@@ -21,16 +21,15 @@ pub struct Tail(Arc<Mutex<VecDeque<String>>>);
 
 impl Tail {
     pub fn push(&self, line: String) {
-        if let Ok(mut t) = self.0.lock() {
-            if t.len() == TAIL_LINES {
-                t.pop_front();
-            }
-            t.push_back(line);
+        let mut t = crate::vocab::lock(&self.0);
+        if t.len() == TAIL_LINES {
+            t.pop_front();
         }
+        t.push_back(line);
     }
 
     pub fn lines(&self) -> Vec<String> {
-        self.0.lock().map(|t| t.iter().cloned().collect()).unwrap_or_default()
+        crate::vocab::lock(&self.0).iter().cloned().collect()
     }
 }
 

@@ -116,7 +116,7 @@ impl WorkloadStats {
         let micros = u64::try_from(latency.as_micros())
             .unwrap_or(u64::MAX)
             .clamp(1, MAX_MICROS);
-        let mut l = self.latency.lock().unwrap();
+        let mut l = crate::vocab::lock(&self.latency);
         l.total.saturating_record(micros);
         l.interval.saturating_record(micros);
     }
@@ -124,12 +124,12 @@ impl WorkloadStats {
     /// Records how late a call on the timetable started: from its due time to its first poll.
     pub fn started_late(&self, lag: Duration) {
         let micros = u64::try_from(lag.as_micros()).unwrap_or(u64::MAX).clamp(1, MAX_MICROS);
-        self.lag.lock().unwrap().saturating_record(micros);
+        crate::vocab::lock(&self.lag).saturating_record(micros);
     }
 
     /// A copy of the timetable-lag histogram (empty for the closed model and streams).
     pub fn lag_histogram(&self) -> Histogram<u64> {
-        self.lag.lock().unwrap().clone()
+        crate::vocab::lock(&self.lag).clone()
     }
 
     /// Counts by status code name, leaving out codes never seen.
@@ -158,12 +158,12 @@ impl WorkloadStats {
 
     /// A copy of the latency histogram.
     pub fn histogram(&self) -> Histogram<u64> {
-        self.latency.lock().unwrap().total.clone()
+        crate::vocab::lock(&self.latency).total.clone()
     }
 
     /// Adds the latencies recorded since the last call into `into`, and starts a new interval.
     pub fn drain_interval(&self, into: &mut Histogram<u64>) {
-        let mut l = self.latency.lock().unwrap();
+        let mut l = crate::vocab::lock(&self.latency);
         // Same bounds on both sides, so adding cannot fail.
         let _ = into.add(&l.interval);
         l.interval.reset();
@@ -179,18 +179,18 @@ pub struct Registry {
 impl Registry {
     pub fn add(&self, stats: WorkloadStats) -> Arc<WorkloadStats> {
         let s = Arc::new(stats);
-        self.entries.lock().unwrap().push(s.clone());
+        crate::vocab::lock(&self.entries).push(s.clone());
         s
     }
 
     pub fn all(&self) -> Vec<Arc<WorkloadStats>> {
-        self.entries.lock().unwrap().clone()
+        crate::vocab::lock(&self.entries).clone()
     }
 
     /// Latencies of every workload since the previous call, in one histogram.
     pub fn drain_interval(&self, into: &mut Histogram<u64>) {
         into.reset();
-        for s in self.entries.lock().unwrap().iter() {
+        for s in crate::vocab::lock(&self.entries).iter() {
             s.drain_interval(into);
         }
     }
@@ -198,7 +198,7 @@ impl Registry {
     /// Counters summed over every workload so far (cumulative).
     pub fn totals(&self) -> Counts {
         let mut t = Counts::default();
-        for s in self.entries.lock().unwrap().iter() {
+        for s in crate::vocab::lock(&self.entries).iter() {
             let c = s.counts();
             t.scheduled += c.scheduled;
             t.skipped += c.skipped;
@@ -262,9 +262,7 @@ impl crate::vocab::SampleSink for ThroughputCsv {
         };
         self.out.write(&row)?;
         if let Some(tap) = &self.tap {
-            if let Ok(mut d) = tap.lock() {
-                d.throughput(&row);
-            }
+            crate::vocab::lock(tap).throughput(&row);
         }
         self.out.flush()
     }

@@ -68,7 +68,7 @@ impl ChannelSource {
 
     /// Keeps a channel open until the run ends, on purpose.
     pub fn leak(&self, channel: Conn) {
-        self.leak_bin.lock().unwrap_or_else(|e| e.into_inner()).push(channel);
+        crate::vocab::lock(&self.leak_bin).push(channel);
     }
 
     /// Gives a channel back after its call: dropped, kept, or leaked, by policy.

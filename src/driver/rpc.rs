@@ -86,7 +86,7 @@ pub async fn run(
             };
             let code = super::retry::call(&source, spec.retry.as_ref(), &stats, attempt).await;
             // Unary: latency from the scheduled start, across every attempt. A stream: to its first message.
-            let to_first = first.lock().ok().and_then(|m| *m);
+            let to_first = *crate::vocab::lock(&first);
             stats.finish(code, to_first.unwrap_or_else(|| due.elapsed()));
         }
     };
@@ -178,9 +178,7 @@ pub(super) async fn read_stream(
                 count += 1;
                 stats.messages.fetch_add(1, Relaxed);
                 if count == 1 {
-                    if let Ok(mut f) = first.lock() {
-                        *f = Some(due.elapsed());
-                    }
+                    *crate::vocab::lock(first) = Some(due.elapsed());
                 }
                 if spec.max_messages.is_some_and(|m| count >= m) {
                     return tonic::Code::Ok;

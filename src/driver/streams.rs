@@ -36,14 +36,14 @@ pub struct Parked(Mutex<Vec<Box<dyn Any + Send>>>);
 
 impl std::fmt::Debug for Parked {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Parked({})", self.0.lock().map_or(0, |v| v.len()))
+        write!(f, "Parked({})", crate::vocab::lock(&self.0).len())
     }
 }
 
 impl Parked {
     /// Keeps `what` until the workload ends; false when full (the caller drops it: a cancel).
     fn keep(&self, what: Box<dyn Any + Send>) -> bool {
-        let mut v = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let mut v = crate::vocab::lock(&self.0);
         if v.len() >= MAX_PARKED {
             return false;
         }
@@ -174,9 +174,7 @@ fn answered(
     match r {
         Ok(_) => {
             stats.messages.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            if let Ok(mut f) = first.lock() {
-                *f = Some(due.elapsed());
-            }
+            *crate::vocab::lock(first) = Some(due.elapsed());
             tonic::Code::Ok
         }
         Err(status) => crate::metrics::code_of(&status),

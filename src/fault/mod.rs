@@ -141,23 +141,23 @@ impl Control {
         let id = self.next_id.fetch_add(1, Relaxed);
         let lottery = random();
         let (tx, rx) = watch::channel(Cmd::Forward);
-        self.conns.lock().unwrap().insert(id, Conn { cmd: tx });
+        crate::vocab::lock(&self.conns).insert(id, Conn { cmd: tx });
         (id, lottery, rx)
     }
 
     pub(crate) fn unregister(&self, id: u64) {
-        self.conns.lock().unwrap().remove(&id);
+        crate::vocab::lock(&self.conns).remove(&id);
     }
 
     /// Whether new connections are being refused now.
     pub(crate) fn refusing(&self) -> bool {
-        self.refusing_until.lock().unwrap().is_some_and(|u| Instant::now() < u)
+        crate::vocab::lock(&self.refusing_until).is_some_and(|u| Instant::now() < u)
     }
 
     /// The toxics of the current phase that a connection with this lottery draw is subject to.
     pub fn effects(&self, lottery: f64) -> Effects {
         let mut e = Effects::default();
-        for f in self.toxics.lock().unwrap().iter() {
+        for f in crate::vocab::lock(&self.toxics).iter() {
             if f.kind == FaultKind::RstStream {
                 // Drawn per stream, not per connection.
                 e.rst_stream = Some((f.probability(), f.h2_error() as u32));
@@ -179,12 +179,12 @@ impl Control {
 
     /// Sets the toxics for the phase that starts now (empty to clear them).
     pub fn set_toxics(&self, faults: &[Fault]) {
-        *self.toxics.lock().unwrap() = faults.iter().filter(|f| !f.kind.is_event()).cloned().collect();
+        *crate::vocab::lock(&self.toxics) = faults.iter().filter(|f| !f.kind.is_event()).cloned().collect();
     }
 
     /// Gives server events a way to the built-in target.
     pub fn set_server(&self, server: ServerControl) {
-        *self.server.lock().unwrap() = Some(server);
+        *crate::vocab::lock(&self.server) = Some(server);
     }
 
     /// Fires an event fault now; returns how many connections (for a server event: servers) it acted on.
@@ -192,12 +192,12 @@ impl Control {
         let p = fault.probability();
         match fault.kind {
             k if k.is_server() => {
-                let server = self.server.lock().unwrap();
+                let server = crate::vocab::lock(&self.server);
                 u64::from(server.as_ref().is_some_and(|tx| tx.send(fault.clone()).is_ok()))
             }
             FaultKind::Refuse => {
                 let d = fault.duration.unwrap_or_default();
-                *self.refusing_until.lock().unwrap() = Some(Instant::now() + d);
+                *crate::vocab::lock(&self.refusing_until) = Some(Instant::now() + d);
                 0
             }
             FaultKind::Reset | FaultKind::Close | FaultKind::Blackhole | FaultKind::Goaway => {
@@ -213,7 +213,7 @@ impl Control {
                     })),
                     _ => Cmd::Blackhole(fault.duration.map(|d| Instant::now() + d)),
                 };
-                let conns = self.conns.lock().unwrap();
+                let conns = crate::vocab::lock(&self.conns);
                 let mut n = 0;
                 for c in conns.values() {
                     // A connection is fair game unless it is dying or inside a blackhole.
@@ -241,14 +241,14 @@ impl Control {
     }
 
     pub fn record(&self, event: FaultEvent) {
-        let mut ev = self.events.lock().unwrap();
+        let mut ev = crate::vocab::lock(&self.events);
         if ev.len() < MAX_EVENTS {
             ev.push(event);
         }
     }
 
     pub fn events(&self) -> Vec<FaultEvent> {
-        self.events.lock().unwrap().clone()
+        crate::vocab::lock(&self.events).clone()
     }
 
     /// Live connections through the proxy.
@@ -257,7 +257,7 @@ impl Control {
     }
 
     pub fn live(&self) -> usize {
-        self.conns.lock().unwrap().len()
+        crate::vocab::lock(&self.conns).len()
     }
 
     pub fn stats(&self) -> ProxyStats {

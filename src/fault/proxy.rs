@@ -65,7 +65,7 @@ struct Unregister(Arc<Control>, u64, [u64; 2]);
 impl Drop for Unregister {
     fn drop(&mut self) {
         self.0.unregister(self.1);
-        let mut set = self.0.inodes.lock().unwrap();
+        let mut set = crate::vocab::lock(&self.0.inodes);
         for i in self.2 {
             set.remove(&i);
         }
@@ -138,7 +138,7 @@ async fn handle(client: Stream, upstream: Address, control: Arc<Control>) {
     };
     let (id, lottery, mut cmd) = control.register();
     let inodes = [inode(&client), inode(&up)];
-    control.inodes.lock().unwrap().extend(inodes);
+    crate::vocab::lock(&control.inodes).extend(inodes);
     let _unregister = Unregister(control.clone(), id, inodes);
     let mut sides = [Side::new(client), Side::new(up)];
     let (mut buf_a, mut buf_b) = (vec![0u8; 16 * 1024], vec![0u8; 16 * 1024]);

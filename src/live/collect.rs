@@ -210,7 +210,8 @@ impl Collector for FindingsCollector {
     fn collect(&self) -> Vec<MetricFamily> {
         use prometheus::proto::{Gauge, MetricType};
         let mut counts = std::collections::BTreeMap::<(String, String), u64>::new();
-        if let Ok(f) = self.findings.lock() {
+        {
+            let f = crate::vocab::lock(&self.findings);
             for key in f.iter() {
                 *counts.entry(key.clone()).or_default() += 1;
             }

@@ -45,13 +45,11 @@ pub struct Published(Arc<Mutex<HashSet<i32>>>);
 
 impl Published {
     pub fn mark(&self, pid: i32) {
-        if let Ok(mut p) = self.0.lock() {
-            p.insert(pid);
-        }
+        crate::vocab::lock(&self.0).insert(pid);
     }
 
     pub fn contains(&self, pid: i32) -> bool {
-        self.0.lock().is_ok_and(|p| p.contains(&pid))
+        crate::vocab::lock(&self.0).contains(&pid)
     }
 }
 

@@ -132,7 +132,7 @@ pub struct LiveSamples(pub SharedDownsampler);
 
 impl SampleSink for LiveSamples {
     fn tick(&mut self, tick: &Tick<'_>) -> anyhow::Result<()> {
-        let mut d = self.0.lock().map_err(|_| anyhow::anyhow!("timeline poisoned"))?;
+        let mut d = crate::vocab::lock(&self.0);
         for s in tick.samples {
             if let Some(r) = &s.reading {
                 d.sample(SampleRow {

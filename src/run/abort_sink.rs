@@ -84,7 +84,7 @@ impl SampleSink for Aborter {
             self.phase_start = (tick.phase, tick.t_secs);
         }
         let calls = self.calls(tick.phase, tick.t_secs);
-        let trackers = self.trackers.lock().map_err(|_| anyhow::anyhow!("analysis poisoned"))?;
+        let trackers = crate::vocab::lock(&self.trackers);
         let now = Moment {
             t: tick.t_secs,
             phase: tick.phase_name,
@@ -92,9 +92,7 @@ impl SampleSink for Aborter {
         };
         if let Some(f) = self.check.check(now, &trackers, &calls) {
             tracing::warn!("{f}");
-            if let Ok(mut fired) = self.fired.lock() {
-                *fired = Some(f);
-            }
+            *crate::vocab::lock(&self.fired) = Some(f);
             self.cancel.cancel();
         }
         Ok(())

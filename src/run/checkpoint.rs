@@ -65,12 +65,7 @@ impl Checkpoints {
             count: self.count,
             pid: std::process::id(),
         });
-        let series = self
-            .from
-            .series
-            .lock()
-            .map_err(|_| anyhow::anyhow!("timeline poisoned"))?
-            .timeline();
+        let series = crate::vocab::lock(&self.from.series).timeline();
         let dir = self.plan.dir.clone();
         self.writing = Some(std::thread::spawn(move || {
             let written = crate::report::render_all_from(&summary, &dir, &series)

@@ -221,7 +221,7 @@ impl<'a> Drive<'a> {
             _ = &mut interrupt => { self.end = End::Interrupted; stop.cancel(); work.await }
             _ = self.shared.target_gone.cancelled() => { self.end = End::TargetDied(0.0, i); stop.cancel(); work.await }
             _ = self.shared.abort.cancelled(), if !aborted && !drain => {
-                let f = self.shared.fired.lock().ok().and_then(|mut f| f.take());
+                let f = crate::vocab::lock(&self.shared.fired).take();
                 self.end = f.map_or(End::Completed, |f| End::Aborted(Box::new(f)));
                 stop.cancel();
                 work.await
@@ -263,12 +263,7 @@ impl<'a> Drive<'a> {
             None => None,
         };
         sampled?;
-        let gone = self
-            .shared
-            .gone
-            .lock()
-            .map_err(|_| anyhow::anyhow!("watchdog poisoned"))?
-            .clone();
+        let gone = crate::vocab::lock(&self.shared.gone).clone();
         let mut end = self.end;
         if let End::TargetDied(..) = end {
             let (t, phase) = gone

@@ -119,8 +119,8 @@ impl Driven {
     /// Closes what the driver leaked on purpose, then gathers the report's figures
     /// and the findings of how the run ended.
     pub fn measured(self, sc: &Scenario, elapsed: std::time::Duration, target: TargetEnd) -> anyhow::Result<Measured> {
-        self.leak_bin.lock().map(|mut b| b.clear()).ok();
-        let trackers = self.trackers.lock().map_err(|_| anyhow::anyhow!("analysis poisoned"))?;
+        crate::vocab::lock(&self.leak_bin).clear();
+        let trackers = crate::vocab::lock(&self.trackers);
         let last = trackers.get(Role::Target).and_then(|t| t.last());
         let mut events = self.end.findings(sc, self.phase, elapsed, target, last);
         let client = self.client.map(|c| c.report(sc, &mut events));

@@ -27,7 +27,7 @@ struct Watchdog {
 
 impl SampleSink for Watchdog {
     fn tick(&mut self, tick: &Tick<'_>) -> anyhow::Result<()> {
-        let mut gone = self.gone.lock().map_err(|_| anyhow::anyhow!("watchdog poisoned"))?;
+        let mut gone = crate::vocab::lock(&self.gone);
         for s in tick.samples.iter().filter(|s| s.gone) {
             gone.entry(s.role).or_insert((tick.t_secs, tick.phase));
             if s.role == Role::Target {

@@ -50,11 +50,7 @@ impl SoFar {
 
     /// The summary of the run so far (its verdict is the one the run would get if it ended now).
     pub fn summary(&self) -> anyhow::Result<Summary> {
-        let processes = self
-            .trackers
-            .lock()
-            .map_err(|_| anyhow::anyhow!("analysis poisoned"))?
-            .finish();
+        let processes = crate::vocab::lock(&self.trackers).finish();
         let workloads = self
             .registry
             .all()
@@ -105,9 +101,7 @@ impl crate::vocab::SampleSink for LiveFindings {
                 .iter()
                 .map(|f| (f.kind.to_string(), f.subject.clone()))
                 .collect();
-            if let Ok(mut out) = self.out.lock() {
-                *out = found;
-            }
+            *crate::vocab::lock(&self.out) = found;
         }
         Ok(())
     }

@@ -248,7 +248,7 @@ impl State {
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default()
             .as_millis();
-        let exclude = self.setup.exclude.lock().map(|s| s.clone()).unwrap_or_default();
+        let exclude = crate::vocab::lock(&self.setup.exclude).clone();
         let in_load = self.setup.load_window.get(phase).copied().unwrap_or(false);
         let every = self.setup.fingerprint_every;
         for ((s, when), (_, source)) in self

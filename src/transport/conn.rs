@@ -277,7 +277,7 @@ impl Shared {
     /// The open connection, dialling one if there is none.
     pub async fn get(&self) -> Result<Conn, tonic::Code> {
         let seen = {
-            let cur = self.current.lock().unwrap_or_else(|e| e.into_inner());
+            let cur = crate::vocab::lock(&self.current);
             if let Some(c) = cur.conn.as_ref().filter(|c| !c.is_closed()) {
                 return Ok(c.clone());
             }
@@ -285,7 +285,7 @@ impl Shared {
         };
         let _one = self.dialing.lock().await;
         {
-            let cur = self.current.lock().unwrap_or_else(|e| e.into_inner());
+            let cur = crate::vocab::lock(&self.current);
             if cur.dials != seen {
                 // A dial finished while this caller waited: its outcome is this caller's.
                 match (&cur.conn, cur.failed) {
@@ -296,7 +296,7 @@ impl Shared {
             }
         }
         let dialled = self.connector.connect().await;
-        let mut cur = self.current.lock().unwrap_or_else(|e| e.into_inner());
+        let mut cur = crate::vocab::lock(&self.current);
         cur.dials += 1;
         cur.conn = dialled.as_ref().ok().cloned();
         cur.failed = dialled.as_ref().err().copied();

@@ -151,15 +151,20 @@ pub trait SampleSink: Send {
 /// A sink shared with whoever reads it after the run.
 impl<T: SampleSink> SampleSink for std::sync::Arc<std::sync::Mutex<T>> {
     fn tick(&mut self, tick: &Tick<'_>) -> anyhow::Result<()> {
-        self.lock()
-            .map_err(|_| anyhow::anyhow!("a sample sink panicked"))?
-            .tick(tick)
+        lock(self).tick(tick)
     }
     fn finish(&mut self) -> anyhow::Result<()> {
-        self.lock()
-            .map_err(|_| anyhow::anyhow!("a sample sink panicked"))?
-            .finish()
+        lock(self).finish()
     }
+}
+
+/// Locks `m`, the one policy for every mutex of fdsoak's: a lock whose holder
+/// panicked is taken as it is. Every section fdsoak holds a lock for leaves its
+/// data whole between statements (a push, a swap, a counter), and the panic itself
+/// is reported where it happened; a second failure on every later lock would only
+/// lose the report.
+pub fn lock<T: ?Sized>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Declares a closed set of names with one table: variant, stable name.

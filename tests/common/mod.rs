@@ -289,3 +289,14 @@ pub fn assert_no_regression_between(runs: &[RunResult]) {
         );
     }
 }
+
+/// A tool a test needs is missing: under CI (`CI` set, as `.ci/run` sets it) that is
+/// a failure naming the tool, since CI installs it; elsewhere the test says so and
+/// skips. Returns (for the skip) so callers can `return`.
+pub fn tool_missing(tool: &str, install: &str) {
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "{tool} is missing, and CI must install it ({install})"
+    );
+    eprintln!("{tool} is missing: skipped ({install})");
+}

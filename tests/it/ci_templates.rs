@@ -11,7 +11,7 @@ use std::process::Command;
 fn tool(name: &str) -> bool {
     let found = Command::new(name).arg("--version").output().is_ok();
     if !found {
-        eprintln!("{name} is not installed: skipped (.ci/run installs it)");
+        tool_missing(name, ".ci/run installs it");
     }
     found
 }

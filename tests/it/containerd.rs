@@ -20,11 +20,11 @@ struct Containerd {
 impl Containerd {
     fn start() -> Option<Containerd> {
         if Command::new("containerd").arg("--version").output().is_err() {
-            eprintln!("containerd is not installed: skipped (.ci/run installs it)");
+            tool_missing("containerd", ".ci/run installs Debian's containerd");
             return None;
         }
         if !rustix::process::geteuid().is_root() {
-            eprintln!("containerd needs root: skipped");
+            tool_missing("root (containerd needs it)", "CI runs as root");
             return None;
         }
         let dir = TempDir::new("containerd");

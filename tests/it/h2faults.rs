@@ -188,7 +188,7 @@ fn without_a_fault_the_proxy_passes_every_byte_unchanged() {
 /// or None, saying so, where Go is not installed (`.ci/run` installs it).
 fn grpc_go_server(dir: &TempDir) -> Option<std::path::PathBuf> {
     if Command::new("go").arg("version").output().is_err() {
-        eprintln!("go is not installed: the grpc-go server is skipped (.ci/run installs golang-go)");
+        tool_missing("go (for the grpc-go server)", ".ci/run installs golang-go");
         return None;
     }
     let exe = dir.path().join("grpc-go-server");

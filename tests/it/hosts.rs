@@ -14,7 +14,7 @@ fn namespace() -> Option<NetNs> {
     match NetNs::create() {
         Ok(ns) => Some(ns),
         Err(why) => {
-            eprintln!("skipping: cannot create a network namespace here ({why})");
+            tool_missing(&format!("a network namespace ({why})"), "CI runs as root with iproute2");
             None
         }
     }

@@ -89,11 +89,10 @@ fn chromium() -> Option<&'static str> {
 #[test]
 fn headless_chromium_renders_the_report() {
     let Some(browser) = chromium() else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI installs chromium; it must be present there"
+        tool_missing(
+            "chromium",
+            ".ci/run installs it; scripts/screenshot-report.sh documents it",
         );
-        eprintln!("chromium not installed: skipping the browser check (scripts/screenshot-report.sh documents it)");
         return;
     };
     let out = TempDir::new("shot");
@@ -137,8 +136,10 @@ fn headless_chromium_renders_the_report() {
 fn the_bundled_chart_library_is_the_registry_package_unchanged() {
     let installed = repo("tests/browser/node_modules/uplot");
     if !installed.exists() {
-        assert!(std::env::var_os("CI").is_none(), "CI runs npm ci in tests/browser");
-        eprintln!("tests/browser/node_modules missing (npm ci --prefix tests/browser): skipping");
+        tool_missing(
+            "tests/browser/node_modules",
+            ".ci/run runs npm ci --prefix tests/browser",
+        );
         return;
     }
     for (ours, theirs) in [
@@ -162,11 +163,10 @@ fn the_bundled_chart_library_is_the_registry_package_unchanged() {
 pub fn drive(page: &std::path::Path, no_script: bool) -> Option<serde_json::Value> {
     let script = repo("tests/browser/zoom.mjs");
     if chromium().is_none() || !repo("tests/browser/node_modules/playwright-core").exists() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI installs chromium and runs npm ci in tests/browser"
+        tool_missing(
+            "chromium or playwright-core",
+            ".ci/run installs chromium and runs npm ci in tests/browser",
         );
-        eprintln!("chromium or playwright-core missing: skipping the browser check");
         return None;
     }
     let mut cmd = Command::new("node");

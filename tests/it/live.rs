@@ -202,7 +202,7 @@ fn a_real_prometheus_scrapes_a_run_and_agrees_with_the_report() {
         .output()
         .is_err()
     {
-        eprintln!("prometheus is not installed: skipped (.ci/run installs it)");
+        tool_missing("prometheus", ".ci/run installs Debian's prometheus");
         return;
     }
     let dir = TempDir::new("live-prom");
