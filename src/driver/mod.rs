@@ -10,7 +10,6 @@ pub mod health_check;
 pub mod rate;
 pub mod retry;
 pub mod rpc;
-pub mod streams;
 pub mod watch;
 
 use crate::metrics::{Registry, WorkloadStats};

@@ -6,7 +6,6 @@
 //! zoomable chart over it from the same data.
 
 use super::charts::{line_chart, Level, Line, TimeAxis, PALETTE};
-use super::html::planned_secs;
 use super::model::Summary;
 use crate::rows::SampleRow as FdRow;
 use crate::rows::Timeline;
@@ -22,7 +21,7 @@ pub type Figure = (&'static str, String, String, String);
 /// Builds every static chart, in page order.
 pub fn charts(s: &Summary, tl: &Timeline, marks: &super::limits::Marks) -> anyhow::Result<Vec<Figure>> {
     let mut out = Vec::new();
-    let dur = planned_secs(s);
+    let dur = s.planned_secs();
     let phases = &s.phases;
     let events: Vec<(f64, String)> = s.fault_events.iter().map(|e| (e.t_secs, e.kind.clone())).collect();
     let ev = events.as_slice();

@@ -33,7 +33,7 @@ impl Exporter for Html {
     }
 
     fn render(&self, s: &Summary, dir: &std::path::Path) -> anyhow::Result<Vec<u8>> {
-        let tl = timeline::read(dir, planned_secs(s), interval_secs(s))?;
+        let tl = timeline::read(dir, s.planned_secs(), s.interval_secs())?;
         self.render_with(s, dir, &tl)
     }
 
@@ -82,7 +82,7 @@ impl Exporter for Html {
             writeln!(o, "</ul>")?;
         }
         tables(&mut o, s)?;
-        let marks = super::limits::marks(s, tl, planned_secs(s));
+        let marks = super::limits::marks(s, tl, s.planned_secs());
         for (i, (id, title, svg, caption)) in super::figures::charts(s, tl, &marks)?.into_iter().enumerate() {
             writeln!(
                 o,
@@ -102,7 +102,7 @@ impl Exporter for Html {
             };
             writeln!(o, "<p class=\"meta\" id=\"no-calls\">{who}: fdsoak made no calls of its own, so there is no latency or throughput to chart. The descriptor charts above are the run.</p>")?;
         }
-        writeln!(o, "<p class=\"meta\">With scripting on, the charts are zoomable and keep each series' lowest and highest value in every {}-second slice of time (every sample, for runs up to {}); without it, they show at most {} points per series (the sample with the most descriptors in each slice). samples.csv and throughput.csv hold every sample.</p>", tl.traces.fine.width, human_secs(crate::rows::FINE_BUCKETS as f64 * interval_secs(s)), crate::rows::BUCKETS)?;
+        writeln!(o, "<p class=\"meta\">With scripting on, the charts are zoomable and keep each series' lowest and highest value in every {}-second slice of time (every sample, for runs up to {}); without it, they show at most {} points per series (the sample with the most descriptors in each slice). samples.csv and throughput.csv hold every sample.</p>", tl.traces.fine.width, human_secs(crate::rows::FINE_BUCKETS as f64 * s.interval_secs()), crate::rows::BUCKETS)?;
         o.push_str(&zoom::scripts(&zoom::report_page(s, tl, &marks))?);
         writeln!(o, "</body></html>")?;
         Ok(o.into_bytes())
@@ -208,16 +208,4 @@ fn tables(o: &mut String, s: &Summary) -> anyhow::Result<()> {
         writeln!(o, "</table>")?;
     }
     Ok(())
-}
-
-/// The span the charts cover: the run, or for a checkpoint the whole planned run.
-pub fn planned_secs(s: &Summary) -> f64 {
-    s.checkpoint
-        .as_ref()
-        .map_or(s.duration_secs, |c| c.planned_secs.max(s.duration_secs))
-}
-
-/// The sampling interval, which no chart bucket is narrower than.
-pub fn interval_secs(s: &Summary) -> f64 {
-    s.scenario.resolved.sampler.interval.as_secs_f64()
 }

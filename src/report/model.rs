@@ -117,6 +117,18 @@ pub struct OriginReport {
 }
 
 impl Summary {
+    /// The span a run's charts cover: the run, or for a checkpoint the whole planned run.
+    pub fn planned_secs(&self) -> f64 {
+        self.checkpoint
+            .as_ref()
+            .map_or(self.duration_secs, |c| c.planned_secs.max(self.duration_secs))
+    }
+
+    /// The sampling interval, which no chart bucket is narrower than.
+    pub fn interval_secs(&self) -> f64 {
+        self.scenario.resolved.sampler.interval.as_secs_f64()
+    }
+
     /// For a checkpoint: how far the run had got, in a sentence.
     pub fn progress_note(&self) -> Option<String> {
         let c = self.checkpoint.as_ref()?;

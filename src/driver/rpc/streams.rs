@@ -15,8 +15,8 @@
 //! Replies are counted as messages; the latency is the time to the first
 //! reply. A stream that fdsoak ends itself is OK.
 
-use super::rpc::{read_stream, Spec};
-use crate::metrics::WorkloadStats;
+use super::call::{read_stream, Call};
+use super::Spec;
 use crate::rpc::codec::Raw;
 use crate::scenario::Hangup;
 use bytes::Bytes;
@@ -24,7 +24,6 @@ use std::any::Any;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
-use tokio::time::Instant;
 use tokio_stream::wrappers::ReceiverStream;
 
 /// Streams kept open by `hangup = "abandon"` in one workload, at most.
@@ -61,23 +60,18 @@ impl Drop for AbortOnDrop {
     }
 }
 
-/// When a call was due, and when its first reply came: its latency.
-pub struct Timing<'a> {
-    pub due: Instant,
-    pub first: &'a Mutex<Option<Duration>>,
-}
-
-/// One stream on `grpc`: sends `messages`, then reads and ends as `spec.hangup` says.
+/// One stream on `channel`: sends `messages`, then reads and ends as the workload's `hangup` says.
 pub async fn call(
-    mut grpc: tonic::client::Grpc<crate::transport::conn::Conn>,
-    path: tonic::codegen::http::uri::PathAndQuery,
+    channel: crate::transport::conn::Conn,
     meta: tonic::Request<()>,
     messages: Arc<Vec<Bytes>>,
-    spec: &Spec,
-    stats: &WorkloadStats,
-    timing: Timing<'_>,
+    call: &Call,
 ) -> tonic::Code {
-    let Timing { due, first } = timing;
+    let Some(path) = call.path() else {
+        return tonic::Code::Internal;
+    };
+    let spec = &*call.spec;
+    let mut grpc = tonic::client::Grpc::new(channel);
     let (tx, rx) = mpsc::channel::<Bytes>(1);
     let (metadata, extensions, ()) = meta.into_parts();
     let req = tonic::Request::from_parts(metadata, extensions, ReceiverStream::new(rx));
@@ -106,14 +100,14 @@ pub async fn call(
         let _ = sent_rx.await;
     };
     if spec.method.server_streaming {
-        let mut call = Box::pin(grpc.streaming(req, path, Raw));
-        let stream = match tokio::time::timeout(spec.deadline, &mut call).await {
+        let mut pending = Box::pin(grpc.streaming(req, path, Raw));
+        let stream = match tokio::time::timeout(spec.deadline, &mut pending).await {
             Ok(Ok(r)) => r.into_inner(),
             Ok(Err(status)) => return crate::metrics::code_of(&status),
             Err(_) => return tonic::Code::DeadlineExceeded,
         };
         match spec.hangup {
-            Hangup::HalfClose => read_stream(stream, spec, stats, due, first).await,
+            Hangup::HalfClose => read_stream(stream, call).await,
             Hangup::Cancel => {
                 let bound = async {
                     sent.await;
@@ -122,7 +116,7 @@ pub async fn call(
                     }
                 };
                 tokio::select! {
-                    code = read_stream(stream, spec, stats, due, first) => code,
+                    code = read_stream(stream, call) => code,
                     _ = bound => tonic::Code::Ok,
                 }
             }
@@ -133,25 +127,25 @@ pub async fn call(
         }
     } else {
         // The call owns its client, so that an abandoned one can be kept whole.
-        let mut call = Box::pin(async move { grpc.client_streaming(req, path, Raw).await });
+        let mut pending = Box::pin(async move { grpc.client_streaming(req, path, Raw).await });
         // The reply may come early (an error); otherwise all messages go first.
         tokio::select! {
-            r = &mut call => return answered(r, stats, due, first),
+            r = &mut pending => return answered(r, call),
             _ = sent => {}
         }
         match spec.hangup {
-            Hangup::HalfClose => match tokio::time::timeout(spec.deadline, call).await {
-                Ok(r) => answered(r, stats, due, first),
+            Hangup::HalfClose => match tokio::time::timeout(spec.deadline, pending).await {
+                Ok(r) => answered(r, call),
                 Err(_) => tonic::Code::DeadlineExceeded,
             },
             Hangup::Cancel => {
                 let bound = spec.stream_duration.unwrap_or(Duration::ZERO);
-                match tokio::time::timeout(bound, call).await {
-                    Ok(r) => answered(r, stats, due, first),
+                match tokio::time::timeout(bound, pending).await {
+                    Ok(r) => answered(r, call),
                     Err(_) => tonic::Code::Ok,
                 }
             }
-            Hangup::Abandon => park(spec, Box::new((sender, call))),
+            Hangup::Abandon => park(spec, Box::new((sender, pending))),
         }
     }
 }
@@ -165,16 +159,10 @@ fn park(spec: &Spec, what: Box<dyn Any + Send>) -> tonic::Code {
 }
 
 /// The code of a client-streaming call's single reply; the reply counts as a message.
-fn answered(
-    r: Result<tonic::Response<()>, tonic::Status>,
-    stats: &WorkloadStats,
-    due: Instant,
-    first: &Mutex<Option<Duration>>,
-) -> tonic::Code {
+fn answered(r: Result<tonic::Response<()>, tonic::Status>, call: &Call) -> tonic::Code {
     match r {
         Ok(_) => {
-            stats.messages.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            *crate::vocab::lock(first) = Some(due.elapsed());
+            call.replied();
             tonic::Code::Ok
         }
         Err(status) => crate::metrics::code_of(&status),
