@@ -12,7 +12,7 @@
 //!   the phase will have made, even if all the rest succeed (open model only).
 
 use super::findings::Finding;
-use super::Trackers;
+use super::{verdicts, Trackers};
 use crate::scenario::Gates;
 use crate::vocab::{Gate, Role};
 
@@ -76,7 +76,7 @@ impl AbortCheck {
         if g.abort.arms(Gate::MaxFdUsage) {
             for tr in &trackers.0 {
                 if let (Some(usage), Some(last)) = (tr.peak_usage(), tr.last()) {
-                    if usage > g.max_fd_usage {
+                    if verdicts::over_fd_usage(g, usage) {
                         let limit = last.nofile_soft.unwrap_or_default();
                         let f = Finding::NearLimit {
                             role: tr.role,
@@ -91,10 +91,10 @@ impl AbortCheck {
         }
         if g.abort.arms(Gate::MaxErrorRate) {
             for c in calls {
-                let max = c.max_error_rate.unwrap_or(g.max_error_rate);
+                let max = verdicts::error_ceiling(g, c.max_error_rate);
                 let Some(rest) = c.still_to_come else { continue };
                 let all = c.finished.saturating_add(rest);
-                if all > 0 && c.errors as f64 > max * all as f64 {
+                if verdicts::too_many_errors(c.errors, all, max) {
                     let reason = format!(
                         "{} errors in {} calls of {}@{}: more than {:.2}% of all {} the phase will make",
                         c.errors,
@@ -113,9 +113,7 @@ impl AbortCheck {
             self.last_fit = t;
             for tr in trackers.0.iter().filter(|tr| tr.load_samples() >= MIN_LOAD_SAMPLES) {
                 let Some(a) = tr.finish() else { continue };
-                let failing = a.growth_fds >= g.min_growth_fds
-                    && a.time_to_limit_secs
-                        .is_some_and(|s| s < g.min_time_to_limit.as_secs_f64());
+                let failing = verdicts::too_soon_to_limit(g, a.growth_fds, a.time_to_limit_secs);
                 let at = match self.streaks.iter().position(|(r, _)| *r == tr.role) {
                     Some(i) => i,
                     None => {

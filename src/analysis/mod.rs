@@ -10,6 +10,7 @@ pub mod abort_decision;
 pub mod findings;
 pub mod groups;
 pub mod series;
+pub mod verdicts;
 
 use crate::vocab::Role;
 use crate::vocab::{FdSource, Fingerprint, GroupOrigins, Reading, SampleSink, Tick};

@@ -219,7 +219,7 @@ impl<'a> Drive<'a> {
         let result = tokio::select! {
             r = &mut work => r,
             _ = &mut interrupt => { self.end = End::Interrupted; stop.cancel(); work.await }
-            _ = self.shared.target_gone.cancelled() => { self.end = End::TargetDied(0.0, i); stop.cancel(); work.await }
+            _ = self.shared.target_gone.cancelled() => { self.end = self.target_died(i); stop.cancel(); work.await }
             _ = self.shared.abort.cancelled(), if !aborted && !drain => {
                 let f = crate::vocab::lock(&self.shared.fired).take();
                 self.end = f.map_or(End::Completed, |f| End::Aborted(Box::new(f)));
@@ -246,6 +246,14 @@ impl<'a> Drive<'a> {
         }
     }
 
+    /// How the run ends when the watchdog found the target gone during phase `phase`:
+    /// when and in which phase it first saw it so.
+    fn target_died(&self, phase: usize) -> End {
+        let seen = crate::vocab::lock(&self.shared.gone).get(&Role::Target).copied();
+        let (at_secs, phase) = seen.unwrap_or((self.start.elapsed().as_secs_f64(), phase));
+        End::TargetDied { at_secs, phase }
+    }
+
     /// Stops the progress, takes the final sample, then stops the client and
     /// the proxy in front of the target, in that order.
     pub async fn end(self) -> anyhow::Result<Driven> {
@@ -264,14 +272,7 @@ impl<'a> Drive<'a> {
         };
         sampled?;
         let gone = crate::vocab::lock(&self.shared.gone).clone();
-        let mut end = self.end;
-        if let End::TargetDied(..) = end {
-            let (t, phase) = gone
-                .get(&Role::Target)
-                .copied()
-                .unwrap_or((self.start.elapsed().as_secs_f64(), self.current.load(Ordering::Relaxed)));
-            end = End::TargetDied(t, phase);
-        }
+        let end = self.end;
         let client = client.map(|c| ClientRun {
             gone_at: gone.get(&Role::Client).copied(),
             end: c,

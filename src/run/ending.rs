@@ -23,8 +23,11 @@ use std::sync::{Arc, Mutex};
 pub enum End {
     Completed,
     Interrupted,
-    /// The target was found gone this many seconds in, during this phase.
-    TargetDied(f64, usize),
+    /// The target was found gone `at_secs` into the run, during phase `phase`.
+    TargetDied {
+        at_secs: f64,
+        phase: usize,
+    },
     Failed(anyhow::Error),
     /// An armed gate was sure to fail; this finding says which.
     Aborted(Box<Finding>),
@@ -58,7 +61,7 @@ impl End {
             End::Failed(e) => vec![Finding::RunError {
                 message: format!("{e:#}"),
             }],
-            End::TargetDied(at_secs, phase) => vec![Finding::TargetDied {
+            End::TargetDied { at_secs, phase } => vec![Finding::TargetDied {
                 pid: target.pid,
                 at_secs,
                 phase: phase_name(phase),

@@ -172,8 +172,11 @@ impl Transport {
     /// (`code` UNAUTHENTICATED or PERMISSION_DENIED) it refused. Readiness, reflection
     /// and the rpc readiness check all explain failures this way.
     pub fn explain(&self, error: &str, code: Option<tonic::Code>) -> String {
-        // The connection was made, then dropped: how a server refuses a missing client certificate.
-        let dropped = error.contains("transport error") && !error.contains("tcp connect error");
+        // The connection was made, then dropped: how a server refuses a missing client
+        // certificate. Under TLS 1.3 the refusal comes after the handshake, so the first
+        // call sees either the broken connection or its own cancellation, by timing.
+        let cancelled = code == Some(tonic::Code::Cancelled) || error.contains("operation was canceled");
+        let dropped = (error.contains("transport error") || cancelled) && !error.contains("tcp connect error");
         let hint = match code {
             _ if self.is_tls() && !self.has_identity() && dropped => {
                 "the server closed the TLS connection: if it requires a client certificate, give [tls] cert and key, or --cert and --key"
@@ -238,15 +241,6 @@ impl Dial {
     /// An endpoint for this address in this transport.
     pub fn endpoint(&self) -> anyhow::Result<Endpoint> {
         self.transport.endpoint(&self.addr)
-    }
-
-    /// A channel from `endpoint` (made by [`Dial::endpoint`]) that connects when first
-    /// used; over a Unix socket it dials through [`crate::net::connector`].
-    pub fn lazy(&self, endpoint: &Endpoint) -> Channel {
-        match &self.addr {
-            Address::Tcp(_) => endpoint.connect_lazy(),
-            unix => endpoint.connect_with_connector_lazy(crate::net::connector(unix.clone())),
-        }
     }
 
     /// A channel from `endpoint`, connected now.

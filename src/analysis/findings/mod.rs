@@ -7,7 +7,7 @@
 //! [`Finding`] whose `Display` is the sentence printed and stored.
 
 use super::groups::GroupChange;
-use super::{ProcessAnalysis, Role};
+use super::{verdicts, ProcessAnalysis, Role};
 use crate::scenario::Gates;
 use crate::vocab::{Check, FindingKind, Gate};
 
@@ -163,8 +163,7 @@ pub fn evaluate(gates: &Gates, procs: &[ProcessAnalysis], workloads: &[WorkloadF
     };
     for a in procs {
         let who = a.role.as_str();
-        let significant = a.growth_fds >= gates.min_growth_fds;
-        let growing = a.growth_per_hour > gates.max_growth_per_hour && significant;
+        let growing = verdicts::growing(gates, a.growth_fds, a.growth_per_hour);
         if !check(
             Gate::MaxGrowthPerHour,
             who,
@@ -183,7 +182,7 @@ pub fn evaluate(gates: &Gates, procs: &[ProcessAnalysis], workloads: &[WorkloadF
             who,
             a.residual_fds as f64,
             max_res,
-            a.residual_fds <= gates.max_residual_fds,
+            !verdicts::residual(gates, a.residual_fds),
         ) {
             findings.push(Finding::Residual {
                 role: a.role,
@@ -199,7 +198,7 @@ pub fn evaluate(gates: &Gates, procs: &[ProcessAnalysis], workloads: &[WorkloadF
             who,
             cw as f64,
             gates.max_close_wait as f64,
-            cw <= gates.max_close_wait,
+            !verdicts::close_wait(gates, cw),
         ) {
             findings.push(Finding::CloseWait {
                 role: a.role,
@@ -239,7 +238,7 @@ pub fn evaluate(gates: &Gates, procs: &[ProcessAnalysis], workloads: &[WorkloadF
                 who,
                 usage,
                 gates.max_fd_usage,
-                usage <= gates.max_fd_usage,
+                !verdicts::over_fd_usage(gates, usage),
             ) {
                 findings.push(Finding::NearLimit {
                     role: a.role,
@@ -249,10 +248,14 @@ pub fn evaluate(gates: &Gates, procs: &[ProcessAnalysis], workloads: &[WorkloadF
                 });
             }
         }
-        if let (Some(secs), Some(limit)) = (a.time_to_limit_secs.filter(|_| significant), a.nofile_soft) {
+        let projected = a
+            .time_to_limit_secs
+            .filter(|_| verdicts::significant(gates, a.growth_fds));
+        if let (Some(secs), Some(limit)) = (projected, a.nofile_soft) {
             let min = gates.min_time_to_limit.as_secs_f64();
+            let soon = verdicts::too_soon_to_limit(gates, a.growth_fds, Some(secs));
             // Growth already flagged carries the projection in its own sentence.
-            if !check(Gate::MinTimeToLimit, who, secs, min, secs >= min) && !growing {
+            if !check(Gate::MinTimeToLimit, who, secs, min, !soon) && !growing {
                 findings.push(Finding::TimeToLimit {
                     role: a.role,
                     secs,
@@ -269,8 +272,9 @@ pub fn evaluate(gates: &Gates, procs: &[ProcessAnalysis], workloads: &[WorkloadF
         } else {
             w.errors as f64 / w.finished as f64
         };
-        let max_rate = w.max_error_rate.unwrap_or(gates.max_error_rate);
-        if !check(Gate::MaxErrorRate, &subject, rate, max_rate, rate <= max_rate) {
+        let max_rate = verdicts::error_ceiling(gates, w.max_error_rate);
+        let failed = verdicts::too_many_errors(w.errors, w.finished, max_rate);
+        if !check(Gate::MaxErrorRate, &subject, rate, max_rate, !failed) {
             findings.push(Finding::ErrorRate {
                 phase: w.phase.clone(),
                 workload: w.workload.clone(),
@@ -286,7 +290,7 @@ pub fn evaluate(gates: &Gates, procs: &[ProcessAnalysis], workloads: &[WorkloadF
                 &subject,
                 w.p99_us as f64,
                 max_us as f64,
-                w.p99_us <= max_us,
+                !verdicts::slow_p99(gates, w.p99_us),
             ) {
                 findings.push(Finding::SlowP99 {
                     phase: w.phase.clone(),
