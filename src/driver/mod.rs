@@ -6,6 +6,7 @@
 //! channel policy (`channel`) are separate pieces that the kinds compose.
 
 pub mod channel;
+pub mod clock;
 pub mod health_check;
 pub mod rate;
 pub mod retry;

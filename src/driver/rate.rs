@@ -8,6 +8,7 @@
 //! latency. When `max_in_flight` calls are already running, a due call is
 //! skipped and counted instead of queued.
 
+use super::clock::Timer;
 use crate::metrics::WorkloadStats;
 use std::future::Future;
 use std::sync::atomic::Ordering::Relaxed;
@@ -20,8 +21,13 @@ use tokio_util::sync::CancellationToken;
 /// How calls are paced: the one choice every call-per-request workload (health_check, rpc) makes.
 #[derive(Debug, Clone, Copy)]
 pub enum Pace {
-    /// Open model: `rate` calls per second on a timetable, skipping beyond `max_in_flight`.
-    Open { rate: f64, max_in_flight: u64 },
+    /// Open model: `rate` calls per second on a timetable, skipping beyond
+    /// `max_in_flight`; `precise`: due times kept to the microsecond (see [`clock`]).
+    Open {
+        rate: f64,
+        max_in_flight: u64,
+        precise: bool,
+    },
     /// Closed model: `concurrency` calls back to back, for saturation.
     Closed { concurrency: u64 },
 }
@@ -34,6 +40,7 @@ impl Pace {
             None => Pace::Open {
                 rate: w.rate(),
                 max_in_flight: w.max_in_flight(),
+                precise: true,
             },
         }
     }
@@ -46,24 +53,58 @@ where
     Fut: Future<Output = ()> + Send + 'static,
 {
     match pace {
-        Pace::Open { rate, max_in_flight } => open_model(rate, max_in_flight, until, stop, stats, call).await,
+        Pace::Open {
+            rate,
+            max_in_flight,
+            precise,
+        } => {
+            let timer = if precise { Timer::precise() } else { Timer::Tokio };
+            let timetable = Timetable {
+                rate,
+                max_in_flight,
+                until,
+                timer,
+            };
+            open_model(timetable, stop, stats, call).await
+        }
         Pace::Closed { concurrency } => closed_model(concurrency, until, stop, stats, call).await,
+    }
+}
+
+/// An open model's timetable: `rate` calls per second until `until`, at most
+/// `max_in_flight` at once, waited for with `timer`.
+pub struct Timetable {
+    pub rate: f64,
+    pub max_in_flight: u64,
+    pub until: Instant,
+    pub timer: Timer,
+}
+
+impl Timetable {
+    /// tokio's timer, which follows a paused clock: for tests where time is logic.
+    pub fn on_tokio(rate: f64, max_in_flight: u64, until: Instant) -> Timetable {
+        Timetable {
+            rate,
+            max_in_flight,
+            until,
+            timer: Timer::Tokio,
+        }
     }
 }
 
 /// Runs `call(scheduled_at)` on the timetable until `until` or `stop`, then
 /// waits for the calls still in flight (each is bounded by its own deadline).
-pub async fn open_model<F, Fut>(
-    rate: f64,
-    max_in_flight: u64,
-    until: Instant,
-    stop: &CancellationToken,
-    stats: &Arc<WorkloadStats>,
-    mut call: F,
-) where
+pub async fn open_model<F, Fut>(timetable: Timetable, stop: &CancellationToken, stats: &Arc<WorkloadStats>, mut call: F)
+where
     F: FnMut(Instant) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
+    let Timetable {
+        rate,
+        max_in_flight,
+        until,
+        mut timer,
+    } = timetable;
     let start = Instant::now();
     // A rate so low that its period overflows waits a year, longer than any phase.
     let period = Duration::try_from_secs_f64(1.0 / rate).map_or(crate::scenario::duration::MAX_DURATION, |p| {
@@ -76,7 +117,7 @@ pub async fn open_model<F, Fut>(
             break;
         }
         tokio::select! {
-            _ = tokio::time::sleep_until(due) => {}
+            _ = timer.sleep_until(due) => {}
             _ = stop.cancelled() => break,
         }
         // Reap finished calls so the set only ever holds the ones in flight.
@@ -165,12 +206,17 @@ mod tests {
         let start = Instant::now();
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         let stop = CancellationToken::new();
-        open_model(10.0, 100, start + Duration::from_secs(2), &stop, &s, |due| {
-            let tx = tx.clone();
-            async move {
-                tx.send((due, Instant::now())).unwrap();
-            }
-        })
+        open_model(
+            Timetable::on_tokio(10.0, 100, start + Duration::from_secs(2)),
+            &stop,
+            &s,
+            |due| {
+                let tx = tx.clone();
+                async move {
+                    tx.send((due, Instant::now())).unwrap();
+                }
+            },
+        )
         .await;
         drop(tx);
         let mut n = 0;
@@ -192,13 +238,18 @@ mod tests {
         // Every call stalls for 1 s at 10 calls/s with at most 5 in flight:
         // the schedule keeps its pace, half of the due calls are skipped.
         let s2 = s.clone();
-        open_model(10.0, 5, start + Duration::from_secs(3), &stop, &s, move |due| {
-            let s = s2.clone();
-            async move {
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                s.finish(tonic::Code::Ok, due.elapsed());
-            }
-        })
+        open_model(
+            Timetable::on_tokio(10.0, 5, start + Duration::from_secs(3)),
+            &stop,
+            &s,
+            move |due| {
+                let s = s2.clone();
+                async move {
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    s.finish(tonic::Code::Ok, due.elapsed());
+                }
+            },
+        )
         .await;
         let c = s.counts();
         assert_eq!(c.scheduled, 30);
@@ -239,9 +290,14 @@ mod tests {
             stopper.cancel();
         });
         let start = Instant::now();
-        open_model(10.0, 100, start + Duration::from_secs(60), &stop, &s, |_| async {
-            tokio::time::sleep(Duration::from_secs(3600)).await;
-        })
+        open_model(
+            Timetable::on_tokio(10.0, 100, start + Duration::from_secs(60)),
+            &stop,
+            &s,
+            |_| async {
+                tokio::time::sleep(Duration::from_secs(3600)).await;
+            },
+        )
         .await;
         assert!(Instant::now() < start + Duration::from_secs(1));
         assert_eq!(s.counts().in_flight, 0);
