@@ -95,6 +95,16 @@ fn no_child_hangs_in_a_thousand_forks_while_the_publisher_runs() {
     }
 }
 
+/// Starts `cmd` with its stdin held open and returns it with the first line it prints.
+fn first_line(cmd: &mut Command) -> (std::process::Child, String) {
+    let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    (child, line)
+}
+
 /// A pre-fork server's answers: per worker PID, its descriptor counts.
 fn prefork(agents: Option<&Agents>) -> Vec<i64> {
     let mut cmd = Command::new("python3");
@@ -102,16 +112,7 @@ fn prefork(agents: Option<&Agents>) -> Vec<i64> {
     for (k, v) in agents.map(|a| a.env()).unwrap_or_default() {
         cmd.env(k, v);
     }
-    let mut child = cmd
-        .env("FDSOAK_ORIGIN_INTERVAL", "0.001")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    let (mut child, line) = first_line(cmd.env("FDSOAK_ORIGIN_INTERVAL", "0.001"));
     let port = field(&line, "listening") as u16;
     let mut counts = Vec::new();
     for _ in 0..40 {
@@ -162,16 +163,7 @@ fn closes_by_every_route_and_received_descriptors_are_seen_by_the_native_agent()
     let symbols = fdsoak::origin::native::Symbols::default();
     for i in 0..repeat() {
         let without = output(None, &[&exe]);
-        let mut child = Command::new(&exe)
-            .envs(agents.env())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut with = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut with)
-            .unwrap();
+        let (mut child, with) = first_line(Command::new(&exe).envs(agents.env()));
         assert_eq!(with, without, "#{i}: the program's own account");
         let pid = child.id() as i32;
         let live: Vec<i32> = (0..32).collect();
