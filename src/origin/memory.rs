@@ -3,7 +3,9 @@
 //! closed once mapped), so publishing costs the process no descriptor, no
 //! file and no system call, and a child after fork gets a copy-on-write
 //! copy. fdsoak finds the mapping in `/proc/PID/maps` and reads it with
-//! `process_vm_readv` (the same rights as reading `/proc/PID/fd`'s links).
+//! `process_vm_readv`, which takes the rights a debugger needs to attach
+//! (root, or the same user and, under Yama's `ptrace_scope` 1, a descendant:
+//! every process that carries an agent is one fdsoak started).
 
 /// `(address, length)` pieces read per system call.
 const BATCH: usize = 512;

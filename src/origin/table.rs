@@ -1,10 +1,11 @@
-//! One agent's published table, as fdsoak reads it at a fingerprint: the
-//! creating stack of each live descriptor the agent saw opened (checked
-//! against the descriptor's link, so a reused number is not misnamed), and
-//! the live gRPC channels with their targets, whose sockets the channel's
-//! library opened on threads of its own.
+//! One agent's published table, as fdsoak reads it from the process's
+//! memory at a fingerprint: the creating stack of each live descriptor the
+//! agent saw opened (checked against the descriptor's link, so a reused
+//! number is not misnamed; files by path), and the live gRPC channels with
+//! their targets, whose sockets the channel's library opened on threads of
+//! its own.
 //!
-//! The file is the agent's to write: it is read bounded, and anything
+//! The memory is the agent's to write: it is read bounded, and anything
 //! malformed is no table, never an error of the run.
 
 use crate::vocab::{Frame, OriginVia, Stack};
