@@ -35,12 +35,16 @@ impl Call {
         tonic::codegen::http::uri::PathAndQuery::try_from(self.spec.method.path.as_str()).ok()
     }
 
-    /// Notes a reply (a message of a stream, or a client stream's answer): the first sets the latency.
-    pub fn replied(&self) {
+    /// Notes a reply (a message of a stream, or a client stream's answer); `first`:
+    /// the attempt's first, which sets the latency. Later messages only count, so a
+    /// long stream takes no lock per message.
+    pub fn replied(&self, first: bool) {
         self.stats.messages.fetch_add(1, Relaxed);
-        let mut first = crate::vocab::lock(&self.first);
-        if first.is_none() {
-            *first = Some(self.due.elapsed());
+        if first {
+            let mut at = crate::vocab::lock(&self.first);
+            if at.is_none() {
+                *at = Some(self.due.elapsed());
+            }
         }
     }
 
@@ -119,7 +123,7 @@ pub async fn read_stream(mut stream: tonic::Streaming<()>, call: &Call) -> tonic
             None => return tonic::Code::Ok,
             Some(Ok(Some(()))) => {
                 count += 1;
-                call.replied();
+                call.replied(count == 1);
                 if spec.max_messages.is_some_and(|m| count >= m) {
                     return tonic::Code::Ok;
                 }

@@ -162,7 +162,7 @@ fn park(spec: &Spec, what: Box<dyn Any + Send>) -> tonic::Code {
 fn answered(r: Result<tonic::Response<()>, tonic::Status>, call: &Call) -> tonic::Code {
     match r {
         Ok(_) => {
-            call.replied();
+            call.replied(true);
             tonic::Code::Ok
         }
         Err(status) => crate::metrics::code_of(&status),
