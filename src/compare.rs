@@ -155,43 +155,7 @@ pub fn compare(
 ) -> anyhow::Result<Comparison> {
     let mut rows = Vec::new();
     for role in ["target", "driver"] {
-        let pb = b.processes.iter().find(|p| p.role.as_str() == role);
-        let pc = c.processes.iter().find(|p| p.role.as_str() == role);
-        if pb.is_none() && pc.is_none() {
-            continue;
-        }
-        let get =
-            |p: Option<&crate::analysis::ProcessAnalysis>, f: fn(&crate::analysis::ProcessAnalysis) -> f64| p.map(f);
-        let significant = pc.is_some_and(|p| p.growth_fds >= c.scenario.resolved.gates.min_growth_fds);
-        rows.push(row(
-            role,
-            "FD growth",
-            "/h",
-            get(pb, |p| p.growth_per_hour),
-            get(pc, |p| p.growth_per_hour),
-            |b, c| significant && c - b > t.growth_per_hour,
-        ));
-        rows.push(row(
-            role,
-            "residual FDs",
-            "",
-            get(pb, |p| p.residual_fds as f64),
-            get(pc, |p| p.residual_fds as f64),
-            |b, c| c - b > t.residual_fds,
-        ));
-        let cw = |p: &crate::analysis::ProcessAnalysis| p.close_wait_final as f64 - p.close_wait_baseline as f64;
-        rows.push(row(role, "CLOSE_WAIT", "", get(pb, cw), get(pc, cw), |b, c| {
-            c - b > t.close_wait
-        }));
-        let usage = |p: Option<&crate::analysis::ProcessAnalysis>| p.and_then(|p| p.peak_usage);
-        rows.push(row(
-            role,
-            "peak usage",
-            "%",
-            usage(pb).map(|u| u * 100.0),
-            usage(pc).map(|u| u * 100.0),
-            |b, c| c - b > t.peak_usage * 100.0,
-        ));
+        process_rows(&mut rows, role, (b, c), t);
     }
     let keys: BTreeSet<(String, String)> = b
         .workloads
@@ -201,47 +165,7 @@ pub fn compare(
         .collect();
     for (phase, name) in keys {
         let find = |s: &Summary| s.workloads.iter().find(|w| w.phase == phase && w.name == name).cloned();
-        let (wb, wc) = (find(b), find(c));
-        let subject = format!("{name}@{phase}");
-        let hb = wb
-            .as_ref()
-            .map(WorkloadReport::histogram)
-            .transpose()
-            .context("decoding the base histogram")?;
-        let hc = wc
-            .as_ref()
-            .map(WorkloadReport::histogram)
-            .transpose()
-            .context("decoding the candidate histogram")?;
-        let floor = t.latency_floor.as_micros() as f64 / 1000.0;
-        for (label, q) in [("p50", 0.5), ("p99", 0.99), ("p99.9", 0.999)] {
-            let at = |h: &Option<hdrhistogram::Histogram<u64>>| {
-                h.as_ref()
-                    .filter(|h| !h.is_empty())
-                    .map(|h| h.value_at_quantile(q) as f64 / 1000.0)
-            };
-            // A percentile is judged only when both runs have at least MIN_TAIL calls beyond it;
-            // a p99 of 200 calls is two calls, and two calls are noise.
-            let enough = |h: &Option<hdrhistogram::Histogram<u64>>| {
-                h.as_ref().is_some_and(|h| h.len() as f64 * (1.0 - q) >= MIN_TAIL)
-            };
-            let judged = enough(&hb) && enough(&hc);
-            let mut r = row(&subject, label, "ms", at(&hb), at(&hc), |b, c| {
-                judged && c > b * (1.0 + t.latency_ratio) && c - b > floor
-            });
-            if !judged {
-                r.metric.push('*');
-            }
-            rows.push(r);
-        }
-        let err = |w: &Option<WorkloadReport>| w.as_ref().map(|w| w.error_rate() * 100.0);
-        rows.push(row(&subject, "error rate", "%", err(&wb), err(&wc), |b, c| {
-            c - b > t.error_rate * 100.0
-        }));
-        let rate = |w: &Option<WorkloadReport>| w.as_ref().map(|w| w.achieved_rate);
-        rows.push(row(&subject, "throughput", "/s", rate(&wb), rate(&wc), |b, c| {
-            c < b * (1.0 - t.throughput_drop)
-        }));
+        workload_rows(&mut rows, &format!("{name}@{phase}"), (find(b), find(c)), t)?;
     }
     let failed = |s: &Summary| -> BTreeSet<String> {
         s.checks
@@ -262,6 +186,82 @@ pub fn compare(
         regressed,
         tolerances: t.clone(),
     })
+}
+
+/// One role's descriptor rows: growth, residual, CLOSE_WAIT and peak usage, base against candidate.
+fn process_rows(rows: &mut Vec<Row>, role: &str, (b, c): (&Summary, &Summary), t: &Tolerances) {
+    use crate::analysis::ProcessAnalysis as P;
+    let pb = b.processes.iter().find(|p| p.role.as_str() == role);
+    let pc = c.processes.iter().find(|p| p.role.as_str() == role);
+    if pb.is_none() && pc.is_none() {
+        return;
+    }
+    let get = |p: Option<&P>, f: fn(&P) -> f64| p.map(f);
+    let significant = pc.is_some_and(|p| p.growth_fds >= c.scenario.resolved.gates.min_growth_fds);
+    let (gb, gc) = (get(pb, |p| p.growth_per_hour), get(pc, |p| p.growth_per_hour));
+    rows.push(row(role, "FD growth", "/h", gb, gc, |b, c| {
+        significant && c - b > t.growth_per_hour
+    }));
+    let (rb, rc) = (get(pb, |p| p.residual_fds as f64), get(pc, |p| p.residual_fds as f64));
+    rows.push(row(role, "residual FDs", "", rb, rc, |b, c| c - b > t.residual_fds));
+    let cw = |p: &P| p.close_wait_final as f64 - p.close_wait_baseline as f64;
+    rows.push(row(role, "CLOSE_WAIT", "", get(pb, cw), get(pc, cw), |b, c| {
+        c - b > t.close_wait
+    }));
+    let usage = |p: Option<&P>| p.and_then(|p| p.peak_usage).map(|u| u * 100.0);
+    rows.push(row(role, "peak usage", "%", usage(pb), usage(pc), |b, c| {
+        c - b > t.peak_usage * 100.0
+    }));
+}
+
+/// One workload's rows in one phase: latency percentiles (judged only with enough calls
+/// beyond them), error rate and throughput.
+fn workload_rows(
+    rows: &mut Vec<Row>,
+    subject: &str,
+    (wb, wc): (Option<WorkloadReport>, Option<WorkloadReport>),
+    t: &Tolerances,
+) -> anyhow::Result<()> {
+    let hb = wb
+        .as_ref()
+        .map(WorkloadReport::histogram)
+        .transpose()
+        .context("decoding the base histogram")?;
+    let hc = wc
+        .as_ref()
+        .map(WorkloadReport::histogram)
+        .transpose()
+        .context("decoding the candidate histogram")?;
+    let floor = t.latency_floor.as_micros() as f64 / 1000.0;
+    for (label, q) in [("p50", 0.5), ("p99", 0.99), ("p99.9", 0.999)] {
+        let at = |h: &Option<hdrhistogram::Histogram<u64>>| {
+            h.as_ref()
+                .filter(|h| !h.is_empty())
+                .map(|h| h.value_at_quantile(q) as f64 / 1000.0)
+        };
+        // A percentile is judged only when both runs have at least MIN_TAIL calls beyond it;
+        // a p99 of 200 calls is two calls, and two calls are noise.
+        let enough = |h: &Option<hdrhistogram::Histogram<u64>>| {
+            h.as_ref().is_some_and(|h| h.len() as f64 * (1.0 - q) >= MIN_TAIL)
+        };
+        let judged = enough(&hb) && enough(&hc);
+        let mut r = row(subject, label, "ms", at(&hb), at(&hc), |b, c| {
+            judged && c > b * (1.0 + t.latency_ratio) && c - b > floor
+        });
+        if !judged {
+            r.metric.push('*');
+        }
+        rows.push(r);
+    }
+    let err = |w: &Option<WorkloadReport>| w.as_ref().map(|w| w.error_rate() * 100.0);
+    rows.push(row(subject, "error rate", "%", err(&wb), err(&wc), |b, c| {
+        c - b > t.error_rate * 100.0
+    }));
+    let rate = |w: &Option<WorkloadReport>| w.as_ref().map(|w| w.achieved_rate);
+    rows.push(row(subject, "throughput", "/s", rate(&wb), rate(&wc), |b, c| {
+        c < b * (1.0 - t.throughput_drop)
+    }));
+    Ok(())
 }
 
 fn fmt_val(v: Option<f64>, unit: &str) -> String {

@@ -4,7 +4,7 @@
 use super::*;
 use crate::error::{Error, Result};
 use crate::run::RunConfig;
-use crate::scenario::{self, ClientSpec, TargetMode, TargetSpec};
+use crate::scenario::{self, ClientSpec, Scenario, TargetMode, TargetSpec};
 
 /// `fdsoak compare`, ready to execute.
 #[derive(Debug)]
@@ -141,20 +141,57 @@ impl Cli {
     }
 }
 
-fn run_config(a: RunArgs) -> Result<Action> {
+fn run_config(mut a: RunArgs) -> Result<Action> {
     let mut sc = crate::rpc::load_scenario(&a.scenario).map_err(Error::Scenario)?;
     crate::transport::resolve(&mut sc, &a.scenario).map_err(Error::Scenario)?;
-    a.tls
+    std::mem::take(&mut a.tls)
         .apply(&mut sc)
         .map_err(|(flag, message)| Error::usage(flag, message))?;
-    let a_client_flag = a.client.is_some();
-    let usage = |flag: &str, message: String| Error::usage(flag, message);
-    // How to wait for the target is the scenario's, whichever target the command line names.
+    apply_target(&mut sc, &a)?;
+    apply_switches(&mut sc, &a);
+    let mut overrides =
+        crate::scenario::stretch::set_durations(&mut sc, &a.durations).map_err(|m| usage("--duration", m))?;
+    if let Some(total) = a.soak {
+        overrides = crate::scenario::stretch::soak(&mut sc, total).map_err(|m| usage("--soak", m))?;
+    }
+    let shard = shard_of(&a)?;
+    if let Some(s) = shard {
+        s.apply(&mut sc);
+    }
+    let fdsoak_exe = apply_client(&mut sc, &a)?;
+    apply_gates(&mut sc.gates, &a.gates);
+    scenario::check_rules(&sc)
+        .map_err(|(key, message)| usage(&format!("(after command-line overrides) {key}"), message))?;
+    Ok(Action::Run {
+        config: Box::new(RunConfig {
+            scenario: sc,
+            scenario_file: a.scenario,
+            out_dir: a.out,
+            reports_root: a.reports_dir,
+            fdsoak_exe,
+            progress: !a.quiet,
+            shard,
+            start_at: a.start_at,
+            overrides,
+            label: a.label,
+        }),
+        quiet: a.quiet,
+        workers: a.workers,
+    })
+}
+
+fn usage(flag: &str, message: String) -> Error {
+    Error::usage(flag, message)
+}
+
+/// `--target`, `--spawn`, `--nofile`, `--unix-socket` and `--fds-from` in place of the
+/// scenario's target. How to wait for it stays the scenario's, whichever target is named.
+fn apply_target(sc: &mut Scenario, a: &RunArgs) -> Result<()> {
     let (ready, ready_timeout) = (sc.target.ready, sc.target.ready_timeout);
-    // So is where its descriptors are read, unless --fds-from says.
+    // Where its descriptors are read is the scenario's too, unless --fds-from says.
     let mut fds = sc.target.fds.clone();
-    if let Some(url) = a.fds_from {
-        let url = crate::scenario::MetricsUrl::new(url);
+    if let Some(url) = &a.fds_from {
+        let url = crate::scenario::MetricsUrl::new(url.clone());
         if let Some(problem) = url.problem() {
             return Err(usage("--fds-from", problem));
         }
@@ -164,33 +201,31 @@ fn run_config(a: RunArgs) -> Result<Action> {
             ..base
         });
     }
-    if let Some(addr) = a.target {
-        crate::scenario::parse_address(&addr).map_err(|e| usage("--target", e.to_string()))?;
+    if let Some(addr) = &a.target {
+        crate::scenario::parse_address(addr).map_err(|e| usage("--target", e.to_string()))?;
         sc.target = TargetSpec {
             mode: TargetMode::Address,
-            address: Some(addr),
+            address: Some(addr.clone()),
             pid: a.pid,
             ready,
             ready_timeout,
-            fds: fds.clone(),
             ..Default::default()
         };
-    } else if let Some(cmd) = a.spawn {
+    } else if let Some(cmd) = &a.spawn {
         if !cmd.contains("{port}") && !cmd.contains("{socket}") {
             return Err(usage(
                 "--spawn",
                 "must contain the {port} placeholder (or {socket}, for a server on a Unix socket)".into(),
             ));
         }
-        crate::lifecycle::split_command(&cmd).map_err(|e| usage("--spawn", e.to_string()))?;
+        crate::lifecycle::split_command(cmd).map_err(|e| usage("--spawn", e.to_string()))?;
         let nofile = a.nofile.or(sc.target.nofile);
         sc.target = TargetSpec {
             mode: TargetMode::Spawn,
-            command: Some(cmd),
+            command: Some(cmd.clone()),
             nofile,
             ready,
             ready_timeout,
-            fds: fds.clone(),
             ..Default::default()
         };
     } else if let Some(n) = a.nofile {
@@ -209,22 +244,26 @@ fn run_config(a: RunArgs) -> Result<Action> {
         sc.target.unix_socket = true;
     }
     sc.target.fds = fds;
+    Ok(())
+}
+
+/// `--origin`, `--metrics-addr` and `--checkpoint` in place of the scenario's.
+fn apply_switches(sc: &mut Scenario, a: &RunArgs) {
     if a.origin {
         sc.origin.enabled = true;
     }
-    if let Some(addr) = a.metrics_addr {
-        sc.export.metrics_addr = Some(addr);
+    if let Some(addr) = &a.metrics_addr {
+        sc.export.metrics_addr = Some(*addr);
     }
     if let Some(c) = a.checkpoint {
         sc.sampler.checkpoint = Some(c);
     }
-    let mut overrides =
-        crate::scenario::stretch::set_durations(&mut sc, &a.durations).map_err(|m| usage("--duration", m))?;
-    if let Some(total) = a.soak {
-        overrides = crate::scenario::stretch::soak(&mut sc, total).map_err(|m| usage("--soak", m))?;
-    }
-    let shard = match (a.shard, a.shards) {
-        (Some(s), _) => Some(s),
+}
+
+/// This driver's shard: `--shard I/N`, or `--shards N` with its index from the environment.
+fn shard_of(a: &RunArgs) -> Result<Option<crate::scenario::Shard>> {
+    match (a.shard, a.shards) {
+        (Some(s), _) => Ok(Some(s)),
         (None, Some(n)) => {
             let env = crate::scenario::INDEX_ENV;
             let index = std::env::var(env)
@@ -233,25 +272,40 @@ fn run_config(a: RunArgs) -> Result<Action> {
                 .trim()
                 .parse()
                 .map_err(|_| usage("--shards", format!("{env}={index:?} is not an index")))?;
-            Some(crate::scenario::Shard::new(index, n).map_err(|m| usage("--shards", m))?)
+            Ok(Some(
+                crate::scenario::Shard::new(index, n).map_err(|m| usage("--shards", m))?,
+            ))
         }
-        (None, None) => None,
-    };
-    if let Some(s) = shard {
-        s.apply(&mut sc);
+        (None, None) => Ok(None),
     }
-    if let Some(command) = a.client {
+}
+
+/// `--client` in place of the scenario's, and a check that its program exists. Returns
+/// fdsoak's own executable, which a client command may name.
+fn apply_client(sc: &mut Scenario, a: &RunArgs) -> Result<PathBuf> {
+    if let Some(command) = &a.client {
         let expect_exit = sc.client.as_ref().is_some_and(|c| c.expect_exit);
-        sc.client = Some(ClientSpec { command, expect_exit });
+        sc.client = Some(ClientSpec {
+            command: command.clone(),
+            expect_exit,
+        });
     }
     let fdsoak_exe =
         std::env::current_exe().map_err(|e| Error::run(anyhow::anyhow!("cannot find fdsoak's own executable: {e}")))?;
     if let Some(c) = &sc.client {
         let line = crate::client::command_line(c, "127.0.0.1:1", &fdsoak_exe);
-        check_program(&line).map_err(|m| usage(if a_client_flag { "--client" } else { "client.command" }, m))?;
+        let key = if a.client.is_some() {
+            "--client"
+        } else {
+            "client.command"
+        };
+        check_program(&line).map_err(|m| usage(key, m))?;
     }
-    let g = &mut sc.gates;
-    let o = a.gates;
+    Ok(fdsoak_exe)
+}
+
+/// The gate flags in place of the scenario's gates.
+fn apply_gates(g: &mut crate::scenario::Gates, o: &GateArgs) {
     macro_rules! set {
         ($($f:ident),*) => { $( if let Some(v) = o.$f { g.$f = v; } )* };
     }
@@ -271,24 +325,6 @@ fn run_config(a: RunArgs) -> Result<Action> {
     if o.abort {
         g.abort = crate::scenario::Abort::Every(true);
     }
-    scenario::check_rules(&sc)
-        .map_err(|(key, message)| usage(&format!("(after command-line overrides) {key}"), message))?;
-    Ok(Action::Run {
-        config: Box::new(RunConfig {
-            scenario: sc,
-            scenario_file: a.scenario,
-            out_dir: a.out,
-            reports_root: a.reports_dir,
-            fdsoak_exe,
-            progress: !a.quiet,
-            shard,
-            start_at: a.start_at,
-            overrides,
-            label: a.label,
-        }),
-        quiet: a.quiet,
-        workers: a.workers,
-    })
 }
 
 /// Checks that a command line's program exists (on PATH, or as a path), so a

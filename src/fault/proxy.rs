@@ -140,75 +140,120 @@ async fn handle(client: Stream, upstream: Address, control: Arc<Control>) {
     let inodes = [inode(&client), inode(&up)];
     crate::vocab::lock(&control.inodes).extend(inodes);
     let _unregister = Unregister(control.clone(), id, inodes);
-    let mut sides = [Side::new(client), Side::new(up)];
+    let mut link = Link {
+        sides: [Side::new(client), Side::new(up)],
+        h2: super::h2::Conn::default(),
+        pieces: Vec::new(),
+        sent: [0; 2],
+        close_at: None,
+    };
     let (mut buf_a, mut buf_b) = (vec![0u8; 16 * 1024], vec![0u8; 16 * 1024]);
-    let mut sent = [0u64; 2];
-    let mut h2 = super::h2::Conn::default();
-    let mut pieces = Vec::new();
-    // After a GOAWAY with a grace: when the proxy closes the connection, as the server would.
-    let mut close_at: Option<Instant> = None;
     loop {
-        let now_cmd = cmd.borrow().clone();
-        let (blackholed, resume_at) = match now_cmd {
+        let (blackholed, resume_at) = match *cmd.borrow() {
             Cmd::Blackhole(None) => (true, None),
             Cmd::Blackhole(Some(until)) if Instant::now() < until => (true, Some(until)),
             _ => (false, None),
         };
-        if sides.iter().all(|s| s.rd.is_none()) {
+        if link.sides.iter().all(|s| s.rd.is_none()) {
             // Both sides have closed.
             return;
         }
-        let (a, b) = sides.split_at_mut(1);
-        let (from, n) = tokio::select! {
-            changed = cmd.changed() => {
-                if changed.is_err() {
-                    return;
-                }
-                let now = cmd.borrow().clone();
-                match now {
-                    Cmd::GoAway(g) => {
-                        h2.goaway(g.last_stream, g.code, &g.debug, g.on_next_stream);
-                        if let Some(grace) = g.close_after {
-                            close_at = Some(Instant::now() + grace);
-                        }
-                        if !write_ready(&mut h2, &mut sides, 1).await {
-                            return;
-                        }
-                        continue;
-                    }
-                    Cmd::Reset => {
-                        sides.iter_mut().for_each(Side::reset);
-                        return;
-                    }
-                    Cmd::Close => {
-                        for s in &mut sides {
-                            s.finish().await;
-                        }
-                        return;
-                    }
-                    _ => continue,
-                }
-            }
+        let (a, b) = link.sides.split_at_mut(1);
+        let close_at = link.close_at;
+        let event = tokio::select! {
+            changed = cmd.changed() => match changed {
+                Ok(()) => Event::Command(cmd.borrow().clone()),
+                Err(_) => return,
+            },
             _ = tokio::time::sleep_until(resume_at.unwrap_or_else(Instant::now)), if resume_at.is_some() => continue,
-            _ = tokio::time::sleep_until(close_at.unwrap_or_else(Instant::now)), if close_at.is_some() => {
-                for s in &mut sides {
-                    s.finish().await;
-                }
-                return;
-            }
-            r = read(&mut a[0], &mut buf_a), if !blackholed => (0, r.unwrap_or(0)),
-            r = read(&mut b[0], &mut buf_b), if !blackholed => (1, r.unwrap_or(0)),
+            _ = tokio::time::sleep_until(close_at.unwrap_or_else(Instant::now)), if close_at.is_some() => Event::CloseDue,
+            r = read(&mut a[0], &mut buf_a), if !blackholed => Event::Read(0, r.unwrap_or(0)),
+            r = read(&mut b[0], &mut buf_b), if !blackholed => Event::Read(1, r.unwrap_or(0)),
         };
-        let to = 1 - from;
-        if n == 0 {
-            // This side closed (or failed): pass the close on, late if slow_close says so.
-            sides[from].rd = None;
-            if let Some(delay) = control.effects(lottery).slow_close {
-                tokio::time::sleep(delay).await;
+        let flow = match event {
+            Event::Command(c) => link.command(c).await,
+            Event::CloseDue => link.finish().await,
+            Event::Read(from, 0) => link.closed(from, control.effects(lottery).slow_close).await,
+            Event::Read(from, n) => {
+                let data = if from == 0 { &buf_a[..n] } else { &buf_b[..n] };
+                link.pass(from, data, &control, lottery).await
             }
-            sides[to].finish().await;
-            continue;
+        };
+        if let Flow::Stop = flow {
+            return;
         }
+    }
+}
+
+/// What woke a connection's loop.
+enum Event {
+    Command(Cmd),
+    /// The grace after a GOAWAY is over.
+    CloseDue,
+    /// This many bytes read from this side; 0 when it closed.
+    Read(usize, usize),
+}
+
+/// Whether a connection's loop goes on.
+enum Flow {
+    Go,
+    Stop,
+}
+
+/// One proxied connection: the client's side (0) and the upstream's (1).
+struct Link {
+    sides: [Side; 2],
+    h2: super::h2::Conn,
+    pieces: Vec<super::h2::Piece>,
+    sent: [u64; 2],
+    /// After a GOAWAY with a grace: when the proxy closes the connection, as the server would.
+    close_at: Option<Instant>,
+}
+
+impl Link {
+    /// Closes both sides in order.
+    async fn finish(&mut self) -> Flow {
+        for s in &mut self.sides {
+            s.finish().await;
+        }
+        Flow::Stop
+    }
+
+    /// A fault's command: a GOAWAY to the client, a reset, or a close.
+    async fn command(&mut self, now: Cmd) -> Flow {
+        match now {
+            Cmd::GoAway(g) => {
+                self.h2.goaway(g.last_stream, g.code, &g.debug, g.on_next_stream);
+                if let Some(grace) = g.close_after {
+                    self.close_at = Some(Instant::now() + grace);
+                }
+                match write_ready(&mut self.h2, &mut self.sides, 1).await {
+                    true => Flow::Go,
+                    false => Flow::Stop,
+                }
+            }
+            Cmd::Reset => {
+                self.sides.iter_mut().for_each(Side::reset);
+                Flow::Stop
+            }
+            Cmd::Close => self.finish().await,
+            _ => Flow::Go,
+        }
+    }
+
+    /// Side `from` closed (or failed): pass the close on, late if slow_close says so.
+    async fn closed(&mut self, from: usize, slow_close: Option<Duration>) -> Flow {
+        self.sides[from].rd = None;
+        if let Some(delay) = slow_close {
+            tokio::time::sleep(delay).await;
+        }
+        self.sides[1 - from].finish().await;
+        Flow::Go
+    }
+
+    /// Passes `data`, read from side `from`, to the other side, with the toxics' effects.
+    async fn pass(&mut self, from: usize, data: &[u8], control: &Control, lottery: f64) -> Flow {
+        let (to, n) = (1 - from, data.len());
         let effects = control.effects(lottery);
         if let Some((latency, jitter)) = effects.latency {
             let j = jitter.as_secs_f64() * (2.0 * super::random() - 1.0);
@@ -218,13 +263,14 @@ async fn handle(client: Stream, upstream: Address, control: Arc<Control>) {
             // Pace before passing the chunk on: it arrives when a link of this rate would deliver it.
             tokio::time::sleep(Duration::from_secs_f64(n as f64 / bps as f64)).await;
         }
-        let data = if from == 0 { &buf_a[..n] } else { &buf_b[..n] };
-        pieces.clear();
-        let resets = h2.pass(from, data, effects.rst_stream, &mut pieces);
+        self.pieces.clear();
+        let resets = self.h2.pass(from, data, effects.rst_stream, &mut self.pieces);
         control.rst_streams.fetch_add(resets, Relaxed);
-        let Some(wr) = sides[to].wr.as_mut() else { continue };
+        let Some(wr) = self.sides[to].wr.as_mut() else {
+            return Flow::Go;
+        };
         let mut failed = false;
-        for piece in &pieces {
+        for piece in &self.pieces {
             let bytes = match piece {
                 super::h2::Piece::Bytes(r) => &data[r.clone()],
                 super::h2::Piece::Frames(f) => f.as_slice(),
@@ -232,25 +278,20 @@ async fn handle(client: Stream, upstream: Address, control: Arc<Control>) {
             failed = failed || wr.write_all(bytes).await.is_err();
         }
         // Frames for the other way (a reset's RST_STREAM to the client) go as soon as that way is between frames.
-        if failed || !write_ready(&mut h2, &mut sides, to).await {
-            for s in &mut sides {
-                s.finish().await;
-            }
-            return;
+        if failed || !write_ready(&mut self.h2, &mut self.sides, to).await {
+            return self.finish().await;
         }
-        sent[from] += n as u64;
+        self.sent[from] += n as u64;
         let counter = if from == 0 {
             &control.bytes_up
         } else {
             &control.bytes_down
         };
         counter.fetch_add(n as u64, Relaxed);
-        if effects.limit_bytes.is_some_and(|limit| sent[from] >= limit) {
+        if effects.limit_bytes.is_some_and(|limit| self.sent[from] >= limit) {
             control.limit_data_closes.fetch_add(1, Relaxed);
-            for s in &mut sides {
-                s.finish().await;
-            }
-            return;
+            return self.finish().await;
         }
+        Flow::Go
     }
 }

@@ -102,8 +102,66 @@ pub enum TargetError {
 /// Starts or attaches to the target, and waits until it is ready: it answers a
 /// health check, or (`Connect`, and `Rpc` before its first call) accepts an HTTP/2 connection.
 pub async fn start(plan: &TargetPlan, ready: Ready, transport: &Arc<Transport>) -> Result<RunningTarget, TargetError> {
+    check_attached(plan)?;
     let tail = Tail::default();
-    let mut server = None;
+    let mut up = match plan {
+        TargetPlan::Address { addr, .. } => Launched::attached(addr),
+        TargetPlan::Builtin { .. } => launch_builtin(plan, ready, &tail).await?,
+        TargetPlan::Spawn { command, nofile, env } => launch_spawned(command, *nofile, env, &tail)?,
+    };
+    let dial = Dial::new(up.addr.clone(), transport.clone());
+    ready::wait(&dial, ready, up.child.as_mut(), &tail).await?;
+    let pid = pid_of(plan, &up)?;
+    // Say which process was found, so a wrong guess shows in the report.
+    if let TargetPlan::Address {
+        pid: None,
+        remote: false,
+        ..
+    } = plan
+    {
+        up.description = format!(
+            "{} (pid {pid}, {}, the owner of its listening socket)",
+            up.description,
+            find::name_of(pid)
+        );
+    }
+    Ok(RunningTarget {
+        addr: up.addr,
+        pid,
+        description: up.description,
+        child: up.child,
+        stderr_tail: tail,
+        server: up.server,
+        _socket_dir: up.socket_dir,
+    })
+}
+
+/// A target started, or named, and not yet known to be ready.
+struct Launched {
+    addr: Address,
+    child: Option<Child>,
+    description: String,
+    /// The built-in target's control channel, when asked for.
+    server: Option<crate::scenario::ServerControl>,
+    /// The private directory of its Unix socket, removed when dropped.
+    socket_dir: Option<tempfile::TempDir>,
+}
+
+impl Launched {
+    fn attached(addr: &Address) -> Launched {
+        Launched {
+            addr: addr.clone(),
+            child: None,
+            description: format!("address {addr}"),
+            server: None,
+            socket_dir: None,
+        }
+    }
+}
+
+/// An attached target named by PID must exist, and its /proc be readable unless
+/// its descriptors come from its metrics.
+fn check_attached(plan: &TargetPlan) -> Result<(), TargetError> {
     if let TargetPlan::Address {
         pid: Some(pid), remote, ..
     } = plan
@@ -111,84 +169,105 @@ pub async fn start(plan: &TargetPlan, ready: Ready, transport: &Arc<Transport>) 
         if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
             return Err(TargetError::NoSuchPid(*pid));
         }
-        // Its descriptors come from its /proc unless they come from its metrics.
         if let (false, Some(why)) = (remote, find::unreadable(*pid)) {
             return Err(TargetError::Unreadable(why));
         }
     }
-    let mut socket_dir = None;
-    let (addr, mut child, description) = match plan {
-        TargetPlan::Address { addr, .. } => (addr.clone(), None, format!("address {addr}")),
-        TargetPlan::Builtin {
-            exe,
-            args,
-            nofile,
-            env,
-            unix_socket,
-        } => {
-            let listen = if *unix_socket {
-                let (dir, path) = socket_in_private_dir()?;
-                socket_dir = Some(dir);
-                format!("unix://{}", path.display())
-            } else {
-                "127.0.0.1:0".into()
-            };
-            let mut cmd = Command::new(exe);
-            cmd.arg("serve")
-                .args(args)
-                .args(["--listen", &listen])
-                .envs(env.iter().cloned());
-            let control = args.iter().any(|a| a == plan::CONTROL_FLAG);
-            let mut child = launch(cmd, *nofile, &tail, control).context("starting the target")?;
-            server = child.stdin.take().map(control_writer);
-            let stdout = child.stdout.take().context("the target's stdout")?;
-            let addr = read_announced_addr(stdout, &mut child, ready.timeout, &tail).await?;
-            let desc = format!("builtin: fdsoak serve {}", args.join(" "))
-                .trim_end()
-                .to_string();
-            (addr, Some(child), desc)
-        }
-        TargetPlan::Spawn { command, nofile, env } => {
-            let (line, addr) = if command.contains("{socket}") {
-                let (dir, path) = socket_in_private_dir()?;
-                socket_dir = Some(dir);
-                let line = command.replace("{socket}", &path.display().to_string());
-                (line, Address::Unix(path))
-            } else {
-                let port = free_port().context("picking a free port")?;
-                let line = command.replace("{port}", &port.to_string());
-                (line, Address::Tcp(std::net::SocketAddr::from(([127, 0, 0, 1], port))))
-            };
-            let words = split_command(&line)?;
-            let mut cmd = Command::new(&words[0]);
-            cmd.args(&words[1..]).envs(env.iter().cloned());
-            let mut child = launch(cmd, *nofile, &tail, false).context("starting the target")?;
-            if let Some(out) = child.stdout.take() {
-                drain_lines(out, tail.clone());
-            }
-            (addr, Some(child), format!("spawn: {line}"))
-        }
+    Ok(())
+}
+
+/// Starts `fdsoak serve` on a free port (or a private Unix socket) and reads the address it announces.
+async fn launch_builtin(plan: &TargetPlan, ready: Ready, tail: &Tail) -> Result<Launched, TargetError> {
+    let TargetPlan::Builtin {
+        exe,
+        args,
+        nofile,
+        env,
+        unix_socket,
+    } = plan
+    else {
+        unreachable!("launch_builtin is given the built-in plan")
     };
-    ready::wait(
-        &Dial::new(addr.clone(), transport.clone()),
-        ready,
-        child.as_mut(),
-        &tail,
-    )
-    .await?;
-    let pid = match (plan, &child) {
+    let mut socket_dir = None;
+    let listen = if *unix_socket {
+        let (dir, path) = socket_in_private_dir()?;
+        socket_dir = Some(dir);
+        format!("unix://{}", path.display())
+    } else {
+        "127.0.0.1:0".into()
+    };
+    let mut cmd = Command::new(exe);
+    cmd.arg("serve")
+        .args(args)
+        .args(["--listen", &listen])
+        .envs(env.iter().cloned());
+    let control = args.iter().any(|a| a == plan::CONTROL_FLAG);
+    let mut child = launch(cmd, *nofile, tail, control).context("starting the target")?;
+    let server = child.stdin.take().map(control_writer);
+    let stdout = child.stdout.take().context("the target's stdout")?;
+    let addr = read_announced_addr(stdout, &mut child, ready.timeout, tail).await?;
+    let description = format!("builtin: fdsoak serve {}", args.join(" "))
+        .trim_end()
+        .to_string();
+    Ok(Launched {
+        addr,
+        child: Some(child),
+        description,
+        server,
+        socket_dir,
+    })
+}
+
+/// Starts the user's command with a free port (or a private Unix socket) in its placeholder.
+fn launch_spawned(
+    command: &str,
+    nofile: Option<u64>,
+    env: &[(String, String)],
+    tail: &Tail,
+) -> Result<Launched, TargetError> {
+    let mut socket_dir = None;
+    let (line, addr) = if command.contains("{socket}") {
+        let (dir, path) = socket_in_private_dir()?;
+        socket_dir = Some(dir);
+        let line = command.replace("{socket}", &path.display().to_string());
+        (line, Address::Unix(path))
+    } else {
+        let port = free_port().context("picking a free port")?;
+        let line = command.replace("{port}", &port.to_string());
+        (line, Address::Tcp(std::net::SocketAddr::from(([127, 0, 0, 1], port))))
+    };
+    let words = split_command(&line)?;
+    let mut cmd = Command::new(&words[0]);
+    cmd.args(&words[1..]).envs(env.iter().cloned());
+    let mut child = launch(cmd, nofile, tail, false).context("starting the target")?;
+    if let Some(out) = child.stdout.take() {
+        drain_lines(out, tail.clone());
+    }
+    Ok(Launched {
+        addr,
+        child: Some(child),
+        description: format!("spawn: {line}"),
+        server: None,
+        socket_dir,
+    })
+}
+
+/// The process to watch: the one named, the one started, or the owner of the listening socket.
+fn pid_of(plan: &TargetPlan, up: &Launched) -> Result<i32, TargetError> {
+    let addr = &up.addr;
+    Ok(match (plan, &up.child) {
         (TargetPlan::Address { pid: Some(p), .. }, _) => *p,
         (TargetPlan::Address { remote: true, .. }, _) => 0,
         // For a spawned command, prefer the process that owns the listener:
         // the command may be a wrapper (a shell, a launcher) around the server.
-        (TargetPlan::Spawn { .. }, Some(c)) => match find::listener_at(&addr) {
+        (TargetPlan::Spawn { .. }, Some(c)) => match find::listener_at(addr) {
             Ok(find::Listener::Owner(pid)) => pid,
             _ => c.id().unwrap_or_default() as i32,
         },
         (_, Some(c)) => c.id().map(|p| p as i32).ok_or_else(|| anyhow!("target has no pid"))?,
         (_, None) => {
-            let at = find::describe(&addr);
-            let pid = match find::listener_at(&addr).context("searching /proc for the listening socket")? {
+            let at = find::describe(addr);
+            let pid = match find::listener_at(addr).context("searching /proc for the listening socket")? {
                 find::Listener::Owner(pid) => pid,
                 find::Listener::OtherUser { uid } => return Err(TargetError::OtherUser { at, uid }),
                 find::Listener::NotFound => return Err(TargetError::NoListener { at }),
@@ -199,29 +278,6 @@ pub async fn start(plan: &TargetPlan, ready: Ready, transport: &Arc<Transport>) 
             }
             pid
         }
-    };
-    // Say which process was found, so a wrong guess shows in the report.
-    let description = match plan {
-        TargetPlan::Address {
-            pid: None,
-            remote: false,
-            ..
-        } => {
-            format!(
-                "{description} (pid {pid}, {}, the owner of its listening socket)",
-                find::name_of(pid)
-            )
-        }
-        _ => description,
-    };
-    Ok(RunningTarget {
-        addr,
-        pid,
-        description,
-        child,
-        stderr_tail: tail,
-        server,
-        _socket_dir: socket_dir,
     })
 }
 

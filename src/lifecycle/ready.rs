@@ -10,6 +10,7 @@ use crate::child::Tail;
 use crate::proto::health::health_client::HealthClient;
 use crate::proto::health::HealthCheckRequest;
 use crate::scenario::ReadyCheck;
+use crate::transport::conn::Conn;
 use crate::transport::Dial;
 use std::time::Duration;
 use tokio::process::Child;
@@ -84,21 +85,24 @@ pub(super) async fn wait(
     }
 }
 
-/// A fresh HTTP/2 channel to `addr` in `transport`, connected (the socket, TLS if any, and the HTTP/2 handshake).
-pub async fn connect_once(dial: &Dial, timeout: Duration) -> anyhow::Result<tonic::transport::Channel> {
-    let endpoint = dial.endpoint()?.connect_timeout(timeout).timeout(timeout);
-    Ok(dial.connect(&endpoint).await?)
+/// A fresh HTTP/2 connection to the dial's address, made as the load makes them
+/// (the socket, TLS if any, and the HTTP/2 preface).
+pub async fn connect_once(dial: &Dial, timeout: Duration) -> anyhow::Result<Conn> {
+    Ok(dial.connect(timeout).await?)
 }
 
-/// One Health/Check over a fresh channel that is closed afterwards.
+/// One Health/Check over a fresh connection that is closed afterwards.
 pub async fn health_check_once(dial: &Dial, timeout: Duration) -> anyhow::Result<()> {
-    let channel = connect_once(dial, timeout).await?;
+    let deadline = Instant::now() + timeout;
+    let conn = connect_once(dial, timeout).await?;
+    let left = deadline.saturating_duration_since(Instant::now());
     let mut req = tonic::Request::new(HealthCheckRequest { service: String::new() });
-    req.set_timeout(timeout);
+    req.set_timeout(left);
     dial.transport.decorate(&mut req);
-    HealthClient::new(channel)
-        .check(req)
-        .await
-        .map_err(anyhow::Error::new)?;
-    Ok(())
+    match tokio::time::timeout(left, HealthClient::new(conn).check(req)).await {
+        Ok(answer) => answer.map(drop).map_err(anyhow::Error::new),
+        Err(_) => Err(anyhow::Error::new(tonic::Status::deadline_exceeded(format!(
+            "no answer within {timeout:?}"
+        )))),
+    }
 }

@@ -10,6 +10,7 @@ use super::model::Summary;
 use crate::rows::SampleRow as FdRow;
 use crate::rows::Timeline;
 use crate::vocab::{Role, TCP_STATES};
+use plotters::style::RGBColor;
 
 fn series(rows: &[FdRow], f: impl Fn(&FdRow) -> u64) -> Vec<(f64, f64)> {
     rows.iter().map(|r| (r.t_secs, f(r) as f64)).collect()
@@ -20,27 +21,49 @@ pub type Figure = (&'static str, String, String, String);
 
 /// Builds every static chart, in page order.
 pub fn charts(s: &Summary, tl: &Timeline, marks: &super::limits::Marks) -> anyhow::Result<Vec<Figure>> {
-    let mut out = Vec::new();
-    let dur = s.planned_secs();
-    let phases = &s.phases;
     let events: Vec<(f64, String)> = s.fault_events.iter().map(|e| (e.t_secs, e.kind.clone())).collect();
-    let ev = events.as_slice();
     let axis = TimeAxis {
-        x_max: dur,
-        phases,
-        events: ev,
+        x_max: s.planned_secs(),
+        phases: &s.phases,
+        events: &events,
     };
+    let mut out = vec![fds_chart(tl, marks, &axis)?];
+    // Not from a source that gives counts only: a chart of zeros would mislead (the note under the table says why).
+    let target = tl.processes.iter().find(|((role, _), _)| *role == Role::Target);
+    if let (Some(((_, pid), rows)), true) = (target, super::limits::target_detail(s)) {
+        out.push(kinds_chart(*pid, rows, &axis)?);
+        out.push(tcp_chart(*pid, rows, &axis)?);
+    }
+    // Latency and throughput chart fdsoak's own calls: a run whose load came only from a client has none.
+    if !s.workloads.is_empty() {
+        out.push(latency_chart(tl, &axis)?);
+        out.push(throughput_chart(s, tl, &axis)?);
+    }
+    Ok(out)
+}
 
-    // 1. Descriptors per process, against the soft limit, with the projection where there is growth.
+/// A solid line.
+fn line(name: impl Into<String>, color: RGBColor, points: Vec<(f64, f64)>) -> Line {
+    Line {
+        name: name.into(),
+        color,
+        points,
+        dashed: false,
+    }
+}
+
+/// Descriptors per process, against the soft limit, with the projection where there is growth.
+fn fds_chart(tl: &Timeline, marks: &super::limits::Marks, axis: &TimeAxis) -> anyhow::Result<Figure> {
     let mut lines: Vec<Line> = tl
         .processes
         .iter()
         .enumerate()
-        .map(|(i, ((role, pid), rows))| Line {
-            name: format!("{role} (pid {pid})"),
-            color: PALETTE[i % PALETTE.len()],
-            points: series(rows, |r| r.fds),
-            dashed: false,
+        .map(|(i, ((role, pid), rows))| {
+            line(
+                format!("{role} (pid {pid})"),
+                PALETTE[i % PALETTE.len()],
+                series(rows, |r| r.fds),
+            )
         })
         .collect();
     lines.extend(marks.projections.iter().map(|p| Line {
@@ -58,162 +81,103 @@ pub fn charts(s: &Summary, tl: &Timeline, marks: &super::limits::Marks) -> anyho
             color: PALETTE[l.color % PALETTE.len()],
         })
         .collect();
-    let (x_max, notes) = (marks.x_max, &marks.notes);
-    let svg = line_chart(
-        "Open file descriptors",
-        "FDs",
-        &TimeAxis {
-            x_max,
-            phases,
-            events: ev,
-        },
-        &lines,
-        &levels,
-        false,
-    )?;
-    out.push((
+    // The projection may run past the run's end: the axis reaches it.
+    let axis = TimeAxis {
+        x_max: marks.x_max,
+        ..*axis
+    };
+    let svg = line_chart("Open file descriptors", "FDs", &axis, &lines, &levels, false)?;
+    Ok((
         "chart-fds",
         "File descriptors per process".into(),
         svg,
-        notes.join("; "),
-    ));
+        marks.notes.join("; "),
+    ))
+}
 
-    // 2 and 3. The target's descriptors by kind, and its TCP sockets by state.
-    // Not from a source that gives counts only: a chart of zeros would mislead (the note under the table says why).
-    let detail = super::limits::target_detail(s);
-    let target = tl.processes.iter().find(|((role, _), _)| *role == Role::Target);
-    if let (Some(((_, pid), rows)), true) = (target, detail) {
-        type Pick = fn(&FdRow) -> u64;
-        let kinds: [(&str, Pick); 5] = [
-            ("sockets", |r| r.sockets),
-            ("pipes", |r| r.sockets + r.pipes),
-            ("files", |r| r.sockets + r.pipes + r.files),
-            ("anon inodes", |r| r.sockets + r.pipes + r.files + r.anon),
-            ("other", |r| r.fds),
-        ];
-        let stacked: Vec<Line> = kinds
-            .iter()
-            .enumerate()
-            .rev()
-            .map(|(i, (name, f))| Line {
-                name: name.to_string(),
-                color: PALETTE[i],
-                points: series(rows, f),
-                dashed: false,
-            })
-            .collect();
-        let svg = line_chart(
-            &format!("Target (pid {pid}) FDs by kind, stacked"),
-            "FDs",
-            &axis,
-            &stacked,
-            &[],
-            true,
-        )?;
-        out.push((
-            "chart-kinds",
-            "Target descriptors by kind".into(),
-            svg,
-            "Each band is one kind; the top edge is the total.".into(),
-        ));
-
-        let lines: Vec<Line> = TCP_STATES
-            .iter()
-            .enumerate()
-            .filter(|(_, (st, _, _))| rows.iter().any(|r| r.tcp().get(*st) > 0))
-            .map(|(i, (st, name, _))| Line {
-                name: name.to_string(),
-                color: PALETTE[i % PALETTE.len()],
-                points: series(rows, |r| r.tcp().get(*st)),
-                dashed: false,
-            })
-            .collect();
-        let svg = line_chart(
-            &format!("Target (pid {pid}) TCP sockets by state"),
-            "sockets",
-            &axis,
-            &lines,
-            &[],
-            false,
-        )?;
-        out.push((
-            "chart-tcp",
-            "Target TCP sockets by state".into(),
-            svg,
-            "From the kernel's TCP tables, joined on the target's socket inodes.".into(),
-        ));
-    }
-
-    // 4 and 5 chart fdsoak's own calls: a run whose load came only from a client has none.
-    if s.workloads.is_empty() {
-        return Ok(out);
-    }
-    // 4. Latency percentiles over time.
-    let pick = |f: fn(&(f64, f64, f64, f64, f64)) -> f64| tl.latency.iter().map(|p| (p.0, f(p))).collect::<Vec<_>>();
-    let lat = vec![
-        Line {
-            name: "p50".into(),
-            color: PALETTE[2],
-            points: pick(|p| p.1),
-            dashed: false,
-        },
-        Line {
-            name: "p90".into(),
-            color: PALETTE[0],
-            points: pick(|p| p.2),
-            dashed: false,
-        },
-        Line {
-            name: "p99".into(),
-            color: PALETTE[3],
-            points: pick(|p| p.3),
-            dashed: false,
-        },
-        Line {
-            name: "max".into(),
-            color: PALETTE[1],
-            points: pick(|p| p.4),
-            dashed: false,
-        },
+/// The target's descriptors by kind, stacked.
+fn kinds_chart(pid: i32, rows: &[FdRow], axis: &TimeAxis) -> anyhow::Result<Figure> {
+    type Pick = fn(&FdRow) -> u64;
+    let kinds: [(&str, Pick); 5] = [
+        ("sockets", |r| r.sockets),
+        ("pipes", |r| r.sockets + r.pipes),
+        ("files", |r| r.sockets + r.pipes + r.files),
+        ("anon inodes", |r| r.sockets + r.pipes + r.files + r.anon),
+        ("other", |r| r.fds),
     ];
-    let svg = line_chart(
-        "Latency (from the scheduled start of each call)",
-        "ms",
-        &axis,
-        &lat,
-        &[],
-        false,
-    )?;
-    out.push((
+    let stacked: Vec<Line> = kinds
+        .iter()
+        .enumerate()
+        .rev()
+        .map(|(i, (name, f))| line(*name, PALETTE[i], series(rows, f)))
+        .collect();
+    let title = format!("Target (pid {pid}) FDs by kind, stacked");
+    let svg = line_chart(&title, "FDs", axis, &stacked, &[], true)?;
+    Ok((
+        "chart-kinds",
+        "Target descriptors by kind".into(),
+        svg,
+        "Each band is one kind; the top edge is the total.".into(),
+    ))
+}
+
+/// The target's TCP sockets by state: only the states it ever had.
+fn tcp_chart(pid: i32, rows: &[FdRow], axis: &TimeAxis) -> anyhow::Result<Figure> {
+    let lines: Vec<Line> = TCP_STATES
+        .iter()
+        .enumerate()
+        .filter(|(_, (st, _, _))| rows.iter().any(|r| r.tcp().get(*st) > 0))
+        .map(|(i, (st, name, _))| line(*name, PALETTE[i % PALETTE.len()], series(rows, |r| r.tcp().get(*st))))
+        .collect();
+    let title = format!("Target (pid {pid}) TCP sockets by state");
+    let svg = line_chart(&title, "sockets", axis, &lines, &[], false)?;
+    Ok((
+        "chart-tcp",
+        "Target TCP sockets by state".into(),
+        svg,
+        "From the kernel's TCP tables, joined on the target's socket inodes.".into(),
+    ))
+}
+
+/// Latency percentiles over time, all workloads together.
+fn latency_chart(tl: &Timeline, axis: &TimeAxis) -> anyhow::Result<Figure> {
+    type Pick = fn(&(f64, f64, f64, f64, f64)) -> f64;
+    let picks: [(&str, RGBColor, Pick); 4] = [
+        ("p50", PALETTE[2], |p| p.1),
+        ("p90", PALETTE[0], |p| p.2),
+        ("p99", PALETTE[3], |p| p.3),
+        ("max", PALETTE[1], |p| p.4),
+    ];
+    let lat: Vec<Line> = picks
+        .iter()
+        .map(|(name, color, f)| line(*name, *color, tl.latency.iter().map(|p| (p.0, f(p))).collect()))
+        .collect();
+    let title = "Latency (from the scheduled start of each call)";
+    let svg = line_chart(title, "ms", axis, &lat, &[], false)?;
+    Ok((
         "chart-latency",
         "Latency percentiles".into(),
         svg,
         "All workloads together, worst value in each slice of time.".into(),
-    ));
+    ))
+}
 
-    // 5. Throughput, errors and skipped calls.
-    let rate = |f: fn(&(f64, f64, f64, f64)) -> f64| tl.rates.iter().map(|p| (p.0, f(p))).collect::<Vec<_>>();
-    let mut tput = vec![Line {
-        name: "ok / s".into(),
-        color: PALETTE[2],
-        points: rate(|p| p.1),
-        dashed: false,
-    }];
-    for (name, color, f) in [
-        ("errors / s", PALETTE[1], (|p| p.2) as fn(&(f64, f64, f64, f64)) -> f64),
+/// Throughput, with errors and skipped calls when there were any; the caption counts failures by code.
+fn throughput_chart(s: &Summary, tl: &Timeline, axis: &TimeAxis) -> anyhow::Result<Figure> {
+    type Pick = fn(&(f64, f64, f64, f64)) -> f64;
+    let rate = |f: Pick| tl.rates.iter().map(|p| (p.0, f(p))).collect::<Vec<_>>();
+    let mut tput = vec![line("ok / s", PALETTE[2], rate(|p| p.1))];
+    let optional: [(&str, RGBColor, Pick); 2] = [
+        ("errors / s", PALETTE[1], |p| p.2),
         ("skipped / s", PALETTE[3], |p| p.3),
-    ] {
+    ];
+    for (name, color, f) in optional {
         let pts = rate(f);
         if pts.iter().any(|p| p.1 > 0.0) {
-            tput.push(Line {
-                name: name.into(),
-                color,
-                points: pts,
-                dashed: false,
-            });
+            tput.push(line(name, color, pts));
         }
     }
-    let svg = line_chart("Throughput and errors", "calls / s", &axis, &tput, &[], false)?;
+    let svg = line_chart("Throughput and errors", "calls / s", axis, &tput, &[], false)?;
     let codes: Vec<String> = s
         .workloads
         .iter()
@@ -229,6 +193,5 @@ pub fn charts(s: &Summary, tl: &Timeline, marks: &super::limits::Marks) -> anyho
     } else {
         format!("Failed calls by status code — {}", codes.join(", "))
     };
-    out.push(("chart-throughput", "Throughput and errors".into(), svg, caption));
-    Ok(out)
+    Ok(("chart-throughput", "Throughput and errors".into(), svg, caption))
 }

@@ -218,12 +218,7 @@ pub async fn load_methods(sc: &Scenario, file: &Path, dial: &crate::transport::D
     } else {
         let addr = &dial.addr;
         let fetched = async {
-            let endpoint = dial.endpoint().map_err(|e| reflect::Failure::Target(e.to_string()))?;
-            let channel = dial.connect(&endpoint).await.map_err(|e| {
-                let e = format!(
-                    "{e}: {}",
-                    std::error::Error::source(&e).map_or(String::new(), |s| s.to_string())
-                );
+            let channel = dial.connect(REFLECTION_TIMEOUT).await.map_err(|e| {
                 reflect::Failure::Target(
                     dial.transport
                         .explain(&format!("connecting to {addr} for reflection: {e}"), None),

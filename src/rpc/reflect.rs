@@ -5,12 +5,12 @@
 //! The well-known `google/protobuf/*` files come from protox when the server
 //! does not send them.
 
+use crate::transport::conn::Conn as Channel;
 use crate::transport::Transport;
 use prost::Message;
 use prost_reflect::prost_types::FileDescriptorProto;
 use prost_reflect::DescriptorPool;
 use std::collections::BTreeMap;
-use tonic::transport::Channel;
 
 /// At most this many files are fetched; a bigger closure is refused rather than followed forever.
 const MAX_FILES: usize = 500;

@@ -15,8 +15,11 @@
 //! [`super::Transport`], the connect timeout, and keepalive. The constant
 //! parts of every request (scheme, authority, user agent) are built once per
 //! connector; the driver bounds each call with its own deadline, so no
-//! timer is added here. Readiness, reflection and the client demo still use
-//! tonic's channels.
+//! timer is added here. Readiness, reflection and the rpc workload's
+//! readiness check dial through the same [`Connector`], so they test the path
+//! the load takes ([`Connector::dial`] keeps the failure's words for them).
+//! Only the client demo and the reference server's backend channels use
+//! tonic's `Channel`: they stand for a user's program, which would.
 
 use super::h2body::{status_of, Incoming, Pipe};
 use super::Dial;
@@ -87,33 +90,49 @@ impl Connector {
 
     /// Dials a new connection now. A failure is UNAVAILABLE, or DEADLINE_EXCEEDED on timeout.
     pub async fn connect(&self) -> Result<Conn, tonic::Code> {
+        self.dial().await.map_err(|e| {
+            tracing::debug!("connecting to {}: {}", self.0.dial.addr, e.message);
+            e.code
+        })
+    }
+
+    /// Dials a new connection now, keeping what went wrong in words: which step
+    /// failed (`connect error`, or `transport error` for TLS and the HTTP/2
+    /// preface, as tonic's channels said it) and why.
+    pub async fn dial(&self) -> Result<Conn, DialError> {
         // Boxed: the handshake's state (TLS included) is large, and would otherwise be
         // moved with every call's future, though only a dial ever needs it.
         match tokio::time::timeout(self.0.connect_timeout, Box::pin(self.handshake())).await {
             Ok(Ok(conn)) => Ok(conn),
-            Ok(Err(e)) => {
-                tracing::debug!("connecting to {}: {e}", self.0.dial.addr);
-                Err(tonic::Code::Unavailable)
-            }
-            Err(_) => Err(tonic::Code::DeadlineExceeded),
+            Ok(Err(message)) => Err(DialError {
+                code: tonic::Code::Unavailable,
+                message,
+            }),
+            Err(_) => Err(DialError {
+                code: tonic::Code::DeadlineExceeded,
+                message: format!("no connection within {:?}", self.0.connect_timeout),
+            }),
         }
     }
 
-    async fn handshake(&self) -> Result<Conn, BoxError> {
+    async fn handshake(&self) -> Result<Conn, String> {
         let s = &self.0;
-        let stream = s.dial.addr.connect().await?;
-        match &s.tls {
+        let kind = if s.dial.addr.tcp().is_some() { "tcp" } else { "unix" };
+        let stream = (s.dial.addr.connect().await).map_err(|e| format!("{kind} connect error: {e}"))?;
+        let started = match &s.tls {
             None => self.start(stream).await,
             Some(tls) => {
                 let io = tokio_rustls::TlsConnector::from(tls.config.clone())
                     .connect(tls.name.clone(), stream)
-                    .await?;
+                    .await
+                    .map_err(|e| format!("transport error: TLS handshake: {e}"))?;
                 if io.get_ref().1.alpn_protocol() != Some(b"h2") {
-                    return Err("the server did not agree to HTTP/2 (ALPN h2) over TLS".into());
+                    return Err("transport error: the server did not agree to HTTP/2 (ALPN h2) over TLS".into());
                 }
                 self.start(io).await
             }
-        }
+        };
+        started.map_err(|e| format!("transport error: HTTP/2 handshake: {e}"))
     }
 
     /// Starts HTTP/2 on `io`. The connection is driven by a task of its own that
@@ -167,6 +186,21 @@ impl Connector {
         })
     }
 }
+
+/// Why a dial failed: the status code a call would get, and the words for a person.
+#[derive(Debug, Clone)]
+pub struct DialError {
+    pub code: tonic::Code,
+    pub message: String,
+}
+
+impl std::fmt::Display for DialError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for DialError {}
 
 /// One HTTP/2 connection, for tonic's clients to call through. Clones share it;
 /// it closes when the last clone is dropped and its calls are done.

@@ -16,7 +16,6 @@ use crate::scenario::{KeyPath, Scenario};
 use std::path::Path;
 use std::sync::Arc;
 use tonic::metadata::{AsciiMetadataKey, AsciiMetadataValue};
-use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
 /// The largest PEM file read.
 const MAX_PEM: u64 = 1 << 20;
@@ -30,11 +29,9 @@ pub struct Transport {
 
 #[derive(Clone)]
 struct Tls {
-    config: ClientTlsConfig,
-    insecure: bool,
     identity: bool,
     server_name: Option<String>,
-    /// The same settings for the driver's own connections ([`conn`]); the key never leaves memory.
+    /// The files as read, for every connection's rustls config ([`conn`]); the key never leaves memory.
     pems: tls::Pems,
 }
 
@@ -80,14 +77,9 @@ impl Transport {
                         (at(key), format!("{what}cannot read: {e}"))
                     })
                 };
-                let mut config = ClientTlsConfig::new();
                 let mut pems = tls::Pems::default();
                 if let Some(ca) = &t.ca {
-                    let ca = read(ca, "ca", true)?;
-                    config = config.ca_certificate(Certificate::from_pem(&ca));
-                    pems.ca = Some(ca);
-                } else if !t.insecure_skip_verify {
-                    config = config.with_native_roots();
+                    pems.ca = Some(read(ca, "ca", true)?);
                 }
                 match (&t.cert, &t.key) {
                     (Some(cert), Some(key)) => {
@@ -96,21 +88,15 @@ impl Transport {
                         if let Some(problem) = client_cert_problem(&cert) {
                             return Err((at("cert"), format!("{}: {problem}", path.display())));
                         }
-                        config = config.identity(Identity::from_pem(&cert, &key));
                         pems.identity = Some((cert, key));
                     }
                     (Some(_), None) => return Err((at("key"), "a client certificate needs its key".into())),
                     (None, Some(_)) => return Err((at("cert"), "a client key needs its certificate".into())),
                     (None, None) => {}
                 }
-                if let Some(name) = &t.server_name {
-                    config = config.domain_name(name.clone());
-                }
                 pems.insecure = t.insecure_skip_verify;
                 Some(Tls {
-                    config,
                     pems,
-                    insecure: t.insecure_skip_verify,
                     identity: t.cert.is_some(),
                     server_name: t.server_name.clone(),
                 })
@@ -129,21 +115,8 @@ impl Transport {
         self.tls.as_ref().is_some_and(|t| t.identity)
     }
 
-    /// An endpoint for `addr` in this transport, not yet connected. A Unix
-    /// socket has no host: its authority (and TLS name) is `[tls] server_name`,
-    /// else `localhost`, as gRPC's own clients do.
-    pub fn endpoint(&self, addr: &Address) -> anyhow::Result<Endpoint> {
-        let authority = self.authority(addr);
-        Ok(match &self.tls {
-            None => Endpoint::from_shared(format!("http://{authority}"))?,
-            Some(t) if t.insecure => Endpoint::from_shared(format!("https://{authority}"))?
-                .tls_config_with_verifier(t.config.clone(), Arc::new(tls::AcceptAny::new()))?,
-            Some(t) => Endpoint::from_shared(format!("https://{authority}"))?.tls_config(t.config.clone())?,
-        })
-    }
-
     /// The `:authority` of calls to `addr`: the address itself, or for a Unix socket
-    /// `[tls] server_name`, else `localhost`.
+    /// (which has no host) `[tls] server_name`, else `localhost`, as gRPC's own clients do.
     pub fn authority(&self, addr: &Address) -> String {
         match addr {
             Address::Tcp(a) => a.to_string(),
@@ -176,7 +149,8 @@ impl Transport {
         // certificate. Under TLS 1.3 the refusal comes after the handshake, so the first
         // call sees either the broken connection or its own cancellation, by timing.
         let cancelled = code == Some(tonic::Code::Cancelled) || error.contains("operation was canceled");
-        let dropped = (error.contains("transport error") || cancelled) && !error.contains("tcp connect error");
+        let after_connect = error.contains("transport error") || error.contains("h2 protocol error");
+        let dropped = (after_connect || cancelled) && !error.contains("connect error:");
         let hint = match code {
             _ if self.is_tls() && !self.has_identity() && dropped => {
                 "the server closed the TLS connection: if it requires a client certificate, give [tls] cert and key, or --cert and --key"
@@ -238,21 +212,15 @@ impl Dial {
         Dial::new(addr, self.transport.clone())
     }
 
-    /// An endpoint for this address in this transport.
-    pub fn endpoint(&self) -> anyhow::Result<Endpoint> {
-        self.transport.endpoint(&self.addr)
-    }
-
-    /// A channel from `endpoint`, connected now.
-    pub async fn connect(&self, endpoint: &Endpoint) -> Result<Channel, tonic::transport::Error> {
-        match &self.addr {
-            Address::Tcp(_) => endpoint.connect().await,
-            unix => {
-                endpoint
-                    .connect_with_connector(crate::net::connector(unix.clone()))
-                    .await
-            }
-        }
+    /// One connection, dialled now through the load's own path ([`conn::Connector`]),
+    /// TLS and HTTP/2 preface included, bounded by `timeout`; no keepalive. For checks
+    /// that run beside the load (readiness, reflection), so they test what it uses.
+    pub async fn connect(&self, timeout: std::time::Duration) -> Result<conn::Conn, conn::DialError> {
+        let connector = conn::Connector::new(self, timeout, None).map_err(|e| conn::DialError {
+            code: tonic::Code::Unavailable,
+            message: format!("transport error: {e:#}"),
+        })?;
+        connector.dial().await
     }
 }
 

@@ -148,10 +148,30 @@ impl Finding {
 
 /// Applies the gates. Returns every check made, and a finding for each failure.
 pub fn evaluate(gates: &Gates, procs: &[ProcessAnalysis], workloads: &[WorkloadFigures]) -> (Vec<Check>, Vec<Finding>) {
-    let mut checks = Vec::new();
-    let mut findings = Vec::new();
-    let mut check = |gate: Gate, subject: &str, value: f64, threshold: f64, passed: bool| {
-        checks.push(Check {
+    let mut l = Ledger::default();
+    for a in procs {
+        l.count_gates(gates, a);
+        l.group_gate(gates, a);
+        l.limit_gates(gates, a);
+    }
+    for w in workloads {
+        l.workload_gates(gates, w);
+    }
+    attach_messages(&mut l.checks, &l.findings);
+    (l.checks, l.findings)
+}
+
+/// The checks made so far, and the findings the failed ones raised.
+#[derive(Default)]
+struct Ledger {
+    checks: Vec<Check>,
+    findings: Vec<Finding>,
+}
+
+impl Ledger {
+    /// Records one gate's check; returns whether it passed.
+    fn check(&mut self, gate: Gate, subject: &str, value: f64, threshold: f64, passed: bool) -> bool {
+        self.checks.push(Check {
             gate,
             subject: subject.into(),
             value,
@@ -160,87 +180,94 @@ pub fn evaluate(gates: &Gates, procs: &[ProcessAnalysis], workloads: &[WorkloadF
             message: None,
         });
         passed
-    };
-    for a in procs {
+    }
+
+    /// The gates on a process's descriptor count: growth, residual, CLOSE_WAIT.
+    fn count_gates(&mut self, gates: &Gates, a: &ProcessAnalysis) {
         let who = a.role.as_str();
         let growing = verdicts::growing(gates, a.growth_fds, a.growth_per_hour);
-        if !check(
+        if !self.check(
             Gate::MaxGrowthPerHour,
             who,
             a.growth_per_hour,
             gates.max_growth_per_hour,
             !growing,
         ) {
-            findings.push(Finding::FdGrowth {
+            self.findings.push(Finding::FdGrowth {
                 role: a.role,
                 a: Box::new(a.clone()),
             });
         }
+        let cw = a.close_wait_final as i64 - a.close_wait_baseline as i64;
+        let residual = verdicts::residual(gates, a.residual_fds);
         let max_res = gates.max_residual_fds as f64;
-        if !check(
-            Gate::MaxResidualFds,
-            who,
-            a.residual_fds as f64,
-            max_res,
-            !verdicts::residual(gates, a.residual_fds),
-        ) {
-            findings.push(Finding::Residual {
+        if !self.check(Gate::MaxResidualFds, who, a.residual_fds as f64, max_res, !residual) {
+            self.findings.push(Finding::Residual {
                 role: a.role,
                 residual: a.residual_fds,
                 baseline: a.baseline_fds,
-                close_wait: a.close_wait_final as i64 - a.close_wait_baseline as i64,
+                close_wait: cw,
                 groups: a.groups.clone(),
             });
         }
-        let cw = a.close_wait_final as i64 - a.close_wait_baseline as i64;
-        if !check(
+        let max_cw = gates.max_close_wait as f64;
+        if !self.check(
             Gate::MaxCloseWait,
             who,
             cw as f64,
-            gates.max_close_wait as f64,
+            max_cw,
             !verdicts::close_wait(gates, cw),
         ) {
-            findings.push(Finding::CloseWait {
+            self.findings.push(Finding::CloseWait {
                 role: a.role,
                 over_baseline: cw,
                 peak: a.close_wait_peak,
                 groups: a.groups.clone(),
             });
         }
-        // Only where fingerprints were taken: a source with counts only cannot name a group.
-        if gates.min_group_growth > 0 && a.fingerprints > 0 {
-            let min = gates.min_group_growth as i64;
-            let steady: Vec<GroupChange> = a
-                .groups
-                .iter()
-                .filter(|g| g.steady && g.change >= min)
-                .cloned()
-                .collect();
-            let largest = a
-                .groups
-                .iter()
-                .filter(|g| g.steady)
-                .map(|g| g.change)
-                .max()
-                .unwrap_or(0);
-            let flagged = findings.iter().any(|f| f.subject() == who && f.kind().is_fd_count());
-            // A process already flagged for its count is told by that finding, which names the groups too.
-            if !check(Gate::MinGroupGrowth, who, largest as f64, min as f64, steady.is_empty()) && !flagged {
-                findings.push(Finding::GroupLeak {
-                    role: a.role,
-                    groups: steady,
-                });
-            }
+    }
+
+    /// A group that grew steadily, where fingerprints were taken (a source with counts
+    /// only cannot name a group).
+    fn group_gate(&mut self, gates: &Gates, a: &ProcessAnalysis) {
+        if gates.min_group_growth == 0 || a.fingerprints == 0 {
+            return;
         }
+        let who = a.role.as_str();
+        let min = gates.min_group_growth as i64;
+        let steady: Vec<GroupChange> = a
+            .groups
+            .iter()
+            .filter(|g| g.steady && g.change >= min)
+            .cloned()
+            .collect();
+        let largest = a
+            .groups
+            .iter()
+            .filter(|g| g.steady)
+            .map(|g| g.change)
+            .max()
+            .unwrap_or(0);
+        let flagged = self
+            .findings
+            .iter()
+            .any(|f| f.subject() == who && f.kind().is_fd_count());
+        // A process already flagged for its count is told by that finding, which names the groups too.
+        if !self.check(Gate::MinGroupGrowth, who, largest as f64, min as f64, steady.is_empty()) && !flagged {
+            self.findings.push(Finding::GroupLeak {
+                role: a.role,
+                groups: steady,
+            });
+        }
+    }
+
+    /// The gates on the limit: peak usage of it, and the projected time to reach it.
+    fn limit_gates(&mut self, gates: &Gates, a: &ProcessAnalysis) {
+        let who = a.role.as_str();
         if let (Some(usage), Some(limit)) = (a.peak_usage, a.nofile_soft) {
-            if !check(
-                Gate::MaxFdUsage,
-                who,
-                usage,
-                gates.max_fd_usage,
-                !verdicts::over_fd_usage(gates, usage),
-            ) {
-                findings.push(Finding::NearLimit {
+            let over = verdicts::over_fd_usage(gates, usage);
+            if !self.check(Gate::MaxFdUsage, who, usage, gates.max_fd_usage, !over) {
+                self.findings.push(Finding::NearLimit {
                     role: a.role,
                     peak: a.peak_fds,
                     limit,
@@ -255,8 +282,9 @@ pub fn evaluate(gates: &Gates, procs: &[ProcessAnalysis], workloads: &[WorkloadF
             let min = gates.min_time_to_limit.as_secs_f64();
             let soon = verdicts::too_soon_to_limit(gates, a.growth_fds, Some(secs));
             // Growth already flagged carries the projection in its own sentence.
-            if !check(Gate::MinTimeToLimit, who, secs, min, !soon) && !growing {
-                findings.push(Finding::TimeToLimit {
+            let growing = verdicts::growing(gates, a.growth_fds, a.growth_per_hour);
+            if !self.check(Gate::MinTimeToLimit, who, secs, min, !soon) && !growing {
+                self.findings.push(Finding::TimeToLimit {
                     role: a.role,
                     secs,
                     limit,
@@ -265,7 +293,9 @@ pub fn evaluate(gates: &Gates, procs: &[ProcessAnalysis], workloads: &[WorkloadF
             }
         }
     }
-    for w in workloads {
+
+    /// The gates on one workload's calls in one phase: error rate and p99.
+    fn workload_gates(&mut self, gates: &Gates, w: &WorkloadFigures) {
         let subject = format!("{}@{}", w.workload, w.phase);
         let rate = if w.finished == 0 {
             0.0
@@ -274,8 +304,8 @@ pub fn evaluate(gates: &Gates, procs: &[ProcessAnalysis], workloads: &[WorkloadF
         };
         let max_rate = verdicts::error_ceiling(gates, w.max_error_rate);
         let failed = verdicts::too_many_errors(w.errors, w.finished, max_rate);
-        if !check(Gate::MaxErrorRate, &subject, rate, max_rate, !failed) {
-            findings.push(Finding::ErrorRate {
+        if !self.check(Gate::MaxErrorRate, &subject, rate, max_rate, !failed) {
+            self.findings.push(Finding::ErrorRate {
                 phase: w.phase.clone(),
                 workload: w.workload.clone(),
                 errors: w.errors,
@@ -285,14 +315,9 @@ pub fn evaluate(gates: &Gates, procs: &[ProcessAnalysis], workloads: &[WorkloadF
         }
         if let Some(max) = gates.max_p99 {
             let max_us = max.as_micros() as u64;
-            if !check(
-                Gate::MaxP99,
-                &subject,
-                w.p99_us as f64,
-                max_us as f64,
-                !verdicts::slow_p99(gates, w.p99_us),
-            ) {
-                findings.push(Finding::SlowP99 {
+            let slow = verdicts::slow_p99(gates, w.p99_us);
+            if !self.check(Gate::MaxP99, &subject, w.p99_us as f64, max_us as f64, !slow) {
+                self.findings.push(Finding::SlowP99 {
                     phase: w.phase.clone(),
                     workload: w.workload.clone(),
                     p99_us: w.p99_us,
@@ -301,8 +326,6 @@ pub fn evaluate(gates: &Gates, procs: &[ProcessAnalysis], workloads: &[WorkloadF
             }
         }
     }
-    attach_messages(&mut checks, &findings);
-    (checks, findings)
 }
 
 /// Gives each failed check the sentence of the finding it raised.

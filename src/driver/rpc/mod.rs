@@ -121,8 +121,10 @@ pub async fn wait_answer(dial: &crate::transport::Dial, method: &Method, timeout
 
 async fn call_once(dial: &crate::transport::Dial, method: &Method) -> Result<(), tonic::Status> {
     let unavailable = |e: &dyn std::fmt::Display| tonic::Status::unavailable(e.to_string());
-    let endpoint = dial.endpoint().map_err(|e| unavailable(&e))?;
-    let channel = dial.connect(&endpoint).await.map_err(|e| unavailable(&e))?;
+    let channel = dial
+        .connect(Duration::from_secs(2))
+        .await
+        .map_err(|e| tonic::Status::new(e.code, e.message))?;
     let path = tonic::codegen::http::uri::PathAndQuery::try_from(method.path.as_str())
         .map_err(|e| tonic::Status::internal(e.to_string()))?;
     let body = method.bodies.get(0).map_err(tonic::Status::invalid_argument)?;
