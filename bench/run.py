@@ -179,7 +179,7 @@ def timer_precision():
     srv = Server()
     w = (10, 16, 9, 9, 9, 9, 12)
     print(row(["rate", "timer", "p50 µs", "p99 µs", "max µs", "skipped", "CPU µs/call"], w))
-    got = {}
+    got, stages = {}, {}
     try:
         for _ in range(rounds):
             for rate in rates:
@@ -195,6 +195,8 @@ def timer_precision():
                     per_call = cpu * 1e6 / max(1, wl["started"])
                     got.setdefault((rate, timer), []).append((lag["p50_us"], lag["p99_us"], per_call))
                     print(row([f"{rate:,}/s", timer, lag["p50_us"], lag["p99_us"], lag["max_us"], wl["skipped"], f"{per_call:.1f}"], w))
+            for rate in rates:
+                stages.setdefault(rate, []).append(breakdown(srv.addr, rate))
     finally:
         srv.stop()
     med = statistics.median
@@ -203,6 +205,89 @@ def timer_precision():
         for r in rates for t in ["precise", "tokio"]))
     print("Lag is from each call's due time to its first poll. CPU is the whole fdsoak process's user + system time")
     print("(wait4), start-up, sampler and report included, over the calls started.")
+    print(f"\nWhere the lag comes from (precise timer, FDSOAK_LAG_BREAKDOWN): each stage's lateness from the due time, median of {rounds} rounds\n")
+    w = (10, 20, 9, 9, 9)
+    print(row(["rate", "stage", "p50 µs", "p99 µs", "max µs"], w))
+    for rate in rates:
+        for i, name in enumerate(["timer", "first_poll", "handed_to_h2", "first_byte_written"]):
+            rows_ = [r[i] for r in stages[rate]]
+            print(row([f"{rate:,}/s", name] + [f"{med(x[k] for x in rows_):.1f}" for k in ["p50_us", "p99_us", "max_us"]], w))
+    print("timer: the timetable's timer returned; first_poll: the call's task ran (the report's timetable lag);")
+    print("handed_to_h2: its stream opened; first_byte_written: the connection's next write to the socket.")
+
+
+def breakdown(addr, rate):
+    """One run at rate with FDSOAK_LAG_BREAKDOWN set; returns its four stages."""
+    path = os.path.join(TMP, "breakdown.json")
+    os.environ["FDSOAK_LAG_BREAKDOWN"] = path
+    try:
+        fdsoak_run("breakdown", f"  rate = {rate}", SECS, ["--target", addr])
+    finally:
+        os.environ.pop("FDSOAK_LAG_BREAKDOWN", None)
+    with open(path) as f:
+        return json.load(f)["stages"]
+
+
+def h2load(addr, secs, rps=None, inflight=8):
+    """h2load (nghttp2) sending Health/Check on one connection: (calls done, mean latency µs, CPU s)."""
+    body = os.path.join(TMP, "check.grpc")
+    with open(body, "wb") as f:
+        f.write(b"\0\0\0\0\0")  # a gRPC frame: not compressed, 0 bytes of HealthCheckRequest
+    cmd = ["h2load", "-c", "1", "-m", str(inflight), "-D", str(secs), "-d", body,
+           "-H", "content-type: application/grpc", "-H", "te: trailers",
+           *(["--rps", str(rps)] if rps else []), f"http://{addr}/grpc.health.v1.Health/Check"]
+    out, cpu, code = run_child_cpu(cmd)
+    assert code == 0, f"h2load failed: {out}"
+    done = int(re.search(r"requests: \d+ total, \d+ started, (\d+) done, (\d+) succeeded", out).group(2))
+    mean = re.search(r"time for request:\s+\S+\s+\S+\s+(\S+)", out).group(1)
+    scale = {"us": 1, "ms": 1e3, "s": 1e6}
+    unit = re.match(r"[\d.]+(\D+)", mean).group(1)
+    return done, float(mean[: -len(unit)]) * scale[unit], cpu
+
+
+def against_h2load():
+    rounds = 3 if QUICK else 5
+    print(f"\n## Against h2load (nghttp2): Health/Check on one connection to one grpc-go server, {SECS} s each, alternated {rounds} times\n")
+    go = build_go()
+    srv = subprocess.Popen([go["server"]], stdout=subprocess.PIPE, text=True)
+    addr = srv.stdout.readline().split()[-1]
+    lat, eff = {}, {}
+    try:
+        for _ in range(rounds):
+            for rate in [200, 2000]:
+                s, _, _ = fdsoak_run("vs-h2load", f"  rate = {rate}", SECS, ["--target", addr])
+                wl = s["workloads"][0]
+                _, mean, _ = h2load(addr, SECS, rps=rate)
+                lat.setdefault(rate, []).append((wl["latency"]["p50_us"], wl["latency"]["mean_us"], mean, wl["timetable_lag"]["p50_us"]))
+            s, cpu, _ = fdsoak_run("vs-h2load", "  concurrency = 8", SECS, ["--target", addr])
+            ours = sum(x["ok"] for x in s["workloads"]) / cpu
+            done, _, cpu = h2load(addr, SECS)
+            theirs = done / cpu
+            out, cpu, code = run_child_cpu([go["client"], "-addr", addr, "-inflight", "8", "-secs", str(SECS), "-deadline", "5s"])
+            assert code == 0, "grpc-go client failed"
+            eff.setdefault("rounds", []).append((ours, theirs, int(out.strip()) / cpu))
+    finally:
+        srv.terminate()
+        srv.wait()
+    med = statistics.median
+    w = (10, 14, 14, 16, 14, 12)
+    print(row(["rate", "fdsoak p50 µs", "fdsoak mean µs", "h2load mean µs", "p50 − mean µs", "lag p50 µs"], w))
+    for rate, rs in lat.items():
+        for r in rs:
+            print(row([f"{rate:,}/s", r[0], f"{r[1]:.0f}", f"{r[2]:.0f}", f"{r[0] - r[2]:+.0f}", r[3]], w))
+        print(row([f"median", f"{med(r[0] for r in rs):.0f}", f"{med(r[1] for r in rs):.0f}", f"{med(r[2] for r in rs):.0f}",
+                   f"{med(r[0] - r[2] for r in rs):+.0f}", f"{med(r[3] for r in rs):.0f}"], w))
+    print("\nGoal: fdsoak's p50 within 10% (or 30 µs, whichever is larger) of h2load's mean at the same rate. fdsoak measures")
+    print("from each call's due time, h2load from when it sent the request.\n")
+    w = (8, 14, 14, 16, 12, 12)
+    print(row(["round", "fdsoak", "h2load", "grpc-go client", "÷ h2load", "÷ grpc-go"], w))
+    for i, (a, b, c) in enumerate(eff["rounds"]):
+        print(row([i + 1, f"{a:,.0f}", f"{b:,.0f}", f"{c:,.0f}", f"{a / b:.2f}×", f"{a / c:.2f}×"], w))
+    rs = eff["rounds"]
+    print(row(["median", f"{med(r[0] for r in rs):,.0f}", f"{med(r[1] for r in rs):,.0f}", f"{med(r[2] for r in rs):,.0f}",
+               f"{med(r[0] / r[1] for r in rs):.2f}×", f"{med(r[0] / r[2] for r in rs):.2f}×"], w))
+    print("\nCalls answered per CPU-second, 8 in flight on one connection (saturation); each whole process's user + system")
+    print("time (wait4), fdsoak's start-up, sampler and report included. Goal: ≥ 0.75× h2load, and ahead of grpc-go.")
 
 
 def rpc_cost():
@@ -471,7 +556,7 @@ def live_metrics_cost():
 
 def main():
     print(f"# fdsoak benchmark ({'quick' if QUICK else 'full'}) on {os.cpu_count()} cores, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
-    sections = [driver_efficiency, fdsoak_vs_grpc_go, timetable_lag, timer_precision, rpc_cost, origin_cost, live_metrics_cost, rate_accuracy, sampler_cost, memory, report_time]
+    sections = [driver_efficiency, fdsoak_vs_grpc_go, against_h2load, timetable_lag, timer_precision, rpc_cost, origin_cost, live_metrics_cost, rate_accuracy, sampler_cost, memory, report_time]
     only = [a.split("=", 1)[1] for a in sys.argv[1:] if a.startswith("--only=")]
     for section in sections:
         if not only or section.__name__ in only:

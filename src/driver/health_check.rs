@@ -7,6 +7,7 @@ use super::rate::{self, Pace};
 use crate::metrics::WorkloadStats;
 use crate::proto::health::health_client::HealthClient;
 use crate::proto::health::HealthCheckRequest;
+use crate::transport::stages;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -41,6 +42,9 @@ pub async fn run(
                     service: service.clone(),
                 });
                 source.decorate(&mut req);
+                if stages::enabled() {
+                    req.extensions_mut().insert(stages::Due(due));
+                }
                 check(channel, req, deadline)
             };
             let code = super::retry::call(&source, retry.as_ref(), &stats, attempt).await;

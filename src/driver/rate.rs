@@ -10,9 +10,11 @@
 
 use super::clock::Timer;
 use crate::metrics::WorkloadStats;
+use crate::transport::stages::{self, Stage};
 use std::future::Future;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
@@ -58,7 +60,11 @@ where
             max_in_flight,
             precise,
         } => {
-            let timer = if precise { Timer::precise() } else { Timer::Tokio };
+            let timer = if precise {
+                Timer::precise(period_of(rate))
+            } else {
+                Timer::Tokio
+            };
             let timetable = Timetable {
                 rate,
                 max_in_flight,
@@ -92,6 +98,13 @@ impl Timetable {
     }
 }
 
+/// The time between calls at `rate`. A rate so low that its period overflows waits
+/// as long as the longest duration, longer than any phase.
+fn period_of(rate: f64) -> Duration {
+    let max = crate::scenario::duration::MAX_DURATION;
+    Duration::try_from_secs_f64(1.0 / rate).map_or(max, |p| p.min(max))
+}
+
 /// Runs `call(scheduled_at)` on the timetable until `until` or `stop`, then
 /// waits for the calls still in flight (each is bounded by its own deadline).
 pub async fn open_model<F, Fut>(timetable: Timetable, stop: &CancellationToken, stats: &Arc<WorkloadStats>, mut call: F)
@@ -106,10 +119,7 @@ where
         mut timer,
     } = timetable;
     let start = Instant::now();
-    // A rate so low that its period overflows waits a year, longer than any phase.
-    let period = Duration::try_from_secs_f64(1.0 / rate).map_or(crate::scenario::duration::MAX_DURATION, |p| {
-        p.min(crate::scenario::duration::MAX_DURATION)
-    });
+    let period = period_of(rate);
     let mut tasks = JoinSet::new();
     for i in 0u64.. {
         let due = start + period.mul_f64(i as f64);
@@ -120,6 +130,7 @@ where
             _ = timer.sleep_until(due) => {}
             _ = stop.cancelled() => break,
         }
+        stages::record(Stage::Timer, due);
         // Reap finished calls so the set only ever holds the ones in flight.
         while tasks.try_join_next().is_some() {}
         stats.scheduled.fetch_add(1, Relaxed);
@@ -129,17 +140,25 @@ where
         }
         let guard = InFlight::enter(stats.clone());
         let fut = call(due);
-        tasks.spawn(async move {
+        let mut task = Box::pin(async move {
+            stages::record(Stage::FirstPoll, due);
             guard.0.started_late(Instant::now().saturating_duration_since(due));
             fut.await;
             drop(guard);
         });
+        // The call's first step (up to its request handed to HTTP/2) runs here, at its
+        // due time, not after the timetable has armed the timer for the next call. A
+        // call still running goes on as a task of its own, which polls it again.
+        if std::future::poll_fn(|cx| Poll::Ready(task.as_mut().poll(cx).is_pending())).await {
+            tasks.spawn(task);
+        }
     }
     tokio::select! {
         _ = async { while tasks.join_next().await.is_some() {} } => {}
         _ = stop.cancelled() => tasks.abort_all(),
     }
     while tasks.join_next().await.is_some() {}
+    stages::write();
 }
 
 /// The closed model, for saturation: `concurrency` workers each start a call

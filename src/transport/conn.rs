@@ -142,6 +142,11 @@ impl Connector {
     where
         T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
     {
+        let pending = super::stages::pending();
+        let io = Stamped {
+            io,
+            pending: pending.clone(),
+        };
         let (send, mut conn) = h2::client::Builder::new()
             .initial_window_size(STREAM_WINDOW)
             .initial_connection_window_size(CONNECTION_WINDOW)
@@ -183,6 +188,7 @@ impl Connector {
             send,
             origin: self.0.origin.clone(),
             closed,
+            pending,
         })
     }
 }
@@ -210,6 +216,8 @@ pub struct Conn {
     origin: Origin,
     /// Set when the connection's task has ended, or it refused a new stream (GOAWAY).
     closed: Arc<AtomicBool>,
+    /// Requests handed over and not yet written, when the lag breakdown is on ([`super::stages`]).
+    pending: Option<super::stages::Pending>,
 }
 
 impl Conn {
@@ -251,10 +259,15 @@ impl tower::Service<http::Request<Body>> for Conn {
         }
         head.headers.insert(USER_AGENT, self.origin.agent.clone());
         let end = http_body::Body::is_end_stream(&body);
+        let due = head.extensions.get::<super::stages::Due>().copied();
         let (response, stream) = match self.send.send_request(http::Request::from_parts(head, ()), end) {
             Ok(v) => v,
             Err(e) => return Box::pin(std::future::ready(Err(self.refused(&e)))),
         };
+        if let (Some(pending), Some(super::stages::Due(due))) = (&self.pending, due) {
+            super::stages::record(super::stages::Stage::Handed, due);
+            crate::vocab::lock(pending).push_back(due);
+        }
         let mut pipe = (!end).then(|| Pipe::new(body, stream));
         let mut response = response;
         Box::pin(async move {
@@ -279,6 +292,58 @@ impl tower::Service<http::Request<Body>> for Conn {
             };
             Ok(http::Response::from_parts(head, Body::new(body)))
         })
+    }
+}
+
+/// A connection's socket, noting each write for the lag breakdown when it is on.
+struct Stamped<T> {
+    io: T,
+    pending: Option<super::stages::Pending>,
+}
+
+impl<T: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Stamped<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl<T: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Stamped<T> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        let began = self.pending.is_some().then(tokio::time::Instant::now);
+        let wrote = Pin::new(&mut self.io).poll_write(cx, buf);
+        if let (Some(pending), Some(began), Poll::Ready(Ok(1..))) = (&self.pending, began, &wrote) {
+            super::stages::written(pending, began);
+        }
+        wrote
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let began = self.pending.is_some().then(tokio::time::Instant::now);
+        let wrote = Pin::new(&mut self.io).poll_write_vectored(cx, bufs);
+        if let (Some(pending), Some(began), Poll::Ready(Ok(1..))) = (&self.pending, began, &wrote) {
+            super::stages::written(pending, began);
+        }
+        wrote
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
     }
 }
 

@@ -9,6 +9,7 @@
 
 pub mod conn;
 mod h2body;
+pub mod stages;
 mod tls;
 
 use crate::net::Address;

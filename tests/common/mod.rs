@@ -109,8 +109,14 @@ impl RunResult {
 
 /// Runs `fdsoak run <scenario> --out <tmp> -q <args>` to completion.
 pub fn run(scenario: &Path, args: &[&str]) -> RunResult {
+    run_env(scenario, args, &[])
+}
+
+/// [`run`], with these environment variables set for fdsoak.
+pub fn run_env(scenario: &Path, args: &[&str], env: &[(&str, &Path)]) -> RunResult {
     let out = TempDir::new("report");
     let o: Output = Command::new(FDSOAK)
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .arg("run")
         .arg(scenario)
         .arg("--out")

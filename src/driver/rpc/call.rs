@@ -70,6 +70,9 @@ pub async fn one(
     let mut grpc = tonic::client::Grpc::new(channel);
     let (metadata, extensions, ()) = meta.into_parts();
     let mut req = tonic::Request::from_parts(metadata, extensions, body);
+    if crate::transport::stages::enabled() {
+        req.extensions_mut().insert(crate::transport::stages::Due(call.due));
+    }
     if !spec.method.server_streaming {
         // A stream's grpc-timeout would end it at the deadline; its wait for the first message is bounded below.
         req.set_timeout(spec.deadline);
