@@ -143,10 +143,7 @@ impl Connector {
         T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
     {
         let pending = super::stages::pending();
-        let io = Stamped {
-            io,
-            pending: pending.clone(),
-        };
+        let io = super::stages::Stamped::new(io, pending.clone());
         let (send, mut conn) = h2::client::Builder::new()
             .initial_window_size(STREAM_WINDOW)
             .initial_connection_window_size(CONNECTION_WINDOW)
@@ -292,58 +289,6 @@ impl tower::Service<http::Request<Body>> for Conn {
             };
             Ok(http::Response::from_parts(head, Body::new(body)))
         })
-    }
-}
-
-/// A connection's socket, noting each write for the lag breakdown when it is on.
-struct Stamped<T> {
-    io: T,
-    pending: Option<super::stages::Pending>,
-}
-
-impl<T: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Stamped<T> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut tokio::io::ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.io).poll_read(cx, buf)
-    }
-}
-
-impl<T: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Stamped<T> {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
-        let began = self.pending.is_some().then(tokio::time::Instant::now);
-        let wrote = Pin::new(&mut self.io).poll_write(cx, buf);
-        if let (Some(pending), Some(began), Poll::Ready(Ok(1..))) = (&self.pending, began, &wrote) {
-            super::stages::written(pending, began);
-        }
-        wrote
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[std::io::IoSlice<'_>],
-    ) -> Poll<std::io::Result<usize>> {
-        let began = self.pending.is_some().then(tokio::time::Instant::now);
-        let wrote = Pin::new(&mut self.io).poll_write_vectored(cx, bufs);
-        if let (Some(pending), Some(began), Poll::Ready(Ok(1..))) = (&self.pending, began, &wrote) {
-            super::stages::written(pending, began);
-        }
-        wrote
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.io.is_write_vectored()
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.io).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.io).poll_shutdown(cx)
     }
 }
 

@@ -5,13 +5,16 @@
 //! first write to the socket after that (which carries its HEADERS frame). Each is an
 //! HDR histogram; their percentiles go to FILE as JSON when a timetable
 //! ends. Unset, nothing is recorded and nothing is allocated per call.
+//! A connection's socket is wrapped in [`Stamped`], which notes its writes.
 //! Streams opened by the client- and bidirectional-streaming methods are
 //! not followed past their first poll.
 
 use hdrhistogram::Histogram;
 use std::collections::VecDeque;
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, OnceLock};
+use std::task::{Context, Poll};
 use tokio::time::Instant;
 
 /// The variable that turns the breakdown on, naming the file it is written to.
@@ -49,10 +52,10 @@ fn stages() -> Option<&'static Stages> {
     STAGES
         .get_or_init(|| {
             let file = std::env::var_os(ENV)?;
-            let hist = || Mutex::new(Histogram::new(3).expect("3 significant digits is valid"));
+            let hist = || Histogram::new(3).ok().map(Mutex::new);
             Some(Stages {
                 file: file.into(),
-                hists: [hist(), hist(), hist(), hist()],
+                hists: [hist()?, hist()?, hist()?, hist()?],
             })
         })
         .as_ref()
@@ -112,5 +115,63 @@ pub fn write() {
     let tmp = s.file.with_extension("tmp");
     if let Err(e) = std::fs::write(&tmp, text).and_then(|()| std::fs::rename(&tmp, &s.file)) {
         tracing::warn!("{ENV}: cannot write {}: {e}", s.file.display());
+    }
+}
+
+/// A connection's socket, noting each write for the lag breakdown when it is on.
+pub struct Stamped<T> {
+    io: T,
+    pending: Option<Pending>,
+}
+
+impl<T> Stamped<T> {
+    pub fn new(io: T, pending: Option<Pending>) -> Stamped<T> {
+        Stamped { io, pending }
+    }
+}
+
+impl<T: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Stamped<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl<T: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Stamped<T> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        let began = self.pending.is_some().then(Instant::now);
+        let wrote = Pin::new(&mut self.io).poll_write(cx, buf);
+        if let (Some(pending), Some(began), Poll::Ready(Ok(1..))) = (&self.pending, began, &wrote) {
+            written(pending, began);
+        }
+        wrote
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let began = self.pending.is_some().then(Instant::now);
+        let wrote = Pin::new(&mut self.io).poll_write_vectored(cx, bufs);
+        if let (Some(pending), Some(began), Poll::Ready(Ok(1..))) = (&self.pending, began, &wrote) {
+            written(pending, began);
+        }
+        wrote
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
     }
 }
