@@ -48,6 +48,11 @@ impl ChannelSource {
         })
     }
 
+    /// The run's transport: TLS and metadata.
+    pub fn transport(&self) -> &crate::transport::Transport {
+        &self.dial.transport
+    }
+
     /// Adds the run's metadata to a request on one of these channels.
     pub fn decorate<T>(&self, req: &mut tonic::Request<T>) {
         self.dial.transport.decorate(req);

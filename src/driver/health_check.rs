@@ -1,13 +1,14 @@
 //! The `health_check` workload: unary grpc.health.v1.Health/Check calls on
 //! the open-model timetable, each with its own deadline, on a channel chosen
-//! by the workload's channel policy.
+//! by the workload's channel policy. The request is the same every time, so it
+//! is built once and sent straight over HTTP/2 ([`crate::transport::unary`]).
 
 use super::channel::ChannelSource;
 use super::rate::{self, Pace};
 use crate::metrics::WorkloadStats;
-use crate::proto::health::health_client::HealthClient;
 use crate::proto::health::HealthCheckRequest;
-use crate::transport::stages;
+use crate::transport::conn::Conn;
+use crate::transport::unary::Prepared;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -29,24 +30,20 @@ pub async fn run(
     until: Instant,
     stop: CancellationToken,
 ) {
+    let request = HealthCheckRequest {
+        service: spec.service.clone(),
+    };
+    // The same request every time: its headers and encoded message are built once.
+    let prepared = Arc::new(Prepared::new(CHECK, &request, spec.deadline, source.transport()));
     let call_stats = stats.clone();
     let call = move |due: Instant| {
         let source = source.clone();
         let stats = call_stats.clone();
-        let service = spec.service.clone();
+        let prepared = prepared.clone();
         let deadline = spec.deadline;
         let retry = spec.retry.clone();
         async move {
-            let attempt = |channel| {
-                let mut req = tonic::Request::new(HealthCheckRequest {
-                    service: service.clone(),
-                });
-                source.decorate(&mut req);
-                if stages::enabled() {
-                    req.extensions_mut().insert(stages::Due(due));
-                }
-                check(channel, req, deadline)
-            };
+            let attempt = |channel| check(channel, &prepared, deadline, due);
             let code = super::retry::call(&source, retry.as_ref(), &stats, attempt).await;
             // Latency runs from the scheduled start, across every attempt and backoff.
             stats.finish(code, due.elapsed());
@@ -55,16 +52,13 @@ pub async fn run(
     rate::run(spec.pace, until, &stop, &stats, call).await;
 }
 
+/// The method every call asks.
+const CHECK: &str = "/grpc.health.v1.Health/Check";
+
 /// One Health/Check attempt on `channel`, bounded by `deadline`.
-async fn check(
-    channel: crate::transport::conn::Conn,
-    mut req: tonic::Request<HealthCheckRequest>,
-    deadline: Duration,
-) -> tonic::Code {
-    req.set_timeout(deadline);
-    match tokio::time::timeout(deadline, HealthClient::new(channel).check(req)).await {
-        Ok(Ok(_)) => tonic::Code::Ok,
-        Ok(Err(status)) => crate::metrics::code_of(&status),
+async fn check(mut channel: Conn, prepared: &Prepared, deadline: Duration, due: Instant) -> tonic::Code {
+    match tokio::time::timeout(deadline, channel.unary(prepared, due)).await {
+        Ok(code) => code,
         Err(_) => tonic::Code::DeadlineExceeded,
     }
 }

@@ -38,7 +38,7 @@ use tonic::body::Body;
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// The user agent fdsoak's calls carry.
-const AGENT: &str = concat!("fdsoak/", env!("CARGO_PKG_VERSION"));
+pub(super) const AGENT: &str = concat!("fdsoak/", env!("CARGO_PKG_VERSION"));
 /// Flow-control windows, as hyper's HTTP/2 client (and so tonic's channel) sets them.
 const STREAM_WINDOW: u32 = 2 * 1024 * 1024;
 const CONNECTION_WINDOW: u32 = 5 * 1024 * 1024;
@@ -209,7 +209,7 @@ impl std::error::Error for DialError {}
 /// it closes when the last clone is dropped and its calls are done.
 #[derive(Clone)]
 pub struct Conn {
-    send: SendRequest<Bytes>,
+    pub(super) send: SendRequest<Bytes>,
     origin: Origin,
     /// Set when the connection's task has ended, or it refused a new stream (GOAWAY).
     closed: Arc<AtomicBool>,
@@ -223,15 +223,32 @@ impl Conn {
         self.closed.load(Ordering::Relaxed)
     }
 
-    /// A failure to open a stream: the connection is done for new calls.
-    fn refused(&self, e: &h2::Error) -> BoxError {
+    /// A failure to open a stream: the connection is done for new calls, and the
+    /// call never reached the server (UNAVAILABLE).
+    pub(super) fn refused(&self, e: &h2::Error) -> tonic::Status {
         self.closed.store(true, Ordering::Relaxed);
         let mut status = status_of(e);
         if status.code() != tonic::Code::Unavailable {
-            // The call never reached the server.
             status = tonic::Status::unavailable(status.message().to_string());
         }
-        Box::new(status)
+        status
+    }
+
+    /// The full URI of a call of `path` on this connection.
+    pub(super) fn uri(&self, path: http::uri::PathAndQuery) -> Result<http::Uri, http::uri::InvalidUriParts> {
+        let mut uri = http::uri::Parts::default();
+        uri.scheme = Some(self.origin.scheme.clone());
+        uri.authority = Some(self.origin.authority.clone());
+        uri.path_and_query = Some(path);
+        http::Uri::from_parts(uri)
+    }
+
+    /// Notes, for the lag breakdown, that the call due at `due` was handed to HTTP/2.
+    pub(super) fn handed(&self, due: tokio::time::Instant) {
+        if let Some(pending) = &self.pending {
+            super::stages::record(super::stages::Stage::Handed, due);
+            crate::vocab::lock(pending).push_back(due);
+        }
     }
 }
 
@@ -241,7 +258,9 @@ impl tower::Service<http::Request<Body>> for Conn {
     type Future = Pin<Box<dyn Future<Output = Result<Self::Response, BoxError>> + Send>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
-        self.send.poll_ready(cx).map_err(|e| self.refused(&e))
+        self.send
+            .poll_ready(cx)
+            .map_err(|e| Box::new(self.refused(&e)) as BoxError)
     }
 
     fn call(&mut self, req: http::Request<Body>) -> Self::Future {
@@ -259,11 +278,10 @@ impl tower::Service<http::Request<Body>> for Conn {
         let due = head.extensions.get::<super::stages::Due>().copied();
         let (response, stream) = match self.send.send_request(http::Request::from_parts(head, ()), end) {
             Ok(v) => v,
-            Err(e) => return Box::pin(std::future::ready(Err(self.refused(&e)))),
+            Err(e) => return Box::pin(std::future::ready(Err(Box::new(self.refused(&e)) as BoxError))),
         };
-        if let (Some(pending), Some(super::stages::Due(due))) = (&self.pending, due) {
-            super::stages::record(super::stages::Stage::Handed, due);
-            crate::vocab::lock(pending).push_back(due);
+        if let Some(super::stages::Due(due)) = due {
+            self.handed(due);
         }
         let mut pipe = (!end).then(|| Pipe::new(body, stream));
         let mut response = response;

@@ -11,6 +11,7 @@ pub mod conn;
 mod h2body;
 pub mod stages;
 mod tls;
+pub mod unary;
 
 use crate::net::Address;
 use crate::scenario::{KeyPath, Scenario};
@@ -165,6 +166,18 @@ impl Transport {
             _ => return error.to_string(),
         };
         format!("{error} ({hint})")
+    }
+
+    /// Adds the scenario's metadata to a request's headers (the calls made without tonic).
+    pub fn add_headers(&self, headers: &mut http::HeaderMap) {
+        for (k, v) in &self.metadata {
+            if let (Ok(k), Ok(v)) = (
+                http::HeaderName::from_bytes(k.as_str().as_bytes()),
+                http::HeaderValue::from_bytes(v.as_encoded_bytes()),
+            ) {
+                headers.insert(k, v);
+            }
+        }
     }
 
     /// Adds the scenario's metadata to a request.
