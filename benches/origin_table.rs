@@ -38,7 +38,7 @@ fn main() {
         .unwrap()
         .success();
     assert!(ok, "building fdholder.c");
-    let agents = fdsoak::origin::Agents::install().unwrap();
+    let agents = fdsoak::origin::Agents::install(true).unwrap();
     let mut child = Command::new(&exe)
         .arg(FDS.to_string())
         .envs(agents.env())
@@ -67,7 +67,7 @@ fn main() {
         assert!(read.len() >= FDS, "{} slots read", read.len());
 
         let t = Instant::now();
-        let table = Table::read(pid, &live, &symbols).expect("a native table");
+        let table = Table::read(pid, &live, &symbols, None).expect("a native table");
         symbolized.push(t.elapsed());
         named = live
             .iter()
@@ -79,7 +79,7 @@ fn main() {
         whole.push(t.elapsed());
         assert!(n >= FDS, "{n} slots in use");
 
-        let load = |fds: &[i32]| Table::read(pid, fds, &symbols);
+        let load = |fds: &[i32]| Table::read(pid, fds, &symbols, None);
         let t = Instant::now();
         fingerprint_with_origins(pid, None, Some(&load as TableLoader<'_>)).unwrap();
         with.push(t.elapsed());

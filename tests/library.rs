@@ -1,6 +1,6 @@
 //! The scenario library against the clean built-in target, in-process: every
-//! scenario passes, with the origin agents in the target (`--origin`) as
-//! without them (`scripts/clean-repeat.sh` runs them without), and fdsoak's
+//! scenario passes, with the origin agents in the target and the kernel
+//! ledger on (`--origin`) as without them (`scripts/clean-repeat.sh` runs them without), and fdsoak's
 //! own descriptor count is back at its baseline after each one, faults and
 //! all. One test in this file, so no other test shares the process.
 
@@ -31,6 +31,14 @@ async fn every_library_scenario_passes_against_the_clean_target_and_leaves_no_fd
             origin.agents.contains(&fdsoak::vocab::Role::Target),
             "{name}: {origin:?}"
         );
+        // As root, the kernel ledger watched it too (its programs and maps are descriptors
+        // of this process's, counted below).
+        if rustix::process::geteuid().is_root() {
+            assert!(
+                origin.kernel.contains(&fdsoak::vocab::Role::Target),
+                "{name}: {origin:?}"
+            );
+        }
         // The first run creates process-wide state that lives on by design; count from after it.
         match baseline {
             None => baseline = Some(own_fds()),

@@ -70,6 +70,7 @@ impl Origin {
                 if self.count == 1 { "" } else { "s" }
             ),
             OriginVia::Opened => format!("{} at {at}", self.count),
+            OriginVia::BeforeAttach => format!("{} open before fdsoak attached", self.count),
         }
     }
 }

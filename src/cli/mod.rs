@@ -154,7 +154,7 @@ pub struct RunArgs {
     /// A build label for this run's report (a commit SHA, a version), for `fdsoak trend`.
     #[arg(long, value_name = "BUILD")]
     pub label: Option<String>,
-    /// Name where the descriptors that grew were opened: an agent in each process fdsoak starts ([origin] enabled = true)
+    /// Name where the descriptors that grew were opened: the kernel ledger (eBPF, as root) for any target, and an agent in each process fdsoak starts ([origin] enabled = true)
     #[arg(long)]
     pub origin: bool,
     /// Run shard I of N (I counts from 0): every workload's rate, concurrency and streams divided by N.

@@ -13,6 +13,7 @@
 //! file. Nothing is injected with origins off, nor into a target fdsoak did
 //! not start. The agents' files go when the run ends.
 
+pub mod kernel;
 pub mod memory;
 pub mod native;
 pub mod table;
@@ -31,11 +32,35 @@ pub const NATIVE_AGENT_FILE: &str = "libfdsoak_origin.so";
 /// The environment variable that turns an agent on (it names the agents' directory).
 pub const DIR_ENV: &str = "FDSOAK_ORIGIN_DIR";
 
-/// This run's agents on disk, removed on drop, and which processes published a table.
+/// This run's agents on disk, removed on drop, the kernel ledger when it could be
+/// loaded, and which processes published a table.
 #[derive(Debug)]
 pub struct Agents {
     dir: tempfile::TempDir,
+    /// Whether the processes fdsoak starts get the agents (`[origin] agents`).
+    inject: bool,
     pub published: Published,
+    /// The kernel ledger; None without the rights to load eBPF (or on a kernel that refused it).
+    pub kernel: Option<Arc<kernel::Ledger>>,
+}
+
+/// What the sampler needs to read one process's origins.
+#[derive(Debug, Clone, Default)]
+pub struct Reader {
+    pub published: Published,
+    pub kernel: Option<Arc<kernel::Ledger>>,
+}
+
+impl Reader {
+    /// `pid`'s origins for `live`, the descriptors it holds, from its agent's table and
+    /// the kernel ledger, if either has any; the process is noted as having published.
+    pub fn read(&self, pid: i32, live: &[i32], symbols: &native::Symbols) -> Option<table::Table> {
+        let table = table::Table::read(pid, live, symbols, self.kernel.as_deref());
+        if table.is_some() {
+            self.published.mark(pid);
+        }
+        table
+    }
 }
 
 /// The processes whose table fdsoak has read at least once in a run (a table lives
@@ -54,8 +79,8 @@ impl Published {
 }
 
 impl Agents {
-    /// Writes the agents into a fresh temporary directory.
-    pub fn install() -> anyhow::Result<Agents> {
+    /// Writes the agents into a fresh temporary directory; `inject`: give them to the processes fdsoak starts.
+    pub fn install(inject: bool) -> anyhow::Result<Agents> {
         use anyhow::Context;
         let dir = tempfile::Builder::new()
             .prefix("fdsoak-origin-")
@@ -67,14 +92,33 @@ impl Agents {
         std::fs::write(dir.path().join(NATIVE_AGENT_FILE), NATIVE_AGENT)?;
         Ok(Agents {
             dir,
+            inject,
             published: Published::default(),
+            kernel: None,
         })
     }
 
-    /// The environment a process starts with: the Python agent first on
+    /// Loads the kernel ledger; on failure, why not (the agents still work).
+    pub fn load_kernel(&mut self) -> Result<(), String> {
+        self.kernel = Some(Arc::new(kernel::Ledger::load()?));
+        Ok(())
+    }
+
+    /// What the sampler reads origins with.
+    pub fn reader(&self) -> Reader {
+        Reader {
+            published: self.published.clone(),
+            kernel: self.kernel.clone(),
+        }
+    }
+
+    /// The environment a process starts with (nothing with the agents off): the Python agent first on
     /// `PYTHONPATH` and the native one first on `LD_PRELOAD` (before whatever they
     /// held), and the switch that turns them on.
     pub fn env(&self) -> Vec<(String, String)> {
+        if !self.inject {
+            return Vec::new();
+        }
         let first = |var: &str, path: &Path, sep: char| {
             let mut v = path.display().to_string();
             if let Some(old) = std::env::var_os(var).filter(|p| !p.is_empty()) {

@@ -10,7 +10,7 @@ pub(crate) mod slots;
 #[doc(hidden)]
 pub use slots::{slots as live_slots, whole_table_scan};
 
-use crate::vocab::{Frame, OriginVia, Stack};
+use crate::vocab::{Frame, OriginSource, OriginVia, Stack};
 use blazesym::symbolize::source::{Process, Source};
 use blazesym::symbolize::{Input, Symbolized, Symbolizer};
 use std::collections::HashMap;
@@ -49,10 +49,12 @@ impl Symbols {
     /// if the process carries one.
     pub fn read(&self, pid: i32, live: &[i32]) -> Option<NativeTable> {
         let (raw, overflow) = slots::slots(pid, live)?;
-        Some(self.symbolize(pid, raw, overflow))
+        Some(self.symbolize(pid, raw, overflow, OriginSource::Agent))
     }
 
-    fn symbolize(&self, pid: i32, raw: HashMap<i32, Vec<u64>>, overflow: u64) -> NativeTable {
+    /// Names the stacks of `raw` (descriptor → return addresses, innermost first),
+    /// recorded by `source`, from `pid`'s own maps and files.
+    pub fn symbolize(&self, pid: i32, raw: HashMap<i32, Vec<u64>>, overflow: u64, source: OriginSource) -> NativeTable {
         // Each distinct stack once, each distinct address once.
         let mut stacks: HashMap<Vec<u64>, Arc<Stack>> = HashMap::new();
         let mut addrs: Vec<u64> = raw.values().flatten().map(|a| a.saturating_sub(1)).collect();
@@ -82,6 +84,7 @@ impl Symbols {
                     Arc::new(Stack {
                         frames,
                         via: OriginVia::Opened,
+                        source,
                     })
                 })
                 .clone();
@@ -115,7 +118,8 @@ fn to_frames(sym: &Symbolized<'_>, exe: Option<&Path>) -> Vec<Frame> {
         let file = info.map(|c| c.to_path().display().to_string()).unwrap_or_default();
         // Without debug info for it (a dependency built without, a stripped library),
         // a frame names no place in the program's own source: count it a library's.
-        let library = shared || file.is_empty() || is_library_source(&file) || is_runtime(name);
+        let library =
+            shared || file.is_empty() || is_library_source(&file) || is_runtime(name) || is_go_library(name, &file);
         Frame {
             function: name.to_string(),
             file,
@@ -144,6 +148,23 @@ fn is_runtime(name: &str) -> bool {
     ["std::", "core::", "alloc::"].iter().any(|p| name.starts_with(p))
 }
 
+/// A Go frame not of the program's own: Go's standard library (its package's
+/// files under `…/src/<package>/`, the package's first element without a dot),
+/// or a dependency from the module cache, a vendor directory or Debian's packaged Go.
+fn is_go_library(name: &str, file: &str) -> bool {
+    if !(file.ends_with(".go") || file.ends_with(".s")) {
+        return false;
+    }
+    if file.contains("/pkg/mod/") || file.contains("/vendor/") || file.starts_with("/usr/share/gocode/") {
+        return true;
+    }
+    // The package path: up to the first dot after the last slash ("net/http.(*Server).Serve").
+    let slash = name.rfind('/').map_or(0, |i| i + 1);
+    let package = name[slash..].find('.').map_or(name, |dot| &name[..slash + dot]);
+    let first = package.split('/').next().unwrap_or(package);
+    package != "main" && !first.contains('.') && file.contains(&format!("/src/{package}/"))
+}
+
 /// Source of Rust's standard library, of crates from a registry, or of the C library.
 fn is_library_source(file: &str) -> bool {
     file.contains("/rustc/")
@@ -151,4 +172,46 @@ fn is_library_source(file: &str) -> bool {
         || file.contains("/.cargo/git/")
         || file.starts_with("/usr/include/")
         || file.starts_with("./") && file.contains("glibc")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_go_library;
+
+    #[test]
+    fn go_frames_are_the_programs_own_unless_the_standard_library_or_a_dependency() {
+        let std = [
+            ("os.Open", "/usr/lib/go-1.19/src/os/file.go"),
+            (
+                "runtime/internal/syscall.Syscall6",
+                "/usr/local/go/src/runtime/internal/syscall/asm_linux_amd64.s",
+            ),
+            ("net.(*conn).File", "/usr/lib/go-1.19/src/net/net.go"),
+        ];
+        for (name, file) in std {
+            assert!(is_go_library(name, file), "{name}");
+        }
+        let deps = [
+            (
+                "google.golang.org/grpc.(*Server).Serve",
+                "/usr/share/gocode/src/google.golang.org/grpc/server.go",
+            ),
+            ("github.com/x/y.F", "/root/go/pkg/mod/github.com/x/y@v1.0.0/y.go"),
+        ];
+        for (name, file) in deps {
+            assert!(is_go_library(name, file), "{name}");
+        }
+        let own = [
+            ("main.leakFile", "/work/tests/programs/goleak/main.go"),
+            ("myapp/internal/store.Open", "/home/u/myapp/internal/store/store.go"),
+            (
+                "github.com/acme/svc/db.Dial",
+                "/home/u/go/src/github.com/acme/svc/db/db.go",
+            ),
+            ("some_c_function", "/src/os/x.c"),
+        ];
+        for (name, file) in own {
+            assert!(!is_go_library(name, file), "{name}");
+        }
+    }
 }

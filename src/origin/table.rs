@@ -8,7 +8,7 @@
 //! The memory is the agent's to write: it is read bounded, and anything
 //! malformed is no table, never an error of the run.
 
-use crate::vocab::{Frame, OriginVia, Stack};
+use crate::vocab::{Frame, OriginSource, OriginVia, Stack};
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -39,6 +39,12 @@ struct Raw {
 pub struct Table {
     /// Per descriptor: its link when the agent saw it (None: the native agent, which records no link).
     fds: HashMap<i32, (Option<String>, Arc<Stack>)>,
+    /// Per descriptor, what the kernel ledger saw make it: asked after the agent's table.
+    kernel: HashMap<i32, Arc<Stack>>,
+    /// Descriptors an attached process held before the ledger watched it.
+    before_attach: Option<(Vec<i32>, Arc<Stack>)>,
+    /// The table is a Python agent's: sockets are left to its channels (the kernel sees the interpreter's frames).
+    python: bool,
     /// Per file path the Python agent saw opened: the stack that opened it.
     paths: HashMap<String, Arc<Stack>>,
     /// Live channels: the addresses their target names, and where each was created.
@@ -51,16 +57,34 @@ impl Table {
     /// The table `pid` keeps, if there is a readable one: the Python agent's when
     /// there is one (a Python program), else the native agent's, read for `live`,
     /// the descriptors the process holds.
-    pub fn read(pid: i32, live: &[i32], symbols: &super::native::Symbols) -> Option<Table> {
-        Table::read_python(pid).or_else(|| {
+    pub fn read(
+        pid: i32,
+        live: &[i32],
+        symbols: &super::native::Symbols,
+        kernel: Option<&super::kernel::Ledger>,
+    ) -> Option<Table> {
+        let agent = Table::read_python(pid).or_else(|| {
             let native = symbols.read(pid, live)?;
             Some(Table {
                 fds: native.fds.into_iter().map(|(fd, s)| (fd, (None, s))).collect(),
-                paths: HashMap::new(),
-                channels: Vec::new(),
                 full: native.overflow > 0,
+                ..Table::default()
             })
-        })
+        });
+        let entries = kernel.and_then(|k| {
+            k.read(pid, live)
+                .map_err(|e| tracing::debug!("reading the kernel ledger for pid {pid}: {e}"))
+                .ok()
+        });
+        let Some(entries) = entries else { return agent };
+        let mut table = agent.unwrap_or_default();
+        let seen = symbols.symbolize(pid, entries.fds, entries.lost, OriginSource::Kernel);
+        table.kernel = seen.fds;
+        table.full |= entries.lost > 0;
+        if !entries.before_attach.is_empty() {
+            table.before_attach = Some((entries.before_attach, Arc::new(Stack::before_attach())));
+        }
+        Some(table)
     }
 
     fn read_python(pid: i32) -> Option<Table> {
@@ -95,6 +119,7 @@ impl Table {
                         })
                         .collect(),
                     via,
+                    source: Default::default(),
                 })
             })
         };
@@ -134,16 +159,28 @@ impl Table {
             paths,
             channels,
             full: raw.full,
+            python: true,
+            ..Table::default()
         }
     }
 
-    /// Where descriptor `fd`, now pointing at `link`, was opened, if the agent saw it.
+    /// Where descriptor `fd`, now pointing at `link`, was opened, if an agent or the kernel saw it:
+    /// the agent's stack first (the kernel sees an interpreter's frames, not the script's).
     pub fn opened(&self, fd: i32, link: &str) -> Option<&Arc<Stack>> {
         self.fds
             .get(&fd)
             .filter(|(l, _)| l.as_deref().is_none_or(|l| l == link))
             .map(|(_, s)| s)
             .or_else(|| self.paths.get(link.strip_suffix(" (deleted)").unwrap_or(link)))
+            .or_else(|| {
+                // A Python program's sockets are joined to its channels by address instead.
+                let socket = link.starts_with("socket:");
+                self.kernel.get(&fd).filter(|_| !(self.python && socket))
+            })
+            .or_else(|| {
+                let (fds, stack) = self.before_attach.as_ref()?;
+                fds.contains(&fd).then_some(stack)
+            })
     }
 
     /// Where the live channels to `remote` were created, one entry per channel.

@@ -111,6 +111,9 @@ pub struct Summary {
 pub struct OriginReport {
     /// The roles whose processes were given an agent.
     pub agents: Vec<crate::vocab::Role>,
+    /// The roles whose processes the kernel ledger watched (eBPF, nothing in the process).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kernel: Vec<crate::vocab::Role>,
     /// Sentences on what origins could not cover (an attached target; a process that published no table).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,

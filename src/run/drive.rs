@@ -115,11 +115,13 @@ impl<'a> Drive<'a> {
         watched.extend(client.as_ref().map(|c| (Role::Client, Source::Proc(c.pid))));
         let mut setup = sampler_setup(sc, s.start, current.clone(), watched, proxy_sockets);
         if let Some((agents, target_started)) = s.agents {
-            let roles = [(Role::Target, target_started), (Role::Client, client.is_some())];
+            // The kernel ledger reads any target, attached ones too; the agents only ones fdsoak started.
+            let target_read = target_started || agents.kernel.is_some();
+            let roles = [(Role::Target, target_read), (Role::Client, client.is_some())];
             setup.origins = roles
                 .into_iter()
-                .filter(|(_, carries)| *carries)
-                .map(|(role, _)| (role, agents.published.clone()))
+                .filter(|(_, read)| *read)
+                .map(|(role, _)| (role, agents.reader()))
                 .collect();
         }
         let mut sinks = shared.sinks(sc, s.dir, s.start, s.checkpoints)?;

@@ -91,6 +91,12 @@ pub async fn run(cfg: RunConfig, interrupt: impl Future<Output = ()>) -> Result<
     if let Some(s) = &mut report.shard {
         s.phases_unix_ms = crate::vocab::unix_ms_now();
     }
+    if let Some(ledger) = agents.as_ref().and_then(|a| a.kernel.as_ref()) {
+        // A target fdsoak started is watched from its first instruction already.
+        if let Err(e) = ledger.watch(target.pid, !plan.started_by_fdsoak()) {
+            tracing::warn!("origins: the kernel ledger cannot watch the target: {e}");
+        }
+    }
 
     let driven = async {
         let mut drive = Drive::set_up(DriveSetup {

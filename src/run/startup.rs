@@ -135,7 +135,8 @@ pub fn report_builder(cfg: &super::RunConfig, plan: &TargetPlan) -> SummaryBuild
 }
 
 /// With origins on: the agents written out, given to a target fdsoak starts (through
-/// `plan`) and later to the client, and the report's note when the target is attached.
+/// `plan`) and later to the client; the kernel ledger loaded, when fdsoak may; and the
+/// report's notes on what origins cannot cover.
 pub fn agents(
     sc: &Scenario,
     plan: &mut TargetPlan,
@@ -145,18 +146,33 @@ pub fn agents(
     if !sc.origin.enabled {
         return Ok(None);
     }
-    let agents = crate::origin::Agents::install()?;
+    let mut agents = crate::origin::Agents::install(sc.origin.agents)?;
     let mut origin = crate::report::model::OriginReport::default();
-    if plan.started_by_fdsoak() {
+    let kernel = match sc.origin.kernel {
+        true => agents.load_kernel(),
+        false => Err("turned off ([origin] kernel = false)".into()),
+    };
+    if let (Err(why), true) = (&kernel, sc.origin.kernel) {
+        origin.notes.push(format!(
+            "origins from the kernel are off: {why}; the agents name origins in Python and glibc programs fdsoak starts"
+        ));
+    }
+    if plan.started_by_fdsoak() && sc.origin.agents {
         plan.add_env(agents.env());
         origin.agents.push(Role::Target);
-    } else {
+    } else if kernel.is_err() && !plan.started_by_fdsoak() {
         origin.notes.push(
-            "the target was attached (--target), so it carries no agent: origins need a process fdsoak starts (the built-in target, --spawn, --client)".into(),
+            "the target was attached (--target), so it carries no agent: without the kernel ledger, origins need a process fdsoak starts (the built-in target, --spawn, --client)".into(),
         );
     }
-    if sc.client.is_some() {
+    if sc.client.is_some() && sc.origin.agents {
         origin.agents.push(Role::Client);
+    }
+    if kernel.is_ok() {
+        origin.kernel.push(Role::Target);
+        if sc.client.is_some() {
+            origin.kernel.push(Role::Client);
+        }
     }
     for note in &origin.notes {
         tracing::warn!("origins: {note}");

@@ -48,9 +48,9 @@ pub struct SamplerSetup {
     pub exclude: InodeSet,
     /// How often to fingerprint each process during the load phases; None: only at phase ends and peaks.
     pub fingerprint_every: Option<Duration>,
-    /// The roles whose processes carry an origin agent, and where to note the
-    /// processes whose table was read.
-    pub origins: Vec<(Role, crate::origin::Published)>,
+    /// The roles whose origins are read (a process with an agent, or one the kernel
+    /// ledger watches), and what reads them.
+    pub origins: Vec<(Role, crate::origin::Reader)>,
 }
 
 /// Where one watched process is read from.
@@ -284,15 +284,8 @@ impl State {
             if when.due(t_secs, total, mark, in_load && every.is_some()) {
                 let agent = self.setup.origins.iter().find(|(r, _)| *r == s.role);
                 let pid = s.pid;
-                let load = agent.map(|(_, published)| {
-                    move |live: &[i32]| {
-                        let table = SYMBOLS.with(|symbols| crate::origin::table::Table::read(pid, live, symbols));
-                        if table.is_some() {
-                            published.mark(pid);
-                        }
-                        table
-                    }
-                });
+                let load = agent
+                    .map(|(_, reader)| move |live: &[i32]| SYMBOLS.with(|symbols| reader.read(pid, live, symbols)));
                 let load = load.as_ref().map(|l| l as fingerprint::TableLoader<'_>);
                 match fingerprint::fingerprint_with_origins(s.pid, skip, load) {
                     Ok((fp, origins)) => {

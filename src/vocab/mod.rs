@@ -9,7 +9,7 @@
 
 mod origin;
 mod tcp;
-pub use origin::{Frame, GroupOrigins, OriginVia, Stack};
+pub use origin::{Frame, GroupOrigins, OriginSource, OriginVia, Stack};
 pub use tcp::{TcpState, TcpStates, TCP_STATES};
 
 use schemars::JsonSchema;

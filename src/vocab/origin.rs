@@ -49,6 +49,26 @@ pub struct Stack {
     /// How the descriptors came from it: `"opened"` (by this very frame), or
     /// `"channel"` (sockets a gRPC channel made on its own threads, joined by address).
     pub via: OriginVia,
+    /// Who saw it made: an agent inside the process (`"agent"`, left out) or the kernel ledger (`"kernel"`).
+    #[serde(default, skip_serializing_if = "OriginSource::is_agent")]
+    pub source: OriginSource,
+}
+
+/// Who recorded a stack.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OriginSource {
+    /// An agent fdsoak put in the process (Python's `sitecustomize`, the `LD_PRELOAD` library).
+    #[default]
+    Agent,
+    /// The kernel ledger (eBPF on the system calls), which needs nothing in the process.
+    Kernel,
+}
+
+impl OriginSource {
+    pub fn is_agent(&self) -> bool {
+        *self == OriginSource::Agent
+    }
 }
 
 /// How an origin was joined to its descriptors.
@@ -59,9 +79,20 @@ pub enum OriginVia {
     Opened,
     /// The stack created a gRPC channel to the group's address; the channel's library opened the socket.
     Channel,
+    /// No stack: the descriptor was open before fdsoak attached to the process (the kernel ledger sees what is made after).
+    BeforeAttach,
 }
 
 impl Stack {
+    /// The origin of what an attached process held before the kernel ledger watched it.
+    pub fn before_attach() -> Stack {
+        Stack {
+            frames: Vec::new(),
+            via: OriginVia::BeforeAttach,
+            source: OriginSource::Kernel,
+        }
+    }
+
     /// The innermost frame of the program's own, or the innermost frame when all are a library's.
     pub fn top_user_frame(&self) -> Option<&Frame> {
         self.frames.iter().find(|f| !f.library).or(self.frames.first())

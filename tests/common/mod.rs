@@ -306,3 +306,28 @@ pub fn tool_missing(tool: &str, install: &str) {
     );
     eprintln!("{tool} is missing: skipped ({install})");
 }
+
+/// The Go program in `package` (a directory of this repository) built from Debian's
+/// packaged grpc-go (GOPATH mode, offline), or None, saying so, where Go is not
+/// installed (`.ci/run` installs it).
+pub fn go_build(dir: &TempDir, package: &str) -> Option<PathBuf> {
+    if Command::new("go").arg("version").output().is_err() {
+        tool_missing("go (for a grpc-go program)", ".ci/run installs golang-go");
+        return None;
+    }
+    let exe = dir.path().join(package.rsplit('/').next().unwrap_or("go-program"));
+    let status = Command::new("go")
+        .args(["build", "-o"])
+        .arg(&exe)
+        .arg(format!("./{package}"))
+        .current_dir(repo(""))
+        .env("GO111MODULE", "off")
+        .env("GOPATH", "/usr/share/gocode")
+        .env("GOPROXY", "off")
+        .env("GOFLAGS", "")
+        .env("GOCACHE", dir.path().join("gocache"))
+        .status()
+        .unwrap();
+    assert!(status.success(), "building {package}");
+    Some(exe)
+}

@@ -58,7 +58,7 @@ fn field(line: &str, key: &str) -> i64 {
 fn dropped_channels_are_freed_with_the_agent_as_without_it_collector_on_or_off() {
     let server = Server::start(&[]);
     let target = server.addr.to_string();
-    let agents = Agents::install().unwrap();
+    let agents = Agents::install(true).unwrap();
     for collector in ["gc", "nogc"] {
         for i in 0..repeat() {
             let program = ["python3", &guest("dropped.py"), &target, "200", collector];
@@ -81,7 +81,7 @@ fn dropped_channels_are_freed_with_the_agent_as_without_it_collector_on_or_off()
 
 #[test]
 fn no_child_hangs_in_a_thousand_forks_while_the_publisher_runs() {
-    let agents = Agents::install().unwrap();
+    let agents = Agents::install(true).unwrap();
     for i in 0..repeat() {
         let without = output(None, &["python3", &guest("forks.py"), "1000"]);
         let with = output(Some(&agents), &["python3", &guest("forks.py"), "1000"]);
@@ -134,7 +134,7 @@ fn prefork(agents: Option<&Agents>) -> Vec<i64> {
 
 #[test]
 fn a_prefork_server_with_a_multiprocessing_pool_serves_the_same_with_the_agent() {
-    let agents = Agents::install().unwrap();
+    let agents = Agents::install(true).unwrap();
     for i in 0..repeat() {
         let without = prefork(None);
         let with = prefork(Some(&agents));
@@ -159,7 +159,7 @@ fn guest_c(dir: &TempDir) -> String {
 fn closes_by_every_route_and_received_descriptors_are_seen_by_the_native_agent() {
     let dir = TempDir::new("guest-c");
     let exe = guest_c(&dir);
-    let agents = Agents::install().unwrap();
+    let agents = Agents::install(true).unwrap();
     let symbols = fdsoak::origin::native::Symbols::default();
     for i in 0..repeat() {
         let without = output(None, &[&exe]);
@@ -167,7 +167,7 @@ fn closes_by_every_route_and_received_descriptors_are_seen_by_the_native_agent()
         assert_eq!(with, without, "#{i}: the program's own account");
         let pid = child.id() as i32;
         let live: Vec<i32> = (0..32).collect();
-        let table = fdsoak::origin::table::Table::read(pid, &live, &symbols)
+        let table = fdsoak::origin::table::Table::read(pid, &live, &symbols, None)
             .unwrap_or_else(|| panic!("#{i}: no native table in {pid}"));
         let link = |fd: i64| {
             std::fs::read_link(format!("/proc/{pid}/fd/{fd}"))

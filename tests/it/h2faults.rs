@@ -184,28 +184,9 @@ fn without_a_fault_the_proxy_passes_every_byte_unchanged() {
     );
 }
 
-/// bench/go/server built from Debian's packaged grpc-go (GOPATH mode, offline),
-/// or None, saying so, where Go is not installed (`.ci/run` installs it).
+/// bench/go/server, or None where Go is not installed.
 fn grpc_go_server(dir: &TempDir) -> Option<std::path::PathBuf> {
-    if Command::new("go").arg("version").output().is_err() {
-        tool_missing("go (for the grpc-go server)", ".ci/run installs golang-go");
-        return None;
-    }
-    let exe = dir.path().join("grpc-go-server");
-    let status = Command::new("go")
-        .args(["build", "-o"])
-        .arg(&exe)
-        .arg("./bench/go/server")
-        .current_dir(repo(""))
-        .env("GO111MODULE", "off")
-        .env("GOPATH", "/usr/share/gocode")
-        .env("GOPROXY", "off")
-        .env("GOFLAGS", "")
-        .env("GOCACHE", dir.path().join("gocache"))
-        .status()
-        .unwrap();
-    assert!(status.success(), "building bench/go/server");
-    Some(exe)
+    go_build(dir, "bench/go/server")
 }
 
 #[test]

@@ -2,7 +2,8 @@
 //! (`.ci/run` installs it): the line that opened what leaked is named, in
 //! the finding and in summary.json, for a client and for servers; a clean
 //! pair passes as it does without origins; an attached target is said to
-//! carry no agent; the agents' files are gone after the run.
+//! carry no agent when the kernel ledger is off; the agents' files are gone
+//! after the run.
 
 use crate::common::*;
 use std::path::Path;
@@ -153,10 +154,18 @@ fn origins_change_no_verdict_of_a_clean_pair_and_leave_no_files() {
 }
 
 #[test]
-fn an_attached_target_is_said_to_carry_no_agent() {
+fn an_attached_target_is_said_to_carry_no_agent_without_the_kernel_ledger() {
     let server = Server::start(&[]);
-    let short = repo("tests/scenarios/churn-short.toml");
-    let r = run(&short, &["--origin", "--target", &server.addr.to_string()]);
+    let dir = TempDir::new("origin-attached");
+    let short = fixture(
+        &dir,
+        "churn-short.toml",
+        &[(
+            "name = \"churn-short\"",
+            "name = \"churn-short\"\n[origin]\nenabled = true\nkernel = false",
+        )],
+    );
+    let r = run(&short, &["--target", &server.addr.to_string()]);
     assert_eq!(r.code, 0, "{}", r.context());
     let note = "origins need a process fdsoak starts";
     assert!(r.stdout.contains(note), "not said in the terminal: {}", r.context());

@@ -1,0 +1,308 @@
+// SPDX-License-Identifier: MIT OR GPL-2.0-only
+//
+// fdsoak's kernel ledger of descriptors: for the processes fdsoak watches
+// (their thread-group IDs in `watched`), the user stack and time that made
+// each live descriptor, and how many descriptors each stack made.
+//
+// Hooks: the raw tracepoints `sys_enter` and `sys_exit` (no tracefs needed,
+// Linux 4.17+) and `sched_process_fork` / `sched_process_exit`. Which system
+// call creates or closes descriptors, and how, is a table user space fills
+// (`kinds`, by this machine's syscall numbers), so the program itself is
+// the same on every architecture. Every program's first test is a hash
+// lookup of the caller's thread group: nothing else runs for other processes.
+//
+// Built by `scripts/build-bpf` with clang; the object is committed beside
+// this file, and a test checks that it matches. No libbpf headers: the few
+// helpers and map macros are declared here.
+
+typedef unsigned char __u8;
+typedef unsigned int __u32;
+typedef int __s32;
+typedef unsigned long long __u64;
+typedef long long __s64;
+
+#define SEC(name) __attribute__((section(name), used))
+#define __uint(name, val) int(*name)[val]
+#define __type(name, val) typeof(val) *name
+
+enum { MAP_HASH = 1, MAP_ARRAY = 2, MAP_STACK_TRACE = 7 };
+enum { ANY = 0, NOEXIST = 1 };
+#define USER_STACK (1ULL << 8)
+
+static void *(*map_lookup)(void *map, const void *key) = (void *)1;
+static long (*map_update)(void *map, const void *key, const void *value, __u64 flags) = (void *)2;
+static long (*map_delete)(void *map, const void *key) = (void *)3;
+static __u64 (*ktime_ns)(void) = (void *)5;
+static __u64 (*pid_tgid)(void) = (void *)14;
+static long (*stack_id)(void *ctx, void *map, __u64 flags) = (void *)27;
+static long (*read_user)(void *dst, __u32 size, const void *src) = (void *)112;
+static long (*read_kernel)(void *dst, __u32 size, const void *src) = (void *)113;
+
+// How a system call touches descriptors (the values of `kinds`).
+enum {
+    K_NONE = 0,
+    K_RET = 1,        // its result is a new descriptor (open, socket, accept, dup, eventfd, ...)
+    K_FCNTL = 2,      // fcntl: F_DUPFD and F_DUPFD_CLOEXEC return a new descriptor
+    K_PAIR_ARG0 = 3,  // pipe, pipe2: two descriptors written at the first argument
+    K_PAIR_ARG3 = 4,  // socketpair: two descriptors written at the fourth argument
+    K_CLOSE = 5,      // close
+    K_CLOSE_RANGE = 6, // close_range
+    K_EXEC = 7         // execve, execveat: what the process made before is not its code's any more
+};
+
+// What `watched` says of a thread group.
+enum { W_RECORD = 1, W_FOLLOW = 2 };
+
+#define STACK_DEPTH 64
+#define NR_SYSCALLS 1024
+#define CLOSE_RANGE_MAX 1024
+#define F_DUPFD 0
+#define F_DUPFD_CLOEXEC 1030
+#define CLOSE_RANGE_CLOEXEC 4
+
+// Offsets in `struct pt_regs` of the first four system-call arguments, set per
+// architecture by the loader (these defaults are x86_64's: di, si, dx, r10).
+volatile const __u32 arg0_offset = 112;
+volatile const __u32 arg1_offset = 104;
+volatile const __u32 arg2_offset = 96;
+volatile const __u32 arg3_offset = 56;
+
+struct fd_key {
+    __u32 tgid;
+    __s32 fd;
+};
+
+struct fd_made {
+    __s64 stack; // id in `stacks`, or negative: no stack taken
+    __u64 ns;    // CLOCK_MONOTONIC when it was made
+};
+
+struct count_key {
+    __u32 tgid;
+    __s32 stack;
+    __u32 exec; // how many programs the process had run before this one (see `execs`)
+    __u32 pad;
+};
+
+struct exec {
+    __u64 ns;   // CLOCK_MONOTONIC at the last successful exec
+    __u32 seen; // successful execs seen
+    __u32 pad;
+};
+
+struct call {
+    __u32 kind;
+    __u32 pad;
+    __u64 arg[4];
+};
+
+// Events lost, by cause: the ledger full, a stack not taken, the counts full, a call not followed.
+enum { LOST_FDS = 0, LOST_STACK = 1, LOST_COUNTS = 2, LOST_CALLS = 3, LOST_KINDS = 4 };
+
+struct {
+    __uint(type, MAP_HASH);
+    __uint(max_entries, 1024);
+    __type(key, __u32);
+    __type(value, __u32);
+} watched SEC(".maps");
+
+struct {
+    __uint(type, MAP_ARRAY);
+    __uint(max_entries, NR_SYSCALLS);
+    __type(key, __u32);
+    __type(value, __u32);
+} kinds SEC(".maps");
+
+struct {
+    __uint(type, MAP_HASH);
+    __uint(max_entries, 16384);
+    __type(key, __u64);
+    __type(value, struct call);
+} calls SEC(".maps");
+
+struct {
+    __uint(type, MAP_HASH);
+    __uint(max_entries, 65536);
+    __type(key, struct fd_key);
+    __type(value, struct fd_made);
+} fds SEC(".maps");
+
+struct {
+    __uint(type, MAP_STACK_TRACE);
+    __uint(max_entries, 8192);
+    __uint(key_size, sizeof(__u32));
+    __uint(value_size, STACK_DEPTH * sizeof(__u64));
+} stacks SEC(".maps");
+
+struct {
+    __uint(type, MAP_HASH);
+    __uint(max_entries, 16384);
+    __type(key, struct count_key);
+    __type(value, __u64);
+} counts SEC(".maps");
+
+// Per thread group: when it last replaced its program (a successful exec).
+struct {
+    __uint(type, MAP_HASH);
+    __uint(max_entries, 1024);
+    __type(key, __u32);
+    __type(value, struct exec);
+} execs SEC(".maps");
+
+struct {
+    __uint(type, MAP_ARRAY);
+    __uint(max_entries, LOST_KINDS);
+    __type(key, __u32);
+    __type(value, __u64);
+} lost SEC(".maps");
+
+struct raw_args {
+    __u64 args[0];
+};
+
+// Only the field read, relocated to this kernel's layout by the loader (CO-RE).
+struct task_struct {
+    int tgid;
+} __attribute__((preserve_access_index));
+
+static __attribute__((always_inline)) void count_lost(__u32 cause) {
+    __u64 *n = map_lookup(&lost, &cause);
+    if (n)
+        __sync_fetch_and_add(n, 1);
+}
+
+static __attribute__((always_inline)) __u64 arg(const void *regs, int i) {
+    __u32 offset = i == 0 ? arg0_offset : i == 1 ? arg1_offset : i == 2 ? arg2_offset : arg3_offset;
+    __u64 v = 0;
+    read_kernel(&v, sizeof(v), (const char *)regs + offset);
+    return v;
+}
+
+static __attribute__((always_inline)) void record(void *ctx, __u32 tgid, __s32 fd) {
+    struct fd_key key = {.tgid = tgid, .fd = fd};
+    struct fd_made made = {.stack = stack_id(ctx, &stacks, USER_STACK), .ns = ktime_ns()};
+    if (made.stack < 0)
+        count_lost(LOST_STACK);
+    if (map_update(&fds, &key, &made, ANY))
+        count_lost(LOST_FDS);
+    struct exec *e = map_lookup(&execs, &tgid);
+    struct count_key ck = {.tgid = tgid, .stack = made.stack < 0 ? -1 : (__s32)made.stack, .exec = e ? e->seen : 0};
+    __u64 *n = map_lookup(&counts, &ck);
+    if (!n) {
+        __u64 zero = 0;
+        map_update(&counts, &ck, &zero, NOEXIST);
+        n = map_lookup(&counts, &ck);
+    }
+    if (n)
+        __sync_fetch_and_add(n, 1);
+    else
+        count_lost(LOST_COUNTS);
+}
+
+SEC("raw_tracepoint/sys_enter")
+int ledger_enter(struct raw_args *ctx) {
+    __u64 id = pid_tgid();
+    __u32 tgid = id >> 32;
+    __u32 *w = map_lookup(&watched, &tgid);
+    if (!w || *w != W_RECORD)
+        return 0;
+    __u32 nr = ctx->args[1];
+    __u32 *kind = map_lookup(&kinds, &nr);
+    if (!kind || *kind == K_NONE)
+        return 0;
+    const void *regs = (const void *)ctx->args[0];
+    if (*kind == K_CLOSE) {
+        struct fd_key key = {.tgid = tgid, .fd = (__s32)arg(regs, 0)};
+        map_delete(&fds, &key);
+        return 0;
+    }
+    if (*kind == K_CLOSE_RANGE) {
+        __u32 first = arg(regs, 0), last = arg(regs, 1);
+        if (arg(regs, 2) & CLOSE_RANGE_CLOEXEC)
+            return 0;
+        for (__u32 i = 0; i < CLOSE_RANGE_MAX; i++) {
+            if (first + i > last || first + i < first)
+                break;
+            struct fd_key key = {.tgid = tgid, .fd = (__s32)(first + i)};
+            map_delete(&fds, &key);
+        }
+        return 0;
+    }
+    struct call c = {.kind = *kind};
+    c.arg[0] = arg(regs, 0);
+    c.arg[1] = arg(regs, 1);
+    c.arg[3] = arg(regs, 3);
+    if (map_update(&calls, &id, &c, ANY))
+        count_lost(LOST_CALLS);
+    return 0;
+}
+
+SEC("raw_tracepoint/sys_exit")
+int ledger_exit(struct raw_args *ctx) {
+    __u64 id = pid_tgid();
+    struct call *saved = map_lookup(&calls, &id);
+    if (!saved)
+        return 0;
+    struct call c = *saved;
+    map_delete(&calls, &id);
+    long ret = (long)ctx->args[1];
+    if (ret < 0)
+        return 0;
+    __u32 tgid = id >> 32;
+    if (c.kind == K_EXEC) {
+        struct exec *e = map_lookup(&execs, &tgid);
+        struct exec next = {.ns = ktime_ns(), .seen = e ? e->seen + 1 : 1};
+        map_update(&execs, &tgid, &next, ANY);
+        return 0;
+    }
+    int pair[2] = {-1, -1};
+    switch (c.kind) {
+    case K_RET:
+        record(ctx, tgid, (__s32)ret);
+        break;
+    case K_FCNTL:
+        if (c.arg[1] == F_DUPFD || c.arg[1] == F_DUPFD_CLOEXEC)
+            record(ctx, tgid, (__s32)ret);
+        break;
+    case K_PAIR_ARG0:
+    case K_PAIR_ARG3:
+        if (read_user(pair, sizeof(pair), (const void *)c.arg[c.kind == K_PAIR_ARG0 ? 0 : 3]) == 0) {
+            record(ctx, tgid, pair[0]);
+            record(ctx, tgid, pair[1]);
+        }
+        break;
+    }
+    return 0;
+}
+
+// A watched process's children are watched from their first instruction: the
+// tracepoint runs in the parent before the child is first scheduled.
+SEC("raw_tracepoint/sched_process_fork")
+int ledger_fork(struct raw_args *ctx) {
+    __u32 parent = pid_tgid() >> 32;
+    if (!map_lookup(&watched, &parent))
+        return 0;
+    struct task_struct *child = (struct task_struct *)ctx->args[1];
+    int tgid = 0;
+    read_kernel(&tgid, sizeof(tgid), __builtin_preserve_access_index(&child->tgid));
+    if (tgid <= 0 || (__u32)tgid == parent)
+        return 0; // a new thread of the same process
+    __u32 key = tgid, record_it = W_RECORD;
+    map_update(&watched, &key, &record_it, NOEXIST);
+    return 0;
+}
+
+// A process that ends is no longer watched (its number may be reused).
+SEC("raw_tracepoint/sched_process_exit")
+int ledger_exit_process(struct raw_args *ctx) {
+    __u64 id = pid_tgid();
+    if ((__u32)id != (__u32)(id >> 32))
+        return 0; // a thread, not the group's leader
+    __u32 tgid = id >> 32;
+    __u32 *w = map_lookup(&watched, &tgid);
+    if (w && *w == W_RECORD)
+        map_delete(&watched, &tgid);
+    return 0;
+}
+
+char LICENSE[] SEC("license") = "Dual MIT/GPL";

@@ -1,0 +1,243 @@
+//! The kernel ledger: origins for any process, with nothing injected.
+//!
+//! With `--origin` and the rights to load eBPF (root, or CAP_BPF with
+//! CAP_PERFMON), fdsoak loads the programs built from `ledger.bpf.c` onto
+//! the raw tracepoints `sys_enter`, `sys_exit`, `sched_process_fork` and
+//! `sched_process_exit`. For the thread groups it watches (and every child
+//! they start, from its first instruction) the kernel keeps, per live
+//! descriptor, the user stack that made it and when, and per stack how many
+//! descriptors it made. Which system calls make or close descriptors is the
+//! table [`kinds`] fills from this machine's syscall numbers, so one object
+//! serves every architecture. This module loads and attaches the programs,
+//! says which processes to watch, and reads a process's entries for the
+//! descriptors it holds; [`super::native::Symbols`] names the addresses.
+//!
+//! Everything belongs to file descriptors of this process: nothing is pinned,
+//! so the programs go when the [`Ledger`] is dropped, or when fdsoak dies.
+
+mod kinds;
+
+use aya::maps::{Array, HashMap as BpfMap, MapData, StackTraceMap};
+use aya::programs::RawTracePoint;
+use aya::{Ebpf, EbpfLoader, Pod};
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+
+/// The programs, built by `scripts/build-bpf` from `ledger.bpf.c` (a test checks they match).
+static OBJECT: &[u8] = aya::include_bytes_aligned!("ledger.bpf.o");
+
+/// What the programs' `watched` map says of a thread group: record its descriptors,
+/// or only watch the children it starts (fdsoak itself).
+const RECORD: u32 = 1;
+const FOLLOW: u32 = 2;
+
+/// The stack the program could not take (a negative id).
+pub const NO_STACK: i64 = -1;
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+struct FdKey {
+    tgid: u32,
+    fd: i32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+struct FdMade {
+    stack: i64,
+    ns: u64,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+struct CountKey {
+    tgid: u32,
+    stack: i32,
+    exec: u32,
+    pad: u32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+struct Exec {
+    ns: u64,
+    seen: u32,
+    pad: u32,
+}
+
+// SAFETY: plain `repr(C)` integers with no padding, as the program declares them.
+unsafe impl Pod for FdKey {}
+unsafe impl Pod for FdMade {}
+unsafe impl Pod for CountKey {}
+unsafe impl Pod for Exec {}
+
+/// The loaded, attached programs and their maps.
+pub struct Ledger {
+    ebpf: Mutex<Ebpf>,
+    /// Processes watched only once running (attached), whose older descriptors have no entry.
+    attached: Mutex<HashSet<i32>>,
+}
+
+impl std::fmt::Debug for Ledger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Ledger")
+    }
+}
+
+/// One process's entries for the descriptors it holds: each one's creating
+/// stack (return addresses, innermost first), and events the ledger lost.
+#[derive(Debug, Default)]
+pub struct Entries {
+    pub fds: HashMap<i32, Vec<u64>>,
+    /// Descriptors made by each stack over the run (by the stack's addresses).
+    pub made: HashMap<Vec<u64>, u64>,
+    /// For an attached process: its descriptors with no entry (open before it was watched).
+    pub before_attach: Vec<i32>,
+    pub lost: u64,
+}
+
+impl Ledger {
+    /// Loads and attaches the programs, or says why it cannot.
+    pub fn load() -> Result<Ledger, String> {
+        let (a0, a1, a2, a3) = kinds::ARG_OFFSETS;
+        let mut ebpf = EbpfLoader::new()
+            .set_global("arg0_offset", &a0, true)
+            .set_global("arg1_offset", &a1, true)
+            .set_global("arg2_offset", &a2, true)
+            .set_global("arg3_offset", &a3, true)
+            .load(OBJECT)
+            .map_err(|e| why(&e))?;
+        {
+            let mut table: Array<_, u32> = Array::try_from(ebpf.map_mut("kinds").ok_or("no kinds map")?)
+                .map_err(|e| format!("the kinds map: {e}"))?;
+            for (nr, kind) in kinds::table() {
+                table
+                    .set(nr, kind, 0)
+                    .map_err(|e| format!("filling the kinds map: {e}"))?;
+            }
+        }
+        for (program, tracepoint) in [
+            ("ledger_fork", "sched_process_fork"),
+            ("ledger_exit_process", "sched_process_exit"),
+            ("ledger_enter", "sys_enter"),
+            ("ledger_exit", "sys_exit"),
+        ] {
+            let p: &mut RawTracePoint = ebpf
+                .program_mut(program)
+                .ok_or_else(|| format!("no program {program}"))?
+                .try_into()
+                .map_err(|e| format!("{program}: {e}"))?;
+            p.load().map_err(|e| why(&e))?;
+            p.attach(tracepoint).map_err(|e| why(&e))?;
+        }
+        let ledger = Ledger {
+            ebpf: Mutex::new(ebpf),
+            attached: Mutex::default(),
+        };
+        // Processes fdsoak starts are watched from their first instruction.
+        ledger.set(std::process::id(), FOLLOW)?;
+        Ok(ledger)
+    }
+
+    /// Records the descriptors `pid` (and every process it starts from now on) makes.
+    /// `attached`: a process fdsoak did not start, already running.
+    pub fn watch(&self, pid: i32, attached: bool) -> Result<(), String> {
+        if pid <= 0 {
+            return Ok(());
+        }
+        if attached {
+            crate::vocab::lock(&self.attached).insert(pid);
+        }
+        self.set(pid as u32, RECORD)
+    }
+
+    fn set(&self, pid: u32, what: u32) -> Result<(), String> {
+        let mut ebpf = crate::vocab::lock(&self.ebpf);
+        let m = ebpf.map_mut("watched").ok_or("no map watched")?;
+        let mut watched: BpfMap<_, u32, u32> = BpfMap::try_from(m).map_err(|e| format!("the watched map: {e}"))?;
+        watched
+            .insert(pid, what, 0)
+            .map_err(|e| format!("watching pid {pid}: {e}"))
+    }
+
+    /// The entries of `pid` for `live`, the descriptors it holds now.
+    pub fn read(&self, pid: i32, live: &[i32]) -> Result<Entries, String> {
+        let ebpf = crate::vocab::lock(&self.ebpf);
+        let tgid = pid as u32;
+        let mut ids: HashMap<i64, Vec<u64>> = HashMap::new();
+        let mut out = Entries::default();
+        {
+            let fds: BpfMap<_, FdKey, FdMade> = map(&ebpf, "fds")?;
+            let stacks: StackTraceMap<_> = map(&ebpf, "stacks")?;
+            // Entries from before the process's last exec are another program's.
+            let execs: BpfMap<_, u32, Exec> = map(&ebpf, "execs")?;
+            let exec = execs.get(&tgid, 0).unwrap_or_default();
+            let attached = crate::vocab::lock(&self.attached).contains(&pid);
+            for &fd in live {
+                let Ok(made) = fds.get(&FdKey { tgid, fd }, 0) else {
+                    if attached {
+                        out.before_attach.push(fd);
+                    }
+                    continue;
+                };
+                if made.ns < exec.ns {
+                    continue;
+                }
+                let pcs = ids.entry(made.stack).or_insert_with(|| frames(&stacks, made.stack));
+                out.fds.insert(fd, pcs.clone());
+            }
+            let counts: BpfMap<_, CountKey, u64> = map(&ebpf, "counts")?;
+            for (key, n) in counts.iter().flatten() {
+                if key.tgid == tgid && key.exec == exec.seen {
+                    let stack = i64::from(key.stack);
+                    let pcs = ids.entry(stack).or_insert_with(|| frames(&stacks, stack));
+                    *out.made.entry(pcs.clone()).or_default() += n;
+                }
+            }
+            out.lost = lost(&ebpf);
+        }
+        Ok(out)
+    }
+
+    /// Events the programs could not record (a full map, a stack not taken), all causes together.
+    pub fn lost(&self) -> u64 {
+        lost(&crate::vocab::lock(&self.ebpf))
+    }
+}
+
+fn lost(ebpf: &Ebpf) -> u64 {
+    map::<Array<_, u64>>(ebpf, "lost").map_or(0, |m| m.iter().flatten().sum())
+}
+
+/// The return addresses of stack `id`; none for a stack that was not taken.
+fn frames(stacks: &StackTraceMap<&MapData>, id: i64) -> Vec<u64> {
+    let Ok(id) = u32::try_from(id) else { return Vec::new() };
+    stacks
+        .get(&id, 0)
+        .map(|s| s.frames().iter().map(|f| f.ip).collect())
+        .unwrap_or_default()
+}
+
+/// A map of the programs, to read.
+fn map<'a, T>(ebpf: &'a Ebpf, name: &str) -> Result<T, String>
+where
+    T: TryFrom<&'a aya::maps::Map>,
+    T::Error: std::fmt::Display,
+{
+    let m = ebpf.map(name).ok_or_else(|| format!("no map {name}"))?;
+    T::try_from(m).map_err(|e| format!("the {name} map: {e}"))
+}
+
+/// Why loading failed, in the words a user acts on.
+fn why(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text = format!("{text}: {s}");
+        source = s.source();
+    }
+    if text.contains("Operation not permitted") || text.contains("Permission denied") {
+        return format!("loading eBPF needs root, or CAP_BPF with CAP_PERFMON ({text})");
+    }
+    text
+}

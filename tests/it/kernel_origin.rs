@@ -1,0 +1,243 @@
+//! Origins from the kernel ledger (eBPF, as root), against real programs: a
+//! grpc-go server (raw system calls, static: no agent reaches it) that leaks
+//! a file per Check, or keeps a dup of every connection, is named at its Go
+//! file, line and function, whether fdsoak started it or attached to it; a
+//! clean grpc-go server and the clean built-in target pass 20 times out of
+//! 20 with the ledger on; without the rights, a run says so and the agents
+//! still name a C program's leaks. And the committed BPF object is what its
+//! source builds.
+
+use crate::common::*;
+use fdsoak::vocab::{OriginSource, OriginVia};
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+/// Root, which loading eBPF needs; otherwise says so (a failure under CI, which runs as root).
+fn root() -> bool {
+    let root = rustix::process::geteuid().is_root();
+    if !root {
+        tool_missing("root (to load eBPF)", "CI runs the tests as root");
+    }
+    root
+}
+
+/// The 1-based line of `file` holding `needle`.
+fn line_of(file: &str, needle: &str) -> usize {
+    let text = std::fs::read_to_string(repo(file)).unwrap();
+    1 + text
+        .lines()
+        .position(|l| l.contains(needle))
+        .unwrap_or_else(|| panic!("{file} has no {needle:?}"))
+}
+
+/// A short load of 40 Checks/s over `channel`, lasting `ms` milliseconds.
+fn short(dir: &TempDir, ms: u32, channel: &str) -> std::path::PathBuf {
+    let (edge, load) = (ms / 5, ms * 3 / 5);
+    dir.write(
+        &format!("short-{ms}-{channel}.toml"),
+        &format!(
+            "name = \"kernel\"\n[sampler]\ninterval = \"100ms\"\n\
+             [[phases]]\nname = \"baseline\"\nduration = \"{edge}ms\"\n\
+             [[phases]]\nname = \"load\"\nduration = \"{load}ms\"\n  [[phases.workloads]]\n  kind = \"health_check\"\n  rate = 40\n  channel = \"{channel}\"\n\
+             [[phases]]\nname = \"drain\"\nduration = \"{edge}ms\"\n"
+        ),
+    )
+}
+
+/// The leaky grpc-go server, started by the test, killed on drop.
+struct GoServer {
+    child: std::process::Child,
+    addr: String,
+}
+
+impl GoServer {
+    fn start(exe: &std::path::Path, leak: &str) -> GoServer {
+        let mut child = Command::new(exe)
+            .args(["-leak", leak])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let addr = line.split_whitespace().last().unwrap_or_default().to_string();
+        assert!(addr.contains(':'), "the Go server printed {line:?}");
+        GoServer { child, addr }
+    }
+}
+
+impl Drop for GoServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The top group's first origin came from the kernel, and its program's own frames
+/// start at `function`, at `line` of the Go file.
+fn named_by_kernel(r: &RunResult, function: &str, line: usize) {
+    let g = r.top_group("target");
+    let o = g
+        .origins
+        .first()
+        .unwrap_or_else(|| panic!("no origins for {g:?}: {}", r.context()));
+    assert_eq!((o.stack.source, o.stack.via), (OriginSource::Kernel, OriginVia::Opened));
+    let top = o.stack.top_user_frame().unwrap();
+    assert_eq!((top.function.as_str(), top.line as usize), (function, line), "{o:?}");
+    assert!(top.file.ends_with("tests/programs/goleak/main.go"), "{top:?}");
+    let want = format!("main.go:{line} in {function}");
+    assert!(r.stdout.contains(&want), "no {want:?} in the findings: {}", r.context());
+}
+
+#[test]
+fn the_committed_bpf_object_is_what_its_source_builds() {
+    if Command::new("clang").arg("--version").output().is_err() {
+        tool_missing("clang (to build the BPF object)", ".ci/run installs clang and llvm");
+        return;
+    }
+    let dir = TempDir::new("bpf-object");
+    let out = dir.path().join("ledger.bpf.o");
+    let status = Command::new(repo("scripts/build-bpf")).arg(&out).status().unwrap();
+    assert!(status.success(), "scripts/build-bpf failed");
+    let built = std::fs::read(&out).unwrap();
+    let committed = std::fs::read(repo("src/origin/kernel/ledger.bpf.o")).unwrap();
+    assert!(
+        built == committed,
+        "src/origin/kernel/ledger.bpf.o is not what ledger.bpf.c builds: run scripts/build-bpf and commit it"
+    );
+}
+
+#[test]
+fn a_go_server_leaking_a_file_per_check_is_named_at_its_os_open_started_or_attached() {
+    if !root() {
+        return;
+    }
+    let dir = TempDir::new("kernel-go-file");
+    let Some(exe) = go_build(&dir, "tests/programs/goleak") else {
+        return;
+    };
+    let line = line_of("tests/programs/goleak/main.go", "os.Open(\"/proc/self/status\")");
+    let sc = short(&dir, 4500, "shared");
+    let spawn = format!("{} -addr 127.0.0.1:{{port}} -leak file", exe.display());
+    let r = run(&sc, &["--origin", "--spawn", &spawn]);
+    assert_eq!(r.code, 1, "{}", r.context());
+    named_by_kernel(&r, "main.leakFile", line);
+    let origin = r.summary().origin.unwrap();
+    assert_eq!(origin.kernel, vec![fdsoak::vocab::Role::Target]);
+    // Attached: the server started here, already running, found by its address.
+    let server = GoServer::start(&exe, "file");
+    let r = run(&sc, &["--origin", "--target", &server.addr]);
+    assert_eq!(r.code, 1, "{}", r.context());
+    named_by_kernel(&r, "main.leakFile", line);
+    let origin = r.summary().origin.unwrap();
+    assert!(origin.agents.is_empty(), "{origin:?}");
+    assert!(
+        origin.notes.iter().all(|n| !n.contains("attached")),
+        "the attached target is read by the kernel: {origin:?}"
+    );
+}
+
+#[test]
+fn a_go_server_keeping_a_dup_of_each_connection_names_the_function_that_dupd_them() {
+    if !root() {
+        return;
+    }
+    let dir = TempDir::new("kernel-go-dup");
+    let Some(exe) = go_build(&dir, "tests/programs/goleak") else {
+        return;
+    };
+    let line = line_of("tests/programs/goleak/main.go", "f, err := tc.File()");
+    let spawn = format!("{} -addr 127.0.0.1:{{port}} -leak dup", exe.display());
+    let r = run(&short(&dir, 4500, "per_call"), &["--origin", "--spawn", &spawn]);
+    assert_eq!(r.code, 1, "{}", r.context());
+    let g = r.top_group("target");
+    assert!(g.what.starts_with("CLOSE_WAIT from clients of "), "{g:?}");
+    named_by_kernel(&r, "main.keepDup", line);
+}
+
+#[test]
+fn clean_go_and_built_in_targets_pass_20_times_out_of_20_with_the_ledger_on() {
+    if !root() {
+        return;
+    }
+    let dir = TempDir::new("kernel-clean");
+    let Some(exe) = go_build(&dir, "tests/programs/goleak") else {
+        return;
+    };
+    let sc = short(&dir, 3000, "per_call");
+    let go = format!("{} -addr 127.0.0.1:{{port}} -leak none", exe.display());
+    let targets: [&[&str]; 2] = [&["--spawn", &go], &[]];
+    std::thread::scope(|s| {
+        for target in targets {
+            let sc = &sc;
+            s.spawn(move || {
+                for i in 0..20 {
+                    let mut args = vec!["--origin"];
+                    args.extend_from_slice(target);
+                    let r = run(sc, &args);
+                    assert_eq!(r.code, 0, "run {i} of {target:?}: {}", r.context());
+                    let origin = r.summary().origin.unwrap();
+                    assert_eq!(origin.kernel, vec![fdsoak::vocab::Role::Target], "{origin:?}");
+                }
+            });
+        }
+    });
+}
+
+#[test]
+fn without_the_rights_a_run_says_so_and_the_agents_still_name_a_c_programs_leaks() {
+    if !root() {
+        return;
+    }
+    let dir = TempDir::new("kernel-nobody");
+    std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    let leaky = dir.path().join("leaky");
+    let status = Command::new("cc")
+        .args(["-g", "-O0", "-o"])
+        .arg(&leaky)
+        .arg(repo("tests/programs/leaky.c"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    // A copy of fdsoak that `nobody` may run wherever the checkout lives (it may be under /root).
+    let exe = dir.path().join("fdsoak");
+    std::fs::copy(FDSOAK, &exe).unwrap();
+    let sc = dir.write(
+        "client.toml",
+        &std::fs::read_to_string(repo("tests/scenarios/client-short.toml")).unwrap(),
+    );
+    let out = dir.path().join("report");
+    let o = Command::new("setpriv")
+        .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups"])
+        .arg(&exe)
+        .arg("run")
+        .arg(&sc)
+        .args(["--origin", "--out"])
+        .arg(&out)
+        .arg("--client")
+        .arg(&leaky)
+        .env("TMPDIR", dir.path())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{stdout}\n{stderr}");
+    let pipe = line_of("tests/programs/leaky.c", "if (pipe(p) == 0)");
+    let want = format!("leaky.c:{pipe} in leak_pipe");
+    assert!(stdout.contains(&want), "the agent still names it: {stdout}");
+    let origin = read_summary(&out).origin.unwrap();
+    assert!(origin.kernel.is_empty(), "{origin:?}");
+    let note = origin
+        .notes
+        .iter()
+        .find(|n| n.contains("origins from the kernel are off"))
+        .unwrap_or_else(|| panic!("no note on the kernel ledger: {origin:?}"));
+    assert!(note.contains("CAP_BPF"), "the note names the capability: {note}");
+    assert_eq!(
+        origin.notes.iter().filter(|n| n.contains("kernel")).count(),
+        1,
+        "said once: {origin:?}"
+    );
+}

@@ -1,0 +1,94 @@
+// A grpc-go health server that leaks, for the kernel ledger's tests: it is
+// Go (raw system calls, no libc), so only the kernel sees its descriptors.
+// Built offline from Debian's packaged grpc-go (GOPATH mode).
+//
+//	-leak none   a clean server
+//	-leak file   every Check opens a file and keeps it (leakFile)
+//	-leak dup    every accepted connection is dup'd and the copy kept (keepDup),
+//	             so it stays in CLOSE_WAIT once the client leaves
+//
+// Prints "listening on ADDR", then serves until killed.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log"
+	"net"
+	"os"
+	"sync"
+
+	"google.golang.org/grpc"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+)
+
+var (
+	mu   sync.Mutex
+	kept []*os.File
+)
+
+type health struct {
+	healthpb.UnimplementedHealthServer
+	leak string
+}
+
+func (h *health) Check(ctx context.Context, req *healthpb.HealthCheckRequest) (*healthpb.HealthCheckResponse, error) {
+	if h.leak == "file" {
+		leakFile()
+	}
+	return &healthpb.HealthCheckResponse{Status: healthpb.HealthCheckResponse_SERVING}, nil
+}
+
+//go:noinline
+func leakFile() {
+	f, err := os.Open("/proc/self/status")
+	if err != nil {
+		return
+	}
+	mu.Lock()
+	kept = append(kept, f)
+	mu.Unlock()
+}
+
+// dupListener keeps a copy of every connection it accepts.
+type dupListener struct{ net.Listener }
+
+func (l dupListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err == nil {
+		keepDup(c)
+	}
+	return c, err
+}
+
+//go:noinline
+func keepDup(c net.Conn) {
+	if tc, ok := c.(*net.TCPConn); ok {
+		if f, err := tc.File(); err == nil {
+			mu.Lock()
+			kept = append(kept, f)
+			mu.Unlock()
+		}
+	}
+}
+
+func main() {
+	addr := flag.String("addr", "127.0.0.1:0", "address to listen on")
+	leak := flag.String("leak", "none", "none | file | dup")
+	flag.Parse()
+	lis, err := net.Listen("tcp", *addr)
+	if err != nil {
+		log.Fatal(err)
+	}
+	if *leak == "dup" {
+		lis = dupListener{lis}
+	}
+	s := grpc.NewServer()
+	healthpb.RegisterHealthServer(s, &health{leak: *leak})
+	fmt.Printf("listening on %s\n", lis.Addr())
+	os.Stdout.Sync()
+	if err := s.Serve(lis); err != nil {
+		log.Fatal(err)
+	}
+}
