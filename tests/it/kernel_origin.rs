@@ -241,3 +241,85 @@ fn without_the_rights_a_run_says_so_and_the_agents_still_name_a_c_programs_leaks
         "said once: {origin:?}"
     );
 }
+
+/// `fixture` with origins on and the agents off: the kernel ledger alone.
+fn kernel_only(dir: &TempDir, name: &str, replace: &[(&str, &str)]) -> std::path::PathBuf {
+    let path = fixture(dir, name, replace);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let at = text.find("\n[").expect("a table after the name");
+    let text = format!(
+        "{}\n[origin]\nenabled = true\nagents = false\n{}",
+        &text[..at],
+        &text[at..]
+    );
+    dir.write(name, &text)
+}
+
+/// A C program built without frame pointers (the kernel's walk stops in libc) names
+/// its functions through the stack copied at each event, unwound from `.eh_frame`.
+#[test]
+fn a_c_program_without_frame_pointers_is_named_with_the_agent_off() {
+    if !root() {
+        return;
+    }
+    let dir = TempDir::new("kernel-c");
+    let exe = dir.path().join("leaky");
+    let status = Command::new("cc")
+        .args(["-g", "-O2", "-fomit-frame-pointer", "-o"])
+        .arg(&exe)
+        .arg(repo("tests/programs/leaky.c"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let sc = kernel_only(&dir, "client-short.toml", &[]);
+    let r = run(&sc, &["--client", exe.to_str().unwrap()]);
+    assert_eq!(r.code, 1, "{}", r.context());
+    let pipe = line_of("tests/programs/leaky.c", "if (pipe(p) == 0)");
+    let open = line_of("tests/programs/leaky.c", "keep(open(path, O_RDONLY));");
+    for want in [
+        format!("leaky.c:{pipe} in leak_pipe"),
+        format!("leaky.c:{open} in leak_file"),
+    ] {
+        assert!(r.stdout.contains(&want), "no {want:?}: {}", r.context());
+    }
+    let s = r.summary();
+    let origin = s.origin.as_ref().unwrap();
+    assert!(origin.agents.is_empty(), "{origin:?}");
+    let client = r.process("client");
+    let o = &client.groups[0].origins[0];
+    assert_eq!(o.stack.source, OriginSource::Kernel);
+    // Whole: from the libc wrapper down to main.
+    assert!(o.stack.frames.iter().any(|f| f.function == "main"), "{o:?}");
+}
+
+/// `fdsoak serve` is Rust, whose standard library and dependencies keep no frame
+/// pointers: its leak knobs are named by the kernel ledger alone.
+#[test]
+fn the_built_in_leak_knobs_are_named_by_the_kernel_ledger_alone() {
+    if !root() {
+        return;
+    }
+    let dir = TempDir::new("kernel-knobs");
+    let sc = kernel_only(
+        &dir,
+        "churn-short.toml",
+        &[("channel = \"per_call\"", "channel = \"shared\"")],
+    );
+    let serve = |knob: &str| format!("{FDSOAK} serve --port {{port}} {knob}");
+    let file = line_of("src/refserver/mod.rs", "match std::fs::File::open(OWN_EXE)");
+    let r = run(&sc, &["--spawn", &serve("--leak-fd-every 10")]);
+    assert_eq!(r.code, 1, "{}", r.context());
+    let want = format!("refserver/mod.rs:{file} in fdsoak::refserver::HealthSvc::apply_knobs");
+    assert!(r.stdout.contains(&want), "no {want:?}: {}", r.context());
+    let r = run(&sc, &["--spawn", &serve("--leak-channel-every 10")]);
+    assert_eq!(r.code, 1, "{}", r.context());
+    let at = line_of("src/refserver/mod.rs", "async fn backend_channel(");
+    let g = r.top_group("target");
+    let o = g.origins.first().unwrap_or_else(|| panic!("{g:?}: {}", r.context()));
+    let top = o.stack.top_user_frame().unwrap();
+    assert!(
+        top.function.starts_with("fdsoak::refserver::backend_channel") && (top.line as usize) > at,
+        "not backend_channel: {o:?}"
+    );
+    assert_eq!(r.summary().origin.unwrap().agents, Vec::<fdsoak::vocab::Role>::new());
+}

@@ -1,7 +1,8 @@
 //! Which system calls make or close descriptors, by this machine's numbers:
 //! the table the ledger's programs read (`kinds` in `ledger.bpf.c`, whose
 //! `K_*` values these mirror), and where the system call's arguments sit in
-//! the kernel's saved registers.
+//! the kernel's saved registers, with the user's instruction, stack and
+//! frame pointers.
 //!
 //! Not seen: descriptors that arrive in a message (`SCM_RIGHTS` through
 //! `recvmsg`), and those io_uring makes (`IORING_OP_OPENAT`, `IORING_OP_ACCEPT`
@@ -29,6 +30,13 @@ pub const ARG_OFFSETS: (u32, u32, u32, u32) = (112, 104, 96, 56);
 /// Offsets of the first four system-call arguments in `struct pt_regs`: x0 to x3.
 #[cfg(target_arch = "aarch64")]
 pub const ARG_OFFSETS: (u32, u32, u32, u32) = (0, 8, 16, 24);
+
+/// Offsets of the user's instruction, stack and frame pointers in `struct pt_regs`: ip, sp, bp.
+#[cfg(target_arch = "x86_64")]
+pub const REG_OFFSETS: (u32, u32, u32) = (128, 152, 32);
+/// Offsets of the user's instruction, stack and frame pointers in `struct pt_regs`: pc, sp, x29.
+#[cfg(target_arch = "aarch64")]
+pub const REG_OFFSETS: (u32, u32, u32) = (256, 248, 232);
 
 /// (syscall number, kind) for every call the ledger follows on this architecture.
 pub fn table() -> Vec<(u32, u32)> {

@@ -25,7 +25,7 @@ typedef long long __s64;
 #define __uint(name, val) int(*name)[val]
 #define __type(name, val) typeof(val) *name
 
-enum { MAP_HASH = 1, MAP_ARRAY = 2, MAP_STACK_TRACE = 7 };
+enum { MAP_HASH = 1, MAP_ARRAY = 2, MAP_STACK_TRACE = 7, MAP_RINGBUF = 27 };
 enum { ANY = 0, NOEXIST = 1 };
 #define USER_STACK (1ULL << 8)
 
@@ -37,6 +37,8 @@ static __u64 (*pid_tgid)(void) = (void *)14;
 static long (*stack_id)(void *ctx, void *map, __u64 flags) = (void *)27;
 static long (*read_user)(void *dst, __u32 size, const void *src) = (void *)112;
 static long (*read_kernel)(void *dst, __u32 size, const void *src) = (void *)113;
+static void *(*ringbuf_reserve)(void *ringbuf, __u64 size, __u64 flags) = (void *)131;
+static void (*ringbuf_submit)(void *data, __u64 flags) = (void *)132;
 
 // How a system call touches descriptors (the values of `kinds`).
 enum {
@@ -66,6 +68,10 @@ volatile const __u32 arg0_offset = 112;
 volatile const __u32 arg1_offset = 104;
 volatile const __u32 arg2_offset = 96;
 volatile const __u32 arg3_offset = 56;
+// Offsets of the user's instruction, stack and frame pointers (x86_64: ip, sp, bp).
+volatile const __u32 ip_offset = 128;
+volatile const __u32 sp_offset = 152;
+volatile const __u32 fp_offset = 32;
 
 struct fd_key {
     __u32 tgid;
@@ -96,8 +102,24 @@ struct call {
     __u64 arg[4];
 };
 
-// Events lost, by cause: the ledger full, a stack not taken, the counts full, a call not followed.
-enum { LOST_FDS = 0, LOST_STACK = 1, LOST_COUNTS = 2, LOST_CALLS = 3, LOST_KINDS = 4 };
+// What user space unwinds from the binaries' unwind tables (DWARF CFI) where the
+// frame-pointer walk stops early: the registers and the top of the user stack
+// at the event, matched to the ledger's entry by (tgid, fd, ns).
+#define STACK_BYTES 65536
+#define PAGE 4096
+struct sample {
+    __u32 tgid;
+    __s32 fd;
+    __u64 ns;
+    __u64 ip, sp, fp;
+    __u32 size; // bytes of `stack` copied, from sp up
+    __u32 pad;
+    __u8 stack[STACK_BYTES];
+};
+
+// Events lost, by cause: the ledger full, a stack not taken, the counts full, a
+// call not followed, a sample with no room.
+enum { LOST_FDS = 0, LOST_STACK = 1, LOST_COUNTS = 2, LOST_CALLS = 3, LOST_SAMPLES = 4, LOST_KINDS = 5 };
 
 struct {
     __uint(type, MAP_HASH);
@@ -156,6 +178,11 @@ struct {
     __type(value, __u64);
 } lost SEC(".maps");
 
+struct {
+    __uint(type, MAP_RINGBUF);
+    __uint(max_entries, 8 << 20);
+} samples SEC(".maps");
+
 struct raw_args {
     __u64 args[0];
 };
@@ -178,6 +205,39 @@ static __attribute__((always_inline)) __u64 arg(const void *regs, int i) {
     return v;
 }
 
+static __attribute__((always_inline)) __u64 reg(const void *regs, __u32 offset) {
+    __u64 v = 0;
+    read_kernel(&v, sizeof(v), (const char *)regs + offset);
+    return v;
+}
+
+// The registers and as much of the top of the user stack as can be read (64 KiB at most).
+static __attribute__((always_inline)) void sample(const void *regs, __u32 tgid, __s32 fd, __u64 ns) {
+    struct sample *s = ringbuf_reserve(&samples, sizeof(struct sample), 0);
+    if (!s) {
+        count_lost(LOST_SAMPLES);
+        return;
+    }
+    s->tgid = tgid;
+    s->fd = fd;
+    s->ns = ns;
+    s->ip = reg(regs, ip_offset);
+    s->sp = reg(regs, sp_offset);
+    s->fp = reg(regs, fp_offset);
+    // Page by page from sp up, to the end of the stack's mapping (or 64 KiB).
+    __u32 got = 0, want = PAGE - (s->sp & (PAGE - 1));
+    for (int i = 0; i <= STACK_BYTES / PAGE; i++) {
+        if (got > STACK_BYTES - PAGE || want > PAGE)
+            break;
+        if (read_user(s->stack + got, want, (const void *)(s->sp + got)))
+            break;
+        got += want;
+        want = PAGE;
+    }
+    s->size = got;
+    ringbuf_submit(s, 0);
+}
+
 static __attribute__((always_inline)) void record(void *ctx, __u32 tgid, __s32 fd) {
     struct fd_key key = {.tgid = tgid, .fd = fd};
     struct fd_made made = {.stack = stack_id(ctx, &stacks, USER_STACK), .ns = ktime_ns()};
@@ -185,6 +245,7 @@ static __attribute__((always_inline)) void record(void *ctx, __u32 tgid, __s32 f
         count_lost(LOST_STACK);
     if (map_update(&fds, &key, &made, ANY))
         count_lost(LOST_FDS);
+    sample((const void *)((struct raw_args *)ctx)->args[0], tgid, fd, made.ns);
     struct exec *e = map_lookup(&execs, &tgid);
     struct count_key ck = {.tgid = tgid, .stack = made.stack < 0 ? -1 : (__s32)made.stack, .exec = e ? e->seen : 0};
     __u64 *n = map_lookup(&counts, &ck);

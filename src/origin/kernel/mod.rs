@@ -10,12 +10,16 @@
 //! table [`kinds`] fills from this machine's syscall numbers, so one object
 //! serves every architecture. This module loads and attaches the programs,
 //! says which processes to watch, and reads a process's entries for the
-//! descriptors it holds; [`super::native::Symbols`] names the addresses.
+//! descriptors it holds, each with the better of the kernel's frame-pointer
+//! walk and the stack `unwind` recovered from the sample the program copied;
+//! [`super::native::Symbols`] names the addresses.
 //!
 //! Everything belongs to file descriptors of this process: nothing is pinned,
 //! so the programs go when the [`Ledger`] is dropped, or when fdsoak dies.
 
 mod kinds;
+#[cfg(target_arch = "x86_64")]
+mod unwind;
 
 use aya::maps::{Array, HashMap as BpfMap, MapData, StackTraceMap};
 use aya::programs::RawTracePoint;
@@ -74,6 +78,9 @@ unsafe impl Pod for Exec {}
 /// The loaded, attached programs and their maps.
 pub struct Ledger {
     ebpf: Mutex<Ebpf>,
+    /// Stacks unwound from the samples, where the frame-pointer walk stops early (x86_64).
+    #[cfg(target_arch = "x86_64")]
+    samples: Option<unwind::Samples>,
     /// Processes watched only once running (attached), whose older descriptors have no entry.
     attached: Mutex<HashSet<i32>>,
 }
@@ -100,11 +107,15 @@ impl Ledger {
     /// Loads and attaches the programs, or says why it cannot.
     pub fn load() -> Result<Ledger, String> {
         let (a0, a1, a2, a3) = kinds::ARG_OFFSETS;
+        let (ip, sp, fp) = kinds::REG_OFFSETS;
         let mut ebpf = EbpfLoader::new()
             .set_global("arg0_offset", &a0, true)
             .set_global("arg1_offset", &a1, true)
             .set_global("arg2_offset", &a2, true)
             .set_global("arg3_offset", &a3, true)
+            .set_global("ip_offset", &ip, true)
+            .set_global("sp_offset", &sp, true)
+            .set_global("fp_offset", &fp, true)
             .load(OBJECT)
             .map_err(|e| why(&e))?;
         {
@@ -130,8 +141,21 @@ impl Ledger {
             p.load().map_err(|e| why(&e))?;
             p.attach(tracepoint).map_err(|e| why(&e))?;
         }
+        let ring = ebpf.take_map("samples").ok_or("no samples map")?;
+        #[cfg(target_arch = "x86_64")]
+        let samples = match aya::maps::RingBuf::try_from(ring) {
+            Ok(ring) => unwind::Samples::start(ring).ok(),
+            Err(e) => {
+                tracing::debug!("the kernel ledger's samples: {e}");
+                None
+            }
+        };
+        #[cfg(not(target_arch = "x86_64"))]
+        drop(ring);
         let ledger = Ledger {
             ebpf: Mutex::new(ebpf),
+            #[cfg(target_arch = "x86_64")]
+            samples,
             attached: Mutex::default(),
         };
         // Processes fdsoak starts are watched from their first instruction.
@@ -183,8 +207,8 @@ impl Ledger {
                 if made.ns < exec.ns {
                     continue;
                 }
-                let pcs = ids.entry(made.stack).or_insert_with(|| frames(&stacks, made.stack));
-                out.fds.insert(fd, pcs.clone());
+                let walked = ids.entry(made.stack).or_insert_with(|| frames(&stacks, made.stack));
+                out.fds.insert(fd, self.better(tgid, fd, made.ns, walked));
             }
             let counts: BpfMap<_, CountKey, u64> = map(&ebpf, "counts")?;
             for (key, n) in counts.iter().flatten() {
@@ -199,14 +223,63 @@ impl Ledger {
         Ok(out)
     }
 
+    /// For the benchmark: per descriptor of `live` the ledger has, how many frames the
+    /// frame-pointer walk and the unwound sample recovered (medians).
+    #[doc(hidden)]
+    pub fn walk_lengths(&self, pid: i32, live: &[i32]) -> (usize, usize) {
+        let ebpf = crate::vocab::lock(&self.ebpf);
+        let (Ok(fds), Ok(stacks)) = (
+            map::<BpfMap<_, FdKey, FdMade>>(&ebpf, "fds"),
+            map::<StackTraceMap<_>>(&ebpf, "stacks"),
+        ) else {
+            return (0, 0);
+        };
+        let (mut walked, mut unwound) = (Vec::new(), Vec::new());
+        for &fd in live {
+            let Ok(made) = fds.get(&FdKey { tgid: pid as u32, fd }, 0) else {
+                continue;
+            };
+            walked.push(frames(&stacks, made.stack).len());
+            #[cfg(target_arch = "x86_64")]
+            unwound.push(
+                self.samples
+                    .as_ref()
+                    .and_then(|s| s.get(pid as u32, fd, made.ns))
+                    .map_or(0, |s| s.len()),
+            );
+        }
+        let median = |mut v: Vec<usize>| {
+            v.sort_unstable();
+            v.get(v.len() / 2).copied().unwrap_or(0)
+        };
+        (median(walked), median(unwound))
+    }
+
+    /// Of the kernel's frame-pointer walk and the stack unwound from the sample, the one
+    /// that recovered more frames.
+    fn better(&self, tgid: u32, fd: i32, ns: u64, walked: &[u64]) -> Vec<u64> {
+        #[cfg(target_arch = "x86_64")]
+        if let Some(unwound) = self.samples.as_ref().and_then(|s| s.get(tgid, fd, ns)) {
+            if unwound.len() > walked.len() {
+                return unwound.to_vec();
+            }
+        }
+        let _ = (tgid, fd, ns);
+        walked.to_vec()
+    }
+
     /// Events the programs could not record (a full map, a stack not taken), all causes together.
     pub fn lost(&self) -> u64 {
         lost(&crate::vocab::lock(&self.ebpf))
     }
 }
 
+/// Events the ledger lost (a full map, a stack not taken, a call not followed): descriptors
+/// that may have no origin. Samples not unwound are not among them: their descriptors keep
+/// the frame-pointer walk.
 fn lost(ebpf: &Ebpf) -> u64 {
-    map::<Array<_, u64>>(ebpf, "lost").map_or(0, |m| m.iter().flatten().sum())
+    const LEDGER_CAUSES: usize = 4; // LOST_FDS to LOST_CALLS in ledger.bpf.c
+    map::<Array<_, u64>>(ebpf, "lost").map_or(0, |m| m.iter().take(LEDGER_CAUSES).flatten().sum())
 }
 
 /// The return addresses of stack `id`; none for a stack that was not taken.
@@ -240,4 +313,14 @@ fn why(e: &dyn std::error::Error) -> String {
         return format!("loading eBPF needs root, or CAP_BPF with CAP_PERFMON ({text})");
     }
     text
+}
+
+/// How many of the ledger's programs the kernel holds now, any process's (for the
+/// tests that check nothing is left behind).
+#[doc(hidden)]
+pub fn programs_loaded() -> usize {
+    aya::programs::loaded_programs()
+        .flatten()
+        .filter(|p| p.name_as_str().is_some_and(|n| n.starts_with("ledger_")))
+        .count()
 }

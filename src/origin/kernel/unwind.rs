@@ -1,0 +1,324 @@
+//! Stacks unwound in fdsoak from the binaries' own unwind tables, for code
+//! built without frame pointers (Debian's glibc; Rust and C release builds),
+//! where the kernel's frame-pointer walk stops at the libc wrapper.
+//!
+//! For every descriptor it records, the program also sends the user's
+//! registers and the top of the user stack (to its end, 64 KiB at most) through a ring buffer
+//! (`samples`), as `perf --call-graph dwarf` does. A thread of fdsoak's
+//! drains it and unwinds each sample with the `framehop` crate from the
+//! `.eh_frame` of the modules the process maps (read from
+//! `/proc/PID/maps`, loaded once per process and again when a frame falls
+//! outside them), and keeps the return addresses per (process, descriptor,
+//! time made), which [`super::Ledger::read`] joins to the ledger's entry.
+//! The walk that recovered more frames wins, per descriptor.
+//!
+//! Bounded: at most [`MAX_STACKS`] descriptors' stacks and [`MAX_PROCESSES`]
+//! processes' modules are kept; a full table drops new samples (counted).
+
+use aya::maps::{MapData, RingBuf};
+use framehop::x86_64::{CacheX86_64, UnwindRegsX86_64, UnwinderX86_64};
+use framehop::{ExplicitModuleSectionInfo, Module, Unwinder};
+use object::{Object, ObjectSection, ObjectSegment};
+use std::collections::HashMap;
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Descriptors whose unwound stacks are kept at most.
+pub const MAX_STACKS: usize = 65_536;
+/// Processes whose modules are kept loaded at most.
+const MAX_PROCESSES: usize = 64;
+/// Frames kept per stack, as the kernel's walk keeps.
+const MAX_FRAMES: usize = 64;
+/// A process's modules are loaded again at most this often when a walk stops early…
+const RELOAD: Duration = Duration::from_secs(1);
+/// …and this often when a sample's instruction is in none of them.
+const RELOAD_UNKNOWN: Duration = Duration::from_millis(20);
+
+/// The header of a sample, as `struct sample` in ledger.bpf.c lays it out.
+const HEADER: usize = 48;
+
+/// (thread group, descriptor) → (when it was made, its unwound return addresses).
+type Stacks = HashMap<(u32, i32), (u64, Arc<[u64]>)>;
+
+/// The draining thread and what it unwound.
+pub struct Samples {
+    stacks: Arc<Mutex<Stacks>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Samples {
+    /// Drains `ring` on a thread of its own until dropped.
+    pub fn start(ring: RingBuf<MapData>) -> std::io::Result<Samples> {
+        let stacks = Arc::new(Mutex::new(Stacks::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut drain = Drain {
+            ring,
+            stacks: stacks.clone(),
+            dropped: 0,
+            processes: HashMap::new(),
+        };
+        let halt = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("fdsoak-unwind".into())
+            .spawn(move || drain.run(&halt))?;
+        Ok(Samples {
+            stacks,
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    /// The unwound stack of descriptor `fd` of `tgid` made at `ns`, if one was.
+    pub fn get(&self, tgid: u32, fd: i32, ns: u64) -> Option<Arc<[u64]>> {
+        let stacks = crate::vocab::lock(&self.stacks);
+        stacks
+            .get(&(tgid, fd))
+            .filter(|(at, _)| *at == ns)
+            .map(|(_, s)| s.clone())
+    }
+}
+
+impl Drop for Samples {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+struct Drain {
+    ring: RingBuf<MapData>,
+    stacks: Arc<Mutex<Stacks>>,
+    /// Samples not kept, the table full.
+    dropped: u64,
+    processes: HashMap<u32, Modules>,
+}
+
+impl Drain {
+    fn run(&mut self, stop: &AtomicBool) {
+        while !stop.load(Ordering::Relaxed) {
+            let mut pfd = libc::pollfd {
+                fd: self.ring.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: one valid pollfd, for the ring buffer's descriptor, which outlives the call.
+            unsafe { libc::poll(&mut pfd, 1, 50) };
+            let mut batch = Vec::new();
+            while let Some(item) = self.ring.next() {
+                batch.push(item.to_vec());
+            }
+            for sample in batch {
+                self.handle(&sample);
+            }
+        }
+        if self.dropped > 0 {
+            tracing::debug!("kernel ledger: {} unwound stacks not kept (table full)", self.dropped);
+        }
+    }
+
+    fn handle(&mut self, sample: &[u8]) {
+        let Some(s) = Sample::parse(sample) else { return };
+        let frames = self.unwind(&s);
+        if frames.len() < 2 {
+            return;
+        }
+        let mut stacks = crate::vocab::lock(&self.stacks);
+        if stacks.len() >= MAX_STACKS && !stacks.contains_key(&(s.tgid, s.fd)) {
+            self.dropped += 1;
+            return;
+        }
+        stacks.insert((s.tgid, s.fd), (s.ns, frames.into()));
+    }
+
+    fn unwind(&mut self, s: &Sample<'_>) -> Vec<u64> {
+        if !self.processes.contains_key(&s.tgid) && self.processes.len() >= MAX_PROCESSES {
+            // Processes that are gone first, else any.
+            let gone: Vec<u32> = self
+                .processes
+                .keys()
+                .copied()
+                .filter(|p| !std::path::Path::new(&format!("/proc/{p}")).exists())
+                .collect();
+            let evict = if gone.is_empty() {
+                self.processes.keys().copied().take(1).collect()
+            } else {
+                gone
+            };
+            for p in evict {
+                self.processes.remove(&p);
+            }
+        }
+        let modules = self.processes.entry(s.tgid).or_insert_with(|| Modules::load(s.tgid));
+        // A module mapped since they were loaded (the dynamic loader's libraries, a
+        // dlopen), or a process that exec'd: load them again, not too often.
+        let unknown = !modules.covers(s.ip) && modules.loaded.elapsed() >= RELOAD_UNKNOWN;
+        if unknown {
+            *modules = Modules::load(s.tgid);
+        }
+        let mut frames = modules.walk(s);
+        if frames.len() < 2 && !unknown && modules.loaded.elapsed() >= RELOAD {
+            *modules = Modules::load(s.tgid);
+            frames = modules.walk(s);
+        }
+        frames
+    }
+}
+
+/// One sample from the ring buffer.
+struct Sample<'a> {
+    tgid: u32,
+    fd: i32,
+    ns: u64,
+    ip: u64,
+    sp: u64,
+    fp: u64,
+    stack: &'a [u8],
+}
+
+impl Sample<'_> {
+    fn parse(b: &[u8]) -> Option<Sample<'_>> {
+        let u32_at = |o: usize| Some(u32::from_ne_bytes(b.get(o..o + 4)?.try_into().ok()?));
+        let u64_at = |o: usize| Some(u64::from_ne_bytes(b.get(o..o + 8)?.try_into().ok()?));
+        let size = u32_at(40)? as usize;
+        Some(Sample {
+            tgid: u32_at(0)?,
+            fd: u32_at(4)? as i32,
+            ns: u64_at(8)?,
+            ip: u64_at(16)?,
+            sp: u64_at(24)?,
+            fp: u64_at(32)?,
+            stack: b.get(HEADER..HEADER + size)?,
+        })
+    }
+}
+
+/// The unwind tables of the modules one process maps.
+struct Modules {
+    unwinder: UnwinderX86_64<Vec<u8>>,
+    cache: CacheX86_64,
+    /// The address ranges of the modules loaded.
+    ranges: Vec<std::ops::Range<u64>>,
+    loaded: Instant,
+}
+
+impl Modules {
+    fn load(tgid: u32) -> Modules {
+        let mut unwinder = UnwinderX86_64::new();
+        let mut ranges = Vec::new();
+        for m in executable_mappings(tgid) {
+            if let Some(module) = module(tgid, &m) {
+                ranges.push(module.avma_range());
+                unwinder.add_module(module);
+            }
+        }
+        Modules {
+            unwinder,
+            cache: CacheX86_64::new(),
+            ranges,
+            loaded: Instant::now(),
+        }
+    }
+
+    fn covers(&self, addr: u64) -> bool {
+        self.ranges.iter().any(|r| r.contains(&addr))
+    }
+
+    /// The sample's instruction pointer and return addresses, innermost first.
+    fn walk(&mut self, s: &Sample<'_>) -> Vec<u64> {
+        let mut read = |addr: u64| {
+            let at = addr.checked_sub(s.sp).ok_or(())? as usize;
+            let bytes = s.stack.get(at..at + 8).ok_or(())?;
+            Ok(u64::from_ne_bytes(bytes.try_into().map_err(|_| ())?))
+        };
+        let regs = UnwindRegsX86_64::new(s.ip, s.sp, s.fp);
+        let mut frames = Vec::new();
+        let mut it = self.unwinder.iter_frames(s.ip, regs, &mut self.cache, &mut read);
+        while let Ok(Some(f)) = it.next() {
+            frames.push(f.address());
+            if frames.len() == MAX_FRAMES {
+                break;
+            }
+        }
+        frames
+    }
+}
+
+/// An executable, file-backed mapping of a process.
+struct Mapping {
+    start: u64,
+    end: u64,
+    offset: u64,
+    path: String,
+}
+
+fn executable_mappings(tgid: u32) -> Vec<Mapping> {
+    let Ok(maps) = std::fs::read_to_string(format!("/proc/{tgid}/maps")) else {
+        return Vec::new();
+    };
+    maps.lines()
+        .filter_map(|line| {
+            let mut f = line.split_whitespace();
+            let (range, perms, offset) = (f.next()?, f.next()?, f.next()?);
+            let path = f.nth(2)?;
+            if !perms.contains('x') || !path.starts_with('/') {
+                return None;
+            }
+            let (start, end) = range.split_once('-')?;
+            Some(Mapping {
+                start: u64::from_str_radix(start, 16).ok()?,
+                end: u64::from_str_radix(end, 16).ok()?,
+                offset: u64::from_str_radix(offset, 16).ok()?,
+                path: path.to_string(),
+            })
+        })
+        .collect()
+}
+
+/// The unwind tables of the ELF file behind mapping `m`, placed where the process maps it.
+fn module(tgid: u32, m: &Mapping) -> Option<Module<Vec<u8>>> {
+    // The process's own view of the file (a container's root; a replaced binary), else its path.
+    let by_map = format!("/proc/{tgid}/map_files/{:x}-{:x}", m.start, m.end);
+    let file = std::fs::File::open(&by_map)
+        .or_else(|_| std::fs::File::open(format!("/proc/{tgid}/root{}", m.path)))
+        .ok()?;
+    let cache = object::ReadCache::new(file);
+    let elf = object::File::parse(&cache).ok()?;
+    // The segment the mapping was made for says where the file's addresses land: the
+    // kernel maps a segment from its page-aligned offset, so the mapping may begin a
+    // little before the segment does (and inside the one before it).
+    let seg = elf
+        .segments()
+        .filter(|s| {
+            let (off, size) = s.file_range();
+            off & !0xfff <= m.offset && m.offset < off + size
+        })
+        .max_by_key(|s| s.file_range().0)?;
+    let (seg_off, _) = seg.file_range();
+    let svma_at_start = seg.address().wrapping_add(m.offset).wrapping_sub(seg_off);
+    let base_avma = m.start.wrapping_sub(svma_at_start);
+    let section = |name: &str| {
+        let s = elf.section_by_name(name)?;
+        Some((s.address()..s.address() + s.size(), s.data().ok()?.to_vec()))
+    };
+    let (eh_frame_svma, eh_frame) = section(".eh_frame").unzip();
+    let (eh_frame_hdr_svma, eh_frame_hdr) = section(".eh_frame_hdr").unzip();
+    eh_frame.as_ref()?;
+    let info = ExplicitModuleSectionInfo {
+        base_svma: 0,
+        text_svma: elf
+            .section_by_name(".text")
+            .map(|s| s.address()..s.address() + s.size()),
+        got_svma: elf.section_by_name(".got").map(|s| s.address()..s.address() + s.size()),
+        eh_frame_svma,
+        eh_frame,
+        eh_frame_hdr_svma,
+        eh_frame_hdr,
+        ..Default::default()
+    };
+    Some(Module::new(m.path.clone(), m.start..m.end, base_avma, info))
+}
