@@ -52,6 +52,13 @@ pub struct GroupChange {
 pub struct Origin {
     /// Descriptors (or, for `via = channel`, channels) it added from the baseline to the end.
     pub count: u64,
+    /// From the kernel ledger: descriptors this stack made over the run (in every group;
+    /// since fdsoak attached, for an attached process).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub opened: Option<u64>,
+    /// From the kernel ledger: how many of those were still open at the end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub still_open: Option<u64>,
     #[serde(flatten)]
     pub stack: Stack,
 }
@@ -69,10 +76,32 @@ impl Origin {
                 self.count,
                 if self.count == 1 { "" } else { "s" }
             ),
-            OriginVia::Opened => format!("{} at {at}", self.count),
+            OriginVia::Opened => match (self.opened, self.still_open) {
+                (Some(opened), Some(open)) => format!(
+                    "{} at {at}: opened {}, closed {}, {} still open",
+                    self.count,
+                    thousands(opened),
+                    thousands(opened.saturating_sub(open)),
+                    thousands(open)
+                ),
+                _ => format!("{} at {at}", self.count),
+            },
             OriginVia::BeforeAttach => format!("{} open before fdsoak attached", self.count),
         }
     }
+}
+
+/// 4812 as "4,812".
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// Origins kept per grown group in the report.
@@ -217,10 +246,13 @@ impl GroupTracker {
 
     /// The stacks whose count in group `k` grew from the baseline to the end, most first.
     fn origins_of(&self, k: &GroupKey) -> Vec<Origin> {
-        let Some(last) = self.last_origins.as_ref().and_then(|o| o.get(k)) else {
+        let Some(last_fp) = self.last_origins.as_ref() else {
             return Vec::new();
         };
-        let base = self.baseline_origins.as_ref().and_then(|o| o.get(k));
+        let Some(last) = last_fp.groups.get(k) else {
+            return Vec::new();
+        };
+        let base = self.baseline_origins.as_ref().and_then(|o| o.groups.get(k));
         let before = |s: &Stack| {
             base.and_then(|b| b.iter().find(|(x, _)| **x == *s))
                 .map_or(0, |(_, n)| *n)
@@ -229,8 +261,11 @@ impl GroupTracker {
             .iter()
             .filter_map(|(s, n)| {
                 let count = n.saturating_sub(before(s));
+                let tally = last_fp.tallies.get(s);
                 (count > 0).then(|| Origin {
                     count,
+                    opened: tally.map(|t| t.opened),
+                    still_open: tally.map(|t| t.open),
                     stack: (**s).clone(),
                 })
             })

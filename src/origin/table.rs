@@ -45,6 +45,8 @@ pub struct Table {
     before_attach: Option<(Vec<i32>, Arc<Stack>)>,
     /// The table is a Python agent's: sockets are left to its channels (the kernel sees the interpreter's frames).
     python: bool,
+    /// Per stack the kernel ledger saw, how many descriptors it made over the run.
+    made: HashMap<Arc<Stack>, u64>,
     /// Per file path the Python agent saw opened: the stack that opened it.
     paths: HashMap<String, Arc<Stack>>,
     /// Live channels: the addresses their target names, and where each was created.
@@ -78,7 +80,18 @@ impl Table {
         });
         let Some(entries) = entries else { return agent };
         let mut table = agent.unwrap_or_default();
-        let seen = symbols.symbolize(pid, entries.fds, entries.lost, OriginSource::Kernel);
+        let walks: HashMap<i32, Vec<u64>> = entries.fds.iter().map(|(fd, w)| (*fd, w.pcs.clone())).collect();
+        let seen = symbols.symbolize(pid, walks, entries.lost, OriginSource::Kernel);
+        // Each distinct walk's count once, summed per named stack.
+        let mut counted: HashMap<&[u64], (&Arc<Stack>, u64)> = HashMap::new();
+        for (fd, walk) in &entries.fds {
+            if let (Some(stack), Some(n)) = (seen.fds.get(fd), entries.made_by(walk)) {
+                counted.insert(&walk.pcs, (stack, n));
+            }
+        }
+        for (stack, n) in counted.into_values() {
+            *table.made.entry(stack.clone()).or_default() += n;
+        }
         table.kernel = seen.fds;
         table.full |= entries.lost > 0;
         if !entries.before_attach.is_empty() {
@@ -181,6 +194,11 @@ impl Table {
                 let (fds, stack) = self.before_attach.as_ref()?;
                 fds.contains(&fd).then_some(stack)
             })
+    }
+
+    /// How many descriptors `stack` made over the run, if the kernel ledger counted them.
+    pub fn made(&self, stack: &Arc<Stack>) -> Option<u64> {
+        self.made.get(stack).copied()
     }
 
     /// Where the live channels to `remote` were created, one entry per channel.

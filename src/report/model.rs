@@ -114,9 +114,17 @@ pub struct OriginReport {
     /// The roles whose processes the kernel ledger watched (eBPF, nothing in the process).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub kernel: Vec<crate::vocab::Role>,
+    /// Events the kernel ledger could not record, its fixed-size maps full: descriptors made
+    /// then may have no origin.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub kernel_lost: u64,
     /// Sentences on what origins could not cover (an attached target; a process that published no table).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl Summary {

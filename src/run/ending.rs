@@ -166,6 +166,20 @@ pub fn note_silent_agents(report: &mut SummaryBuilder, agents: &crate::origin::A
     }
 }
 
+/// Notes the events the kernel ledger lost (its maps full), if any.
+pub fn note_kernel_losses(report: &mut SummaryBuilder, agents: &crate::origin::Agents) {
+    let (Some(origin), Some(ledger)) = (&mut report.origin, &agents.kernel) else {
+        return;
+    };
+    let lost = ledger.lost();
+    if lost > 0 {
+        origin.kernel_lost = lost;
+        origin.notes.push(format!(
+            "the kernel ledger lost {lost} events (its fixed-size maps were full): descriptors made then may have no origin"
+        ));
+    }
+}
+
 /// Builds the summary and writes every report file.
 pub fn finish(report: &SummaryBuilder, measured: Measured, dir: PathBuf) -> Result<RunOutcome> {
     let summary = report.build(measured);

@@ -143,6 +143,7 @@ pub async fn run(cfg: RunConfig, interrupt: impl Future<Output = ()>) -> Result<
     if let (Some(a), Ok(d)) = (&agents, &driven) {
         let client = d.client.as_ref().map_or(0, |c| c.end.pid);
         ending::note_silent_agents(&mut report, a, &[(Role::Target, ended.pid), (Role::Client, client)]);
+        ending::note_kernel_losses(&mut report, a);
     }
     let measured = driven
         .and_then(|d| d.measured(sc, report.start.elapsed(), ended))

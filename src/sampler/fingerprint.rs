@@ -10,7 +10,7 @@ use super::fast;
 use super::links::{count_hint, is_long, overlapped, FdDir};
 use super::probe::ProbeError;
 use crate::origin::table::Table;
-use crate::vocab::{Fingerprint, GroupKey, GroupKind, GroupOrigins, Inodes, Stack};
+use crate::vocab::{Fingerprint, FingerprintOrigins, GroupKey, GroupKind, GroupOrigins, Inodes, Stack, Tally};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
@@ -118,7 +118,7 @@ pub fn fingerprint_with_origins(
         named.insert(shape, key);
     }
     let fp = std::sync::Arc::new(fold(groups));
-    let origins = table.map(|_| origins.finish(&named, &fp));
+    let origins = table.map(|t| origins.finish(&named, &fp, t));
     Ok((fp, origins))
 }
 
@@ -132,13 +132,14 @@ enum Named {
     Shape(Shape),
 }
 
-/// Per group, how many descriptors each stack opened.
+/// Per group, how many descriptors each stack opened; and per stack, how many in all.
 #[derive(Default)]
-struct Origins(HashMap<Named, HashMap<Arc<Stack>, u64>>);
+struct Origins(HashMap<Named, HashMap<Arc<Stack>, u64>>, HashMap<Arc<Stack>, u64>);
 
 impl Origins {
     fn count(&mut self, group: Named, stack: &Arc<Stack>, n: u64) {
         *self.0.entry(group).or_default().entry(stack.clone()).or_default() += n;
+        *self.1.entry(stack.clone()).or_default() += n;
     }
 
     /// Sockets of `shape` that no stack opened itself, put down to the channels to its
@@ -150,13 +151,33 @@ impl Origins {
             if left == 0 {
                 break;
             }
-            self.count(Named::Shape(shape), stack, 1);
+            *self
+                .0
+                .entry(Named::Shape(shape))
+                .or_default()
+                .entry(stack.clone())
+                .or_default() += 1;
             left -= 1;
         }
     }
 
-    /// Named like the fingerprint's groups, largest first, for the groups the fingerprint kept.
-    fn finish(self, named: &HashMap<Shape, GroupKey>, fp: &Fingerprint) -> GroupOrigins {
+    /// Named like the fingerprint's groups, largest first, for the groups the fingerprint
+    /// kept; with the tallies of the stacks `table` counted.
+    fn finish(self, named: &HashMap<Shape, GroupKey>, fp: &Fingerprint, table: &Table) -> GroupOrigins {
+        let tallies = self
+            .1
+            .iter()
+            .filter_map(|(stack, open)| {
+                let opened = table.made(stack)?;
+                Some((
+                    stack.clone(),
+                    Tally {
+                        opened: opened.max(*open),
+                        open: *open,
+                    },
+                ))
+            })
+            .collect();
         let mut out: BTreeMap<GroupKey, Vec<(Arc<Stack>, u64)>> = BTreeMap::new();
         for (group, stacks) in self.0 {
             let key = match group {
@@ -174,7 +195,7 @@ impl Origins {
             entry.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
             entry.truncate(MAX_STACKS);
         }
-        Arc::new(out)
+        Arc::new(FingerprintOrigins { groups: out, tallies })
     }
 }
 

@@ -9,7 +9,7 @@
 
 mod origin;
 mod tcp;
-pub use origin::{Frame, GroupOrigins, OriginSource, OriginVia, Stack};
+pub use origin::{FingerprintOrigins, Frame, GroupOrigins, OriginSource, OriginVia, Stack, Tally};
 pub use tcp::{TcpState, TcpStates, TCP_STATES};
 
 use schemars::JsonSchema;

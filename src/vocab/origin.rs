@@ -3,7 +3,8 @@
 //! stack, innermost frame first, each frame marked as the program's own or a
 //! library's (the standard library, site-packages, grpc, libc). A
 //! fingerprint's [`GroupOrigins`] say, per group, how many of its live
-//! descriptors each stack opened.
+//! descriptors each stack opened, and (from the kernel ledger) how many each
+//! stack made over the run.
 
 use super::GroupKey;
 use schemars::JsonSchema;
@@ -99,5 +100,21 @@ impl Stack {
     }
 }
 
-/// Per group of a fingerprint: how many of its descriptors each stack opened, largest first.
-pub type GroupOrigins = Arc<BTreeMap<GroupKey, Vec<(Arc<Stack>, u64)>>>;
+/// A fingerprint's origins: per group, how many of its descriptors each stack
+/// opened, largest first; and per stack the kernel ledger counted, how many
+/// descriptors it made over the run and how many of them are open.
+#[derive(Debug, Default)]
+pub struct FingerprintOrigins {
+    pub groups: BTreeMap<GroupKey, Vec<(Arc<Stack>, u64)>>,
+    pub tallies: BTreeMap<Arc<Stack>, Tally>,
+}
+
+/// How many descriptors one stack made over the run, and how many of them are open now.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tally {
+    pub opened: u64,
+    pub open: u64,
+}
+
+/// A fingerprint's origins, shared.
+pub type GroupOrigins = Arc<FingerprintOrigins>;

@@ -138,6 +138,30 @@ fn a_go_server_leaking_a_file_per_check_is_named_at_its_os_open_started_or_attac
     );
 }
 
+/// "opened 4,812, closed 4,788, 24 still open": per creating stack, from the kernel's counts.
+#[test]
+fn a_stack_that_closes_most_of_what_it_opens_is_counted_opened_closed_and_still_open() {
+    if !root() {
+        return;
+    }
+    let dir = TempDir::new("kernel-go-some");
+    let Some(exe) = go_build(&dir, "tests/programs/goleak") else {
+        return;
+    };
+    let line = line_of("tests/programs/goleak/main.go", "os.Open(\"/proc/self/limits\")");
+    let spawn = format!("{} -addr 127.0.0.1:{{port}} -leak some", exe.display());
+    let r = run(&short(&dir, 4500, "shared"), &["--origin", "--spawn", &spawn]);
+    assert_eq!(r.code, 1, "{}", r.context());
+    named_by_kernel(&r, "main.leakSome", line);
+    let o = r.top_group("target").origins[0].clone();
+    let (opened, open) = (o.opened.unwrap(), o.still_open.unwrap());
+    // 40 Checks/s for 2.7 s: about 108 opened, one in ten kept.
+    assert!(opened >= 50 && open >= o.count, "{o:?}");
+    assert!(opened >= 8 * open && open * 12 >= opened, "one in ten kept: {o:?}");
+    let said = format!("opened {opened}, closed {}, {open} still open", opened - open);
+    assert!(r.stdout.contains(&said), "no {said:?}: {}", r.context());
+}
+
 #[test]
 fn a_go_server_keeping_a_dup_of_each_connection_names_the_function_that_dupd_them() {
     if !root() {

@@ -134,3 +134,29 @@ fn causes_name_only_unmistakable_shapes() {
     );
     assert_eq!(mostly(&[]), "");
 }
+
+#[test]
+fn a_counted_stack_says_how_many_it_opened_closed_and_kept() {
+    let stack = Stack {
+        frames: vec![crate::vocab::Frame {
+            function: "main.leakSome".into(),
+            file: "main.go".into(),
+            line: 61,
+            library: false,
+        }],
+        via: OriginVia::Opened,
+        source: crate::vocab::OriginSource::Kernel,
+    };
+    let mut o = Origin {
+        count: 24,
+        opened: Some(4812),
+        still_open: Some(24),
+        stack,
+    };
+    assert_eq!(o.sentence(), "24 at main.go:61 in main.leakSome: opened 4,812, closed 4,788, 24 still open");
+    o.opened = None;
+    assert_eq!(o.sentence(), "24 at main.go:61 in main.leakSome");
+    assert_eq!(thousands(0), "0");
+    assert_eq!(thousands(999), "999");
+    assert_eq!(thousands(1_000_000), "1,000,000");
+}

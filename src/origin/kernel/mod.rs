@@ -92,15 +92,35 @@ impl std::fmt::Debug for Ledger {
 }
 
 /// One process's entries for the descriptors it holds: each one's creating
-/// stack (return addresses, innermost first), and events the ledger lost.
+/// stack, how many descriptors each stack made, and events the ledger lost.
 #[derive(Debug, Default)]
 pub struct Entries {
-    pub fds: HashMap<i32, Vec<u64>>,
-    /// Descriptors made by each stack over the run (by the stack's addresses).
-    pub made: HashMap<Vec<u64>, u64>,
+    pub fds: HashMap<i32, Walk>,
+    /// Descriptors made by each stack over the run, by the kernel's frame-pointer walk…
+    pub made_walked: HashMap<Vec<u64>, u64>,
+    /// …and by the stacks unwound from the samples (a sample with no room is not counted).
+    pub made_unwound: HashMap<Vec<u64>, u64>,
     /// For an attached process: its descriptors with no entry (open before it was watched).
     pub before_attach: Vec<i32>,
     pub lost: u64,
+}
+
+/// A creating stack: return addresses, innermost first, and which walk found them.
+#[derive(Debug, Clone, Default)]
+pub struct Walk {
+    pub pcs: Vec<u64>,
+    /// Unwound from the copied stack, not the kernel's frame-pointer walk.
+    pub unwound: bool,
+}
+
+impl Entries {
+    /// How many descriptors the stack of `walk` made over the run, by the walk that found it.
+    pub fn made_by(&self, walk: &Walk) -> Option<u64> {
+        match walk.unwound {
+            true => self.made_unwound.get(&walk.pcs).copied(),
+            false => self.made_walked.get(&walk.pcs).copied(),
+        }
+    }
 }
 
 impl Ledger {
@@ -215,10 +235,14 @@ impl Ledger {
                 if key.tgid == tgid && key.exec == exec.seen {
                     let stack = i64::from(key.stack);
                     let pcs = ids.entry(stack).or_insert_with(|| frames(&stacks, stack));
-                    *out.made.entry(pcs.clone()).or_default() += n;
+                    *out.made_walked.entry(pcs.clone()).or_default() += n;
                 }
             }
             out.lost = lost(&ebpf);
+        }
+        #[cfg(target_arch = "x86_64")]
+        if let Some(samples) = &self.samples {
+            out.made_unwound = samples.made(tgid);
         }
         Ok(out)
     }
@@ -257,15 +281,21 @@ impl Ledger {
 
     /// Of the kernel's frame-pointer walk and the stack unwound from the sample, the one
     /// that recovered more frames.
-    fn better(&self, tgid: u32, fd: i32, ns: u64, walked: &[u64]) -> Vec<u64> {
+    fn better(&self, tgid: u32, fd: i32, ns: u64, walked: &[u64]) -> Walk {
         #[cfg(target_arch = "x86_64")]
         if let Some(unwound) = self.samples.as_ref().and_then(|s| s.get(tgid, fd, ns)) {
             if unwound.len() > walked.len() {
-                return unwound.to_vec();
+                return Walk {
+                    pcs: unwound.to_vec(),
+                    unwound: true,
+                };
             }
         }
         let _ = (tgid, fd, ns);
-        walked.to_vec()
+        Walk {
+            pcs: walked.to_vec(),
+            unwound: false,
+        }
     }
 
     /// Events the programs could not record (a full map, a stack not taken), all causes together.

@@ -12,8 +12,10 @@
 //! time made), which [`super::Ledger::read`] joins to the ledger's entry.
 //! The walk that recovered more frames wins, per descriptor.
 //!
-//! Bounded: at most [`MAX_STACKS`] descriptors' stacks and [`MAX_PROCESSES`]
-//! processes' modules are kept; a full table drops new samples (counted).
+//! It also counts, per process and unwound stack, the descriptors made there.
+//! Bounded: at most [`MAX_STACKS`] descriptors' stacks, as many counted
+//! stacks, and [`MAX_PROCESSES`] processes' modules are kept; a full table
+//! drops new samples (counted).
 
 use aya::maps::{MapData, RingBuf};
 use framehop::x86_64::{CacheX86_64, UnwindRegsX86_64, UnwinderX86_64};
@@ -41,10 +43,19 @@ const HEADER: usize = 48;
 
 /// (thread group, descriptor) → (when it was made, its unwound return addresses).
 type Stacks = HashMap<(u32, i32), (u64, Arc<[u64]>)>;
+/// (thread group, unwound return addresses) → descriptors made there.
+type Made = HashMap<(u32, Arc<[u64]>), u64>;
+
+/// What the draining thread found, shared with the ledger's readers.
+#[derive(Default)]
+struct Found {
+    stacks: Stacks,
+    made: Made,
+}
 
 /// The draining thread and what it unwound.
 pub struct Samples {
-    stacks: Arc<Mutex<Stacks>>,
+    found: Arc<Mutex<Found>>,
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -52,11 +63,11 @@ pub struct Samples {
 impl Samples {
     /// Drains `ring` on a thread of its own until dropped.
     pub fn start(ring: RingBuf<MapData>) -> std::io::Result<Samples> {
-        let stacks = Arc::new(Mutex::new(Stacks::new()));
+        let found = Arc::new(Mutex::new(Found::default()));
         let stop = Arc::new(AtomicBool::new(false));
         let mut drain = Drain {
             ring,
-            stacks: stacks.clone(),
+            found: found.clone(),
             dropped: 0,
             processes: HashMap::new(),
         };
@@ -65,7 +76,7 @@ impl Samples {
             .name("fdsoak-unwind".into())
             .spawn(move || drain.run(&halt))?;
         Ok(Samples {
-            stacks,
+            found,
             stop,
             thread: Some(thread),
         })
@@ -73,11 +84,23 @@ impl Samples {
 
     /// The unwound stack of descriptor `fd` of `tgid` made at `ns`, if one was.
     pub fn get(&self, tgid: u32, fd: i32, ns: u64) -> Option<Arc<[u64]>> {
-        let stacks = crate::vocab::lock(&self.stacks);
-        stacks
+        let found = crate::vocab::lock(&self.found);
+        found
+            .stacks
             .get(&(tgid, fd))
             .filter(|(at, _)| *at == ns)
             .map(|(_, s)| s.clone())
+    }
+
+    /// Per unwound stack of `tgid`, how many descriptors it made (as far as samples found room).
+    pub fn made(&self, tgid: u32) -> HashMap<Vec<u64>, u64> {
+        let found = crate::vocab::lock(&self.found);
+        found
+            .made
+            .iter()
+            .filter(|((t, _), _)| *t == tgid)
+            .map(|((_, pcs), n)| (pcs.to_vec(), *n))
+            .collect()
     }
 }
 
@@ -92,7 +115,7 @@ impl Drop for Samples {
 
 struct Drain {
     ring: RingBuf<MapData>,
-    stacks: Arc<Mutex<Stacks>>,
+    found: Arc<Mutex<Found>>,
     /// Samples not kept, the table full.
     dropped: u64,
     processes: HashMap<u32, Modules>,
@@ -127,12 +150,17 @@ impl Drain {
         if frames.len() < 2 {
             return;
         }
-        let mut stacks = crate::vocab::lock(&self.stacks);
-        if stacks.len() >= MAX_STACKS && !stacks.contains_key(&(s.tgid, s.fd)) {
+        let frames: Arc<[u64]> = frames.into();
+        let mut found = crate::vocab::lock(&self.found);
+        let key = (s.tgid, frames.clone());
+        if found.made.len() < MAX_STACKS || found.made.contains_key(&key) {
+            *found.made.entry(key).or_default() += 1;
+        }
+        if found.stacks.len() >= MAX_STACKS && !found.stacks.contains_key(&(s.tgid, s.fd)) {
             self.dropped += 1;
             return;
         }
-        stacks.insert((s.tgid, s.fd), (s.ns, frames.into()));
+        found.stacks.insert((s.tgid, s.fd), (s.ns, frames));
     }
 
     fn unwind(&mut self, s: &Sample<'_>) -> Vec<u64> {

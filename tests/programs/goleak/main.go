@@ -4,6 +4,7 @@
 //
 //	-leak none   a clean server
 //	-leak file   every Check opens a file and keeps it (leakFile)
+//	-leak some   every Check opens a file, and keeps one in ten (leakSome)
 //	-leak dup    every accepted connection is dup'd and the copy kept (keepDup),
 //	             so it stays in CLOSE_WAIT once the client leaves
 //
@@ -24,8 +25,9 @@ import (
 )
 
 var (
-	mu   sync.Mutex
-	kept []*os.File
+	mu     sync.Mutex
+	kept   []*os.File
+	opened int
 )
 
 type health struct {
@@ -34,8 +36,11 @@ type health struct {
 }
 
 func (h *health) Check(ctx context.Context, req *healthpb.HealthCheckRequest) (*healthpb.HealthCheckResponse, error) {
-	if h.leak == "file" {
+	switch h.leak {
+	case "file":
 		leakFile()
+	case "some":
+		leakSome()
 	}
 	return &healthpb.HealthCheckResponse{Status: healthpb.HealthCheckResponse_SERVING}, nil
 }
@@ -49,6 +54,22 @@ func leakFile() {
 	mu.Lock()
 	kept = append(kept, f)
 	mu.Unlock()
+}
+
+//go:noinline
+func leakSome() {
+	f, err := os.Open("/proc/self/limits")
+	if err != nil {
+		return
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	opened++
+	if opened%10 == 0 {
+		kept = append(kept, f)
+	} else {
+		f.Close()
+	}
 }
 
 // dupListener keeps a copy of every connection it accepts.
@@ -75,7 +96,7 @@ func keepDup(c net.Conn) {
 
 func main() {
 	addr := flag.String("addr", "127.0.0.1:0", "address to listen on")
-	leak := flag.String("leak", "none", "none | file | dup")
+	leak := flag.String("leak", "none", "none | file | some | dup")
 	flag.Parse()
 	lis, err := net.Listen("tcp", *addr)
 	if err != nil {
