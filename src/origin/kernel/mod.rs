@@ -304,12 +304,20 @@ impl Ledger {
     }
 }
 
-/// Events the ledger lost (a full map, a stack not taken, a call not followed): descriptors
-/// that may have no origin. Samples not unwound are not among them: their descriptors keep
-/// the frame-pointer walk.
+/// Events the ledger lost, a map full (the descriptors', the counts', the calls'
+/// in flight): descriptors that may have no origin. Not among them: a stack the
+/// kernel did not take (its table's bucket taken by another stack), or a sample
+/// with no room, since the other walk still names the descriptor.
 fn lost(ebpf: &Ebpf) -> u64 {
-    const LEDGER_CAUSES: usize = 4; // LOST_FDS to LOST_CALLS in ledger.bpf.c
-    map::<Array<_, u64>>(ebpf, "lost").map_or(0, |m| m.iter().take(LEDGER_CAUSES).flatten().sum())
+    // LOST_FDS, LOST_COUNTS and LOST_CALLS in ledger.bpf.c.
+    const FULL: [usize; 3] = [0, 2, 3];
+    map::<Array<_, u64>>(ebpf, "lost").map_or(0, |m| {
+        m.iter()
+            .enumerate()
+            .filter(|(i, _)| FULL.contains(i))
+            .filter_map(|(_, n)| n.ok())
+            .sum()
+    })
 }
 
 /// The return addresses of stack `id`; none for a stack that was not taken.
