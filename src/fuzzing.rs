@@ -115,6 +115,7 @@ pub fn metrics(data: &[u8]) {
 /// joined to descriptors and addresses, never a panic.
 pub fn origin_table(data: &[u8]) {
     native_table(data);
+    go_table(data);
     let Some(table) = crate::origin::table::Table::parse(data) else {
         return;
     };
@@ -125,6 +126,21 @@ pub fn origin_table(data: &[u8]) {
     }
     let remote = std::net::SocketAddr::from(([127, 0, 0, 1], 50051));
     let _ = table.channels_to(remote).count();
+}
+
+/// A Go binary's `.gopclntab` as a stripped binary might hold it: parsed, and
+/// addresses around its text looked up; never a panic.
+pub fn go_table(data: &[u8]) {
+    let Some(table) = crate::origin::gopclntab::GoTable::parse(data.to_vec()) else {
+        return;
+    };
+    let start = table.text_start();
+    for pc in (0..64)
+        .map(|i| start.wrapping_add(i * 7))
+        .chain([0, u64::MAX, start.wrapping_sub(1)])
+    {
+        let _ = table.frame(pc).map(|f| f.to_string());
+    }
 }
 
 /// The native agent's table as its memory might hold it, header then slots,

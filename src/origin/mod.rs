@@ -13,6 +13,8 @@
 //! file. Nothing is injected with origins off, nor into a target fdsoak did
 //! not start. The agents' files go when the run ends.
 
+pub mod elfmap;
+pub mod gopclntab;
 pub mod kernel;
 pub mod memory;
 pub mod native;

@@ -28,6 +28,10 @@ pub struct NativeTable {
 /// Symbolizes the stacks of native origin tables, keeping what it read of each file for the run.
 pub struct Symbols {
     symbolizer: Symbolizer,
+    /// Stripped Go binaries' own tables, by path (None: the file has none fdsoak reads).
+    go: std::cell::RefCell<HashMap<String, Option<Arc<super::gopclntab::GoTable>>>>,
+    /// Per (process, mapping start): where the mapping puts its file's stated addresses.
+    bases: std::cell::RefCell<HashMap<(u32, u64), Option<u64>>>,
 }
 
 impl std::fmt::Debug for Symbols {
@@ -40,6 +44,8 @@ impl Default for Symbols {
     fn default() -> Self {
         Symbols {
             symbolizer: Symbolizer::new(),
+            go: Default::default(),
+            bases: Default::default(),
         }
     }
 }
@@ -68,8 +74,16 @@ impl Symbols {
         let exe = std::fs::read_link(format!("/proc/{pid}/exe")).ok();
         let mut frames: HashMap<u64, Vec<Frame>> = HashMap::new();
         if let Ok(syms) = self.symbolizer.symbolize(&src, Input::AbsAddr(&addrs)) {
+            let mappings = std::cell::OnceCell::new();
             for (addr, sym) in addrs.iter().zip(syms) {
-                frames.insert(*addr, to_frames(&sym, exe.as_deref()));
+                let go = match sym {
+                    Symbolized::Unknown(_) => {
+                        let mappings = mappings.get_or_init(|| super::elfmap::executable_mappings(pid as u32));
+                        self.go_frame(pid as u32, mappings, *addr)
+                    }
+                    Symbolized::Sym(_) => None,
+                };
+                frames.insert(*addr, go.map_or_else(|| to_frames(&sym, exe.as_deref()), |f| vec![f]));
             }
         }
         let mut fds = HashMap::new();
@@ -92,6 +106,44 @@ impl Symbols {
         }
         NativeTable { fds, overflow }
     }
+}
+
+impl Symbols {
+    /// The frame a stripped Go binary's own table names for `addr`, if `addr` is in one.
+    fn go_frame(&self, pid: u32, mappings: &[super::elfmap::Mapping], addr: u64) -> Option<Frame> {
+        let m = mappings.iter().find(|m| m.start <= addr && addr < m.end)?;
+        let mut cache = self.go.borrow_mut();
+        let table = cache
+            .entry(m.path.clone())
+            .or_insert_with(|| go_table(pid, m))
+            .clone()?;
+        drop(cache);
+        let base = cache_base(&self.bases, pid, m)?;
+        let mut frame = table.frame(addr.wrapping_sub(base))?;
+        frame.library = is_runtime(&frame.function) || is_go_library(&frame.function, &frame.file);
+        Some(frame)
+    }
+}
+
+/// Where mapping `m` of `pid` puts its file's stated addresses, kept per (process, mapping).
+fn cache_base(
+    bases: &std::cell::RefCell<HashMap<(u32, u64), Option<u64>>>,
+    pid: u32,
+    m: &super::elfmap::Mapping,
+) -> Option<u64> {
+    *bases.borrow_mut().entry((pid, m.start)).or_insert_with(|| {
+        let cache = object::ReadCache::new(super::elfmap::open(pid, m)?);
+        super::elfmap::base(&object::File::parse(&cache).ok()?, m)
+    })
+}
+
+/// The `.gopclntab` of the Go binary behind mapping `m`, and where the process maps its addresses.
+fn go_table(pid: u32, m: &super::elfmap::Mapping) -> Option<Arc<super::gopclntab::GoTable>> {
+    use object::{Object, ObjectSection};
+    let cache = object::ReadCache::new(super::elfmap::open(pid, m)?);
+    let elf = object::File::parse(&cache).ok()?;
+    let data = elf.section_by_name(".gopclntab")?.data().ok()?.to_vec();
+    Some(Arc::new(super::gopclntab::GoTable::parse(data)?))
 }
 
 /// One address's frames, innermost (inlined) first; none for the agent's own code.

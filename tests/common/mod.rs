@@ -311,13 +311,22 @@ pub fn tool_missing(tool: &str, install: &str) {
 /// packaged grpc-go (GOPATH mode, offline), or None, saying so, where Go is not
 /// installed (`.ci/run` installs it).
 pub fn go_build(dir: &TempDir, package: &str) -> Option<PathBuf> {
+    go_build_with(dir, package, &[])
+}
+
+/// `go_build` with more `go build` flags (`-ldflags=-s -w` for a stripped binary); the
+/// executable's name carries how many.
+pub fn go_build_with(dir: &TempDir, package: &str, flags: &[&str]) -> Option<PathBuf> {
     if Command::new("go").arg("version").output().is_err() {
         tool_missing("go (for a grpc-go program)", ".ci/run installs golang-go");
         return None;
     }
-    let exe = dir.path().join(package.rsplit('/').next().unwrap_or("go-program"));
+    let name = package.rsplit('/').next().unwrap_or("go-program");
+    let exe = dir.path().join(format!("{name}-{}", flags.len()));
     let status = Command::new("go")
-        .args(["build", "-o"])
+        .arg("build")
+        .args(flags)
+        .arg("-o")
         .arg(&exe)
         .arg(format!("./{package}"))
         .current_dir(repo(""))

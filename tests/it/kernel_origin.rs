@@ -162,6 +162,37 @@ fn a_stack_that_closes_most_of_what_it_opens_is_counted_opened_closed_and_still_
     assert!(r.stdout.contains(&said), "no {said:?}: {}", r.context());
 }
 
+/// `-ldflags="-s -w"` drops the symbols and DWARF; the binary's own `.gopclntab` still names it.
+#[test]
+fn a_stripped_go_server_is_named_from_its_own_pc_table() {
+    if !root() {
+        return;
+    }
+    let dir = TempDir::new("kernel-go-stripped");
+    let Some(exe) = go_build_with(&dir, "tests/programs/goleak", &["-ldflags=-s -w"]) else {
+        return;
+    };
+    let spawn = format!("{} -addr 127.0.0.1:{{port}} -leak file", exe.display());
+    let r = run(&short(&dir, 4500, "shared"), &["--origin", "--spawn", &spawn]);
+    assert_eq!(r.code, 1, "{}", r.context());
+    let o = r.top_group("target").origins[0].clone();
+    let top = o.stack.top_user_frame().unwrap();
+    assert_eq!(top.function, "main.leakFile", "{o:?}");
+    assert!(top.file.ends_with("tests/programs/goleak/main.go"), "{top:?}");
+    // The frames below are named too, with their lines: the handler that called it.
+    let check = o
+        .stack
+        .frames
+        .iter()
+        .find(|f| f.function == "main.(*health).Check")
+        .expect("the handler");
+    assert_eq!(
+        check.line as usize,
+        line_of("tests/programs/goleak/main.go", "\t\tleakFile()")
+    );
+    assert!(r.stdout.contains("main.go in main.leakFile"), "{}", r.context());
+}
+
 #[test]
 fn a_go_server_keeping_a_dup_of_each_connection_names_the_function_that_dupd_them() {
     if !root() {

@@ -153,7 +153,10 @@ fn a_counted_stack_says_how_many_it_opened_closed_and_kept() {
         still_open: Some(24),
         stack,
     };
-    assert_eq!(o.sentence(), "24 at main.go:61 in main.leakSome: opened 4,812, closed 4,788, 24 still open");
+    assert_eq!(
+        o.sentence(),
+        "24 at main.go:61 in main.leakSome: opened 4,812, closed 4,788, 24 still open"
+    );
     o.opened = None;
     assert_eq!(o.sentence(), "24 at main.go:61 in main.leakSome");
     assert_eq!(thousands(0), "0");

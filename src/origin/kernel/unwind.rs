@@ -17,10 +17,11 @@
 //! stacks, and [`MAX_PROCESSES`] processes' modules are kept; a full table
 //! drops new samples (counted).
 
+use crate::origin::elfmap::{self, executable_mappings, Mapping};
 use aya::maps::{MapData, RingBuf};
 use framehop::x86_64::{CacheX86_64, UnwindRegsX86_64, UnwinderX86_64};
 use framehop::{ExplicitModuleSectionInfo, Module, Unwinder};
-use object::{Object, ObjectSection, ObjectSegment};
+use object::{Object, ObjectSection};
 use std::collections::HashMap;
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -276,59 +277,11 @@ impl Modules {
     }
 }
 
-/// An executable, file-backed mapping of a process.
-struct Mapping {
-    start: u64,
-    end: u64,
-    offset: u64,
-    path: String,
-}
-
-fn executable_mappings(tgid: u32) -> Vec<Mapping> {
-    let Ok(maps) = std::fs::read_to_string(format!("/proc/{tgid}/maps")) else {
-        return Vec::new();
-    };
-    maps.lines()
-        .filter_map(|line| {
-            let mut f = line.split_whitespace();
-            let (range, perms, offset) = (f.next()?, f.next()?, f.next()?);
-            let path = f.nth(2)?;
-            if !perms.contains('x') || !path.starts_with('/') {
-                return None;
-            }
-            let (start, end) = range.split_once('-')?;
-            Some(Mapping {
-                start: u64::from_str_radix(start, 16).ok()?,
-                end: u64::from_str_radix(end, 16).ok()?,
-                offset: u64::from_str_radix(offset, 16).ok()?,
-                path: path.to_string(),
-            })
-        })
-        .collect()
-}
-
 /// The unwind tables of the ELF file behind mapping `m`, placed where the process maps it.
 fn module(tgid: u32, m: &Mapping) -> Option<Module<Vec<u8>>> {
-    // The process's own view of the file (a container's root; a replaced binary), else its path.
-    let by_map = format!("/proc/{tgid}/map_files/{:x}-{:x}", m.start, m.end);
-    let file = std::fs::File::open(&by_map)
-        .or_else(|_| std::fs::File::open(format!("/proc/{tgid}/root{}", m.path)))
-        .ok()?;
-    let cache = object::ReadCache::new(file);
+    let cache = object::ReadCache::new(elfmap::open(tgid, m)?);
     let elf = object::File::parse(&cache).ok()?;
-    // The segment the mapping was made for says where the file's addresses land: the
-    // kernel maps a segment from its page-aligned offset, so the mapping may begin a
-    // little before the segment does (and inside the one before it).
-    let seg = elf
-        .segments()
-        .filter(|s| {
-            let (off, size) = s.file_range();
-            off & !0xfff <= m.offset && m.offset < off + size
-        })
-        .max_by_key(|s| s.file_range().0)?;
-    let (seg_off, _) = seg.file_range();
-    let svma_at_start = seg.address().wrapping_add(m.offset).wrapping_sub(seg_off);
-    let base_avma = m.start.wrapping_sub(svma_at_start);
+    let base_avma = elfmap::base(&elf, m)?;
     let section = |name: &str| {
         let s = elf.section_by_name(name)?;
         Some((s.address()..s.address() + s.size(), s.data().ok()?.to_vec()))
