@@ -142,15 +142,16 @@ fn group_table(o: &mut String, s: &Summary) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A group's origins: the top one in a sentence, unfolding to every stack with its frames
-/// (the program's own in bold, a library's plain).
+/// A group's origins: the top one in a sentence, unfolding to every stack with who
+/// recorded it and its frames (the program's own in bold, a library's plain).
 fn origin_cell(origins: &[crate::analysis::groups::Origin]) -> String {
     let Some(top) = origins.first() else {
         return String::new();
     };
     let mut out = format!("<details><summary>{}</summary>", escape(&top.sentence()));
     for origin in origins {
-        out.push_str(&format!("<p>{}:</p><ol>", escape(&origin.sentence())));
+        let by = origin.stack.source.label();
+        out.push_str(&format!("<p>{} ({by}):</p><ol>", escape(&origin.sentence())));
         for f in &origin.stack.frames {
             let text = escape(&f.to_string());
             if f.library {

@@ -70,6 +70,14 @@ impl OriginSource {
     pub fn is_agent(&self) -> bool {
         *self == OriginSource::Agent
     }
+
+    /// Who recorded it, in words.
+    pub fn label(&self) -> &'static str {
+        match self {
+            OriginSource::Agent => "recorded by fdsoak's agent in the process",
+            OriginSource::Kernel => "seen by the kernel ledger",
+        }
+    }
 }
 
 /// How an origin was joined to its descriptors.
