@@ -340,3 +340,28 @@ pub fn go_build_with(dir: &TempDir, package: &str, flags: &[&str]) -> Option<Pat
     assert!(status.success(), "building {package}");
     Some(exe)
 }
+
+/// The 1-based line of repository file `file` holding `needle`.
+pub fn line_of(file: &str, needle: &str) -> usize {
+    let text = std::fs::read_to_string(repo(file)).unwrap();
+    1 + text
+        .lines()
+        .position(|l| l.contains(needle))
+        .unwrap_or_else(|| panic!("{file} has no {needle:?}"))
+}
+
+/// The C program `source` (a path in this repository) compiled with the system's compiler
+/// and `flags` (debug info always) into `dir` as `name`.
+pub fn cc(dir: &TempDir, source: &str, name: &str, flags: &[&str]) -> PathBuf {
+    let exe = dir.path().join(name);
+    let status = Command::new("cc")
+        .arg("-g")
+        .args(flags)
+        .arg("-o")
+        .arg(&exe)
+        .arg(repo(source))
+        .status()
+        .unwrap();
+    assert!(status.success(), "compiling {source}");
+    exe
+}

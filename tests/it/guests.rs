@@ -144,15 +144,9 @@ fn a_prefork_server_with_a_multiprocessing_pool_serves_the_same_with_the_agent()
 
 /// Builds guest.c with debug info.
 fn guest_c(dir: &TempDir) -> String {
-    let exe = dir.path().join("guest");
-    let status = Command::new("cc")
-        .args(["-g", "-O0", "-o"])
-        .arg(&exe)
-        .arg(guest("guest.c"))
-        .status()
-        .unwrap();
-    assert!(status.success());
-    exe.display().to_string()
+    cc(dir, "tests/programs/guests/guest.c", "guest", &["-O0"])
+        .display()
+        .to_string()
 }
 
 #[test]

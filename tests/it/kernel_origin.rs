@@ -21,15 +21,6 @@ fn root() -> bool {
     root
 }
 
-/// The 1-based line of `file` holding `needle`.
-fn line_of(file: &str, needle: &str) -> usize {
-    let text = std::fs::read_to_string(repo(file)).unwrap();
-    1 + text
-        .lines()
-        .position(|l| l.contains(needle))
-        .unwrap_or_else(|| panic!("{file} has no {needle:?}"))
-}
-
 /// A short load of 40 Checks/s over `channel`, lasting `ms` milliseconds.
 fn short(dir: &TempDir, ms: u32, channel: &str) -> std::path::PathBuf {
     let (edge, load) = (ms / 5, ms * 3 / 5);
@@ -247,14 +238,7 @@ fn without_the_rights_a_run_says_so_and_the_agents_still_name_a_c_programs_leaks
     }
     let dir = TempDir::new("kernel-nobody");
     std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
-    let leaky = dir.path().join("leaky");
-    let status = Command::new("cc")
-        .args(["-g", "-O0", "-o"])
-        .arg(&leaky)
-        .arg(repo("tests/programs/leaky.c"))
-        .status()
-        .unwrap();
-    assert!(status.success());
+    let leaky = cc(&dir, "tests/programs/leaky.c", "leaky", &["-O0"]);
     // A copy of fdsoak that `nobody` may run wherever the checkout lives (it may be under /root).
     let exe = dir.path().join("fdsoak");
     std::fs::copy(FDSOAK, &exe).unwrap();
@@ -318,14 +302,12 @@ fn a_c_program_without_frame_pointers_is_named_with_the_agent_off() {
         return;
     }
     let dir = TempDir::new("kernel-c");
-    let exe = dir.path().join("leaky");
-    let status = Command::new("cc")
-        .args(["-g", "-O2", "-fomit-frame-pointer", "-o"])
-        .arg(&exe)
-        .arg(repo("tests/programs/leaky.c"))
-        .status()
-        .unwrap();
-    assert!(status.success());
+    let exe = cc(
+        &dir,
+        "tests/programs/leaky.c",
+        "leaky",
+        &["-O2", "-fomit-frame-pointer"],
+    );
     let sc = kernel_only(&dir, "client-short.toml", &[]);
     let r = run(&sc, &["--client", exe.to_str().unwrap()]);
     assert_eq!(r.code, 1, "{}", r.context());

@@ -8,15 +8,6 @@
 use crate::common::*;
 use std::path::Path;
 
-/// The 1-based line of `file` holding `needle`.
-fn line_of(file: &str, needle: &str) -> usize {
-    let text = std::fs::read_to_string(repo(file)).unwrap();
-    1 + text
-        .lines()
-        .position(|l| l.contains(needle))
-        .unwrap_or_else(|| panic!("{file} has no {needle:?}"))
-}
-
 /// Stalls that fail a client's checks while its connections stay up.
 fn stalls(dir: &TempDir) -> std::path::PathBuf {
     dir.write(
@@ -241,14 +232,7 @@ fn named_line(text: &str, file: &str, function: &str) -> Option<usize> {
 #[test]
 fn a_c_program_that_leaks_pipes_and_files_is_named_by_function_and_line() {
     let dir = TempDir::new("origin-c");
-    let exe = dir.path().join("leaky");
-    let status = std::process::Command::new("cc")
-        .args(["-g", "-O0", "-o"])
-        .arg(&exe)
-        .arg(repo("tests/programs/leaky.c"))
-        .status()
-        .unwrap();
-    assert!(status.success());
+    let exe = cc(&dir, "tests/programs/leaky.c", "leaky", &["-O0"]);
     let sc = fixture(&dir, "client-short.toml", &[]);
     let r = run(&sc, &["--origin", "--client", exe.to_str().unwrap()]);
     assert_eq!(r.code, 1, "{}", r.context());
