@@ -151,9 +151,13 @@ impl Drain {
         if frames.len() < 2 {
             return;
         }
-        let frames: Arc<[u64]> = frames.into();
         let mut found = crate::vocab::lock(&self.found);
-        let key = (s.tgid, frames.clone());
+        // One copy of each distinct stack, shared by its count and its descriptors.
+        let mut key = (s.tgid, Arc::<[u64]>::from(frames));
+        if let Some((known, _)) = found.made.get_key_value(&key) {
+            key.1 = known.1.clone();
+        }
+        let frames = key.1.clone();
         if found.made.len() < MAX_STACKS || found.made.contains_key(&key) {
             *found.made.entry(key).or_default() += 1;
         }
