@@ -9,6 +9,7 @@
 
 pub mod h2;
 pub mod inline;
+pub mod kernel;
 pub mod proxy;
 pub mod schedule;
 
@@ -125,7 +126,25 @@ pub struct Control {
 use crate::scenario::ServerControl;
 
 /// Most events a report keeps; later ones are counted in the stats only.
-const MAX_EVENTS: usize = 10_000;
+pub(crate) const MAX_EVENTS: usize = 10_000;
+
+/// What fires a phase's event faults, and keeps the record of each firing: the proxy's
+/// [`Control`], or the run's [`kernel::KernelFaults`].
+pub trait Injector: Send + Sync {
+    /// Fires `fault` now; returns how many connections (or servers) it acted on.
+    fn fire(&self, fault: &Fault) -> u64;
+    fn record(&self, event: FaultEvent);
+}
+
+impl Injector for Control {
+    fn fire(&self, fault: &Fault) -> u64 {
+        Control::fire(self, fault)
+    }
+
+    fn record(&self, event: FaultEvent) {
+        Control::record(self, event)
+    }
+}
 
 impl Control {
     /// A control whose sockets are recorded in `inodes` (shared with the sampler).

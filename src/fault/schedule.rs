@@ -1,7 +1,9 @@
 //! Fires a phase's event faults on time: once `at` a moment into the phase,
-//! or `every` so often until the phase ends. Each firing is recorded.
+//! or `every` so often until the phase ends. Each firing is recorded. The
+//! proxy's faults and the kernel's (`via = "kernel"`) are scheduled alike,
+//! each by its own [`Injector`].
 
-use super::{Control, FaultEvent};
+use super::{FaultEvent, Injector};
 use crate::scenario::Fault;
 use std::sync::Arc;
 use tokio::time::Instant;
@@ -9,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 /// Runs the event faults of one phase until `until` or `stop`.
 pub async fn run(
-    control: Arc<Control>,
+    control: Arc<dyn Injector>,
     faults: Vec<Fault>,
     phase: String,
     run_start: Instant,
@@ -56,6 +58,7 @@ pub async fn run(
                             _ => format!("{}{d}", service.unwrap_or_default()),
                         }
                     }
+                    _ if fault.is_kernel() => kernel_detail(&fault),
                     _ => String::new(),
                 };
                 control.record(FaultEvent {
@@ -73,4 +76,17 @@ pub async fn run(
         });
     }
     while timers.join_next().await.is_some() {}
+}
+
+/// What a kernel fault acted on, in words: "the target's outbound connections to :7001".
+fn kernel_detail(fault: &Fault) -> String {
+    use crate::scenario::Direction;
+    let role = fault.role.unwrap_or_default();
+    let which = match fault.direction.unwrap_or_default() {
+        Direction::Outbound => "outbound ",
+        Direction::Inbound => "inbound ",
+        Direction::Both => "",
+    };
+    let peer = fault.peer.as_deref().map(|p| format!(" with {p}")).unwrap_or_default();
+    format!("via the kernel: the {role}'s {which}connections{peer}")
 }

@@ -73,6 +73,8 @@ pub struct Drive<'a> {
     current: Arc<AtomicUsize>,
     proxy: Option<InlineProxy>,
     client: Option<crate::client::RunningClient>,
+    /// Faults with no proxy, on the watched processes' own sockets.
+    kernel: Option<Arc<crate::fault::kernel::KernelFaults>>,
     sampler: Sampler,
     /// Stops the live progress when the drive ends or is dropped.
     progress_guard: tokio_util::sync::DropGuard,
@@ -85,14 +87,15 @@ pub struct Drive<'a> {
 }
 
 impl<'a> Drive<'a> {
-    /// Starts the proxy (with faults anywhere in the scenario, or a client), the
+    /// Starts the proxy (with faults through it anywhere in the scenario, or a client), the kernel faults,
     /// client, the sampler with its sinks, and the live progress.
     pub async fn set_up(s: DriveSetup<'a>) -> anyhow::Result<Drive<'a>> {
         let sc = s.scenario;
         let shared = Shared::default();
         let current = Arc::new(AtomicUsize::new(0));
         let proxy_sockets = InodeSet::default();
-        let proxy = if sc.client.is_some() || sc.phases.iter().any(|p| !p.faults.is_empty()) {
+        let through_proxy = sc.phases.iter().flat_map(|p| &p.faults).any(|f| !f.is_kernel());
+        let proxy = if sc.client.is_some() || through_proxy {
             Some(InlineProxy::start(s.target.addr.clone(), proxy_sockets.clone()).await?)
         } else {
             None
@@ -108,6 +111,10 @@ impl<'a> Drive<'a> {
             }
             None => None,
         };
+        let kernel = super::kernel_faults::start(sc, s.source.pid(), proxy_sockets.clone());
+        if let (Some(k), Some(c)) = (&kernel, &client) {
+            k.set_pid(Role::Client, c.pid);
+        }
         let mut watched = vec![
             (Role::Target, s.source),
             (Role::Driver, Source::Proc(std::process::id() as i32)),
@@ -162,6 +169,7 @@ impl<'a> Drive<'a> {
             current,
             proxy,
             client,
+            kernel,
             sampler,
             progress_guard: progress_stop.drop_guard(),
             progress,
@@ -197,17 +205,30 @@ impl<'a> Drive<'a> {
             sc.phases.len(),
             phase.duration
         );
-        let faults = self.proxy.as_ref().map(|p| {
-            p.control.set_toxics(&phase.faults);
-            tokio::spawn(fault::schedule::run(
-                p.control.clone(),
-                phase.faults.clone(),
-                phase.name.clone(),
-                self.start,
-                Instant::now() + phase.duration,
-                stop.child_token(),
-            ))
-        });
+        let (by_kernel, by_proxy): (Vec<_>, Vec<_>) = phase.faults.iter().cloned().partition(|f| f.is_kernel());
+        let until = Instant::now() + phase.duration;
+        let injectors = [
+            self.proxy.as_ref().map(|p| {
+                p.control.set_toxics(&by_proxy);
+                (p.control.clone() as Arc<dyn fault::Injector>, by_proxy)
+            }),
+            self.kernel.clone().map(|k| (k as Arc<dyn fault::Injector>, by_kernel)),
+        ];
+        let faults: Vec<_> = injectors
+            .into_iter()
+            .flatten()
+            .map(|(injector, faults)| {
+                let schedule = fault::schedule::run(
+                    injector,
+                    faults,
+                    phase.name.clone(),
+                    self.start,
+                    until,
+                    stop.child_token(),
+                );
+                tokio::spawn(schedule)
+            })
+            .collect();
         let work = driver::run_phase(PhaseWork {
             phase,
             index: i,
@@ -229,7 +250,7 @@ impl<'a> Drive<'a> {
                 work.await
             }
         };
-        if let Some(task) = faults {
+        for task in faults {
             let _ = task.await;
         }
         if let Some(p) = &self.proxy {
@@ -279,13 +300,17 @@ impl<'a> Drive<'a> {
             gone_at: gone.get(&Role::Client).copied(),
             end: c,
         });
-        let (fault_events, proxy) = match self.proxy {
+        let (mut fault_events, proxy) = match self.proxy {
             Some(p) => {
                 let (events, stats) = p.stop().await;
                 (events, Some(stats))
             }
             None => (Vec::new(), None),
         };
+        if let Some(k) = &self.kernel {
+            fault_events.extend(k.events());
+            fault_events.sort_by(|a, b| a.t_secs.total_cmp(&b.t_secs));
+        }
         Ok(Driven {
             end,
             client,

@@ -11,6 +11,7 @@ pub mod abort_sink;
 pub mod checkpoint;
 pub mod drive;
 pub mod ending;
+pub mod kernel_faults;
 pub mod sinks;
 pub mod so_far;
 pub mod startup;
@@ -66,6 +67,8 @@ pub async fn run(cfg: RunConfig, interrupt: impl Future<Output = ()>) -> Result<
     let transport = crate::transport::Transport::load(sc)
         .map_err(|(key, message)| Error::Scenario(crate::scenario::error_at(&cfg.scenario_file, &key, message)))?;
     let transport = std::sync::Arc::new(transport);
+    // Kernel faults need CAP_NET_ADMIN: said before anything starts (exit 3).
+    kernel_faults::check_rights(sc).map_err(Error::run)?;
     let dir =
         crate::report::build::create_dir(cfg.out_dir.as_deref(), &cfg.reports_root, &sc.name).map_err(Error::run)?;
     let mut plan = crate::lifecycle::plan::plan(sc, &cfg.fdsoak_exe).map_err(Error::run)?;

@@ -129,9 +129,69 @@ pub struct Fault {
     /// goaway: wait for the client's next stream and refuse it (last_stream_id just below
     /// it): a GOAWAY crossing a request, which a client must retry on a new connection.
     pub on_next_stream: Option<bool>,
+    /// Where it acts: on the connections through fdsoak's proxy (`proxy`, the default), or
+    /// with no proxy, on a watched process's own TCP sockets (`kernel`).
+    pub via: Option<Via>,
+    /// via = "kernel": whose sockets (default the target).
+    pub role: Option<crate::vocab::Role>,
+    /// via = "kernel": only connections whose other end is this address ("HOST:PORT", or ":PORT").
+    pub peer: Option<String>,
+    /// via = "kernel": the connections the process dialled (`outbound`), accepted (`inbound`), or `both` (default).
+    pub direction: Option<Direction>,
+}
+
+/// Where a fault acts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Via {
+    #[default]
+    Proxy,
+    Kernel,
+}
+
+/// The other end a kernel fault selects connections by: an address, or a port alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Peer {
+    Addr(std::net::SocketAddr),
+    Port(u16),
+}
+
+impl Peer {
+    /// "127.0.0.1:7001", "[::1]:7001", or ":7001".
+    pub fn parse(text: &str) -> Option<Peer> {
+        match text.strip_prefix(':') {
+            Some(port) => port.parse().ok().filter(|p| *p > 0).map(Peer::Port),
+            None => text.parse().ok().map(Peer::Addr),
+        }
+    }
+
+    /// Whether a connection whose other end is `remote` is selected.
+    pub fn matches(&self, remote: std::net::SocketAddr) -> bool {
+        match self {
+            Peer::Addr(a) => *a == remote,
+            Peer::Port(p) => remote.port() == *p,
+        }
+    }
+}
+
+/// Which of a process's connections a kernel fault selects.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    /// Connections the process dialled.
+    Outbound,
+    /// Connections the process accepted.
+    Inbound,
+    #[default]
+    Both,
 }
 
 impl Fault {
+    /// Acts with no proxy, on a watched process's own sockets.
+    pub fn is_kernel(&self) -> bool {
+        self.via == Some(Via::Kernel)
+    }
+
     /// The HTTP/2 error code a goaway or rst_stream sends.
     pub fn h2_error(&self) -> H2Error {
         self.error_code.unwrap_or(match self.kind {

@@ -23,7 +23,7 @@ mod validate;
 pub use abort_config::{Abort, ABORTABLE};
 
 pub use export::ExportSpec;
-pub use fault::{Fault, FaultKind, H2Error, ServerControl};
+pub use fault::{Direction, Fault, FaultKind, H2Error, Peer, ServerControl, Via};
 pub use fds::{FdSourceSpec, MetricsUrl, MAX_FDS_METRIC, OPEN_FDS_METRIC};
 pub use gates::Gates;
 pub use knobs::{Knobs, Reflection};
@@ -165,6 +165,11 @@ pub fn parse_fault_spec(spec: &str) -> Result<Fault, String> {
     let fault: Fault = toml::from_str(&doc).map_err(|e| format!("{spec:?}: {}", e.message()))?;
     validate::check_fault(&fault, duration::MAX_DURATION, &KeyPath::default())
         .map_err(|(key, message)| format!("{spec:?}: {key}: {message}"))?;
+    if fault.via.is_some() {
+        return Err(format!(
+            "{spec:?}: via: the proxy's faults act on its own connections; via = \"kernel\" is a scenario's"
+        ));
+    }
     Ok(fault)
 }
 

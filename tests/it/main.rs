@@ -23,6 +23,7 @@ mod guests;
 mod h2faults;
 mod hosts;
 mod html;
+mod kernel_faults;
 mod kernel_origin;
 mod layers;
 mod leaks;

@@ -51,6 +51,7 @@ pub(in crate::scenario) fn check_fault(f: &crate::scenario::Fault, phase: Durati
             return fail(path.key(key), format!("does not apply to fault kind {kind:?}"));
         }
     }
+    check_kernel(f, path)?;
     if let Some(p) = f.probability {
         if !(p > 0.0 && p <= 1.0) {
             return fail(
@@ -98,4 +99,47 @@ pub(in crate::scenario) fn check_fault(f: &crate::scenario::Fault, phase: Durati
         LimitData => need("bytes", f.bytes.is_some_and(|b| b > 0)),
         _ => Ok(()),
     }
+}
+
+/// The keys of a fault with no proxy (`via = "kernel"`): which kinds it takes, and its selectors.
+fn check_kernel(f: &crate::scenario::Fault, path: &KeyPath) -> Rule {
+    use crate::scenario::FaultKind::*;
+    if !f.is_kernel() {
+        for (key, set) in [
+            ("role", f.role.is_some()),
+            ("peer", f.peer.is_some()),
+            ("direction", f.direction.is_some()),
+        ] {
+            if set {
+                return fail(path.key(key), "applies to faults with via = \"kernel\" only");
+            }
+        }
+        return Ok(());
+    }
+    match f.kind {
+        Reset => {}
+        Close => {
+            return fail(
+                path.key("kind"),
+                "\"close\" needs the proxy: the kernel can abort a process's socket (reset), but only the process itself can send its FIN",
+            )
+        }
+        k => {
+            return fail(
+                path.key("kind"),
+                format!("via = \"kernel\" takes kind = \"reset\" so far, not {:?}", k.as_str()),
+            )
+        }
+    }
+    if let Some(peer) = &f.peer {
+        if crate::scenario::Peer::parse(peer).is_none() {
+            return fail(
+                path.key("peer"),
+                format!(
+                    "must be an IP address and port (\"127.0.0.1:7001\", \"[::1]:7001\") or \":PORT\", got {peer:?}"
+                ),
+            );
+        }
+    }
+    Ok(())
 }

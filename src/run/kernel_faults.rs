@@ -1,0 +1,67 @@
+//! A run's kernel faults (`via = "kernel"`): whether this process may inject
+//! them (CAP_NET_ADMIN, checked before anything starts), and the fault
+//! module's view of a watched process's TCP sockets, read from its `/proc`
+//! descriptor table joined to the kernel's socket table by inode.
+
+use crate::fault::kernel::{KernelFaults, TcpConn};
+use crate::scenario::Scenario;
+use crate::vocab::{InodeSet, Role};
+use std::sync::Arc;
+
+/// Whether any phase has a fault with no proxy.
+pub fn any(sc: &Scenario) -> bool {
+    sc.phases.iter().flat_map(|p| &p.faults).any(|f| f.is_kernel())
+}
+
+/// Refuses a run with kernel faults that this process could not inject.
+pub fn check_rights(sc: &Scenario) -> anyhow::Result<()> {
+    if any(sc) && !crate::fault::kernel::may_reset() {
+        anyhow::bail!(
+            "faults with via = \"kernel\" need CAP_NET_ADMIN, which fdsoak does not have: run it as root, or give it the capability (setcap cap_net_admin+ep)"
+        );
+    }
+    Ok(())
+}
+
+/// The run's kernel faults, on the target `target` and fdsoak itself (the driver, its
+/// proxy's sockets aside); None when the scenario has none.
+pub fn start(sc: &Scenario, target: i32, proxy_sockets: InodeSet) -> Option<Arc<KernelFaults>> {
+    if !any(sc) {
+        return None;
+    }
+    let own = std::process::id() as i32;
+    let sockets = Arc::new(move |pid: i32| {
+        let skip = (pid == own).then(|| crate::vocab::lock(&proxy_sockets).clone());
+        sockets_of(pid, skip.as_ref())
+    });
+    let faults = KernelFaults::new(sockets);
+    faults.set_pid(Role::Target, target);
+    faults.set_pid(Role::Driver, own);
+    Some(Arc::new(faults))
+}
+
+/// The TCP sockets `pid` holds now, less those in `skip`.
+fn sockets_of(pid: i32, skip: Option<&crate::vocab::Inodes>) -> std::io::Result<Vec<TcpConn>> {
+    let mut inodes = crate::vocab::Inodes::default();
+    for entry in std::fs::read_dir(format!("/proc/{pid}/fd"))?.flatten() {
+        let Ok(link) = std::fs::read_link(entry.path()) else {
+            continue;
+        };
+        let link = link.to_string_lossy();
+        let inode = link.strip_prefix("socket:[").and_then(|r| r.strip_suffix(']'));
+        if let Some(i) = inode.and_then(|i| i.parse::<u64>().ok()) {
+            if skip.is_none_or(|s| !s.contains(&i)) {
+                inodes.insert(i);
+            }
+        }
+    }
+    let tcp = crate::sampler::fast::tcp_sockets(&inodes)?;
+    Ok(tcp
+        .into_iter()
+        .map(|s| TcpConn {
+            state: s.state,
+            local: s.local,
+            remote: s.remote,
+        })
+        .collect())
+}
