@@ -60,12 +60,11 @@ impl GoTable {
     pub fn frame(&self, pc: u64) -> Option<Frame> {
         let off = u32::try_from(pc.checked_sub(self.text_start)?).ok()?;
         let f = self.func_at(off)?;
-        let entry = self.text_start + u64::from(self.u32_at(f)?);
-        let name_off = self.u32_at(f + 4)? as usize;
-        let function = self.cstr(self.funcnames.checked_add(name_off)?)?;
-        let pcfile = self.u32_at(f + 20)?;
-        let pcln = self.u32_at(f + 24)?;
-        let cu = self.u32_at(f + 32)? as usize;
+        // The `_func` record's fields, by offset.
+        let field = |at: usize| self.u32_at(f.checked_add(at)?);
+        let entry = self.text_start.checked_add(u64::from(field(0)?))?;
+        let function = self.cstr(self.funcnames.checked_add(field(4)? as usize)?)?;
+        let (pcfile, pcln, cu) = (field(20)?, field(24)?, field(32)? as usize);
         // Code inlined from another file reads as that file's lines, and the names of
         // inlined functions are in a table outside `.gopclntab`: there, the frame keeps
         // its function's own file (the one at its entry) and no line.
@@ -77,7 +76,7 @@ impl GoTable {
         };
         let file = own
             .and_then(|n| usize::try_from(n).ok())
-            .and_then(|n| self.u32_at(self.cutab.checked_add(4 * cu.checked_add(n)?)?))
+            .and_then(|n| self.u32_at(self.cutab.checked_add(cu.checked_add(n)?.checked_mul(4)?)?))
             .and_then(|off| self.cstr(self.filetab.checked_add(off as usize)?))
             .unwrap_or_default();
         Some(Frame {
@@ -90,7 +89,7 @@ impl GoTable {
 
     /// The offset of the `_func` whose code holds text offset `off` (a binary search).
     fn func_at(&self, off: u32) -> Option<usize> {
-        let entry = |i: usize| self.u32_at(self.functab + 8 * i);
+        let entry = |i: usize| self.u32_at(self.functab.checked_add(i.checked_mul(8)?)?);
         let (mut lo, mut hi) = (0usize, self.nfunc);
         if off < entry(0)? || off >= entry(self.nfunc)? {
             return None;
@@ -103,7 +102,7 @@ impl GoTable {
                 hi = mid;
             }
         }
-        let funcoff = self.u32_at(self.functab + 8 * lo + 4)? as usize;
+        let funcoff = self.u32_at(self.functab.checked_add(lo.checked_mul(8)?.checked_add(4)?)?)? as usize;
         self.functab.checked_add(funcoff)
     }
 
