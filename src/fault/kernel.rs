@@ -4,7 +4,10 @@
 //!
 //! `reset` aborts each selected socket with `SOCK_DESTROY` over sock_diag
 //! (as `ss -K` does): the process gets ECONNABORTED on its next call, the
-//! peer an RST. Only sockets found in the process's own descriptor table
+//! peer an RST. `blackhole` drops both directions of each selected
+//! connection in nftables ([`super::nft`]) for `duration`, or until the
+//! phase ends: both ends keep their sockets, and their bytes, pings and
+//! closes go nowhere. Only sockets found in the process's own descriptor table
 //! are touched, each named by its exact four-tuple (never a port alone:
 //! another process may use the same port). Which sockets a process holds
 //! is read by the run (from `/proc` and the kernel's tables) and handed in
@@ -40,16 +43,73 @@ pub struct KernelFaults {
     sockets: Sockets,
     events: Mutex<Vec<FaultEvent>>,
     resets: AtomicU64,
+    /// The run's nftables table, with blackholes in the scenario.
+    table: Option<Arc<super::nft::Table>>,
+    /// Blackholes so far (each one's chains are named by its number).
+    holes: AtomicU64,
+    /// Blackholes without a `duration`, lifted when their phase ends.
+    until_phase_end: Mutex<Vec<u64>>,
 }
 
 impl KernelFaults {
-    pub fn new(sockets: Sockets) -> KernelFaults {
-        KernelFaults {
+    /// The kernel faults of a run; `blackholes`: the scenario has some, so the run's
+    /// nftables table is made (and tables of runs that are gone are removed).
+    pub fn new(sockets: Sockets, blackholes: bool) -> io::Result<KernelFaults> {
+        let table = match blackholes {
+            true => Some(Arc::new(super::nft::Table::create()?)),
+            false => None,
+        };
+        Ok(KernelFaults {
             pids: Mutex::default(),
             sockets,
             events: Mutex::default(),
             resets: AtomicU64::new(0),
+            table,
+            holes: AtomicU64::new(0),
+            until_phase_end: Mutex::default(),
+        })
+    }
+
+    /// Lifts the blackholes that last until their phase ends.
+    pub fn end_phase(&self) {
+        let (Some(table), holes) = (
+            &self.table,
+            std::mem::take(&mut *crate::vocab::lock(&self.until_phase_end)),
+        ) else {
+            return;
+        };
+        for id in holes {
+            if let Err(e) = table.lift(id) {
+                tracing::warn!("kernel fault: lifting blackhole {id}: {e}");
+            }
         }
+    }
+
+    /// Drops `conns` both ways, for `duration` or until the phase ends.
+    fn blackhole(&self, conns: &[TcpConn], duration: Option<std::time::Duration>) -> u64 {
+        let Some(table) = &self.table else { return 0 };
+        if conns.is_empty() {
+            return 0;
+        }
+        let id = self.holes.fetch_add(1, Relaxed);
+        if let Err(e) = table.blackhole(id, conns) {
+            tracing::warn!("kernel fault: blackhole: {e}");
+            return 0;
+        }
+        match (duration, tokio::runtime::Handle::try_current()) {
+            (Some(d), Ok(rt)) => {
+                // Weak: a run that ends first takes its table, and every blackhole, with it.
+                let table = Arc::downgrade(table);
+                rt.spawn(async move {
+                    tokio::time::sleep(d).await;
+                    if let Some(table) = table.upgrade() {
+                        let _ = tokio::task::spawn_blocking(move || table.lift(id)).await;
+                    }
+                });
+            }
+            _ => crate::vocab::lock(&self.until_phase_end).push(id),
+        }
+        conns.len() as u64
     }
 
     /// The process that plays `role` (a client, once it has started).
@@ -106,8 +166,10 @@ impl KernelFaults {
 
 impl Injector for KernelFaults {
     fn fire(&self, fault: &Fault) -> u64 {
-        if fault.kind != FaultKind::Reset {
-            return 0;
+        match fault.kind {
+            FaultKind::Reset => {}
+            FaultKind::Blackhole => return self.blackhole(&self.selected(fault), fault.duration),
+            _ => return 0,
         }
         let mut n = 0;
         for c in self.selected(fault) {

@@ -10,6 +10,7 @@
 pub mod h2;
 pub mod inline;
 pub mod kernel;
+pub mod nft;
 pub mod proxy;
 pub mod schedule;
 

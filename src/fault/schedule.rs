@@ -34,6 +34,12 @@ pub async fn run(
                     (crate::scenario::FaultKind::Refuse, Some(d)) => {
                         format!("refusing for {}", humantime::format_duration(d))
                     }
+                    (crate::scenario::FaultKind::Blackhole, d) if fault.is_kernel() => {
+                        let d = d.map_or("until the phase ends".into(), |d| {
+                            format!("for {}", humantime::format_duration(d))
+                        });
+                        format!("{d}, {}", kernel_detail(&fault))
+                    }
                     (crate::scenario::FaultKind::Blackhole, Some(d)) => {
                         format!("for {}", humantime::format_duration(d))
                     }

@@ -111,7 +111,7 @@ impl<'a> Drive<'a> {
             }
             None => None,
         };
-        let kernel = super::kernel_faults::start(sc, s.source.pid(), proxy_sockets.clone());
+        let kernel = super::kernel_faults::start(sc, s.source.pid(), proxy_sockets.clone())?;
         if let (Some(k), Some(c)) = (&kernel, &client) {
             k.set_pid(Role::Client, c.pid);
         }
@@ -252,6 +252,9 @@ impl<'a> Drive<'a> {
         };
         for task in faults {
             let _ = task.await;
+        }
+        if let Some(k) = &self.kernel {
+            k.end_phase();
         }
         if let Some(p) = &self.proxy {
             p.control.set_toxics(&[]);

@@ -13,6 +13,14 @@ pub fn any(sc: &Scenario) -> bool {
     sc.phases.iter().flat_map(|p| &p.faults).any(|f| f.is_kernel())
 }
 
+/// Whether any phase has a blackhole with no proxy.
+fn blackholes(sc: &Scenario) -> bool {
+    sc.phases
+        .iter()
+        .flat_map(|p| &p.faults)
+        .any(|f| f.is_kernel() && f.kind == crate::scenario::FaultKind::Blackhole)
+}
+
 /// Refuses a run with kernel faults that this process could not inject.
 pub fn check_rights(sc: &Scenario) -> anyhow::Result<()> {
     if any(sc) && !crate::fault::kernel::may_reset() {
@@ -20,24 +28,30 @@ pub fn check_rights(sc: &Scenario) -> anyhow::Result<()> {
             "faults with via = \"kernel\" need CAP_NET_ADMIN, which fdsoak does not have: run it as root, or give it the capability (setcap cap_net_admin+ep)"
         );
     }
+    if blackholes(sc) && !crate::fault::nft::available() {
+        anyhow::bail!(
+            "blackholes with via = \"kernel\" need the nft command (Debian's nftables package), which was not found"
+        );
+    }
     Ok(())
 }
 
 /// The run's kernel faults, on the target `target` and fdsoak itself (the driver, its
 /// proxy's sockets aside); None when the scenario has none.
-pub fn start(sc: &Scenario, target: i32, proxy_sockets: InodeSet) -> Option<Arc<KernelFaults>> {
+pub fn start(sc: &Scenario, target: i32, proxy_sockets: InodeSet) -> anyhow::Result<Option<Arc<KernelFaults>>> {
+    use anyhow::Context;
     if !any(sc) {
-        return None;
+        return Ok(None);
     }
     let own = std::process::id() as i32;
     let sockets = Arc::new(move |pid: i32| {
         let skip = (pid == own).then(|| crate::vocab::lock(&proxy_sockets).clone());
         sockets_of(pid, skip.as_ref())
     });
-    let faults = KernelFaults::new(sockets);
+    let faults = KernelFaults::new(sockets, blackholes(sc)).context("making the run's nftables table")?;
     faults.set_pid(Role::Target, target);
     faults.set_pid(Role::Driver, own);
-    Some(Arc::new(faults))
+    Ok(Some(Arc::new(faults)))
 }
 
 /// The TCP sockets `pid` holds now, less those in `skip`.

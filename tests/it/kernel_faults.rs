@@ -1,9 +1,12 @@
 //! Faults with no proxy (`via = "kernel"`), as root, against real
 //! processes: `reset` aborts the chosen process's own connections with
 //! SOCK_DESTROY (the driver's calls go on, on new connections, and the
-//! report counts what was reset), never another process's connection to
-//! the same port; a kind the kernel cannot do is a scenario error; and
-//! without CAP_NET_ADMIN the run stops before it starts (exit 3).
+//! report counts what was reset), and `blackhole` drops them in nftables
+//! for its duration (calls miss their deadlines, then go on), never
+//! another process's connection to the same port; no nftables table is
+//! left after a run, and one a killed run left is removed by the next; a
+//! kind the kernel cannot do is a scenario error; and without
+//! CAP_NET_ADMIN the run stops before it starts (exit 3).
 
 use crate::common::*;
 use std::io::Read;
@@ -115,4 +118,113 @@ fn kernel_faults_say_what_they_cannot_do_and_need_cap_net_admin() {
     assert_eq!(o.status.code(), Some(3), "{stderr}");
     assert!(stderr.contains("CAP_NET_ADMIN"), "{stderr}");
     assert!(!out.join("summary.json").exists(), "nothing ran");
+}
+
+/// The names of the nftables tables fdsoak's runs made that exist now.
+fn fdsoak_tables() -> Vec<String> {
+    let out = std::process::Command::new("nft")
+        .args(["list", "tables"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.strip_prefix("table inet fdsoak_").map(|n| format!("fdsoak_{n}")))
+        .collect()
+}
+
+/// Root and Debian's `nft`, or says so.
+fn nft_ready() -> bool {
+    if !rustix::process::geteuid().is_root() {
+        tool_missing("root (CAP_NET_ADMIN)", "CI runs the tests as root");
+        return false;
+    }
+    if std::process::Command::new("nft").arg("--version").output().is_err() {
+        tool_missing("nft", ".ci/run installs nftables");
+        return false;
+    }
+    true
+}
+
+#[test]
+fn a_kernel_blackhole_stalls_the_drivers_connection_and_no_table_outlives_a_run_even_a_killed_one() {
+    if !nft_ready() {
+        return;
+    }
+    let server = Server::start(&[]);
+    let dir = TempDir::new("kernel-blackhole");
+    let mut bystander = std::net::TcpStream::connect(server.addr).unwrap();
+    // A table of a run that is gone (no process 999999 exists): the next run removes it.
+    let stale = "fdsoak_999999_1";
+    let made = std::process::Command::new("nft")
+        .args(["add", "table", "inet", stale])
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let fault = format!(
+        "  kind = \"blackhole\"\n  via = \"kernel\"\n  role = \"driver\"\n  peer = \"{}\"\n  at = \"1s\"\n  duration = \"1500ms\"",
+        server.addr
+    );
+    let text = std::fs::read_to_string(scenario(&dir, &fault)).unwrap();
+    let sc = dir.write(
+        "blackhole.toml",
+        &text
+            .replace("  rate = 50\n", "  rate = 50\n  deadline = \"300ms\"\n")
+            .replace("duration = \"4s\"", "duration = \"8s\""),
+    );
+    let r = run(&sc, &["--target", &server.addr.to_string()]);
+    let s = r.summary();
+    let holes: Vec<_> = s.fault_events.iter().filter(|e| e.kind == "blackhole").collect();
+    assert_eq!(holes.len(), 1, "{holes:?}");
+    assert_eq!(holes[0].connections, 1, "{holes:?}");
+    assert!(holes[0].detail.starts_with("for 1s 500ms, via the kernel"), "{holes:?}");
+    let w = s.workloads.iter().find(|w| w.phase == "resets").unwrap();
+    assert!(
+        w.errors >= 10,
+        "calls in the 1.5 s hole miss their 300 ms deadline: {w:?}"
+    );
+    // TCP resends once the hole is lifted (its backoff may take a second or two).
+    assert!(w.ok >= 120, "and calls go on after it: {w:?}");
+    assert!(fdsoak_tables().is_empty(), "tables left: {:?}", fdsoak_tables());
+    a_table_left_by_a_killed_run_is_removed_when_the_next_run_starts(&server, &dir);
+    bystander.set_nonblocking(true).unwrap();
+    let mut buf = [0u8; 4096];
+    loop {
+        match bystander.read(&mut buf) {
+            Ok(0) => panic!("the bystander's connection was closed"),
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+            Err(e) => panic!("the bystander's connection was touched: {e}"),
+        }
+    }
+}
+
+/// Part of the test above (the tables are the whole machine's, so the two cannot run side by side).
+fn a_table_left_by_a_killed_run_is_removed_when_the_next_run_starts(server: &Server, dir: &TempDir) {
+    let fault = format!(
+        "  kind = \"blackhole\"\n  via = \"kernel\"\n  role = \"driver\"\n  peer = \"{}\"\n  at = \"500ms\"",
+        server.addr
+    );
+    let sc = scenario(dir, &fault);
+    let mut child = std::process::Command::new(FDSOAK)
+        .arg("run")
+        .arg(&sc)
+        .args(["-q", "--target", &server.addr.to_string(), "--out"])
+        .arg(dir.path().join("killed"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mine = format!("fdsoak_{}_", child.id());
+    wait_until(std::time::Duration::from_secs(20), "the run's table", || {
+        fdsoak_tables().iter().any(|t| t.starts_with(&mine))
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        fdsoak_tables().iter().any(|t| t.starts_with(&mine)),
+        "a SIGKILL leaves it"
+    );
+    let r = run(&sc, &["--target", &server.addr.to_string()]);
+    assert!(r.code == 0 || r.code == 1, "{}", r.context());
+    assert!(fdsoak_tables().is_empty(), "tables left: {:?}", fdsoak_tables());
 }

@@ -117,7 +117,7 @@ fn check_kernel(f: &crate::scenario::Fault, path: &KeyPath) -> Rule {
         return Ok(());
     }
     match f.kind {
-        Reset => {}
+        Reset | Blackhole => {}
         Close => {
             return fail(
                 path.key("kind"),
@@ -127,7 +127,7 @@ fn check_kernel(f: &crate::scenario::Fault, path: &KeyPath) -> Rule {
         k => {
             return fail(
                 path.key("kind"),
-                format!("via = \"kernel\" takes kind = \"reset\" so far, not {:?}", k.as_str()),
+                format!("via = \"kernel\" takes kind = \"reset\" or \"blackhole\", not {:?}", k.as_str()),
             )
         }
     }
