@@ -92,7 +92,8 @@ impl KernelFaults {
             return 0;
         }
         let id = self.holes.fetch_add(1, Relaxed);
-        if let Err(e) = table.blackhole(id, conns) {
+        let ends: Vec<_> = conns.iter().map(|c| (c.local, c.remote)).collect();
+        if let Err(e) = table.blackhole(id, &ends) {
             tracing::warn!("kernel fault: blackhole: {e}");
             return 0;
         }

@@ -7,7 +7,6 @@
 //! A table left by a run that was killed is removed when the next run
 //! starts. Rules go through Debian's `nft`, fed on its standard input.
 
-use super::kernel::TcpConn;
 use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::process::{Command, Stdio};
@@ -30,16 +29,16 @@ impl Table {
         Ok(Table { name })
     }
 
-    /// Drops both directions of `conns` until [`Table::lift`] with the same `id`.
-    pub fn blackhole(&self, id: u64, conns: &[TcpConn]) -> io::Result<()> {
+    /// Drops both directions of `conns` (each its two ends) until [`Table::lift`] with the same `id`.
+    pub fn blackhole(&self, id: u64, conns: &[(SocketAddr, SocketAddr)]) -> io::Result<()> {
         let t = &self.name;
         let mut script = String::new();
         for (hook, suffix) in [("output", "out"), ("input", "in")] {
             script.push_str(&format!(
                 "add chain inet {t} b{id}_{suffix} {{ type filter hook {hook} priority -10; policy accept; }}\n"
             ));
-            for c in conns {
-                for (from, to) in [(c.local, c.remote), (c.remote, c.local)] {
+            for &(a, b) in conns {
+                for (from, to) in [(a, b), (b, a)] {
                     script.push_str(&format!("add rule inet {t} b{id}_{suffix} {} drop\n", tuple(from, to)));
                 }
             }
