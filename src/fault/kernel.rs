@@ -7,7 +7,8 @@
 //! peer an RST. `blackhole` drops both directions of each selected
 //! connection in nftables ([`super::nft`]) for `duration`, or until the
 //! phase ends: both ends keep their sockets, and their bytes, pings and
-//! closes go nowhere. Only sockets found in the process's own descriptor table
+//! closes go nowhere. `loss` drops a share of each selected connection's
+//! packets for its whole phase, kept up to date as connections come and go. Only sockets found in the process's own descriptor table
 //! are touched, each named by its exact four-tuple (never a port alone:
 //! another process may use the same port). Which sockets a process holds
 //! is read by the run (from `/proc` and the kernel's tables) and handed in
@@ -49,13 +50,25 @@ pub struct KernelFaults {
     holes: AtomicU64,
     /// Blackholes without a `duration`, lifted when their phase ends.
     until_phase_end: Mutex<Vec<u64>>,
+    /// The current phase's loss toxics, by their place in it.
+    losses: Mutex<HashMap<usize, Loss>>,
+}
+
+/// One loss toxic's state: each connection's draw against `probability`, and the
+/// connections its rules name now.
+#[derive(Default)]
+struct Loss {
+    drawn: HashMap<(SocketAddr, SocketAddr), bool>,
+    applied: Vec<(SocketAddr, SocketAddr)>,
+    /// Its chains are in the table.
+    made: bool,
 }
 
 impl KernelFaults {
-    /// The kernel faults of a run; `blackholes`: the scenario has some, so the run's
-    /// nftables table is made (and tables of runs that are gone are removed).
-    pub fn new(sockets: Sockets, blackholes: bool) -> io::Result<KernelFaults> {
-        let table = match blackholes {
+    /// The kernel faults of a run; `nft`: the scenario has blackholes or loss, so the
+    /// run's nftables table is made (and tables of runs that are gone are removed).
+    pub fn new(sockets: Sockets, nft: bool) -> io::Result<KernelFaults> {
+        let table = match nft {
             true => Some(Arc::new(super::nft::Table::create()?)),
             false => None,
         };
@@ -67,20 +80,25 @@ impl KernelFaults {
             table,
             holes: AtomicU64::new(0),
             until_phase_end: Mutex::default(),
+            losses: Mutex::default(),
         })
     }
 
-    /// Lifts the blackholes that last until their phase ends.
+    /// Lifts the blackholes that last until their phase ends, and the phase's loss toxics.
     pub fn end_phase(&self) {
-        let (Some(table), holes) = (
-            &self.table,
-            std::mem::take(&mut *crate::vocab::lock(&self.until_phase_end)),
-        ) else {
-            return;
-        };
+        let holes = std::mem::take(&mut *crate::vocab::lock(&self.until_phase_end));
+        let losses = std::mem::take(&mut *crate::vocab::lock(&self.losses));
+        let Some(table) = &self.table else { return };
         for id in holes {
             if let Err(e) = table.lift(id) {
                 tracing::warn!("kernel fault: lifting blackhole {id}: {e}");
+            }
+        }
+        for (slot, loss) in losses {
+            if loss.made {
+                if let Err(e) = table.lift_loss(slot as u64) {
+                    tracing::warn!("kernel fault: lifting loss {slot}: {e}");
+                }
             }
         }
     }
@@ -128,8 +146,17 @@ impl KernelFaults {
         self.resets.load(Relaxed)
     }
 
-    /// The connections `fault` selects in the process playing its role.
+    /// The connections `fault` selects in the process playing its role, each drawn against
+    /// its `probability`.
     fn selected(&self, fault: &Fault) -> Vec<TcpConn> {
+        let p = fault.probability();
+        let mut conns = self.candidates(fault);
+        conns.retain(|_| super::random() < p);
+        conns
+    }
+
+    /// The connections `fault` may select in the process playing its role.
+    fn candidates(&self, fault: &Fault) -> Vec<TcpConn> {
         let role = fault.role.unwrap_or_default();
         let Some(pid) = crate::vocab::lock(&self.pids).get(&role).copied() else {
             return Vec::new();
@@ -147,7 +174,6 @@ impl KernelFaults {
             .map(|c| c.local.port())
             .collect();
         let peer = fault.peer.as_deref().and_then(Peer::parse);
-        let p = fault.probability();
         conns
             .into_iter()
             .filter(|c| matches!(c.state, ESTABLISHED | CLOSE_WAIT))
@@ -160,8 +186,32 @@ impl KernelFaults {
                 }
             })
             .filter(|c| peer.is_none_or(|p| p.matches(c.remote)))
-            .filter(|_| super::random() < p)
             .collect()
+    }
+
+    /// Points loss toxic `slot` at the connections `fault` selects now: each new one
+    /// drawn once against `probability`, those gone forgotten.
+    fn keep_loss(&self, fault: &Fault, slot: usize) -> u64 {
+        let Some(table) = &self.table else { return 0 };
+        let now: Vec<_> = self.candidates(fault).iter().map(|c| (c.local, c.remote)).collect();
+        let p = fault.probability();
+        let mut losses = crate::vocab::lock(&self.losses);
+        let loss = losses.entry(slot).or_default();
+        loss.drawn.retain(|k, _| now.contains(k));
+        let mut chosen: Vec<_> = now
+            .into_iter()
+            .filter(|k| *loss.drawn.entry(*k).or_insert_with(|| super::random() < p))
+            .collect();
+        chosen.sort();
+        if chosen != loss.applied {
+            if let Err(e) = table.loss(slot as u64, fault.fraction.unwrap_or_default(), &chosen) {
+                tracing::warn!("kernel fault: loss: {e}");
+                return 0;
+            }
+            loss.applied = chosen;
+            loss.made = true;
+        }
+        loss.applied.len() as u64
     }
 }
 
@@ -183,6 +233,13 @@ impl Injector for KernelFaults {
         }
         self.resets.fetch_add(n, Relaxed);
         n
+    }
+
+    fn keep(&self, fault: &Fault, slot: usize) -> u64 {
+        match fault.kind {
+            FaultKind::Loss => self.keep_loss(fault, slot),
+            _ => 0,
+        }
     }
 
     fn record(&self, event: FaultEvent) {

@@ -135,6 +135,12 @@ pub trait Injector: Send + Sync {
     /// Fires `fault` now; returns how many connections (or servers) it acted on.
     fn fire(&self, fault: &Fault) -> u64;
     fn record(&self, event: FaultEvent);
+    /// Applies toxic `fault`, the `slot`th of its phase, to the connections there are now,
+    /// for an injector that must keep a toxic up itself (the kernel's `loss`); called
+    /// again and again through the phase. Returns how many connections it covers.
+    fn keep(&self, _fault: &Fault, _slot: usize) -> u64 {
+        0
+    }
 }
 
 impl Injector for Control {

@@ -2,8 +2,10 @@
 //! the run's process (`fdsoak_PID_START`, START its start time in clock
 //! ticks, so a reused PID is told apart), holding one pair of base chains per
 //! blackhole (output and input) that drop both directions of each selected
-//! connection by its exact four-tuple. A blackhole is lifted by deleting its
-//! chains; the table goes when the run ends (and on Ctrl-C, which ends it).
+//! connection by its exact four-tuple, and one pair per loss toxic that
+//! drops a random share of them (`numgen random`), each packet judged once:
+//! on its way out of the watched process's end, or on its way in. A fault is
+//! lifted by deleting its chains; the table goes when the run ends (and on Ctrl-C, which ends it).
 //! A table left by a run that was killed is removed when the next run
 //! starts. Rules go through Debian's `nft`, fed on its standard input.
 
@@ -46,11 +48,49 @@ impl Table {
         run(&script)
     }
 
+    /// Drops `fraction` of the packets of `conns` (each its watched end, then the other)
+    /// until [`Table::lift_loss`] with the same `id`; called again, it replaces the
+    /// connections in one transaction.
+    pub fn loss(&self, id: u64, fraction: f64, conns: &[(SocketAddr, SocketAddr)]) -> io::Result<()> {
+        const SCALE: u32 = 1_000_000;
+        let t = &self.name;
+        let below = ((fraction * f64::from(SCALE)).round() as u32).clamp(1, SCALE - 1);
+        let mut script = String::new();
+        for (hook, suffix) in [("output", "out"), ("input", "in")] {
+            script.push_str(&format!(
+                "add chain inet {t} l{id}_{suffix} {{ type filter hook {hook} priority -10; policy accept; }}\nflush chain inet {t} l{id}_{suffix}\n"
+            ));
+            for &(mine, theirs) in conns {
+                // Out: what the watched end sends; in: what it is sent. On loopback every
+                // packet passes both hooks, so each direction is matched in one only.
+                let (from, to) = if suffix == "out" {
+                    (mine, theirs)
+                } else {
+                    (theirs, mine)
+                };
+                script.push_str(&format!(
+                    "add rule inet {t} l{id}_{suffix} {} numgen random mod {SCALE} < {below} drop\n",
+                    tuple(from, to)
+                ));
+            }
+        }
+        run(&script)
+    }
+
     /// Lifts blackhole `id`.
     pub fn lift(&self, id: u64) -> io::Result<()> {
+        self.delete_chains('b', id)
+    }
+
+    /// Lifts loss toxic `id`.
+    pub fn lift_loss(&self, id: u64) -> io::Result<()> {
+        self.delete_chains('l', id)
+    }
+
+    fn delete_chains(&self, kind: char, id: u64) -> io::Result<()> {
         let t = &self.name;
         run(&format!(
-            "delete chain inet {t} b{id}_out\ndelete chain inet {t} b{id}_in\n"
+            "delete chain inet {t} {kind}{id}_out\ndelete chain inet {t} {kind}{id}_in\n"
         ))
     }
 }

@@ -1,13 +1,18 @@
 //! Fires a phase's event faults on time: once `at` a moment into the phase,
 //! or `every` so often until the phase ends. Each firing is recorded. The
 //! proxy's faults and the kernel's (`via = "kernel"`) are scheduled alike,
-//! each by its own [`Injector`].
+//! each by its own [`Injector`]. A toxic that its injector keeps up itself
+//! (the kernel's `loss`) is refreshed through the phase, so connections
+//! opened during it are covered too, and recorded once it covers one.
 
 use super::{FaultEvent, Injector};
 use crate::scenario::Fault;
 use std::sync::Arc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+
+/// How often a kept toxic is pointed at the connections there are now.
+const KEEP_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// Runs the event faults of one phase until `until` or `stop`.
 pub async fn run(
@@ -20,6 +25,38 @@ pub async fn run(
 ) {
     let phase_start = Instant::now();
     let mut timers = tokio::task::JoinSet::new();
+    let kept = faults.iter().filter(|f| f.is_kernel() && !f.kind.is_event());
+    for (slot, fault) in kept.cloned().enumerate() {
+        let (control, phase, stop) = (control.clone(), phase.clone(), stop.clone());
+        timers.spawn(async move {
+            let mut tick = tokio::time::interval(KEEP_EVERY);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut recorded = false;
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = tokio::time::sleep_until(until) => return,
+                    _ = stop.cancelled() => return,
+                }
+                let (c, f) = (control.clone(), fault.clone());
+                let covered = tokio::task::spawn_blocking(move || c.keep(&f, slot)).await.unwrap_or(0);
+                if covered > 0 && !recorded {
+                    recorded = true;
+                    control.record(FaultEvent {
+                        t_secs: (run_start.elapsed().as_secs_f64() * 1000.0).round() / 1000.0,
+                        phase: phase.clone(),
+                        kind: fault.kind.as_str().into(),
+                        connections: covered,
+                        detail: format!(
+                            "{}% of packets, until the phase ends, {}",
+                            (fault.fraction.unwrap_or_default() * 10_000.0).round() / 100.0,
+                            kernel_detail(&fault)
+                        ),
+                    });
+                }
+            }
+        });
+    }
     for fault in faults.into_iter().filter(|f| f.kind.is_event()) {
         let (control, phase, stop) = (control.clone(), phase.clone(), stop.clone());
         timers.spawn(async move {

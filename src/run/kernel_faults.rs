@@ -13,12 +13,13 @@ pub fn any(sc: &Scenario) -> bool {
     sc.phases.iter().flat_map(|p| &p.faults).any(|f| f.is_kernel())
 }
 
-/// Whether any phase has a blackhole with no proxy.
-fn blackholes(sc: &Scenario) -> bool {
+/// Whether any phase has a fault with no proxy that needs nftables (blackhole, loss).
+fn nft_rules(sc: &Scenario) -> bool {
+    use crate::scenario::FaultKind::{Blackhole, Loss};
     sc.phases
         .iter()
         .flat_map(|p| &p.faults)
-        .any(|f| f.is_kernel() && f.kind == crate::scenario::FaultKind::Blackhole)
+        .any(|f| f.is_kernel() && matches!(f.kind, Blackhole | Loss))
 }
 
 /// Refuses a run with kernel faults that this process could not inject.
@@ -28,9 +29,9 @@ pub fn check_rights(sc: &Scenario) -> anyhow::Result<()> {
             "faults with via = \"kernel\" need CAP_NET_ADMIN, which fdsoak does not have: run it as root, or give it the capability (setcap cap_net_admin+ep)"
         );
     }
-    if blackholes(sc) && !crate::fault::nft::available() {
+    if nft_rules(sc) && !crate::fault::nft::available() {
         anyhow::bail!(
-            "blackholes with via = \"kernel\" need the nft command (Debian's nftables package), which was not found"
+            "blackhole and loss faults with via = \"kernel\" need the nft command (Debian's nftables package), which was not found"
         );
     }
     Ok(())
@@ -48,7 +49,7 @@ pub fn start(sc: &Scenario, target: i32, proxy_sockets: InodeSet) -> anyhow::Res
         let skip = (pid == own).then(|| crate::vocab::lock(&proxy_sockets).clone());
         sockets_of(pid, skip.as_ref())
     });
-    let faults = KernelFaults::new(sockets, blackholes(sc)).context("making the run's nftables table")?;
+    let faults = KernelFaults::new(sockets, nft_rules(sc)).context("making the run's nftables table")?;
     faults.set_pid(Role::Target, target);
     faults.set_pid(Role::Driver, own);
     Ok(Some(Arc::new(faults)))

@@ -39,6 +39,9 @@ pub enum FaultKind {
     Goaway,
     /// Toxic (HTTP/2, plaintext): reset this fraction of new streams (RST_STREAM both ways).
     RstStream,
+    /// Toxic (`via = "kernel"` only): drop this `fraction` of the selected connections'
+    /// packets, so TCP's own retransmits and their delays come from the real stack.
+    Loss,
 }
 
 impl FaultKind {
@@ -58,6 +61,7 @@ impl FaultKind {
             FaultKind::EndWatch => "end_watch",
             FaultKind::Goaway => "goaway",
             FaultKind::RstStream => "rst_stream",
+            FaultKind::Loss => "loss",
         }
     }
 
@@ -129,6 +133,8 @@ pub struct Fault {
     /// goaway: wait for the client's next stream and refuse it (last_stream_id just below
     /// it): a GOAWAY crossing a request, which a client must retry on a new connection.
     pub on_next_stream: Option<bool>,
+    /// loss: the fraction of packets dropped, each direction (greater than 0, less than 1).
+    pub fraction: Option<f64>,
     /// Where it acts: on the connections through fdsoak's proxy (`proxy`, the default), or
     /// with no proxy, on a watched process's own TCP sockets (`kernel`).
     pub via: Option<Via>,

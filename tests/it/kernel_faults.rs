@@ -3,7 +3,8 @@
 //! SOCK_DESTROY (the driver's calls go on, on new connections, and the
 //! report counts what was reset), and `blackhole` drops them in nftables
 //! for its duration (calls miss their deadlines, then go on), never
-//! another process's connection to the same port; no nftables table is
+//! another process's connection to the same port; `loss` drops a share of
+//! their packets, so TCP's own resends show in the latency; no nftables table is
 //! left after a run, and one a killed run left is removed by the next; a
 //! kind the kernel cannot do is a scenario error; and without
 //! CAP_NET_ADMIN the run stops before it starts (exit 3).
@@ -89,6 +90,12 @@ fn kernel_faults_say_what_they_cannot_do_and_need_cap_net_admin() {
             "peer",
             "\":PORT\"",
         ),
+        ("  kind = \"loss\"\n  fraction = 0.1", "via", "bytes, not packets"),
+        (
+            "  kind = \"loss\"\n  via = \"kernel\"\n  fraction = 1.0",
+            "fraction",
+            "kind = \"blackhole\"",
+        ),
     ] {
         let r = run(&scenario(&dir, fault), &[]);
         assert_eq!(r.code, 2, "{fault}: {}", r.context());
@@ -149,11 +156,15 @@ fn nft_ready() -> bool {
     true
 }
 
+/// The nftables tables are the whole machine's: the tests that count them run one at a time.
+static NFT: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 #[test]
 fn a_kernel_blackhole_stalls_the_drivers_connection_and_no_table_outlives_a_run_even_a_killed_one() {
     if !nft_ready() {
         return;
     }
+    let _one = NFT.lock().unwrap_or_else(|e| e.into_inner());
     let server = Server::start(&[]);
     let dir = TempDir::new("kernel-blackhole");
     let mut bystander = std::net::TcpStream::connect(server.addr).unwrap();
@@ -222,4 +233,48 @@ fn a_table_left_by_a_killed_run_is_removed_when_the_next_run_starts(server: &Ser
     let r = run(&sc, &["--target", &server.addr.to_string()]);
     assert!(r.code == 0 || r.code == 1, "{}", r.context());
     assert!(fdsoak_tables().is_empty(), "tables left: {:?}", fdsoak_tables());
+}
+
+#[test]
+fn kernel_loss_drops_a_share_of_the_drivers_packets_so_tcp_resends_show_in_its_latency() {
+    if !nft_ready() {
+        return;
+    }
+    let _one = NFT.lock().unwrap_or_else(|e| e.into_inner());
+    let server = Server::start(&[]);
+    let dir = TempDir::new("kernel-loss");
+    let mut bystander = std::net::TcpStream::connect(server.addr).unwrap();
+    let fault = format!(
+        "  kind = \"loss\"\n  via = \"kernel\"\n  role = \"driver\"\n  peer = \"{}\"\n  fraction = 0.25",
+        server.addr
+    );
+    let text = std::fs::read_to_string(scenario(&dir, &fault)).unwrap();
+    // Calls wait out TCP's resends (200 ms and more each on loopback) rather than fail.
+    let sc = dir.write(
+        "loss.toml",
+        &text.replace("  rate = 50\n", "  rate = 50\n  deadline = \"5s\"\n"),
+    );
+    let r = run(&sc, &["--target", &server.addr.to_string()]);
+    assert_eq!(r.code, 0, "{}", r.context());
+    let s = r.summary();
+    let losses: Vec<_> = s.fault_events.iter().filter(|e| e.kind == "loss").collect();
+    assert_eq!(
+        losses.len(),
+        1,
+        "one event, when it first covers a connection: {losses:?}"
+    );
+    assert_eq!(losses[0].connections, 1, "the driver's one connection: {losses:?}");
+    assert!(
+        losses[0]
+            .detail
+            .starts_with("25% of packets, until the phase ends, via the kernel"),
+        "{losses:?}"
+    );
+    let w = s.workloads.iter().find(|w| w.phase == "resets").unwrap();
+    // A lost segment that a tail-loss probe does not recover waits for the retransmit
+    // timer, 200 ms at least: among 200 calls with a quarter of packets lost, some do.
+    assert!(w.latency.max_us >= 200_000, "no resend showed: {:?}", w.latency);
+    assert!(w.ok >= 190, "calls wait out the resends: {w:?}");
+    assert!(fdsoak_tables().is_empty(), "tables left: {:?}", fdsoak_tables());
+    untouched(&mut bystander);
 }

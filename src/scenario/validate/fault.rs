@@ -24,6 +24,7 @@ pub(in crate::scenario) fn check_fault(f: &crate::scenario::Fault, phase: Durati
         ("last_stream_id", f.last_stream_id.is_some()),
         ("debug_data", f.debug_data.is_some()),
         ("on_next_stream", f.on_next_stream.is_some()),
+        ("fraction", f.fraction.is_some()),
     ];
     let allowed: &[&str] = match f.kind {
         Reset | Close => &["every", "at"],
@@ -45,6 +46,7 @@ pub(in crate::scenario) fn check_fault(f: &crate::scenario::Fault, phase: Durati
             "on_next_stream",
         ],
         RstStream => &["error_code"],
+        Loss => &["fraction"],
     };
     for (key, is_set) in set {
         if is_set && !allowed.contains(&key) {
@@ -97,6 +99,17 @@ pub(in crate::scenario) fn check_fault(f: &crate::scenario::Fault, phase: Durati
         Bandwidth => need("bytes_per_sec", f.bytes_per_sec.is_some_and(|b| b > 0)),
         SlowClose => need("delay", f.delay.is_some_and(|d| !d.is_zero())),
         LimitData => need("bytes", f.bytes.is_some_and(|b| b > 0)),
+        Loss => match f.fraction {
+            None => fail(
+                path.key("fraction"),
+                "fault \"loss\" needs `fraction`, the share of packets dropped",
+            ),
+            Some(x) if !(x > 0.0 && x < 1.0) => fail(
+                path.key("fraction"),
+                format!("must be greater than 0 and less than 1 (for every packet, use kind = \"blackhole\"), got {x}"),
+            ),
+            Some(_) => Ok(()),
+        },
         _ => Ok(()),
     }
 }
@@ -105,6 +118,12 @@ pub(in crate::scenario) fn check_fault(f: &crate::scenario::Fault, phase: Durati
 fn check_kernel(f: &crate::scenario::Fault, path: &KeyPath) -> Rule {
     use crate::scenario::FaultKind::*;
     if !f.is_kernel() {
+        if f.kind == Loss {
+            return fail(
+                path.key("via"),
+                "\"loss\" needs via = \"kernel\": the proxy sees bytes, not packets, so it cannot drop one",
+            );
+        }
         for (key, set) in [
             ("role", f.role.is_some()),
             ("peer", f.peer.is_some()),
@@ -117,7 +136,7 @@ fn check_kernel(f: &crate::scenario::Fault, path: &KeyPath) -> Rule {
         return Ok(());
     }
     match f.kind {
-        Reset | Blackhole => {}
+        Reset | Blackhole | Loss => {}
         Close => {
             return fail(
                 path.key("kind"),
@@ -127,7 +146,10 @@ fn check_kernel(f: &crate::scenario::Fault, path: &KeyPath) -> Rule {
         k => {
             return fail(
                 path.key("kind"),
-                format!("via = \"kernel\" takes kind = \"reset\" or \"blackhole\", not {:?}", k.as_str()),
+                format!(
+                    "via = \"kernel\" takes kind = \"reset\", \"blackhole\" or \"loss\", not {:?}",
+                    k.as_str()
+                ),
             )
         }
     }
