@@ -8,6 +8,7 @@
 //! CLOSE_WAIT when peers leave. Accept errors such as EMFILE are logged and
 //! retried after a pause, so the server survives running out of descriptors.
 
+mod backend;
 pub mod behaviour;
 pub mod chat;
 pub mod metrics;
@@ -81,6 +82,8 @@ struct HealthSvc {
     stall: Option<(tokio::time::Instant, tokio::time::Instant)>,
     /// Behaviours scheduled from outside (`--control-stdin`).
     state: Arc<State>,
+    /// The backend every Check asks first (`--backend`).
+    backend: Option<Arc<backend::Backend>>,
 }
 
 impl HealthSvc {
@@ -131,6 +134,13 @@ impl Health for HealthSvc {
         }
         if service != BACKEND_SERVICE {
             self.apply_knobs().await;
+            if let Some(b) = &self.backend {
+                if !b.healthy().await {
+                    return Ok(Response::new(HealthCheckResponse {
+                        status: ServingStatus::NotServing as i32,
+                    }));
+                }
+            }
         }
         if let Some(status) = self.state.status(&service) {
             return Ok(Response::new(HealthCheckResponse { status: status as i32 }));
@@ -305,6 +315,12 @@ pub async fn serve(
     let stall = knobs.stall().map(|(at, dur)| (started + at, started + at + dur));
     let knobs = Arc::new(knobs);
     let leaks = Arc::new(Leaks::default());
+    let backend = knobs
+        .backend
+        .as_deref()
+        .map(|b| backend::Backend::new(b, &self_addr, knobs.leak_backend_on_retry, leaks.clone()))
+        .transpose()?
+        .map(Arc::new);
     let health = HealthSvc {
         knobs: knobs.clone(),
         leaks: leaks.clone(),
@@ -312,6 +328,7 @@ pub async fn serve(
         self_addr: self_addr.clone(),
         stall,
         state,
+        backend,
     };
     let (tx, rx) = mpsc::channel(64);
     let leaks_for_chat = leaks.clone();

@@ -95,7 +95,9 @@ impl<'a> Drive<'a> {
         let current = Arc::new(AtomicUsize::new(0));
         let proxy_sockets = InodeSet::default();
         let through_proxy = sc.phases.iter().flat_map(|p| &p.faults).any(|f| !f.is_kernel());
-        let proxy = if sc.client.is_some() || through_proxy {
+        // A client dials the proxy, unless every fault is the kernel's: then it dials the target itself.
+        let client_via_proxy = sc.client.is_some() && !super::kernel_faults::any(sc);
+        let proxy = if client_via_proxy || through_proxy {
             Some(InlineProxy::start(s.target.addr.clone(), proxy_sockets.clone()).await?)
         } else {
             None

@@ -44,6 +44,16 @@ pub struct Knobs {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub leak_channel_every: Option<u64>,
+    /// Every Check first health-checks this backend ("HOST:PORT", or "self" for this server) on a
+    /// shared channel, retries a failed call once on a fresh channel that replaces it, and answers
+    /// NOT_SERVING when the retry fails too.
+    #[arg(long, value_name = "ADDR")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend: Option<String>,
+    /// With `backend`: the channel a retry replaces is kept open, never closed (the seed's bug).
+    #[arg(long, requires = "backend")]
+    #[serde(default, deserialize_with = "switch", skip_serializing_if = "is_false")]
+    pub leak_backend_on_retry: bool,
     /// Keep a duplicate of every accepted socket, so peers that disconnect leave CLOSE_WAIT sockets.
     #[arg(long)]
     #[serde(default, deserialize_with = "switch", skip_serializing_if = "is_false")]

@@ -307,6 +307,22 @@ pub fn tool_missing(tool: &str, install: &str) {
     eprintln!("{tool} is missing: skipped ({install})");
 }
 
+/// Root and Debian's `nft` (for kernel blackholes and loss), or says so; with them, the
+/// guard that runs such tests one at a time, since nftables tables are the whole machine's
+/// and some tests count them.
+pub fn nft_ready() -> Option<std::sync::MutexGuard<'static, ()>> {
+    static NFT: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    if !rustix::process::geteuid().is_root() {
+        tool_missing("root (CAP_NET_ADMIN)", "CI runs the tests as root");
+        return None;
+    }
+    if Command::new("nft").arg("--version").output().is_err() {
+        tool_missing("nft", ".ci/run installs nftables");
+        return None;
+    }
+    Some(NFT.lock().unwrap_or_else(|e| e.into_inner()))
+}
+
 /// The Go program in `package` (a directory of this repository) built from Debian's
 /// packaged grpc-go (GOPATH mode, offline), or None, saying so, where Go is not
 /// installed (`.ci/run` installs it).

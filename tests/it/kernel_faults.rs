@@ -1,7 +1,8 @@
 //! Faults with no proxy (`via = "kernel"`), as root, against real
 //! processes: `reset` aborts the chosen process's own connections with
 //! SOCK_DESTROY (the driver's calls go on, on new connections, and the
-//! report counts what was reset), and `blackhole` drops them in nftables
+//! report counts what was reset; under TLS too, with no proxy in the run),
+//! and `blackhole` drops them in nftables
 //! for its duration (calls miss their deadlines, then go on), never
 //! another process's connection to the same port; `loss` drops a share of
 //! their packets, so TCP's own resends show in the latency; no nftables table is
@@ -143,28 +144,9 @@ fn fdsoak_tables() -> Vec<String> {
         .collect()
 }
 
-/// Root and Debian's `nft`, or says so.
-fn nft_ready() -> bool {
-    if !rustix::process::geteuid().is_root() {
-        tool_missing("root (CAP_NET_ADMIN)", "CI runs the tests as root");
-        return false;
-    }
-    if std::process::Command::new("nft").arg("--version").output().is_err() {
-        tool_missing("nft", ".ci/run installs nftables");
-        return false;
-    }
-    true
-}
-
-/// The nftables tables are the whole machine's: the tests that count them run one at a time.
-static NFT: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
 #[test]
 fn a_kernel_blackhole_stalls_the_drivers_connection_and_no_table_outlives_a_run_even_a_killed_one() {
-    if !nft_ready() {
-        return;
-    }
-    let _one = NFT.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(_one) = nft_ready() else { return };
     let server = Server::start(&[]);
     let dir = TempDir::new("kernel-blackhole");
     let mut bystander = std::net::TcpStream::connect(server.addr).unwrap();
@@ -237,10 +219,7 @@ fn a_table_left_by_a_killed_run_is_removed_when_the_next_run_starts(server: &Ser
 
 #[test]
 fn kernel_loss_drops_a_share_of_the_drivers_packets_so_tcp_resends_show_in_its_latency() {
-    if !nft_ready() {
-        return;
-    }
-    let _one = NFT.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(_one) = nft_ready() else { return };
     let server = Server::start(&[]);
     let dir = TempDir::new("kernel-loss");
     let mut bystander = std::net::TcpStream::connect(server.addr).unwrap();
@@ -277,4 +256,51 @@ fn kernel_loss_drops_a_share_of_the_drivers_packets_so_tcp_resends_show_in_its_l
     assert!(w.ok >= 190, "calls wait out the resends: {w:?}");
     assert!(fdsoak_tables().is_empty(), "tables left: {:?}", fdsoak_tables());
     untouched(&mut bystander);
+}
+
+#[test]
+fn a_kernel_reset_under_tls_fails_the_drivers_calls_in_flight_and_they_recover() {
+    if !rustix::process::geteuid().is_root() {
+        tool_missing("root (CAP_NET_ADMIN)", "CI runs the tests as root");
+        return;
+    }
+    let pki = crate::tls::Pki::new();
+    let server = pki.server(false);
+    let dir = TempDir::new("kernel-reset-tls");
+    // 200 calls/s, so a reset is likely to catch some in flight.
+    let fault = format!(
+        "  kind = \"reset\"\n  via = \"kernel\"\n  role = \"driver\"\n  peer = \"{}\"\n  every = \"1s\"",
+        server.addr
+    );
+    let text = std::fs::read_to_string(scenario(&dir, &fault)).unwrap();
+    // A Watch stream on the same connection is always in flight when a reset comes.
+    let watch = "rate = 200\n  [[phases.workloads]]\n  kind = \"watch\"\n  name = \"watchers\"\n  streams = 2\n  max_error_rate = 1.0\n";
+    let sc = dir.write("tls-resets.toml", &text.replace("rate = 50\n", watch));
+    let r = run(
+        &sc,
+        &["--target", &server.addr.to_string(), "--cacert", &pki.path("ca.pem")],
+    );
+    assert_eq!(
+        r.code,
+        0,
+        "a reset fails a few calls, then TLS is set up again: {}",
+        r.context()
+    );
+    let s = r.summary();
+    let resets: Vec<_> = s.fault_events.iter().filter(|e| e.kind == "reset").collect();
+    assert_eq!(resets.len(), 3, "{resets:?}");
+    assert!(resets.iter().all(|e| e.connections >= 1), "{resets:?}");
+    assert!(s.proxy.is_none(), "no proxy: the kernel needs no way into TLS");
+    let w = s
+        .workloads
+        .iter()
+        .find(|w| w.phase == "resets" && w.kind == "watch")
+        .unwrap();
+    assert!(w.errors >= 3, "each reset fails the streams in flight: {w:?}");
+    let w = s
+        .workloads
+        .iter()
+        .find(|w| w.phase == "resets" && w.kind == "health_check")
+        .unwrap();
+    assert!(w.ok >= 700, "calls go on, over new TLS connections: {w:?}");
 }

@@ -8,6 +8,7 @@
 mod common;
 
 mod abort;
+mod backend_links;
 mod checkpoint;
 mod ci_templates;
 mod clients;

@@ -3,6 +3,11 @@
     python3 server.py PORT clean
     python3 server.py PORT leak-file N        every N-th Check opens a file and keeps it
     python3 server.py PORT backend-channel    every Check asks a backend over a new channel, never closed
+    python3 server.py PORT backend-retry-leak BACKEND_PORT
+        every Check asks the backend on one channel; a failed call is retried on
+        a fresh channel that replaces it, and the old one is never closed
+    python3 server.py PORT backend-shared BACKEND_PORT
+        the same, but the retry goes out on the shared channel
 """
 import sys
 import tempfile
@@ -14,6 +19,37 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 port, mode = sys.argv[1], sys.argv[2]
 every = int(sys.argv[3]) if len(sys.argv) > 3 else 10
 kept = []
+# Each channel its own connection, as with channels whose options differ.
+OPTIONS = [("grpc.use_local_subchannel_pool", 1)]
+
+
+class Backend:
+    """A dependency asked on every Check, with one retry on failure."""
+
+    def __init__(self, port):
+        self.target = "127.0.0.1:%s" % port
+        self.stub = self.fresh()
+
+    def fresh(self):
+        channel = grpc.insecure_channel(self.target, options=OPTIONS)
+        kept.append(channel)
+        return health_pb2_grpc.HealthStub(channel)
+
+    def ask(self):
+        try:
+            self.stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=0.3)
+            return True
+        except grpc.RpcError:
+            if mode == "backend-retry-leak":
+                self.stub = self.fresh()
+        try:
+            self.stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=0.3)
+            return True
+        except grpc.RpcError:
+            return False
+
+
+dependency = Backend(sys.argv[3]) if mode in ("backend-retry-leak", "backend-shared") else None
 audit_log = tempfile.NamedTemporaryFile(prefix="fdsoak-test-audit-", delete=False).name
 
 
@@ -29,6 +65,8 @@ class Health(health_pb2_grpc.HealthServicer):
             backend = grpc.insecure_channel("127.0.0.1:%s" % port, options=[("grpc.use_local_subchannel_pool", 1)])
             kept.append(backend)
             grpc.channel_ready_future(backend).result(timeout=1)
+        if dependency is not None and not dependency.ask():
+            return health_pb2.HealthCheckResponse(status=health_pb2.HealthCheckResponse.NOT_SERVING)
         return health_pb2.HealthCheckResponse(status=health_pb2.HealthCheckResponse.SERVING)
 
 
