@@ -8,8 +8,9 @@
 //! connection in nftables ([`super::nft`]) for `duration`, or until the
 //! phase ends: both ends keep their sockets, and their bytes, pings and
 //! closes go nowhere. `loss` drops a share of each selected connection's
-//! packets for its whole phase, kept up to date as connections come and go. Only sockets found in the process's own descriptor table
-//! are touched, each named by its exact four-tuple (never a port alone:
+//! packets for its whole phase, kept up to date as connections come and
+//! go. Only sockets found in the process's own descriptor table are
+//! touched, each named by its exact four-tuple (never a port alone:
 //! another process may use the same port). Which sockets a process holds
 //! is read by the run (from `/proc` and the kernel's tables) and handed in
 //! as a [`Sockets`] function, so this module reads nothing itself.

@@ -27,35 +27,13 @@ pub async fn run(
     let mut timers = tokio::task::JoinSet::new();
     let kept = faults.iter().filter(|f| f.is_kernel() && !f.kind.is_event());
     for (slot, fault) in kept.cloned().enumerate() {
-        let (control, phase, stop) = (control.clone(), phase.clone(), stop.clone());
-        timers.spawn(async move {
-            let mut tick = tokio::time::interval(KEEP_EVERY);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            let mut recorded = false;
-            loop {
-                tokio::select! {
-                    _ = tick.tick() => {}
-                    _ = tokio::time::sleep_until(until) => return,
-                    _ = stop.cancelled() => return,
-                }
-                let (c, f) = (control.clone(), fault.clone());
-                let covered = tokio::task::spawn_blocking(move || c.keep(&f, slot)).await.unwrap_or(0);
-                if covered > 0 && !recorded {
-                    recorded = true;
-                    control.record(FaultEvent {
-                        t_secs: (run_start.elapsed().as_secs_f64() * 1000.0).round() / 1000.0,
-                        phase: phase.clone(),
-                        kind: fault.kind.as_str().into(),
-                        connections: covered,
-                        detail: format!(
-                            "{}% of packets, until the phase ends, {}",
-                            (fault.fraction.unwrap_or_default() * 10_000.0).round() / 100.0,
-                            kernel_detail(&fault)
-                        ),
-                    });
-                }
-            }
-        });
+        let window = Window {
+            phase: phase.clone(),
+            run_start,
+            until,
+            stop: stop.clone(),
+        };
+        timers.spawn(keep(control.clone(), fault, slot, window));
     }
     for fault in faults.into_iter().filter(|f| f.kind.is_event()) {
         let (control, phase, stop) = (control.clone(), phase.clone(), stop.clone());
@@ -132,4 +110,43 @@ fn kernel_detail(fault: &Fault) -> String {
     };
     let peer = fault.peer.as_deref().map(|p| format!(" with {p}")).unwrap_or_default();
     format!("via the kernel: the {role}'s {which}connections{peer}")
+}
+
+/// The phase a kept toxic lives in: its name, the run's start (for event times), its end.
+struct Window {
+    phase: String,
+    run_start: Instant,
+    until: Instant,
+    stop: CancellationToken,
+}
+
+/// Keeps toxic `fault`, the `slot`th of its phase, pointed at the connections there are now
+/// until the phase ends; records it once it first covers a connection.
+async fn keep(control: Arc<dyn Injector>, fault: Fault, slot: usize, w: Window) {
+    let mut tick = tokio::time::interval(KEEP_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut recorded = false;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = tokio::time::sleep_until(w.until) => return,
+            _ = w.stop.cancelled() => return,
+        }
+        let (c, f) = (control.clone(), fault.clone());
+        let covered = tokio::task::spawn_blocking(move || c.keep(&f, slot)).await.unwrap_or(0);
+        if covered > 0 && !recorded {
+            recorded = true;
+            control.record(FaultEvent {
+                t_secs: (w.run_start.elapsed().as_secs_f64() * 1000.0).round() / 1000.0,
+                phase: w.phase.clone(),
+                kind: fault.kind.as_str().into(),
+                connections: covered,
+                detail: format!(
+                    "{}% of packets, until the phase ends, {}",
+                    (fault.fraction.unwrap_or_default() * 10_000.0).round() / 100.0,
+                    kernel_detail(&fault)
+                ),
+            });
+        }
+    }
 }
