@@ -33,7 +33,10 @@ pub fn execute(p: ProxyConfig) -> Result<Exit> {
         ));
         let proxy = tokio::spawn(crate::fault::proxy::run(
             listener,
-            p.upstream,
+            crate::fault::proxy::Upstream {
+                addr: p.upstream,
+                tls: None,
+            },
             control.clone(),
             stop.clone(),
         ));

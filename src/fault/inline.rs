@@ -23,8 +23,13 @@ pub struct InlineProxy {
 }
 
 impl InlineProxy {
-    /// Listens where the target's family says and forwards to `upstream`; `sockets` collects the proxy's socket inodes.
-    pub async fn start(upstream: Address, sockets: InodeSet) -> anyhow::Result<InlineProxy> {
+    /// Listens where the target's family says and forwards to `upstream`, ending TLS on the
+    /// way with `tls`; `sockets` collects the proxy's socket inodes.
+    pub async fn start(
+        upstream: Address,
+        tls: Option<super::ProxyTls>,
+        sockets: InodeSet,
+    ) -> anyhow::Result<InlineProxy> {
         let (at, dir) = if upstream.is_unix() {
             let dir = tempfile::Builder::new()
                 .prefix("fdsoak-proxy-")
@@ -40,7 +45,10 @@ impl InlineProxy {
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(super::proxy::run(
             listener,
-            upstream.clone(),
+            super::proxy::Upstream {
+                addr: upstream.clone(),
+                tls,
+            },
             control.clone(),
             shutdown.clone(),
         ));

@@ -13,6 +13,8 @@ pub mod kernel;
 pub mod nft;
 pub mod proxy;
 pub mod schedule;
+mod side;
+pub use side::ProxyTls;
 
 use crate::scenario::{Fault, FaultKind};
 use serde::{Deserialize, Serialize};

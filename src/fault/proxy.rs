@@ -9,15 +9,16 @@
 //! hears from the other again: a half-open connection. The proxy's sockets
 //! stand for the network; the sampler leaves them out of the driver's counts.
 //! A Unix socket has no reset: there, a reset closes both sides at once.
+//! Given a certificate to present ([`ProxyTls`]), the proxy ends TLS on
+//! each side ([`super::side`]), so the HTTP/2 faults work under TLS too.
 
+use super::side::{abort, ProxyTls, Side};
 use super::{Cmd, Control};
-use crate::net::{Address, Listener, ReadHalf, Stream, WriteHalf};
-use rustix::net::sockopt::set_socket_linger;
+use crate::net::{Address, Listener, Stream};
 use std::os::fd::AsFd;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -25,8 +26,15 @@ use tokio_util::sync::CancellationToken;
 /// How long the proxy waits for the upstream to accept a connection.
 const UPSTREAM_CONNECT: Duration = Duration::from_secs(5);
 
+/// Where the proxy forwards to, and whether it ends TLS on the way.
+#[derive(Clone)]
+pub struct Upstream {
+    pub addr: Address,
+    pub tls: Option<ProxyTls>,
+}
+
 /// Proxies connections from `listener` to `upstream` until `shutdown`; then closes them all.
-pub async fn run(listener: Listener, upstream: Address, control: Arc<Control>, shutdown: CancellationToken) {
+pub async fn run(listener: Listener, upstream: Upstream, control: Arc<Control>, shutdown: CancellationToken) {
     let mut conns = JoinSet::new();
     loop {
         let client = tokio::select! {
@@ -54,11 +62,6 @@ pub async fn run(listener: Listener, upstream: Address, control: Arc<Control>, s
     while conns.join_next().await.is_some() {}
 }
 
-/// Makes the next close of this socket send RST instead of FIN (TCP; a Unix socket just closes).
-fn abort(s: &impl AsFd) {
-    let _ = set_socket_linger(s, Some(Duration::ZERO));
-}
-
 /// Forgets a connection (and its sockets' inodes) when its task ends.
 struct Unregister(Arc<Control>, u64, [u64; 2]);
 
@@ -76,59 +79,15 @@ fn inode(s: &impl AsFd) -> u64 {
     rustix::fs::fstat(s).map_or(0, |st| st.st_ino)
 }
 
-/// One side of a proxied connection; None once closed.
-struct Side {
-    rd: Option<ReadHalf>,
-    wr: Option<WriteHalf>,
-}
-
-impl Side {
-    fn new(s: Stream) -> Side {
-        let (rd, wr) = s.into_split();
-        Side {
-            rd: Some(rd),
-            wr: Some(wr),
-        }
-    }
-
-    fn reset(&mut self) {
-        if let Some(rd) = &self.rd {
-            abort(&rd.socket());
-        } else if let Some(wr) = &self.wr {
-            abort(&wr.socket());
-        }
-        if let Some(wr) = self.wr.take() {
-            // Close without the FIN a dropped write half would send first.
-            wr.forget();
-        }
-        self.rd = None;
-    }
-
-    async fn finish(&mut self) {
-        if let Some(mut wr) = self.wr.take() {
-            let _ = wr.shutdown().await;
-        }
-    }
-}
-
-async fn read(side: &mut Side, buf: &mut [u8]) -> std::io::Result<usize> {
-    match side.rd.as_mut() {
-        Some(r) => r.read(buf).await,
-        None => std::future::pending().await,
-    }
-}
-
 /// Writes the frames waiting in direction `d` (0: to the server, 1: to the client) if it is between frames; false on a failed write.
 async fn write_ready(h2: &mut super::h2::Conn, sides: &mut [Side; 2], d: usize) -> bool {
     let Some(frames) = h2.ready(d) else { return true };
-    match sides[1 - d].wr.as_mut() {
-        Some(wr) => wr.write_all(&frames).await.is_ok(),
-        None => true,
-    }
+    let to = &mut sides[1 - d];
+    to.write(&frames).await && to.flush().await
 }
 
-async fn handle(client: Stream, upstream: Address, control: Arc<Control>) {
-    let up = match tokio::time::timeout(UPSTREAM_CONNECT, upstream.connect()).await {
+async fn handle(client: Stream, upstream: Upstream, control: Arc<Control>) {
+    let up = match tokio::time::timeout(UPSTREAM_CONNECT, upstream.addr.connect()).await {
         Ok(Ok(s)) => s,
         _ => {
             control.upstream_failures.fetch_add(1, Relaxed);
@@ -140,8 +99,15 @@ async fn handle(client: Stream, upstream: Address, control: Arc<Control>) {
     let inodes = [inode(&client), inode(&up)];
     crate::vocab::lock(&control.inodes).extend(inodes);
     let _unregister = Unregister(control.clone(), id, inodes);
+    let sides = match &upstream.tls {
+        None => [Side::plain(client), Side::plain(up)],
+        Some(tls) => match tokio::time::timeout(UPSTREAM_CONNECT, tls_ends(client, up, tls, &control)).await {
+            Ok(Some(sides)) => sides,
+            _ => return,
+        },
+    };
     let mut link = Link {
-        sides: [Side::new(client), Side::new(up)],
+        sides,
         h2: super::h2::Conn::default(),
         pieces: Vec::new(),
         sent: [0; 2],
@@ -154,7 +120,7 @@ async fn handle(client: Stream, upstream: Address, control: Arc<Control>) {
             Cmd::Blackhole(Some(until)) if Instant::now() < until => (true, Some(until)),
             _ => (false, None),
         };
-        if link.sides.iter().all(|s| s.rd.is_none()) {
+        if link.sides.iter().all(|s| !s.is_reading()) {
             // Both sides have closed.
             return;
         }
@@ -167,8 +133,8 @@ async fn handle(client: Stream, upstream: Address, control: Arc<Control>) {
             },
             _ = tokio::time::sleep_until(resume_at.unwrap_or_else(Instant::now)), if resume_at.is_some() => continue,
             _ = tokio::time::sleep_until(close_at.unwrap_or_else(Instant::now)), if close_at.is_some() => Event::CloseDue,
-            r = read(&mut a[0], &mut buf_a), if !blackholed => Event::Read(0, r.unwrap_or(0)),
-            r = read(&mut b[0], &mut buf_b), if !blackholed => Event::Read(1, r.unwrap_or(0)),
+            r = a[0].read(&mut buf_a), if !blackholed => Event::Read(0, r.unwrap_or(0)),
+            r = b[0].read(&mut buf_b), if !blackholed => Event::Read(1, r.unwrap_or(0)),
         };
         let flow = match event {
             Event::Command(c) => link.command(c).await,
@@ -243,7 +209,7 @@ impl Link {
 
     /// Side `from` closed (or failed): pass the close on, late if slow_close says so.
     async fn closed(&mut self, from: usize, slow_close: Option<Duration>) -> Flow {
-        self.sides[from].rd = None;
+        self.sides[from].stop_reading();
         if let Some(delay) = slow_close {
             tokio::time::sleep(delay).await;
         }
@@ -266,17 +232,18 @@ impl Link {
         self.pieces.clear();
         let resets = self.h2.pass(from, data, effects.rst_stream, &mut self.pieces);
         control.rst_streams.fetch_add(resets, Relaxed);
-        let Some(wr) = self.sides[to].wr.as_mut() else {
+        if !self.sides[to].is_writing() {
             return Flow::Go;
-        };
-        let mut failed = false;
+        }
+        let mut ok = true;
         for piece in &self.pieces {
             let bytes = match piece {
                 super::h2::Piece::Bytes(r) => &data[r.clone()],
                 super::h2::Piece::Frames(f) => f.as_slice(),
             };
-            failed = failed || wr.write_all(bytes).await.is_err();
+            ok = ok && self.sides[to].write(bytes).await;
         }
+        let failed = !(ok && self.sides[to].flush().await);
         // Frames for the other way (a reset's RST_STREAM to the client) go as soon as that way is between frames.
         if failed || !write_ready(&mut self.h2, &mut self.sides, to).await {
             return self.finish().await;
@@ -293,5 +260,25 @@ impl Link {
             return self.finish().await;
         }
         Flow::Go
+    }
+}
+
+/// Ends the client's TLS, then starts TLS to the target; None (and the sockets closed) when
+/// either handshake fails, the target's counted as an upstream failure.
+async fn tls_ends(client: Stream, up: Stream, tls: &ProxyTls, control: &Control) -> Option<[Side; 2]> {
+    let client = match Side::accept(client, tls).await {
+        Ok(side) => side,
+        Err(e) => {
+            tracing::debug!("proxy: a client's TLS handshake failed: {e}");
+            return None;
+        }
+    };
+    match Side::connect(up, tls).await {
+        Ok(up) => Some([client, up]),
+        Err(e) => {
+            tracing::warn!("proxy: TLS to the target failed: {e}");
+            control.upstream_failures.fetch_add(1, Relaxed);
+            None
+        }
     }
 }

@@ -98,7 +98,13 @@ impl<'a> Drive<'a> {
         // A client dials the proxy, unless every fault is the kernel's: then it dials the target itself.
         let client_via_proxy = sc.client.is_some() && !super::kernel_faults::any(sc);
         let proxy = if client_via_proxy || through_proxy {
-            Some(InlineProxy::start(s.target.addr.clone(), proxy_sockets.clone()).await?)
+            let tls = s.target.transport.proxy_tls(&s.target.addr)?;
+            let tls = tls.map(|(server, client)| crate::fault::ProxyTls {
+                server,
+                client: client.config,
+                name: client.name,
+            });
+            Some(InlineProxy::start(s.target.addr.clone(), tls, proxy_sockets.clone()).await?)
         } else {
             None
         };

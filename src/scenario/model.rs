@@ -62,6 +62,19 @@ pub struct TlsSpec {
     /// Accept any server certificate: encryption without authentication, for test servers only.
     #[serde(default)]
     pub insecure_skip_verify: bool,
+    /// PEM certificate the fault proxy presents (with `proxy_key`), from a CA the driver and
+    /// the client trust: the proxy then ends TLS, so HTTP/2 faults (goaway, rst_stream) work
+    /// under TLS, and connects on to the target over TLS with this table's settings.
+    pub proxy_cert: Option<PathBuf>,
+    /// PEM private key of `proxy_cert`. Its path is kept out of reports.
+    pub proxy_key: Option<super::Secret>,
+}
+
+impl TlsSpec {
+    /// The fault proxy ends TLS (it was given a certificate and key to present).
+    pub fn proxy_terminates(&self) -> bool {
+        self.proxy_cert.is_some() && self.proxy_key.is_some()
+    }
 }
 
 /// The `[client]` table: a program of the user's that fdsoak starts, points

@@ -68,11 +68,11 @@ pub(super) fn check(s: &Scenario) -> Rule {
                     format!("{:?} acts on the built-in target only", f.kind.as_str()),
                 );
             }
-            if f.kind.is_http2() && s.tls.is_some() {
+            if f.kind.is_http2() && s.tls.as_ref().is_some_and(|t| !t.proxy_terminates()) {
                 return fail(
                     at.key("kind"),
                     format!(
-                        "{:?} writes HTTP/2 frames into the connection, and the proxy cannot see inside TLS: use it against a plaintext target (or the built-in one without [tls])",
+                        "{:?} writes HTTP/2 frames into the connection, and the proxy cannot see inside TLS: give [tls] proxy_cert and proxy_key (a certificate the driver and the client trust) so the proxy ends TLS, or use a plaintext target",
                         f.kind.as_str()
                     ),
                 );

@@ -96,6 +96,14 @@ impl Transport {
                     (None, Some(_)) => return Err((at("cert"), "a client key needs its certificate".into())),
                     (None, None) => {}
                 }
+                if let (Some(cert), Some(key)) = (&t.proxy_cert, &t.proxy_key) {
+                    let cert = read(cert, "proxy_cert", true)?;
+                    let key = read(Path::new(key.expose()), "proxy_key", false)?;
+                    if let Err(e) = tls::server_config(&cert, &key) {
+                        return Err((at("proxy_cert"), format!("the fault proxy cannot present it: {e}")));
+                    }
+                    pems.proxy = Some((cert, key));
+                }
                 pems.insecure = t.insecure_skip_verify;
                 Some(Tls {
                     pems,
@@ -140,6 +148,16 @@ impl Transport {
             (None, _) => "localhost".into(),
         };
         Ok(Some(tls::Client::new(&t.pems, &name)?))
+    }
+
+    /// The fault proxy's TLS, when it ends TLS (`[tls] proxy_cert`, `proxy_key`): its server
+    /// config, and the client config and name to connect on to the target at `upstream`.
+    pub fn proxy_tls(&self, upstream: &Address) -> anyhow::Result<Option<(Arc<rustls::ServerConfig>, tls::Client)>> {
+        let Some((cert, key)) = self.tls.as_ref().and_then(|t| t.pems.proxy.as_ref()) else {
+            return Ok(None);
+        };
+        let server = tls::server_config(cert, key)?;
+        Ok(self.rustls(upstream)?.map(|client| (server, client)))
     }
 
     /// `error`, with a hint when it is not the scenario's fault but the transport's: a

@@ -16,6 +16,23 @@ pub struct Pems {
     /// Certificate chain and private key.
     pub identity: Option<(Vec<u8>, Vec<u8>)>,
     pub insecure: bool,
+    /// The fault proxy's certificate chain and private key (`proxy_cert`, `proxy_key`).
+    pub proxy: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+/// The fault proxy's server config: its certificate and key, ALPN `h2`.
+pub fn server_config(cert: &[u8], key: &[u8]) -> anyhow::Result<Arc<rustls::ServerConfig>> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let chain = CertificateDer::pem_slice_iter(cert).collect::<Result<Vec<_>, _>>()?;
+    // The key's own error would not name the file, and must not show it.
+    let key = PrivateKeyDer::from_pem_slice(key)
+        .map_err(|_| anyhow::anyhow!("[tls] proxy_key holds no private key in PEM"))?;
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)?;
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    Ok(Arc::new(config))
 }
 
 /// What a TLS connection needs: the config and the name the server must prove.

@@ -27,7 +27,10 @@ impl Proxy {
         let stop = CancellationToken::new();
         tokio::spawn(proxy::run(
             fdsoak::net::Listener::Tcp(listener),
-            upstream.into(),
+            proxy::Upstream {
+                addr: upstream.into(),
+                tls: None,
+            },
             control.clone(),
             stop.clone(),
         ));

@@ -204,3 +204,45 @@ fn a_grpc_go_server_behind_the_proxy_gets_goaways_too() {
     let top = r.top_group("client");
     assert!(top.what.starts_with("ESTABLISHED to ") && top.change >= 5, "{top:?}");
 }
+
+#[test]
+fn under_tls_the_proxy_ends_tls_with_the_certificate_it_is_given_and_a_goaway_reaches_grpc_go() {
+    let dir = TempDir::new("h2-goaway-tls");
+    let pki = crate::tls::Pki::new();
+    let with_tls = |tls: &str| {
+        let text = std::fs::read_to_string(scenario(&dir, 6, GOAWAY_EVERY_SECOND)).unwrap();
+        dir.write(
+            "h2-tls.toml",
+            &text.replacen("[sampler]", &format!("{tls}[sampler]"), 1),
+        )
+    };
+    // Without a certificate for the proxy: a scenario error that says which keys enable it.
+    let ca_only = format!("[tls]\nca = \"{}\"\n", pki.path("ca.pem"));
+    let r = run(&with_tls(&ca_only), &[]);
+    assert_eq!(r.code, 2, "{}", r.context());
+    assert!(
+        r.stderr.contains("phases[1].faults[0].kind") && r.stderr.contains("proxy_cert and proxy_key"),
+        "{}",
+        r.stderr
+    );
+    let Some(exe) = go_build(&dir, "tests/programs/goleak") else {
+        return;
+    };
+    // The proxy presents a certificate from the CA the driver trusts (here the server's own).
+    let tls = format!(
+        "[tls]\nca = \"{}\"\nproxy_cert = \"{}\"\nproxy_key = \"{}\"\n",
+        pki.path("ca.pem"),
+        pki.path("server.pem"),
+        pki.path("server.key")
+    );
+    let spawn = format!(
+        "{} -addr 127.0.0.1:{{port}} -tls-cert {} -tls-key {}",
+        exe.display(),
+        pki.path("server.pem"),
+        pki.path("server.key")
+    );
+    let r = run(&with_tls(&tls), &["--spawn", &spawn]);
+    assert_eq!(r.code, 0, "{}", r.context());
+    assert_reconnects_on_goaway(&r);
+    assert!(r.summary().workloads.iter().all(|w| w.errors == 0), "{}", r.context());
+}

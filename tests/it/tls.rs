@@ -130,6 +130,8 @@ metadata = {{ authorization = "Bearer ${{FDSOAK_TEST_TOKEN}}", x-team = "literal
 ca = "{ca}"
 cert = "{cert}"
 key = "{key}"
+proxy_cert = "{proxy_cert}"
+proxy_key = "{proxy_key}"
 
 [sampler]
 interval = "100ms"
@@ -147,6 +149,11 @@ duration = "2s"
   method = "fdsoak.demo.v1.Chatbot/Ask"
   rate = 20
 
+  # Through the proxy, which ends TLS with its own key, and starts it again with the client's.
+  [[phases.faults]]
+  kind = "latency"
+  latency = "1ms"
+
 [[phases]]
 name = "drain"
 duration = "1s"
@@ -154,6 +161,8 @@ duration = "1s"
             ca = pki.path("ca.pem"),
             cert = pki.path("client.pem"),
             key = pki.path("client.key"),
+            proxy_cert = pki.path("server.pem"),
+            proxy_key = pki.path("server.key"),
         ),
     );
     let out = TempDir::new("secret-report");
@@ -174,7 +183,18 @@ duration = "1s"
         summary.workloads.iter().all(|w| w.ok > 0 && w.errors == 0),
         "{summary:?}"
     );
-    let secrets = [token, "literal-s3cret-value", "header-s3cret", "client.key"];
+    assert!(
+        summary.proxy.as_ref().is_some_and(|p| p.accepted >= 1),
+        "{:?}",
+        summary.proxy
+    );
+    let secrets = [
+        token,
+        "literal-s3cret-value",
+        "header-s3cret",
+        "client.key",
+        "server.key",
+    ];
     let mut texts = vec![
         ("stdout".to_string(), stdout.into_owned()),
         ("stderr".into(), stderr.into_owned()),

@@ -11,6 +11,17 @@ pub(super) fn check_tls(t: &TlsSpec, tls: &KeyPath) -> Rule {
         let missing = if t.cert.is_some() { "key" } else { "cert" };
         return fail(tls.key(missing), "mutual TLS needs both cert and key");
     }
+    if t.proxy_cert.is_some() != t.proxy_key.is_some() {
+        let missing = if t.proxy_cert.is_some() {
+            "proxy_key"
+        } else {
+            "proxy_cert"
+        };
+        return fail(
+            tls.key(missing),
+            "the fault proxy ends TLS with both proxy_cert and proxy_key",
+        );
+    }
     if t.ca.is_some() && t.insecure_skip_verify {
         return fail(
             tls.key("insecure_skip_verify"),

@@ -8,6 +8,8 @@
 //	-leak dup    every accepted connection is dup'd and the copy kept (keepDup),
 //	             so it stays in CLOSE_WAIT once the client leaves
 //
+//	-tls-cert F -tls-key K   serve over TLS with this certificate and key
+//
 // Prints "listening on ADDR", then serves until killed.
 package main
 
@@ -21,6 +23,7 @@ import (
 	"sync"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 )
 
@@ -97,6 +100,8 @@ func keepDup(c net.Conn) {
 func main() {
 	addr := flag.String("addr", "127.0.0.1:0", "address to listen on")
 	leak := flag.String("leak", "none", "none | file | some | dup")
+	cert := flag.String("tls-cert", "", "PEM certificate: serve over TLS")
+	key := flag.String("tls-key", "", "PEM key of -tls-cert")
 	flag.Parse()
 	lis, err := net.Listen("tcp", *addr)
 	if err != nil {
@@ -105,7 +110,15 @@ func main() {
 	if *leak == "dup" {
 		lis = dupListener{lis}
 	}
-	s := grpc.NewServer()
+	var opts []grpc.ServerOption
+	if *cert != "" {
+		creds, err := credentials.NewServerTLSFromFile(*cert, *key)
+		if err != nil {
+			log.Fatal(err)
+		}
+		opts = append(opts, grpc.Creds(creds))
+	}
+	s := grpc.NewServer(opts...)
 	healthpb.RegisterHealthServer(s, &health{leak: *leak})
 	fmt.Printf("listening on %s\n", lis.Addr())
 	os.Stdout.Sync()
