@@ -54,6 +54,15 @@ impl TargetPlan {
         !matches!(self, TargetPlan::Address { .. })
     }
 
+    /// The target listens on a Unix socket.
+    pub fn is_unix(&self) -> bool {
+        match self {
+            TargetPlan::Builtin { unix_socket, .. } => *unix_socket,
+            TargetPlan::Spawn { command, .. } => command.contains("{socket}"),
+            TargetPlan::Address { addr, .. } => addr.is_unix(),
+        }
+    }
+
     /// Adds variables to the environment of a target fdsoak starts; an attached one has none to set.
     pub fn add_env(&mut self, vars: Vec<(String, String)>) {
         if let TargetPlan::Builtin { env, .. } | TargetPlan::Spawn { env, .. } = self {

@@ -22,6 +22,38 @@ fn nft_rules(sc: &Scenario) -> bool {
         .any(|f| f.is_kernel() && matches!(f.kind, Blackhole | Loss))
 }
 
+/// The first kernel fault that could act on nothing because the target is on a Unix
+/// socket (SOCK_DESTROY and nftables act on TCP), with why: the driver's and the
+/// client's links to such a target, and its own inbound ones. Its outbound TCP links
+/// to its backends stay in reach.
+pub fn unix_problem(sc: &Scenario, unix_target: bool) -> Option<(crate::scenario::KeyPath, String)> {
+    use crate::scenario::{Direction, KeyPath};
+    if !unix_target {
+        return None;
+    }
+    for (i, phase) in sc.phases.iter().enumerate() {
+        for (j, f) in phase.faults.iter().enumerate() {
+            let role = f.role.unwrap_or_default();
+            let reachable = role == Role::Target && f.direction == Some(Direction::Outbound);
+            if f.is_kernel() && !reachable {
+                let at = KeyPath::default()
+                    .key("phases")
+                    .index(i)
+                    .key("faults")
+                    .index(j)
+                    .key("via");
+                return Some((
+                    at,
+                    format!(
+                        "the target is on a Unix socket, and kernel faults act on TCP connections only (SOCK_DESTROY, nftables): the {role}'s connections to it are out of reach; use the proxy (leave out via), or, for the target's TCP links to its backends, role = \"target\" with direction = \"outbound\""
+                    ),
+                ));
+            }
+        }
+    }
+    None
+}
+
 /// Refuses a run with kernel faults that this process could not inject.
 pub fn check_rights(sc: &Scenario) -> anyhow::Result<()> {
     if any(sc) && !crate::fault::kernel::may_reset() {

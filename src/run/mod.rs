@@ -69,9 +69,16 @@ pub async fn run(cfg: RunConfig, interrupt: impl Future<Output = ()>) -> Result<
     let transport = std::sync::Arc::new(transport);
     // Kernel faults need CAP_NET_ADMIN: said before anything starts (exit 3).
     kernel_faults::check_rights(sc).map_err(Error::run)?;
+    let mut plan = crate::lifecycle::plan::plan(sc, &cfg.fdsoak_exe).map_err(Error::run)?;
+    if let Some((key, message)) = kernel_faults::unix_problem(sc, plan.is_unix()) {
+        return Err(Error::Scenario(crate::scenario::error_at(
+            &cfg.scenario_file,
+            &key,
+            message,
+        )));
+    }
     let dir =
         crate::report::build::create_dir(cfg.out_dir.as_deref(), &cfg.reports_root, &sc.name).map_err(Error::run)?;
-    let mut plan = crate::lifecycle::plan::plan(sc, &cfg.fdsoak_exe).map_err(Error::run)?;
     let mut report = startup::report_builder(&cfg, &plan);
     let agents = startup::agents(sc, &mut plan, &mut report).map_err(Error::run)?;
     tokio::pin!(interrupt);

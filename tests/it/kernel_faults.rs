@@ -110,6 +110,17 @@ fn kernel_faults_say_what_they_cannot_do_and_need_cap_net_admin() {
         tool_missing("root (to switch to nobody)", "CI runs the tests as root");
         return;
     }
+    // A target on a Unix socket: its connections are out of reach (exit 2, naming the fault).
+    let r = run(
+        &scenario(&dir, "  kind = \"reset\"\n  via = \"kernel\"\n  every = \"1s\""),
+        &["--target", "unix:///nonexistent/fdsoak-test.sock"],
+    );
+    assert_eq!(r.code, 2, "{}", r.context());
+    assert!(
+        r.stderr.contains("phases[1].faults[0].via") && r.stderr.contains("Unix socket"),
+        "{}",
+        r.stderr
+    );
     // As `nobody`: no CAP_NET_ADMIN, so the run stops before anything starts.
     std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
     let exe = dir.path().join("fdsoak");
@@ -193,25 +204,42 @@ fn a_table_left_by_a_killed_run_is_removed_when_the_next_run_starts(server: &Ser
         server.addr
     );
     let sc = scenario(dir, &fault);
-    let mut child = std::process::Command::new(FDSOAK)
-        .arg("run")
-        .arg(&sc)
-        .args(["-q", "--target", &server.addr.to_string(), "--out"])
-        .arg(dir.path().join("killed"))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let mine = format!("fdsoak_{}_", child.id());
-    wait_until(std::time::Duration::from_secs(20), "the run's table", || {
-        fdsoak_tables().iter().any(|t| t.starts_with(&mine))
-    });
-    child.kill().unwrap();
-    child.wait().unwrap();
-    assert!(
-        fdsoak_tables().iter().any(|t| t.starts_with(&mine)),
-        "a SIGKILL leaves it"
-    );
+    for signal in [libc::SIGINT, libc::SIGKILL] {
+        let out = dir.path().join(format!("signal-{signal}"));
+        let mut child = std::process::Command::new(FDSOAK)
+            .arg("run")
+            .arg(&sc)
+            .args(["-q", "--target", &server.addr.to_string(), "--out"])
+            .arg(&out)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mine = format!("fdsoak_{}_", child.id());
+        // Its table, with the blackhole in it (its chains), so the fault has fired.
+        wait_until(std::time::Duration::from_secs(20), "the run's blackhole", || {
+            let out = std::process::Command::new("nft")
+                .args(["list", "ruleset"])
+                .output()
+                .unwrap();
+            let rules = String::from_utf8_lossy(&out.stdout);
+            rules.contains(&mine) && rules.contains("chain b0_out")
+        });
+        // SAFETY: kill(2) on the child started above, not yet waited for.
+        assert_eq!(unsafe { libc::kill(child.id() as i32, signal) }, 0);
+        child.wait().unwrap();
+        let left = fdsoak_tables().iter().any(|t| t.starts_with(&mine));
+        if signal == libc::SIGINT {
+            assert!(!left, "Ctrl-C ends the run, and its table with it");
+            let s = read_summary(&out);
+            assert!(
+                s.fault_events.iter().any(|e| e.kind == "blackhole"),
+                "the report is written"
+            );
+        } else {
+            assert!(left, "a SIGKILL leaves it");
+        }
+    }
     let r = run(&sc, &["--target", &server.addr.to_string()]);
     assert!(r.code == 0 || r.code == 1, "{}", r.context());
     assert!(fdsoak_tables().is_empty(), "tables left: {:?}", fdsoak_tables());
