@@ -67,6 +67,8 @@ pub enum Action {
     Probe(ProbeConfig),
     Proxy(ProxyConfig),
     ClientDemo(crate::client::demo::DemoConfig),
+    /// Print this text (completions, the man page) to standard output.
+    Print(String),
 }
 
 impl Cli {
@@ -86,6 +88,9 @@ impl Cli {
                 })))
             }
             Command::Validate { scenarios } => Ok(Action::Validate(scenarios)),
+            c @ (Command::Completions { .. } | Command::Man) => {
+                Ok(Action::Print(super::about_the_cli(&c).map_err(Error::run)?))
+            }
             Command::Merge { reports, out } => Ok(Action::Merge { reports, out }),
             Command::Trend(t) => Ok(Action::Trend(t)),
             Command::Report { dir } => Ok(Action::Report(dir)),

@@ -97,6 +97,26 @@ pub enum Command {
         #[arg(required = true)]
         scenarios: Vec<PathBuf>,
     },
+    /// Print a completion script for a shell: `fdsoak completions bash > /etc/bash_completion.d/fdsoak`.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff): `fdsoak man > fdsoak.1; man ./fdsoak.1`.
+    Man,
+}
+
+/// Text about the command line itself: a shell's completion script, or the man page.
+fn about_the_cli(command: &Command) -> anyhow::Result<String> {
+    use clap::CommandFactory;
+    let mut cli = Cli::command();
+    let mut out = Vec::new();
+    match command {
+        Command::Completions { shell } => clap_complete::generate(*shell, &mut cli, "fdsoak", &mut out),
+        _ => clap_mangen::Man::new(cli).render(&mut out)?,
+    }
+    Ok(String::from_utf8(out)?)
 }
 
 #[derive(Debug, Args)]

@@ -30,6 +30,13 @@ pub fn execute(action: Action) -> Result<Exit> {
         Action::Probe(p) => probe::execute(p),
         Action::Proxy(p) => proxy::execute(p),
         Action::ClientDemo(c) => client_demo::execute(c),
+        Action::Print(text) => {
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
+            out.write_all(text.as_bytes())
+                .map_err(|e| Error::run(anyhow::anyhow!("writing: {e}")))?;
+            Ok(Exit::Pass)
+        }
     }
 }
 

@@ -37,6 +37,7 @@ mod reports;
 mod rpc;
 mod scenario_errors;
 mod shards;
+mod shell;
 mod streams;
 mod stretch;
 mod targets;
