@@ -92,6 +92,19 @@ impl fmt::Display for KeyPath {
     }
 }
 
+/// The JSON Schema of a scenario file, generated from this model (committed as
+/// `schema/scenario.schema.json`, which each file in `scenarios/` names in a `#:schema`
+/// comment for editors; a test keeps the two equal). Unknown keys are refused, as
+/// when a run reads the file; rules across keys are `fdsoak validate`'s.
+pub fn json_schema() -> serde_json::Value {
+    let mut schema = schemars::schema_for!(Scenario).to_value();
+    if let Some(o) = schema.as_object_mut() {
+        o.insert("$id".into(), "https://fdsoak.dev/schema/scenario.schema.json".into());
+        o.insert("description".into(), "An fdsoak scenario file (TOML)".into());
+    }
+    schema
+}
+
 /// Reads, parses and validates a scenario file; its rpc methods are not resolved yet (see `rpc::load_scenario`).
 pub fn read_file(path: &Path) -> Result<Scenario, ScenarioError> {
     let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read {

@@ -310,3 +310,61 @@ fn resolved_holds_every_default_of_every_library_scenario() {
         assert!(again.is_ok(), "{name}: {again:?}\n{text}");
     }
 }
+
+/// The scenario schema, too, is the one generated from the model; every library scenario
+/// names it for editors (taplo's `#:schema`), and check-jsonschema holds each to it and
+/// refuses a misspelled key.
+#[test]
+fn the_scenario_schema_is_generated_from_the_model_and_holds_every_library_scenario() {
+    let generated = serde_json::to_string_pretty(&fdsoak::scenario::json_schema()).unwrap() + "\n";
+    let path = repo("schema/scenario.schema.json");
+    if std::env::var_os("FDSOAK_UPDATE_SCHEMA").is_some() {
+        std::fs::write(&path, &generated).unwrap();
+    }
+    let committed = std::fs::read_to_string(&path).unwrap();
+    assert!(
+        committed == generated,
+        "schema/scenario.schema.json is stale: rerun with FDSOAK_UPDATE_SCHEMA=1 and review the diff"
+    );
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(repo("scenarios")).unwrap() {
+        let p = entry.unwrap().path();
+        if p.extension().is_some_and(|e| e == "toml") {
+            let text = std::fs::read_to_string(&p).unwrap();
+            assert!(
+                text.starts_with("#:schema ../schema/scenario.schema.json\n"),
+                "{} does not name the schema on its first line",
+                p.display()
+            );
+            files.push(p);
+        }
+    }
+    assert!(files.len() >= 10, "{files:?}");
+    if std::process::Command::new("check-jsonschema")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        tool_missing("check-jsonschema", ".ci/run installs it with pip");
+        return;
+    }
+    let check = |files: &[std::path::PathBuf]| {
+        std::process::Command::new("check-jsonschema")
+            .arg("--schemafile")
+            .arg(&path)
+            .args(files)
+            .output()
+            .unwrap()
+    };
+    let o = check(&files);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
+    let dir = TempDir::new("scenario-schema");
+    let quick = std::fs::read_to_string(repo("scenarios/quickstart.toml")).unwrap();
+    let typo = dir.write(
+        "typo.toml",
+        &quick.replacen("[sampler]", "[sampler]\nintervall = \"1s\"", 1),
+    );
+    let o = check(&[typo]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(!o.status.success() && out.contains("intervall"), "{out}");
+}
