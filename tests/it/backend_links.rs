@@ -88,18 +88,22 @@ fn a_server_whose_backend_retries_leak_channels_is_caught_by_kernel_blackholes_a
     assert_eq!(holes, 3, "{:?}", s.fault_events);
     assert!(s.proxy.is_none(), "no proxy in a run whose faults are all the kernel's");
 
+    // Ten runs, two at a time (each its own server; the faults touch only its own link).
     let twin = python(&format!("{{port}} backend-shared {}", backend.port));
-    for i in 0..10 {
-        let r = run(&sc, &["--spawn", &twin]);
-        assert_eq!(r.code, 0, "run {i}: {}", r.context());
-        let holes = r
-            .summary()
-            .fault_events
-            .iter()
-            .filter(|e| e.kind == "blackhole")
-            .count();
-        assert_eq!(holes, 3, "run {i}: the faults fired");
-    }
+    std::thread::scope(|s| {
+        for lane in 0..2 {
+            let (sc, twin) = (&sc, &twin);
+            s.spawn(move || {
+                for i in 0..5 {
+                    let r = run(sc, &["--spawn", twin]);
+                    assert_eq!(r.code, 0, "run {lane}.{i}: {}", r.context());
+                    let summary = r.summary();
+                    let holes = summary.fault_events.iter().filter(|e| e.kind == "blackhole");
+                    assert_eq!(holes.count(), 3, "run {lane}.{i}: the faults fired");
+                }
+            });
+        }
+    });
 }
 
 #[test]

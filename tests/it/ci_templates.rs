@@ -1,8 +1,12 @@
 //! The CI templates, checked offline with the tools `.ci/run` installs from
 //! PyPI: `check-jsonschema` with its bundled GitHub Action, GitHub workflow
 //! and GitLab CI schemas, and actionlint on the nightly workflow and on a
-//! workflow that uses the action from its own directory. Each check is shown
-//! to fail on a broken copy. Skipped, saying so, where the tools are missing.
+//! workflow that uses the action from its own directory, and on the release
+//! workflow. Each check is shown to fail on a broken copy. Skipped, saying
+//! so, where the tools are missing. The action's install script is run
+//! against a local release directory: the prebuilt binary found and
+//! checked, a checksum that does not match refused, and the fallback to a
+//! real `cargo install` from source.
 
 use crate::common::*;
 use std::path::Path;
@@ -43,6 +47,7 @@ fn the_ci_templates_pass_their_schemas_and_a_broken_one_fails() {
     for (schema, file) in [
         ("vendor.github-actions", "action.yml"),
         ("vendor.github-workflows", "ci/github/nightly.yml"),
+        ("vendor.github-workflows", ".github/workflows/release.yml"),
         ("vendor.gitlab-ci", "ci/gitlab/fdsoak.gitlab-ci.yml"),
     ] {
         let (ok, text) = check(&root, "check-jsonschema", &["--builtin-schema", schema, file]);
@@ -80,8 +85,10 @@ fn actionlint_passes_the_workflows_and_catches_a_wrong_input_to_the_action() {
     if !tool("actionlint") {
         return;
     }
-    let (ok, text) = check(&repo(""), "actionlint", &["ci/github/nightly.yml"]);
-    assert!(ok, "{text}");
+    for workflow in ["ci/github/nightly.yml", ".github/workflows/release.yml"] {
+        let (ok, text) = check(&repo(""), "actionlint", &[workflow]);
+        assert!(ok, "{workflow}: {text}");
+    }
     // A repository holding the action, and a workflow using it from there.
     let dir = TempDir::new("ci-actionlint");
     std::fs::copy(repo("action.yml"), dir.path().join("action.yml")).unwrap();
@@ -99,4 +106,100 @@ fn actionlint_passes_the_workflows_and_catches_a_wrong_input_to_the_action() {
     std::fs::write(dir.path().join(file), workflow("scenaro")).unwrap();
     let (ok, text) = check(dir.path(), "actionlint", &[file]);
     assert!(!ok && text.contains("scenaro"), "{text}");
+}
+
+/// The release asset's target for this machine, as install.sh names it.
+fn this_target() -> &'static str {
+    match std::env::consts::ARCH {
+        "aarch64" => "aarch64-unknown-linux-gnu",
+        _ => "x86_64-unknown-linux-gnu",
+    }
+}
+
+/// Runs `ci/github/install.sh args…` with `env`; its exit code, standard output and error.
+fn install(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String, String) {
+    let o = Command::new("bash")
+        .arg(repo("ci/github/install.sh"))
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (o.status.code(), text(&o.stdout), text(&o.stderr))
+}
+
+#[test]
+fn the_actions_install_takes_the_released_binary_checks_it_and_falls_back_to_source() {
+    let dir = TempDir::new("ci-install");
+    // A release directory as the release workflow lays it out: TAG/asset, TAG/asset.sha256.
+    let release = dir.path().join("releases");
+    let tag = "v9.9.9";
+    let packed = Command::new("bash")
+        .arg(repo("ci/github/package.sh"))
+        .args([tag, this_target(), FDSOAK])
+        .arg(release.join(tag))
+        .output()
+        .unwrap();
+    assert!(packed.status.success(), "{}", String::from_utf8_lossy(&packed.stderr));
+    let url = format!("file://{}", release.display());
+    let env = [("FDSOAK_RELEASE_URL", url.as_str())];
+    let dest = |name: &str| dir.path().join(name).display().to_string();
+
+    // Found: installed, and it is the fdsoak that was packed.
+    let (code, out, err) = install(&["download", tag, &dest("found")], &env);
+    assert_eq!((code, out.as_str()), (Some(0), "installed=true\n"), "{err}");
+    let v = Command::new(dir.path().join("found/bin/fdsoak"))
+        .arg("--version")
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&v.stdout).starts_with("fdsoak "), "{v:?}");
+
+    // No asset for this version, or a ref that is no version: build from source instead.
+    for version in ["v9.9.8", "main", "source", ""] {
+        let (code, out, err) = install(&["download", version, &dest("none")], &env);
+        assert_eq!(
+            (code, out.as_str()),
+            (Some(0), "installed=false\n"),
+            "{version:?}: {err}"
+        );
+    }
+    assert!(!dir.path().join("none").exists());
+
+    // A checksum that does not match: refused, nothing installed, no fallback.
+    let sums = release
+        .join(tag)
+        .join(format!("fdsoak-{tag}-{}.tar.gz.sha256", this_target()));
+    let text = std::fs::read_to_string(&sums).unwrap();
+    std::fs::write(&sums, format!("{}{}", "0".repeat(64), &text[64..])).unwrap();
+    let (code, out, err) = install(&["download", tag, &dest("tampered")], &env);
+    assert_eq!(code, Some(1), "{out}{err}");
+    assert!(
+        err.contains("does not match its checksum") && out.is_empty(),
+        "{out}{err}"
+    );
+    assert!(!dir.path().join("tampered/bin/fdsoak").exists());
+
+    // The fallback: a real cargo install, here of a one-file crate standing in for the source.
+    let src = dir.path().join("source");
+    std::fs::create_dir_all(src.join("src")).unwrap();
+    std::fs::write(
+        src.join("Cargo.toml"),
+        "[package]\nname = \"fdsoak\"\nversion = \"0.0.1\"\nedition = \"2021\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        src.join("src/main.rs"),
+        "fn main() { println!(\"built from source\"); }\n",
+    )
+    .unwrap();
+    let lock = Command::new("cargo")
+        .args(["generate-lockfile", "--offline"])
+        .current_dir(&src)
+        .status();
+    assert!(lock.unwrap().success());
+    let src_env = [("FDSOAK_ACTION_PATH", src.to_str().unwrap())];
+    let (code, out, err) = install(&["source", &dest("built")], &src_env);
+    assert_eq!(code, Some(0), "{out}{err}");
+    let o = Command::new(dir.path().join("built/bin/fdsoak")).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "built from source\n");
 }
