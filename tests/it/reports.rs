@@ -267,16 +267,22 @@ fn latency_rules_use_the_stored_distributions() {
 /// FDSOAK_UPDATE_SCHEMA=1 rewrites it after an intended model change.
 #[test]
 fn the_committed_schema_is_generated_from_the_model() {
-    let generated = serde_json::to_string_pretty(&fdsoak::report::model::json_schema()).unwrap() + "\n";
-    let path = repo("schema/summary.schema.json");
+    committed_is_generated("schema/summary.schema.json", &fdsoak::report::model::json_schema());
+}
+
+/// The committed schema at `file` is `generated`; FDSOAK_UPDATE_SCHEMA=1 writes it first.
+fn committed_is_generated(file: &str, generated: &serde_json::Value) -> std::path::PathBuf {
+    let generated = serde_json::to_string_pretty(generated).unwrap() + "\n";
+    let path = repo(file);
     if std::env::var_os("FDSOAK_UPDATE_SCHEMA").is_some() {
         std::fs::write(&path, &generated).unwrap();
     }
     let committed = std::fs::read_to_string(&path).unwrap();
     assert!(
         committed == generated,
-        "schema/summary.schema.json is stale: rerun with FDSOAK_UPDATE_SCHEMA=1 and review the diff"
+        "{file} is stale: rerun with FDSOAK_UPDATE_SCHEMA=1 and review the diff"
     );
+    path
 }
 
 /// Every key with a default reads as that default, never `null`, in `resolved`.
@@ -316,16 +322,7 @@ fn resolved_holds_every_default_of_every_library_scenario() {
 /// refuses a misspelled key.
 #[test]
 fn the_scenario_schema_is_generated_from_the_model_and_holds_every_library_scenario() {
-    let generated = serde_json::to_string_pretty(&fdsoak::scenario::json_schema()).unwrap() + "\n";
-    let path = repo("schema/scenario.schema.json");
-    if std::env::var_os("FDSOAK_UPDATE_SCHEMA").is_some() {
-        std::fs::write(&path, &generated).unwrap();
-    }
-    let committed = std::fs::read_to_string(&path).unwrap();
-    assert!(
-        committed == generated,
-        "schema/scenario.schema.json is stale: rerun with FDSOAK_UPDATE_SCHEMA=1 and review the diff"
-    );
+    let path = committed_is_generated("schema/scenario.schema.json", &fdsoak::scenario::json_schema());
     let mut files = Vec::new();
     for entry in std::fs::read_dir(repo("scenarios")).unwrap() {
         let p = entry.unwrap().path();
