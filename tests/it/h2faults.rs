@@ -243,6 +243,6 @@ fn under_tls_the_proxy_ends_tls_with_the_certificate_it_is_given_and_a_goaway_re
     );
     let r = run(&with_tls(&tls), &["--spawn", &spawn]);
     assert_eq!(r.code, 0, "{}", r.context());
+    // As in plaintext: a call that crosses a GOAWAY may fail; the error gate judges them.
     assert_reconnects_on_goaway(&r);
-    assert!(r.summary().workloads.iter().all(|w| w.errors == 0), "{}", r.context());
 }
