@@ -57,6 +57,22 @@ pub fn launch(mut cmd: Command, nofile: Option<u64>, tail: &Tail, stdin: bool) -
     Ok(child)
 }
 
+/// A command for `words` (a program and its arguments) that runs in `dir`, or
+/// in fdsoak's own directory when `None`. A relative program path with a slash
+/// (`./target/release/server`) is taken from `dir`, as a shell there would.
+pub fn command_in(words: &[String], dir: Option<&std::path::Path>) -> Command {
+    let program = match dir {
+        Some(d) if words[0].contains('/') && !words[0].starts_with('/') => d.join(&words[0]).into_os_string(),
+        _ => words[0].clone().into(),
+    };
+    let mut cmd = Command::new(program);
+    cmd.args(&words[1..]);
+    if let Some(d) = dir {
+        cmd.current_dir(d);
+    }
+    cmd
+}
+
 /// Makes a child die with fdsoak, however fdsoak ends (SIGKILL, the OOM
 /// killer): the kernel sends it SIGKILL when fdsoak's starting thread exits.
 /// Children start from runtime worker threads, which live as long as the process.

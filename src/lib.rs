@@ -11,6 +11,7 @@
 //! fingerprint, finding, gate, checkpoint, verdict).
 
 pub mod analysis;
+pub mod bisect;
 pub mod child;
 pub mod cli;
 pub mod client;

@@ -247,12 +247,43 @@ pub fn verdict_lines(h: &History) -> Vec<String> {
     for (gate, label) in h.first_failures() {
         lines.push(format!("gate {gate} first failed at {label}"));
     }
+    if let Some(cmd) = bisect_command(h) {
+        lines.push(format!("to find the commit: {cmd}"));
+    }
     for s in &h.series {
         if let Some(label) = h.first_regressed(s) {
             lines.push(format!("{} {} first regressed at {label}", s.subject, s.metric));
         }
     }
     lines
+}
+
+/// The `fdsoak bisect` command that searches the commits between the newest
+/// regression's first regressed build and the build before it, with the
+/// target and client its report ran; the build command is the user's to fill in.
+pub fn bisect_command(h: &History) -> Option<String> {
+    let bad = (1..h.builds.len())
+        .rev()
+        .find(|&i| h.regressed_against[i].is_some() && h.regressed_against[i - 1].is_none())?;
+    let (good, bad) = (&h.builds[bad - 1], &h.builds[bad]);
+    let info = &bad.summary.scenario;
+    let quote = |s: &str| shlex::try_quote(s).map_or_else(|_| s.to_string(), |q| q.into_owned());
+    let mut cmd = format!(
+        "fdsoak bisect --good {} --bad {} --build '<your build command>' {}",
+        quote(&good.label),
+        quote(&bad.label),
+        quote(&info.file)
+    );
+    let target = &info.resolved.target;
+    match (target.mode, &target.command, &target.address) {
+        (crate::scenario::TargetMode::Spawn, Some(c), _) => cmd += &format!(" --spawn {}", quote(c)),
+        (crate::scenario::TargetMode::Address, _, Some(a)) => cmd += &format!(" --target {}", quote(a)),
+        _ => {}
+    }
+    if let Some(c) = &info.resolved.client {
+        cmd += &format!(" --client {}", quote(&c.command));
+    }
+    Some(cmd)
 }
 
 /// Writes `trend.md` and `trend.html` into `out`.

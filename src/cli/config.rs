@@ -69,6 +69,7 @@ pub enum Action {
     ClientDemo(crate::client::demo::DemoConfig),
     /// Print this text (completions, the man page) to standard output.
     Print(String),
+    Bisect(Box<crate::bisect::BisectConfig>),
 }
 
 impl Cli {
@@ -76,6 +77,7 @@ impl Cli {
     pub fn into_action(self) -> Result<Action> {
         match self.command {
             Command::Run(a) => run_config(*a),
+            Command::Bisect(b) => bisect_config(*b),
             Command::Serve(s) => {
                 let s = *s;
                 Ok(Action::Serve(Box::new(ServeConfig {
@@ -146,7 +148,22 @@ impl Cli {
     }
 }
 
-fn run_config(mut a: RunArgs) -> Result<Action> {
+fn run_config(a: RunArgs) -> Result<Action> {
+    let (quiet, workers) = (a.quiet, a.workers);
+    let config = Box::new(run_setup(a, Programs::Check)?);
+    Ok(Action::Run { config, quiet, workers })
+}
+
+/// Whether the client's program must exist now: not for `bisect`, whose
+/// programs are built in each commit's worktree.
+#[derive(Clone, Copy, PartialEq)]
+enum Programs {
+    Check,
+    BuiltLater,
+}
+
+/// `run`'s flags over the scenario: the run configuration they make.
+fn run_setup(mut a: RunArgs, programs: Programs) -> Result<RunConfig> {
     let mut sc = crate::rpc::load_scenario(&a.scenario).map_err(Error::Scenario)?;
     crate::transport::resolve(&mut sc, &a.scenario).map_err(Error::Scenario)?;
     std::mem::take(&mut a.tls)
@@ -163,26 +180,49 @@ fn run_config(mut a: RunArgs) -> Result<Action> {
     if let Some(s) = shard {
         s.apply(&mut sc);
     }
-    let fdsoak_exe = apply_client(&mut sc, &a)?;
+    let fdsoak_exe = apply_client(&mut sc, &a, programs)?;
     apply_gates(&mut sc.gates, &a.gates);
     scenario::check_rules(&sc)
         .map_err(|(key, message)| usage(&format!("(after command-line overrides) {key}"), message))?;
-    Ok(Action::Run {
-        config: Box::new(RunConfig {
-            scenario: sc,
-            scenario_file: a.scenario,
-            out_dir: a.out,
-            reports_root: a.reports_dir,
-            fdsoak_exe,
-            progress: !a.quiet,
-            shard,
-            start_at: a.start_at,
-            overrides,
-            label: a.label,
-        }),
-        quiet: a.quiet,
-        workers: a.workers,
+    Ok(RunConfig {
+        scenario: sc,
+        scenario_file: a.scenario,
+        out_dir: a.out,
+        reports_root: a.reports_dir,
+        fdsoak_exe,
+        progress: !a.quiet,
+        shard,
+        start_at: a.start_at,
+        overrides,
+        label: a.label,
+        workdir: None,
     })
+}
+
+/// `fdsoak bisect`: the run every candidate gets, and the search around it.
+fn bisect_config(b: BisectArgs) -> Result<Action> {
+    if b.run.label.is_some() {
+        return Err(usage("--label", "bisect labels each run with its commit".into()));
+    }
+    if b.run.start_at.is_some() || b.run.shard.is_some() || b.run.shards.is_some() {
+        return Err(usage(
+            "--start-at, --shard, --shards",
+            "apply to one run, not to a bisection".into(),
+        ));
+    }
+    let workers = b.run.workers;
+    let mut run = run_setup(b.run, Programs::BuiltLater)?;
+    let out = run.out_dir.take();
+    Ok(Action::Bisect(Box::new(crate::bisect::BisectConfig {
+        run,
+        repo: b.repo,
+        good: b.good,
+        bad: b.bad,
+        build: b.build,
+        repeat: b.repeat,
+        out,
+        workers,
+    })))
 }
 
 fn usage(flag: &str, message: String) -> Error {
@@ -287,7 +327,7 @@ fn shard_of(a: &RunArgs) -> Result<Option<crate::scenario::Shard>> {
 
 /// `--client` in place of the scenario's, and a check that its program exists. Returns
 /// fdsoak's own executable, which a client command may name.
-fn apply_client(sc: &mut Scenario, a: &RunArgs) -> Result<PathBuf> {
+fn apply_client(sc: &mut Scenario, a: &RunArgs, programs: Programs) -> Result<PathBuf> {
     if let Some(command) = &a.client {
         let expect_exit = sc.client.as_ref().is_some_and(|c| c.expect_exit);
         sc.client = Some(ClientSpec {
@@ -297,7 +337,7 @@ fn apply_client(sc: &mut Scenario, a: &RunArgs) -> Result<PathBuf> {
     }
     let fdsoak_exe =
         std::env::current_exe().map_err(|e| Error::run(anyhow::anyhow!("cannot find fdsoak's own executable: {e}")))?;
-    if let Some(c) = &sc.client {
+    if let Some(c) = sc.client.as_ref().filter(|_| programs == Programs::Check) {
         let line = crate::client::command_line(c, "127.0.0.1:1", &fdsoak_exe);
         let key = if a.client.is_some() {
             "--client"

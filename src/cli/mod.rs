@@ -97,6 +97,16 @@ pub enum Command {
         #[arg(required = true)]
         scenarios: Vec<PathBuf>,
     },
+    /// Find the commit that made a scenario fail: build and run each candidate between a good
+    /// and a bad commit, in a git worktree of its own, and write bisect.md and bisect.json.
+    ///
+    /// Takes the flags of `run` (--spawn, --client, gates, …); commands it starts run in the
+    /// worktree, so `--spawn "./target/release/server --port {port}"` is that commit's build.
+    /// --out names the bisection's directory; each run's report goes in its runs/.
+    /// Exits 0 when the first bad commit is found, 1 when the good end fails or the bad end
+    /// passes, 2 for usage, 3 when it cannot decide (a run error, every candidate skipped),
+    /// 130 when interrupted (the steps so far are written).
+    Bisect(Box<BisectArgs>),
     /// Print a completion script for a shell: `fdsoak completions bash > /etc/bash_completion.d/fdsoak`.
     Completions {
         /// The shell.
@@ -117,6 +127,28 @@ fn about_the_cli(command: &Command) -> anyhow::Result<String> {
         _ => clap_mangen::Man::new(cli).render(&mut out)?,
     }
     Ok(String::from_utf8(out)?)
+}
+
+#[derive(Debug, Args)]
+pub struct BisectArgs {
+    /// A commit (any git revision) where the scenario passes.
+    #[arg(long, value_name = "REV")]
+    pub good: String,
+    /// A later commit where it fails.
+    #[arg(long, value_name = "REV")]
+    pub bad: String,
+    /// Build each candidate with this shell command, run in its worktree; a build that
+    /// fails skips the commit.
+    #[arg(long, value_name = "CMD")]
+    pub build: Option<String>,
+    /// Run each candidate up to N times: any failed run makes it bad (a slow leak may not show every time).
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub repeat: u32,
+    /// The git repository to bisect.
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    pub repo: PathBuf,
+    #[command(flatten)]
+    pub run: RunArgs,
 }
 
 #[derive(Debug, Args)]

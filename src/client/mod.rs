@@ -12,7 +12,7 @@ use crate::net::Address;
 use crate::scenario::ClientSpec;
 use anyhow::{anyhow, Context};
 use std::path::Path;
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 
 /// The environment variable that carries the address the client must use.
 pub const ADDR_ENV: &str = "FDSOAK_TARGET_ADDR";
@@ -44,21 +44,22 @@ pub fn command_line(spec: &ClientSpec, addr: &str, fdsoak: &Path) -> String {
         .replace("{fdsoak}", &fdsoak.display().to_string())
 }
 
-/// Starts the client's command with `{addr}` (and `FDSOAK_TARGET_ADDR`) set to `addr`,
-/// and `env` (an origin agent's) in its environment.
-pub fn start(
-    spec: &ClientSpec,
-    addr: &Address,
-    fdsoak: &Path,
-    env: &[(String, String)],
-) -> anyhow::Result<RunningClient> {
+/// How to start a client: fdsoak's own executable (for `{fdsoak}`), what its
+/// environment gains (an origin agent's), and where it runs (`None`: fdsoak's directory).
+pub struct Launch<'a> {
+    pub fdsoak: &'a Path,
+    pub env: &'a [(String, String)],
+    pub dir: Option<&'a Path>,
+}
+
+/// Starts the client's command with `{addr}` (and `FDSOAK_TARGET_ADDR`) set to `addr`.
+pub fn start(spec: &ClientSpec, addr: &Address, how: Launch<'_>) -> anyhow::Result<RunningClient> {
+    let Launch { fdsoak, env, dir } = how;
     let line = command_line(spec, &addr.to_string(), fdsoak);
     let words = shlex::split(&line).filter(|w| !w.is_empty());
     let words = words.ok_or_else(|| anyhow!("client command {line:?} is not a command line"))?;
-    let mut cmd = Command::new(&words[0]);
-    cmd.args(&words[1..])
-        .env(ADDR_ENV, addr.to_string())
-        .envs(env.iter().cloned());
+    let mut cmd = child::command_in(&words, dir);
+    cmd.env(ADDR_ENV, addr.to_string()).envs(env.iter().cloned());
     let tail = Tail::default();
     let mut child =
         child::launch(cmd, None, &tail, false).with_context(|| format!("starting the client {:?}", words[0]))?;

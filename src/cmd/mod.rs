@@ -3,6 +3,7 @@
 //! [`Error`] that knows its own. Only the commands that do network work
 //! start a Tokio runtime.
 
+pub mod bisect;
 pub mod client_demo;
 pub mod compare;
 pub mod merge;
@@ -21,6 +22,7 @@ use crate::error::{Error, Exit, Result};
 pub fn execute(action: Action) -> Result<Exit> {
     match action {
         Action::Run { config, quiet, workers } => run::execute(*config, quiet, workers),
+        Action::Bisect(b) => bisect::execute(*b),
         Action::Serve(s) => serve::execute(*s),
         Action::Validate(files) => validate::execute(&files),
         Action::Compare(c) => compare::execute(c),

@@ -16,7 +16,7 @@ use crate::net::Address;
 use crate::transport::{Dial, Transport};
 use anyhow::{anyhow, Context};
 pub use ready::Ready;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -40,6 +40,8 @@ pub enum TargetPlan {
         command: String,
         nofile: Option<u64>,
         env: Vec<(String, String)>,
+        /// Where it runs (`fdsoak bisect`'s worktree); fdsoak's own directory when `None`.
+        dir: Option<PathBuf>,
     },
     /// A running server. `remote`: its counts come from elsewhere (`[target.fds]`), so no local PID is looked for.
     Address {
@@ -107,7 +109,12 @@ pub async fn start(plan: &TargetPlan, ready: Ready, transport: &Arc<Transport>) 
     let mut up = match plan {
         TargetPlan::Address { addr, .. } => Launched::attached(addr),
         TargetPlan::Builtin { .. } => launch_builtin(plan, ready, &tail).await?,
-        TargetPlan::Spawn { command, nofile, env } => launch_spawned(command, *nofile, env, &tail)?,
+        TargetPlan::Spawn {
+            command,
+            nofile,
+            env,
+            dir,
+        } => launch_spawned(command, *nofile, env, dir.as_deref(), &tail)?,
     };
     let dial = Dial::new(up.addr.clone(), transport.clone());
     ready::wait(&dial, ready, up.child.as_mut(), &tail).await?;
@@ -223,6 +230,7 @@ fn launch_spawned(
     command: &str,
     nofile: Option<u64>,
     env: &[(String, String)],
+    dir: Option<&Path>,
     tail: &Tail,
 ) -> Result<Launched, TargetError> {
     let mut socket_dir = None;
@@ -237,8 +245,8 @@ fn launch_spawned(
         (line, Address::Tcp(std::net::SocketAddr::from(([127, 0, 0, 1], port))))
     };
     let words = split_command(&line)?;
-    let mut cmd = Command::new(&words[0]);
-    cmd.args(&words[1..]).envs(env.iter().cloned());
+    let mut cmd = crate::child::command_in(&words, dir);
+    cmd.envs(env.iter().cloned());
     let mut child = launch(cmd, nofile, tail, false).context("starting the target")?;
     if let Some(out) = child.stdout.take() {
         drain_lines(out, tail.clone());

@@ -39,6 +39,7 @@ pub fn plan(sc: &Scenario, exe: &Path) -> anyhow::Result<TargetPlan> {
                 .replace("{fdsoak}", &exe.display().to_string()),
             nofile: t.nofile,
             env: Vec::new(),
+            dir: None,
         },
         TargetMode::Address => TargetPlan::Address {
             addr: parse_address(t.address.as_deref().unwrap_or_default())?,

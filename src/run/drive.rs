@@ -48,6 +48,8 @@ pub struct DriveSetup<'a> {
     pub dir: &'a Path,
     /// fdsoak's own executable, for a client command's `{fdsoak}`.
     pub fdsoak: &'a Path,
+    /// Where the commands fdsoak starts run (`fdsoak bisect`'s worktree); `None`: fdsoak's directory.
+    pub workdir: Option<&'a Path>,
     /// Show live progress.
     pub progress: bool,
     /// With origins on: the agents, and whether the target is a process fdsoak started (and so carries one).
@@ -115,7 +117,12 @@ impl<'a> Drive<'a> {
         let client = match &sc.client {
             Some(spec) => {
                 let env = s.agents.map(|(a, _)| a.env()).unwrap_or_default();
-                Some(crate::client::start(spec, &dial.addr, s.fdsoak, &env)?)
+                let how = crate::client::Launch {
+                    fdsoak: s.fdsoak,
+                    env: &env,
+                    dir: s.workdir,
+                };
+                Some(crate::client::start(spec, &dial.addr, how)?)
             }
             None => None,
         };

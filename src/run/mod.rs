@@ -47,6 +47,9 @@ pub struct RunConfig {
     pub overrides: Vec<crate::scenario::stretch::PhaseOverride>,
     /// The build this run tested (`--label`), for `fdsoak trend`.
     pub label: Option<String>,
+    /// Where the commands fdsoak starts (`--spawn`, `--client`) run: `fdsoak bisect`'s
+    /// worktree of the commit under test; `None` for fdsoak's own directory.
+    pub workdir: Option<PathBuf>,
 }
 
 /// What a finished run produced.
@@ -70,6 +73,9 @@ pub async fn run(cfg: RunConfig, interrupt: impl Future<Output = ()>) -> Result<
     // Kernel faults need CAP_NET_ADMIN: said before anything starts (exit 3).
     kernel_faults::check_rights(sc).map_err(Error::run)?;
     let mut plan = crate::lifecycle::plan::plan(sc, &cfg.fdsoak_exe).map_err(Error::run)?;
+    if let crate::lifecycle::TargetPlan::Spawn { dir, .. } = &mut plan {
+        dir.clone_from(&cfg.workdir);
+    }
     if let Some((key, message)) = kernel_faults::unix_problem(sc, plan.is_unix()) {
         return Err(Error::Scenario(crate::scenario::error_at(
             &cfg.scenario_file,
@@ -119,6 +125,7 @@ pub async fn run(cfg: RunConfig, interrupt: impl Future<Output = ()>) -> Result<
             checkpoints: checkpoint::interval(sc).map(|every| (every, report.clone())),
             dir: &dir,
             fdsoak: &cfg.fdsoak_exe,
+            workdir: cfg.workdir.as_deref(),
             progress: cfg.progress,
             agents: agents.as_ref().map(|a| (a, plan.started_by_fdsoak())),
             live: sc.export.metrics_addr.map(|addr| drive::LiveSetup {

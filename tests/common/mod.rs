@@ -274,6 +274,7 @@ pub async fn run_in_process_with(
         start_at: None,
         overrides: Vec::new(),
         label: None,
+        workdir: None,
     };
     fdsoak::run::run(cfg, std::future::pending()).await.unwrap()
 }

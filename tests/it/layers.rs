@@ -30,7 +30,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("report", &["analysis", "fault", "metrics", "rows", "scenario", "vocab"]),
     ("compare", &["analysis", "report", "scenario", "vocab"]),
     ("merge", &["analysis", "compare", "error", "report", "rows", "vocab"]),
-    ("trend", &["compare", "error", "report"]),
+    ("trend", &["compare", "error", "report", "scenario"]),
+    ("bisect", &["child", "error", "report", "run"]),
     ("error", &["report", "scenario"]),
 ];
 

@@ -9,6 +9,7 @@ mod common;
 
 mod abort;
 mod backend_links;
+mod bisect;
 mod checkpoint;
 mod ci_templates;
 mod clients;

@@ -58,6 +58,12 @@ fn the_first_leaky_build_is_named_and_the_newest_regression_exits_1() {
         "{text}"
     );
     assert!(text.contains("target FD growth first regressed at b3"), "{text}");
+    // The commits between b2 and b3 are where to look, with the target b3 ran.
+    let bisect = format!(
+        "to find the commit: fdsoak bisect --good b2 --bad b3 --build '<your build command>' {} --spawn '{leaky}'",
+        sc.display()
+    );
+    assert!(text.contains(&bisect), "{text}");
     assert!(
         !text.contains("first failed at b1") && !text.contains("first failed at b2"),
         "{text}"
@@ -97,7 +103,7 @@ fn the_first_leaky_build_is_named_and_the_newest_regression_exits_1() {
     assert_eq!(code, 0, "{text}");
     assert!(text.contains("the newest build, b2, did not regress"), "{text}");
     assert!(
-        !text.contains("first regressed") && !text.contains("first failed"),
+        !text.contains("first regressed") && !text.contains("first failed") && !text.contains("fdsoak bisect"),
         "{text}"
     );
 
