@@ -9,8 +9,12 @@
 pub mod abort_decision;
 pub mod findings;
 pub mod groups;
+pub mod held;
 pub mod series;
 pub mod verdicts;
+
+#[cfg(test)]
+mod tests_support;
 
 use crate::vocab::Role;
 use crate::vocab::{FdSource, Fingerprint, GroupOrigins, Reading, SampleSink, Tick};
@@ -88,6 +92,10 @@ pub struct ProcessAnalysis {
     /// Ticks at which the process could not be read (a failed scrape): gaps in its series.
     #[serde(default)]
     pub gaps: u64,
+    /// Its grown groups whose sockets are the other ends of a peer's leaked connections:
+    /// held open by that peer, and left out of this process's gates ([`held`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub held: Vec<held::Held>,
 }
 
 impl ProcessAnalysis {
@@ -225,6 +233,7 @@ impl Tracker {
             fingerprints: self.groups.taken(),
             source: self.source,
             gaps: self.gaps,
+            held: Vec::new(),
         })
     }
 }

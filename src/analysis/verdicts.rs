@@ -35,6 +35,11 @@ pub fn close_wait(g: &Gates, over_baseline: i64) -> bool {
     over_baseline > g.max_close_wait
 }
 
+/// `max_held_by_peer`: more descriptors held open by peers' leaks than allowed, when it is set.
+pub fn held_too_many(g: &Gates, held: i64) -> bool {
+    g.max_held_by_peer.is_some_and(|max| held > max)
+}
+
 /// The error-rate ceiling of a workload: its own `max_error_rate`, else the gate's.
 pub fn error_ceiling(g: &Gates, own: Option<f64>) -> f64 {
     own.unwrap_or(g.max_error_rate)

@@ -367,6 +367,9 @@ fn apply_gates(g: &mut crate::scenario::Gates, o: &GateArgs) {
     if o.max_p99.is_some() {
         g.max_p99 = o.max_p99;
     }
+    if o.max_held_by_peer.is_some() {
+        g.max_held_by_peer = o.max_held_by_peer;
+    }
     if o.abort {
         g.abort = crate::scenario::Abort::Every(true);
     }

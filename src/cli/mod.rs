@@ -289,6 +289,10 @@ pub struct GateArgs {
     /// p99 latency ceiling per workload and phase (e.g. "250ms").
     #[arg(long, value_name = "DURATION", value_parser = crate::scenario::duration::parse)]
     pub max_p99: Option<Duration>,
+    /// Descriptors a process may hold only because a peer's leaked connections keep them
+    /// open; by default they are the peer's leak, not judged against this process.
+    #[arg(long, value_name = "N")]
+    pub max_held_by_peer: Option<i64>,
 }
 
 #[derive(Debug, Args)]

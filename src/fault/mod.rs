@@ -86,6 +86,8 @@ pub struct ProxyStats {
 
 struct Conn {
     cmd: watch::Sender<Cmd>,
+    /// The inodes of its two sockets: the client's side, the target's side.
+    sockets: [u64; 2],
 }
 
 /// The toxic effects on one connection right now.
@@ -164,13 +166,19 @@ impl Control {
         }
     }
 
-    /// Registers a new connection; returns its id, its lottery draw and its command channel.
-    pub(crate) fn register(&self) -> (u64, f64, watch::Receiver<Cmd>) {
+    /// Registers a new connection relayed between the sockets `sockets` (the client's
+    /// side, the target's); returns its id, its lottery draw and its command channel.
+    pub(crate) fn register(&self, sockets: [u64; 2]) -> (u64, f64, watch::Receiver<Cmd>) {
         let id = self.next_id.fetch_add(1, Relaxed);
         let lottery = random();
         let (tx, rx) = watch::channel(Cmd::Forward);
-        crate::vocab::lock(&self.conns).insert(id, Conn { cmd: tx });
+        crate::vocab::lock(&self.conns).insert(id, Conn { cmd: tx, sockets });
         (id, lottery, rx)
+    }
+
+    /// The socket inodes of every connection relayed now, in pairs: the client's side, the target's.
+    pub fn relays(&self) -> Vec<[u64; 2]> {
+        crate::vocab::lock(&self.conns).values().map(|c| c.sockets).collect()
     }
 
     pub(crate) fn unregister(&self, id: u64) {

@@ -95,8 +95,8 @@ async fn handle(client: Stream, upstream: Upstream, control: Arc<Control>) {
             return;
         }
     };
-    let (id, lottery, mut cmd) = control.register();
     let inodes = [inode(&client), inode(&up)];
+    let (id, lottery, mut cmd) = control.register(inodes);
     crate::vocab::lock(&control.inodes).extend(inodes);
     let _unregister = Unregister(control.clone(), id, inodes);
     let sides = match &upstream.tls {

@@ -69,15 +69,17 @@ impl Exporter for Html {
         for note in s.origin.iter().flat_map(|o| &o.notes) {
             writeln!(o, "<p class=\"meta\">Origins: {}</p>", escape(note))?;
         }
-        if s.findings.is_empty() {
+        if s.failures().next().is_none() {
             writeln!(
                 o,
                 "<ul class=\"findings none\"><li>No findings: every gate passed.</li></ul>"
             )?;
-        } else {
+        }
+        if !s.findings.is_empty() {
             writeln!(o, "<ul class=\"findings\">")?;
             for f in &s.findings {
-                writeln!(o, "<li>{}</li>", escape(&f.message))?;
+                let class = if s.is_note(f) { " class=\"note\"" } else { "" };
+                writeln!(o, "<li{class}>{}</li>", escape(&f.message))?;
             }
             writeln!(o, "</ul>")?;
         }

@@ -83,12 +83,17 @@ fn header(o: &mut String, s: &Summary) -> std::fmt::Result {
 }
 
 fn findings(o: &mut String, s: &Summary) -> std::fmt::Result {
-    if s.findings.is_empty() {
-        return writeln!(o, "No findings: every gate passed.\n");
+    if s.failures().next().is_none() {
+        writeln!(o, "No findings: every gate passed.\n")?;
+        if s.findings.is_empty() {
+            return Ok(());
+        }
+    } else {
+        writeln!(o, "### Findings\n")?;
     }
-    writeln!(o, "### Findings\n")?;
     for f in &s.findings {
-        writeln!(o, "- {}", f.message)?;
+        let note = if s.is_note(f) { "Note: " } else { "" };
+        writeln!(o, "- {note}{}", f.message)?;
     }
     writeln!(o)
 }

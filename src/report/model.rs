@@ -128,6 +128,21 @@ fn is_zero(n: &u64) -> bool {
 }
 
 impl Summary {
+    /// Whether a finding informs without failing anything: a process held open by a
+    /// peer's leak, unless `max_held_by_peer` judged it.
+    pub fn is_note(&self, f: &FindingRecord) -> bool {
+        f.kind == FindingKind::HeldByPeer
+            && !self
+                .checks
+                .iter()
+                .any(|c| c.gate == crate::vocab::Gate::MaxHeldByPeer && c.subject == f.subject && !c.passed)
+    }
+
+    /// The findings that failed something (every one but the notes).
+    pub fn failures(&self) -> impl Iterator<Item = &FindingRecord> {
+        self.findings.iter().filter(|f| !self.is_note(f))
+    }
+
     /// The span a run's charts cover: the run, or for a checkpoint the whole planned run.
     pub fn planned_secs(&self) -> f64 {
         self.checkpoint

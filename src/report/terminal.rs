@@ -26,11 +26,12 @@ pub fn render(s: &Summary, dir: &std::path::Path) -> String {
     for note in s.origin.iter().flat_map(|o| &o.notes) {
         let _ = writeln!(out, "  origins: {note}");
     }
-    if s.findings.is_empty() {
+    if s.failures().next().is_none() {
         let _ = writeln!(out, "  no findings: every gate passed");
     }
     for f in &s.findings {
-        let _ = writeln!(out, "  ✗ {}", f.message);
+        let mark = if s.is_note(f) { "○" } else { "✗" };
+        let _ = writeln!(out, "  {mark} {}", f.message);
     }
     let _ = writeln!(
         out,

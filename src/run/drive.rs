@@ -86,6 +86,10 @@ pub struct Drive<'a> {
     end: End,
     /// The live metrics endpoint, stopped after the last sample.
     live: Option<crate::live::Endpoint>,
+    /// The watched processes with a PID here, and the proxy's sockets (not the driver's):
+    /// whose connections are read at the end, to tell who holds whose other end.
+    pids: Vec<(Role, i32)>,
+    proxy_sockets: InodeSet,
 }
 
 impl<'a> Drive<'a> {
@@ -135,7 +139,8 @@ impl<'a> Drive<'a> {
             (Role::Driver, Source::Proc(std::process::id() as i32)),
         ];
         watched.extend(client.as_ref().map(|c| (Role::Client, Source::Proc(c.pid))));
-        let mut setup = sampler_setup(sc, s.start, current.clone(), watched, proxy_sockets);
+        let pids = watched.iter().map(|(role, src)| (*role, src.pid())).collect();
+        let mut setup = sampler_setup(sc, s.start, current.clone(), watched, proxy_sockets.clone());
         if let Some((agents, target_started)) = s.agents {
             // The kernel ledger reads any target, attached ones too; the agents only ones fdsoak started.
             let target_read = target_started || agents.kernel.is_some();
@@ -192,6 +197,8 @@ impl<'a> Drive<'a> {
             phases: Vec::new(),
             end: End::Completed,
             live,
+            pids,
+            proxy_sockets,
         })
     }
 
@@ -307,6 +314,10 @@ impl<'a> Drive<'a> {
             // Its thread finishes the scrape in progress, if any, then stops.
             let _ = tokio::task::spawn_blocking(move || drop(live)).await;
         }
+        // Before anyone stops: who holds whose other end.
+        let relays = self.proxy.as_ref().map(|p| p.control.relays()).unwrap_or_default();
+        let exclude = crate::vocab::lock(&self.proxy_sockets).clone();
+        let connections = crate::sampler::peers::connections(&self.pids, &exclude, &relays);
         let client = match self.client {
             Some(c) => Some(c.stop().await),
             None => None,
@@ -339,6 +350,7 @@ impl<'a> Drive<'a> {
             fault_events,
             proxy,
             leak_bin: self.leak_bin,
+            connections,
         })
     }
 }

@@ -116,6 +116,8 @@ pub struct Driven {
     pub proxy: Option<ProxyStats>,
     /// Channels leaked on purpose by per_call_leak; close them once the target's FDs are read.
     pub leak_bin: LeakBin,
+    /// The watched processes' connections at the end, before any was stopped.
+    pub connections: crate::vocab::Connections,
 }
 
 impl Driven {
@@ -127,9 +129,11 @@ impl Driven {
         let last = trackers.get(Role::Target).and_then(|t| t.last());
         let mut events = self.end.findings(sc, self.phase, elapsed, target, last);
         let client = self.client.map(|c| c.report(sc, &mut events));
+        let mut processes = trackers.finish();
+        crate::analysis::held::attribute(&mut processes, &self.connections);
         Ok(Measured {
             events,
-            processes: trackers.finish(),
+            processes,
             workloads: self
                 .registry
                 .all()

@@ -89,19 +89,7 @@ pub fn start(sc: &Scenario, target: i32, proxy_sockets: InodeSet) -> anyhow::Res
 
 /// The TCP sockets `pid` holds now, less those in `skip`.
 fn sockets_of(pid: i32, skip: Option<&crate::vocab::Inodes>) -> std::io::Result<Vec<TcpConn>> {
-    let mut inodes = crate::vocab::Inodes::default();
-    for entry in std::fs::read_dir(format!("/proc/{pid}/fd"))?.flatten() {
-        let Ok(link) = std::fs::read_link(entry.path()) else {
-            continue;
-        };
-        let link = link.to_string_lossy();
-        let inode = link.strip_prefix("socket:[").and_then(|r| r.strip_suffix(']'));
-        if let Some(i) = inode.and_then(|i| i.parse::<u64>().ok()) {
-            if skip.is_none_or(|s| !s.contains(&i)) {
-                inodes.insert(i);
-            }
-        }
-    }
+    let inodes = crate::sampler::peers::socket_inodes(pid, skip)?;
     let tcp = crate::sampler::fast::tcp_sockets(&inodes)?;
     Ok(tcp
         .into_iter()

@@ -264,6 +264,12 @@ fn shape(s: &fast::TcpSocket, listening: &HashSet<std::net::SocketAddr>) -> Shap
     }
 }
 
+/// The name of the group a TCP socket falls in, among a process's listeners `listening`.
+pub(super) fn tcp_group(s: &fast::TcpSocket, listening: &HashSet<std::net::SocketAddr>) -> String {
+    let (state, port, remote) = shape(s, listening);
+    describe_tcp(state, port, remote)
+}
+
 /// Whether a connection with this local address was accepted by one of the listeners:
 /// one on that address and port, or on any address (IPv4 or IPv6) and that port. The
 /// port alone is not enough: a client bound to another local address may be given

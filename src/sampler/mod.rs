@@ -21,6 +21,7 @@
 pub mod fast;
 pub mod fingerprint;
 pub mod links;
+pub mod peers;
 pub mod probe;
 pub mod prometheus;
 

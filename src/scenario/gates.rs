@@ -31,6 +31,10 @@ pub struct Gates {
     #[serde(with = "super::duration::option")]
     #[schemars(with = "Option<String>")]
     pub max_p99: Option<Duration>,
+    /// Descriptors a process may hold only because a peer's leaked connections keep their
+    /// other ends open (the server ends of a client's leak). Unset: they are the peer's
+    /// leak, left out of this process's gates and told as a note; set: judged here too.
+    pub max_held_by_peer: Option<i64>,
     /// Stop the run, drain and report at the first tick where an armed gate is sure to fail:
     /// `true` arms min_time_to_limit, max_fd_usage and max_error_rate; a list arms some.
     pub abort: super::abort_config::Abort,
@@ -48,6 +52,7 @@ impl Default for Gates {
             min_time_to_limit: Duration::from_secs(24 * 3600),
             max_error_rate: 0.01,
             max_p99: None,
+            max_held_by_peer: None,
             abort: Default::default(),
         }
     }

@@ -10,7 +10,7 @@
 mod origin;
 mod tcp;
 pub use origin::{FingerprintOrigins, Frame, GroupOrigins, OriginSource, OriginVia, Stack, Tally};
-pub use tcp::{TcpState, TcpStates, TCP_STATES};
+pub use tcp::{ConnEnd, Connections, Relay, TcpState, TcpStates, TCP_STATES};
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -220,6 +220,7 @@ names! {
         MaxErrorRate = "max_error_rate",
         MaxP99 = "max_p99",
         MinGroupGrowth = "min_group_growth",
+        MaxHeldByPeer = "max_held_by_peer",
     }
 }
 
@@ -239,6 +240,8 @@ names! {
         RunError = "run_error",
         Interrupted = "interrupted",
         Aborted = "aborted",
+        /// A process's descriptors held open by a peer's leak: the effect, not the cause.
+        HeldByPeer = "held_by_peer",
     }
 }
 
@@ -254,6 +257,7 @@ impl Gate {
             Gate::MaxErrorRate => FindingKind::ErrorRate,
             Gate::MaxP99 => FindingKind::P99Latency,
             Gate::MinGroupGrowth => FindingKind::GroupLeak,
+            Gate::MaxHeldByPeer => FindingKind::HeldByPeer,
         }
     }
 }

@@ -91,3 +91,26 @@ impl Serialize for TcpStates {
         m.end()
     }
 }
+
+/// One end of a TCP connection a watched process holds: its addresses, its
+/// state, and the group its process's fingerprint puts it in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnEnd {
+    pub local: std::net::SocketAddr,
+    pub remote: std::net::SocketAddr,
+    pub state: u8,
+    pub group: String,
+}
+
+/// The fault proxy's two sockets for one relayed connection, each as (local, remote):
+/// the one the client dialled, the one toward the target.
+pub type Relay = [(std::net::SocketAddr, std::net::SocketAddr); 2];
+
+/// The TCP connections of the watched processes at the end of a run, read before any
+/// of them is stopped, and the proxy's relays between them: who holds whose other end.
+#[derive(Debug, Clone, Default)]
+pub struct Connections {
+    /// Per watched process: its role, its PID and its connection ends.
+    pub ends: Vec<(super::Role, i32, Vec<ConnEnd>)>,
+    pub relays: Vec<Relay>,
+}

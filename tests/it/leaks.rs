@@ -119,6 +119,18 @@ fn a_client_that_never_closes_its_channels_is_flagged_on_the_driver() {
         "{}",
         r.context()
     );
+    // The target's ends of those connections are the driver's leak, told as a note.
+    assert_eq!(
+        r.finding_kinds("target"),
+        vec!["held_by_peer".to_string()],
+        "{}",
+        r.context()
+    );
+    let note = r.finding("target", "held_by_peer");
+    assert!(
+        note.contains(&format!("held open by the driver (pid {})", driver.pid)),
+        "{note}"
+    );
 }
 
 #[test]

@@ -10,6 +10,7 @@ mod common;
 mod abort;
 mod backend_links;
 mod bisect;
+mod blame;
 mod checkpoint;
 mod ci_templates;
 mod clients;

@@ -95,6 +95,13 @@ pub enum Finding {
         at_secs: f64,
         phase: String,
     },
+    /// Grown groups of a process whose sockets are the other ends of a peer's leak.
+    /// `judged`: `max_held_by_peer` is set and failed; otherwise a note, failing nothing.
+    HeldByPeer {
+        role: Role,
+        held: Vec<crate::analysis::held::Held>,
+        judged: bool,
+    },
     /// An armed gate was sure to fail: the run skipped to its drain.
     Aborted {
         at_secs: f64,
@@ -123,6 +130,7 @@ impl Finding {
             Finding::RunError { .. } => FindingKind::RunError,
             Finding::Interrupted { .. } => FindingKind::Interrupted,
             Finding::Aborted { .. } => FindingKind::Aborted,
+            Finding::HeldByPeer { .. } => FindingKind::HeldByPeer,
         }
     }
 
@@ -134,7 +142,8 @@ impl Finding {
             | Finding::CloseWait { role, .. }
             | Finding::GroupLeak { role, .. }
             | Finding::NearLimit { role, .. }
-            | Finding::TimeToLimit { role, .. } => role.as_str().to_string(),
+            | Finding::TimeToLimit { role, .. }
+            | Finding::HeldByPeer { role, .. } => role.as_str().to_string(),
             Finding::ErrorRate { phase, workload, .. } | Finding::SlowP99 { phase, workload, .. } => {
                 format!("{workload}@{phase}")
             }
@@ -150,13 +159,17 @@ impl Finding {
 pub fn evaluate(gates: &Gates, procs: &[ProcessAnalysis], workloads: &[WorkloadFigures]) -> (Vec<Check>, Vec<Finding>) {
     let mut l = Ledger::default();
     for a in procs {
-        l.count_gates(gates, a);
-        l.group_gate(gates, a);
-        l.limit_gates(gates, a);
+        let own = own_part(gates, a);
+        l.count_gates(gates, &own);
+        l.group_gate(gates, &own);
+        l.limit_gates(gates, &own);
+        l.held_gate(gates, a);
     }
     for w in workloads {
         l.workload_gates(gates, w);
     }
+    // The effects after the causes.
+    l.findings.sort_by_key(|f| f.kind() == FindingKind::HeldByPeer);
     attach_messages(&mut l.checks, &l.findings);
     (l.checks, l.findings)
 }
@@ -294,6 +307,23 @@ impl Ledger {
         }
     }
 
+    /// `max_held_by_peer`, when set; a process a peer's leak holds open is told either way.
+    fn held_gate(&mut self, gates: &Gates, a: &ProcessAnalysis) {
+        if a.held.is_empty() {
+            return;
+        }
+        let held = a.held_fds();
+        let judged = gates.max_held_by_peer.is_some_and(|max| {
+            let passed = !verdicts::held_too_many(gates, held);
+            !self.check(Gate::MaxHeldByPeer, a.role.as_str(), held as f64, max as f64, passed)
+        });
+        self.findings.push(Finding::HeldByPeer {
+            role: a.role,
+            held: a.held.clone(),
+            judged,
+        });
+    }
+
     /// The gates on one workload's calls in one phase: error rate and p99.
     fn workload_gates(&mut self, gates: &Gates, w: &WorkloadFigures) {
         let subject = format!("{}@{}", w.workload, w.phase);
@@ -326,6 +356,30 @@ impl Ledger {
             }
         }
     }
+}
+
+/// The process as its own gates judge it: unless `max_held_by_peer` is set, the
+/// descriptors peers hold open are theirs, taken off its residual, its growth
+/// (and the rate in proportion) and the groups they are in.
+fn own_part(gates: &Gates, a: &ProcessAnalysis) -> ProcessAnalysis {
+    let mut own = a.clone();
+    let held = a.held_fds();
+    if held == 0 || gates.max_held_by_peer.is_some() {
+        return own;
+    }
+    own.residual_fds -= held.min(a.residual_fds.max(0));
+    if a.growth_fds > 0.0 {
+        let left = (a.growth_fds - held as f64).max(0.0);
+        own.growth_per_hour *= left / a.growth_fds;
+        own.growth_fds = left;
+    }
+    for h in &a.held {
+        if let Some(g) = own.groups.iter_mut().find(|g| g.what == h.group) {
+            g.change -= h.count as i64;
+        }
+    }
+    own.groups.retain(|g| g.change > 0);
+    own
 }
 
 /// Gives each failed check the sentence of the finding it raised.

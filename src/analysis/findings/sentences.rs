@@ -121,6 +121,24 @@ impl fmt::Display for Finding {
                 "run aborted {} in, during phase {phase}: gate {gate} (abort armed) was sure to fail: {reason}. The run skipped to its drain; figures cover the run so far",
                 human_secs(*at_secs)
             ),
+            Finding::HeldByPeer { role, held, judged } => {
+                let parts: Vec<String> = held.iter().map(held_sentence).collect();
+                write!(f, "{role}: {}", parts.join("; "))?;
+                if *judged {
+                    f.write_str(" (more than max_held_by_peer allows)")
+                } else {
+                    write!(f, "; the {role}'s gates leave them out")
+                }
+            }
         }
     }
+}
+
+/// "+13 TCP sockets ESTABLISHED from clients of :44133 held open by the client (pid 812),
+/// whose +13 leaked connections they are (ESTABLISHED to 127.0.0.1:44133 from an ephemeral port)".
+fn held_sentence(h: &crate::analysis::held::Held) -> String {
+    format!(
+        "+{} TCP sockets {} held open by the {} (pid {}), whose {:+} leaked connections they are ({})",
+        h.count, h.group, h.holder, h.holder_pid, h.holder_change, h.holder_group
+    )
 }
