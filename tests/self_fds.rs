@@ -63,4 +63,44 @@ async fn own_fd_count_returns_to_baseline_after_every_run() {
         assert_eq!(verdict.as_str(), expect, "run {i}");
         settle_to(baseline, &format!("after run {i}")).await;
     }
+    bisect_in_process(&clean, &dir).await;
+    settle_to(baseline, "after a bisection").await;
+}
+
+/// A bisection of four commits of a wrapper around the built-in target, the
+/// third starting to leak: its runs, builds and worktree leave nothing open.
+async fn bisect_in_process(scenario: &std::path::Path, dir: &TempDir) {
+    let repo = dir.path().join("repo");
+    std::fs::create_dir(&repo).unwrap();
+    git(&repo, &["init", "--quiet", "-b", "main"]);
+    for k in 1..=4 {
+        let leak = if k >= 3 { " --leak-fd-every 2" } else { "" };
+        let script = format!("# revision {k}\nexec \"$1\" serve --port \"$2\"{leak}\n");
+        std::fs::write(repo.join("serve.sh"), script).unwrap();
+        git(&repo, &["add", "serve.sh"]);
+        git(&repo, &["commit", "--quiet", "-m", &format!("revision {k}")]);
+    }
+    let mut run = run_config(scenario, dir);
+    run.scenario.target = fdsoak::scenario::TargetSpec {
+        mode: fdsoak::scenario::TargetMode::Spawn,
+        command: Some("sh ./serve.sh {fdsoak} {port}".into()),
+        ..Default::default()
+    };
+    let cfg = fdsoak::bisect::BisectConfig {
+        run,
+        repo: repo.clone(),
+        good: "HEAD~3".into(),
+        bad: "HEAD".into(),
+        build: Some("test -f serve.sh".into()),
+        repeat: 1,
+        out: Some(dir.path().join("bisection")),
+        workers: 1,
+    };
+    let outcome = fdsoak::bisect::bisect(cfg, std::future::pending()).await.unwrap();
+    match &outcome.record.outcome {
+        fdsoak::bisect::record::Outcome::Found { subject, .. } => assert_eq!(subject, "revision 3"),
+        other => panic!("{other:?}"),
+    }
+    let trees = git(&repo, &["worktree", "list", "--porcelain"]);
+    assert_eq!(trees.matches("worktree ").count(), 1, "{trees}");
 }

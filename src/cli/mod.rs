@@ -1,9 +1,11 @@
 //! The command line: clap definitions here, and their conversion into
-//! validated configurations in [`config`]. This is the only module that
+//! validated configurations in [`config`] (`run`'s flags, which `bisect`
+//! shares, in `run_flags`). This is the only module that
 //! reads clap types (besides the structs flattened into them: the built-in
 //! target's `Knobs` and compare's `Tolerances`).
 
 mod config;
+mod run_flags;
 
 pub use config::*;
 

@@ -261,10 +261,15 @@ pub async fn run_in_process_with(
     out: &TempDir,
     edit: impl FnOnce(&mut fdsoak::scenario::Scenario),
 ) -> fdsoak::run::RunOutcome {
-    let mut sc = fdsoak::rpc::load_scenario(scenario).unwrap();
-    edit(&mut sc);
-    let cfg = fdsoak::run::RunConfig {
-        scenario: sc,
+    let mut cfg = run_config(scenario, out);
+    edit(&mut cfg.scenario);
+    fdsoak::run::run(cfg, std::future::pending()).await.unwrap()
+}
+
+/// The configuration of an in-process run of `scenario`, its report written into `out`.
+pub fn run_config(scenario: &Path, out: &TempDir) -> fdsoak::run::RunConfig {
+    fdsoak::run::RunConfig {
+        scenario: fdsoak::rpc::load_scenario(scenario).unwrap(),
         scenario_file: scenario.to_path_buf(),
         out_dir: Some(out.path().to_path_buf()),
         reports_root: out.path().to_path_buf(),
@@ -275,8 +280,7 @@ pub async fn run_in_process_with(
         overrides: Vec::new(),
         label: None,
         workdir: None,
-    };
-    fdsoak::run::run(cfg, std::future::pending()).await.unwrap()
+    }
 }
 
 /// Compares every pair of runs with `fdsoak compare` and asserts none reads as a regression.
@@ -381,4 +385,24 @@ pub fn cc(dir: &TempDir, source: &str, name: &str, flags: &[&str]) -> PathBuf {
         .unwrap();
     assert!(status.success(), "compiling {source}");
     exe
+}
+
+/// Runs git in `dir` with a test identity; its trimmed output, or a panic with its error.
+pub fn git(dir: &Path, args: &[&str]) -> String {
+    let o = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .env("GIT_AUTHOR_NAME", "t")
+        .env("GIT_AUTHOR_EMAIL", "t@example.invalid")
+        .env("GIT_COMMITTER_NAME", "t")
+        .env("GIT_COMMITTER_EMAIL", "t@example.invalid")
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).trim().to_string()
 }
