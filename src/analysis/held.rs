@@ -43,17 +43,18 @@ pub fn attribute(procs: &mut [ProcessAnalysis], conns: &Connections) {
     let mut owner: HashMap<(SocketAddr, SocketAddr), Owner<'_>> = HashMap::new();
     for (i, (_, _, ends)) in conns.ends.iter().enumerate() {
         for e in ends {
-            owner.insert((e.local, e.remote), (i, e));
+            owner.insert(pair(e.local, e.remote), (i, e));
         }
     }
     // Through the proxy: each of its sockets leads to the other of its pair.
     let mut across: HashMap<(SocketAddr, SocketAddr), (SocketAddr, SocketAddr)> = HashMap::new();
     for [a, b] in &conns.relays {
-        across.insert(*a, *b);
-        across.insert(*b, *a);
+        let (a, b) = (pair(a.0, a.1), pair(b.0, b.1));
+        across.insert(a, b);
+        across.insert(b, a);
     }
     let peer_of = |e: &ConnEnd| -> Option<Owner<'_>> {
-        let key = (e.remote, e.local);
+        let key = pair(e.remote, e.local);
         owner
             .get(&key)
             .copied()
@@ -110,6 +111,19 @@ pub fn attribute(procs: &mut [ProcessAnalysis], conns: &Connections) {
             p.held.push(h);
         }
     }
+}
+
+/// An end's addresses as a key, IPv4-mapped IPv6 ones (a dual-stack listener's
+/// view of an IPv4 client) written as IPv4, so that both ends spell them alike.
+fn pair(local: SocketAddr, remote: SocketAddr) -> (SocketAddr, SocketAddr) {
+    let plain = |a: SocketAddr| match a {
+        SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
+            Some(v4) => SocketAddr::from((v4, v6.port())),
+            None => a,
+        },
+        v4 => v4,
+    };
+    (plain(local), plain(remote))
 }
 
 /// Whether `group` is one of `p`'s grown groups of connections accepted and established.

@@ -48,6 +48,12 @@ pub struct BisectOutcome {
 /// are the user's (a revision that is not a commit, a scenario mistake) or
 /// the directory's; what a commit does is a step, not an error.
 pub async fn bisect(cfg: BisectConfig, interrupt: impl Future<Output = ()>) -> Result<BisectOutcome> {
+    let sc = &cfg.run.scenario;
+    if sc.target.mode == crate::scenario::TargetMode::Builtin && sc.client.is_none() {
+        tracing::warn!(
+            "the target is fdsoak's built-in one and there is no --client: every commit runs the same code (give --spawn or --client)"
+        );
+    }
     let repo = git::toplevel(&cfg.repo).map_err(Error::input)?;
     let good = git::resolve(&repo, &cfg.good).map_err(|e| Error::usage("--good", format!("{e:#}")))?;
     let bad = git::resolve(&repo, &cfg.bad).map_err(|e| Error::usage("--bad", format!("{e:#}")))?;

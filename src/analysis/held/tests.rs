@@ -76,6 +76,21 @@ fn the_server_ends_of_a_clients_leak_are_held_by_the_client() {
 }
 
 #[test]
+fn a_dual_stack_servers_ipv4_mapped_ends_meet_the_clients_ipv4_ones() {
+    let (mut procs, toward) = pair(2, 2, SERVER);
+    let mut conns = direct(2, ESTABLISHED, &toward);
+    for e in &mut conns.ends[0].2 {
+        let mapped = |a: SocketAddr| match a {
+            SocketAddr::V4(v4) => SocketAddr::from((v4.ip().to_ipv6_mapped(), v4.port())),
+            v6 => v6,
+        };
+        (e.local, e.remote) = (mapped(e.local), mapped(e.remote));
+    }
+    attribute(&mut procs, &conns);
+    assert_eq!(procs[0].held.first().map(|h| h.count), Some(2), "{:?}", procs[0].held);
+}
+
+#[test]
 fn through_the_proxy_each_relay_leads_to_the_client() {
     let (mut procs, toward) = pair(3, 3, PROXY);
     let port = |p: u16| format!("127.0.0.1:{p}");
