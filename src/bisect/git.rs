@@ -52,15 +52,29 @@ pub fn resolve(repo: &Path, rev: &str) -> anyhow::Result<Commit> {
     Ok(Commit { sha, subject })
 }
 
-/// The commits after `good` up to `bad`, oldest first, on the paths that lead
-/// from one to the other; an error when `good` is not an ancestor of `bad`.
+/// The commits after `good` up to `bad`, oldest first; an error when `good` is
+/// not an ancestor of `bad`. When `good` is on `bad`'s first-parent line (a
+/// main branch, its merges), that line: each commit the parent of the next,
+/// so a change merged from a branch is named by its merge. Otherwise every
+/// commit on the paths from one to the other, in git's order.
 pub fn between(repo: &Path, good: &Commit, bad: &Commit) -> anyhow::Result<Vec<Commit>> {
     if git(repo, &["merge-base", "--is-ancestor", &good.sha, &bad.sha]).is_err() || good.sha == bad.sha {
         bail!("{} is not an ancestor of {}", good.short(), bad.short());
     }
     let range = format!("{}..{}", good.sha, bad.sha);
-    let list = git(repo, &["log", "--reverse", "--ancestry-path", "--format=%H %s", &range])?;
-    Ok(list
+    let line = log(repo, &["--first-parent", &range])?;
+    let first_parent = |c: &Commit| git(repo, &["rev-parse", &format!("{}^1", c.sha)]).ok();
+    if line.first().and_then(first_parent).as_deref() == Some(good.sha.as_str()) {
+        return Ok(line);
+    }
+    log(repo, &["--ancestry-path", &range])
+}
+
+/// `git log --reverse` with `args`, as commits.
+fn log(repo: &Path, args: &[&str]) -> anyhow::Result<Vec<Commit>> {
+    let mut all = vec!["log", "--reverse", "--format=%H %s"];
+    all.extend(args);
+    Ok(git(repo, &all)?
         .lines()
         .filter_map(|l| l.split_once(' ').or(Some((l, ""))))
         .map(|(sha, subject)| Commit {

@@ -235,3 +235,34 @@ fn bisect_exits_1_when_the_bad_end_passes_2_for_a_bad_range_and_130_with_its_ste
     assert!(out.join("bisect.md").exists());
     assert_untouched(&repo, &head);
 }
+
+#[test]
+fn over_merges_the_candidates_are_the_first_parent_line_when_the_good_end_is_on_it() {
+    let dir = TempDir::new("bisect-merges");
+    let repo = dir.path();
+    git(repo, &["init", "--quiet", "-b", "main"]);
+    let commit = |name: &str| {
+        std::fs::write(repo.join(name), name).unwrap();
+        git(repo, &["add", name]);
+        git(repo, &["commit", "--quiet", "-m", name]);
+        git(repo, &["rev-parse", "HEAD"])
+    };
+    commit("base");
+    git(repo, &["checkout", "--quiet", "-b", "feature"]);
+    commit("f1");
+    commit("f2");
+    git(repo, &["checkout", "--quiet", "main"]);
+    commit("m1");
+    git(repo, &["merge", "--quiet", "--no-ff", "-m", "merge feature", "feature"]);
+    let at = |rev: &str| fdsoak::bisect::git::resolve(repo, rev).unwrap();
+    let subjects = |good: &str| -> Vec<String> {
+        let line = fdsoak::bisect::git::between(repo, &at(good), &at("main")).unwrap();
+        line.into_iter().map(|c| c.subject).collect()
+    };
+    assert_eq!(subjects("main~2"), ["m1", "merge feature"], "main's own line");
+    assert_eq!(
+        subjects("feature~1"),
+        ["f2", "merge feature"],
+        "from a branch: the ancestry path"
+    );
+}

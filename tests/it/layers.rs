@@ -31,7 +31,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("compare", &["analysis", "report", "scenario", "vocab"]),
     ("merge", &["analysis", "compare", "error", "report", "rows", "vocab"]),
     ("trend", &["compare", "error", "report", "scenario"]),
-    ("bisect", &["child", "error", "report", "run"]),
+    ("bisect", &["child", "error", "report", "run", "scenario"]),
     ("error", &["report", "scenario"]),
 ];
 
