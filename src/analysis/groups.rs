@@ -13,7 +13,7 @@
 //! Fixed-size state: three fingerprints (each at most `MAX_GROUPS` groups)
 //! and one small trend per group, capped.
 
-use crate::vocab::{Fingerprint, GroupKey, GroupKind, GroupOrigins, OriginVia, Stack};
+use crate::vocab::{ChannelTally, Fingerprint, GroupKey, GroupKind, GroupOrigins, OriginVia, Stack};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -59,6 +59,10 @@ pub struct Origin {
     /// From the kernel ledger: how many of those were still open at the end.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub still_open: Option<u64>,
+    /// From the channel ledger, for `via = channel`: the target this site dialled, and
+    /// the channels it created over the run, closed, and left open.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channels: Option<ChannelTally>,
     #[serde(flatten)]
     pub stack: Stack,
 }
@@ -71,6 +75,18 @@ impl Origin {
             .top_user_frame()
             .map_or(String::from("an unknown place"), |f| f.to_string());
         match self.stack.via {
+            OriginVia::Channel if self.channels.is_some() => {
+                let c = self
+                    .channels
+                    .as_ref()
+                    .map_or((0, 0, 0), |c| (c.created, c.closed, c.still_open));
+                format!(
+                    "channels to it created at {at}: created {}, closed {}, {} still open",
+                    thousands(c.0),
+                    thousands(c.1),
+                    thousands(c.2)
+                )
+            }
             OriginVia::Channel => format!(
                 "{} channel{} created at {at}",
                 self.count,
@@ -266,11 +282,13 @@ impl GroupTracker {
                     count,
                     opened: tally.map(|t| t.opened),
                     still_open: tally.map(|t| t.open),
+                    channels: last_fp.channels.get(s).cloned(),
                     stack: (**s).clone(),
                 })
             })
             .collect();
-        out.sort_by_key(|o| std::cmp::Reverse(o.count));
+        // Where the channels were made comes first: the sockets' own stacks are the library's.
+        out.sort_by_key(|o| (o.stack.via != OriginVia::Channel, std::cmp::Reverse(o.count)));
         out.truncate(SHOWN_ORIGINS);
         out
     }

@@ -87,6 +87,18 @@ impl GoTable {
         })
     }
 
+    /// Every function's name and stated entry address, in the table's order.
+    pub fn functions(&self) -> impl Iterator<Item = (String, u64)> + '_ {
+        // Each function takes 8 bytes of the function table: no more can be in the data.
+        (0..self.nfunc.min(self.data.len() / 8)).filter_map(move |i| {
+            let at = self.functab.checked_add(i.checked_mul(8)?)?;
+            let entry = self.text_start.checked_add(u64::from(self.u32_at(at)?))?;
+            let f = self.functab.checked_add(self.u32_at(at.checked_add(4)?)? as usize)?;
+            let name = self.cstr(self.funcnames.checked_add(self.u32_at(f.checked_add(4)?)? as usize)?)?;
+            Some((name, entry))
+        })
+    }
+
     /// The offset of the `_func` whose code holds text offset `off` (a binary search).
     fn func_at(&self, off: u32) -> Option<usize> {
         let entry = |i: usize| self.u32_at(self.functab.checked_add(i.checked_mul(8)?)?);
@@ -178,5 +190,6 @@ mod tests {
         for pc in [0, 1, u64::MAX, 0x40_1000] {
             assert!(table.frame(pc).is_none());
         }
+        assert_eq!(table.functions().take(10).count(), 0);
     }
 }

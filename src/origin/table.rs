@@ -8,7 +8,7 @@
 //! The memory is the agent's to write: it is read bounded, and anything
 //! malformed is no table, never an error of the run.
 
-use crate::vocab::{Frame, OriginSource, OriginVia, Stack};
+use crate::vocab::{ChannelTally, Frame, OriginSource, OriginVia, Stack};
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -49,8 +49,11 @@ pub struct Table {
     made: HashMap<Arc<Stack>, u64>,
     /// Per file path the Python agent saw opened: the stack that opened it.
     paths: HashMap<String, Arc<Stack>>,
-    /// Live channels: the addresses their target names, and where each was created.
-    channels: Vec<(Vec<SocketAddr>, Arc<Stack>)>,
+    /// Live channels: the addresses their target names, where they were created, and how
+    /// many are open there (the Python agent lists each live channel once).
+    channels: Vec<(Vec<SocketAddr>, Arc<Stack>, u64)>,
+    /// Per channel site the channel ledger followed: its channels.
+    channel_tallies: HashMap<Arc<Stack>, ChannelTally>,
     /// The agent's table filled up: some descriptors have no origin.
     pub full: bool,
 }
@@ -80,6 +83,9 @@ impl Table {
         });
         let Some(entries) = entries else { return agent };
         let mut table = agent.unwrap_or_default();
+        if let Some(k) = kernel {
+            table.add_channel_sites(pid, k, symbols);
+        }
         let walks: HashMap<i32, Vec<u64>> = entries.fds.iter().map(|(fd, w)| (*fd, w.pcs.clone())).collect();
         let seen = symbols.symbolize(pid, walks, entries.lost, OriginSource::Kernel);
         // Each distinct walk's count once, summed per named stack.
@@ -98,6 +104,54 @@ impl Table {
             table.before_attach = Some((entries.before_attach, Arc::new(Stack::before_attach())));
         }
         Some(table)
+    }
+
+    /// The channel ledger's sites for `pid` (its probes put in place first, if they are
+    /// not yet), named, with their counts: sites that name the same place and target are one.
+    fn add_channel_sites(&mut self, pid: i32, kernel: &super::kernel::Ledger, symbols: &super::native::Symbols) {
+        kernel.probe_channels(pid);
+        let Some(found) = kernel.channels(pid) else { return };
+        if found.sites.is_empty() {
+            return;
+        }
+        // The first address is the constructor's entry, not a return address: the
+        // symbolizer steps each address back by one, so step it forward first.
+        let walks: HashMap<i32, Vec<u64>> = (0..)
+            .zip(&found.sites)
+            .map(|(i, (site, _))| {
+                let mut pcs = site.pcs.to_vec();
+                if let Some(first) = pcs.first_mut() {
+                    *first += 1;
+                }
+                (i, pcs)
+            })
+            .collect();
+        let named = symbols.symbolize(pid, walks, 0, OriginSource::Kernel);
+        let mut merged: HashMap<(Arc<Stack>, &str), (u64, u64)> = HashMap::new();
+        for (i, (site, counts)) in (0..).zip(&found.sites) {
+            let Some(stack) = named.fds.get(&i) else { continue };
+            let stack = Arc::new(Stack {
+                frames: stack.frames.clone(),
+                via: OriginVia::Channel,
+                source: OriginSource::Kernel,
+            });
+            let m = merged.entry((stack, site.target.as_str())).or_default();
+            m.0 += counts.created;
+            m.1 += counts.closed;
+        }
+        for ((stack, target), (created, closed)) in merged {
+            let still_open = created.saturating_sub(closed);
+            self.channels.push((addresses(target), stack.clone(), still_open));
+            self.channel_tallies.insert(
+                stack,
+                ChannelTally {
+                    target: target.to_string(),
+                    created,
+                    closed,
+                    still_open,
+                },
+            );
+        }
     }
 
     fn read_python(pid: i32) -> Option<Table> {
@@ -165,7 +219,7 @@ impl Table {
                 .entry(target.clone())
                 .or_insert_with(|| addresses(&target))
                 .clone();
-            channels.push((addrs, s));
+            channels.push((addrs, s, 1));
         }
         Table {
             fds,
@@ -201,12 +255,17 @@ impl Table {
         self.made.get(stack).copied()
     }
 
-    /// Where the live channels to `remote` were created, one entry per channel.
-    pub fn channels_to(&self, remote: SocketAddr) -> impl Iterator<Item = &Arc<Stack>> {
+    /// Where the live channels to `remote` were created, with how many are open there.
+    pub fn channels_to(&self, remote: SocketAddr) -> impl Iterator<Item = (&Arc<Stack>, u64)> {
         self.channels
             .iter()
-            .filter(move |(addrs, _)| addrs.contains(&remote))
-            .map(|(_, s)| s)
+            .filter(move |(addrs, _, _)| addrs.contains(&remote))
+            .map(|(_, s, n)| (s, *n))
+    }
+
+    /// The channels a site the channel ledger followed made.
+    pub fn channel_tally(&self, stack: &Arc<Stack>) -> Option<&ChannelTally> {
+        self.channel_tallies.get(stack)
     }
 
     pub fn has_channels(&self) -> bool {
@@ -272,7 +331,7 @@ mod tests {
         assert!(t.opened(5, "/tmp/b").is_none());
         let remote: SocketAddr = "127.0.0.1:9".parse().unwrap();
         assert_eq!(t.channels_to(remote).count(), 1);
-        assert_eq!(t.channels_to(remote).next().unwrap().via, OriginVia::Channel);
+        assert_eq!(t.channels_to(remote).next().unwrap().0.via, OriginVia::Channel);
         let raw: Raw = serde_json::from_str(
             r#"{"version":1,"stacks":[[["open_it","app.py",7,false]]],"fds":[],"opens":[["/tmp/a",0]],"channels":[]}"#,
         )

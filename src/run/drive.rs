@@ -130,6 +130,10 @@ impl<'a> Drive<'a> {
             }
             None => None,
         };
+        if let (Some(c), Some(ledger)) = (&client, s.agents.and_then(|(a, _)| a.kernel.as_ref())) {
+            // Its channels are followed from its start (it is watched from birth already).
+            ledger.probe_channels(c.pid);
+        }
         let kernel = super::kernel_faults::start(sc, s.source.pid(), proxy_sockets.clone())?;
         if let (Some(k), Some(c)) = (&kernel, &client) {
             k.set_pid(Role::Client, c.pid);

@@ -170,11 +170,13 @@ pub fn note_silent_agents(report: &mut SummaryBuilder, agents: &crate::origin::A
     }
 }
 
-/// Notes the events the kernel ledger lost (its maps full), if any.
+/// Notes the events the kernel ledger lost (its maps full), if any, and what its
+/// channel ledger could not follow.
 pub fn note_kernel_losses(report: &mut SummaryBuilder, agents: &crate::origin::Agents) {
     let (Some(origin), Some(ledger)) = (&mut report.origin, &agents.kernel) else {
         return;
     };
+    origin.notes.extend(ledger.notes());
     let lost = ledger.lost();
     if lost > 0 {
         origin.kernel_lost = lost;

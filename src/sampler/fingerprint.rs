@@ -142,22 +142,23 @@ impl Origins {
         *self.1.entry(stack.clone()).or_default() += n;
     }
 
-    /// Sockets of `shape` that no stack opened itself, put down to the channels to its
-    /// address, by where they were created: at most one socket per channel, at most the group.
-    fn channels<'a>(&mut self, shape: Shape, n: u64, channels: impl Iterator<Item = &'a Arc<Stack>>) {
-        let known: u64 = self.0.get(&Named::Shape(shape)).map_or(0, |m| m.values().sum());
-        let mut left = n.saturating_sub(known);
-        for stack in channels {
-            if left == 0 {
-                break;
+    /// The sockets of `shape` put down to the channels to its address, by where they were
+    /// created: at most one socket per open channel, at most the group. They stand beside
+    /// the sockets' own creating stacks (the library's), which name the same sockets.
+    fn channels<'a>(&mut self, shape: Shape, n: u64, channels: impl Iterator<Item = (&'a Arc<Stack>, u64)>) {
+        let mut left = n;
+        for (stack, open) in channels {
+            let take = open.min(left);
+            if take == 0 {
+                continue;
             }
             *self
                 .0
                 .entry(Named::Shape(shape))
                 .or_default()
                 .entry(stack.clone())
-                .or_default() += 1;
-            left -= 1;
+                .or_default() += take;
+            left -= take;
         }
     }
 
@@ -178,8 +179,14 @@ impl Origins {
                 ))
             })
             .collect();
+        let mut channels = BTreeMap::new();
         let mut out: BTreeMap<GroupKey, Vec<(Arc<Stack>, u64)>> = BTreeMap::new();
         for (group, stacks) in self.0 {
+            for stack in stacks.keys() {
+                if let Some(t) = table.channel_tally(stack) {
+                    channels.insert(stack.clone(), t.clone());
+                }
+            }
             let key = match group {
                 Named::Key(k) => k,
                 Named::Shape(s) => match named.get(&s) {
@@ -195,7 +202,11 @@ impl Origins {
             entry.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
             entry.truncate(MAX_STACKS);
         }
-        Arc::new(FingerprintOrigins { groups: out, tallies })
+        Arc::new(FingerprintOrigins {
+            groups: out,
+            tallies,
+            channels,
+        })
     }
 }
 

@@ -9,7 +9,7 @@
 
 mod origin;
 mod tcp;
-pub use origin::{FingerprintOrigins, Frame, GroupOrigins, OriginSource, OriginVia, Stack, Tally};
+pub use origin::{ChannelTally, FingerprintOrigins, Frame, GroupOrigins, OriginSource, OriginVia, Stack, Tally};
 pub use tcp::{ConnEnd, Connections, Relay, TcpState, TcpStates, TCP_STATES};
 
 use schemars::JsonSchema;

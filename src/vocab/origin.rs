@@ -109,12 +109,26 @@ impl Stack {
 }
 
 /// A fingerprint's origins: per group, how many of its descriptors each stack
-/// opened, largest first; and per stack the kernel ledger counted, how many
-/// descriptors it made over the run and how many of them are open.
+/// opened, largest first; per stack the kernel ledger counted, how many
+/// descriptors it made over the run and how many of them are open; and per
+/// channel site the channel ledger followed, its channels.
 #[derive(Debug, Default)]
 pub struct FingerprintOrigins {
     pub groups: BTreeMap<GroupKey, Vec<(Arc<Stack>, u64)>>,
     pub tallies: BTreeMap<Arc<Stack>, Tally>,
+    pub channels: BTreeMap<Arc<Stack>, ChannelTally>,
+}
+
+/// The channels one creating site made over the run (since fdsoak attached, for an
+/// attached process), from the channel ledger.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ChannelTally {
+    /// The target the site dialled, as the program named it.
+    pub target: String,
+    pub created: u64,
+    pub closed: u64,
+    /// Created and not closed.
+    pub still_open: u64,
 }
 
 /// How many descriptors one stack made over the run, and how many of them are open now.

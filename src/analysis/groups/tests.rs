@@ -151,6 +151,7 @@ fn a_counted_stack_says_how_many_it_opened_closed_and_kept() {
         count: 24,
         opened: Some(4812),
         still_open: Some(24),
+        channels: None,
         stack,
     };
     assert_eq!(
@@ -159,6 +160,17 @@ fn a_counted_stack_says_how_many_it_opened_closed_and_kept() {
     );
     o.opened = None;
     assert_eq!(o.sentence(), "24 at main.go:61 in main.leakSome");
+    o.stack.via = OriginVia::Channel;
+    o.channels = Some(crate::vocab::ChannelTally {
+        target: "127.0.0.1:9".into(),
+        created: 1168,
+        closed: 1000,
+        still_open: 168,
+    });
+    assert_eq!(
+        o.sentence(),
+        "channels to it created at main.go:61 in main.leakSome: created 1,168, closed 1,000, 168 still open"
+    );
     assert_eq!(thousands(0), "0");
     assert_eq!(thousands(999), "999");
     assert_eq!(thousands(1_000_000), "1,000,000");

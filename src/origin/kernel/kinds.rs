@@ -38,6 +38,24 @@ pub const REG_OFFSETS: (u32, u32, u32) = (128, 152, 32);
 #[cfg(target_arch = "aarch64")]
 pub const REG_OFFSETS: (u32, u32, u32) = (256, 248, 232);
 
+/// Offsets in a uprobe's `struct pt_regs` of Go's first four integer arguments (register
+/// ABI): ax, bx, cx, di.
+#[cfg(target_arch = "x86_64")]
+pub const GO_ARG_OFFSETS: (u32, u32, u32, u32) = (80, 40, 88, 112);
+/// …: x0 to x3.
+#[cfg(target_arch = "aarch64")]
+pub const GO_ARG_OFFSETS: (u32, u32, u32, u32) = (0, 8, 16, 24);
+/// The offset of Go's goroutine register: r14 on x86_64, x28 on aarch64.
+#[cfg(target_arch = "x86_64")]
+pub const GO_G_OFFSET: u32 = 8;
+#[cfg(target_arch = "aarch64")]
+pub const GO_G_OFFSET: u32 = 224;
+/// Bytes of `struct pt_regs` the channel probes copy (aarch64: the user registers, pc and sp).
+#[cfg(target_arch = "x86_64")]
+pub const REGS_SIZE: u32 = 168;
+#[cfg(target_arch = "aarch64")]
+pub const REGS_SIZE: u32 = 272;
+
 /// (syscall number, kind) for every call the ledger follows on this architecture.
 pub fn table() -> Vec<(u32, u32)> {
     let mut t: Vec<(c_long, u32)> = vec![

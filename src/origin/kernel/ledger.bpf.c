@@ -39,6 +39,7 @@ static long (*read_user)(void *dst, __u32 size, const void *src) = (void *)112;
 static long (*read_kernel)(void *dst, __u32 size, const void *src) = (void *)113;
 static void *(*ringbuf_reserve)(void *ringbuf, __u64 size, __u64 flags) = (void *)131;
 static void (*ringbuf_submit)(void *data, __u64 flags) = (void *)132;
+static long (*get_stack)(void *ctx, void *buf, __u32 size, __u64 flags) = (void *)67;
 
 // How a system call touches descriptors (the values of `kinds`).
 enum {
@@ -364,6 +365,161 @@ int ledger_exit_process(struct raw_args *ctx) {
     if (w && *w == W_RECORD)
         map_delete(&watched, &tgid);
     return 0;
+}
+
+// ---- The channel ledger ----------------------------------------------------
+//
+// Uprobes on a gRPC library's channel constructors and close, attached by
+// user space to the binaries the watched processes run (see channels.rs).
+// Each hit of a watched process sends one event; user space pairs them:
+// a dial (the constructor's entry: its target and the user stack), the
+// channel it made (a function the constructor calls with the new channel,
+// on the same goroutine: its handle), and a close (the handle). Nothing is
+// changed in the process: entry probes only, no return probes in Go (its
+// runtime moves goroutine stacks and walks return addresses).
+
+// Offsets in the uprobe's `struct pt_regs` of Go's first four integer
+// arguments (register ABI, Go 1.17+; x86_64: ax, bx, cx, di) and of the
+// goroutine register (x86_64: r14), set per architecture by the loader.
+volatile const __u32 go_arg0_offset = 80;
+volatile const __u32 go_arg1_offset = 40;
+volatile const __u32 go_arg2_offset = 88;
+volatile const __u32 go_arg3_offset = 112;
+volatile const __u32 go_g_offset = 8;
+// Bytes of `struct pt_regs` to copy (x86_64: 168).
+volatile const __u32 regs_size = 168;
+
+#define TARGET_BYTES 128
+#define REGS_WORDS 34
+enum { CH_DIAL = 1, CH_MADE = 2, CH_CLOSE = 3 };
+
+struct chan_event {
+    __u32 kind;
+    __u32 tgid;
+    __u64 handle;   // the channel (Go: its *ClientConn), for CH_MADE and CH_CLOSE
+    __u64 g;        // the goroutine (Go: its g), pairing a dial with the channel it made
+    __u64 ns;
+    __u64 ret;      // at a function's entry, its return address (the word at sp): the caller,
+                    // which a frame-pointer walk from the entry skips on older kernels
+    __u32 target_len; // the target's full length (at most TARGET_BYTES - 1 copied)
+    __u32 stack_bytes; // bytes of `pcs` the stack walk filled
+    __u8 target[TARGET_BYTES];
+    __u64 pcs[STACK_DEPTH];
+};
+
+struct {
+    __uint(type, MAP_RINGBUF);
+    __uint(max_entries, 1 << 20);
+} chan_events SEC(".maps");
+
+// Lost channel events: the ring full.
+struct {
+    __uint(type, MAP_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __type(value, __u64);
+} chan_lost SEC(".maps");
+
+static __attribute__((always_inline)) int watched_here(__u32 tgid) {
+    __u32 *w = map_lookup(&watched, &tgid);
+    return w && *w == W_RECORD;
+}
+
+// Register `offset` of the probed thread's user registers.
+static __attribute__((always_inline)) __u64 user_reg(const __u64 *regs, __u32 offset) {
+    __u32 i = offset / 8;
+    if (i >= REGS_WORDS)
+        return 0;
+    return regs[i];
+}
+
+static __attribute__((always_inline)) struct chan_event *chan_start(__u32 kind, __u32 tgid) {
+    struct chan_event *e = ringbuf_reserve(&chan_events, sizeof(struct chan_event), 0);
+    if (!e) {
+        __u32 zero = 0;
+        __u64 *n = map_lookup(&chan_lost, &zero);
+        if (n)
+            __sync_fetch_and_add(n, 1);
+        return 0;
+    }
+    e->kind = kind;
+    e->tgid = tgid;
+    e->handle = 0;
+    e->g = 0;
+    e->ns = ktime_ns();
+    e->ret = 0;
+    e->target_len = 0;
+    e->stack_bytes = 0;
+    e->target[0] = 0;
+    return e;
+}
+
+static __attribute__((always_inline)) int go_dial(void *ctx, __u32 ptr_offset, __u32 len_offset) {
+    __u32 tgid = pid_tgid() >> 32;
+    if (!watched_here(tgid))
+        return 0;
+    __u64 regs[REGS_WORDS] = {};
+    __u32 n = regs_size;
+    if (n > sizeof(regs))
+        n = sizeof(regs);
+    read_kernel(regs, n, ctx);
+    struct chan_event *e = chan_start(CH_DIAL, tgid);
+    if (!e)
+        return 0;
+    e->g = user_reg(regs, go_g_offset);
+    __u64 len = user_reg(regs, len_offset);
+    e->target_len = len > 0xffff ? 0xffff : (__u32)len;
+    __u32 copy = len < TARGET_BYTES - 1 ? (__u32)len : TARGET_BYTES - 1;
+    copy &= TARGET_BYTES - 1;
+    if (read_user(e->target, copy, (const void *)user_reg(regs, ptr_offset)))
+        e->target_len = 0;
+    read_user(&e->ret, sizeof(e->ret), (const void *)user_reg(regs, sp_offset));
+    long got = get_stack(ctx, e->pcs, sizeof(e->pcs), USER_STACK);
+    e->stack_bytes = got > 0 ? (__u32)got : 0;
+    ringbuf_submit(e, 0);
+    return 0;
+}
+
+// grpc.Dial(target string, ...) and grpc.NewClient(target string, ...): the target in arguments 0 and 1.
+SEC("uprobe/chan_go_dial01")
+int chan_go_dial01(void *ctx) {
+    return go_dial(ctx, go_arg0_offset, go_arg1_offset);
+}
+
+// grpc.DialContext(ctx context.Context, target string, ...): the target in arguments 2 and 3.
+SEC("uprobe/chan_go_dial23")
+int chan_go_dial23(void *ctx) {
+    return go_dial(ctx, go_arg2_offset, go_arg3_offset);
+}
+
+static __attribute__((always_inline)) int go_handle(void *ctx, __u32 kind) {
+    __u32 tgid = pid_tgid() >> 32;
+    if (!watched_here(tgid))
+        return 0;
+    __u64 regs[REGS_WORDS] = {};
+    __u32 n = regs_size;
+    if (n > sizeof(regs))
+        n = sizeof(regs);
+    read_kernel(regs, n, ctx);
+    struct chan_event *e = chan_start(kind, tgid);
+    if (!e)
+        return 0;
+    e->g = user_reg(regs, go_g_offset);
+    e->handle = user_reg(regs, go_arg0_offset);
+    ringbuf_submit(e, 0);
+    return 0;
+}
+
+// A function the constructor calls with the new *ClientConn first (grpc.chainUnaryClientInterceptors).
+SEC("uprobe/chan_go_made")
+int chan_go_made(void *ctx) {
+    return go_handle(ctx, CH_MADE);
+}
+
+// (*grpc.ClientConn).Close: the receiver first.
+SEC("uprobe/chan_go_close")
+int chan_go_close(void *ctx) {
+    return go_handle(ctx, CH_CLOSE);
 }
 
 char LICENSE[] SEC("license") = "Dual MIT/GPL";

@@ -14,15 +14,19 @@
 //! walk and the stack `unwind` recovered from the sample the program copied;
 //! [`super::native::Symbols`] names the addresses.
 //!
+//! The same object holds the channel ledger's uprobes ([`channels`]): where
+//! each gRPC channel was made, and whether it was closed.
+//!
 //! Everything belongs to file descriptors of this process: nothing is pinned,
 //! so the programs go when the [`Ledger`] is dropped, or when fdsoak dies.
 
+pub mod channels;
 mod kinds;
 #[cfg(target_arch = "x86_64")]
 mod unwind;
 
 use aya::maps::{Array, HashMap as BpfMap, MapData, StackTraceMap};
-use aya::programs::RawTracePoint;
+use aya::programs::{RawTracePoint, UProbe};
 use aya::{Ebpf, EbpfLoader, Pod};
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
@@ -83,6 +87,10 @@ pub struct Ledger {
     samples: Option<unwind::Samples>,
     /// Processes watched only once running (attached), whose older descriptors have no entry.
     attached: Mutex<HashSet<i32>>,
+    /// Where the watched processes' gRPC channels were made, and whether closed.
+    channels: Option<channels::Channels>,
+    /// What the channel ledger could not cover, one sentence each.
+    notes: Mutex<Vec<String>>,
 }
 
 impl std::fmt::Debug for Ledger {
@@ -128,7 +136,14 @@ impl Ledger {
     pub fn load() -> Result<Ledger, String> {
         let (a0, a1, a2, a3) = kinds::ARG_OFFSETS;
         let (ip, sp, fp) = kinds::REG_OFFSETS;
+        let (g0, g1, g2, g3) = kinds::GO_ARG_OFFSETS;
         let mut ebpf = EbpfLoader::new()
+            .set_global("go_arg0_offset", &g0, true)
+            .set_global("go_arg1_offset", &g1, true)
+            .set_global("go_arg2_offset", &g2, true)
+            .set_global("go_arg3_offset", &g3, true)
+            .set_global("go_g_offset", &kinds::GO_G_OFFSET, true)
+            .set_global("regs_size", &kinds::REGS_SIZE, true)
             .set_global("arg0_offset", &a0, true)
             .set_global("arg1_offset", &a1, true)
             .set_global("arg2_offset", &a2, true)
@@ -161,6 +176,20 @@ impl Ledger {
             p.load().map_err(|e| why(&e))?;
             p.attach(tracepoint).map_err(|e| why(&e))?;
         }
+        for program in channels::PROGRAMS {
+            let p: &mut UProbe = ebpf
+                .program_mut(program)
+                .ok_or_else(|| format!("no program {program}"))?
+                .try_into()
+                .map_err(|e| format!("{program}: {e}"))?;
+            p.load().map_err(|e| why(&e))?;
+        }
+        let events = ebpf.take_map("chan_events").ok_or("no chan_events map")?;
+        let channels = aya::maps::RingBuf::try_from(events)
+            .map_err(|e| e.to_string())
+            .and_then(|ring| channels::Channels::start(ring).map_err(|e| e.to_string()))
+            .map_err(|e| tracing::debug!("the channel ledger: {e}"))
+            .ok();
         let ring = ebpf.take_map("samples").ok_or("no samples map")?;
         #[cfg(target_arch = "x86_64")]
         let samples = match aya::maps::RingBuf::try_from(ring) {
@@ -177,6 +206,8 @@ impl Ledger {
             #[cfg(target_arch = "x86_64")]
             samples,
             attached: Mutex::default(),
+            channels,
+            notes: Mutex::default(),
         };
         // Processes fdsoak starts are watched from their first instruction.
         ledger.set(std::process::id(), FOLLOW)?;
@@ -192,7 +223,59 @@ impl Ledger {
         if attached {
             crate::vocab::lock(&self.attached).insert(pid);
         }
-        self.set(pid as u32, RECORD)
+        self.set(pid as u32, RECORD)?;
+        self.probe_channels(pid);
+        Ok(())
+    }
+
+    /// Puts the channel ledger's probes on the binary `pid` runs, if it holds a gRPC
+    /// library they know and they are not there yet; what it cannot cover becomes a note.
+    pub fn probe_channels(&self, pid: i32) {
+        let Some(channels) = &self.channels else {
+            tracing::debug!("channel ledger: not running");
+            return;
+        };
+        let probed = channels.probe(&mut crate::vocab::lock(&self.ebpf), pid);
+        let note = match probed {
+            Ok(channels::Probed::OldGo) => format!(
+                "pid {pid} runs grpc-go built by Go before 1.17, whose arguments the channel ledger cannot read: its channels are not followed"
+            ),
+            Ok(channels::Probed::GrpcGo { probes }) => {
+                tracing::debug!("channel ledger: {probes} probes on pid {pid}'s grpc-go");
+                return;
+            }
+            Ok(other) => {
+                tracing::debug!("channel ledger: pid {pid}: {other:?}");
+                return;
+            }
+            Err(e) => {
+                tracing::debug!("channel ledger: pid {pid}: {e}");
+                format!("the channel ledger cannot follow pid {pid}'s channels: {e}")
+            }
+        };
+        let mut notes = crate::vocab::lock(&self.notes);
+        if !notes.contains(&note) {
+            notes.push(note);
+        }
+    }
+
+    /// `pid`'s channel sites so far: where each was made, to which target, created and closed.
+    pub fn channels(&self, pid: i32) -> Option<channels::ProcessChannels> {
+        Some(self.channels.as_ref()?.read(pid))
+    }
+
+    /// What the channel ledger could not cover, and the channel events it lost.
+    pub fn notes(&self) -> Vec<String> {
+        let mut notes = crate::vocab::lock(&self.notes).clone();
+        let ring: u64 = map::<Array<_, u64>>(&crate::vocab::lock(&self.ebpf), "chan_lost")
+            .map_or(0, |m| m.iter().filter_map(Result::ok).sum());
+        let lost = ring + self.channels.as_ref().map_or(0, channels::Channels::dropped);
+        if lost > 0 {
+            notes.push(format!(
+                "the channel ledger lost {lost} channel events (its ring or its tables full): some channels are not counted"
+            ));
+        }
+        notes
     }
 
     fn set(&self, pid: u32, what: u32) -> Result<(), String> {
@@ -340,7 +423,7 @@ where
 }
 
 /// Why loading failed, in the words a user acts on.
-fn why(e: &dyn std::error::Error) -> String {
+pub(super) fn why(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {

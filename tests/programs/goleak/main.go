@@ -7,6 +7,11 @@
 //	-leak some   every Check opens a file, and keeps one in ten (leakSome)
 //	-leak dup    every accepted connection is dup'd and the copy kept (keepDup),
 //	             so it stays in CLOSE_WAIT once the client leaves
+//	-leak channel  every 10th Check asks a backend (the server itself, or
+//	             -backend ADDR) on a fresh ClientConn and never closes it
+//	             (askBackend); one shared ClientConn, made at start
+//	             (sharedBackend), asks it on every other 10th Check
+//	-leak channel-closed  the same, closing each fresh ClientConn
 //
 //	-tls-cert F -tls-key K   serve over TLS with this certificate and key
 //
@@ -28,9 +33,13 @@ import (
 )
 
 var (
-	mu     sync.Mutex
-	kept   []*os.File
-	opened int
+	mu      sync.Mutex
+	kept    []*os.File
+	opened  int
+	checks  int
+	conns   []*grpc.ClientConn
+	shared  *grpc.ClientConn
+	backend string
 )
 
 type health struct {
@@ -39,11 +48,24 @@ type health struct {
 }
 
 func (h *health) Check(ctx context.Context, req *healthpb.HealthCheckRequest) (*healthpb.HealthCheckResponse, error) {
+	if req.Service == "backend" {
+		return &healthpb.HealthCheckResponse{Status: healthpb.HealthCheckResponse_SERVING}, nil
+	}
 	switch h.leak {
 	case "file":
 		leakFile()
 	case "some":
 		leakSome()
+	case "channel", "channel-closed":
+		mu.Lock()
+		checks++
+		n := checks
+		mu.Unlock()
+		if n%20 == 0 {
+			askBackend(ctx, h.leak == "channel-closed")
+		} else if n%20 == 10 {
+			ask(ctx, shared)
+		}
 	}
 	return &healthpb.HealthCheckResponse{Status: healthpb.HealthCheckResponse_SERVING}, nil
 }
@@ -75,6 +97,39 @@ func leakSome() {
 	}
 }
 
+// askBackend asks the backend on a ClientConn of its own, closed only when told to.
+//
+//go:noinline
+func askBackend(ctx context.Context, closeIt bool) {
+	cc, err := grpc.Dial(backend, grpc.WithInsecure())
+	if err != nil {
+		return
+	}
+	ask(ctx, cc)
+	if closeIt {
+		cc.Close()
+		return
+	}
+	mu.Lock()
+	conns = append(conns, cc)
+	mu.Unlock()
+}
+
+// sharedBackend makes the one ClientConn shared by every Check.
+//
+//go:noinline
+func sharedBackend() *grpc.ClientConn {
+	cc, err := grpc.DialContext(context.Background(), backend, grpc.WithInsecure())
+	if err != nil {
+		log.Fatal(err)
+	}
+	return cc
+}
+
+func ask(ctx context.Context, cc *grpc.ClientConn) {
+	healthpb.NewHealthClient(cc).Check(ctx, &healthpb.HealthCheckRequest{Service: "backend"})
+}
+
 // dupListener keeps a copy of every connection it accepts.
 type dupListener struct{ net.Listener }
 
@@ -99,7 +154,8 @@ func keepDup(c net.Conn) {
 
 func main() {
 	addr := flag.String("addr", "127.0.0.1:0", "address to listen on")
-	leak := flag.String("leak", "none", "none | file | some | dup")
+	leak := flag.String("leak", "none", "none | file | some | dup | channel | channel-closed")
+	flag.StringVar(&backend, "backend", "", "the backend's address (default: this server)")
 	cert := flag.String("tls-cert", "", "PEM certificate: serve over TLS")
 	key := flag.String("tls-key", "", "PEM key of -tls-cert")
 	flag.Parse()
@@ -109,6 +165,12 @@ func main() {
 	}
 	if *leak == "dup" {
 		lis = dupListener{lis}
+	}
+	if backend == "" {
+		backend = lis.Addr().String()
+	}
+	if *leak == "channel" || *leak == "channel-closed" {
+		shared = sharedBackend()
 	}
 	var opts []grpc.ServerOption
 	if *cert != "" {
