@@ -13,7 +13,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
 /// Root, which loading eBPF needs; otherwise says so (a failure under CI, which runs as root).
-fn root() -> bool {
+pub(crate) fn root() -> bool {
     let root = rustix::process::geteuid().is_root();
     if !root {
         tool_missing("root (to load eBPF)", "CI runs the tests as root");
@@ -22,7 +22,7 @@ fn root() -> bool {
 }
 
 /// A short load of 40 Checks/s over `channel`, lasting `ms` milliseconds.
-fn short(dir: &TempDir, ms: u32, channel: &str) -> std::path::PathBuf {
+pub(crate) fn short(dir: &TempDir, ms: u32, channel: &str) -> std::path::PathBuf {
     let (edge, load) = (ms / 5, ms * 3 / 5);
     dir.write(
         &format!("short-{ms}-{channel}.toml"),
@@ -36,13 +36,13 @@ fn short(dir: &TempDir, ms: u32, channel: &str) -> std::path::PathBuf {
 }
 
 /// The leaky grpc-go server, started by the test, killed on drop.
-struct GoServer {
+pub(crate) struct GoServer {
     child: std::process::Child,
-    addr: String,
+    pub(crate) addr: String,
 }
 
 impl GoServer {
-    fn start(exe: &std::path::Path, leak: &str) -> GoServer {
+    pub(crate) fn start(exe: &std::path::Path, leak: &str) -> GoServer {
         let mut child = Command::new(exe)
             .args(["-leak", leak])
             .stdout(Stdio::piped())

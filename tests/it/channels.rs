@@ -1,0 +1,155 @@
+//! The channel ledger (uprobes, as root), against real grpc-go programs built
+//! here: a server that dials a backend on a fresh ClientConn every 20th Check
+//! and never closes it is named at its `grpc.Dial` line, started or attached,
+//! with its channels counted (created, closed, still open) and the sockets'
+//! own stack kept behind it; its twin that closes each ClientConn passes 20
+//! times out of 20; a checker under test that dials a fresh ClientConn after
+//! each failed check is named at its dial, and its good twin passes.
+
+use super::kernel_origin::{root, short, GoServer};
+use crate::common::*;
+use fdsoak::analysis::groups::GroupChange;
+use fdsoak::vocab::{OriginSource, OriginVia};
+
+/// `role`'s grown group of connections to a peer.
+fn outbound(r: &RunResult, role: &str) -> GroupChange {
+    r.process(role)
+        .groups
+        .iter()
+        .find(|g| g.what.starts_with("ESTABLISHED to "))
+        .cloned()
+        .unwrap_or_else(|| panic!("no outbound group for the {role}: {}", r.context()))
+}
+
+/// The group's first origin is the channel site at `line` of `file` in `function`,
+/// seen by the kernel: channels created, none closed; it is in the findings' sentence.
+fn named_at_dial(r: &RunResult, role: &str, file: &str, function: &str, line: usize) {
+    let g = outbound(r, role);
+    let o = g
+        .origins
+        .first()
+        .unwrap_or_else(|| panic!("no origins for {g:?}: {}", r.context()));
+    assert_eq!(
+        (o.stack.via, o.stack.source),
+        (OriginVia::Channel, OriginSource::Kernel),
+        "{o:?}"
+    );
+    let top = o.stack.top_user_frame().unwrap();
+    assert_eq!((top.function.as_str(), top.line as usize), (function, line), "{o:?}");
+    assert!(top.file.ends_with(file), "{top:?}");
+    let c = o
+        .channels
+        .as_ref()
+        .unwrap_or_else(|| panic!("no channel counts: {o:?}"));
+    assert!(c.created >= o.count && o.count >= 2, "{o:?}");
+    assert_eq!((c.closed, c.still_open), (0, c.created), "{o:?}");
+    assert!(g.what.contains(c.target.as_str()), "{c:?} in {g:?}");
+    let name = file.rsplit('/').next().unwrap_or(file);
+    let want = "channels to it created at ";
+    let at = format!("{name}:{line} in {function}: created ");
+    assert!(
+        r.stdout.lines().any(|l| l.contains(want) && l.contains(&at)),
+        "no {want:?}…{at:?} in the findings: {}",
+        r.context()
+    );
+    // The sockets' own creating stack (grpc-go's goroutine) stays in the details.
+    assert!(
+        g.origins.iter().any(|o| o.stack.via == OriginVia::Opened),
+        "{:?}",
+        g.origins
+    );
+}
+
+#[test]
+fn a_go_server_that_never_closes_a_backend_channel_is_named_at_its_dial_started_or_attached() {
+    if !root() {
+        return;
+    }
+    let dir = TempDir::new("channels-go-server");
+    let Some(exe) = go_build(&dir, "tests/programs/goleak") else {
+        return;
+    };
+    let line = line_of("tests/programs/goleak/main.go", "cc, err := grpc.Dial(backend");
+    let file = "tests/programs/goleak/main.go";
+    let sc = short(&dir, 6000, "shared");
+    let spawn = format!("{} -addr 127.0.0.1:{{port}} -leak channel", exe.display());
+    let r = run(&sc, &["--origin", "--spawn", &spawn]);
+    assert_eq!(r.code, 1, "{}", r.context());
+    named_at_dial(&r, "target", file, "main.askBackend", line);
+    // The shared ClientConn to the same backend, made once at start, is not the leak.
+    let g = outbound(&r, "target");
+    assert!(
+        g.origins
+            .iter()
+            .all(|o| o.stack.frames.iter().all(|f| f.function != "main.sharedBackend")),
+        "{:?}",
+        g.origins
+    );
+    let summary = std::fs::read_to_string(r.out.path().join("summary.json")).unwrap();
+    assert!(
+        summary.contains("\"still_open\""),
+        "the channel counts are in summary.json"
+    );
+
+    let server = GoServer::start(&exe, "channel");
+    let r = run(&sc, &["--origin", "--target", &server.addr]);
+    assert_eq!(r.code, 1, "{}", r.context());
+    named_at_dial(&r, "target", file, "main.askBackend", line);
+}
+
+#[test]
+fn a_go_server_that_closes_each_channel_passes_20_times_out_of_20() {
+    if !root() {
+        return;
+    }
+    let dir = TempDir::new("channels-go-closed");
+    let Some(exe) = go_build(&dir, "tests/programs/goleak") else {
+        return;
+    };
+    let sc = short(&dir, 3000, "shared");
+    let spawn = format!("{} -addr 127.0.0.1:{{port}} -leak channel-closed", exe.display());
+    std::thread::scope(|s| {
+        for half in 0..2 {
+            let (sc, spawn) = (&sc, &spawn);
+            s.spawn(move || {
+                for i in 0..10 {
+                    let r = run(sc, &["--origin", "--spawn", spawn]);
+                    assert_eq!(r.code, 0, "run {} of 20: {}", half * 10 + i, r.context());
+                }
+            });
+        }
+    });
+}
+
+/// Blackholes through the proxy, every 1.5 s for 0.9 s, so a checker's calls fail.
+fn stalls(dir: &TempDir) -> std::path::PathBuf {
+    dir.write(
+        "stalls.toml",
+        "name = \"stalls\"\n[client]\ncommand = \"true\"\n[sampler]\ninterval = \"200ms\"\n\
+         [[phases]]\nname = \"baseline\"\nduration = \"3s\"\n\
+         [[phases]]\nname = \"stalls\"\nduration = \"10s\"\n  [[phases.faults]]\n  kind = \"blackhole\"\n  every = \"1500ms\"\n  duration = \"900ms\"\n\
+         [[phases]]\nname = \"drain\"\nduration = \"2s\"\n",
+    )
+}
+
+#[test]
+fn a_go_checker_that_dials_again_after_each_failed_check_is_named_at_its_dial_and_its_twin_passes() {
+    if !root() {
+        return;
+    }
+    let dir = TempDir::new("channels-go-client");
+    let Some(exe) = go_build(&dir, "tests/programs/gochecker") else {
+        return;
+    };
+    let line = line_of("tests/programs/gochecker/main.go", "cc, err := grpc.Dial(target");
+    let sc = stalls(&dir);
+    let leaky = format!("{} {{addr}} retry-leak", exe.display());
+    let r = run(&sc, &["--origin", "--client", &leaky]);
+    assert_eq!(r.code, 1, "{}", r.context());
+    named_at_dial(&r, "client", "tests/programs/gochecker/main.go", "main.newConn", line);
+    let good = format!("{} {{addr}} good", exe.display());
+    for i in 0..3 {
+        let r = run(&sc, &["--origin", "--client", &good]);
+        assert_eq!(r.code, 0, "run {i}: {}", r.context());
+    }
+}
