@@ -70,10 +70,7 @@ pub struct Origin {
 impl Origin {
     /// "13 channels created at checker.py:27 in check_with_retry".
     pub fn sentence(&self) -> String {
-        let at = self
-            .stack
-            .top_user_frame()
-            .map_or(String::from("an unknown place"), |f| f.to_string());
+        let place = self.stack.place();
         match self.stack.via {
             OriginVia::Channel if self.channels.is_some() => {
                 let c = self
@@ -81,26 +78,26 @@ impl Origin {
                     .as_ref()
                     .map_or((0, 0, 0), |c| (c.created, c.closed, c.still_open));
                 format!(
-                    "channels to it created at {at}: created {}, closed {}, {} still open",
+                    "channels to it created {place}: created {}, closed {}, {} still open",
                     thousands(c.0),
                     thousands(c.1),
                     thousands(c.2)
                 )
             }
             OriginVia::Channel => format!(
-                "{} channel{} created at {at}",
+                "{} channel{} created {place}",
                 self.count,
                 if self.count == 1 { "" } else { "s" }
             ),
             OriginVia::Opened => match (self.opened, self.still_open) {
                 (Some(opened), Some(open)) => format!(
-                    "{} at {at}: opened {}, closed {}, {} still open",
+                    "{} {place}: opened {}, closed {}, {} still open",
                     self.count,
                     thousands(opened),
                     thousands(opened.saturating_sub(open)),
                     thousands(open)
                 ),
-                _ => format!("{} at {at}", self.count),
+                _ => format!("{} {place}", self.count),
             },
             OriginVia::BeforeAttach => format!("{} open before fdsoak attached", self.count),
         }

@@ -210,11 +210,7 @@ fn is_go_library(name: &str, file: &str) -> bool {
     if file.contains("/pkg/mod/") || file.contains("/vendor/") || file.starts_with("/usr/share/gocode/") {
         return true;
     }
-    // The package path: up to the first dot after the last slash ("net/http.(*Server).Serve").
-    let slash = name.rfind('/').map_or(0, |i| i + 1);
-    let package = name[slash..].find('.').map_or(name, |dot| &name[..slash + dot]);
-    let first = package.split('/').next().unwrap_or(package);
-    package != "main" && !first.contains('.') && file.contains(&format!("/src/{package}/"))
+    crate::vocab::go_standard_library(name, file)
 }
 
 /// Source of Rust's standard library, of crates from a registry, or of the C library.

@@ -9,7 +9,9 @@
 
 mod origin;
 mod tcp;
-pub use origin::{ChannelTally, FingerprintOrigins, Frame, GroupOrigins, OriginSource, OriginVia, Stack, Tally};
+pub use origin::{
+    go_standard_library, ChannelTally, FingerprintOrigins, Frame, GroupOrigins, OriginSource, OriginVia, Stack, Tally,
+};
 pub use tcp::{ConnEnd, Connections, Relay, TcpState, TcpStates, TCP_STATES};
 
 use schemars::JsonSchema;

@@ -102,9 +102,157 @@ impl Stack {
         }
     }
 
-    /// The innermost frame of the program's own, or the innermost frame when all are a library's.
+    /// The innermost frame of the program's own; when every frame is a library's, the
+    /// innermost that is not the runtime's or the system call's plumbing (see
+    /// [`Frame::is_plumbing`]), else the innermost.
     pub fn top_user_frame(&self) -> Option<&Frame> {
-        self.frames.iter().find(|f| !f.library).or(self.frames.first())
+        self.frames
+            .iter()
+            .find(|f| !f.library)
+            .or_else(|| self.frames.iter().find(|f| !f.is_plumbing()))
+            .or(self.frames.first())
+    }
+
+    /// Where it was made, for a sentence: "at main.go:84 in main.askBackend", or, for a
+    /// stack whose every frame is a library's, "on the library's own goroutine, in
+    /// google.golang.org/grpc.DialContext.func2" (a thread, or an event loop, elsewhere).
+    pub fn place(&self) -> String {
+        match self.top_user_frame() {
+            None => "at an unknown place".into(),
+            Some(f) if !f.library => format!("at {f}"),
+            Some(f) => format!("on the library's own {}, in {f}", self.runner()),
+        }
+    }
+
+    /// What ran the library's code: Go's goroutines, libuv's event loop, or a thread.
+    fn runner(&self) -> &'static str {
+        let file = |f: &&Frame| f.file.ends_with(".go") || f.file.ends_with(".s") && f.function.contains('.');
+        if self
+            .frames
+            .iter()
+            .any(|f| f.file.contains("/deps/uv/") || f.function.starts_with("uv_"))
+        {
+            "event loop"
+        } else if self.frames.iter().any(|f| file(&f)) {
+            "goroutine"
+        } else {
+            "thread"
+        }
+    }
+}
+
+impl Frame {
+    /// A frame of a runtime's or the system call's plumbing, never the answer to
+    /// "where was it made": Go's runtime and standard library (and its assembly), the C
+    /// library, and the sources a runtime builds into its own binary (node's libuv, V8
+    /// and `src/`; a JVM's `libjava`/`libnio` entry points).
+    pub fn is_plumbing(&self) -> bool {
+        let (file, function) = (self.file.as_str(), self.function.as_str());
+        const FILES: [&str; 6] = [
+            "/deps/uv/",
+            "/deps/v8/",
+            "/out/../src/",
+            "sysdeps/",
+            "/glibc",
+            "/libio/",
+        ];
+        const FUNCTIONS: [&str; 10] = [
+            "uv_",
+            "uv__",
+            "Builtins_",
+            "v8::",
+            "node::",
+            "Java_",
+            "JVM_",
+            "__libc_",
+            "__GI_",
+            "handleOpen",
+        ];
+        if file.ends_with(".s") || file.ends_with(".S") || FILES.iter().any(|p| file.contains(p)) {
+            return true;
+        }
+        if FUNCTIONS.iter().any(|p| function.starts_with(p)) || function == "fileOpen" || function == "??" {
+            return true;
+        }
+        go_standard_library(function, file)
+    }
+}
+
+/// A frame of Go's standard library: a Go file (or its assembly) under
+/// `…/src/<package>/`, where the package's first element has no dot (`net`,
+/// `runtime/internal/syscall`).
+pub fn go_standard_library(function: &str, file: &str) -> bool {
+    if !(file.ends_with(".go") || file.ends_with(".s")) {
+        return false;
+    }
+    let slash = function.rfind('/').map_or(0, |i| i + 1);
+    let package = function[slash..]
+        .find('.')
+        .map_or(function, |dot| &function[..slash + dot]);
+    let first = package.split('/').next().unwrap_or(package);
+    package != "main" && !first.contains('.') && file.contains(&format!("/src/{package}/"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(function: &str, file: &str) -> Frame {
+        Frame {
+            function: function.into(),
+            file: file.into(),
+            line: 1,
+            library: true,
+        }
+    }
+
+    #[test]
+    fn a_stack_of_library_frames_is_named_past_the_runtimes_plumbing() {
+        let go = Stack {
+            frames: vec![
+                frame(
+                    "runtime/internal/syscall.Syscall6",
+                    "/usr/lib/go-1.19/src/runtime/internal/syscall/asm_linux_amd64.s",
+                ),
+                frame("syscall.socket", "/usr/lib/go-1.19/src/syscall/zsyscall_linux_amd64.go"),
+                frame("net.(*Dialer).DialContext", "/usr/lib/go-1.19/src/net/dial.go"),
+                frame(
+                    "google.golang.org/grpc.DialContext.func2",
+                    "/usr/share/gocode/src/google.golang.org/grpc/clientconn.go",
+                ),
+            ],
+            via: OriginVia::Opened,
+            source: OriginSource::Kernel,
+        };
+        assert_eq!(
+            go.top_user_frame().unwrap().function,
+            "google.golang.org/grpc.DialContext.func2"
+        );
+        assert!(
+            go.place().starts_with("on the library's own goroutine, in "),
+            "{}",
+            go.place()
+        );
+        let node = Stack {
+            frames: vec![
+                frame("uv__socket", "/home/iojs/build/ws/out/../deps/uv/src/unix/core.c"),
+                frame("node::TCPWrap::Connect", "/home/iojs/build/ws/out/../src/tcp_wrap.cc"),
+            ],
+            via: OriginVia::Opened,
+            source: OriginSource::Kernel,
+        };
+        assert_eq!(
+            node.top_user_frame().unwrap().function,
+            "uv__socket",
+            "nothing but plumbing: the innermost"
+        );
+        assert!(node.place().contains("event loop"));
+        let mut own = go.clone();
+        own.frames.push(Frame {
+            library: false,
+            ..frame("main.askBackend", "/src/app/main.go")
+        });
+        assert_eq!(own.place(), "at /src/app/main.go:1 in main.askBackend");
     }
 }
 

@@ -52,12 +52,30 @@ fn named_at_dial(r: &RunResult, role: &str, file: &str, function: &str, line: us
         "no {want:?}…{at:?} in the findings: {}",
         r.context()
     );
+    no_plumbing_named(r);
     // The sockets' own creating stack (grpc-go's goroutine) stays in the details.
     assert!(
         g.origins.iter().any(|o| o.stack.via == OriginVia::Opened),
         "{:?}",
         g.origins
     );
+}
+
+/// No finding, nor any origin the report leads with, names a runtime's own source
+/// (Go's assembly and standard library, libuv, glibc) as where something was made.
+pub(crate) fn no_plumbing_named(r: &RunResult) {
+    for line in r.stdout.lines().filter(|l| l.contains(" at ") || l.contains(" in ")) {
+        for plumbing in ["asm_linux_", ".s:", "/deps/uv/", "sysdeps/", "/usr/lib/go-"] {
+            assert!(!line.contains(plumbing), "{plumbing:?} named in {line:?}");
+        }
+    }
+    for p in r.summary().processes {
+        for g in p.groups {
+            if let Some(top) = g.origins.first().and_then(|o| o.stack.top_user_frame()) {
+                assert!(!top.is_plumbing(), "{top:?} leads {g:?}");
+            }
+        }
+    }
 }
 
 #[test]

@@ -346,6 +346,7 @@ fn the_built_in_leak_knobs_are_named_by_the_kernel_ledger_alone() {
     let file = line_of("src/refserver/mod.rs", "match std::fs::File::open(OWN_EXE)");
     let r = run(&sc, &["--spawn", &serve("--leak-fd-every 10")]);
     assert_eq!(r.code, 1, "{}", r.context());
+    super::channels::no_plumbing_named(&r);
     let want = format!("refserver/mod.rs:{file} in fdsoak::refserver::HealthSvc::apply_knobs");
     assert!(r.stdout.contains(&want), "no {want:?}: {}", r.context());
     let r = run(&sc, &["--spawn", &serve("--leak-channel-every 10")]);
@@ -358,5 +359,6 @@ fn the_built_in_leak_knobs_are_named_by_the_kernel_ledger_alone() {
         top.function.starts_with("fdsoak::refserver::backend_channel") && (top.line as usize) > at,
         "not backend_channel: {o:?}"
     );
+    super::channels::no_plumbing_named(&r);
     assert_eq!(r.summary().origin.unwrap().agents, Vec::<fdsoak::vocab::Role>::new());
 }
