@@ -101,3 +101,25 @@ pub fn git(dir: &Path, args: &[&str]) -> String {
     );
     String::from_utf8_lossy(&o.stdout).trim().to_string()
 }
+
+/// The C++ gRPC program `source` (a path in this repository) built against Debian's
+/// libgrpc++ into `dir` as `name`, with debug info; None (said) without libgrpc++-dev.
+pub fn grpc_cpp(dir: &TempDir, source: &str, name: &str) -> Option<PathBuf> {
+    if !Path::new("/usr/include/grpcpp/grpcpp.h").exists() {
+        tool_missing(
+            "libgrpc++-dev (for a C++ gRPC program)",
+            ".ci/run installs libgrpc++-dev",
+        );
+        return None;
+    }
+    let exe = dir.path().join(name);
+    let status = Command::new("g++")
+        .args(["-g", "-O0", "-o"])
+        .arg(&exe)
+        .arg(repo(source))
+        .args(["-lgrpc++", "-lgrpc", "-lgpr"])
+        .status()
+        .unwrap();
+    assert!(status.success(), "compiling {source}");
+    Some(exe)
+}

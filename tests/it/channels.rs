@@ -4,7 +4,10 @@
 //! with its channels counted (created, closed, still open) and the sockets'
 //! own stack kept behind it; its twin that closes each ClientConn passes 20
 //! times out of 20; a checker under test that dials a fresh ClientConn after
-//! each failed check is named at its dial, and its good twin passes.
+//! each failed check is named at its dial, and its good twin passes; a C++
+//! client on Debian's libgrpc++ that keeps a channel per call is named at its
+//! line through the C core's probes and its unwound stack, and its twin that
+//! releases each one passes.
 
 use super::kernel_origin::{root, short, GoServer};
 use crate::common::*;
@@ -168,6 +171,37 @@ fn a_go_checker_that_dials_again_after_each_failed_check_is_named_at_its_dial_an
     let good = format!("{} {{addr}} good", exe.display());
     for i in 0..3 {
         let r = run(&sc, &["--origin", "--client", &good]);
+        assert_eq!(r.code, 0, "run {i}: {}", r.context());
+    }
+}
+
+#[test]
+fn a_cpp_client_that_keeps_a_channel_per_call_is_named_at_its_line_and_its_twin_passes() {
+    if !root() {
+        return;
+    }
+    let dir = TempDir::new("channels-cpp");
+    let Some(exe) = grpc_cpp(&dir, "tests/programs/cppchannels/main.cc", "cppchannels") else {
+        return;
+    };
+    let line = line_of(
+        "tests/programs/cppchannels/main.cc",
+        "return grpc::CreateCustomChannel(",
+    );
+    let sc = dir.write(
+        "client.toml",
+        "name = \"client\"\n[client]\ncommand = \"true\"\n[sampler]\ninterval = \"200ms\"\n\
+         [[phases]]\nname = \"baseline\"\nduration = \"2s\"\n\
+         [[phases]]\nname = \"load\"\nduration = \"5s\"\n\
+         [[phases]]\nname = \"drain\"\nduration = \"2s\"\n",
+    );
+    let keep = format!("{} {{addr}} keep", exe.display());
+    let r = run(&sc, &["--origin", "--client", &keep]);
+    assert_eq!(r.code, 1, "{}", r.context());
+    named_at_dial(&r, "client", "tests/programs/cppchannels/main.cc", "newChannel", line);
+    let drop = format!("{} {{addr}} drop", exe.display());
+    for i in 0..3 {
+        let r = run(&sc, &["--origin", "--client", &drop]);
         assert_eq!(r.code, 0, "run {i}: {}", r.context());
     }
 }

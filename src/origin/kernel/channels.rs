@@ -17,6 +17,13 @@
 //!   gives the channel's handle; `(*ClientConn).Close` its close. A
 //!   constructor that calls another (`Dial` → `DialContext` → `NewClient`)
 //!   is one channel: the inner call's stack continues the outer's.
+//! - **gRPC's C core** (C++'s grpc++, Ruby, PHP), in `libgrpc.so` or linked
+//!   into the program: `grpc_channel_create` (and the older
+//!   `grpc_insecure_channel_create` / `grpc_secure_channel_create`) give the
+//!   target and stack at entry and the channel at return (C code may take
+//!   return probes), paired by thread; `grpc_channel_destroy` its close.
+//!   Python's grpcio links the core into its extension with the symbols
+//!   hidden: its agent's channel records serve instead.
 //!
 //! Per creating site (process, stack, target) it counts channels created
 //! and closed. A close whose channel was made before the probes were in
@@ -48,8 +55,29 @@ const GO_PROBES: [(&str, &str); 5] = [
     ("google.golang.org/grpc.(*ClientConn).Close", "chan_go_close"),
 ];
 
+/// gRPC's C core, in a shared library or linked into the program: the constructors
+/// (entry for the dial, return for the channel) and the close.
+const C_PROBES: [(&str, &str); 7] = [
+    ("grpc_channel_create", "chan_c_dial0"),
+    ("grpc_channel_create", "chan_c_made"),
+    ("grpc_insecure_channel_create", "chan_c_dial0"),
+    ("grpc_insecure_channel_create", "chan_c_made"),
+    ("grpc_secure_channel_create", "chan_c_dial1"),
+    ("grpc_secure_channel_create", "chan_c_made"),
+    ("grpc_channel_destroy", "chan_c_close"),
+];
+
 /// The programs' names, for loading.
-pub const PROGRAMS: [&str; 4] = ["chan_go_dial01", "chan_go_dial23", "chan_go_made", "chan_go_close"];
+pub const PROGRAMS: [&str; 8] = [
+    "chan_go_dial01",
+    "chan_go_dial23",
+    "chan_go_made",
+    "chan_go_close",
+    "chan_c_dial0",
+    "chan_c_dial1",
+    "chan_c_made",
+    "chan_c_close",
+];
 
 /// `struct chan_event` in ledger.bpf.c.
 const TARGET_BYTES: usize = 128;
@@ -88,53 +116,53 @@ struct Book {
 }
 
 /// One event, as the program wrote it.
-struct Event<'a> {
+struct Event {
     kind: u32,
     tgid: u32,
     handle: u64,
     g: u64,
-    /// At a function's entry: its return address, the caller's.
-    ret: u64,
+    ns: u64,
     target: String,
-    pcs: &'a [u8],
+    /// The stack, innermost first, with the caller the frame-pointer walk from a
+    /// function's entry skips (the function has not saved its frame yet) put back.
+    pcs: Vec<u64>,
+    /// A dial whose stack was also copied for the unwinder (C code without frame pointers).
+    sampled: bool,
 }
 
-impl<'a> Event<'a> {
-    fn parse(b: &'a [u8]) -> Option<Event<'a>> {
+impl Event {
+    fn parse(b: &[u8]) -> Option<Event> {
         let u32_at = |at: usize| Some(u32::from_ne_bytes(b.get(at..at + 4)?.try_into().ok()?));
         let u64_at = |at: usize| Some(u64::from_ne_bytes(b.get(at..at + 8)?.try_into().ok()?));
         let len = (u32_at(40)? as usize).min(TARGET_BYTES - 1);
         let stack = (u32_at(44)? as usize) & !7;
         let target = b.get(HEADER..HEADER + len)?;
-        Some(Event {
-            kind: u32_at(0)?,
-            tgid: u32_at(4)?,
-            handle: u64_at(8)?,
-            g: u64_at(16)?,
-            ret: u64_at(32)?,
-            target: String::from_utf8_lossy(target).into_owned(),
-            pcs: b.get(HEADER + TARGET_BYTES..HEADER + TARGET_BYTES + stack)?,
-        })
-    }
-
-    /// The stack, innermost first, with the caller the frame-pointer walk from a
-    /// function's entry skips (the function has not saved its frame yet) put back.
-    fn pcs(&self) -> Vec<u64> {
-        let mut pcs: Vec<u64> = self
-            .pcs
+        let raw = b.get(HEADER + TARGET_BYTES..HEADER + TARGET_BYTES + stack)?;
+        let mut pcs: Vec<u64> = raw
             .chunks_exact(8)
             .filter_map(|c| c.try_into().ok().map(u64::from_ne_bytes))
             .take_while(|pc| *pc != 0)
             .collect();
-        if self.ret != 0 && !pcs.is_empty() && pcs.get(1) != Some(&self.ret) {
-            pcs.insert(1, self.ret);
+        let ret = u64_at(32)?;
+        if ret != 0 && !pcs.is_empty() && pcs.get(1) != Some(&ret) {
+            pcs.insert(1, ret);
         }
-        pcs
+        let (kind, handle) = (u32_at(0)?, u64_at(8)?);
+        Some(Event {
+            kind,
+            tgid: u32_at(4)?,
+            handle,
+            g: u64_at(16)?,
+            ns: u64_at(24)?,
+            target: String::from_utf8_lossy(target).into_owned(),
+            pcs,
+            sampled: kind == DIAL && handle == 1,
+        })
     }
 }
 
 impl Book {
-    fn take(&mut self, e: &Event<'_>) {
+    fn take(&mut self, e: &Event) {
         match e.kind {
             DIAL => self.dial(e),
             MADE => {
@@ -160,8 +188,8 @@ impl Book {
 
     /// A constructor's entry: a new channel, unless it is a constructor the one
     /// pending on this goroutine called (its stack continues that one's).
-    fn dial(&mut self, e: &Event<'_>) {
-        let pcs = e.pcs();
+    fn dial(&mut self, e: &Event) {
+        let pcs = e.pcs.clone();
         if let Some(outer) = self.pending.get(&(e.tgid, e.g)) {
             let below = outer.pcs.get(1..).unwrap_or_default();
             if pcs.len() > outer.pcs.len() && !below.is_empty() && pcs.ends_with(below) {
@@ -200,14 +228,15 @@ pub struct ProcessChannels {
 }
 
 impl Channels {
-    /// Drains `ring` on a thread of its own until dropped.
-    pub fn start(ring: RingBuf<MapData>) -> std::io::Result<Channels> {
+    /// Drains `ring` on a thread of its own until dropped; `unwound` gives the stack the
+    /// unwinder recovered for a dial of (process, time), once it has.
+    pub fn start(ring: RingBuf<MapData>, unwound: Unwound) -> std::io::Result<Channels> {
         let book = Arc::new(Mutex::new(Book::default()));
         let stop = Arc::new(AtomicBool::new(false));
         let (b, halt) = (book.clone(), stop.clone());
         let thread = std::thread::Builder::new()
             .name("fdsoak-channels".into())
-            .spawn(move || drain(ring, &b, &halt))?;
+            .spawn(move || drain(ring, &b, &halt, &unwound))?;
         Ok(Channels {
             book,
             stop,
@@ -236,48 +265,36 @@ impl Channels {
         crate::vocab::lock(&self.book).dropped
     }
 
-    /// Puts the probes on the binary `pid` runs, once per binary; what it found, or why not.
-    pub fn probe(&self, ebpf: &mut Ebpf, pid: i32) -> Result<Probed, String> {
+    /// Puts the probes on the binary `pid` runs and on the gRPC libraries it maps, once
+    /// per file; what it found in each file not probed before, or why not.
+    pub fn probe(&self, ebpf: &mut Ebpf, pid: i32) -> Vec<Result<Probed, String>> {
         let exe = format!("/proc/{pid}/exe");
-        let meta = std::fs::metadata(&exe).map_err(|e| format!("{exe}: {e}"))?;
-        let id = (
-            std::os::unix::fs::MetadataExt::dev(&meta),
-            std::os::unix::fs::MetadataExt::ino(&meta),
+        let mut files = vec![exe];
+        // The C core's shared libraries (libgrpc.so), by name: every other library is left unread.
+        files.extend(
+            crate::origin::elfmap::executable_mappings(pid as u32)
+                .into_iter()
+                .filter(|m| m.path.rsplit('/').next().is_some_and(|n| n.contains("grpc")))
+                .map(|m| format!("/proc/{pid}/root{}", m.path)),
         );
-        if crate::vocab::lock(&self.probed).contains(&id) {
-            return Ok(Probed::Already);
-        }
-        let data = std::fs::read(&exe).map_err(|e| format!("{exe}: {e}"))?;
-        let found = match go_functions(&data) {
-            Some(f) => f,
-            None => {
-                crate::vocab::lock(&self.probed).insert(id);
-                return Ok(Probed::NoLibrary);
-            }
-        };
-        crate::vocab::lock(&self.probed).insert(id);
-        if !found.register_abi {
-            return Ok(Probed::OldGo);
-        }
-        let mut attached = 0;
-        for (function, program) in GO_PROBES {
-            let Some(offset) = found.offsets.get(function) else {
+        files.dedup();
+        let mut out = Vec::new();
+        for file in files {
+            let Ok(meta) = std::fs::metadata(&file) else { continue };
+            let id = (
+                std::os::unix::fs::MetadataExt::dev(&meta),
+                std::os::unix::fs::MetadataExt::ino(&meta),
+            );
+            if !crate::vocab::lock(&self.probed).insert(id) {
                 continue;
-            };
-            let p: &mut UProbe = ebpf
-                .program_mut(program)
-                .ok_or_else(|| format!("no program {program}"))?
-                .try_into()
-                .map_err(|e| format!("{program}: {e}"))?;
-            p.attach(None, *offset, &exe, None)
-                .map_err(|e| format!("probing {function} in {exe}: {}", super::why(&e)))?;
-            attached += 1;
+            }
+            out.push(probe_file(ebpf, &file));
         }
-        Ok(Probed::GrpcGo { probes: attached })
+        out
     }
 }
 
-/// What [`Channels::probe`] did with a binary.
+/// What [`Channels::probe`] did with a file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Probed {
     GrpcGo {
@@ -285,9 +302,67 @@ pub enum Probed {
     },
     /// A grpc-go binary built by Go before 1.17 (arguments on the stack): not probed.
     OldGo,
+    /// gRPC's C core, in a library or linked into the program.
+    CCore {
+        probes: usize,
+    },
     /// No gRPC library fdsoak knows in it.
     NoLibrary,
-    Already,
+}
+
+/// Puts the probes on `file`, by what it holds.
+fn probe_file(ebpf: &mut Ebpf, file: &str) -> Result<Probed, String> {
+    let data = std::fs::read(file).map_err(|e| format!("{file}: {e}"))?;
+    let Ok(elf) = object::File::parse(&*data) else {
+        return Ok(Probed::NoLibrary);
+    };
+    if let Some(found) = go_functions(&elf) {
+        if !found.register_abi {
+            return Ok(Probed::OldGo);
+        }
+        let probes = attach(ebpf, file, &GO_PROBES, &found.offsets)?;
+        return Ok(Probed::GrpcGo { probes });
+    }
+    let offsets = c_functions(&elf);
+    if offsets.is_empty() {
+        return Ok(Probed::NoLibrary);
+    }
+    let probes = attach(ebpf, file, &C_PROBES, &offsets)?;
+    Ok(Probed::CCore { probes })
+}
+
+/// Attaches each (function, program) of `probes` whose function `offsets` holds.
+fn attach(
+    ebpf: &mut Ebpf,
+    file: &str,
+    probes: &[(&'static str, &str)],
+    offsets: &HashMap<&'static str, u64>,
+) -> Result<usize, String> {
+    let mut attached = 0;
+    for (function, program) in probes {
+        let Some(offset) = offsets.get(function) else {
+            continue;
+        };
+        let p: &mut UProbe = ebpf
+            .program_mut(program)
+            .ok_or_else(|| format!("no program {program}"))?
+            .try_into()
+            .map_err(|e| format!("{program}: {e}"))?;
+        p.attach(None, *offset, file, None)
+            .map_err(|e| format!("probing {function} in {file}: {}", super::why(&e)))?;
+        attached += 1;
+    }
+    Ok(attached)
+}
+
+/// The C core's functions `elf` defines (exported or in its symbol table), at their file offsets.
+fn c_functions(elf: &object::File<'_>) -> HashMap<&'static str, u64> {
+    let wanted = |name: &str| C_PROBES.iter().map(|(f, _)| *f).find(|f| *f == name);
+    elf.dynamic_symbols()
+        .chain(elf.symbols())
+        .filter(|s| s.is_definition())
+        .filter_map(|s| Some((wanted(s.name().ok()?)?, file_offset(elf, s.address())?)))
+        .collect()
 }
 
 impl Drop for Channels {
@@ -299,7 +374,15 @@ impl Drop for Channels {
     }
 }
 
-fn drain(mut ring: RingBuf<MapData>, book: &Mutex<Book>, stop: &AtomicBool) {
+/// The unwinder's stack for a channel dial of (process, time), taken once it is there.
+pub type Unwound = Box<dyn Fn(u32, u64) -> Option<Arc<[u64]>> + Send>;
+
+/// How long a dial waits for its unwound stack before its frame-pointer walk serves.
+const UNWIND_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
+
+fn drain(mut ring: RingBuf<MapData>, book: &Mutex<Book>, stop: &AtomicBool, unwound: &Unwound) {
+    // Events in order; a sampled dial holds the ones behind it until its stack is unwound.
+    let mut queue: std::collections::VecDeque<(Event, std::time::Instant)> = Default::default();
     while !stop.load(Ordering::Relaxed) {
         let mut pfd = libc::pollfd {
             fd: ring.as_raw_fd(),
@@ -307,12 +390,27 @@ fn drain(mut ring: RingBuf<MapData>, book: &Mutex<Book>, stop: &AtomicBool) {
             revents: 0,
         };
         // SAFETY: one valid pollfd, for the ring buffer's descriptor, which outlives the call.
-        unsafe { libc::poll(&mut pfd, 1, 50) };
-        let mut book = crate::vocab::lock(book);
+        unsafe { libc::poll(&mut pfd, 1, 20) };
         while let Some(item) = ring.next() {
-            if let Some(e) = Event::parse(&item) {
+            queue.extend(Event::parse(&item).map(|e| (e, std::time::Instant::now())));
+        }
+        let mut book = crate::vocab::lock(book);
+        while let Some((e, arrived)) = queue.front_mut() {
+            if e.sampled {
+                match unwound(e.tgid, e.ns) {
+                    Some(pcs) if pcs.len() > e.pcs.len() => e.pcs = pcs.to_vec(),
+                    Some(_) => {}
+                    None if arrived.elapsed() < UNWIND_WAIT => break,
+                    None => {}
+                }
+            }
+            if let Some((e, _)) = queue.pop_front() {
                 book.take(&e);
             }
+        }
+        if queue.len() > MAX_LIVE {
+            book.dropped += queue.len() as u64;
+            queue.clear();
         }
     }
 }
@@ -327,8 +425,7 @@ struct GoFunctions {
 /// The grpc-go constructors and close in `data`, an ELF file, by its symbol table or, when
 /// stripped, its `.gopclntab`; None when it holds none. A vendored copy
 /// (`app/vendor/google.golang.org/grpc.Dial`) is found by the name's end.
-fn go_functions(data: &[u8]) -> Option<GoFunctions> {
-    let elf = object::File::parse(data).ok()?;
+fn go_functions(elf: &object::File<'_>) -> Option<GoFunctions> {
     let wanted = |name: &str| GO_PROBES.iter().map(|(f, _)| *f).find(|f| ends_with_path(name, f));
     let mut addrs: HashMap<&'static str, u64> = HashMap::new();
     let mut register_abi = false;
@@ -355,7 +452,7 @@ fn go_functions(data: &[u8]) -> Option<GoFunctions> {
     }
     let offsets = addrs
         .into_iter()
-        .filter_map(|(f, addr)| Some((f, file_offset(&elf, addr)?)))
+        .filter_map(|(f, addr)| Some((f, file_offset(elf, addr)?)))
         .collect();
     Some(GoFunctions { offsets, register_abi })
 }
@@ -443,9 +540,9 @@ mod tests {
     fn the_caller_a_walk_from_the_entry_skips_is_put_back_once() {
         let mut b = event(DIAL, 1, 0, &[0x100, 0x600]);
         b[32..40].copy_from_slice(&0x500u64.to_ne_bytes());
-        assert_eq!(Event::parse(&b).unwrap().pcs(), vec![0x100, 0x500, 0x600]);
+        assert_eq!(Event::parse(&b).unwrap().pcs, vec![0x100, 0x500, 0x600]);
         let b = event(DIAL, 1, 0, &[0x100, 0x500, 0x600]);
-        assert_eq!(Event::parse(&b).unwrap().pcs(), vec![0x100, 0x500, 0x600]);
+        assert_eq!(Event::parse(&b).unwrap().pcs, vec![0x100, 0x500, 0x600]);
     }
 
     #[test]

@@ -56,6 +56,12 @@ pub const REGS_SIZE: u32 = 168;
 #[cfg(target_arch = "aarch64")]
 pub const REGS_SIZE: u32 = 272;
 
+/// The offset of a C function's return value: ax on x86_64, x0 on aarch64.
+#[cfg(target_arch = "x86_64")]
+pub const RET_OFFSET: u32 = 80;
+#[cfg(target_arch = "aarch64")]
+pub const RET_OFFSET: u32 = 0;
+
 /// (syscall number, kind) for every call the ledger follows on this architecture.
 pub fn table() -> Vec<(u32, u32)> {
     let mut t: Vec<(c_long, u32)> = vec![

@@ -40,6 +40,7 @@ static long (*read_kernel)(void *dst, __u32 size, const void *src) = (void *)113
 static void *(*ringbuf_reserve)(void *ringbuf, __u64 size, __u64 flags) = (void *)131;
 static void (*ringbuf_submit)(void *data, __u64 flags) = (void *)132;
 static long (*get_stack)(void *ctx, void *buf, __u32 size, __u64 flags) = (void *)67;
+static long (*read_user_str)(void *dst, __u32 size, const void *src) = (void *)114;
 
 // How a system call touches descriptors (the values of `kinds`).
 enum {
@@ -213,7 +214,7 @@ static __attribute__((always_inline)) __u64 reg(const void *regs, __u32 offset) 
 }
 
 // The registers and as much of the top of the user stack as can be read (64 KiB at most).
-static __attribute__((always_inline)) void sample(const void *regs, __u32 tgid, __s32 fd, __u64 ns) {
+static __attribute__((always_inline)) void sample_at(__u64 ip, __u64 sp, __u64 fp, __u32 tgid, __s32 fd, __u64 ns) {
     struct sample *s = ringbuf_reserve(&samples, sizeof(struct sample), 0);
     if (!s) {
         count_lost(LOST_SAMPLES);
@@ -222,9 +223,9 @@ static __attribute__((always_inline)) void sample(const void *regs, __u32 tgid, 
     s->tgid = tgid;
     s->fd = fd;
     s->ns = ns;
-    s->ip = reg(regs, ip_offset);
-    s->sp = reg(regs, sp_offset);
-    s->fp = reg(regs, fp_offset);
+    s->ip = ip;
+    s->sp = sp;
+    s->fp = fp;
     // Page by page from sp up, to the end of the stack's mapping (or 64 KiB).
     __u32 got = 0, want = PAGE - (s->sp & (PAGE - 1));
     for (int i = 0; i <= STACK_BYTES / PAGE; i++) {
@@ -237,6 +238,10 @@ static __attribute__((always_inline)) void sample(const void *regs, __u32 tgid, 
     }
     s->size = got;
     ringbuf_submit(s, 0);
+}
+
+static __attribute__((always_inline)) void sample(const void *regs, __u32 tgid, __s32 fd, __u64 ns) {
+    sample_at(reg(regs, ip_offset), reg(regs, sp_offset), reg(regs, fp_offset), tgid, fd, ns);
 }
 
 static __attribute__((always_inline)) void record(void *ctx, __u32 tgid, __s32 fd) {
@@ -388,8 +393,13 @@ volatile const __u32 go_arg3_offset = 112;
 volatile const __u32 go_g_offset = 8;
 // Bytes of `struct pt_regs` to copy (x86_64: 168).
 volatile const __u32 regs_size = 168;
+// The offset of a C function's return value (x86_64: ax). Its arguments are at
+// arg0_offset and arg1_offset, as a system call's are.
+volatile const __u32 ret_offset = 80;
 
 #define TARGET_BYTES 128
+// The descriptor number a channel dial's stack sample carries (no descriptor has it).
+#define CHANNEL_FD -2
 #define REGS_WORDS 34
 enum { CH_DIAL = 1, CH_MADE = 2, CH_CLOSE = 3 };
 
@@ -454,6 +464,37 @@ static __attribute__((always_inline)) struct chan_event *chan_start(__u32 kind, 
     return e;
 }
 
+// A channel constructor's entry: its target (`len` bytes at `ptr`, or a C string when
+// `len` is negative), the caller's return address, the user stack, and `g`.
+static __attribute__((always_inline)) int dial(void *ctx, const __u64 *regs, __u32 tgid, __u64 g, __u64 ptr, long len) {
+    struct chan_event *e = chan_start(CH_DIAL, tgid);
+    if (!e)
+        return 0;
+    e->g = g;
+    if (len < 0) {
+        // C code without frame pointers: a copy of the stack to unwind too, matched by
+        // (tgid, CHANNEL_FD, ns); `handle` says one was sent.
+        sample_at(user_reg(regs, ip_offset), user_reg(regs, sp_offset), user_reg(regs, fp_offset), tgid,
+                  CHANNEL_FD, e->ns);
+        e->handle = 1;
+    }
+    if (len < 0) {
+        long got = read_user_str(e->target, TARGET_BYTES, (const void *)ptr);
+        e->target_len = got > 0 ? (__u32)got - 1 : 0;
+    } else {
+        e->target_len = len > 0xffff ? 0xffff : (__u32)len;
+        __u32 copy = len < TARGET_BYTES - 1 ? (__u32)len : TARGET_BYTES - 1;
+        copy &= TARGET_BYTES - 1;
+        if (read_user(e->target, copy, (const void *)ptr))
+            e->target_len = 0;
+    }
+    read_user(&e->ret, sizeof(e->ret), (const void *)user_reg(regs, sp_offset));
+    long got = get_stack(ctx, e->pcs, sizeof(e->pcs), USER_STACK);
+    e->stack_bytes = got > 0 ? (__u32)got : 0;
+    ringbuf_submit(e, 0);
+    return 0;
+}
+
 static __attribute__((always_inline)) int go_dial(void *ctx, __u32 ptr_offset, __u32 len_offset) {
     __u32 tgid = pid_tgid() >> 32;
     if (!watched_here(tgid))
@@ -463,21 +504,8 @@ static __attribute__((always_inline)) int go_dial(void *ctx, __u32 ptr_offset, _
     if (n > sizeof(regs))
         n = sizeof(regs);
     read_kernel(regs, n, ctx);
-    struct chan_event *e = chan_start(CH_DIAL, tgid);
-    if (!e)
-        return 0;
-    e->g = user_reg(regs, go_g_offset);
-    __u64 len = user_reg(regs, len_offset);
-    e->target_len = len > 0xffff ? 0xffff : (__u32)len;
-    __u32 copy = len < TARGET_BYTES - 1 ? (__u32)len : TARGET_BYTES - 1;
-    copy &= TARGET_BYTES - 1;
-    if (read_user(e->target, copy, (const void *)user_reg(regs, ptr_offset)))
-        e->target_len = 0;
-    read_user(&e->ret, sizeof(e->ret), (const void *)user_reg(regs, sp_offset));
-    long got = get_stack(ctx, e->pcs, sizeof(e->pcs), USER_STACK);
-    e->stack_bytes = got > 0 ? (__u32)got : 0;
-    ringbuf_submit(e, 0);
-    return 0;
+    long len = (long)(user_reg(regs, len_offset) & 0x7fffffff);
+    return dial(ctx, regs, tgid, user_reg(regs, go_g_offset), user_reg(regs, ptr_offset), len);
 }
 
 // grpc.Dial(target string, ...) and grpc.NewClient(target string, ...): the target in arguments 0 and 1.
@@ -492,8 +520,10 @@ int chan_go_dial23(void *ctx) {
     return go_dial(ctx, go_arg2_offset, go_arg3_offset);
 }
 
-static __attribute__((always_inline)) int go_handle(void *ctx, __u32 kind) {
-    __u32 tgid = pid_tgid() >> 32;
+// The channel's handle (at register `offset`) for `kind`, paired with its dial by `g`.
+static __attribute__((always_inline)) int handle(void *ctx, __u32 kind, __u32 offset, int go) {
+    __u64 id = pid_tgid();
+    __u32 tgid = id >> 32;
     if (!watched_here(tgid))
         return 0;
     __u64 regs[REGS_WORDS] = {};
@@ -504,10 +534,14 @@ static __attribute__((always_inline)) int go_handle(void *ctx, __u32 kind) {
     struct chan_event *e = chan_start(kind, tgid);
     if (!e)
         return 0;
-    e->g = user_reg(regs, go_g_offset);
-    e->handle = user_reg(regs, go_arg0_offset);
+    e->g = go ? user_reg(regs, go_g_offset) : (__u32)id;
+    e->handle = user_reg(regs, offset);
     ringbuf_submit(e, 0);
     return 0;
+}
+
+static __attribute__((always_inline)) int go_handle(void *ctx, __u32 kind) {
+    return handle(ctx, kind, go_arg0_offset, 1);
 }
 
 // A function the constructor calls with the new *ClientConn first (grpc.chainUnaryClientInterceptors).
@@ -520,6 +554,43 @@ int chan_go_made(void *ctx) {
 SEC("uprobe/chan_go_close")
 int chan_go_close(void *ctx) {
     return go_handle(ctx, CH_CLOSE);
+}
+
+// gRPC's C core (C++'s grpc++, Ruby, PHP; not Python's grpcio, which hides its
+// symbols): grpc_channel_create(target, …) and grpc_insecure_channel_create(target, …)
+// take the target first, grpc_secure_channel_create(creds, target, …) second; their
+// return is the channel, paired with the dial by thread; grpc_channel_destroy(channel).
+static __attribute__((always_inline)) int c_dial(void *ctx, __u32 offset) {
+    __u64 id = pid_tgid();
+    __u32 tgid = id >> 32;
+    if (!watched_here(tgid))
+        return 0;
+    __u64 regs[REGS_WORDS] = {};
+    __u32 n = regs_size;
+    if (n > sizeof(regs))
+        n = sizeof(regs);
+    read_kernel(regs, n, ctx);
+    return dial(ctx, regs, tgid, (__u32)id, user_reg(regs, offset), -1);
+}
+
+SEC("uprobe/chan_c_dial0")
+int chan_c_dial0(void *ctx) {
+    return c_dial(ctx, arg0_offset);
+}
+
+SEC("uprobe/chan_c_dial1")
+int chan_c_dial1(void *ctx) {
+    return c_dial(ctx, arg1_offset);
+}
+
+SEC("uretprobe/chan_c_made")
+int chan_c_made(void *ctx) {
+    return handle(ctx, CH_MADE, ret_offset, 0);
+}
+
+SEC("uprobe/chan_c_close")
+int chan_c_close(void *ctx) {
+    return handle(ctx, CH_CLOSE, arg0_offset, 0);
 }
 
 char LICENSE[] SEC("license") = "Dual MIT/GPL";

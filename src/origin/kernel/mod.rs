@@ -84,7 +84,7 @@ pub struct Ledger {
     ebpf: Mutex<Ebpf>,
     /// Stacks unwound from the samples, where the frame-pointer walk stops early (x86_64).
     #[cfg(target_arch = "x86_64")]
-    samples: Option<unwind::Samples>,
+    samples: Option<std::sync::Arc<unwind::Samples>>,
     /// Processes watched only once running (attached), whose older descriptors have no entry.
     attached: Mutex<HashSet<i32>>,
     /// Where the watched processes' gRPC channels were made, and whether closed.
@@ -144,6 +144,7 @@ impl Ledger {
             .set_global("go_arg3_offset", &g3, true)
             .set_global("go_g_offset", &kinds::GO_G_OFFSET, true)
             .set_global("regs_size", &kinds::REGS_SIZE, true)
+            .set_global("ret_offset", &kinds::RET_OFFSET, true)
             .set_global("arg0_offset", &a0, true)
             .set_global("arg1_offset", &a1, true)
             .set_global("arg2_offset", &a2, true)
@@ -184,16 +185,10 @@ impl Ledger {
                 .map_err(|e| format!("{program}: {e}"))?;
             p.load().map_err(|e| why(&e))?;
         }
-        let events = ebpf.take_map("chan_events").ok_or("no chan_events map")?;
-        let channels = aya::maps::RingBuf::try_from(events)
-            .map_err(|e| e.to_string())
-            .and_then(|ring| channels::Channels::start(ring).map_err(|e| e.to_string()))
-            .map_err(|e| tracing::debug!("the channel ledger: {e}"))
-            .ok();
         let ring = ebpf.take_map("samples").ok_or("no samples map")?;
         #[cfg(target_arch = "x86_64")]
         let samples = match aya::maps::RingBuf::try_from(ring) {
-            Ok(ring) => unwind::Samples::start(ring).ok(),
+            Ok(ring) => unwind::Samples::start(ring).ok().map(std::sync::Arc::new),
             Err(e) => {
                 tracing::debug!("the kernel ledger's samples: {e}");
                 None
@@ -201,6 +196,19 @@ impl Ledger {
         };
         #[cfg(not(target_arch = "x86_64"))]
         drop(ring);
+        #[cfg(target_arch = "x86_64")]
+        let unwound: channels::Unwound = {
+            let samples = samples.clone();
+            Box::new(move |tgid, ns| samples.as_ref()?.take_channel(tgid, ns))
+        };
+        #[cfg(not(target_arch = "x86_64"))]
+        let unwound: channels::Unwound = Box::new(|_, _| None);
+        let events = ebpf.take_map("chan_events").ok_or("no chan_events map")?;
+        let channels = aya::maps::RingBuf::try_from(events)
+            .map_err(|e| e.to_string())
+            .and_then(|ring| channels::Channels::start(ring, unwound).map_err(|e| e.to_string()))
+            .map_err(|e| tracing::debug!("the channel ledger: {e}"))
+            .ok();
         let ledger = Ledger {
             ebpf: Mutex::new(ebpf),
             #[cfg(target_arch = "x86_64")]
@@ -236,26 +244,24 @@ impl Ledger {
             return;
         };
         let probed = channels.probe(&mut crate::vocab::lock(&self.ebpf), pid);
-        let note = match probed {
-            Ok(channels::Probed::OldGo) => format!(
-                "pid {pid} runs grpc-go built by Go before 1.17, whose arguments the channel ledger cannot read: its channels are not followed"
-            ),
-            Ok(channels::Probed::GrpcGo { probes }) => {
-                tracing::debug!("channel ledger: {probes} probes on pid {pid}'s grpc-go");
-                return;
-            }
-            Ok(other) => {
-                tracing::debug!("channel ledger: pid {pid}: {other:?}");
-                return;
-            }
-            Err(e) => {
-                tracing::debug!("channel ledger: pid {pid}: {e}");
-                format!("the channel ledger cannot follow pid {pid}'s channels: {e}")
-            }
-        };
         let mut notes = crate::vocab::lock(&self.notes);
-        if !notes.contains(&note) {
-            notes.push(note);
+        for p in probed {
+            let note = match p {
+                Ok(channels::Probed::OldGo) => format!(
+                    "pid {pid} runs grpc-go built by Go before 1.17, whose arguments the channel ledger cannot read: its channels are not followed"
+                ),
+                Ok(other) => {
+                    tracing::debug!("channel ledger: pid {pid}: {other:?}");
+                    continue;
+                }
+                Err(e) => {
+                    tracing::debug!("channel ledger: pid {pid}: {e}");
+                    format!("the channel ledger cannot follow pid {pid}'s channels: {e}")
+                }
+            };
+            if !notes.contains(&note) {
+                notes.push(note);
+            }
         }
     }
 

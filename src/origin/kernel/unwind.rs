@@ -52,7 +52,12 @@ type Made = HashMap<(u32, Arc<[u64]>), u64>;
 struct Found {
     stacks: Stacks,
     made: Made,
+    /// Channel dials' stacks, by (thread group, time), until the channel ledger takes them.
+    channels: HashMap<(u32, u64), Arc<[u64]>>,
 }
+
+/// The descriptor number of a channel dial's sample (`CHANNEL_FD` in ledger.bpf.c).
+pub const CHANNEL_FD: i32 = -2;
 
 /// The draining thread and what it unwound.
 pub struct Samples {
@@ -91,6 +96,11 @@ impl Samples {
             .get(&(tgid, fd))
             .filter(|(at, _)| *at == ns)
             .map(|(_, s)| s.clone())
+    }
+
+    /// The unwound stack of the channel dial `tgid` made at `ns`, taken once it is there.
+    pub fn take_channel(&self, tgid: u32, ns: u64) -> Option<Arc<[u64]>> {
+        crate::vocab::lock(&self.found).channels.remove(&(tgid, ns))
     }
 
     /// Per unwound stack of `tgid`, how many descriptors it made (as far as samples found room).
@@ -152,6 +162,14 @@ impl Drain {
             return;
         }
         let mut found = crate::vocab::lock(&self.found);
+        if s.fd == CHANNEL_FD {
+            if found.channels.len() < MAX_STACKS {
+                found.channels.insert((s.tgid, s.ns), frames.into());
+            } else {
+                self.dropped += 1;
+            }
+            return;
+        }
         // One copy of each distinct stack, shared by its count and its descriptors.
         let mut key = (s.tgid, Arc::<[u64]>::from(frames));
         if let Some((known, _)) = found.made.get_key_value(&key) {
