@@ -48,6 +48,7 @@ def _install(out_dir):
     opens = {}  # absolute path -> {stack index: count}
     sockets = {}  # fd -> (link, stack index)
     channels = {}  # id(channel) -> (target, stack index)
+    channel_sites = {}  # (target, stack index) -> [created, closed]
     state = {"version": 0, "full": False}
     # locks[0] guards the tables (held for dict updates and copies only); locks[1] the
     # publisher's file work, which a fork waits out. A child gets fresh ones.
@@ -104,6 +105,8 @@ def _install(out_dir):
                 counts[index] = counts.get(index, 0) + 1
             else:
                 table[key] = (extra, index)
+            if kind == "channel":
+                channel_sites.setdefault((extra, index), [0, 0])[0] += 1
             state["version"] += 1
 
     def audit(event, args):
@@ -168,7 +171,11 @@ def _install(out_dir):
 
     def drain():
         while dead:
-            if channels.pop(dead.popleft(), None) is not None:
+            gone = channels.pop(dead.popleft(), None)
+            if gone is not None:
+                site = channel_sites.get(gone)
+                if site is not None:
+                    site[1] += 1
                 state["version"] += 1
 
     wrapped_classes = set()
@@ -269,12 +276,13 @@ def _install(out_dir):
                 list(channels.values()),
                 list(stack_list),
                 state["full"],
+                [[t, i, c[0], c[1]] for (t, i), c in channel_sites.items()],
             )
 
     def snapshot(copies):
         """The table to publish: files by path (fdsoak joins them to the descriptors
         whose link names the path), and the sockets still open as they were seen."""
-        open_counts, socket_items, channel_items, stack_copy, full = copies
+        open_counts, socket_items, channel_items, stack_copy, full, site_counts = copies
         fds = []
         for fd, (link, index) in socket_items:
             try:
@@ -291,6 +299,7 @@ def _install(out_dir):
             "fds": fds,
             "opens": [[p, max(c, key=c.get)] for p, c in open_counts.items() if c],
             "channels": [[t, i] for t, i in channel_items],
+            "channel_sites": site_counts,
         }
 
     published = {"pid": None, "version": None}

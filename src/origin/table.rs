@@ -32,6 +32,9 @@ struct Raw {
     #[serde(default)]
     opens: Vec<(String, usize)>,
     channels: Vec<(String, usize)>,
+    /// Per creating site (target, stack): channels created and closed over the run.
+    #[serde(default)]
+    channel_sites: Vec<(String, usize, u64, u64)>,
 }
 
 /// One process's origins, ready to join to its descriptors.
@@ -221,10 +224,28 @@ impl Table {
                 .clone();
             channels.push((addrs, s, 1));
         }
+        let mut channel_tallies = HashMap::new();
+        for (target, i, created, closed) in raw.channel_sites {
+            let Some(s) = made.get(&i).cloned().or_else(|| stack(i, OriginVia::Channel)) else {
+                continue;
+            };
+            made.insert(i, s.clone());
+            let still_open = created.saturating_sub(closed);
+            channel_tallies.insert(
+                s,
+                ChannelTally {
+                    target,
+                    created,
+                    closed,
+                    still_open,
+                },
+            );
+        }
         Table {
             fds,
             paths,
             channels,
+            channel_tallies,
             full: raw.full,
             python: true,
             ..Table::default()

@@ -77,7 +77,15 @@ impl Exporter for Html {
         }
         if !s.findings.is_empty() {
             writeln!(o, "<ul class=\"findings\">")?;
-            for f in &s.findings {
+            let (leaks, others) = super::leaks::leaks(s);
+            for leak in &leaks {
+                writeln!(o, "<li class=\"leak\">{}<ul class=\"gates\">", escape(&leak.headline()))?;
+                for g in &leak.gates {
+                    writeln!(o, "<li><code>{}</code> failed: {}</li>", g.name(), escape(g.words))?;
+                }
+                writeln!(o, "</ul></li>")?;
+            }
+            for f in others {
                 let class = if s.is_note(f) { " class=\"note\"" } else { "" };
                 writeln!(o, "<li{class}>{}</li>", escape(&f.message))?;
             }

@@ -91,7 +91,14 @@ fn findings(o: &mut String, s: &Summary) -> std::fmt::Result {
     } else {
         writeln!(o, "### Findings\n")?;
     }
-    for f in &s.findings {
+    let (leaks, others) = super::leaks::leaks(s);
+    for leak in &leaks {
+        writeln!(o, "- **{}**", leak.headline())?;
+        for g in &leak.gates {
+            writeln!(o, "  - `{}` failed: {}", g.name(), g.words)?;
+        }
+    }
+    for f in others {
         let note = if s.is_note(f) { "Note: " } else { "" };
         writeln!(o, "- {note}{}", f.message)?;
     }

@@ -11,6 +11,7 @@ pub mod html;
 pub mod json;
 pub mod junit;
 pub mod latency_csv;
+pub mod leaks;
 pub mod limits;
 pub mod markdown;
 pub mod model;

@@ -201,7 +201,12 @@ pub struct ShardInfo {
 pub struct FindingRecord {
     pub kind: FindingKind,
     pub subject: String,
+    /// The whole sentence: the process, what the gate measured, and what grew.
     pub message: String,
+    /// For a descriptor gate: what it measured alone, listed under the process's leak
+    /// (empty in reports written before it was kept: the message serves, cut before what grew).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub gate: String,
 }
 
 impl From<&Finding> for FindingRecord {
@@ -210,6 +215,11 @@ impl From<&Finding> for FindingRecord {
             kind: f.kind(),
             subject: f.subject(),
             message: f.to_string(),
+            gate: if f.kind().is_leak() {
+                f.gate_words()
+            } else {
+                String::new()
+            },
         }
     }
 }

@@ -29,7 +29,14 @@ pub fn render(s: &Summary, dir: &std::path::Path) -> String {
     if s.failures().next().is_none() {
         let _ = writeln!(out, "  no findings: every gate passed");
     }
-    for f in &s.findings {
+    let (leaks, others) = super::leaks::leaks(s);
+    for leak in &leaks {
+        let _ = writeln!(out, "  ✗ {}", leak.headline());
+        for g in &leak.gates {
+            let _ = writeln!(out, "      {} failed: {}", g.name(), g.words);
+        }
+    }
+    for f in others {
         let mark = if s.is_note(f) { "○" } else { "✗" };
         let _ = writeln!(out, "  {mark} {}", f.message);
     }

@@ -265,6 +265,24 @@ impl Gate {
 }
 
 impl FindingKind {
+    /// Findings of a process's descriptor gates: listed once per process, under its leak.
+    pub fn is_leak(self) -> bool {
+        matches!(
+            self,
+            FindingKind::FdGrowth
+                | FindingKind::ResidualFds
+                | FindingKind::CloseWait
+                | FindingKind::FdUsage
+                | FindingKind::TimeToLimit
+                | FindingKind::GroupLeak
+        )
+    }
+
+    /// The gate whose failure raises it, if one does.
+    pub fn gate(self) -> Option<Gate> {
+        Gate::ALL.iter().copied().find(|g| g.finding() == self)
+    }
+
     /// Findings about a process's descriptor count, each of which names the groups that grew.
     pub fn is_fd_count(self) -> bool {
         matches!(

@@ -20,10 +20,12 @@ pub fn human_secs(secs: f64) -> String {
     }
 }
 
-impl fmt::Display for Finding {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl Finding {
+    /// What a failed descriptor gate measured, without the process or what grew: the
+    /// words a leak lists under itself (see `report::leaks`). Other findings: their sentence.
+    pub fn gate_words(&self) -> String {
         match self {
-            Finding::FdGrowth { role, a } => {
+            Finding::FdGrowth { a, .. } => {
                 let sockets = a.final_sockets as i64 - a.baseline_sockets as i64;
                 let states: Vec<String> = a.tcp_change.iter().take(3).map(|(st, d)| format!("{d:+} {st}")).collect();
                 let states = if states.is_empty() {
@@ -37,32 +39,49 @@ impl fmt::Display for Finding {
                 } else {
                     format!("(from its {} endpoint: kinds unknown)", a.source)
                 };
-                write!(
-                    f,
-                    "{role}: {:+} FDs {detail} over {}; growing {:.0} FDs/hour",
+                let mut out = format!(
+                    "{:+} FDs {detail} over {}; growing {:.0} FDs/hour",
                     a.growth_fds.round() as i64,
                     human_secs(a.load_window_secs),
                     a.growth_per_hour,
-                    role = role.as_str(),
-                )?;
+                );
                 if let (Some(limit), Some(t)) = (a.nofile_soft, a.time_to_limit_secs) {
-                    write!(f, "; at this rate it reaches its limit {limit} in {}", human_secs(t))?;
+                    out += &format!("; at this rate it reaches its limit {limit} in {}", human_secs(t));
                 }
-                f.write_str(&mostly(&a.groups))
+                out
             }
-            Finding::Residual { role, residual, baseline, close_wait, groups } => write!(
-                f,
-                "{}: {residual:+} FDs still open after the final phase (baseline {baseline}){}{}",
-                role.as_str(),
+            Finding::Residual { residual, baseline, close_wait, .. } => format!(
+                "{residual:+} FDs still open after the final phase (baseline {baseline}){}",
                 if *close_wait > 0 { format!(", {close_wait:+} of them CLOSE_WAIT sockets") } else { String::new() },
-                mostly(groups)
             ),
-            Finding::CloseWait { role, over_baseline, peak, groups } => write!(
-                f,
-                "{}: {over_baseline:+} sockets left in CLOSE_WAIT (peak {peak}): peers closed, but the process never closed its end{}",
-                role.as_str(),
-                mostly(groups)
+            Finding::CloseWait { over_baseline, peak, .. } => format!(
+                "{over_baseline:+} sockets left in CLOSE_WAIT (peak {peak}): peers closed, but the process never closed its end"
             ),
+            Finding::GroupLeak { groups, .. } => format!(
+                "{} group{} grew step by step through the load and stayed after the drain",
+                groups.len(),
+                if groups.len() == 1 { "" } else { "s" }
+            ),
+            Finding::NearLimit { peak, limit, usage, .. } => {
+                format!("peaked at {peak} FDs, {:.0}% of its limit {limit}", usage * 100.0)
+            }
+            Finding::TimeToLimit { secs, limit, per_hour, .. } => {
+                format!("growing {per_hour:.0} FDs/hour, it reaches its limit {limit} in {}", human_secs(*secs))
+            }
+            other => other.to_string(),
+        }
+    }
+}
+
+impl fmt::Display for Finding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Finding::FdGrowth { role, a } => {
+                write!(f, "{}: {}{}", role.as_str(), self.gate_words(), mostly(&a.groups))
+            }
+            Finding::Residual { role, groups, .. } | Finding::CloseWait { role, groups, .. } => {
+                write!(f, "{}: {}{}", role.as_str(), self.gate_words(), mostly(groups))
+            }
             Finding::GroupLeak { role, groups } => {
                 let list: Vec<String> = groups.iter().take(3).map(|g| g.to_string()).collect();
                 write!(
@@ -76,15 +95,9 @@ impl fmt::Display for Finding {
                     None => Ok(()),
                 }
             }
-            Finding::NearLimit { role, peak, limit, usage } => {
-                write!(f, "{}: peaked at {peak} FDs, {:.0}% of its limit {limit}", role.as_str(), usage * 100.0)
+            Finding::NearLimit { role, .. } | Finding::TimeToLimit { role, .. } => {
+                write!(f, "{}: {}", role.as_str(), self.gate_words())
             }
-            Finding::TimeToLimit { role, secs, limit, per_hour } => write!(
-                f,
-                "{}: growing {per_hour:.0} FDs/hour, it reaches its limit {limit} in {}",
-                role.as_str(),
-                human_secs(*secs)
-            ),
             Finding::ErrorRate { phase, workload, errors, finished, top } => write!(
                 f,
                 "{workload} in phase {phase}: {errors} of {finished} calls failed ({:.1}%), mostly {top}",
