@@ -12,6 +12,8 @@
 //	             (askBackend); one shared ClientConn, made at start
 //	             (sharedBackend), asks it on every other 10th Check
 //	-leak channel-closed  the same, closing each fresh ClientConn
+//	-every N     with a channel mode: every Nth Check instead of every 20th
+//	             (1: every Check dials a fresh ClientConn; no shared one then)
 //
 //	-tls-cert F -tls-key K   serve over TLS with this certificate and key
 //
@@ -40,6 +42,7 @@ var (
 	conns   []*grpc.ClientConn
 	shared  *grpc.ClientConn
 	backend string
+	every   = 20
 )
 
 type health struct {
@@ -61,9 +64,9 @@ func (h *health) Check(ctx context.Context, req *healthpb.HealthCheckRequest) (*
 		checks++
 		n := checks
 		mu.Unlock()
-		if n%20 == 0 {
+		if n%every == 0 {
 			askBackend(ctx, h.leak == "channel-closed")
-		} else if n%20 == 10 {
+		} else if n%every == every/2 {
 			ask(ctx, shared)
 		}
 	}
@@ -156,6 +159,7 @@ func main() {
 	addr := flag.String("addr", "127.0.0.1:0", "address to listen on")
 	leak := flag.String("leak", "none", "none | file | some | dup | channel | channel-closed")
 	flag.StringVar(&backend, "backend", "", "the backend's address (default: this server)")
+	flag.IntVar(&every, "every", 20, "with a channel mode: every Nth Check dials")
 	cert := flag.String("tls-cert", "", "PEM certificate: serve over TLS")
 	key := flag.String("tls-key", "", "PEM key of -tls-cert")
 	flag.Parse()
@@ -169,7 +173,10 @@ func main() {
 	if backend == "" {
 		backend = lis.Addr().String()
 	}
-	if *leak == "channel" || *leak == "channel-closed" {
+	if every < 1 {
+		log.Fatal("-every must be at least 1")
+	}
+	if (*leak == "channel" || *leak == "channel-closed") && every > 1 {
 		shared = sharedBackend()
 	}
 	var opts []grpc.ServerOption
