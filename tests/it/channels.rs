@@ -1,6 +1,7 @@
 //! The channel ledger (uprobes, as root), against real grpc-go programs built
 //! here: a server that dials a backend on a fresh ClientConn every 20th Check
 //! and never closes it is named at its `grpc.Dial` line, started or attached,
+//! stripped or not,
 //! with its channels counted (created, closed, still open) and the sockets'
 //! own stack kept behind it; its twin that closes each ClientConn passes 20
 //! times out of 20; a checker under test that dials a fresh ClientConn after
@@ -116,6 +117,29 @@ fn a_go_server_that_never_closes_a_backend_channel_is_named_at_its_dial_started_
     let r = run(&sc, &["--origin", "--target", &server.addr]);
     assert_eq!(r.code, 1, "{}", r.context());
     named_at_dial(&r, "target", file, "main.askBackend", line);
+    drop(server);
+
+    // Stripped (no symbol table, no DWARF): the probes are found in its .gopclntab.
+    let Some(stripped) = go_build_with(&dir, "tests/programs/goleak", &["-ldflags=-s -w"]) else {
+        return;
+    };
+    let spawn = format!("{} -addr 127.0.0.1:{{port}} -leak channel", stripped.display());
+    let r = run(&sc, &["--origin", "--spawn", &spawn]);
+    assert_eq!(r.code, 1, "{}", r.context());
+    let g = outbound(&r, "target");
+    let o = g.origins.first().unwrap_or_else(|| panic!("{g:?}: {}", r.context()));
+    assert_eq!(o.stack.via, OriginVia::Channel, "{o:?}");
+    let top = o.stack.top_user_frame().unwrap();
+    // The dial is grpc.Dial inlined into askBackend: the table names no line inside inlined code.
+    assert_eq!(top.function, "main.askBackend", "{o:?}");
+    assert!(
+        top.file.ends_with(file) && [0, line].contains(&(top.line as usize)),
+        "{top:?}"
+    );
+    assert!(
+        o.channels.as_ref().is_some_and(|c| c.created >= 2 && c.closed == 0),
+        "{o:?}"
+    );
 }
 
 #[test]

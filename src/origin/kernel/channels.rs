@@ -312,8 +312,9 @@ pub enum Probed {
 
 /// Puts the probes on `file`, by what it holds.
 fn probe_file(ebpf: &mut Ebpf, file: &str) -> Result<Probed, String> {
-    let data = std::fs::read(file).map_err(|e| format!("{file}: {e}"))?;
-    let Ok(elf) = object::File::parse(&*data) else {
+    // Read as needed (the symbol tables, or `.gopclntab`), not whole: a binary may be large.
+    let cache = object::ReadCache::new(std::fs::File::open(file).map_err(|e| format!("{file}: {e}"))?);
+    let Ok(elf) = object::File::parse(&cache) else {
         return Ok(Probed::NoLibrary);
     };
     if let Some(found) = go_functions(&elf) {
@@ -356,7 +357,7 @@ fn attach(
 }
 
 /// The C core's functions `elf` defines (exported or in its symbol table), at their file offsets.
-fn c_functions(elf: &object::File<'_>) -> HashMap<&'static str, u64> {
+fn c_functions<'d, R: object::ReadRef<'d>>(elf: &object::File<'d, R>) -> HashMap<&'static str, u64> {
     let wanted = |name: &str| C_PROBES.iter().map(|(f, _)| *f).find(|f| *f == name);
     elf.dynamic_symbols()
         .chain(elf.symbols())
@@ -425,7 +426,7 @@ struct GoFunctions {
 /// The grpc-go constructors and close in `data`, an ELF file, by its symbol table or, when
 /// stripped, its `.gopclntab`; None when it holds none. A vendored copy
 /// (`app/vendor/google.golang.org/grpc.Dial`) is found by the name's end.
-fn go_functions(elf: &object::File<'_>) -> Option<GoFunctions> {
+fn go_functions<'d, R: object::ReadRef<'d>>(elf: &object::File<'d, R>) -> Option<GoFunctions> {
     let wanted = |name: &str| GO_PROBES.iter().map(|(f, _)| *f).find(|f| ends_with_path(name, f));
     let mut addrs: HashMap<&'static str, u64> = HashMap::new();
     let mut register_abi = false;
@@ -463,7 +464,7 @@ fn ends_with_path(name: &str, path: &str) -> bool {
 }
 
 /// Where stated address `addr` lies in the file.
-fn file_offset(elf: &object::File<'_>, addr: u64) -> Option<u64> {
+fn file_offset<'d, R: object::ReadRef<'d>>(elf: &object::File<'d, R>, addr: u64) -> Option<u64> {
     elf.sections().find_map(|s| {
         let (start, size) = (s.address(), s.size());
         if addr < start || addr >= start + size {
