@@ -223,8 +223,6 @@ pub struct Channels {
 #[derive(Debug, Default)]
 pub struct ProcessChannels {
     pub sites: Vec<(SiteKey, Counts)>,
-    /// Closes of channels made before the probes were in place.
-    pub closed_unknown: u64,
 }
 
 impl Channels {
@@ -256,8 +254,14 @@ impl Channels {
                 .filter(|(k, _)| k.tgid == tgid)
                 .map(|(k, c)| (k.clone(), *c))
                 .collect(),
-            closed_unknown: book.closed_unknown.get(&tgid).copied().unwrap_or(0),
         }
+    }
+
+    /// Per process, the closes of channels made before the probes were in place.
+    pub fn closed_unknown(&self) -> Vec<(u32, u64)> {
+        let mut v: Vec<(u32, u64)> = crate::vocab::lock(&self.book).closed_unknown.iter().map(|(p, n)| (*p, *n)).collect();
+        v.sort_unstable();
+        v
     }
 
     /// Channels and sites not followed, the tables full.
