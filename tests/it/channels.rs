@@ -60,7 +60,10 @@ fn named_at_dial(r: &RunResult, role: &str, file: &str, function: &str, line: us
     // The one entry of the leak says it in summary.md and report.html too.
     for file in ["summary.md", "report.html"] {
         let text = std::fs::read_to_string(r.out.path().join(file)).unwrap();
-        assert!(text.contains(want) && text.contains(&at), "{file} does not name the dial");
+        assert!(
+            text.contains(want) && text.contains(&at),
+            "{file} does not name the dial"
+        );
     }
     // The sockets' own creating stack (grpc-go's goroutine) stays in the details.
     assert!(

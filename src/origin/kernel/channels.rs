@@ -259,7 +259,11 @@ impl Channels {
 
     /// Per process, the closes of channels made before the probes were in place.
     pub fn closed_unknown(&self) -> Vec<(u32, u64)> {
-        let mut v: Vec<(u32, u64)> = crate::vocab::lock(&self.book).closed_unknown.iter().map(|(p, n)| (*p, *n)).collect();
+        let mut v: Vec<(u32, u64)> = crate::vocab::lock(&self.book)
+            .closed_unknown
+            .iter()
+            .map(|(p, n)| (*p, *n))
+            .collect();
         v.sort_unstable();
         v
     }

@@ -275,7 +275,12 @@ impl Ledger {
         let mut notes = crate::vocab::lock(&self.notes).clone();
         let ring: u64 = map::<Array<_, u64>>(&crate::vocab::lock(&self.ebpf), "chan_lost")
             .map_or(0, |m| m.iter().filter_map(Result::ok).sum());
-        for (pid, n) in self.channels.as_ref().map(channels::Channels::closed_unknown).unwrap_or_default() {
+        for (pid, n) in self
+            .channels
+            .as_ref()
+            .map(channels::Channels::closed_unknown)
+            .unwrap_or_default()
+        {
             notes.push(format!(
                 "pid {pid} closed {n} channels made before the channel ledger's probes were in place (open before fdsoak attached, or in its first instants): they are counted at no site"
             ));
