@@ -40,7 +40,8 @@ fn the_ledgers_programs_go_when_a_run_ends_is_interrupted_or_is_killed() {
             .unwrap();
         // Underway: the ledger loaded and the first samples written.
         wait_until(Duration::from_secs(20), "the ledger's programs loaded", || {
-            fdsoak::origin::kernel::programs_loaded() == 4 && out.join("samples.csv").exists()
+            fdsoak::origin::kernel::programs_loaded() == fdsoak::origin::kernel::PROGRAMS
+                && out.join("samples.csv").exists()
         });
         // SAFETY: a signal to the child this test started and has not reaped.
         unsafe { libc::kill(child.id() as i32, signal) };

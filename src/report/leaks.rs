@@ -101,3 +101,38 @@ fn gate_words(f: &FindingRecord) -> &str {
         .unwrap_or(m);
     m.split_once("; mostly ").map_or(m, |(head, _)| head)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn leaky() -> Summary {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/reports/leaky/summary.json");
+        crate::report::json::read(std::path::Path::new(path)).unwrap()
+    }
+
+    #[test]
+    fn a_process_that_fails_three_descriptor_gates_is_one_leak_with_three_gates_under_it() {
+        let mut s = leaky();
+        let (found, others) = leaks(&s);
+        assert_eq!(found.len(), 1);
+        assert!(others.iter().all(|f| !f.kind.is_leak()));
+        let l = &found[0];
+        assert!(
+            l.headline().starts_with("target leaks +168 TCP sockets CLOSE_WAIT"),
+            "{}",
+            l.headline()
+        );
+        let names: Vec<&str> = l.gates.iter().map(FailedGate::name).collect();
+        assert_eq!(names, ["max_growth_per_hour", "max_residual_fds", "max_close_wait"]);
+        // An older report's sentence is cut before what grew and after the process.
+        assert!(l
+            .gates
+            .iter()
+            .all(|g| !g.words.contains("mostly") && !g.words.starts_with("target")));
+        // A report that keeps the gate's own words uses them.
+        s.findings[0].gate = "its own words".into();
+        let (found, _) = leaks(&s);
+        assert_eq!(found[0].gates[0].words, "its own words");
+    }
+}

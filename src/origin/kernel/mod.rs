@@ -452,12 +452,19 @@ pub(super) fn why(e: &dyn std::error::Error) -> String {
     text
 }
 
-/// How many of the ledger's programs the kernel holds now, any process's (for the
-/// tests that check nothing is left behind).
+/// How many of the ledger's programs (the channel ledger's uprobes included) the kernel
+/// holds now, any process's (for the tests that check nothing is left behind).
 #[doc(hidden)]
 pub fn programs_loaded() -> usize {
     aya::programs::loaded_programs()
         .flatten()
-        .filter(|p| p.name_as_str().is_some_and(|n| n.starts_with("ledger_")))
+        .filter(|p| {
+            p.name_as_str()
+                .is_some_and(|n| n.starts_with("ledger_") || n.starts_with("chan_"))
+        })
         .count()
 }
+
+/// How many programs one loaded ledger holds.
+#[doc(hidden)]
+pub const PROGRAMS: usize = 4 + channels::PROGRAMS.len();
