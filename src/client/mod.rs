@@ -35,6 +35,8 @@ pub struct ClientEnd {
     pub exited_early: Option<String>,
     /// The last lines it wrote, stdout and stderr together.
     pub output_tail: Vec<String>,
+    /// Everything it wrote that is kept, for `client.log`.
+    pub output: child::Tail,
 }
 
 /// The client's command line with `{addr}` and `{fdsoak}` (this executable) filled in.
@@ -64,7 +66,7 @@ pub fn start(spec: &ClientSpec, addr: &Address, how: Launch<'_>) -> anyhow::Resu
     let mut child =
         child::launch(cmd, None, &tail, false).with_context(|| format!("starting the client {:?}", words[0]))?;
     if let Some(out) = child.stdout.take() {
-        child::drain_lines(out, tail.clone());
+        child::drain_lines(out, tail.clone(), child::Stream::Stdout);
     }
     let pid = child.id().ok_or_else(|| anyhow!("the client exited at once"))? as i32;
     tracing::info!("client started (pid {pid}): {line}");
@@ -93,6 +95,7 @@ impl RunningClient {
             pid: self.pid,
             exited_early,
             output_tail: self.tail.lines(),
+            output: self.tail,
         }
     }
 }

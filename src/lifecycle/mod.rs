@@ -59,6 +59,7 @@ pub struct RunningTarget {
     /// How it was started or found, for the report.
     pub description: String,
     child: Option<Child>,
+    /// What it wrote, stdout and stderr (if fdsoak started it).
     stderr_tail: Tail,
     /// The built-in target's behaviour control path, when the scenario schedules behaviours.
     pub server: Option<crate::scenario::ServerControl>,
@@ -249,7 +250,7 @@ fn launch_spawned(
     cmd.envs(env.iter().cloned());
     let mut child = launch(cmd, nofile, tail, false).context("starting the target")?;
     if let Some(out) = child.stdout.take() {
-        drain_lines(out, tail.clone());
+        drain_lines(out, tail.clone(), crate::child::Stream::Stdout);
     }
     Ok(Launched {
         addr,
@@ -322,12 +323,17 @@ async fn read_announced_addr(
         Ok(_) => return Err(exited_early(child.wait().await.ok(), tail)),
         Err(_) => return Err(anyhow!("built-in target printed no address within {timeout:?}").into()),
     };
+    tail.push(line.clone());
     let addr = line
         .rsplit(' ')
         .next()
         .and_then(|w| w.parse().ok())
         .ok_or_else(|| anyhow!("built-in target announced {line:?}, expected an address"))?;
-    drain_lines(lines.into_inner().into_inner(), tail.clone());
+    drain_lines(
+        lines.into_inner().into_inner(),
+        tail.clone(),
+        crate::child::Stream::Stdout,
+    );
     Ok(addr)
 }
 
@@ -347,6 +353,11 @@ impl RunningTarget {
     /// The last lines the target wrote, if fdsoak started it.
     pub fn output_tail(&self) -> Vec<String> {
         self.stderr_tail.lines()
+    }
+
+    /// Everything the target wrote that is kept, if fdsoak started it.
+    pub fn output(&self) -> Option<crate::child::Tail> {
+        self.child.is_some().then(|| self.stderr_tail.clone())
     }
 
     /// Whether fdsoak started this process (and so will stop it).

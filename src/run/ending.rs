@@ -186,6 +186,33 @@ pub fn note_kernel_losses(report: &mut SummaryBuilder, agents: &crate::origin::A
     }
 }
 
+/// Writes what each process fdsoak started wrote into `dir` (`target.log`, `client.log`),
+/// with the scenario's secret values redacted; a failed write is logged, not the run's error.
+pub fn write_logs(
+    dir: &Path,
+    start: std::time::Instant,
+    sc: &crate::scenario::Scenario,
+    logs: &[(&str, Option<crate::child::Tail>)],
+) {
+    let secrets = crate::transport::secret_values(sc);
+    let redact = |text: &str| {
+        let mut out = text.to_string();
+        for s in &secrets {
+            if out.contains(s.as_str()) {
+                out = out.replace(s.as_str(), &crate::scenario::Secret::new("").to_string());
+            }
+        }
+        out
+    };
+    for (name, output) in logs {
+        let Some(output) = output else { continue };
+        let path = dir.join(name);
+        if let Err(e) = crate::report::write_atomic(&path, output.log(start, redact).as_bytes()) {
+            tracing::warn!("writing {}: {e:#}", path.display());
+        }
+    }
+}
+
 /// Builds the summary and writes every report file.
 pub fn finish(report: &SummaryBuilder, measured: Measured, dir: PathBuf) -> Result<RunOutcome> {
     let summary = report.build(measured);

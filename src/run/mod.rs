@@ -156,7 +156,19 @@ pub async fn run(cfg: RunConfig, interrupt: impl Future<Output = ()>) -> Result<
         pid: target.pid,
         status: target.try_exit_status(),
     };
+    let target_output = target.output();
     target.stop().await;
+    let client_output = driven
+        .as_ref()
+        .ok()
+        .and_then(|d| d.client.as_ref())
+        .map(|c| c.end.output.clone());
+    ending::write_logs(
+        &dir,
+        report.start.into_std(),
+        sc,
+        &[("target.log", target_output), ("client.log", client_output)],
+    );
     if let (Some(a), Ok(d)) = (&agents, &driven) {
         let client = d.client.as_ref().map_or(0, |c| c.end.pid);
         ending::note_silent_agents(&mut report, a, &[(Role::Target, ended.pid), (Role::Client, client)]);

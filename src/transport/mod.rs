@@ -277,6 +277,30 @@ pub fn resolve(sc: &mut Scenario, file: &Path) -> Result<(), crate::scenario::Sc
     Ok(())
 }
 
+/// Every secret value of `sc`, as the run uses them (metadata values with `${NAME}`
+/// expanded, and the key paths), to keep out of what the processes fdsoak starts wrote.
+pub fn secret_values(sc: &Scenario) -> Vec<String> {
+    let mut out = Vec::new();
+    for v in sc.metadata.values() {
+        let mut values = vec![v.expose().to_string()];
+        values.extend(expand(v.expose()));
+        for v in values {
+            // "Bearer TOKEN", "Basic B64": a program may print the credential alone.
+            if let Some((_, credential)) = v.rsplit_once(' ').filter(|(_, c)| c.len() >= 8) {
+                out.push(credential.to_string());
+            }
+            out.push(v);
+        }
+    }
+    // The longest first, so a value is redacted whole before a part of it is looked for.
+    out.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    if let Some(t) = &sc.tls {
+        out.extend(t.key.iter().chain(&t.proxy_key).map(|k| k.expose().to_string()));
+    }
+    out.retain(|s| !s.is_empty());
+    out
+}
+
 /// Replaces each `${NAME}` with the environment variable NAME; an unset one is an error.
 fn expand(value: &str) -> Result<String, String> {
     let mut out = String::new();

@@ -33,6 +33,7 @@ mod layers;
 mod leaks;
 mod live;
 mod origin;
+mod output;
 mod prometheus;
 mod ready;
 mod regressions;
