@@ -312,3 +312,15 @@ pub fn line_of(file: &str, needle: &str) -> usize {
         .position(|l| l.contains(needle))
         .unwrap_or_else(|| panic!("{file} has no {needle:?}"))
 }
+
+/// Blackholes through the proxy, every 1.5 s for 0.9 s, so a client's calls fail: a
+/// client-only scenario of 15 s (its command comes from `--client`).
+pub fn stalls(dir: &TempDir) -> std::path::PathBuf {
+    dir.write(
+        "stalls.toml",
+        "name = \"stalls\"\n[client]\ncommand = \"true\"\n[sampler]\ninterval = \"200ms\"\n\
+         [[phases]]\nname = \"baseline\"\nduration = \"3s\"\n\
+         [[phases]]\nname = \"stalls\"\nduration = \"10s\"\n  [[phases.faults]]\n  kind = \"blackhole\"\n  every = \"1500ms\"\n  duration = \"900ms\"\n\
+         [[phases]]\nname = \"drain\"\nduration = \"2s\"\n",
+    )
+}

@@ -174,17 +174,6 @@ fn a_go_server_that_closes_each_channel_passes_20_times_out_of_20() {
     });
 }
 
-/// Blackholes through the proxy, every 1.5 s for 0.9 s, so a checker's calls fail.
-fn stalls(dir: &TempDir) -> std::path::PathBuf {
-    dir.write(
-        "stalls.toml",
-        "name = \"stalls\"\n[client]\ncommand = \"true\"\n[sampler]\ninterval = \"200ms\"\n\
-         [[phases]]\nname = \"baseline\"\nduration = \"3s\"\n\
-         [[phases]]\nname = \"stalls\"\nduration = \"10s\"\n  [[phases.faults]]\n  kind = \"blackhole\"\n  every = \"1500ms\"\n  duration = \"900ms\"\n\
-         [[phases]]\nname = \"drain\"\nduration = \"2s\"\n",
-    )
-}
-
 #[test]
 fn a_go_checker_that_dials_again_after_each_failed_check_is_named_at_its_dial_and_its_twin_passes() {
     if !root() {

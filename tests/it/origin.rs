@@ -8,17 +8,6 @@
 use crate::common::*;
 use std::path::Path;
 
-/// Stalls that fail a client's checks while its connections stay up.
-fn stalls(dir: &TempDir) -> std::path::PathBuf {
-    dir.write(
-        "stalls.toml",
-        "name = \"stalls\"\n[client]\ncommand = \"true\"\n[sampler]\ninterval = \"200ms\"\n\
-         [[phases]]\nname = \"baseline\"\nduration = \"3s\"\n\
-         [[phases]]\nname = \"stalls\"\nduration = \"10s\"\n  [[phases.faults]]\n  kind = \"blackhole\"\n  every = \"1500ms\"\n  duration = \"900ms\"\n\
-         [[phases]]\nname = \"drain\"\nduration = \"2s\"\n",
-    )
-}
-
 fn python(program: &str, args: &str) -> String {
     format!(
         "python3 {} {args}",
