@@ -10,6 +10,8 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("FDSOAK_LOG").unwrap_or_else(|_| default.into()))
         .with_writer(std::io::stderr)
+        // Colours only for a person at a terminal: not in a pipe, a CI log or a report's target.log.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .init();
     match cli.into_action().and_then(fdsoak::cmd::execute) {

@@ -42,6 +42,20 @@ async fn every_library_scenario_passes_against_the_clean_target_and_leaves_no_fd
                 "{name}: {origin:?}"
             );
         }
+        if name == "exhaustion-recovery" {
+            // The built-in target logs each failed accept: its own words, told with what it held.
+            let said = &outcome.summary.output;
+            let target = said.iter().find(|o| o.role == fdsoak::vocab::Role::Target);
+            let e = target.and_then(|o| o.exhaustion.as_ref());
+            let e = e.unwrap_or_else(|| panic!("{name}: no complaint of exhaustion in {said:?}"));
+            let flood = outcome.summary.phases.iter().find(|p| p.name == "flood").unwrap();
+            assert!(e.count >= 1 && e.words == "Too many open files", "{e:?}");
+            assert!(
+                (flood.start_secs - 0.5..=flood.end_secs).contains(&e.first_at_secs),
+                "first in the flood: {e:?} {flood:?}"
+            );
+            assert_eq!(e.limit, Some(256), "{e:?}");
+        }
         // The first run creates process-wide state that lives on by design; count from after it.
         match baseline {
             None => baseline = Some(own_fds()),

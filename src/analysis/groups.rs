@@ -105,7 +105,7 @@ impl Origin {
 }
 
 /// 4812 as "4,812".
-fn thousands(n: u64) -> String {
+pub fn thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {

@@ -190,6 +190,22 @@ impl Tracker {
     }
 
     /// The most recent reading, if any.
+    /// The descriptors it held about `t` seconds into the run (the nearest point of its
+    /// load-window series, or its last reading from then on), and its soft limit.
+    pub fn held_at(&self, t: f64) -> (Option<u64>, Option<u64>) {
+        let Some((last_t, last)) = &self.last else {
+            return (None, None);
+        };
+        let nearest = self
+            .fds
+            .points()
+            .into_iter()
+            .min_by(|a, b| (a.0 - t).abs().total_cmp(&(b.0 - t).abs()))
+            .filter(|_| t < *last_t)
+            .map(|(_, v)| v.round() as u64);
+        (nearest.or(Some(last.fds.total)), last.nofile_soft)
+    }
+
     pub fn last(&self) -> Option<&Reading> {
         self.last.as_ref().map(|(_, r)| r)
     }

@@ -192,6 +192,10 @@ pub struct RunArgs {
     /// Print only the final summary.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Also pass what the target and the client under test write through to stderr, each
+    /// line marked with its process; it is kept in target.log and client.log either way.
+    #[arg(long)]
+    pub show_output: bool,
     /// Set a phase's length, as PHASE=DURATION (e.g. load=8h); repeatable.
     #[arg(long = "duration", value_name = "PHASE=DUR", conflicts_with = "soak")]
     pub durations: Vec<String>,

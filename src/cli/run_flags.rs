@@ -49,6 +49,7 @@ pub(super) fn run_setup(mut a: RunArgs, programs: Programs) -> Result<RunConfig>
         overrides,
         label: a.label,
         workdir: None,
+        show_output: a.show_output,
     })
 }
 

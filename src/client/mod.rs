@@ -47,22 +47,28 @@ pub fn command_line(spec: &ClientSpec, addr: &str, fdsoak: &Path) -> String {
 }
 
 /// How to start a client: fdsoak's own executable (for `{fdsoak}`), what its
-/// environment gains (an origin agent's), and where it runs (`None`: fdsoak's directory).
+/// environment gains (an origin agent's), where it runs (`None`: fdsoak's
+/// directory), and where what it writes is kept.
 pub struct Launch<'a> {
     pub fdsoak: &'a Path,
     pub env: &'a [(String, String)],
     pub dir: Option<&'a Path>,
+    pub output: Tail,
 }
 
 /// Starts the client's command with `{addr}` (and `FDSOAK_TARGET_ADDR`) set to `addr`.
 pub fn start(spec: &ClientSpec, addr: &Address, how: Launch<'_>) -> anyhow::Result<RunningClient> {
-    let Launch { fdsoak, env, dir } = how;
+    let Launch {
+        fdsoak,
+        env,
+        dir,
+        output: tail,
+    } = how;
     let line = command_line(spec, &addr.to_string(), fdsoak);
     let words = shlex::split(&line).filter(|w| !w.is_empty());
     let words = words.ok_or_else(|| anyhow!("client command {line:?} is not a command line"))?;
     let mut cmd = child::command_in(&words, dir);
     cmd.env(ADDR_ENV, addr.to_string()).envs(env.iter().cloned());
-    let tail = Tail::default();
     let mut child =
         child::launch(cmd, None, &tail, false).with_context(|| format!("starting the client {:?}", words[0]))?;
     if let Some(out) = child.stdout.take() {

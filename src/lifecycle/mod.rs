@@ -3,8 +3,9 @@
 //!
 //! Whatever the mode, a target is "ready" once a grpc.health.v1 Check
 //! succeeds, and it is stopped (SIGTERM, then SIGKILL) when the run ends if
-//! fdsoak started it. A spawned target's stderr is drained into a small ring
-//! so that an early death can be explained in the error message.
+//! fdsoak started it. What a target fdsoak starts writes is kept in the
+//! caller's [`Tail`], so that an early death can be explained and the report
+//! holds it.
 
 pub mod find;
 pub mod plan;
@@ -60,7 +61,7 @@ pub struct RunningTarget {
     pub description: String,
     child: Option<Child>,
     /// What it wrote, stdout and stderr (if fdsoak started it).
-    stderr_tail: Tail,
+    output: Tail,
     /// The built-in target's behaviour control path, when the scenario schedules behaviours.
     pub server: Option<crate::scenario::ServerControl>,
     /// The private directory of a `{socket}` fdsoak made up, removed with the target.
@@ -81,8 +82,8 @@ pub enum TargetError {
     NoHealthService { addr: Address },
     #[error("target {addr} {what}")]
     WrongProtocol { addr: Address, what: String },
-    #[error("target exited before it was ready ({status}){tail}")]
-    ExitedEarly { status: String, tail: String },
+    #[error("target exited before it was ready ({status}); what it wrote is in target.log")]
+    ExitedEarly { status: String },
     #[error("no process on this host listens on {at}: check the address, or, for a server in a container, pod or another network namespace, pass its PID as this host sees it (--pid $(docker inspect -f '{{{{.State.Pid}}}}' NAME)) or read its metrics (--fds-from URL)")]
     NoListener { at: String },
     #[error("a server listens on {at}, but it belongs to another user (uid {uid}), and fdsoak cannot read that process's /proc: {}", find::OTHER_USER_WAYS_OUT)]
@@ -103,22 +104,28 @@ pub enum TargetError {
 }
 
 /// Starts or attaches to the target, and waits until it is ready: it answers a
-/// health check, or (`Connect`, and `Rpc` before its first call) accepts an HTTP/2 connection.
-pub async fn start(plan: &TargetPlan, ready: Ready, transport: &Arc<Transport>) -> Result<RunningTarget, TargetError> {
+/// health check, or (`Connect`, and `Rpc` before its first call) accepts an HTTP/2
+/// connection. What a target fdsoak starts writes goes to `tail`, which the caller
+/// keeps, so that it outlives a target that never became ready.
+pub async fn start(
+    plan: &TargetPlan,
+    ready: Ready,
+    transport: &Arc<Transport>,
+    tail: &Tail,
+) -> Result<RunningTarget, TargetError> {
     check_attached(plan)?;
-    let tail = Tail::default();
     let mut up = match plan {
         TargetPlan::Address { addr, .. } => Launched::attached(addr),
-        TargetPlan::Builtin { .. } => launch_builtin(plan, ready, &tail).await?,
+        TargetPlan::Builtin { .. } => launch_builtin(plan, ready, tail).await?,
         TargetPlan::Spawn {
             command,
             nofile,
             env,
             dir,
-        } => launch_spawned(command, *nofile, env, dir.as_deref(), &tail)?,
+        } => launch_spawned(command, *nofile, env, dir.as_deref(), tail)?,
     };
     let dial = Dial::new(up.addr.clone(), transport.clone());
-    ready::wait(&dial, ready, up.child.as_mut(), &tail).await?;
+    ready::wait(&dial, ready, up.child.as_mut()).await?;
     let pid = pid_of(plan, &up)?;
     // Say which process was found, so a wrong guess shows in the report.
     if let TargetPlan::Address {
@@ -138,7 +145,7 @@ pub async fn start(plan: &TargetPlan, ready: Ready, transport: &Arc<Transport>) 
         pid,
         description: up.description,
         child: up.child,
-        stderr_tail: tail,
+        output: tail.clone(),
         server: up.server,
         _socket_dir: up.socket_dir,
     })
@@ -316,11 +323,11 @@ async fn read_announced_addr(
     let mut lines = BufReader::new(stdout).lines();
     let line = tokio::select! {
         l = tokio::time::timeout(timeout, lines.next_line()) => l,
-        status = child.wait() => return Err(exited_early(status.ok(), tail)),
+        status = child.wait() => return Err(exited_early(status.ok())),
     };
     let line = match line {
         Ok(Ok(Some(l))) => l,
-        Ok(_) => return Err(exited_early(child.wait().await.ok(), tail)),
+        Ok(_) => return Err(exited_early(child.wait().await.ok())),
         Err(_) => return Err(anyhow!("built-in target printed no address within {timeout:?}").into()),
     };
     tail.push(line.clone());
@@ -337,27 +344,16 @@ async fn read_announced_addr(
     Ok(addr)
 }
 
-fn exited_early(status: Option<std::process::ExitStatus>, tail: &Tail) -> TargetError {
-    let lines = tail.lines();
+fn exited_early(status: Option<std::process::ExitStatus>) -> TargetError {
     TargetError::ExitedEarly {
         status: status.map_or("unknown status".into(), |s| s.to_string()),
-        tail: if lines.is_empty() {
-            String::new()
-        } else {
-            format!("; its last output:\n  {}", lines.join("\n  "))
-        },
     }
 }
 
 impl RunningTarget {
-    /// The last lines the target wrote, if fdsoak started it.
-    pub fn output_tail(&self) -> Vec<String> {
-        self.stderr_tail.lines()
-    }
-
     /// Everything the target wrote that is kept, if fdsoak started it.
     pub fn output(&self) -> Option<crate::child::Tail> {
-        self.child.is_some().then(|| self.stderr_tail.clone())
+        self.child.is_some().then(|| self.output.clone())
     }
 
     /// Whether fdsoak started this process (and so will stop it).

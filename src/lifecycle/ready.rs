@@ -6,7 +6,6 @@
 //! saying why, rather than waiting out the timeout.
 
 use super::{exited_early, TargetError};
-use crate::child::Tail;
 use crate::proto::health::health_client::HealthClient;
 use crate::proto::health::HealthCheckRequest;
 use crate::scenario::ReadyCheck;
@@ -25,12 +24,7 @@ pub struct Ready {
 
 /// Tries the readiness check until it succeeds, the deadline passes, or the child exits.
 /// A server without the health service, or a port that speaks another protocol, fails at once.
-pub(super) async fn wait(
-    dial: &Dial,
-    ready: Ready,
-    mut child: Option<&mut Child>,
-    tail: &Tail,
-) -> Result<(), TargetError> {
+pub(super) async fn wait(dial: &Dial, ready: Ready, mut child: Option<&mut Child>) -> Result<(), TargetError> {
     let Ready { check, timeout } = ready;
     let (addr, transport) = (dial.addr.clone(), &*dial.transport);
     let deadline = Instant::now() + timeout;
@@ -78,7 +72,7 @@ pub(super) async fn wait(
         }
         if let Some(c) = child.as_deref_mut() {
             if let Ok(Some(status)) = c.try_wait() {
-                return Err(exited_early(Some(status), tail));
+                return Err(exited_early(Some(status)));
             }
         }
         tokio::time::sleep(Duration::from_millis(50).min(left)).await;

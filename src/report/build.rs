@@ -135,6 +135,8 @@ pub struct Measured {
     pub fault_events: Vec<crate::fault::FaultEvent>,
     pub proxy: Option<crate::fault::ProxyStats>,
     pub client: Option<ClientReport>,
+    /// What the processes fdsoak started wrote.
+    pub output: Vec<crate::report::model::ProcessOutput>,
 }
 
 impl SummaryBuilder {
@@ -183,7 +185,7 @@ impl SummaryBuilder {
             processes: m.processes,
             phases: m.phases,
             workloads: m.workloads,
-            files: files(),
+            files: files(&m.output),
             merged_from: Vec::new(),
             host: self.host.clone(),
             label: self.label.clone(),
@@ -193,12 +195,14 @@ impl SummaryBuilder {
             fault_events: m.fault_events,
             proxy: m.proxy,
             client: m.client,
+            output: m.output,
         }
     }
 }
 
-/// The files every report directory holds, by role.
-fn files() -> BTreeMap<String, String> {
+/// The files every report directory holds, by role, and the logs of the processes fdsoak started.
+fn files(output: &[crate::report::model::ProcessOutput]) -> BTreeMap<String, String> {
+    let logs = output.iter().map(|o| (format!("{}_log", o.role), o.log.clone()));
     [
         ("summary", "summary.json"),
         ("latency", "latency.csv"),
@@ -207,6 +211,7 @@ fn files() -> BTreeMap<String, String> {
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
+    .chain(logs)
     .collect()
 }
 

@@ -91,6 +91,7 @@ impl Exporter for Html {
             }
             writeln!(o, "</ul>")?;
         }
+        said(&mut o, s)?;
         tables(&mut o, s)?;
         let marks = super::limits::marks(s, tl, s.planned_secs());
         for (i, (id, title, svg, caption)) in super::figures::charts(s, tl, &marks)?.into_iter().enumerate() {
@@ -117,6 +118,25 @@ impl Exporter for Html {
         writeln!(o, "</body></html>")?;
         Ok(o.into_bytes())
     }
+}
+
+/// What the processes said: their complaints of exhaustion, and every last line the report kept.
+fn said(o: &mut String, s: &Summary) -> std::fmt::Result {
+    for t in super::said::told(s) {
+        if let Some(c) = &t.complaint {
+            writeln!(o, "<p class=\"meta\"><strong>{}.</strong></p>", escape(c))?;
+        }
+        if !t.last_lines.is_empty() {
+            let heading = escape(&t.heading()).replace(t.log, &format!("<a href=\"{0}\">{0}</a>", escape(t.log)));
+            let lines: Vec<String> = t.last_lines.iter().map(|l| escape(l)).collect();
+            writeln!(
+                o,
+                "<h2 class=\"said\">{heading}</h2><pre class=\"said\">{}</pre>",
+                lines.join("\n")
+            )?;
+        }
+    }
+    Ok(())
 }
 
 /// Under the descriptor chart: the groups that grew, named.

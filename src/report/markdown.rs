@@ -102,7 +102,39 @@ fn findings(o: &mut String, s: &Summary) -> std::fmt::Result {
         let note = if s.is_note(f) { "Note: " } else { "" };
         writeln!(o, "- {note}{}", f.message)?;
     }
-    writeln!(o)
+    writeln!(o)?;
+    said(o, s)
+}
+
+/// What the processes said: their complaints of exhaustion, and their last lines in a block.
+fn said(o: &mut String, s: &Summary) -> std::fmt::Result {
+    for t in super::said::told(s) {
+        if let Some(c) = &t.complaint {
+            writeln!(o, "Note: {c}.\n")?;
+        }
+        if !t.last_lines.is_empty() {
+            let heading = t.heading();
+            let heading = heading.replace(t.log, &format!("[{0}]({0})", t.log));
+            writeln!(o, "{}\n", capitalized(&heading))?;
+            // A fence longer than any run of backticks in the lines, so none ends it early.
+            let fence = "`".repeat(3.max(t.last_lines.iter().map(|l| longest_run(l, '`')).max().unwrap_or(0) + 1));
+            writeln!(o, "{fence}text")?;
+            for l in t.last(super::said::SHOWN) {
+                writeln!(o, "{l}")?;
+            }
+            writeln!(o, "{fence}\n")?;
+        }
+    }
+    Ok(())
+}
+
+fn capitalized(s: &str) -> String {
+    let mut c = s.chars();
+    c.next().map_or(String::new(), |f| f.to_uppercase().chain(c).collect())
+}
+
+fn longest_run(s: &str, ch: char) -> usize {
+    s.split(|c| c != ch).map(str::len).max().unwrap_or(0)
 }
 
 /// Each process's descriptors, the notes on their source, and what grew, with who opened it.

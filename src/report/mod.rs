@@ -15,6 +15,7 @@ pub mod leaks;
 pub mod limits;
 pub mod markdown;
 pub mod model;
+pub mod said;
 pub mod table;
 pub mod terminal;
 pub mod timeline;

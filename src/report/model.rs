@@ -104,6 +104,41 @@ pub struct Summary {
     /// With `--origin`: which processes carried an agent, and what origins could not cover.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub origin: Option<OriginReport>,
+    /// What the processes fdsoak started wrote: their logs, their last lines when the run
+    /// needs them explained, and their own complaints of descriptor exhaustion.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub output: Vec<ProcessOutput>,
+}
+
+/// What one process fdsoak started wrote.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct ProcessOutput {
+    pub role: crate::vocab::Role,
+    /// Its log in the report directory (`target.log`, `client.log`).
+    pub log: String,
+    /// Its last lines, oldest first, kept when they explain the run's end: the process died,
+    /// or never became ready, or the run ended in error. Secrets redacted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub last_lines: Vec<String>,
+    /// Its own words for running out of descriptors, when it wrote them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exhaustion: Option<Exhaustion>,
+}
+
+/// A process's complaints of descriptor exhaustion (EMFILE, ENFILE), from its output.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Exhaustion {
+    /// The complaint's words as glibc gives them ("Too many open files").
+    pub words: String,
+    /// Lines that made it.
+    pub count: u64,
+    /// When the first came, in seconds since the run's start.
+    pub first_at_secs: f64,
+    /// Descriptors the process held then, at the nearest sample, and its soft limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fds: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u64>,
 }
 
 /// Which processes carried an origin agent, and what origins could not cover.

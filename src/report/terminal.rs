@@ -40,6 +40,21 @@ pub fn render(s: &Summary, dir: &std::path::Path) -> String {
         let mark = if s.is_note(f) { "○" } else { "✗" };
         let _ = writeln!(out, "  {mark} {}", f.message);
     }
+    for t in super::said::told(s) {
+        if let Some(c) = &t.complaint {
+            let _ = writeln!(out, "  ○ {c}");
+        }
+        if !t.last_lines.is_empty() {
+            let _ = writeln!(
+                out,
+                "  {}",
+                t.heading().replace(t.log, &dir.join(t.log).display().to_string())
+            );
+            for l in t.last(super::said::SHOWN) {
+                let _ = writeln!(out, "    | {l}");
+            }
+        }
+    }
     let _ = writeln!(
         out,
         "\n  {:<7} {:>7} {:>9} {:>9} {:>12} {:>11} {:>10}",

@@ -52,6 +52,8 @@ pub struct DriveSetup<'a> {
     pub workdir: Option<&'a Path>,
     /// Show live progress.
     pub progress: bool,
+    /// How the client's output is kept (redacted, and shown with `--show-output`).
+    pub keep: &'a crate::child::Keep,
     /// With origins on: the agents, and whether the target is a process fdsoak started (and so carries one).
     pub agents: Option<(&'a crate::origin::Agents, bool)>,
     /// Serve live metrics while the run lasts.
@@ -125,6 +127,7 @@ impl<'a> Drive<'a> {
                     fdsoak: s.fdsoak,
                     env: &env,
                     dir: s.workdir,
+                    output: s.keep.tail("client"),
                 };
                 Some(crate::client::start(spec, &dial.addr, how)?)
             }

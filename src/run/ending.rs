@@ -123,12 +123,22 @@ pub struct Driven {
 impl Driven {
     /// Closes what the driver leaked on purpose, then gathers the report's figures
     /// and the findings of how the run ended.
-    pub fn measured(self, sc: &Scenario, elapsed: std::time::Duration, target: TargetEnd) -> anyhow::Result<Measured> {
+    /// What the processes fdsoak started said (`said`) is told beside what they held.
+    pub fn measured(
+        self,
+        sc: &Scenario,
+        elapsed: std::time::Duration,
+        target: TargetEnd,
+        said: &super::said::Said,
+    ) -> anyhow::Result<Measured> {
         crate::vocab::lock(&self.leak_bin).clear();
         let trackers = crate::vocab::lock(&self.trackers);
         let last = trackers.get(Role::Target).and_then(|t| t.last());
         let mut events = self.end.findings(sc, self.phase, elapsed, target, last);
         let client = self.client.map(|c| c.report(sc, &mut events));
+        let output = said.report(&events, |role, t| {
+            trackers.get(role).map_or((None, None), |tr| tr.held_at(t))
+        });
         let mut processes = trackers.finish();
         crate::analysis::held::attribute(&mut processes, &self.connections);
         Ok(Measured {
@@ -144,6 +154,7 @@ impl Driven {
             fault_events: self.fault_events,
             proxy: self.proxy,
             client,
+            output,
         })
     }
 }
@@ -183,33 +194,6 @@ pub fn note_kernel_losses(report: &mut SummaryBuilder, agents: &crate::origin::A
         origin.notes.push(format!(
             "the kernel ledger lost {lost} events (its fixed-size maps were full): descriptors made then may have no origin"
         ));
-    }
-}
-
-/// Writes what each process fdsoak started wrote into `dir` (`target.log`, `client.log`),
-/// with the scenario's secret values redacted; a failed write is logged, not the run's error.
-pub fn write_logs(
-    dir: &Path,
-    start: std::time::Instant,
-    sc: &crate::scenario::Scenario,
-    logs: &[(&str, Option<crate::child::Tail>)],
-) {
-    let secrets = crate::transport::secret_values(sc);
-    let redact = |text: &str| {
-        let mut out = text.to_string();
-        for s in &secrets {
-            if out.contains(s.as_str()) {
-                out = out.replace(s.as_str(), &crate::scenario::Secret::new("").to_string());
-            }
-        }
-        out
-    };
-    for (name, output) in logs {
-        let Some(output) = output else { continue };
-        let path = dir.join(name);
-        if let Err(e) = crate::report::write_atomic(&path, output.log(start, redact).as_bytes()) {
-            tracing::warn!("writing {}: {e:#}", path.display());
-        }
     }
 }
 

@@ -12,6 +12,7 @@ pub mod checkpoint;
 pub mod drive;
 pub mod ending;
 pub mod kernel_faults;
+pub mod said;
 pub mod sinks;
 pub mod so_far;
 pub mod startup;
@@ -50,6 +51,9 @@ pub struct RunConfig {
     /// Where the commands fdsoak starts (`--spawn`, `--client`) run: `fdsoak bisect`'s
     /// worktree of the commit under test; `None` for fdsoak's own directory.
     pub workdir: Option<PathBuf>,
+    /// Pass what the processes fdsoak starts write through to its stderr, as it comes
+    /// (`--show-output`); it is kept in the report's logs either way.
+    pub show_output: bool,
 }
 
 /// What a finished run produced.
@@ -89,7 +93,13 @@ pub async fn run(cfg: RunConfig, interrupt: impl Future<Output = ()>) -> Result<
     let agents = startup::agents(sc, &mut plan, &mut report).map_err(Error::run)?;
     tokio::pin!(interrupt);
 
-    let started = startup::start_up(&cfg, &plan, &transport, &mut report, interrupt.as_mut()).await;
+    // What the processes fdsoak starts write: kept redacted, and shown with --show-output.
+    let keep = crate::child::Keep {
+        redact: crate::child::Redactor::new(crate::transport::secret_values(sc)),
+        show: cfg.show_output,
+    };
+    let target_output = keep.tail("target");
+    let started = startup::start_up(&cfg, &plan, &transport, &target_output, &mut report, interrupt.as_mut()).await;
     let Started {
         mut target,
         dial,
@@ -97,7 +107,15 @@ pub async fn run(cfg: RunConfig, interrupt: impl Future<Output = ()>) -> Result<
         methods,
     } = match started {
         Ok(s) => s,
-        Err(NotStarted::Finding(f)) => return ending::finish(&report, ending::one(f), dir),
+        Err(NotStarted::Finding(f)) => {
+            // A target that never became ready: what it said is the first thing to read.
+            let owned = plan.started_by_fdsoak().then_some(target_output);
+            let said = said::Said::new(report.start.into_std(), [(Role::Target, owned)]);
+            said.write_logs(&dir);
+            let mut measured = ending::one(f);
+            measured.output = said.report(&measured.events, |_, _| (None, None));
+            return ending::finish(&report, measured, dir);
+        }
         Err(NotStarted::Scenario(e)) => {
             // Nothing was measured: leave no empty report directory behind (a non-empty one stays).
             let _ = std::fs::remove_dir(&dir);
@@ -127,6 +145,7 @@ pub async fn run(cfg: RunConfig, interrupt: impl Future<Output = ()>) -> Result<
             fdsoak: &cfg.fdsoak_exe,
             workdir: cfg.workdir.as_deref(),
             progress: cfg.progress,
+            keep: &keep,
             agents: agents.as_ref().map(|a| (a, plan.started_by_fdsoak())),
             live: sc.export.metrics_addr.map(|addr| drive::LiveSetup {
                 spec: crate::live::LiveSpec {
@@ -163,19 +182,18 @@ pub async fn run(cfg: RunConfig, interrupt: impl Future<Output = ()>) -> Result<
         .ok()
         .and_then(|d| d.client.as_ref())
         .map(|c| c.end.output.clone());
-    ending::write_logs(
-        &dir,
+    let said = said::Said::new(
         report.start.into_std(),
-        sc,
-        &[("target.log", target_output), ("client.log", client_output)],
+        [(Role::Target, target_output), (Role::Client, client_output)],
     );
+    said.write_logs(&dir);
     if let (Some(a), Ok(d)) = (&agents, &driven) {
         let client = d.client.as_ref().map_or(0, |c| c.end.pid);
         ending::note_silent_agents(&mut report, a, &[(Role::Target, ended.pid), (Role::Client, client)]);
         ending::note_kernel_losses(&mut report, a);
     }
     let measured = driven
-        .and_then(|d| d.measured(sc, report.start.elapsed(), ended))
+        .and_then(|d| d.measured(sc, report.start.elapsed(), ended, &said))
         .map_err(Error::run)?;
     ending::finish(&report, measured, dir)
 }

@@ -39,6 +39,7 @@ pub async fn start_up(
     cfg: &super::RunConfig,
     plan: &TargetPlan,
     transport: &Arc<crate::transport::Transport>,
+    output: &crate::child::Tail,
     report: &mut SummaryBuilder,
     mut interrupt: Pin<&mut impl Future<Output = ()>>,
 ) -> Result<Started, NotStarted> {
@@ -55,7 +56,7 @@ pub async fn start_up(
         timeout: lifecycle::plan::ready_timeout(sc),
     };
     let target = tokio::select! {
-        t = lifecycle::start(plan, ready, transport) => t.map_err(|e| run_error(e.to_string()))?,
+        t = lifecycle::start(plan, ready, transport, output) => t.map_err(|e| run_error(e.to_string()))?,
         _ = &mut interrupt => return Err(interrupted(report)),
     };
     tracing::info!(

@@ -29,7 +29,7 @@ pub use gates::Gates;
 pub use knobs::{Knobs, Reflection};
 pub use model::*;
 pub use origin::OriginSpec;
-pub use secret::Secret;
+pub use secret::{Secret, REDACTED};
 pub use shard::{Shard, INDEX_ENV};
 
 use std::fmt;

@@ -283,6 +283,7 @@ pub fn run_config(scenario: &Path, out: &TempDir) -> fdsoak::run::RunConfig {
         overrides: Vec::new(),
         label: None,
         workdir: None,
+        show_output: false,
     }
 }
 

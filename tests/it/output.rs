@@ -78,9 +78,98 @@ fn a_clients_output_is_in_client_log_and_a_client_that_never_stops_writing_stays
     );
     let lines = log.lines().count();
     assert!(
-        lines <= fdsoak::child::LOG_HEAD + fdsoak::child::LOG_LAST + 1,
+        lines <= fdsoak::child::output::LOG_HEAD + fdsoak::child::output::LOG_LAST + 1,
         "{lines} lines kept"
     );
     assert!(log.contains(" lines ("), "no line says what was cut");
     assert!(r.out.path().join("target.log").exists(), "the built-in target's log");
+}
+
+#[test]
+fn a_target_that_dies_leaves_its_last_words_in_the_terminal_and_every_report_file() {
+    let dir = TempDir::new("output-dies");
+    let sc = scenario(&dir, "");
+    let spawn = format!(
+        "python3 {} {{port}} die-after 10",
+        repo("tests/programs/server.py").display()
+    );
+    let r = run(&sc, &["--spawn", &spawn]);
+    assert_eq!(r.code, 3, "a dead target is an error: {}", r.context());
+    let fatal = "FATAL: connection pool exhausted: too many open files (pool=db-main)";
+    // The terminal: the death with its status, then its last lines with the log's path.
+    assert!(r.stdout.contains("exit status: 17"), "{}", r.context());
+    assert!(r.stdout.contains("the last lines the target wrote"), "{}", r.context());
+    assert!(r.stdout.contains(&format!("    | {fatal}")), "{}", r.context());
+    assert!(r
+        .stdout
+        .contains(&r.out.path().join("target.log").display().to_string()));
+    // Its complaint, in one sentence.
+    assert!(
+        r.stdout.contains("○ the target wrote 'Too many open files' once"),
+        "{}",
+        r.context()
+    );
+    for file in ["summary.md", "report.html", "target.log"] {
+        let text = std::fs::read_to_string(r.out.path().join(file)).unwrap();
+        assert!(text.contains(fatal), "{file} lacks the last words");
+        assert!(text.contains("pool db-main: 64 of 64"), "{file} lacks the line before");
+    }
+    let s = r.summary();
+    let target = &s.output[0];
+    assert_eq!(
+        (target.role, target.log.as_str()),
+        (fdsoak::vocab::Role::Target, "target.log")
+    );
+    assert_eq!(target.last_lines.last().map(String::as_str), Some(fatal));
+    assert_eq!(s.files.get("target_log").map(String::as_str), Some("target.log"));
+}
+
+#[test]
+fn a_target_that_never_becomes_ready_keeps_its_log_and_last_lines() {
+    let dir = TempDir::new("output-not-ready");
+    let sc = scenario(&dir, "");
+    let spawn =
+        "sh -c 'echo loading config for port {port}; echo \"open /var/lib/app: too many open files\" >&2; exit 17'";
+    let r = run(&sc, &["--spawn", spawn]);
+    assert_eq!(r.code, 3, "{}", r.context());
+    assert!(
+        r.stdout.contains("exited before it was ready (exit status: 17)"),
+        "{}",
+        r.context()
+    );
+    assert!(
+        r.stdout.contains("    | open /var/lib/app: too many open files"),
+        "{}",
+        r.context()
+    );
+    let log = std::fs::read_to_string(r.out.path().join("target.log")).unwrap();
+    assert!(
+        log.contains("stdout] loading config") && log.contains("stderr] open /var/lib/app"),
+        "{log}"
+    );
+    let md = std::fs::read_to_string(r.out.path().join("summary.md")).unwrap();
+    assert!(md.contains("```text\nloading config for port "), "{md}");
+    let s = r.summary();
+    let last = &s.output[0].last_lines;
+    assert_eq!(last.len(), 2, "{last:?}");
+    assert!(last[0].starts_with("loading config for port "), "{last:?}");
+    assert_eq!(last[1], "open /var/lib/app: too many open files");
+}
+
+#[test]
+fn a_passing_run_keeps_no_last_lines_in_the_report() {
+    let dir = TempDir::new("output-quiet");
+    let sc = scenario(&dir, "");
+    let r = run(&sc, &["--show-output"]);
+    assert_eq!(r.code, 0, "{}", r.context());
+    // Shown as it came, each line marked with its process…
+    assert!(
+        r.stderr.contains("[target] ") && r.stderr.contains("listening on"),
+        "{}",
+        r.context()
+    );
+    // …and kept in the log, but not in the report: nothing needed explaining.
+    let s = r.summary();
+    assert!(s.output.iter().all(|o| o.last_lines.is_empty()), "{:?}", s.output);
+    assert!(!r.stdout.contains("the last lines"), "{}", r.context());
 }

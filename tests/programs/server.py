@@ -8,7 +8,10 @@
         a fresh channel that replaces it, and the old one is never closed
     python3 server.py PORT backend-shared BACKEND_PORT
         the same, but the retry goes out on the shared channel
+    python3 server.py PORT die-after N        at the N-th Check, says its pool ran out of
+        descriptors on stderr and exits with status 17
 """
+import os
 import sys
 import tempfile
 from concurrent import futures
@@ -59,6 +62,10 @@ class Health(health_pb2_grpc.HealthServicer):
 
     def Check(self, request, context):
         self.checks += 1
+        if mode == "die-after" and self.checks == every:
+            print("pool db-main: 64 of 64 connections in use", file=sys.stderr, flush=True)
+            print("FATAL: connection pool exhausted: too many open files (pool=db-main)", file=sys.stderr, flush=True)
+            os._exit(17)
         if mode == "leak-file" and self.checks % every == 0:
             kept.append(open(audit_log, "a"))
         if mode == "backend-channel":
@@ -74,4 +81,5 @@ server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
 health_pb2_grpc.add_HealthServicer_to_server(Health(), server)
 server.add_insecure_port("127.0.0.1:%s" % port)
 server.start()
+print("serving health on 127.0.0.1:%s (%s)" % (port, mode), flush=True)
 server.wait_for_termination()

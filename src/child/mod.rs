@@ -5,129 +5,17 @@
 //! report holds it and an early death can be explained, and stopped as a
 //! group with SIGTERM, then SIGKILL.
 
-use std::collections::VecDeque;
+pub mod exhaustion;
+pub mod output;
+
+pub use output::{Keep, Redactor, Stream, Tail, TAIL_LINES};
 use std::process::Stdio;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::{Child, Command};
 
-/// Lines of a child's output kept for the report and for error messages.
-pub const TAIL_LINES: usize = 20;
 /// How long a child has to exit after SIGTERM before it gets SIGKILL.
 pub const STOP_GRACE: Duration = Duration::from_secs(3);
-
-/// What a child wrote: its first [`LOG_HEAD`] lines and its last [`LOG_LAST`], each
-/// with when it came and on which stream (the lines between are counted, not kept),
-/// and its last [`TAIL_LINES`] for error messages. Shared by the threads that drain it.
-#[derive(Debug, Clone, Default)]
-pub struct Tail(Arc<Mutex<Output>>);
-
-/// Lines kept from the beginning of a child's output…
-pub const LOG_HEAD: usize = 1000;
-/// …and from its end.
-pub const LOG_LAST: usize = 4000;
-/// A line longer than this is cut (with a mark).
-pub const LINE_MAX: usize = 4096;
-
-/// The stream a child wrote a line on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stream {
-    Stdout,
-    Stderr,
-}
-
-impl Stream {
-    fn as_str(self) -> &'static str {
-        match self {
-            Stream::Stdout => "stdout",
-            Stream::Stderr => "stderr",
-        }
-    }
-}
-
-#[derive(Debug, Clone)]
-struct Line {
-    at: std::time::Instant,
-    stream: Stream,
-    text: String,
-}
-
-#[derive(Debug, Default)]
-struct Output {
-    head: Vec<Line>,
-    last: VecDeque<Line>,
-    /// Lines dropped between the head and the last ones, and their bytes.
-    cut: (u64, u64),
-}
-
-impl Tail {
-    /// Keeps a line the child wrote on `stream`.
-    pub fn push_from(&self, stream: Stream, mut text: String) {
-        if text.len() > LINE_MAX {
-            let mut end = LINE_MAX;
-            while !text.is_char_boundary(end) {
-                end -= 1;
-            }
-            text.truncate(end);
-            text.push_str(" [line cut]");
-        }
-        let line = Line {
-            at: std::time::Instant::now(),
-            stream,
-            text,
-        };
-        let mut o = crate::vocab::lock(&self.0);
-        if o.head.len() < LOG_HEAD {
-            o.head.push(line);
-            return;
-        }
-        if o.last.len() == LOG_LAST {
-            if let Some(gone) = o.last.pop_front() {
-                o.cut.0 += 1;
-                o.cut.1 += gone.text.len() as u64 + 1;
-            }
-        }
-        o.last.push_back(line);
-    }
-
-    /// Keeps a line the child wrote on stdout.
-    pub fn push(&self, line: String) {
-        self.push_from(Stream::Stdout, line);
-    }
-
-    /// Its last [`TAIL_LINES`] lines.
-    pub fn lines(&self) -> Vec<String> {
-        let o = crate::vocab::lock(&self.0);
-        let n = o.head.len() + o.last.len();
-        o.head
-            .iter()
-            .chain(o.last.iter())
-            .skip(n.saturating_sub(TAIL_LINES))
-            .map(|l| l.text.clone())
-            .collect()
-    }
-
-    /// The log as a file holds it: one line each, `[+12.345s stderr] text`, the time
-    /// since `start`, each text passed through `redact`; where lines were dropped, one
-    /// line says how many.
-    pub fn log(&self, start: std::time::Instant, redact: impl Fn(&str) -> String) -> String {
-        let o = crate::vocab::lock(&self.0);
-        let line = |l: &Line| {
-            let t = l.at.saturating_duration_since(start).as_secs_f64();
-            format!("[+{t:.3}s {}] {}\n", l.stream.as_str(), redact(&l.text))
-        };
-        let mut out: String = o.head.iter().map(line).collect();
-        if o.cut.0 > 0 {
-            out += &format!(
-                "[… {} lines ({} bytes) cut here: the log keeps the first {LOG_HEAD} lines and the last {LOG_LAST} …]\n",
-                o.cut.0, o.cut.1
-            );
-        }
-        out.extend(o.last.iter().map(line));
-        out
-    }
-}
 
 /// Starts `cmd` in its own process group (a Ctrl-C at the terminal reaches
 /// fdsoak alone, which then stops the child itself), dying with fdsoak, with
