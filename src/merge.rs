@@ -210,6 +210,17 @@ fn add_workload(m: &mut WorkloadReport, w: &WorkloadReport) -> anyhow::Result<()
         let c = m.status_counts.entry(code.clone()).or_default();
         *c = c.saturating_add(*n);
     }
+    for c in &w.status_causes {
+        match m
+            .status_causes
+            .iter_mut()
+            .find(|k| k.code == c.code && k.cause == c.cause)
+        {
+            Some(k) => k.attempts = k.attempts.saturating_add(c.attempts),
+            None => m.status_causes.push(c.clone()),
+        }
+    }
+    m.status_causes.sort_by_key(|c| std::cmp::Reverse(c.attempts));
     m.set_histogram(&h);
     // Each shard kept its own timetable: the merged run's lag is its worst shard's.
     let p99 = |l: &Option<crate::report::model::Latency>| l.as_ref().map_or(0, |l| l.p99_us);

@@ -62,7 +62,15 @@ pub struct WorkloadStats {
     latency: Mutex<Latencies>,
     /// Open model: how late each call started after its scheduled time (µs).
     lag: Mutex<Histogram<u64>>,
+    /// What the server said at the HTTP/2 level when attempts failed there.
+    causes: Mutex<Causes>,
 }
+
+/// Distinct (code, cause) pairs kept per workload and phase: the first ones met.
+pub const CAUSES_KEPT: usize = 8;
+
+/// Failed attempts by status code and the server's HTTP/2 words, bounded.
+type Causes = std::collections::BTreeMap<(i32, String), u64>;
 
 /// The whole-phase histogram, and the one since the sampler's last tick.
 struct Latencies {
@@ -106,7 +114,40 @@ impl WorkloadStats {
                 interval: new_histogram(),
             }),
             lag: Mutex::new(new_histogram()),
+            causes: Mutex::default(),
         }
+    }
+
+    /// Records that an attempt failed with `code` because the server said `cause`
+    /// (a GOAWAY, a reset stream). Only failures come here, so the lock is off the calls' path.
+    pub fn caused(&self, code: tonic::Code, cause: &str) {
+        let mut c = crate::vocab::lock(&self.causes);
+        let key = (code as i32, cause.to_string());
+        if let Some(n) = c.get_mut(&key) {
+            *n += 1;
+        } else if c.len() < CAUSES_KEPT {
+            c.insert(key, 1);
+        }
+    }
+
+    /// A failed call's code as [`code_of`] gives it, noting the cause its message names.
+    pub fn failed(&self, status: &tonic::Status) -> tonic::Code {
+        let code = code_of(status);
+        if let Some(cause) = crate::transport::heard::Cause::in_message(status.message()) {
+            self.caused(code, cause);
+        }
+        code
+    }
+
+    /// The failures' causes (code, cause, attempts), most frequent first.
+    pub fn causes(&self) -> Vec<(&'static str, String, u64)> {
+        let c = crate::vocab::lock(&self.causes);
+        let mut out: Vec<_> = c
+            .iter()
+            .map(|((code, cause), n)| (CODE_NAMES[(*code as usize).min(16)], cause.clone(), *n))
+            .collect();
+        out.sort_by_key(|c| std::cmp::Reverse(c.2));
+        out
     }
 
     /// Records a finished call: its status code and its latency from the scheduled start.

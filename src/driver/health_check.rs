@@ -43,7 +43,7 @@ pub async fn run(
         let deadline = spec.deadline;
         let retry = spec.retry.clone();
         async move {
-            let attempt = |channel| check(channel, &prepared, deadline, due);
+            let attempt = |channel| check(channel, &prepared, deadline, due, &stats);
             let code = super::retry::call(&source, retry.as_ref(), &stats, attempt).await;
             // Latency runs from the scheduled start, across every attempt and backoff.
             stats.finish(code, due.elapsed());
@@ -56,9 +56,21 @@ pub async fn run(
 const CHECK: &str = "/grpc.health.v1.Health/Check";
 
 /// One Health/Check attempt on `channel`, bounded by `deadline`.
-async fn check(mut channel: Conn, prepared: &Prepared, deadline: Duration, due: Instant) -> tonic::Code {
+/// What the server said when it failed at the HTTP/2 level is noted in `stats`.
+async fn check(
+    mut channel: Conn,
+    prepared: &Prepared,
+    deadline: Duration,
+    due: Instant,
+    stats: &WorkloadStats,
+) -> tonic::Code {
     match tokio::time::timeout(deadline, channel.unary(prepared, due)).await {
-        Ok(code) => code,
+        Ok(answer) => {
+            if let Some(cause) = &answer.cause {
+                stats.caused(answer.code, &cause.to_string());
+            }
+            answer.code
+        }
         Err(_) => tonic::Code::DeadlineExceeded,
     }
 }

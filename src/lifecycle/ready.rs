@@ -29,6 +29,8 @@ pub(super) async fn wait(dial: &Dial, ready: Ready, mut child: Option<&mut Child
     let (addr, transport) = (dial.addr.clone(), &*dial.transport);
     let deadline = Instant::now() + timeout;
     let mut last = String::from("no attempt made");
+    // Whether `last` is a failure of the target's, not only an attempt that ran out of time.
+    let mut said_more = false;
     let name = if check == ReadyCheck::Health {
         "answer a health check"
     } else {
@@ -52,6 +54,7 @@ pub(super) async fn wait(dial: &Dial, ready: Ready, mut child: Option<&mut Child
         match result {
             Ok(()) => return Ok(()),
             Err(e) => {
+                tracing::debug!("readiness attempt on {addr}: {e:#}");
                 if e.downcast_ref::<tonic::Status>()
                     .is_some_and(|s| s.code() == tonic::Code::Unimplemented)
                 {
@@ -61,13 +64,18 @@ pub(super) async fn wait(dial: &Dial, ready: Ready, mut child: Option<&mut Child
                 if let Some(what) = super::protocol::sniff(&addr, attempt, transport.is_tls()).await {
                     return Err(TargetError::WrongProtocol { addr, what });
                 }
-                last = format!("{e:#}");
-                // A certificate fdsoak does not trust will not change by waiting.
-                if let Some(what) = super::protocol::tls_refusal(&last, transport) {
-                    return Err(TargetError::WrongProtocol { addr, what });
-                }
                 let code = e.downcast_ref::<tonic::Status>().map(|s| s.code());
-                last = transport.explain(&last, code);
+                // An attempt cut short by the deadline says less than the failure before it.
+                let cut_short = code == Some(tonic::Code::DeadlineExceeded) && attempt < Duration::from_secs(2);
+                if !(cut_short && said_more) {
+                    let words = format!("{e:#}");
+                    // A certificate fdsoak does not trust will not change by waiting.
+                    if let Some(what) = super::protocol::tls_refusal(&words, transport) {
+                        return Err(TargetError::WrongProtocol { addr, what });
+                    }
+                    last = transport.explain(&words, code);
+                    said_more = code != Some(tonic::Code::DeadlineExceeded);
+                }
             }
         }
         if let Some(c) = child.as_deref_mut() {

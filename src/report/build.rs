@@ -100,6 +100,15 @@ pub fn workload_report(s: &WorkloadStats, phases: &[PhaseInfo]) -> WorkloadRepor
             0.0
         },
         status_counts: s.code_counts().into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+        status_causes: s
+            .causes()
+            .into_iter()
+            .map(|(code, cause, attempts)| crate::report::model::StatusCause {
+                code: code.into(),
+                cause,
+                attempts,
+            })
+            .collect(),
         latency: Latency::default(),
         histogram_v2: String::new(),
         timetable_lag: Some(Latency::of(&s.lag_histogram())).filter(|l| l.count > 0),

@@ -219,7 +219,16 @@ fn tables(o: &mut String, s: &Summary) -> anyhow::Result<()> {
         writeln!(o, "<table><tr><th>phase / workload</th><th>ok</th><th>errors</th><th>skipped</th><th>rate/s</th><th>p50</th><th>p99</th><th>p99.9</th><th>max</th><th>status codes</th></tr>")?;
         for w in &s.workloads {
             let ms = |us: u64| format!("{:.2} ms", us as f64 / 1000.0);
-            let codes: Vec<String> = w.status_counts.iter().map(|(k, v)| format!("{k} {v}")).collect();
+            let codes: Vec<String> = w
+                .status_counts
+                .iter()
+                .map(|(k, v)| format!("{k} {v}"))
+                .chain(
+                    w.status_causes
+                        .iter()
+                        .map(|c| format!("{} attempts {}: {}", c.attempts, c.code, c.cause)),
+                )
+                .collect();
             writeln!(
                 o,
                 "<tr><td>{} / {}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.1}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",

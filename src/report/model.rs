@@ -355,6 +355,11 @@ pub struct WorkloadReport {
     /// Finished calls per second over the phase.
     pub achieved_rate: f64,
     pub status_counts: BTreeMap<String, u64>,
+    /// What the server said at the HTTP/2 level when attempts failed there (a GOAWAY's
+    /// code and debug data, a stream's RST_STREAM code), by status code, most frequent
+    /// first; the first 8 distinct are kept.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub status_causes: Vec<StatusCause>,
     pub latency: Latency,
     /// The HDR histogram (microseconds), V2-serialized and base64-encoded, for compare and merge.
     pub histogram_v2: String,
@@ -362,6 +367,15 @@ pub struct WorkloadReport {
     /// A p99 well above a millisecond means the driver could not keep its timetable.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timetable_lag: Option<Latency>,
+}
+
+/// Failed attempts with one status code and one cause in the server's HTTP/2 words.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct StatusCause {
+    pub code: String,
+    /// "GOAWAY received: error code 2 (INTERNAL_ERROR), debug data '…'", "RST_STREAM received: error code 8 (CANCEL)".
+    pub cause: String,
+    pub attempts: u64,
 }
 
 impl WorkloadReport {
@@ -402,7 +416,15 @@ impl From<&WorkloadReport> for WorkloadFigures {
             .iter()
             .filter(|(k, _)| k.as_str() != "OK")
             .max_by_key(|(_, n)| **n)
-            .map(|(k, _)| k.clone());
+            .map(|(k, _)| {
+                let cause = self_cause(w, k);
+                let hint = crate::analysis::findings::hints::unimplemented(k, &w.kind);
+                format!(
+                    "{k}{}{}",
+                    cause.map_or(String::new(), |c| format!(" ({c})")),
+                    hint.map_or(String::new(), |h| format!(": {h}"))
+                )
+            });
         WorkloadFigures {
             phase: w.phase.clone(),
             workload: w.name.clone(),
@@ -413,6 +435,14 @@ impl From<&WorkloadReport> for WorkloadFigures {
             max_error_rate: w.max_error_rate,
         }
     }
+}
+
+/// The most frequent cause of the failures with `code`, if the server said one.
+fn self_cause<'a>(w: &'a WorkloadReport, code: &str) -> Option<&'a str> {
+    w.status_causes
+        .iter()
+        .find(|c| c.code == code)
+        .map(|c| c.cause.as_str())
 }
 
 impl Latency {

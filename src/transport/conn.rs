@@ -22,6 +22,7 @@
 //! tonic's `Channel`: they stand for a user's program, which would.
 
 use super::h2body::{status_of, Incoming, Pipe};
+use super::heard::{Heard, Tap};
 use super::Dial;
 use bytes::Bytes;
 use h2::client::SendRequest;
@@ -143,7 +144,8 @@ impl Connector {
         T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
     {
         let pending = super::stages::pending();
-        let io = super::stages::Stamped::new(io, pending.clone());
+        let heard = Heard::default();
+        let io = super::stages::Stamped::new(Tap::new(io, heard.clone()), pending.clone());
         let (send, mut conn) = h2::client::Builder::new()
             .initial_window_size(STREAM_WINDOW)
             .initial_connection_window_size(CONNECTION_WINDOW)
@@ -186,6 +188,7 @@ impl Connector {
             origin: self.0.origin.clone(),
             closed,
             pending,
+            heard,
         })
     }
 }
@@ -215,6 +218,8 @@ pub struct Conn {
     closed: Arc<AtomicBool>,
     /// Requests handed over and not yet written, when the lag breakdown is on ([`super::stages`]).
     pending: Option<super::stages::Pending>,
+    /// The last GOAWAY its server sent, for the words of a call's failure.
+    pub(super) heard: Heard,
 }
 
 impl Conn {
@@ -227,7 +232,7 @@ impl Conn {
     /// call never reached the server (UNAVAILABLE).
     pub(super) fn refused(&self, e: &h2::Error) -> tonic::Status {
         self.closed.store(true, Ordering::Relaxed);
-        let mut status = status_of(e);
+        let mut status = status_of(e, &self.heard);
         if status.code() != tonic::Code::Unavailable {
             status = tonic::Status::unavailable(status.message().to_string());
         }
@@ -285,6 +290,7 @@ impl tower::Service<http::Request<Body>> for Conn {
         }
         let mut pipe = (!end).then(|| Pipe::new(body, stream));
         let mut response = response;
+        let heard = self.heard.clone();
         Box::pin(async move {
             // Send the body while waiting for the answer; a unary body is sent at the first poll.
             let mut sent = pipe.is_none();
@@ -297,13 +303,13 @@ impl tower::Service<http::Request<Body>> for Conn {
                 }
                 Pin::new(&mut response)
                     .poll(cx)
-                    .map_err(|e| Box::new(status_of(&e)) as BoxError)
+                    .map_err(|e| Box::new(status_of(&e, &heard)) as BoxError)
             })
             .await?;
             let (head, recv) = answer.into_parts();
             let body = match (sent, pipe) {
-                (false, Some(p)) => p.finish_elsewhere(recv),
-                _ => Incoming::new(recv),
+                (false, Some(p)) => p.finish_elsewhere(recv, heard),
+                _ => Incoming::new(recv, heard),
             };
             Ok(http::Response::from_parts(head, Body::new(body)))
         })

@@ -3,6 +3,7 @@
 //! read from one ([`Incoming`]), and how an h2 error reads as a gRPC status
 //! ([`status_of`]).
 
+use super::heard::Heard;
 use bytes::{Buf, Bytes};
 use h2::{RecvStream, SendStream};
 use http_body::{Body, Frame};
@@ -82,7 +83,7 @@ impl Pipe {
     /// when its response has come: client streaming and bidirectional calls). The
     /// [`Incoming`] it returns resets the stream (CANCEL) if it is dropped before
     /// the response ends: the caller gave up the call, and a cancel is not a half-close.
-    pub fn finish_elsewhere(mut self, recv: RecvStream) -> Incoming {
+    pub fn finish_elsewhere(mut self, recv: RecvStream, heard: Heard) -> Incoming {
         let (give_up, mut given_up) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(async move {
             std::future::poll_fn(|cx| {
@@ -96,6 +97,7 @@ impl Pipe {
         });
         Incoming {
             recv,
+            heard,
             data_done: false,
             give_up: Some(give_up),
         }
@@ -106,15 +108,17 @@ impl Pipe {
 /// the window given back as each frame is taken.
 pub struct Incoming {
     recv: RecvStream,
+    heard: Heard,
     data_done: bool,
     /// Tells the task still sending the request body that the call was given up.
     give_up: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 impl Incoming {
-    pub fn new(recv: RecvStream) -> Incoming {
+    pub fn new(recv: RecvStream, heard: Heard) -> Incoming {
         Incoming {
             recv,
+            heard,
             data_done: false,
             give_up: None,
         }
@@ -142,14 +146,14 @@ impl Body for Incoming {
                     let _ = self.recv.flow_control().release_capacity(data.len());
                     return Poll::Ready(Some(Ok(Frame::data(data))));
                 }
-                Some(Err(e)) => return Poll::Ready(Some(Err(status_of(&e)))),
+                Some(Err(e)) => return Poll::Ready(Some(Err(status_of(&e, &self.heard)))),
                 None => self.data_done = true,
             }
         }
         match ready!(self.recv.poll_trailers(cx)) {
             Ok(Some(trailers)) => Poll::Ready(Some(Ok(Frame::trailers(trailers)))),
             Ok(None) => Poll::Ready(None),
-            Err(e) => Poll::Ready(Some(Err(status_of(&e)))),
+            Err(e) => Poll::Ready(Some(Err(status_of(&e, &self.heard)))),
         }
     }
 
@@ -160,16 +164,30 @@ impl Body for Incoming {
 
 /// An h2 error as the status tonic's client reads from the service.
 fn h2_error(e: h2::Error) -> BoxError {
-    Box::new(status_of(&e))
+    // The response, read with the connection's words, says what the server said.
+    Box::new(status_of(&e, &Heard::default()))
 }
 
-/// An h2 error as a gRPC status, as gRPC maps HTTP/2 errors: by the reset's or
+/// An h2 error as a gRPC status: its code as [`code_of`] maps it, and in its message
+/// what the server said at the HTTP/2 level (`heard`: its reset of the stream, or the
+/// connection's last GOAWAY with its code and debug data), as grpcio tells it.
+pub fn status_of(e: &h2::Error, heard: &Heard) -> tonic::Status {
+    let message = match heard.cause_of(e) {
+        // h2's own words for these hold the same, less plainly.
+        Some(cause) if e.is_remote() && (e.is_reset() || e.is_go_away()) => format!("h2 protocol error: {cause}"),
+        Some(cause) => format!("h2 protocol error: {e}, after {cause}"),
+        None => format!("h2 protocol error: {e}"),
+    };
+    tonic::Status::new(code_of(e), message)
+}
+
+/// An h2 error's gRPC status code, as gRPC maps HTTP/2 errors: by the reset's or
 /// GOAWAY's reason when there is one; a connection that failed or closed
 /// (no reason: an I/O error) is UNAVAILABLE.
-pub fn status_of(e: &h2::Error) -> tonic::Status {
+pub fn code_of(e: &h2::Error) -> tonic::Code {
     use h2::Reason;
     use tonic::Code;
-    let code = match e.reason() {
+    match e.reason() {
         None => Code::Unavailable,
         Some(Reason::REFUSED_STREAM) => Code::Unavailable,
         Some(Reason::CANCEL) => Code::Cancelled,
@@ -178,6 +196,5 @@ pub fn status_of(e: &h2::Error) -> tonic::Status {
         // A GOAWAY without error closes the connection to new streams: try another.
         Some(Reason::NO_ERROR) if e.is_go_away() => Code::Unavailable,
         Some(_) => Code::Internal,
-    };
-    tonic::Status::new(code, format!("h2 protocol error: {e}"))
+    }
 }

@@ -9,6 +9,7 @@
 
 pub mod conn;
 mod h2body;
+pub mod heard;
 pub mod stages;
 mod tls;
 pub mod unary;

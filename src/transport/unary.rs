@@ -7,11 +7,12 @@
 //! check counts the answer, it does not decode it) and the trailers'
 //! `grpc-status`. An answer with no body (an error) carries its status in its
 //! headers; an HTTP status other than 200 without one maps to a code as gRPC's
-//! HTTP mapping says. h2 errors read as [`super::h2body::status_of`] reads them,
-//! as they do under tonic's clients.
+//! HTTP mapping says. h2 errors read as [`super::h2body::code_of`] reads them,
+//! as they do under tonic's clients, with what the server said ([`Answer`]).
 
 use super::conn::{Conn, AGENT};
-use super::h2body::status_of;
+use super::h2body::code_of;
+use super::heard::Cause;
 use super::Transport;
 use bytes::{BufMut, Bytes, BytesMut};
 use http::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE, TE, USER_AGENT};
@@ -78,57 +79,77 @@ fn grpc_timeout(d: Duration) -> String {
     "99999999H".into()
 }
 
+/// How a unary call ended: its status code, and, when it failed at the HTTP/2 level,
+/// what the server said there (its reset of the stream, or the connection's GOAWAY).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Answer {
+    pub code: Code,
+    pub cause: Option<Cause>,
+}
+
+impl From<Code> for Answer {
+    fn from(code: Code) -> Answer {
+        Answer { code, cause: None }
+    }
+}
+
 impl Conn {
-    /// Sends `call` on a new stream and reads its answer to the end; returns its status
-    /// code. `due` is the call's due time, for the lag breakdown.
-    pub async fn unary(&mut self, call: &Prepared, due: Instant) -> Code {
+    /// Sends `call` on a new stream and reads its answer to the end. `due` is the
+    /// call's due time, for the lag breakdown.
+    pub async fn unary(&mut self, call: &Prepared, due: Instant) -> Answer {
         if let Err(e) = std::future::poll_fn(|cx| self.send.poll_ready(cx)).await {
-            return self.refused(&e).code();
+            return self.failed(&e, true);
         }
         let mut req = http::Request::new(());
         *req.method_mut() = http::Method::POST;
         *req.uri_mut() = match self.uri(call.path.clone()) {
             Ok(uri) => uri,
-            Err(_) => return Code::Internal,
+            Err(_) => return Code::Internal.into(),
         };
         *req.headers_mut() = call.headers.clone();
         let (response, mut stream) = match self.send.send_request(req, false) {
             Ok(v) => v,
-            Err(e) => return self.refused(&e).code(),
+            Err(e) => return self.failed(&e, true),
         };
         if let Err(e) = stream.send_data(call.body.clone(), true) {
-            return status_of(&e).code();
+            return self.failed(&e, false);
         }
         self.handed(due);
         match response.await {
-            Ok(answer) => read_answer(answer).await,
-            Err(e) => status_of(&e).code(),
+            Ok(answer) => match read_answer(answer).await {
+                Ok(code) => code.into(),
+                Err(e) => self.failed(&e, false),
+            },
+            Err(e) => self.failed(&e, false),
+        }
+    }
+
+    /// A call that failed with `e`; `refused` when its stream was never opened.
+    fn failed(&self, e: &h2::Error, refused: bool) -> Answer {
+        Answer {
+            code: if refused { self.refused(e).code() } else { code_of(e) },
+            cause: self.heard.cause_of(e),
         }
     }
 }
 
 /// Reads an answer to its end: its status, from the headers or the trailers.
-async fn read_answer(answer: http::Response<h2::RecvStream>) -> Code {
+async fn read_answer(answer: http::Response<h2::RecvStream>) -> Result<Code, h2::Error> {
     let (head, mut recv) = answer.into_parts();
     if let Some(code) = grpc_status(&head.headers) {
-        return code;
+        return Ok(code);
     }
     if head.status != http::StatusCode::OK {
-        return from_http(head.status);
+        return Ok(from_http(head.status));
     }
     while let Some(data) = recv.data().await {
-        match data {
-            Ok(data) => {
-                let _ = recv.flow_control().release_capacity(data.len());
-            }
-            Err(e) => return status_of(&e).code(),
-        }
+        let data = data?;
+        let _ = recv.flow_control().release_capacity(data.len());
     }
-    match recv.trailers().await {
-        Ok(Some(trailers)) => grpc_status(&trailers).unwrap_or(Code::Unknown),
-        Ok(None) => Code::Unknown,
-        Err(e) => status_of(&e).code(),
-    }
+    Ok(match recv.trailers().await? {
+        Some(trailers) => grpc_status(&trailers).unwrap_or(Code::Unknown),
+        None => Code::Unknown,
+    })
 }
 
 /// The `grpc-status` in `headers`, if there is one.

@@ -123,3 +123,50 @@ pub fn grpc_cpp(dir: &TempDir, source: &str, name: &str) -> Option<PathBuf> {
     assert!(status.success(), "compiling {source}");
     Some(exe)
 }
+
+/// Debian's grpc-java and Netty jars a grpc-java server needs, perfmark left out on purpose.
+pub const GRPC_JAVA_JARS: [&str; 14] = [
+    "grpc-api",
+    "grpc-core",
+    "grpc-netty",
+    "grpc-context",
+    "guava",
+    "netty-transport",
+    "netty-common",
+    "netty-buffer",
+    "netty-codec",
+    "netty-codec-http",
+    "netty-codec-http2",
+    "netty-handler",
+    "netty-resolver",
+    "netty-transport-native-unix-common",
+];
+
+/// The Java program `source` (a path in this repository) compiled with javac against
+/// Debian's jars `jars` into `dir`; the classpath that runs it, or None (said) without
+/// javac or the jars.
+pub fn javac(dir: &TempDir, source: &str, jars: &[&str]) -> Option<String> {
+    let paths: Vec<String> = jars.iter().map(|j| format!("/usr/share/java/{j}.jar")).collect();
+    if Command::new("javac").arg("-version").output().is_err() || !paths.iter().all(|p| Path::new(p).exists()) {
+        tool_missing(
+            "javac and Debian's grpc-java jars",
+            ".ci/run installs default-jdk-headless, libgrpc-java and libnetty-java",
+        );
+        return None;
+    }
+    let classes = dir.path().join("classes");
+    let classpath = std::iter::once(classes.display().to_string())
+        .chain(paths)
+        .collect::<Vec<_>>()
+        .join(":");
+    let status = Command::new("javac")
+        .arg("-cp")
+        .arg(&classpath)
+        .arg("-d")
+        .arg(&classes)
+        .arg(repo(source))
+        .status()
+        .unwrap();
+    assert!(status.success(), "compiling {source}");
+    Some(classpath)
+}

@@ -11,6 +11,7 @@ mod abort;
 mod backend_links;
 mod bisect;
 mod blame;
+mod causes;
 mod channels;
 mod checkpoint;
 mod ci_templates;

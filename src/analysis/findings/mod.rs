@@ -395,6 +395,7 @@ fn attach_messages(checks: &mut [Check], findings: &[Finding]) {
     }
 }
 
+pub mod hints;
 mod sentences;
 pub use sentences::human_secs;
 

@@ -16,6 +16,13 @@
 //	             (1: every Check dials a fresh ClientConn; no shared one then)
 //
 //	-tls-cert F -tls-key K   serve over TLS with this certificate and key
+//	-max-age D   age each connection out after D: grpc-go sends GOAWAY (NO_ERROR,
+//	             debug data "max_age") and closes it D later (MaxConnectionAge and
+//	             its grace), whatever calls are still open on it
+//	-slow D      every Check takes D before it answers
+//	-min-ping D  a client that pings more often than every D is told
+//	             GOAWAY (ENHANCE_YOUR_CALM, debug data "too_many_pings") and
+//	             cut off (the keepalive enforcement policy's MinTime)
 //
 // Prints "listening on ADDR", then serves until killed.
 package main
@@ -28,10 +35,12 @@ import (
 	"net"
 	"os"
 	"sync"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
 )
 
 var (
@@ -43,6 +52,7 @@ var (
 	shared  *grpc.ClientConn
 	backend string
 	every   = 20
+	slow    time.Duration
 )
 
 type health struct {
@@ -51,6 +61,7 @@ type health struct {
 }
 
 func (h *health) Check(ctx context.Context, req *healthpb.HealthCheckRequest) (*healthpb.HealthCheckResponse, error) {
+	time.Sleep(slow)
 	if req.Service == "backend" {
 		return &healthpb.HealthCheckResponse{Status: healthpb.HealthCheckResponse_SERVING}, nil
 	}
@@ -162,6 +173,9 @@ func main() {
 	flag.IntVar(&every, "every", 20, "with a channel mode: every Nth Check dials")
 	cert := flag.String("tls-cert", "", "PEM certificate: serve over TLS")
 	key := flag.String("tls-key", "", "PEM key of -tls-cert")
+	maxAge := flag.Duration("max-age", 0, "age connections out after this long (0: never)")
+	flag.DurationVar(&slow, "slow", 0, "every Check takes this long")
+	minPing := flag.Duration("min-ping", 0, "the least time between a client's pings (0: grpc-go's default)")
 	flag.Parse()
 	lis, err := net.Listen("tcp", *addr)
 	if err != nil {
@@ -186,6 +200,15 @@ func main() {
 			log.Fatal(err)
 		}
 		opts = append(opts, grpc.Creds(creds))
+	}
+	if *maxAge > 0 {
+		opts = append(opts, grpc.KeepaliveParams(keepalive.ServerParameters{
+			MaxConnectionAge:      *maxAge,
+			MaxConnectionAgeGrace: *maxAge,
+		}))
+	}
+	if *minPing > 0 {
+		opts = append(opts, grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: *minPing}))
 	}
 	s := grpc.NewServer(opts...)
 	healthpb.RegisterHealthServer(s, &health{leak: *leak})
