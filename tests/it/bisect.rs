@@ -43,6 +43,7 @@ server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
 health_pb2_grpc.add_HealthServicer_to_server(Health(), server)
 server.add_insecure_port("127.0.0.1:" + sys.argv[1])
 server.start()
+print("revision", REVISION, "serving", flush=True)
 server.wait_for_termination()
 "#
     )
@@ -168,6 +169,10 @@ fn bisect_names_the_commit_that_began_to_leak_skipping_one_that_does_not_build()
         for run in &s.runs {
             let summary = read_summary(&Path::new(&dir.path().join("found")).join(&run.report));
             assert_eq!(summary.label.as_deref(), Some(s.commit.as_str()));
+            // …and what that commit's server wrote, in its own target.log.
+            let log = dir.path().join("found").join(&run.report).join("target.log");
+            let log = std::fs::read_to_string(&log).unwrap_or_default();
+            assert!(log.contains(&format!("stdout] revision {k} serving")), "{s:?}: {log}");
         }
     }
     let seven = r.steps.iter().find(|s| s.subject == "revision 7").expect("7 tried");

@@ -1,7 +1,7 @@
 //! What the processes fdsoak starts wrote is kept in the report: a spawned
 //! target's stdout and stderr in `target.log` (each line with its time and
 //! stream; a metadata token it echoes redacted), a client's in `client.log`,
-//! and a client that writes without stopping stays within the log's bound.
+//! and a client that writes without stopping for a minute stays within the log's bound.
 
 use crate::common::*;
 
@@ -61,11 +61,14 @@ fn a_spawned_targets_output_is_in_target_log_by_time_and_stream_with_its_secret_
 #[test]
 fn a_clients_output_is_in_client_log_and_a_client_that_never_stops_writing_stays_bounded() {
     let dir = TempDir::new("output-client");
-    let sc = scenario(
-        &dir,
-        "[client]\ncommand = \"sh -c 'echo client says hello; while :; do echo again; done'\"",
+    // For a minute, about 20,000 lines a second on both streams (paced, so that it
+    // does not take a core from the tests beside it): some 1.2 million lines.
+    let writer = dir.write(
+        "writer.py",
+        "import sys, time\nprint('client says hello', flush=True)\nn = 0\nwhile True:\n    for _ in range(100):\n        n += 1\n        print('again', n, 'x' * 60)\n        print('and on stderr', n, file=sys.stderr)\n    sys.stdout.flush(); sys.stderr.flush()\n    time.sleep(0.01)\n",
     );
-    let r = run(&sc, &[]);
+    let sc = scenario(&dir, &format!("[client]\ncommand = \"python3 {}\"", writer.display()));
+    let r = run(&sc, &["--duration", "load=60s"]);
     assert!(r.code == 0 || r.code == 1, "{}", r.context());
     let log = std::fs::read_to_string(r.out.path().join("client.log")).unwrap();
     assert!(
@@ -82,6 +85,19 @@ fn a_clients_output_is_in_client_log_and_a_client_that_never_stops_writing_stays
         "{lines} lines kept"
     );
     assert!(log.contains(" lines ("), "no line says what was cut");
+    let cut: u64 = log
+        .lines()
+        .find_map(|l| l.strip_prefix("[… ")?.split(' ').next()?.parse().ok())
+        .unwrap_or_default();
+    assert!(cut > 200_000, "a minute's writing was mostly cut: {cut} lines");
+    let bytes = std::fs::metadata(r.out.path().join("client.log")).unwrap().len();
+    assert!(bytes < 2_000_000, "client.log is {bytes} bytes");
+    // The end is the end: its last line is among the last it wrote.
+    assert!(
+        log.lines().last().unwrap_or_default().contains("] a"),
+        "{:.300}",
+        log.lines().last().unwrap_or_default()
+    );
     assert!(r.out.path().join("target.log").exists(), "the built-in target's log");
 }
 
