@@ -130,15 +130,6 @@ impl WorkloadStats {
         }
     }
 
-    /// A failed call's code as [`code_of`] gives it, noting the cause its message names.
-    pub fn failed(&self, status: &tonic::Status) -> tonic::Code {
-        let code = code_of(status);
-        if let Some(cause) = crate::transport::heard::Cause::in_message(status.message()) {
-            self.caused(code, cause);
-        }
-        code
-    }
-
     /// The failures' causes (code, cause, attempts), most frequent first.
     pub fn causes(&self) -> Vec<(&'static str, String, u64)> {
         let c = crate::vocab::lock(&self.causes);

@@ -53,7 +53,7 @@ impl Redactor {
         let mut out = text;
         for v in self.0.iter() {
             if out.contains(v.as_str()) {
-                out = out.replace(v.as_str(), crate::scenario::REDACTED);
+                out = out.replace(v.as_str(), crate::vocab::REDACTED);
             }
         }
         out
@@ -248,7 +248,7 @@ mod tests {
         );
         tail.push("OSError: [Errno 24] Too many open files".into());
         let lines = tail.lines();
-        assert_eq!(lines[0], format!("auth {0} then {0}", crate::scenario::REDACTED));
+        assert_eq!(lines[0], format!("auth {0} then {0}", crate::vocab::REDACTED));
         assert_eq!(lines[1], " WARN accept4: too many open files", "colours dropped");
         let c = tail.complaints().unwrap();
         assert_eq!((c.count, c.complaint), (2, Complaint::Emfile));

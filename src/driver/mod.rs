@@ -117,3 +117,13 @@ fn watch_spec(w: &Workload) -> watch::Spec {
         service: w.service().to_string(),
     }
 }
+
+/// A failed call's code as [`crate::metrics::code_of`] gives it, noting in `stats` what the
+/// server said at the HTTP/2 level when the status's message names it (a GOAWAY, a reset).
+pub fn failed(stats: &WorkloadStats, status: &tonic::Status) -> tonic::Code {
+    let code = crate::metrics::code_of(status);
+    if let Some(cause) = crate::transport::heard::Cause::in_message(status.message()) {
+        stats.caused(code, cause);
+    }
+    code
+}

@@ -93,7 +93,7 @@ async fn one_stream(
     let mut client = HealthClient::new(channel.clone());
     let mut stream = match tokio::time::timeout(spec.deadline, client.watch(req)).await {
         Ok(Ok(resp)) => resp.into_inner(),
-        Ok(Err(status)) => return stats.failed(&status),
+        Ok(Err(status)) => return super::failed(stats, &status),
         Err(_) => return tonic::Code::DeadlineExceeded,
     };
     let mut first = true;
@@ -112,7 +112,7 @@ async fn one_stream(
             }
             // The server ended a stream that should stay open.
             Ok(None) => break tonic::Code::Unavailable,
-            Err(status) => break stats.failed(&status),
+            Err(status) => break super::failed(stats, &status),
         }
     };
     drop(stream);

@@ -73,6 +73,9 @@ pub struct Reading {
 }
 
 /// gRPC status codes 0..=16, indexed by their numeric value.
+/// What a secret reads as wherever it would be shown or written.
+pub const REDACTED: &str = "<redacted>";
+
 pub const CODE_NAMES: [&str; 17] = [
     "OK",
     "CANCELLED",

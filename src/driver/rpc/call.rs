@@ -92,7 +92,7 @@ pub async fn one(
     let stream = match tokio::time::timeout(spec.deadline, start).await {
         Ok(Ok(Some(stream))) => stream,
         Ok(Ok(None)) => return tonic::Code::Ok,
-        Ok(Err(status)) => return call.stats.failed(&status),
+        Ok(Err(status)) => return crate::driver::failed(&call.stats, &status),
         Err(_) => return tonic::Code::DeadlineExceeded,
     };
     read_stream(stream, call).await
@@ -132,7 +132,7 @@ pub async fn read_stream(mut stream: tonic::Streaming<()>, call: &Call) -> tonic
                 }
             }
             Some(Ok(None)) => return tonic::Code::Ok,
-            Some(Err(status)) => return call.stats.failed(&status),
+            Some(Err(status)) => return crate::driver::failed(&call.stats, &status),
         }
     }
 }

@@ -103,7 +103,7 @@ pub async fn call(
         let mut pending = Box::pin(grpc.streaming(req, path, Raw));
         let stream = match tokio::time::timeout(spec.deadline, &mut pending).await {
             Ok(Ok(r)) => r.into_inner(),
-            Ok(Err(status)) => return call.stats.failed(&status),
+            Ok(Err(status)) => return crate::driver::failed(&call.stats, &status),
             Err(_) => return tonic::Code::DeadlineExceeded,
         };
         match spec.hangup {
@@ -165,6 +165,6 @@ fn answered(r: Result<tonic::Response<()>, tonic::Status>, call: &Call) -> tonic
             call.replied(true);
             tonic::Code::Ok
         }
-        Err(status) => call.stats.failed(&status),
+        Err(status) => crate::driver::failed(&call.stats, &status),
     }
 }
