@@ -18,6 +18,7 @@ pub mod gopclntab;
 pub mod kernel;
 pub mod memory;
 pub mod native;
+pub mod perfmap;
 pub mod table;
 
 use std::collections::HashSet;
@@ -116,11 +117,19 @@ impl Agents {
 
     /// The environment a process starts with (nothing with the agents off): the Python agent first on
     /// `PYTHONPATH` and the native one first on `LD_PRELOAD` (before whatever they
-    /// held), and the switch that turns them on.
+    /// held), and the switch that turns them on. With the kernel ledger, Node also
+    /// writes its perf map ([`perfmap::NODE_FLAGS`]), which names its JavaScript frames.
     pub fn env(&self) -> Vec<(String, String)> {
         if !self.inject {
             return Vec::new();
         }
+        let node = self.kernel.as_ref().map(|_| {
+            let old = std::env::var("NODE_OPTIONS").unwrap_or_default();
+            (
+                "NODE_OPTIONS".to_string(),
+                format!("{old} {}", perfmap::NODE_FLAGS).trim().to_string(),
+            )
+        });
         let first = |var: &str, path: &Path, sep: char| {
             let mut v = path.display().to_string();
             if let Some(old) = std::env::var_os(var).filter(|p| !p.is_empty()) {
@@ -133,6 +142,17 @@ impl Agents {
             first("LD_PRELOAD", &self.dir.path().join(NATIVE_AGENT_FILE), ':'),
             (DIR_ENV.into(), self.dir.path().display().to_string()),
         ]
+        .into_iter()
+        .chain(node)
+        .collect()
+    }
+
+    /// Removes what the flags given to a process fdsoak started (pid `pid`, started in
+    /// `dir`) made it leave behind: Node's perf map, and the empty V8 log that comes with it.
+    pub fn clean_up_after(&self, pid: i32, dir: &Path) {
+        if self.inject && self.kernel.is_some() && pid > 0 {
+            perfmap::remove_leftovers(pid as u32, dir);
+        }
     }
 
     pub fn dir(&self) -> &Path {

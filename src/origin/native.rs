@@ -32,6 +32,8 @@ pub struct Symbols {
     go: std::cell::RefCell<HashMap<String, Option<Arc<super::gopclntab::GoTable>>>>,
     /// Per (process, mapping start): where the mapping puts its file's stated addresses.
     bases: std::cell::RefCell<HashMap<(u32, u64), Option<u64>>>,
+    /// The perf maps of processes whose runtime names the code it compiles (V8's).
+    perf: std::cell::RefCell<super::perfmap::PerfMaps>,
 }
 
 impl std::fmt::Debug for Symbols {
@@ -46,6 +48,7 @@ impl Default for Symbols {
             symbolizer: Symbolizer::new(),
             go: Default::default(),
             bases: Default::default(),
+            perf: Default::default(),
         }
     }
 }
@@ -70,6 +73,9 @@ impl Symbols {
         // `/proc/PID/map_files` (which still opens a replaced binary) needs CAP_SYS_ADMIN;
         // without root, the paths in `/proc/PID/maps` serve.
         process.map_files = rustix::process::geteuid().is_root();
+        // Perf maps are read here, from where they ended, with no handle kept open.
+        process.perf_map = false;
+        let perf_map = self.perf.borrow_mut().refresh(pid as u32);
         let src = Source::Process(process);
         let exe = std::fs::read_link(format!("/proc/{pid}/exe")).ok();
         let mut frames: HashMap<u64, Vec<Frame>> = HashMap::new();
@@ -80,6 +86,7 @@ impl Symbols {
                     Symbolized::Unknown(_) => {
                         let mappings = mappings.get_or_init(|| super::elfmap::executable_mappings(pid as u32));
                         self.go_frame(pid as u32, mappings, *addr)
+                            .or_else(|| perf_map.then(|| self.perf.borrow().frame(pid as u32, *addr)).flatten())
                     }
                     Symbolized::Sym(_) => None,
                 };

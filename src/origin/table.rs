@@ -253,12 +253,18 @@ impl Table {
     }
 
     /// Where descriptor `fd`, now pointing at `link`, was opened, if an agent or the kernel saw it:
-    /// the agent's stack first (the kernel sees an interpreter's frames, not the script's).
+    /// the agent's stack first (the kernel sees an interpreter's frames, not the script's),
+    /// unless the native agent's walk stopped short of the kernel's (glibc's unwinder stops
+    /// at code without unwind tables, such as JIT-compiled JavaScript; the kernel's goes on
+    /// by frame pointers).
     pub fn opened(&self, fd: i32, link: &str) -> Option<&Arc<Stack>> {
         self.fds
             .get(&fd)
             .filter(|(l, _)| l.as_deref().is_none_or(|l| l == link))
-            .map(|(_, s)| s)
+            .map(|(_, s)| match self.kernel.get(&fd) {
+                Some(k) if !self.python && k.frames.len() > s.frames.len() => k,
+                _ => s,
+            })
             .or_else(|| self.paths.get(link.strip_suffix(" (deleted)").unwrap_or(link)))
             .or_else(|| {
                 // A Python program's sockets are joined to its channels by address instead.

@@ -130,6 +130,13 @@ pub async fn run(cfg: RunConfig, interrupt: impl Future<Output = ()>) -> Result<
         if let Err(e) = ledger.watch(target.pid, !plan.started_by_fdsoak()) {
             tracing::warn!("origins: the kernel ledger cannot watch the target: {e}");
         }
+        let attached_node = (!plan.started_by_fdsoak() && target.pid > 0)
+            .then(|| crate::origin::perfmap::unnamed_javascript(target.pid as u32))
+            .flatten();
+        if let (Some(note), Some(origin)) = (attached_node, report.origin.as_mut()) {
+            tracing::warn!("origins: {note}");
+            origin.notes.push(note);
+        }
     }
 
     let driven = async {
@@ -177,6 +184,19 @@ pub async fn run(cfg: RunConfig, interrupt: impl Future<Output = ()>) -> Result<
     };
     let target_output = target.output();
     target.stop().await;
+    let started_in = cfg
+        .workdir
+        .clone()
+        .or_else(|| std::env::current_dir().ok())
+        .unwrap_or_default();
+    if let Some(a) = &agents {
+        if plan.started_by_fdsoak() {
+            a.clean_up_after(ended.pid, &started_in);
+        }
+        if let Some(c) = driven.as_ref().ok().and_then(|d| d.client.as_ref()) {
+            a.clean_up_after(c.end.pid, &started_in);
+        }
+    }
     let client_output = driven
         .as_ref()
         .ok()

@@ -102,13 +102,14 @@ impl Stack {
         }
     }
 
-    /// The innermost frame of the program's own; when every frame is a library's, the
-    /// innermost that is not the runtime's or the system call's plumbing (see
-    /// [`Frame::is_plumbing`]), else the innermost.
+    /// The innermost frame of the program's own (not a library's, and not the plumbing a
+    /// runtime builds into the program's binary, such as node's libuv); when every frame
+    /// is a library's, the innermost that is not the runtime's or the system call's
+    /// plumbing (see [`Frame::is_plumbing`]), else the innermost.
     pub fn top_user_frame(&self) -> Option<&Frame> {
         self.frames
             .iter()
-            .find(|f| !f.library)
+            .find(|f| !f.library && !f.is_plumbing())
             .or_else(|| self.frames.iter().find(|f| !f.is_plumbing()))
             .or(self.frames.first())
     }

@@ -170,3 +170,17 @@ pub fn javac(dir: &TempDir, source: &str, jars: &[&str]) -> Option<String> {
     assert!(status.success(), "compiling {source}");
     Some(classpath)
 }
+
+/// The grpc-js server of the tests (`tests/programs/grpcjs/server.js`), or None (said)
+/// without node or its packages (`.ci/run` installs them with `npm ci`).
+pub fn grpcjs_server() -> Option<PathBuf> {
+    let dir = repo("tests/programs/grpcjs");
+    if Command::new("node").arg("--version").output().is_err() || !dir.join("node_modules/@grpc/grpc-js").exists() {
+        tool_missing(
+            "node and @grpc/grpc-js",
+            ".ci/run installs nodejs and runs npm ci in tests/programs/grpcjs",
+        );
+        return None;
+    }
+    Some(dir.join("server.js"))
+}
