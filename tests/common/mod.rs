@@ -194,6 +194,33 @@ impl Drop for Server {
     }
 }
 
+/// A server program started by the test that first prints "listening on ADDR" (the Go
+/// and Node test servers); killed on drop.
+pub struct Listening {
+    pub child: Child,
+    pub addr: String,
+}
+
+impl Listening {
+    pub fn start(mut cmd: Command) -> Listening {
+        let mut child = cmd.stdout(Stdio::piped()).spawn().unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let addr = line.split_whitespace().last().unwrap_or_default().to_string();
+        assert!(addr.contains(':'), "the server printed {line:?}");
+        Listening { child, addr }
+    }
+}
+
+impl Drop for Listening {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// Polls `cond` every 20 ms until it holds, panicking with `what` at the deadline.
 pub fn wait_until(deadline: Duration, what: &str, mut cond: impl FnMut() -> bool) {
     let end = Instant::now() + deadline;

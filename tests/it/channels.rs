@@ -10,7 +10,7 @@
 //! line through the C core's probes and its unwound stack, and its twin that
 //! releases each one passes.
 
-use super::kernel_origin::{root, short, GoServer};
+use super::kernel_origin::{go_server, root, short};
 use crate::common::*;
 use fdsoak::analysis::groups::GroupChange;
 use fdsoak::vocab::{OriginSource, OriginVia};
@@ -121,7 +121,7 @@ fn a_go_server_that_never_closes_a_backend_channel_is_named_at_its_dial_started_
         "the channel counts are in summary.json"
     );
 
-    let server = GoServer::start(&exe, "channel");
+    let server = go_server(&exe, "channel");
     let r = run(&sc, &["--origin", "--target", &server.addr]);
     assert_eq!(r.code, 1, "{}", r.context());
     named_at_dial(&r, "target", file, "main.askBackend", line);

@@ -8,42 +8,27 @@
 
 use crate::common::*;
 use crate::kernel_origin::{root, short};
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 /// A grpc-js server started by the test (so attached to by fdsoak), with `NODE_OPTIONS`
-/// as given; killed on drop.
-struct NodeServer {
-    child: std::process::Child,
-    addr: String,
-}
+/// as given; killed on drop, and what the flags made it leave behind removed.
+struct NodeServer(Listening);
 
 impl NodeServer {
     fn start(server: &std::path::Path, mode: &[&str], node_options: &str) -> NodeServer {
-        let mut child = Command::new("node")
-            .arg(server)
+        let mut cmd = Command::new("node");
+        cmd.arg(server)
             .arg("0")
             .args(mode)
             .env("NODE_OPTIONS", node_options)
-            .current_dir(std::env::temp_dir())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let addr = line.split_whitespace().last().unwrap_or_default().to_string();
-        assert!(addr.contains(':'), "the Node server printed {line:?}");
-        NodeServer { child, addr }
+            .current_dir(std::env::temp_dir());
+        NodeServer(Listening::start(cmd))
     }
 }
 
 impl Drop for NodeServer {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        fdsoak::origin::perfmap::remove_leftovers(self.child.id(), &std::env::temp_dir());
+        fdsoak::origin::perfmap::remove_leftovers(self.0.child.id(), &std::env::temp_dir());
     }
 }
 
@@ -121,12 +106,12 @@ fn an_attached_node_server_is_named_with_its_perf_map_and_told_the_flags_without
     let dir = TempDir::new("js-attached");
     let sc = short(&dir, 4000, "shared");
     let with = NodeServer::start(&server, &["leak-file", "5"], fdsoak::origin::perfmap::NODE_FLAGS);
-    let r = run(&sc, &["--origin", "--target", &with.addr]);
+    let r = run(&sc, &["--origin", "--target", &with.0.addr]);
     assert_eq!(r.code, 1, "{}", r.context());
     assert!(r.stdout.contains("in keepAuditLog"), "{}", r.context());
     drop(with);
     let without = NodeServer::start(&server, &["clean"], "");
-    let r = run(&sc, &["--origin", "--target", &without.addr]);
+    let r = run(&sc, &["--origin", "--target", &without.0.addr]);
     assert_eq!(r.code, 0, "{}", r.context());
     let want = format!("start it with NODE_OPTIONS=\"{}\"", fdsoak::origin::perfmap::NODE_FLAGS);
     assert!(

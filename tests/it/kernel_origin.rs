@@ -9,7 +9,6 @@
 
 use crate::common::*;
 use fdsoak::vocab::{OriginSource, OriginVia};
-use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
 /// Root, which loading eBPF needs; otherwise says so (a failure under CI, which runs as root).
@@ -36,33 +35,10 @@ pub(crate) fn short(dir: &TempDir, ms: u32, channel: &str) -> std::path::PathBuf
 }
 
 /// The leaky grpc-go server, started by the test, killed on drop.
-pub(crate) struct GoServer {
-    child: std::process::Child,
-    pub(crate) addr: String,
-}
-
-impl GoServer {
-    pub(crate) fn start(exe: &std::path::Path, leak: &str) -> GoServer {
-        let mut child = Command::new(exe)
-            .args(["-leak", leak])
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let addr = line.split_whitespace().last().unwrap_or_default().to_string();
-        assert!(addr.contains(':'), "the Go server printed {line:?}");
-        GoServer { child, addr }
-    }
-}
-
-impl Drop for GoServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+pub(crate) fn go_server(exe: &std::path::Path, leak: &str) -> Listening {
+    let mut cmd = Command::new(exe);
+    cmd.args(["-leak", leak]);
+    Listening::start(cmd)
 }
 
 /// The top group's first origin came from the kernel, and its program's own frames
@@ -117,7 +93,7 @@ fn a_go_server_leaking_a_file_per_check_is_named_at_its_os_open_started_or_attac
     let origin = r.summary().origin.unwrap();
     assert_eq!(origin.kernel, vec![fdsoak::vocab::Role::Target]);
     // Attached: the server started here, already running, found by its address.
-    let server = GoServer::start(&exe, "file");
+    let server = go_server(&exe, "file");
     let r = run(&sc, &["--origin", "--target", &server.addr]);
     assert_eq!(r.code, 1, "{}", r.context());
     named_by_kernel(&r, "main.leakFile", line);
