@@ -10,22 +10,24 @@ use std::collections::BTreeSet;
 
 /// Flags of other tools that the pages show in their own commands.
 const FOREIGN_FLAGS: &[&str] = &[
-    "--release",      // cargo run --release
-    "--locked",       // cargo test --locked
-    "--short",        // git rev-parse --short
-    "--from-literal", // kubectl create configmap --from-literal
-    "--dry-run",      // kubectl apply --dry-run
-    "--for",          // kubectl wait --for
-    "--timeout",      // kubectl wait --timeout
-    "--strict",       // kubernetes-validate --strict
-    "--tool",         // valgrind --tool=callgrind
-    "--prefix",       // npm ci --prefix
-    "--bench",        // cargo bench --bench report
-    "--quick",        // bench/run --quick
-    "--only",         // bench/run --only=SECTION
-    "--config",       // containerd --config
-    "--bin",          // cargo build --bin
-    "--test",         // cargo test --test it
+    "--release",                         // cargo run --release
+    "--locked",                          // cargo test --locked
+    "--short",                           // git rev-parse --short
+    "--from-literal",                    // kubectl create configmap --from-literal
+    "--dry-run",                         // kubectl apply --dry-run
+    "--for",                             // kubectl wait --for
+    "--timeout",                         // kubectl wait --timeout
+    "--strict",                          // kubernetes-validate --strict
+    "--tool",                            // valgrind --tool=callgrind
+    "--prefix",                          // npm ci --prefix
+    "--bench",                           // cargo bench --bench report
+    "--quick",                           // bench/run --quick
+    "--only",                            // bench/run --only=SECTION
+    "--config",                          // containerd --config
+    "--bin",                             // cargo build --bin
+    "--test",                            // cargo test --test it
+    "--perf-basic-prof",                 // node: V8 writes its perf map
+    "--interpreted-frames-native-stack", // node: a frame per interpreted function
 ];
 
 /// Every page a user reads: the front door and `docs/`.
