@@ -21,6 +21,21 @@ pub fn find(pid: i32, name: &str) -> Option<usize> {
     usize::from_str_radix(start, 16).ok()
 }
 
+/// `(address, length)` pieces covering the slots of sorted `fds`, one per run of
+/// consecutive numbers, in order.
+pub fn runs(fds: &[usize], addr: impl Fn(usize) -> usize, size: usize) -> Vec<(usize, usize)> {
+    let mut out: Vec<(usize, usize)> = Vec::new();
+    let mut prev = None;
+    for &fd in fds {
+        match (prev, out.last_mut()) {
+            (Some(p), Some(last)) if fd == p + 1 => last.1 += size,
+            _ => out.push((addr(fd), size)),
+        }
+        prev = Some(fd);
+    }
+    out
+}
+
 /// Reads `(address, length)` pieces of `pid`'s memory into `out`, laid end to end;
 /// false if anything was not read.
 pub fn read_remote(pid: i32, pieces: &[(usize, usize)], out: &mut [u8]) -> bool {

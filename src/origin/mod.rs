@@ -4,7 +4,8 @@
 //! it starts (the built-in or spawned target, the client under test) two
 //! agents: for Python, `sitecustomize.py` first on `PYTHONPATH`; for native
 //! code (C, C++, Rust, anything linked against glibc), the library built
-//! from `native/agent.c`, on `LD_PRELOAD`. Each keeps a live table
+//! from `native/agent.c`, on `LD_PRELOAD`, which a JVM also loads as its
+//! JVMTI agent (`native/jvm.c`: Java frames, [`java`]). Each keeps a live table
 //! (descriptor or channel → creating stack) in a file of this run's; the
 //! sampler reads it when it fingerprints the process ([`table::Table`];
 //! native stacks are symbolized by [`native::Symbols`]) and counts, per
@@ -15,6 +16,7 @@
 
 pub mod elfmap;
 pub mod gopclntab;
+pub mod java;
 pub mod kernel;
 pub mod memory;
 pub mod native;
@@ -27,7 +29,7 @@ use std::sync::{Arc, Mutex};
 
 /// The Python agent, shipped inside the binary and written out per run.
 const PYTHON_AGENT: &str = include_str!("sitecustomize.py");
-/// The native agent, built by `build.rs` from `native/agent.c`.
+/// The native agent, built by `build.rs` from `native/agent.c` and `native/jvm.c`.
 const NATIVE_AGENT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/libfdsoak_origin.so"));
 /// Its file name once written out.
 pub const NATIVE_AGENT_FILE: &str = "libfdsoak_origin.so";
@@ -117,7 +119,8 @@ impl Agents {
 
     /// The environment a process starts with (nothing with the agents off): the Python agent first on
     /// `PYTHONPATH` and the native one first on `LD_PRELOAD` (before whatever they
-    /// held), and the switch that turns them on. With the kernel ledger, Node also
+    /// held) and, for a JVM, in `JAVA_TOOL_OPTIONS` as its JVMTI agent, and the switch
+    /// that turns them on. With the kernel ledger, Node also
     /// writes its perf map ([`perfmap::NODE_FLAGS`]), which names its JavaScript frames.
     pub fn env(&self) -> Vec<(String, String)> {
         if !self.inject {
@@ -137,10 +140,19 @@ impl Agents {
             }
             (var.to_string(), v)
         };
+        // A JVM loads the native agent again as its JVMTI agent: the same library object,
+        // whose JVM part adds each descriptor's Java frames ([`java`]).
+        let agent = self.dir.path().join(NATIVE_AGENT_FILE);
+        let old = std::env::var("JAVA_TOOL_OPTIONS").unwrap_or_default();
+        let java = (
+            "JAVA_TOOL_OPTIONS".to_string(),
+            format!("{old} -agentpath:{}", agent.display()).trim().to_string(),
+        );
         vec![
             first("PYTHONPATH", &self.dir.path().join("python"), ':'),
             first("LD_PRELOAD", &self.dir.path().join(NATIVE_AGENT_FILE), ':'),
             (DIR_ENV.into(), self.dir.path().display().to_string()),
+            java,
         ]
         .into_iter()
         .chain(node)

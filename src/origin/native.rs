@@ -23,6 +23,9 @@ pub struct NativeTable {
     pub fds: HashMap<i32, Arc<Stack>>,
     /// Descriptors the agent could not record (past its last slot).
     pub overflow: u64,
+    /// Descriptors whose stacks carry a runtime's own frames (a JVM's Java frames):
+    /// complete, however short the native walk beneath them.
+    pub managed: std::collections::HashSet<i32>,
 }
 
 /// Symbolizes the stacks of native origin tables, keeping what it read of each file for the run.
@@ -34,6 +37,8 @@ pub struct Symbols {
     bases: std::cell::RefCell<HashMap<(u32, u64), Option<u64>>>,
     /// The perf maps of processes whose runtime names the code it compiles (V8's).
     perf: std::cell::RefCell<super::perfmap::PerfMaps>,
+    /// The method logs of JVMs carrying the agent.
+    java: std::cell::RefCell<super::java::Methods>,
 }
 
 impl std::fmt::Debug for Symbols {
@@ -49,6 +54,7 @@ impl Default for Symbols {
             go: Default::default(),
             bases: Default::default(),
             perf: Default::default(),
+            java: Default::default(),
         }
     }
 }
@@ -58,7 +64,43 @@ impl Symbols {
     /// if the process carries one.
     pub fn read(&self, pid: i32, live: &[i32]) -> Option<NativeTable> {
         let (raw, overflow) = slots::slots(pid, live)?;
-        Some(self.symbolize(pid, raw, overflow, OriginSource::Agent))
+        let java = super::java::frames(pid, live).filter(|j| !j.is_empty());
+        let mut table = self.symbolize(pid, raw, overflow, OriginSource::Agent);
+        if let Some(java) = java {
+            self.add_java(pid, &mut table, java);
+        }
+        Some(table)
+    }
+
+    /// Puts each descriptor's Java frames under the native frames that made it (the
+    /// JDK's C, down to the first frame the symbolizer cannot name: the JVM's own code).
+    fn add_java(&self, pid: i32, table: &mut NativeTable, java: HashMap<i32, Vec<super::java::RawFrame>>) {
+        let mut methods = self.java.borrow_mut();
+        methods.refresh(pid as u32);
+        let mut made: HashMap<(usize, &[super::java::RawFrame]), Arc<Stack>> = HashMap::new();
+        for (fd, raw) in &java {
+            let Some(native) = table.fds.get(fd) else { continue };
+            let key = (Arc::as_ptr(native) as usize, raw.as_slice());
+            let stack = made.entry(key).or_insert_with(|| {
+                let frames = native
+                    .frames
+                    .iter()
+                    .take_while(|f| f.function != "??")
+                    .map(|f| Frame {
+                        library: true,
+                        ..f.clone()
+                    })
+                    .chain(methods.name(pid as u32, raw))
+                    .collect();
+                Arc::new(Stack {
+                    frames,
+                    via: OriginVia::Opened,
+                    source: OriginSource::Agent,
+                })
+            });
+            table.fds.insert(*fd, stack.clone());
+            table.managed.insert(*fd);
+        }
     }
 
     /// Names the stacks of `raw` (descriptor → return addresses, innermost first),
@@ -111,7 +153,11 @@ impl Symbols {
                 .clone();
             fds.insert(fd, stack);
         }
-        NativeTable { fds, overflow }
+        NativeTable {
+            fds,
+            overflow,
+            managed: Default::default(),
+        }
     }
 }
 

@@ -46,6 +46,9 @@ pub struct Table {
     kernel: HashMap<i32, Arc<Stack>>,
     /// Descriptors an attached process held before the ledger watched it.
     before_attach: Option<(Vec<i32>, Arc<Stack>)>,
+    /// Descriptors whose agent stack carries a runtime's own frames (Java's): the kernel's
+    /// longer walk through the same JVM names less.
+    managed: std::collections::HashSet<i32>,
     /// The table is a Python agent's: sockets are left to its channels (the kernel sees the interpreter's frames).
     python: bool,
     /// Per stack the kernel ledger saw, how many descriptors it made over the run.
@@ -76,6 +79,7 @@ impl Table {
             Some(Table {
                 fds: native.fds.into_iter().map(|(fd, s)| (fd, (None, s))).collect(),
                 full: native.overflow > 0,
+                managed: native.managed,
                 ..Table::default()
             })
         });
@@ -262,7 +266,7 @@ impl Table {
             .get(&fd)
             .filter(|(l, _)| l.as_deref().is_none_or(|l| l == link))
             .map(|(_, s)| match self.kernel.get(&fd) {
-                Some(k) if !self.python && k.frames.len() > s.frames.len() => k,
+                Some(k) if !self.python && !self.managed.contains(&fd) && k.frames.len() > s.frames.len() => k,
                 _ => s,
             })
             .or_else(|| self.paths.get(link.strip_suffix(" (deleted)").unwrap_or(link)))

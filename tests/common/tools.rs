@@ -142,6 +142,26 @@ pub const GRPC_JAVA_JARS: [&str; 14] = [
     "netty-transport-native-unix-common",
 ];
 
+/// The jars a grpc-java server that serves (tests/programs/java/HealthServer.java) needs.
+pub const GRPC_JAVA_SERVER_JARS: [&str; 16] = [
+    "grpc-api",
+    "grpc-core",
+    "grpc-netty",
+    "grpc-context",
+    "grpc-stub",
+    "perfmark-api",
+    "guava",
+    "netty-transport",
+    "netty-common",
+    "netty-buffer",
+    "netty-codec",
+    "netty-codec-http",
+    "netty-codec-http2",
+    "netty-handler",
+    "netty-resolver",
+    "netty-transport-native-unix-common",
+];
+
 /// The Java program `source` (a path in this repository) compiled with javac against
 /// Debian's jars `jars` into `dir`; the classpath that runs it, or None (said) without
 /// javac or the jars.

@@ -28,6 +28,7 @@ mod guests;
 mod h2faults;
 mod hosts;
 mod html;
+mod java;
 mod javascript;
 mod kernel_faults;
 mod kernel_origin;

@@ -80,6 +80,11 @@ static struct fdtab_slot *slots;
 /* Initial-exec: the block is static TLS, so no access ever allocates. */
 static __thread int inside __attribute__((tls_model("initial-exec")));
 
+/* jvm.c: the Java frames of the same descriptors, in a JVM that loaded this library as its agent. */
+__attribute__((visibility("hidden"))) void jvm_record(int fd);
+__attribute__((visibility("hidden"))) void jvm_forget(int fd);
+__attribute__((visibility("hidden"))) void jvm_after_fork_in_child(void);
+
 static uint32_t own_pid(void) { return (uint32_t)syscall(SYS_getpid); }
 
 /* Maps this process's table: a private mapping of a named memfd, found by fdsoak in
@@ -109,9 +114,11 @@ static void map_table(void) {
 static void after_fork_in_child(void) {
     struct fdtab_header *h = __atomic_load_n(&table, __ATOMIC_ACQUIRE);
     if (h) h->pid = own_pid();
+    jvm_after_fork_in_child();
 }
 
 static void resolve(void);
+
 
 __attribute__((constructor)) static void agent_start(void) {
     resolve();
@@ -154,6 +161,7 @@ static void record(int fd) {
     for (int i = 1; i < n && k < FDTAB_DEPTH; i++) s->pcs[k++] = (uint64_t)(uintptr_t)pcs[i];
     s->depth = (uint32_t)k;
     __atomic_add_fetch(&s->seq, 1, __ATOMIC_ACQ_REL);
+    jvm_record(fd);
     uint64_t past = (uint64_t)fd + 1, high = __atomic_load_n(&h->high, __ATOMIC_RELAXED);
     while (high < past && !__atomic_compare_exchange_n(&h->high, &high, past, 1, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
     }
@@ -168,6 +176,7 @@ static void forget_slot(struct fdtab_slot *s) {
 }
 
 static void forget(int fd) {
+    jvm_forget(fd);
     struct fdtab_header *h = __atomic_load_n(&table, __ATOMIC_ACQUIRE);
     if (!h || fd < 0 || fd >= FDTAB_SLOTS || !slots[fd].depth || !owned()) return;
     forget_slot(&slots[fd]);
@@ -181,7 +190,10 @@ static void forget_range(unsigned int first, unsigned int last) {
     uint64_t end = __atomic_load_n(&h->high, __ATOMIC_RELAXED);
     if ((uint64_t)last + 1 < end) end = (uint64_t)last + 1;
     for (uint64_t fd = first; fd < end; fd++)
-        if (slots[fd].depth) forget_slot(&slots[fd]);
+        if (slots[fd].depth) {
+            forget_slot(&slots[fd]);
+            jvm_forget((int)fd);
+        }
 }
 
 /* The descriptors an SCM_RIGHTS message carried in. */

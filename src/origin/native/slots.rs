@@ -8,7 +8,7 @@
 //! The memory is the process's to write (a process under test): every
 //! figure in it is bounded before use, and anything malformed is no table.
 
-use crate::origin::memory::{find, read_remote};
+use crate::origin::memory::{find, read_remote, runs};
 use std::collections::HashMap;
 
 const MAGIC: &[u8; 8] = b"FDSOAKT2";
@@ -107,21 +107,6 @@ pub fn slots(pid: i32, live: &[i32]) -> Option<(HashMap<i32, Vec<u64>>, u64)> {
         })
         .collect();
     Some((out, h.overflow))
-}
-
-/// `(address, length)` pieces covering the slots of sorted `fds`, one per run of
-/// consecutive numbers, in order.
-fn runs(fds: &[usize], addr: impl Fn(usize) -> usize, size: usize) -> Vec<(usize, usize)> {
-    let mut out: Vec<(usize, usize)> = Vec::new();
-    let mut prev = None;
-    for &fd in fds {
-        match (prev, out.last_mut()) {
-            (Some(p), Some(last)) if fd == p + 1 => last.1 += size,
-            _ => out.push((addr(fd), size)),
-        }
-        prev = Some(fd);
-    }
-    out
 }
 
 /// The whole table copied and every slot scanned, as the reader did before it read

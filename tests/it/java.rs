@@ -1,0 +1,117 @@
+//! Java frames from the native agent's JVM part (a JVMTI agent the JVMs fdsoak
+//! starts load from `JAVA_TOOL_OPTIONS`): a grpc-java server, compiled here
+//! with javac against Debian's jars, that keeps a `FileInputStream` every Nth
+//! Check is named at the `.java` line of `new FileInputStream` and its method,
+//! not at `handleOpen` in libjava; a clean one passes 20 times out of 20 with
+//! origins on. Needs no root: the agent is on `LD_PRELOAD`, not in the kernel.
+
+use crate::common::*;
+use crate::kernel_origin::short;
+
+/// The 1-based line of `source` (a path in this repository) that contains `text`.
+fn line_of(source: &str, text: &str) -> usize {
+    std::fs::read_to_string(repo(source))
+        .unwrap()
+        .lines()
+        .position(|l| l.contains(text))
+        .unwrap_or_else(|| panic!("no {text:?} in {source}"))
+        + 1
+}
+
+const SERVER: &str = "tests/programs/java/HealthServer.java";
+
+/// The JDKs on this machine: Debian's `java`, and any other under /usr/lib/jvm.
+fn jdks() -> Vec<String> {
+    let mut found = vec!["java".to_string()];
+    let default = std::fs::canonicalize("/usr/bin/java").ok();
+    for e in std::fs::read_dir("/usr/lib/jvm").into_iter().flatten().flatten() {
+        let java = e.path().join("bin/java");
+        let real = std::fs::canonicalize(&java).ok();
+        if real.is_some() && real != default && !e.file_type().is_ok_and(|t| t.is_symlink()) {
+            found.push(java.display().to_string());
+        }
+    }
+    found
+}
+
+/// Runs the leaky server with `java` and `flags`; the finding must name the `.java` line
+/// of `new FileInputStream` in keepAuditLog, with the JDK's frames beneath it.
+fn named_at_keep_audit_log(dir: &TempDir, classpath: &str, java: &str, flags: &str) -> RunResult {
+    let sc = short(dir, 5000, "shared");
+    let spawn = format!("{java} {flags} -cp {classpath} HealthServer {{port}} leak-file 5");
+    let r = run(&sc, &["--origin", "--spawn", &spawn]);
+    assert_eq!(r.code, 1, "{java} {flags}: {}", r.context());
+    let line = line_of(SERVER, "new FileInputStream(");
+    let want = format!("at HealthServer.java:{line} in HealthServer.keepAuditLog");
+    assert!(r.stdout.contains(&want), "{java} {flags}: want {want}: {}", r.context());
+    assert!(!r.stdout.contains("at handleOpen"), "{}", r.context());
+    // The whole stack is in the report: the JDK's frames above the program's, each a library's.
+    let g = r.top_group("target");
+    let frames = &g.origins[0].stack.frames;
+    let at = frames
+        .iter()
+        .position(|f| f.function == "HealthServer.keepAuditLog")
+        .expect("the program's frame");
+    assert!(
+        frames[..at]
+            .iter()
+            .any(|f| f.function == "java.io.FileInputStream.<init>" && f.library),
+        "{frames:?}"
+    );
+    assert!(frames[..at].iter().all(|f| f.library), "{frames:?}");
+    r
+}
+
+#[test]
+fn a_grpc_java_server_that_keeps_a_file_is_named_at_its_java_line_on_every_jdk() {
+    let dir = TempDir::new("java-leak");
+    let Some(classpath) = javac(&dir, SERVER, &GRPC_JAVA_SERVER_JARS) else {
+        return;
+    };
+    let jdks = jdks();
+    for java in &jdks {
+        named_at_keep_audit_log(&dir, &classpath, java, "");
+    }
+    eprintln!("named on {} JDKs: {jdks:?}", jdks.len());
+}
+
+#[test]
+fn compiled_and_inlined_java_frames_are_named_as_interpreted_ones() {
+    let dir = TempDir::new("java-compiled");
+    let Some(classpath) = javac(&dir, SERVER, &GRPC_JAVA_SERVER_JARS) else {
+        return;
+    };
+    // C2 compiles check at its first call, and inlines keepAuditLog into it, and
+    // FileInputStream's constructor into that: three Java frames in one compiled one.
+    let flags = "-Xcomp -XX:-TieredCompilation -XX:CompileCommand=quiet \
+                 -XX:CompileOnly=HealthServer::check,HealthServer::keepAuditLog,java.io.FileInputStream::<init> \
+                 -XX:+UnlockDiagnosticVMOptions -XX:+PrintInlining";
+    let r = named_at_keep_audit_log(&dir, &classpath, "java", flags);
+    let log = std::fs::read_to_string(r.out.path().join("target.log")).unwrap();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("HealthServer::keepAuditLog") && l.contains("inline (hot)")),
+        "keepAuditLog was not inlined: {log}"
+    );
+}
+
+#[test]
+fn a_clean_grpc_java_server_passes_20_times_out_of_20_with_origins_on() {
+    let dir = TempDir::new("java-clean");
+    let Some(classpath) = javac(&dir, SERVER, &GRPC_JAVA_SERVER_JARS) else {
+        return;
+    };
+    let sc = short(&dir, 2500, "per_call");
+    let spawn = format!("java -cp {classpath} HealthServer {{port}} clean");
+    std::thread::scope(|s| {
+        for half in 0..2 {
+            let (sc, spawn) = (&sc, &spawn);
+            s.spawn(move || {
+                for i in 0..10 {
+                    let r = run(sc, &["--origin", "--spawn", spawn]);
+                    assert_eq!(r.code, 0, "run {} : {}", half * 10 + i, r.context());
+                }
+            });
+        }
+    });
+}
