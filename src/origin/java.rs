@@ -134,21 +134,21 @@ struct Log {
 }
 
 impl Methods {
-    /// Reads what `pid`'s log gained since the last visit; false when it has none.
-    pub fn refresh(&mut self, pid: u32) -> bool {
-        let Some(base) = find(pid as i32, METHODS_MAPPING) else {
-            return false;
-        };
+    /// Reads what `pid`'s log gained since the last visit; None when it has none, else
+    /// whether this was the first visit to this process.
+    pub fn refresh(&mut self, pid: u32) -> Option<bool> {
+        let base = find(pid as i32, METHODS_MAPPING)?;
         if !self.logs.contains_key(&pid) && self.logs.len() >= 16 {
             self.logs
                 .retain(|pid, _| std::path::Path::new(&format!("/proc/{pid}")).exists());
         }
         let log = self.logs.entry(pid).or_default();
-        if log.base != base {
+        let first = log.base != base;
+        if first {
             *log = Log { base, ..Log::default() };
         }
         log.refresh(pid as i32);
-        true
+        Some(first)
     }
 
     /// The frames `pid`'s log names for `raw`, innermost first; a method it does not

@@ -67,6 +67,23 @@ pub fn read_remote(pid: i32, pieces: &[(usize, usize)], out: &mut [u8]) -> bool 
     true
 }
 
+/// Writes `bytes` at `addr` in `pid`'s memory (an agent's own table: its pause word);
+/// false if not all were written.
+pub fn write_remote(pid: i32, addr: usize, bytes: &[u8]) -> bool {
+    let local = libc::iovec {
+        iov_base: bytes.as_ptr() as *mut libc::c_void,
+        iov_len: bytes.len(),
+    };
+    let remote = libc::iovec {
+        iov_base: addr as *mut libc::c_void,
+        iov_len: bytes.len(),
+    };
+    // SAFETY: `local` covers `bytes`, which the kernel only reads; `remote` names
+    // another process's memory, which the kernel checks and writes.
+    let n = unsafe { libc::process_vm_writev(pid, &local, 1, &remote, 1, 0) };
+    n == bytes.len() as isize
+}
+
 /// A blob an agent publishes whole at `base`: a 24-byte header (8 bytes of
 /// `magic`, a sequence number odd while it is rewritten, the length) and the
 /// bytes. Read again if it changed during the copy; None if it never held

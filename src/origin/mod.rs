@@ -12,10 +12,13 @@
 //! group, the stacks of its descriptors. Both tables live in the process's
 //! own memory ([`memory`]), so publishing costs it no descriptor and no
 //! file. Nothing is injected with origins off, nor into a target fdsoak did
-//! not start. The agents' files go when the run ends.
+//! not start, but a running JVM, which is given the agent through HotSpot's
+//! own attach ([`hotspot`]) and left with it paused. The agents' files go when
+//! the run ends.
 
 pub mod elfmap;
 pub mod gopclntab;
+pub mod hotspot;
 pub mod java;
 pub mod kernel;
 pub mod memory;
@@ -47,6 +50,8 @@ pub struct Agents {
     pub published: Published,
     /// The kernel ledger; None without the rights to load eBPF (or on a kernel that refused it).
     pub kernel: Option<Arc<kernel::Ledger>>,
+    /// Running JVMs the agent was loaded into (or resumed in) by HotSpot's attach.
+    attached: Mutex<Vec<u32>>,
 }
 
 /// What the sampler needs to read one process's origins.
@@ -100,6 +105,7 @@ impl Agents {
             inject,
             published: Published::default(),
             kernel: None,
+            attached: Mutex::default(),
         })
     }
 
@@ -164,6 +170,36 @@ impl Agents {
     pub fn clean_up_after(&self, pid: i32, dir: &Path) {
         if self.inject && self.kernel.is_some() && pid > 0 {
             perfmap::remove_leftovers(pid as u32, dir);
+        }
+    }
+
+    /// Gives a running process fdsoak attached to the agent, where its runtime lets
+    /// fdsoak in without a restart: a HotSpot JVM, through its own attach mechanism
+    /// ([`hotspot`]). Ok(true): the agent records in it now; Ok(false): not a runtime
+    /// fdsoak attaches to; Err: a note saying what is missing.
+    pub fn attach_running(&self, pid: u32) -> Result<bool, String> {
+        if !self.inject || pid == 0 || !hotspot::is_jvm(pid) {
+            return Ok(false);
+        }
+        match hotspot::attach(pid, &self.dir.path().join(NATIVE_AGENT_FILE)) {
+            Ok(how) => {
+                tracing::info!("origins: the agent records in the JVM {pid} ({how:?})");
+                crate::vocab::lock(&self.attached).push(pid);
+                Ok(true)
+            }
+            Err(why) => Err(format!(
+                "the target (pid {pid}) is a JVM that fdsoak could not give its agent: {why}; its Java frames cannot be named, and its origins stop at the JDK's C (handleOpen, Net.socket0)"
+            )),
+        }
+    }
+
+    /// Pauses the agent in the running processes it was attached to: a run that ends
+    /// leaves it recording nothing (a later run resumes it).
+    pub fn release_attached(&self) {
+        for pid in crate::vocab::lock(&self.attached).drain(..) {
+            if let Err(e) = hotspot::set_paused(pid, true) {
+                tracing::debug!("origins: pausing the agent in {pid}: {e}");
+            }
         }
     }
 

@@ -64,19 +64,50 @@ impl Symbols {
     /// if the process carries one.
     pub fn read(&self, pid: i32, live: &[i32]) -> Option<NativeTable> {
         let (raw, overflow) = slots::slots(pid, live)?;
-        let java = super::java::frames(pid, live).filter(|j| !j.is_empty());
+        let java = super::java::frames(pid, live);
+        let first_sight = java.is_some() && self.java.borrow_mut().refresh(pid as u32) == Some(true);
+        if first_sight {
+            self.warm_jdk(pid);
+        }
         let mut table = self.symbolize(pid, raw, overflow, OriginSource::Agent);
-        if let Some(java) = java {
+        if let Some(java) = java.filter(|j| !j.is_empty()) {
             self.add_java(pid, &mut table, java);
         }
         Some(table)
     }
 
+    /// Reads, at the first sight of a JVM's agent, the JDK's libraries whose C makes its
+    /// descriptors (and the agent's own), so that the files the symbolizer keeps open
+    /// for the run are open before the run's load, not counted as growth of fdsoak's.
+    fn warm_jdk(&self, pid: i32) {
+        const MADE_IN: [&str; 6] = [
+            "/libjava.so",
+            "/libnio.so",
+            "/libnet.so",
+            "/libjvm.so",
+            "/libc.so.6",
+            super::NATIVE_AGENT_FILE,
+        ];
+        let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap_or_default();
+        let starts: Vec<u64> = maps
+            .lines()
+            .filter(|l| l.split_whitespace().nth(1) == Some("r-xp"))
+            .filter(|l| {
+                let path = l.strip_suffix(" (deleted)").unwrap_or(l);
+                MADE_IN.iter().any(|m| path.ends_with(m))
+            })
+            .filter_map(|l| u64::from_str_radix(l.split('-').next()?, 16).ok())
+            .collect();
+        if !starts.is_empty() {
+            let raw = HashMap::from([(0, starts.iter().map(|a| a + 2).collect())]);
+            self.symbolize(pid, raw, 0, OriginSource::Agent);
+        }
+    }
+
     /// Puts each descriptor's Java frames under the native frames that made it (the
     /// JDK's C, down to the first frame the symbolizer cannot name: the JVM's own code).
     fn add_java(&self, pid: i32, table: &mut NativeTable, java: HashMap<i32, Vec<super::java::RawFrame>>) {
-        let mut methods = self.java.borrow_mut();
-        methods.refresh(pid as u32);
+        let methods = self.java.borrow();
         let mut made: HashMap<(usize, &[super::java::RawFrame]), Arc<Stack>> = HashMap::new();
         for (fd, raw) in &java {
             let Some(native) = table.fds.get(fd) else { continue };

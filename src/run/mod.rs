@@ -139,6 +139,10 @@ pub async fn run(cfg: RunConfig, interrupt: impl Future<Output = ()>) -> Result<
         }
     }
 
+    if let (Some(a), false) = (agents.as_ref(), plan.started_by_fdsoak()) {
+        startup::attach_running(a, target.pid, &mut report);
+    }
+
     let driven = async {
         let mut drive = Drive::set_up(DriveSetup {
             scenario: sc,
@@ -190,6 +194,7 @@ pub async fn run(cfg: RunConfig, interrupt: impl Future<Output = ()>) -> Result<
         .or_else(|| std::env::current_dir().ok())
         .unwrap_or_default();
     if let Some(a) = &agents {
+        a.release_attached();
         if plan.started_by_fdsoak() {
             a.clean_up_after(ended.pid, &started_in);
         }

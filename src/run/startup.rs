@@ -138,6 +138,27 @@ pub fn report_builder(cfg: &super::RunConfig, plan: &TargetPlan) -> SummaryBuild
 /// With origins on: the agents written out, given to a target fdsoak starts (through
 /// `plan`) and later to the client; the kernel ledger loaded, when fdsoak may; and the
 /// report's notes on what origins cannot cover.
+/// The note for an attached target without the kernel ledger, unless the agent is
+/// loaded into it after all ([`attach_running`]).
+const NO_AGENT_ATTACHED: &str = "the target was attached (--target), so it carries no agent: without the kernel ledger, origins need a process fdsoak starts (the built-in target, --spawn, --client) or a running JVM";
+
+/// Loads the agent into an attached target whose runtime lets fdsoak in (a JVM), and
+/// says in the report's origins what came of it.
+pub fn attach_running(agents: &crate::origin::Agents, pid: i32, report: &mut SummaryBuilder) {
+    let Some(origin) = report.origin.as_mut() else { return };
+    match agents.attach_running(pid.max(0) as u32) {
+        Ok(false) => {}
+        Ok(true) => {
+            origin.notes.retain(|n| n != NO_AGENT_ATTACHED);
+            origin.agents.push(crate::vocab::Role::Target);
+        }
+        Err(note) => {
+            tracing::warn!("origins: {note}");
+            origin.notes.push(note);
+        }
+    }
+}
+
 pub fn agents(
     sc: &Scenario,
     plan: &mut TargetPlan,
@@ -162,9 +183,7 @@ pub fn agents(
         plan.add_env(agents.env());
         origin.agents.push(Role::Target);
     } else if kernel.is_err() && !plan.started_by_fdsoak() {
-        origin.notes.push(
-            "the target was attached (--target), so it carries no agent: without the kernel ledger, origins need a process fdsoak starts (the built-in target, --spawn, --client)".into(),
-        );
+        origin.notes.push(NO_AGENT_ATTACHED.into());
     }
     if sc.client.is_some() && sc.origin.agents {
         origin.agents.push(Role::Client);

@@ -14,7 +14,8 @@ pub struct OriginSpec {
     /// where the descriptors that grew were opened.
     #[serde(default)]
     pub enabled: bool,
-    /// Give the processes fdsoak starts its agents (Python's `sitecustomize`, the `LD_PRELOAD` library).
+    /// Give the processes fdsoak starts its agents (Python's `sitecustomize`, the `LD_PRELOAD` library,
+    /// a JVM's JVMTI agent), and an attached JVM the agent through HotSpot's attach.
     #[serde(default = "yes", skip_serializing_if = "is_yes")]
     pub agents: bool,
     /// Keep the kernel ledger (eBPF on the system calls), when fdsoak has the rights to load it.

@@ -4,6 +4,9 @@
 //! Check is named at the `.java` line of `new FileInputStream` and its method,
 //! not at `handleOpen` in libjava; a clean one passes 20 times out of 20 with
 //! origins on. Needs no root: the agent is on `LD_PRELOAD`, not in the kernel.
+//! A running server attached with `--target` gets the agent through HotSpot's
+//! attach, done by fdsoak, is named the same, and is left with the agent
+//! paused; one started with `-XX:+DisableAttachMechanism` gets a note.
 
 use crate::common::*;
 use crate::kernel_origin::short;
@@ -114,4 +117,80 @@ fn a_clean_grpc_java_server_passes_20_times_out_of_20_with_origins_on() {
             });
         }
     });
+}
+
+/// The test server started by the test (so attached to by fdsoak), killed on drop.
+fn started(classpath: &str, flags: &[&str], mode: &[&str]) -> Listening {
+    let mut cmd = std::process::Command::new("java");
+    cmd.args(flags)
+        .args(["-cp", classpath, "HealthServer", "0"])
+        .args(mode)
+        .env_remove("JAVA_TOOL_OPTIONS");
+    Listening::start(cmd)
+}
+
+/// The pause word of the agent's table in `pid` (1 once a run that attached has ended).
+fn paused(pid: u32) -> u64 {
+    let base = fdsoak::origin::memory::find(pid as i32, "fdsoak-fdtab").expect("the agent's table");
+    let mut word = [0u8; 8];
+    assert!(fdsoak::origin::memory::read_remote(
+        pid as i32,
+        &[(base + 40, 8)],
+        &mut word
+    ));
+    u64::from_le_bytes(word)
+}
+
+#[test]
+fn an_attached_grpc_java_server_is_named_at_its_java_line_and_left_paused() {
+    let dir = TempDir::new("java-attached");
+    let Some(classpath) = javac(&dir, SERVER, &GRPC_JAVA_SERVER_JARS) else {
+        return;
+    };
+    let server = started(&classpath, &[], &["leak-file", "5"]);
+    let pid = server.child.id();
+    let sc = short(&dir, 4000, "shared");
+    let want = format!(
+        "at HealthServer.java:{} in HealthServer.keepAuditLog",
+        line_of(SERVER, "new FileInputStream(")
+    );
+    // The second run finds the first one's agent paused, and resumes it.
+    for round in 0..2 {
+        let r = run(&sc, &["--origin", "--target", &server.addr]);
+        assert_eq!(r.code, 1, "round {round}: {}", r.context());
+        assert!(r.stdout.contains(&want), "round {round}: want {want}: {}", r.context());
+        let driver = r.process("driver");
+        assert!(
+            driver.groups.is_empty(),
+            "round {round}: fdsoak's own descriptors grew: {:?}",
+            driver.groups
+        );
+        assert_eq!(paused(pid), 1, "round {round}: the agent still records after the run");
+    }
+    // Nothing of the attach is left in the JVM's directories.
+    let cwd = std::fs::read_link(format!("/proc/{pid}/cwd")).unwrap();
+    for d in [cwd, std::env::temp_dir()] {
+        let trigger = d.join(format!(".attach_pid{pid}"));
+        assert!(!trigger.exists(), "{} left behind", trigger.display());
+    }
+}
+
+#[test]
+fn a_jvm_that_disabled_attach_gets_a_note_and_no_signal() {
+    let dir = TempDir::new("java-no-attach");
+    let Some(classpath) = javac(&dir, SERVER, &GRPC_JAVA_SERVER_JARS) else {
+        return;
+    };
+    let server = started(&classpath, &["-XX:+DisableAttachMechanism"], &["clean"]);
+    let sc = short(&dir, 2000, "shared");
+    let r = run(&sc, &["--origin", "--target", &server.addr]);
+    assert_eq!(r.code, 0, "{}", r.context());
+    assert!(
+        r.stdout
+            .contains("is a JVM that fdsoak could not give its agent: it was started with -XX:+DisableAttachMechanism"),
+        "{}",
+        r.context()
+    );
+    let pid = server.child.id();
+    assert!(fdsoak::origin::memory::find(pid as i32, "fdsoak-fdtab").is_none());
 }

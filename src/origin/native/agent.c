@@ -64,7 +64,8 @@ struct fdtab_header {
     uint32_t pid;      /* the owner: the process whose descriptors these are */
     uint64_t overflow; /* descriptors past the last slot: not recorded */
     uint64_t high;     /* one past the highest descriptor ever recorded */
-    uint64_t pad[3];
+    uint64_t paused;   /* set by fdsoak when a run that attached to this process ends */
+    uint64_t pad[2];
 };
 
 struct fdtab_slot {
@@ -146,7 +147,7 @@ static void record(int fd) {
     if (fd < 0 || inside || !__atomic_load_n(&table, __ATOMIC_ACQUIRE)) return;
     int saved = errno;
     struct fdtab_header *h = owned();
-    if (!h) return;
+    if (!h || __atomic_load_n(&h->paused, __ATOMIC_RELAXED)) return;
     if (fd >= FDTAB_SLOTS) {
         __atomic_add_fetch(&h->overflow, 1, __ATOMIC_RELAXED);
         return;
@@ -454,4 +455,140 @@ int recvmmsg(int fd, struct mmsghdr *msgs, unsigned int n, int flags, struct tim
     int r = real_recvmmsg(fd, msgs, n, flags, timeout);
     for (int i = 0; i < r; i++) record_received(&msgs[i].msg_hdr);
     return r;
+}
+
+/* ---- Attached to a running process (a JVM, through jvm.c's Agent_OnAttach) ----
+ *
+ * Loaded with dlopen into a process that is already running, the wrappers above
+ * are not in the path of any call: nothing was preloaded. So the import slots
+ * (GOT entries) of every library the process has loaded, but the C library, the
+ * loader and this one, are pointed at the wrappers, for exactly the calls the
+ * wrappers cover. An aligned 8-byte store: a thread calling meanwhile goes to
+ * the old target or the new, both of which do the call. Libraries loaded later
+ * are not patched. The slots in a library's read-only-after-relocation region
+ * are made writable for the store and read-only again. */
+#include <elf.h>
+#include <link.h>
+
+#if defined(__x86_64__)
+#define SLOT_TYPE(t) ((t) == R_X86_64_JUMP_SLOT || (t) == R_X86_64_GLOB_DAT)
+#elif defined(__aarch64__)
+#define SLOT_TYPE(t) ((t) == R_AARCH64_JUMP_SLOT || (t) == R_AARCH64_GLOB_DAT)
+#else
+#define SLOT_TYPE(t) 0
+#endif
+
+#define PATCHABLE(name) {#name, (void **)&real_##name},
+static const struct {
+    const char *name;
+    void **real;
+} patchable[] = {AGENT_CALLS(PATCHABLE)};
+#define PATCHABLE_N (sizeof patchable / sizeof patchable[0])
+
+static void *wrappers[PATCHABLE_N];
+static uintptr_t self_base;
+
+static int patchable_index(const char *name) {
+    for (size_t i = 0; i < PATCHABLE_N; i++)
+        if (wrappers[i] && strcmp(patchable[i].name, name) == 0) return (int)i;
+    return -1;
+}
+
+static int skipped(const char *name) {
+    static const char *const own[] = {"/libc.so", "/ld-linux", "linux-vdso", "/libdl.so", "/libpthread.so", "/ld64.so"};
+    for (size_t i = 0; i < sizeof own / sizeof own[0]; i++)
+        if (strstr(name, own[i])) return 1;
+    return 0;
+}
+
+static void store_slot(uintptr_t slot, void *to, uintptr_t relro_start, uintptr_t relro_end) {
+    if (*(void **)slot == to) return;
+    long page = sysconf(_SC_PAGESIZE);
+    uintptr_t start = slot & ~((uintptr_t)page - 1);
+    int relro = slot >= relro_start && slot < relro_end;
+    if (relro && mprotect((void *)start, (size_t)page, PROT_READ | PROT_WRITE) != 0) return;
+    __atomic_store_n((void **)slot, to, __ATOMIC_RELEASE);
+    if (relro) mprotect((void *)start, (size_t)page, PROT_READ);
+}
+
+static void patch_relocs(uintptr_t base, const ElfW(Rela) * r, size_t bytes, const ElfW(Sym) * symtab,
+                         const char *strtab, uintptr_t relro_start, uintptr_t relro_end) {
+    for (size_t i = 0; i < bytes / sizeof *r; i++) {
+        if (!SLOT_TYPE(ELF64_R_TYPE(r[i].r_info))) continue;
+        size_t sym = ELF64_R_SYM(r[i].r_info);
+        if (!sym) continue;
+        int k = patchable_index(strtab + symtab[sym].st_name);
+        if (k >= 0) store_slot(base + r[i].r_offset, wrappers[k], relro_start, relro_end);
+    }
+}
+
+static int patch_object(struct dl_phdr_info *info, size_t size, void *data) {
+    (void)size, (void)data;
+    const char *name = info->dlpi_name ? info->dlpi_name : "";
+    uintptr_t base = info->dlpi_addr;
+    if (base == self_base || skipped(name)) return 0;
+    const ElfW(Dyn) *dyn = NULL;
+    uintptr_t relro_start = 0, relro_end = 0;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *p = &info->dlpi_phdr[i];
+        if (p->p_type == PT_DYNAMIC) dyn = (const ElfW(Dyn) *)(base + p->p_vaddr);
+        if (p->p_type == PT_GNU_RELRO) {
+            relro_start = base + p->p_vaddr;
+            relro_end = relro_start + p->p_memsz;
+        }
+    }
+    if (!dyn) return 0;
+    /* The loader has usually made these addresses absolute; where not, they are offsets. */
+#define ABSOLUTE(v) ((uintptr_t)(v) < base ? base + (uintptr_t)(v) : (uintptr_t)(v))
+    const ElfW(Sym) *symtab = NULL;
+    const char *strtab = NULL;
+    const ElfW(Rela) *jmprel = NULL, *rela = NULL;
+    size_t jmprel_bytes = 0, rela_bytes = 0;
+    for (const ElfW(Dyn) *d = dyn; d->d_tag != DT_NULL; d++) {
+        switch (d->d_tag) {
+        case DT_SYMTAB: symtab = (const ElfW(Sym) *)ABSOLUTE(d->d_un.d_ptr); break;
+        case DT_STRTAB: strtab = (const char *)ABSOLUTE(d->d_un.d_ptr); break;
+        case DT_JMPREL: jmprel = (const ElfW(Rela) *)ABSOLUTE(d->d_un.d_ptr); break;
+        case DT_PLTRELSZ: jmprel_bytes = d->d_un.d_val; break;
+        case DT_RELA: rela = (const ElfW(Rela) *)ABSOLUTE(d->d_un.d_ptr); break;
+        case DT_RELASZ: rela_bytes = d->d_un.d_val; break;
+        }
+    }
+#undef ABSOLUTE
+    if (!symtab || !strtab) return 0;
+    if (jmprel) patch_relocs(base, jmprel, jmprel_bytes, symtab, strtab, relro_start, relro_end);
+    if (rela) patch_relocs(base, rela, rela_bytes, symtab, strtab, relro_start, relro_end);
+    return 0;
+}
+
+/* Called by jvm.c's Agent_OnAttach: maps the table (if this process has none yet) and
+ * points the loaded libraries' imports of the wrapped calls at the wrappers. Returns 0
+ * when the wrappers are in place. */
+__attribute__((visibility("hidden"))) int agent_attach(void) {
+    int saved = errno;
+    resolve();
+    Dl_info self;
+    if (!dladdr((void *)agent_attach, &self) || !self.dli_fname) return -1;
+    void *handle = dlopen(self.dli_fname, RTLD_NOLOAD | RTLD_LAZY);
+    if (!handle) return -1;
+    self_base = (uintptr_t)self.dli_fbase;
+    for (size_t i = 0; i < PATCHABLE_N; i++) {
+        void *w = dlsym(handle, patchable[i].name);
+        Dl_info at;
+        /* Only a wrapper of this library's, over a real call that was found. */
+        if (w && *patchable[i].real && *patchable[i].real != w && dladdr(w, &at) && at.dli_fbase == self.dli_fbase)
+            wrappers[i] = w;
+    }
+    if (!__atomic_load_n(&table, __ATOMIC_ACQUIRE)) {
+        void *warm[4];
+        inside = 1;
+        backtrace(warm, 4);
+        inside = 0;
+        map_table();
+        pthread_atfork(NULL, NULL, after_fork_in_child);
+    }
+    if (!__atomic_load_n(&table, __ATOMIC_ACQUIRE)) return -1;
+    dl_iterate_phdr(patch_object, NULL);
+    errno = saved;
+    return 0;
 }

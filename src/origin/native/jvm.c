@@ -366,3 +366,14 @@ jint Agent_OnLoad(JavaVM *vm, char *options, void *reserved) {
     (void)options, (void)reserved;
     return wanted() ? start(vm, 0) : 0;
 }
+
+__attribute__((visibility("hidden"))) int agent_attach(void);
+
+/* Loaded into a running JVM by fdsoak's own HotSpot attach: the wrappers are put in
+ * the path of the JDK's calls first (agent.c), then the JVM part starts, logging the
+ * classes already loaded. A non-zero return tells fdsoak it failed. */
+jint Agent_OnAttach(JavaVM *vm, char *options, void *reserved) {
+    (void)options, (void)reserved;
+    if (agent_attach() != 0) return 1;
+    return start(vm, 1);
+}
