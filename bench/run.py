@@ -515,6 +515,59 @@ def origin_cost():
     agent_rounds("fdsoak serve", builtin, native, 1.15)
 
 
+GRPC_JAVA_JARS = ["grpc-api", "grpc-core", "grpc-netty", "grpc-context", "grpc-stub", "perfmark-api", "guava",
+                  "netty-transport", "netty-common", "netty-buffer", "netty-codec", "netty-codec-http",
+                  "netty-codec-http2", "netty-handler", "netty-resolver", "netty-transport-native-unix-common"]
+
+
+def runtime_rounds(title, start, on_env, rounds):
+    """A server's CPU per Check at 2000/s, `--origin` off and on, alternated. On, the server
+    starts with what `fdsoak run --origin --spawn` gives it (`on_env`) and fdsoak runs
+    with --origin (the kernel ledger too, as root): the whole cost of origins to it."""
+    per_check = {"off": [], "on": []}
+    for _ in range(rounds):
+        for label in ["off", "on"]:
+            env = dict(os.environ, **(on_env if label == "on" else {}))
+            srv = subprocess.Popen(start, stdout=subprocess.PIPE, text=True, env=env)
+            addr = srv.stdout.readline().split()[-1]
+            try:
+                extra = ["--origin"] if label == "on" else []
+                s, _, _ = fdsoak_run("runtime", "  rate = 2000", SECS, ["--target", addr, *extra])
+                cpu = cpu_secs(srv.pid)
+            finally:
+                srv.terminate()
+                srv.wait()
+            checks = sum(w["ok"] for w in s["workloads"])
+            per_check[label].append(cpu / checks * 1e6 if checks else float("nan"))
+    ratios = [on / off for on, off in zip(per_check["on"], per_check["off"])]
+    med = statistics.median
+    return [title, f"{med(per_check['off']):.1f}", f"{med(per_check['on']):.1f}", f"{med(ratios):.2f}×",
+            ", ".join(f"{r:.2f}" for r in ratios)]
+
+
+def java_and_javascript():
+    """Origins in a grpc-java and a grpc-js server: their CPU per Check at 2000/s with --origin off and on."""
+    rounds = 3 if QUICK else 5
+    print(f"\n## Origins in the JVM and Node: CPU per Check at 2000/s, --origin off and on, {SECS} s each, alternated {rounds} times\n")
+    tables = os.path.join(TMP, "runtime-tables")
+    os.makedirs(tables, exist_ok=True)
+    agent = native_agent()
+    native = dict(LD_PRELOAD=agent, FDSOAK_ORIGIN_DIR=tables)
+    classes = os.path.join(TMP, "java-classes")
+    classpath = ":".join([classes] + [f"/usr/share/java/{j}.jar" for j in GRPC_JAVA_JARS])
+    subprocess.run(["javac", "-cp", classpath, "-d", classes,
+                    os.path.join(ROOT, "tests", "programs", "java", "HealthServer.java")], check=True)
+    java = ["java", "-cp", classpath, "HealthServer", "0", "clean"]
+    node = ["node", os.path.join(ROOT, "tests", "programs", "grpcjs", "server.js"), "0", "clean"]
+    w = (22, 14, 14, 10, 30)
+    print(row(["server", "µs/Check, off", "µs/Check, on", "on ÷ off", "rounds"], w))
+    print(row(runtime_rounds("grpc-java 1.41, JDK 17", java, dict(native, JAVA_TOOL_OPTIONS=f"-agentpath:{agent}"), rounds), w))
+    node_flags = "--perf-basic-prof --interpreted-frames-native-stack" if os.geteuid() == 0 else ""
+    print(row(runtime_rounds("grpc-js 1.14, Node", node, dict(native, NODE_OPTIONS=node_flags), rounds), w))
+    print("\nThe server's own user + system CPU (/proc/PID/stat) over the run, per Check answered; it starts each round")
+    print("afresh, so its start-up (the JVM's class loading, with the agent's method log) is in the figure. Goal: at most 1.3×.")
+
+
 def ledger_rounds(title, start, rounds, rate=2000):
     """A server's CPU per Check at `rate`/s, attached by fdsoak with the kernel ledger off and on, alternated."""
     per_check = {"off": [], "on": []}
@@ -644,7 +697,7 @@ def live_metrics_cost():
 
 def main():
     print(f"# fdsoak benchmark ({'quick' if QUICK else 'full'}) on {os.cpu_count()} cores, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
-    sections = [driver_efficiency, fdsoak_vs_grpc_go, against_h2load, timetable_lag, timer_precision, rpc_cost, origin_cost, kernel_ledger, live_metrics_cost, rate_accuracy, sampler_cost, memory, report_time]
+    sections = [driver_efficiency, fdsoak_vs_grpc_go, against_h2load, timetable_lag, timer_precision, rpc_cost, origin_cost, java_and_javascript, kernel_ledger, live_metrics_cost, rate_accuracy, sampler_cost, memory, report_time]
     only = [a.split("=", 1)[1] for a in sys.argv[1:] if a.startswith("--only=")]
     for section in sections:
         if not only or section.__name__ in only:
