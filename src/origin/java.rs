@@ -47,6 +47,65 @@ const LIBRARY_PACKAGES: [&str; 10] = [
     "kotlinx.",
 ];
 
+/// The channel ledger's table (grpc-java's ManagedChannels, per site).
+const CHANNELS_MAPPING: &str = "fdsoak-jchannels";
+const CHANNELS_MAGIC: &[u8; 8] = b"FDSOAKC1";
+const MAX_SITES: usize = 4096;
+const MAX_TARGET: usize = 1024;
+
+/// A place grpc-java channels were built: the building thread's frames, the target,
+/// and how many were built there and shut down.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChannelSite {
+    pub target: String,
+    pub frames: Vec<RawFrame>,
+    pub created: u64,
+    pub closed: u64,
+}
+
+/// The channel sites in `pid`'s ledger; None: the process has none.
+pub fn channel_sites(pid: i32) -> Option<Vec<ChannelSite>> {
+    let base = find(pid, CHANNELS_MAPPING)?;
+    let mut head = [0u8; HEADER];
+    if !read_remote(pid, &[(base, HEADER)], &mut head) || &head[..8] != CHANNELS_MAGIC || u32_at(&head, 8)? != 1 {
+        return None;
+    }
+    let sites = (u32_at(&head, 12)? as usize).min(MAX_SITES);
+    let depth = (u32_at(&head, 16)? as usize).min(MAX_DEPTH);
+    let target = (u32_at(&head, 20)? as usize).min(MAX_TARGET);
+    let size = 32 + depth * 16 + target;
+    let mut all = vec![0u8; sites * size];
+    if !read_remote(pid, &[(base + HEADER, all.len())], &mut all) {
+        return None;
+    }
+    Some(all.chunks_exact(size).filter_map(|s| site(s, depth)).collect())
+}
+
+/// One slot of the channel ledger, if it holds a site whose stack is written.
+fn site(s: &[u8], depth: usize) -> Option<ChannelSite> {
+    if u64_at(s, 0)? == 0 || u32_at(s, 8)? != 1 {
+        return None;
+    }
+    let n = (u32_at(s, 12)? as usize).min(depth);
+    let frames = (0..n)
+        .map(|i| {
+            let at = 32 + i * 16;
+            Some(RawFrame {
+                method: u64_at(s, at)?,
+                bci: i32::try_from(u64_at(s, at + 8)? as i64).unwrap_or(-1),
+            })
+        })
+        .collect::<Option<Vec<_>>>()?;
+    let text = s.get(32 + depth * 16..)?;
+    let end = text.iter().position(|b| *b == 0).unwrap_or(text.len());
+    Some(ChannelSite {
+        target: String::from_utf8_lossy(&text[..end]).into_owned(),
+        frames,
+        created: u64_at(s, 16)?,
+        closed: u64_at(s, 24)?,
+    })
+}
+
 /// One Java frame as the agent recorded it: a method id and a bytecode index
 /// (negative for a native method).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -76,6 +76,26 @@ impl Symbols {
         Some(table)
     }
 
+    /// The grpc-java channel sites `pid`'s agent followed, named: target, stack, created, closed.
+    pub fn java_channels(&self, pid: i32) -> Vec<(String, Arc<Stack>, u64, u64)> {
+        let Some(sites) = super::java::channel_sites(pid) else {
+            return Vec::new();
+        };
+        let mut methods = self.java.borrow_mut();
+        methods.refresh(pid as u32);
+        sites
+            .into_iter()
+            .map(|s| {
+                let stack = Arc::new(Stack {
+                    frames: methods.name(pid as u32, &s.frames),
+                    via: OriginVia::Channel,
+                    source: OriginSource::Agent,
+                });
+                (s.target, stack, s.created, s.closed)
+            })
+            .collect()
+    }
+
     /// Reads, at the first sight of a JVM's agent, the JDK's libraries whose C makes its
     /// descriptors (and the agent's own), so that the files the symbolizer keeps open
     /// for the run are open before the run's load, not counted as growth of fdsoak's.

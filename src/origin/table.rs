@@ -76,12 +76,15 @@ impl Table {
     ) -> Option<Table> {
         let agent = Table::read_python(pid).or_else(|| {
             let native = symbols.read(pid, live)?;
-            Some(Table {
+            let mut table = Table {
                 fds: native.fds.into_iter().map(|(fd, s)| (fd, (None, s))).collect(),
                 full: native.overflow > 0,
                 managed: native.managed,
                 ..Table::default()
-            })
+            };
+            // A JVM's agent follows grpc-java's channels (its sockets are opened on threads of the library's).
+            table.add_sites(symbols.java_channels(pid).into_iter());
+            Some(table)
         });
         let entries = kernel.and_then(|k| {
             k.read(pid, live)
@@ -134,25 +137,34 @@ impl Table {
             })
             .collect();
         let named = symbols.symbolize(pid, walks, 0, OriginSource::Kernel);
-        let mut merged: HashMap<(Arc<Stack>, &str), (u64, u64)> = HashMap::new();
-        for (i, (site, counts)) in (0..).zip(&found.sites) {
-            let Some(stack) = named.fds.get(&i) else { continue };
+        let sites = (0..).zip(&found.sites).filter_map(|(i, (site, counts))| {
+            let stack = named.fds.get(&i)?;
             let stack = Arc::new(Stack {
                 frames: stack.frames.clone(),
                 via: OriginVia::Channel,
                 source: OriginSource::Kernel,
             });
-            let m = merged.entry((stack, site.target.as_str())).or_default();
-            m.0 += counts.created;
-            m.1 += counts.closed;
+            Some((site.target.clone(), stack, counts.created, counts.closed))
+        });
+        self.add_sites(sites);
+    }
+
+    /// Channel sites, each as (target, stack, created, closed): sites that name the same
+    /// place and target are one.
+    fn add_sites(&mut self, sites: impl Iterator<Item = (String, Arc<Stack>, u64, u64)>) {
+        let mut merged: HashMap<(Arc<Stack>, String), (u64, u64)> = HashMap::new();
+        for (target, stack, created, closed) in sites {
+            let m = merged.entry((stack, target)).or_default();
+            m.0 += created;
+            m.1 += closed;
         }
         for ((stack, target), (created, closed)) in merged {
             let still_open = created.saturating_sub(closed);
-            self.channels.push((addresses(target), stack.clone(), still_open));
+            self.channels.push((addresses(&target), stack.clone(), still_open));
             self.channel_tallies.insert(
                 stack,
                 ChannelTally {
-                    target: target.to_string(),
+                    target,
                     created,
                     closed,
                     still_open,

@@ -6,7 +6,10 @@
 //! origins on. Needs no root: the agent is on `LD_PRELOAD`, not in the kernel.
 //! A running server attached with `--target` gets the agent through HotSpot's
 //! attach, done by fdsoak, is named the same, and is left with the agent
-//! paused; one started with `-XX:+DisableAttachMechanism` gets a note.
+//! paused; one started with `-XX:+DisableAttachMechanism` gets a note. A
+//! ManagedChannel built every Nth Check and never shut down is named at the
+//! line of its `build()` by the channel ledger; one shut down each time counts
+//! each closed, and passes.
 
 use crate::common::*;
 use crate::kernel_origin::short;
@@ -193,4 +196,47 @@ fn a_jvm_that_disabled_attach_gets_a_note_and_no_signal() {
     );
     let pid = server.child.id();
     assert!(fdsoak::origin::memory::find(pid as i32, "fdsoak-fdtab").is_none());
+}
+
+#[test]
+fn a_grpc_java_server_that_never_shuts_a_channel_down_is_named_at_its_build() {
+    let dir = TempDir::new("java-channel");
+    let Some(classpath) = javac(&dir, SERVER, &GRPC_JAVA_SERVER_JARS) else {
+        return;
+    };
+    let sc = short(&dir, 5000, "shared");
+    let spawn = format!("java -cp {classpath} HealthServer {{port}} leak-channel 5");
+    let r = run(&sc, &["--origin", "--spawn", &spawn]);
+    assert_eq!(r.code, 1, "{}", r.context());
+    // The channel's sockets are opened on grpc-java's threads; the ledger names where it was built.
+    let line = line_of(SERVER, "ManagedChannel channel = NettyChannelBuilder");
+    let want =
+        format!("opened by channels to it created at HealthServer.java:{line} in HealthServer.askSelf: created ");
+    assert!(r.stdout.contains(&want), "want {want}: {}", r.context());
+    assert!(r.stdout.contains(", closed 0, "), "{}", r.context());
+}
+
+#[test]
+fn a_grpc_java_server_that_shuts_each_channel_down_counts_each_closed_and_passes() {
+    let dir = TempDir::new("java-channel-closed");
+    let Some(classpath) = javac(&dir, SERVER, &GRPC_JAVA_SERVER_JARS) else {
+        return;
+    };
+    // The agent as `--origin --spawn` gives it, in a server the test starts, so that its
+    // ledger can be read after the run.
+    let agents = fdsoak::origin::Agents::install(true).unwrap();
+    let mut cmd = std::process::Command::new("java");
+    cmd.args(["-cp", &classpath, "HealthServer", "0", "channel-closed", "5"]);
+    for (k, v) in agents.env() {
+        cmd.env(k, v);
+    }
+    let server = Listening::start(cmd);
+    let sc = short(&dir, 3000, "shared");
+    let r = run(&sc, &["--target", &server.addr]);
+    assert_eq!(r.code, 0, "{}", r.context());
+    let sites = fdsoak::origin::java::channel_sites(server.child.id() as i32).expect("the ledger");
+    assert_eq!(sites.len(), 1, "{sites:?}");
+    assert!(sites[0].created >= 5, "{sites:?}");
+    assert_eq!(sites[0].created, sites[0].closed, "{sites:?}");
+    assert!(sites[0].target.starts_with("127.0.0.1:"), "{sites:?}");
 }

@@ -59,6 +59,7 @@ typedef void *const *jvmtiEnv; /* a pointer to the table of functions */
 #define EVENT_VM_INIT 50
 #define EVENT_CLASS_LOAD 55
 #define EVENT_CLASS_PREPARE 56
+#define EVENT_BREAKPOINT 62
 /* Slot numbers of the JVMTI functions used (the specification's, counted from 1). */
 #define FN_SET_EVENT_NOTIFICATION_MODE 2
 #define FN_DEALLOCATE 47
@@ -70,6 +71,25 @@ typedef void *const *jvmtiEnv; /* a pointer to the table of functions */
 #define FN_GET_LOADED_CLASSES 78
 #define FN_SET_EVENT_CALLBACKS 122
 #define FN_ADD_CAPABILITIES 142
+#define FN_SET_BREAKPOINT 38
+#define FN_GET_METHOD_LOCATION 71
+#define FN_GET_STACK_TRACE 104
+#define FN_GET_TAG 106
+#define FN_SET_TAG 107
+#define FN_GET_LOCAL_INSTANCE 155
+/* JNI function slots (counted from 0). */
+#define JNI_DELETE_LOCAL_REF 23
+#define JNI_GET_OBJECT_CLASS 31
+#define JNI_GET_FIELD_ID 94
+#define JNI_GET_OBJECT_FIELD 95
+#define JNI_GET_STRING_UTF_LENGTH 168
+#define JNI_GET_STRING_UTF_REGION 221
+#define JNI_EXCEPTION_CHECK 228
+#define JNI_EXCEPTION_CLEAR 17
+#define JNIFN(env, n, type) ((type)((*(void *const *const *)(env))[(n)]))
+/* can_tag_objects, can_access_local_variables, can_generate_breakpoint_events: the
+ * channel ledger's, to be had only while the JVM loads (bits 0, 14 and 19). */
+#define LEDGER_CAPS ((1u << 0) | (1u << 14) | (1u << 19))
 #define JVMTI(env, n, type) ((type)((*(env))[(n) - 1]))
 /* can_get_source_file_name and can_get_line_numbers, bits 11 and 12 of the first word. */
 #define CAPS_WORD0 ((1u << 11) | (1u << 12))
@@ -283,10 +303,18 @@ static void log_class(jclass klass) {
     free(b.p);
 }
 
+__attribute__((visibility("hidden"))) void ledger_class(jclass klass, const char *signature);
+__attribute__((visibility("hidden"))) void ledger_start(void);
+static void on_breakpoint(jvmtiEnv *env, JNIEnv *jni, jthread thread, jmethodID method, int64_t location);
+
 static void on_class_prepare(jvmtiEnv *env, JNIEnv *jni, jthread thread, jclass klass) {
     (void)env, (void)jni, (void)thread;
     int saved = errno;
     log_class(klass);
+    char *sig = NULL;
+    JVMTI(jvmti, FN_GET_CLASS_SIGNATURE, jint (*)(jvmtiEnv *, jclass, char **, char **))(jvmti, klass, &sig, NULL);
+    if (sig) ledger_class(klass, sig);
+    dealloc(sig);
     errno = saved;
 }
 
@@ -322,12 +350,14 @@ static jint start(JavaVM *vm, int live) {
     callbacks[EVENT_VM_INIT - 50] = (void *)on_vm_init;
     callbacks[EVENT_CLASS_LOAD - 50] = (void *)on_class_load;
     callbacks[EVENT_CLASS_PREPARE - 50] = (void *)on_class_prepare;
+    callbacks[EVENT_BREAKPOINT - 50] = (void *)on_breakpoint;
     JVMTI(jvmti, FN_SET_EVENT_CALLBACKS, jint (*)(jvmtiEnv *, const void *, jint))(jvmti, callbacks, (jint)sizeof callbacks);
     jmethods = map_named("fdsoak-jmethods", sizeof(struct jmethods_header) + JMETHODS_BYTES);
     if (jmethods) {
         memcpy(jmethods->magic, JMETHODS_MAGIC, 8);
         jmethods->capacity = JMETHODS_BYTES;
     }
+    if (!live) ledger_start();
     typedef jint (*Mode)(jvmtiEnv *, jint, jint, jthread, ...);
     Mode mode = JVMTI(jvmti, FN_SET_EVENT_NOTIFICATION_MODE, Mode);
     mode(jvmti, JVMTI_ENABLE, EVENT_CLASS_LOAD, NULL);
@@ -376,4 +406,170 @@ jint Agent_OnAttach(JavaVM *vm, char *options, void *reserved) {
     (void)options, (void)reserved;
     if (agent_attach() != 0) return 1;
     return start(vm, 1);
+}
+
+
+/* ---- The channel ledger: where each grpc-java ManagedChannel was made, and whether it
+ * was shut down ----
+ *
+ * grpc-java opens a channel's sockets on its own threads (the name resolver's executor,
+ * Netty's event loop), so the socket's stack names no line of the program. So, when
+ * io.grpc.internal.ManagedChannelImpl is prepared, a breakpoint goes on the last
+ * instruction of its constructor and on the first of shutdown() and shutdownNow(). At the
+ * first, the stack of the thread building the channel is its site: the site's count goes
+ * up and the channel is tagged with it; at the others, the tagged channel's site counts
+ * one closed (once per channel). Sites live in a table of fixed slots in a memfd
+ * ("fdsoak-jchannels"), claimed by compare-and-swap on their stack's hash. */
+#define JCHAN_MAGIC "FDSOAKC1"
+#define JCHAN_SITES 256
+#define JCHAN_DEPTH 24
+#define JCHAN_TARGET 128
+#define CLOSED_TAG ((int64_t)1 << 40)
+
+typedef struct {
+    jmethodID method;
+    int64_t location;
+} FrameInfo;
+
+struct jchan_site {
+    uint64_t hash; /* 0: free */
+    uint32_t ready; /* 1 once its stack and target are written */
+    uint32_t depth;
+    uint64_t created, closed;
+    FrameInfo frames[JCHAN_DEPTH];
+    char target[JCHAN_TARGET];
+};
+
+struct jchan_header {
+    char magic[8];
+    uint32_t version, sites, depth, target;
+    uint64_t full; /* channels whose site found no free slot */
+    uint64_t pad[4];
+};
+
+static struct jchan_header *jchan;
+static struct jchan_site *jsites;
+static jmethodID channel_init, channel_shutdown[2];
+
+static void ledger_target(JNIEnv *jni, void *channel, char *out) {
+    typedef void *(*ObjectClass)(JNIEnv *, void *);
+    typedef void *(*FieldID)(JNIEnv *, void *, const char *, const char *);
+    typedef void *(*ObjectField)(JNIEnv *, void *, void *);
+    typedef void (*UtfRegion)(JNIEnv *, void *, jint, jint, char *);
+    typedef void (*DeleteRef)(JNIEnv *, void *);
+    typedef unsigned char (*Check)(JNIEnv *);
+    typedef void (*Clear)(JNIEnv *);
+    out[0] = 0;
+    void *klass = JNIFN(jni, JNI_GET_OBJECT_CLASS, ObjectClass)(jni, channel);
+    void *field = klass ? JNIFN(jni, JNI_GET_FIELD_ID, FieldID)(jni, klass, "target", "Ljava/lang/String;") : NULL;
+    if (JNIFN(jni, JNI_EXCEPTION_CHECK, Check)(jni)) JNIFN(jni, JNI_EXCEPTION_CLEAR, Clear)(jni);
+    void *target = field ? JNIFN(jni, JNI_GET_OBJECT_FIELD, ObjectField)(jni, channel, field) : NULL;
+    if (target) {
+        /* Whole characters only: the length in UTF-16 units, cut to what fits. */
+        typedef jint (*Length)(JNIEnv *, void *);
+        jint chars = JNIFN(jni, 164, Length)(jni, target);
+        if (chars > JCHAN_TARGET / 4) chars = JCHAN_TARGET / 4;
+        JNIFN(jni, JNI_GET_STRING_UTF_REGION, UtfRegion)(jni, target, 0, chars, out);
+        out[JCHAN_TARGET - 1] = 0;
+        JNIFN(jni, JNI_DELETE_LOCAL_REF, DeleteRef)(jni, target);
+    }
+    if (klass) JNIFN(jni, JNI_DELETE_LOCAL_REF, DeleteRef)(jni, klass);
+}
+
+static void ledger_made(JNIEnv *jni, jthread thread, void *channel) {
+    FrameInfo frames[JCHAN_DEPTH];
+    jint n = 0;
+    if (JVMTI(jvmti, FN_GET_STACK_TRACE, jint (*)(jvmtiEnv *, jthread, jint, jint, FrameInfo *, jint *))(jvmti, thread, 0, JCHAN_DEPTH, frames, &n) != 0 || n <= 0) return;
+    uint64_t hash = 1469598103934665603ull;
+    for (jint i = 0; i < n; i++) {
+        hash = (hash ^ (uint64_t)(uintptr_t)frames[i].method) * 1099511628211ull;
+        hash = (hash ^ (uint64_t)frames[i].location) * 1099511628211ull;
+    }
+    if (!hash) hash = 1;
+    for (uint32_t k = 0; k < JCHAN_SITES; k++) {
+        struct jchan_site *s = &jsites[(hash + k) % JCHAN_SITES];
+        uint64_t seen = __atomic_load_n(&s->hash, __ATOMIC_ACQUIRE);
+        if (seen == 0) {
+            uint64_t expected = 0;
+            if (__atomic_compare_exchange_n(&s->hash, &expected, hash, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+                memcpy(s->frames, frames, (size_t)n * sizeof *frames);
+                s->depth = (uint32_t)n;
+                ledger_target(jni, channel, s->target);
+                __atomic_store_n(&s->ready, 1, __ATOMIC_RELEASE);
+                seen = hash;
+            } else {
+                seen = expected;
+            }
+        }
+        if (seen != hash) continue;
+        __atomic_add_fetch(&s->created, 1, __ATOMIC_RELAXED);
+        JVMTI(jvmti, FN_SET_TAG, jint (*)(jvmtiEnv *, void *, int64_t))(jvmti, channel, (int64_t)((hash + k) % JCHAN_SITES) + 1);
+        return;
+    }
+    __atomic_add_fetch(&jchan->full, 1, __ATOMIC_RELAXED);
+}
+
+static void ledger_closed(void *channel) {
+    int64_t tag = 0;
+    if (JVMTI(jvmti, FN_GET_TAG, jint (*)(jvmtiEnv *, void *, int64_t *))(jvmti, channel, &tag) != 0) return;
+    if (tag <= 0 || tag & CLOSED_TAG || tag > JCHAN_SITES) return;
+    JVMTI(jvmti, FN_SET_TAG, jint (*)(jvmtiEnv *, void *, int64_t))(jvmti, channel, tag | CLOSED_TAG);
+    __atomic_add_fetch(&jsites[tag - 1].closed, 1, __ATOMIC_RELAXED);
+}
+
+static void on_breakpoint(jvmtiEnv *env, JNIEnv *jni, jthread thread, jmethodID method, int64_t location) {
+    (void)env, (void)location;
+    int saved = errno;
+    void *channel = NULL;
+    if (JVMTI(jvmti, FN_GET_LOCAL_INSTANCE, jint (*)(jvmtiEnv *, jthread, jint, void **))(jvmti, thread, 0, &channel) == 0 && channel) {
+        if (method == channel_init)
+            ledger_made(jni, thread, channel);
+        else
+            ledger_closed(channel);
+        typedef void (*DeleteRef)(JNIEnv *, void *);
+        JNIFN(jni, JNI_DELETE_LOCAL_REF, DeleteRef)(jni, channel);
+    }
+    errno = saved;
+}
+
+/* At ClassPrepare: the breakpoints, when the class is grpc-java's channel. */
+__attribute__((visibility("hidden"))) void ledger_class(jclass klass, const char *signature) {
+    if (!jchan || strcmp(signature, "Lio/grpc/internal/ManagedChannelImpl;") != 0) return;
+    jint count = 0;
+    jmethodID *methods = NULL;
+    if (JVMTI(jvmti, FN_GET_CLASS_METHODS, jint (*)(jvmtiEnv *, jclass, jint *, jmethodID **))(jvmti, klass, &count, &methods) != 0) return;
+    typedef jint (*SetBreakpoint)(jvmtiEnv *, jmethodID, int64_t);
+    for (jint i = 0; i < count; i++) {
+        char *name = NULL;
+        JVMTI(jvmti, FN_GET_METHOD_NAME, jint (*)(jvmtiEnv *, jmethodID, char **, char **, char **))(jvmti, methods[i], &name, NULL, NULL);
+        if (name && strcmp(name, "<init>") == 0 && !channel_init) {
+            int64_t start = 0, end = 0;
+            if (JVMTI(jvmti, FN_GET_METHOD_LOCATION, jint (*)(jvmtiEnv *, jmethodID, int64_t *, int64_t *))(jvmti, methods[i], &start, &end) == 0 &&
+                JVMTI(jvmti, FN_SET_BREAKPOINT, SetBreakpoint)(jvmti, methods[i], end) == 0)
+                channel_init = methods[i];
+        } else if (name && (strcmp(name, "shutdown") == 0 || strcmp(name, "shutdownNow") == 0)) {
+            if (JVMTI(jvmti, FN_SET_BREAKPOINT, SetBreakpoint)(jvmti, methods[i], 0) == 0) {
+                if (!channel_shutdown[0]) channel_shutdown[0] = methods[i]; else channel_shutdown[1] = methods[i];
+            }
+        }
+        dealloc(name);
+    }
+    dealloc(methods);
+}
+
+/* At load: the ledger's capabilities (only to be had then) and its table. */
+__attribute__((visibility("hidden"))) void ledger_start(void) {
+    uint32_t caps[4] = {LEDGER_CAPS, 0, 0, 0};
+    if (JVMTI(jvmti, FN_ADD_CAPABILITIES, jint (*)(jvmtiEnv *, const void *))(jvmti, caps) != 0) return;
+    struct jchan_header *h = map_named("fdsoak-jchannels", sizeof *h + (size_t)JCHAN_SITES * sizeof(struct jchan_site));
+    if (!h) return;
+    memcpy(h->magic, JCHAN_MAGIC, 8);
+    h->version = 1;
+    h->sites = JCHAN_SITES;
+    h->depth = JCHAN_DEPTH;
+    h->target = JCHAN_TARGET;
+    jsites = (struct jchan_site *)(h + 1);
+    jchan = h;
+    typedef jint (*Mode)(jvmtiEnv *, jint, jint, jthread, ...);
+    JVMTI(jvmti, FN_SET_EVENT_NOTIFICATION_MODE, Mode)(jvmti, JVMTI_ENABLE, EVENT_BREAKPOINT, NULL);
 }

@@ -7,6 +7,7 @@
 //     java -cp ... HealthServer PORT leak-file N      every Nth Check keeps a FileInputStream (keepAuditLog)
 //     java -cp ... HealthServer PORT leak-channel N   every Nth Check builds a ManagedChannel to
 //                                                     itself, connects it, and never shuts it down
+//     java -cp ... HealthServer PORT channel-closed N the same, shut down once it has connected
 //
 // Prints "listening on ADDR", then serves until killed.
 
@@ -64,7 +65,16 @@ public class HealthServer {
         kept.add(channel);
     }
 
-    static synchronized void check() throws IOException {
+    static void askSelfAndClose() throws InterruptedException {
+        ManagedChannel channel = NettyChannelBuilder.forAddress("127.0.0.1", port).usePlaintext().build();
+        channel.getState(true);
+        for (int i = 0; i < 200 && channel.getState(false) != io.grpc.ConnectivityState.READY; i++) {
+            Thread.sleep(5);
+        }
+        channel.shutdownNow().awaitTermination(5, java.util.concurrent.TimeUnit.SECONDS);
+    }
+
+    static synchronized void check() throws IOException, InterruptedException {
         checks += 1;
         if (checks % every != 0) {
             return;
@@ -73,6 +83,8 @@ public class HealthServer {
             keepAuditLog();
         } else if (mode.equals("leak-channel")) {
             askSelf();
+        } else if (mode.equals("channel-closed")) {
+            askSelfAndClose();
         }
     }
 
@@ -85,6 +97,8 @@ public class HealthServer {
                         check();
                     } catch (IOException e) {
                         throw new UncheckedIOException(e);
+                    } catch (InterruptedException e) {
+                        Thread.currentThread().interrupt();
                     }
                     reply.onNext(SERVING);
                     reply.onCompleted();
