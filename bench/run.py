@@ -528,7 +528,8 @@ def runtime_rounds(title, start, on_env, rounds):
     for _ in range(rounds):
         for label in ["off", "on"]:
             env = dict(os.environ, **(on_env if label == "on" else {}))
-            srv = subprocess.Popen(start, stdout=subprocess.PIPE, text=True, env=env)
+            # Started in the scratch directory, where V8 puts its isolate log.
+            srv = subprocess.Popen(start, stdout=subprocess.PIPE, text=True, env=env, cwd=TMP)
             addr = srv.stdout.readline().split()[-1]
             try:
                 extra = ["--origin"] if label == "on" else []
@@ -537,6 +538,10 @@ def runtime_rounds(title, start, on_env, rounds):
             finally:
                 srv.terminate()
                 srv.wait()
+                # What the flags and the attach left for a process that is gone.
+                for left in [f"/tmp/perf-{srv.pid}.map", f"/tmp/.java_pid{srv.pid}"]:
+                    if os.path.exists(left):
+                        os.remove(left)
             checks = sum(w["ok"] for w in s["workloads"])
             per_check[label].append(cpu / checks * 1e6 if checks else float("nan"))
     ratios = [on / off for on, off in zip(per_check["on"], per_check["off"])]

@@ -122,14 +122,25 @@ fn a_clean_grpc_java_server_passes_20_times_out_of_20_with_origins_on() {
     });
 }
 
-/// The test server started by the test (so attached to by fdsoak), killed on drop.
-fn started(classpath: &str, flags: &[&str], mode: &[&str]) -> Listening {
+/// The test server started by the test (so attached to by fdsoak); killed on drop, and
+/// the attach socket its JVM opened for fdsoak removed (a killed JVM leaves it).
+struct JavaServer(Listening);
+
+impl Drop for JavaServer {
+    fn drop(&mut self) {
+        let _ = self.0.child.kill();
+        let _ = self.0.child.wait();
+        let _ = std::fs::remove_file(format!("/tmp/.java_pid{}", self.0.child.id()));
+    }
+}
+
+fn started(classpath: &str, flags: &[&str], mode: &[&str]) -> JavaServer {
     let mut cmd = std::process::Command::new("java");
     cmd.args(flags)
         .args(["-cp", classpath, "HealthServer", "0"])
         .args(mode)
         .env_remove("JAVA_TOOL_OPTIONS");
-    Listening::start(cmd)
+    JavaServer(Listening::start(cmd))
 }
 
 /// The pause word of the agent's table in `pid` (1 once a run that attached has ended).
@@ -151,7 +162,7 @@ fn an_attached_grpc_java_server_is_named_at_its_java_line_and_left_paused() {
         return;
     };
     let server = started(&classpath, &[], &["leak-file", "5"]);
-    let pid = server.child.id();
+    let (pid, addr) = (server.0.child.id(), server.0.addr.clone());
     let sc = short(&dir, 4000, "shared");
     let want = format!(
         "at HealthServer.java:{} in HealthServer.keepAuditLog",
@@ -159,7 +170,7 @@ fn an_attached_grpc_java_server_is_named_at_its_java_line_and_left_paused() {
     );
     // The second run finds the first one's agent paused, and resumes it.
     for round in 0..2 {
-        let r = run(&sc, &["--origin", "--target", &server.addr]);
+        let r = run(&sc, &["--origin", "--target", &addr]);
         assert_eq!(r.code, 1, "round {round}: {}", r.context());
         assert!(r.stdout.contains(&want), "round {round}: want {want}: {}", r.context());
         let driver = r.process("driver");
@@ -186,7 +197,7 @@ fn a_jvm_that_disabled_attach_gets_a_note_and_no_signal() {
     };
     let server = started(&classpath, &["-XX:+DisableAttachMechanism"], &["clean"]);
     let sc = short(&dir, 2000, "shared");
-    let r = run(&sc, &["--origin", "--target", &server.addr]);
+    let r = run(&sc, &["--origin", "--target", &server.0.addr]);
     assert_eq!(r.code, 0, "{}", r.context());
     assert!(
         r.stdout
@@ -194,7 +205,7 @@ fn a_jvm_that_disabled_attach_gets_a_note_and_no_signal() {
         "{}",
         r.context()
     );
-    let pid = server.child.id();
+    let pid = server.0.child.id();
     assert!(fdsoak::origin::memory::find(pid as i32, "fdsoak-fdtab").is_none());
 }
 
