@@ -121,18 +121,23 @@ static void after_fork_in_child(void) {
 static void resolve(void);
 
 
-__attribute__((constructor)) static void agent_start(void) {
-    resolve();
-    const char *dir = getenv("FDSOAK_ORIGIN_DIR");
-    if (!dir || !*dir) return;
-    int saved = errno;
-    /* The first backtrace loads the unwinder; later ones allocate nothing. */
+/* The unwinder warmed up (the first backtrace loads it; later ones allocate nothing),
+ * the table mapped, and a forked child made its copy's owner. */
+static void set_up(void) {
     void *warm[4];
     inside = 1;
     backtrace(warm, 4);
     inside = 0;
     map_table();
     pthread_atfork(NULL, NULL, after_fork_in_child);
+}
+
+__attribute__((constructor)) static void agent_start(void) {
+    resolve();
+    const char *dir = getenv("FDSOAK_ORIGIN_DIR");
+    if (!dir || !*dir) return;
+    int saved = errno;
+    set_up();
     errno = saved;
 }
 
@@ -579,14 +584,7 @@ __attribute__((visibility("hidden"))) int agent_attach(void) {
         if (w && *patchable[i].real && *patchable[i].real != w && dladdr(w, &at) && at.dli_fbase == self.dli_fbase)
             wrappers[i] = w;
     }
-    if (!__atomic_load_n(&table, __ATOMIC_ACQUIRE)) {
-        void *warm[4];
-        inside = 1;
-        backtrace(warm, 4);
-        inside = 0;
-        map_table();
-        pthread_atfork(NULL, NULL, after_fork_in_child);
-    }
+    if (!__atomic_load_n(&table, __ATOMIC_ACQUIRE)) set_up();
     if (!__atomic_load_n(&table, __ATOMIC_ACQUIRE)) return -1;
     dl_iterate_phdr(patch_object, NULL);
     errno = saved;
