@@ -13,7 +13,7 @@
 //! The memory is the process's to write: every figure is bounded before use,
 //! and anything malformed ends the reading, never the run.
 
-use crate::origin::memory::{find, read_remote, runs};
+use crate::origin::memory::{find, read_remote, SlotCopies};
 use crate::vocab::Frame;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -126,26 +126,10 @@ pub fn frames(pid: i32, live: &[i32]) -> Option<HashMap<i32, Vec<RawFrame>>> {
     let depth = (u32_at(&head, 16)? as usize).min(MAX_DEPTH);
     let high = (u64_at(&head, 24)?.min(slots as u64)) as usize;
     let size = 8 + depth * 16;
-    let mut fds: Vec<usize> = live
-        .iter()
-        .filter_map(|&fd| usize::try_from(fd).ok())
-        .filter(|&fd| fd < high)
-        .collect();
-    fds.sort_unstable();
-    fds.dedup();
-    let pieces = runs(&fds, |fd| base + HEADER + fd * size, size);
-    let mut copies = vec![0u8; fds.len() * size];
-    let mut again = vec![0u8; fds.len() * size];
-    if !read_remote(pid, &pieces, &mut copies) || !read_remote(pid, &pieces, &mut again) {
-        return None;
-    }
-    let out = fds
-        .iter()
-        .enumerate()
-        .filter_map(|(i, &fd)| {
-            let copy = &copies[i * size..(i + 1) * size];
-            Some((fd as i32, whole(copy, u32_at(&again, i * size)?, depth)?))
-        })
+    let copies = SlotCopies::read(pid, live, high, size, |fd| base + HEADER + fd * size)?;
+    let out = copies
+        .each()
+        .filter_map(|(fd, copy, seq_after)| Some((fd, whole(copy, seq_after, depth)?)))
         .collect();
     Some(out)
 }

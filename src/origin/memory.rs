@@ -36,6 +36,52 @@ pub fn runs(fds: &[usize], addr: impl Fn(usize) -> usize, size: usize) -> Vec<(u
     out
 }
 
+/// The fixed-size slots of some descriptors in an agent's table, each copied twice, so
+/// that a slot its thread rewrote meanwhile can be told from a whole one.
+pub struct SlotCopies {
+    fds: Vec<usize>,
+    size: usize,
+    copies: Vec<u8>,
+    again: Vec<u8>,
+}
+
+impl SlotCopies {
+    /// Reads the slots of `live`'s descriptors below `high` from `pid`, slot `fd` being
+    /// `size` bytes at `at(fd)`; neighbouring slots in one piece (a process's numbers
+    /// are mostly dense, so the copy costs a few system calls however many it holds).
+    pub fn read(pid: i32, live: &[i32], high: usize, size: usize, at: impl Fn(usize) -> usize) -> Option<SlotCopies> {
+        let mut fds: Vec<usize> = live
+            .iter()
+            .filter_map(|&fd| usize::try_from(fd).ok())
+            .filter(|&fd| fd < high)
+            .collect();
+        fds.sort_unstable();
+        fds.dedup();
+        let pieces = runs(&fds, at, size);
+        let mut copies = vec![0u8; fds.len() * size];
+        let mut again = vec![0u8; fds.len() * size];
+        if !read_remote(pid, &pieces, &mut copies) || !read_remote(pid, &pieces, &mut again) {
+            return None;
+        }
+        Some(SlotCopies {
+            fds,
+            size,
+            copies,
+            again,
+        })
+    }
+
+    /// Each descriptor, its slot as first copied, and the slot's sequence number (its
+    /// first four bytes) as copied again.
+    pub fn each(&self) -> impl Iterator<Item = (i32, &[u8], u32)> + '_ {
+        self.fds.iter().enumerate().filter_map(|(i, &fd)| {
+            let at = i * self.size;
+            let seq = u32::from_le_bytes(self.again.get(at..at + 4)?.try_into().ok()?);
+            Some((fd as i32, &self.copies[at..at + self.size], seq))
+        })
+    }
+}
+
 /// Reads `(address, length)` pieces of `pid`'s memory into `out`, laid end to end;
 /// false if anything was not read.
 pub fn read_remote(pid: i32, pieces: &[(usize, usize)], out: &mut [u8]) -> bool {

@@ -142,25 +142,15 @@ pub const GRPC_JAVA_JARS: [&str; 14] = [
     "netty-transport-native-unix-common",
 ];
 
-/// The jars a grpc-java server that serves (tests/programs/java/HealthServer.java) needs.
-pub const GRPC_JAVA_SERVER_JARS: [&str; 16] = [
-    "grpc-api",
-    "grpc-core",
-    "grpc-netty",
-    "grpc-context",
-    "grpc-stub",
-    "perfmark-api",
-    "guava",
-    "netty-transport",
-    "netty-common",
-    "netty-buffer",
-    "netty-codec",
-    "netty-codec-http",
-    "netty-codec-http2",
-    "netty-handler",
-    "netty-resolver",
-    "netty-transport-native-unix-common",
-];
+/// The jars a grpc-java server that serves (tests/programs/java/HealthServer.java) needs:
+/// the stubs' runtime and perfmark besides.
+pub fn grpc_java_server_jars() -> Vec<&'static str> {
+    GRPC_JAVA_JARS
+        .iter()
+        .copied()
+        .chain(["grpc-stub", "perfmark-api"])
+        .collect()
+}
 
 /// The Java program `source` (a path in this repository) compiled with javac against
 /// Debian's jars `jars` into `dir`; the classpath that runs it, or None (said) without

@@ -71,7 +71,7 @@ fn named_at_keep_audit_log(dir: &TempDir, classpath: &str, java: &str, flags: &s
 #[test]
 fn a_grpc_java_server_that_keeps_a_file_is_named_at_its_java_line_on_every_jdk() {
     let dir = TempDir::new("java-leak");
-    let Some(classpath) = javac(&dir, SERVER, &GRPC_JAVA_SERVER_JARS) else {
+    let Some(classpath) = javac(&dir, SERVER, &grpc_java_server_jars()) else {
         return;
     };
     let jdks = jdks();
@@ -84,7 +84,7 @@ fn a_grpc_java_server_that_keeps_a_file_is_named_at_its_java_line_on_every_jdk()
 #[test]
 fn compiled_and_inlined_java_frames_are_named_as_interpreted_ones() {
     let dir = TempDir::new("java-compiled");
-    let Some(classpath) = javac(&dir, SERVER, &GRPC_JAVA_SERVER_JARS) else {
+    let Some(classpath) = javac(&dir, SERVER, &grpc_java_server_jars()) else {
         return;
     };
     // C2 compiles check at its first call, and inlines keepAuditLog into it, and
@@ -104,7 +104,7 @@ fn compiled_and_inlined_java_frames_are_named_as_interpreted_ones() {
 #[test]
 fn a_clean_grpc_java_server_passes_20_times_out_of_20_with_origins_on() {
     let dir = TempDir::new("java-clean");
-    let Some(classpath) = javac(&dir, SERVER, &GRPC_JAVA_SERVER_JARS) else {
+    let Some(classpath) = javac(&dir, SERVER, &grpc_java_server_jars()) else {
         return;
     };
     let sc = short(&dir, 2500, "per_call");
@@ -158,7 +158,7 @@ fn paused(pid: u32) -> u64 {
 #[test]
 fn an_attached_grpc_java_server_is_named_at_its_java_line_and_left_paused() {
     let dir = TempDir::new("java-attached");
-    let Some(classpath) = javac(&dir, SERVER, &GRPC_JAVA_SERVER_JARS) else {
+    let Some(classpath) = javac(&dir, SERVER, &grpc_java_server_jars()) else {
         return;
     };
     let server = started(&classpath, &[], &["leak-file", "5"]);
@@ -192,7 +192,7 @@ fn an_attached_grpc_java_server_is_named_at_its_java_line_and_left_paused() {
 #[test]
 fn a_jvm_that_disabled_attach_gets_a_note_and_no_signal() {
     let dir = TempDir::new("java-no-attach");
-    let Some(classpath) = javac(&dir, SERVER, &GRPC_JAVA_SERVER_JARS) else {
+    let Some(classpath) = javac(&dir, SERVER, &grpc_java_server_jars()) else {
         return;
     };
     let server = started(&classpath, &["-XX:+DisableAttachMechanism"], &["clean"]);
@@ -212,7 +212,7 @@ fn a_jvm_that_disabled_attach_gets_a_note_and_no_signal() {
 #[test]
 fn a_grpc_java_server_that_never_shuts_a_channel_down_is_named_at_its_build() {
     let dir = TempDir::new("java-channel");
-    let Some(classpath) = javac(&dir, SERVER, &GRPC_JAVA_SERVER_JARS) else {
+    let Some(classpath) = javac(&dir, SERVER, &grpc_java_server_jars()) else {
         return;
     };
     let sc = short(&dir, 5000, "shared");
@@ -230,7 +230,7 @@ fn a_grpc_java_server_that_never_shuts_a_channel_down_is_named_at_its_build() {
 #[test]
 fn a_grpc_java_server_that_shuts_each_channel_down_counts_each_closed_and_passes() {
     let dir = TempDir::new("java-channel-closed");
-    let Some(classpath) = javac(&dir, SERVER, &GRPC_JAVA_SERVER_JARS) else {
+    let Some(classpath) = javac(&dir, SERVER, &grpc_java_server_jars()) else {
         return;
     };
     // The agent as `--origin --spawn` gives it, in a server the test starts, so that its

@@ -8,7 +8,9 @@
 //! The memory is the process's to write (a process under test): every
 //! figure in it is bounded before use, and anything malformed is no table.
 
-use crate::origin::memory::{find, read_remote, runs};
+#[cfg(test)]
+use crate::origin::memory::runs;
+use crate::origin::memory::{find, read_remote, SlotCopies};
 use std::collections::HashMap;
 
 const MAGIC: &[u8; 8] = b"FDSOAKT2";
@@ -81,30 +83,10 @@ pub fn slots(pid: i32, live: &[i32]) -> Option<(HashMap<i32, Vec<u64>>, u64)> {
         return None;
     }
     let h = Header::parse(&head)?;
-    let mut fds: Vec<usize> = live
-        .iter()
-        .filter_map(|&fd| usize::try_from(fd).ok())
-        .filter(|&fd| fd < h.high)
-        .collect();
-    fds.sort_unstable();
-    fds.dedup();
-    let size = h.slot_size();
-    // Neighbouring descriptors' slots are read as one piece: a process's numbers are
-    // mostly dense, so the copy costs a few system calls however many it holds.
-    let pieces = runs(&fds, |fd| base + h.offset(fd), size);
-    let mut copies = vec![0u8; fds.len() * size];
-    let mut again = vec![0u8; fds.len() * size];
-    if !read_remote(pid, &pieces, &mut copies) || !read_remote(pid, &pieces, &mut again) {
-        return None;
-    }
-    let out = fds
-        .iter()
-        .enumerate()
-        .filter_map(|(i, &fd)| {
-            let copy = &copies[i * size..(i + 1) * size];
-            let seq_after = u32_at(&again, i * size)?;
-            Some((fd as i32, whole(copy, seq_after, h.depth)?))
-        })
+    let copies = SlotCopies::read(pid, live, h.high, h.slot_size(), |fd| base + h.offset(fd))?;
+    let out = copies
+        .each()
+        .filter_map(|(fd, copy, seq_after)| Some((fd, whole(copy, seq_after, h.depth)?)))
         .collect();
     Some((out, h.overflow))
 }
