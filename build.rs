@@ -1,6 +1,6 @@
 //! Build steps besides Rust: the gRPC client and server code from `proto/`
 //! with protox (no system `protoc`), and the native origin agent, a shared
-//! library compiled from `src/origin/native/agent.c` and `jvm.c` with the C compiler the
+//! library compiled from `src/origin/native/agent.c`, `jvm.c` and `node.c` with the C compiler the
 //! `cc` crate finds, which fdsoak carries inside its binary.
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=proto");
@@ -26,14 +26,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 fn native_agent(out: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
     let source = "src/origin/native/agent.c";
     let jvm = "src/origin/native/jvm.c";
-    println!("cargo:rerun-if-changed={source}");
-    println!("cargo:rerun-if-changed={jvm}");
+    let node = "src/origin/native/node.c";
+    for file in [source, jvm, node] {
+        println!("cargo:rerun-if-changed={file}");
+    }
     let compiler = cc::Build::new().cargo_metadata(false).get_compiler();
     let status = compiler
         .to_command()
         .args(["-shared", "-fPIC", "-O2", "-fno-omit-frame-pointer", "-Wall", "-o"])
         .arg(out.join("libfdsoak_origin.so"))
-        .args([source, jvm])
+        .args([source, jvm, node])
         .args(["-ldl", "-lpthread"])
         .status()?;
     if !status.success() {

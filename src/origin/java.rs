@@ -13,7 +13,7 @@
 //! The memory is the process's to write: every figure is bounded before use,
 //! and anything malformed ends the reading, never the run.
 
-use crate::origin::memory::{find, read_remote, SlotCopies};
+use crate::origin::memory::{find, read_remote, u32_at, u64_at, SlotCopies};
 use crate::vocab::Frame;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -334,14 +334,6 @@ impl<'a> Reader<'a> {
         let n = self.u16()? as usize;
         std::str::from_utf8(self.take(n)?).ok()
     }
-}
-
-fn u32_at(b: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?))
-}
-
-fn u64_at(b: &[u8], at: usize) -> Option<u64> {
-    Some(u64::from_le_bytes(b.get(at..at + 8)?.try_into().ok()?))
 }
 
 #[cfg(test)]

@@ -82,6 +82,16 @@ impl SlotCopies {
     }
 }
 
+/// The little-endian u32 at `at` in a table's bytes, if they reach that far.
+pub fn u32_at(b: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_le_bytes(b.get(at..at.checked_add(4)?)?.try_into().ok()?))
+}
+
+/// The little-endian u64 at `at`, likewise.
+pub fn u64_at(b: &[u8], at: usize) -> Option<u64> {
+    Some(u64::from_le_bytes(b.get(at..at.checked_add(8)?)?.try_into().ok()?))
+}
+
 /// Reads `(address, length)` pieces of `pid`'s memory into `out`, laid end to end;
 /// false if anything was not read.
 pub fn read_remote(pid: i32, pieces: &[(usize, usize)], out: &mut [u8]) -> bool {
@@ -135,13 +145,12 @@ pub fn write_remote(pid: i32, addr: usize, bytes: &[u8]) -> bool {
 /// bytes. Read again if it changed during the copy; None if it never held
 /// still, is longer than `max`, or is not the agent's.
 pub fn read_blob(pid: i32, base: usize, magic: &[u8; 8], max: usize) -> Option<Vec<u8>> {
-    let u64_at = |b: &[u8], at: usize| u64::from_le_bytes(b[at..at + 8].try_into().unwrap_or_default());
     for _ in 0..5 {
         let mut head = [0u8; 24];
         if !read_remote(pid, &[(base, 24)], &mut head) || &head[..8] != magic {
             return None;
         }
-        let (seq, len) = (u64_at(&head, 8), u64_at(&head, 16));
+        let (seq, len) = (u64_at(&head, 8)?, u64_at(&head, 16)?);
         if len > max as u64 {
             return None;
         }

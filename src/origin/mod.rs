@@ -5,7 +5,9 @@
 //! agents: for Python, `sitecustomize.py` first on `PYTHONPATH`; for native
 //! code (C, C++, Rust, anything linked against glibc), the library built
 //! from `native/agent.c`, on `LD_PRELOAD`, which a JVM also loads as its
-//! JVMTI agent (`native/jvm.c`: Java frames, [`java`]). Each keeps a live table
+//! JVMTI agent (`native/jvm.c`: Java frames, [`java`]) and Node as a Node-API
+//! module for grpc-js's channel ledger (`native/node.c`, fed by a script on
+//! Node's `--require`: [`grpcjs`]). Each keeps a live table
 //! (descriptor or channel → creating stack) in a file of this run's; the
 //! sampler reads it when it fingerprints the process ([`table::Table`];
 //! native stacks are symbolized by [`native::Symbols`]) and counts, per
@@ -18,6 +20,7 @@
 
 pub mod elfmap;
 pub mod gopclntab;
+pub mod grpcjs;
 pub mod hotspot;
 pub mod java;
 pub mod kernel;
@@ -100,6 +103,9 @@ impl Agents {
         std::fs::create_dir(&python)?;
         std::fs::write(python.join("sitecustomize.py"), PYTHON_AGENT)?;
         std::fs::write(dir.path().join(NATIVE_AGENT_FILE), NATIVE_AGENT)?;
+        let ledger = dir.path().join(grpcjs::LEDGER_FILE);
+        std::fs::create_dir(ledger.parent().unwrap_or(dir.path()))?;
+        std::fs::write(ledger, grpcjs::LEDGER_SCRIPT)?;
         Ok(Agents {
             dir,
             inject,
@@ -125,20 +131,24 @@ impl Agents {
 
     /// The environment a process starts with (nothing with the agents off): the Python agent first on
     /// `PYTHONPATH` and the native one first on `LD_PRELOAD` (before whatever they
-    /// held) and, for a JVM, in `JAVA_TOOL_OPTIONS` as its JVMTI agent, and the switch
-    /// that turns them on. With the kernel ledger, Node also
-    /// writes its perf map ([`perfmap::NODE_FLAGS`]), which names its JavaScript frames.
+    /// held) and, for a JVM, in `JAVA_TOOL_OPTIONS` as its JVMTI agent; for Node, the
+    /// grpc-js channel ledger's script on `--require` in `NODE_OPTIONS` ([`grpcjs`]) and,
+    /// with the kernel ledger, the flags that make it write its perf map
+    /// ([`perfmap::NODE_FLAGS`]), which names its JavaScript frames; and the switch that
+    /// turns them on.
     pub fn env(&self) -> Vec<(String, String)> {
         if !self.inject {
             return Vec::new();
         }
-        let node = self.kernel.as_ref().map(|_| {
-            let old = std::env::var("NODE_OPTIONS").unwrap_or_default();
-            (
-                "NODE_OPTIONS".to_string(),
-                format!("{old} {}", perfmap::NODE_FLAGS).trim().to_string(),
-            )
-        });
+        let script = self.dir.path().join(grpcjs::LEDGER_FILE);
+        let perf = self.kernel.as_ref().map_or("", |_| perfmap::NODE_FLAGS);
+        let old = std::env::var("NODE_OPTIONS").unwrap_or_default();
+        let node = (
+            "NODE_OPTIONS".to_string(),
+            format!("{old} --require \"{}\" {perf}", script.display())
+                .trim()
+                .to_string(),
+        );
         let first = |var: &str, path: &Path, sep: char| {
             let mut v = path.display().to_string();
             if let Some(old) = std::env::var_os(var).filter(|p| !p.is_empty()) {
@@ -159,10 +169,8 @@ impl Agents {
             first("LD_PRELOAD", &self.dir.path().join(NATIVE_AGENT_FILE), ':'),
             (DIR_ENV.into(), self.dir.path().display().to_string()),
             java,
+            node,
         ]
-        .into_iter()
-        .chain(node)
-        .collect()
     }
 
     /// Removes what the flags given to a process fdsoak started (pid `pid`, started in

@@ -186,7 +186,7 @@ pub fn frame_of(name: &str) -> Frame {
 }
 
 /// Node's own modules, and grpc-js and its loader.
-fn is_node_library(file: &str) -> bool {
+pub(crate) fn is_node_library(file: &str) -> bool {
     file.starts_with("node:") || file.contains("/node_modules/@grpc/")
 }
 

@@ -82,8 +82,10 @@ impl Table {
                 managed: native.managed,
                 ..Table::default()
             };
-            // A JVM's agent follows grpc-java's channels (its sockets are opened on threads of the library's).
+            // A JVM's agent follows grpc-java's channels and Node's grpc-js's (their sockets
+            // are opened on the library's threads or callbacks).
             table.add_sites(symbols.java_channels(pid).into_iter());
+            table.add_sites(grpcjs_channels(pid));
             Some(table)
         });
         let entries = kernel.and_then(|k| {
@@ -344,6 +346,18 @@ fn addresses(target: &str) -> Vec<SocketAddr> {
         ),
         _ => Vec::new(),
     }
+}
+
+/// The grpc-js channel sites `pid`'s agent followed: target, stack, created, closed.
+fn grpcjs_channels(pid: i32) -> impl Iterator<Item = (String, Arc<Stack>, u64, u64)> {
+    super::grpcjs::channel_sites(pid).into_iter().flatten().map(|s| {
+        let stack = Arc::new(Stack {
+            frames: s.frames,
+            via: OriginVia::Channel,
+            source: OriginSource::Agent,
+        });
+        (s.target, stack, s.created, s.closed)
+    })
 }
 
 #[cfg(test)]

@@ -6,8 +6,12 @@
 //! collector on and off), fork a thousand times while the publisher runs,
 //! serve as a pre-fork server with a multiprocessing pool, and close and
 //! receive descriptors by every route (close_range, closefrom, vfork,
-//! posix_spawn, SCM_RIGHTS). FDSOAK_GUEST_REPEAT sets how many times each
-//! pair runs (3 unless set; 20 for the figures in docs/origins.md).
+//! posix_spawn, SCM_RIGHTS). A grpc-js program makes, closes and drops
+//! Clients under the channel ledger's script, and prints what that script
+//! could change (the classes' identities, a constructor's error, its own
+//! `Error.prepareStackTrace`, what the collector frees). FDSOAK_GUEST_REPEAT
+//! sets how many times each pair runs (3 unless set; 20 for the figures in
+//! docs/origins.md).
 
 use crate::common::*;
 use fdsoak::origin::Agents;
@@ -76,6 +80,24 @@ fn dropped_channels_are_freed_with_the_agent_as_without_it_collector_on_or_off()
                 "{collector} #{i}: {with:?}"
             );
         }
+    }
+}
+
+#[test]
+fn grpc_js_clients_behave_the_same_under_the_channel_ledger_s_script() {
+    if grpcjs_server().is_none() {
+        return;
+    }
+    let server = Server::start(&[]);
+    let target = server.addr.to_string();
+    let agents = Agents::install(true).unwrap();
+    let program = ["node", "--expose-gc", &guest("channels.js"), &target, "20"];
+    for i in 0..repeat() {
+        let without = output(None, &program);
+        let with = output(Some(&agents), &program);
+        assert_eq!(with, without, "#{i}");
+        assert_eq!(field(&with, "prepared"), 0, "{with}");
+        assert_eq!(field(&with, "collected"), 20, "{with}");
     }
 }
 

@@ -14,16 +14,6 @@
 use crate::common::*;
 use crate::kernel_origin::short;
 
-/// The 1-based line of `source` (a path in this repository) that contains `text`.
-fn line_of(source: &str, text: &str) -> usize {
-    std::fs::read_to_string(repo(source))
-        .unwrap()
-        .lines()
-        .position(|l| l.contains(text))
-        .unwrap_or_else(|| panic!("no {text:?} in {source}"))
-        + 1
-}
-
 const SERVER: &str = "tests/programs/java/HealthServer.java";
 
 /// The JDKs on this machine: Debian's `java`, and any other under /usr/lib/jvm.

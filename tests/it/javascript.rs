@@ -5,6 +5,12 @@
 //! made it leave behind (its perf map, V8's empty log) is gone after the run.
 //! Attached with `--target`, a Node server started with the flags is named the
 //! same; one started without them gets a note naming the flags.
+//!
+//! The channel ledger (no root needed: the script on Node's `--require` and the
+//! agent on `LD_PRELOAD`): a grpc-js server that makes a Client on its own
+//! subchannel pool every Nth Check, never closed, is named at the line of
+//! `new Client(...)`; Clients on the global pool, sharing one connection, pass;
+//! Clients closed each time count each closed, and pass.
 
 use crate::common::*;
 use crate::kernel_origin::{root, short};
@@ -118,5 +124,62 @@ fn an_attached_node_server_is_named_with_its_perf_map_and_told_the_flags_without
         r.stdout.contains("is Node, writing no perf map") && r.stdout.contains(&want),
         "{}",
         r.context()
+    );
+}
+
+const SERVER_JS: &str = "tests/programs/grpcjs/server.js";
+
+#[test]
+fn a_grpc_js_server_that_never_closes_its_clients_is_named_at_new_client() {
+    let Some(server) = grpcjs_server() else { return };
+    let dir = TempDir::new("js-clients");
+    let sc = short(&dir, 5000, "shared");
+    let spawn = format!("node {} {{port}} leak-client 5", server.display());
+    let r = run(&sc, &["--origin", "--spawn", &spawn]);
+    assert_eq!(r.code, 1, "{}", r.context());
+    // Its sockets are opened from grpc-js's callbacks; the ledger names where the Client was made.
+    let line = line_of(SERVER_JS, "new grpc.Client(");
+    let want = format!(
+        "opened by channels to it created at {}:{line} in askSelf: created ",
+        server.display()
+    );
+    assert!(r.stdout.contains(&want), "want {want}: {}", r.context());
+    assert!(r.stdout.contains(", closed 0, "), "{}", r.context());
+}
+
+#[test]
+fn grpc_js_clients_sharing_the_global_pool_pass_and_closed_ones_are_counted_closed() {
+    let Some(server) = grpcjs_server() else { return };
+    let dir = TempDir::new("js-clients-clean");
+    let sc = short(&dir, 3000, "shared");
+    for _ in 0..3 {
+        let spawn = format!("node {} {{port}} shared-client 5", server.display());
+        let r = run(&sc, &["--origin", "--spawn", &spawn]);
+        assert_eq!(r.code, 0, "{}", r.context());
+    }
+    // The agents as `--origin --spawn` gives them, in a server the test starts, so that
+    // its ledger can be read after the run.
+    let agents = fdsoak::origin::Agents::install(true).unwrap();
+    let mut cmd = Command::new("node");
+    cmd.arg(&server).args(["0", "client-closed", "5"]);
+    for (k, v) in agents.env() {
+        cmd.env(k, v);
+    }
+    let node = Listening::start(cmd);
+    let r = run(&sc, &["--target", &node.addr]);
+    assert_eq!(r.code, 0, "{}", r.context());
+    let sites = fdsoak::origin::grpcjs::channel_sites(node.child.id() as i32).expect("the ledger");
+    assert_eq!(sites.len(), 1, "{sites:?}");
+    assert!(sites[0].created >= 5, "{sites:?}");
+    assert_eq!(sites[0].created, sites[0].closed, "{sites:?}");
+    assert_eq!(sites[0].target, node.addr, "{sites:?}");
+    let user = sites[0]
+        .frames
+        .iter()
+        .find(|f| !f.library)
+        .expect("a frame of the program's");
+    assert_eq!(
+        (user.function.as_str(), user.line as usize),
+        ("askSelf", line_of(SERVER_JS, "new grpc.Client("))
     );
 }

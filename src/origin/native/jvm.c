@@ -154,7 +154,9 @@ static struct jframes_header *jframes;
 static struct jframes_slot *jslots;
 static struct jmethods_header *jmethods;
 
-static void *map_named(const char *name, size_t bytes) {
+/* A private mapping of a fresh memfd named `name` (its descriptor closed at once), or
+ * NULL; also node.c's. */
+__attribute__((visibility("hidden"))) void *map_named(const char *name, size_t bytes) {
     int fd = (int)syscall(SYS_memfd_create, name, 1 /* MFD_CLOEXEC */);
     if (fd < 0) return NULL;
     if (syscall(SYS_ftruncate, fd, (long)bytes) != 0) {
