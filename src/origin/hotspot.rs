@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 /// How long the JVM has to open its attach socket, and to answer.
 const ATTACH_WAIT: Duration = Duration::from_secs(10);
 /// The native table's memfd, and where its header keeps the pause word.
-const TABLE_MAPPING: &str = "fdsoak-fdtab";
+pub(crate) const TABLE_MAPPING: &str = "fdsoak-fdtab";
 const PAUSED_AT: usize = 40;
 
 /// What attaching did.

@@ -114,6 +114,27 @@ pub struct RawFrame {
     pub bci: i32,
 }
 
+/// For a JVM that carries the native agent (fdsoak started it) but whose Java frames
+/// its agent cannot record, why, in words for a note; None otherwise.
+pub fn unnamed_java(pid: i32) -> Option<String> {
+    if !super::hotspot::is_jvm(pid as u32) || find(pid, super::hotspot::TABLE_MAPPING).is_none() {
+        return None;
+    }
+    let why = match find(pid, FRAMES_MAPPING) {
+        None => {
+            "it did not load fdsoak's JVMTI agent (JAVA_TOOL_OPTIONS did not reach it, or the JVM offers no JVMTI 1.2)"
+        }
+        Some(base) => {
+            let mut head = [0u8; HEADER];
+            if !read_remote(pid, &[(base, HEADER)], &mut head) || u32_at(&head, 32)? != 0 {
+                return None;
+            }
+            "the JVM has no AsyncGetCallTrace (it is not HotSpot, or older than JDK 8)"
+        }
+    };
+    Some(why.to_string())
+}
+
 /// The Java frames of the live descriptors `live` in `pid`'s table, innermost first.
 /// None: the process carries no JVM agent.
 pub fn frames(pid: i32, live: &[i32]) -> Option<HashMap<i32, Vec<RawFrame>>> {

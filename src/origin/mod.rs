@@ -29,7 +29,7 @@ pub mod native;
 pub mod perfmap;
 pub mod table;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -69,25 +69,44 @@ impl Reader {
     /// the kernel ledger, if either has any; the process is noted as having published.
     pub fn read(&self, pid: i32, live: &[i32], symbols: &native::Symbols) -> Option<table::Table> {
         let table = table::Table::read(pid, live, symbols, self.kernel.as_deref());
-        if table.is_some() {
-            self.published.mark(pid);
+        if table.is_some() && self.published.mark(pid) {
+            if let Some(why) = java::unnamed_java(pid) {
+                self.published.note_unnamed_java(pid, why);
+            }
         }
         table
     }
 }
 
 /// The processes whose table fdsoak has read at least once in a run (a table lives
-/// in its process's memory, so it cannot be looked for once the process is gone).
+/// in its process's memory, so it cannot be looked for once the process is gone),
+/// and, for a JVM among them whose Java frames cannot be named, why.
 #[derive(Debug, Clone, Default)]
-pub struct Published(Arc<Mutex<HashSet<i32>>>);
+pub struct Published(Arc<Mutex<PublishedSets>>);
+
+#[derive(Debug, Default)]
+struct PublishedSets {
+    pids: HashSet<i32>,
+    unnamed_java: HashMap<i32, String>,
+}
 
 impl Published {
-    pub fn mark(&self, pid: i32) {
-        crate::vocab::lock(&self.0).insert(pid);
+    /// Notes `pid` as having published; true the first time.
+    pub fn mark(&self, pid: i32) -> bool {
+        crate::vocab::lock(&self.0).pids.insert(pid)
     }
 
     pub fn contains(&self, pid: i32) -> bool {
-        crate::vocab::lock(&self.0).contains(&pid)
+        crate::vocab::lock(&self.0).pids.contains(&pid)
+    }
+
+    fn note_unnamed_java(&self, pid: i32, why: String) {
+        crate::vocab::lock(&self.0).unnamed_java.insert(pid, why);
+    }
+
+    /// Why the JVM `pid`'s Java frames cannot be named, if it is one that fdsoak found so.
+    pub fn unnamed_java(&self, pid: i32) -> Option<String> {
+        crate::vocab::lock(&self.0).unnamed_java.get(&pid).cloned()
     }
 }
 

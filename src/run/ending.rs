@@ -167,7 +167,8 @@ pub fn one(f: Finding) -> Measured {
 }
 
 /// Notes each process that carried an agent but published no table: a program the
-/// agents do not reach (so far, anything but Python), or one that never got to it.
+/// agents do not reach (static, or Go), or one that never got to it; and each JVM
+/// whose agent could not record its Java frames.
 pub fn note_silent_agents(report: &mut SummaryBuilder, agents: &crate::origin::Agents, pids: &[(Role, i32)]) {
     let Some(origin) = &mut report.origin else { return };
     for (role, pid) in pids {
@@ -176,6 +177,11 @@ pub fn note_silent_agents(report: &mut SummaryBuilder, agents: &crate::origin::A
         if carried && *pid != 0 && !published {
             origin.notes.push(format!(
                 "the {role} (pid {pid}) published no origin table: the agents reach Python programs and programs dynamically linked against glibc, not static ones or Go (which makes raw system calls)"
+            ));
+        }
+        if let Some(why) = agents.published.unnamed_java(*pid) {
+            origin.notes.push(format!(
+                "the {role} (pid {pid}) is a JVM whose Java frames fdsoak cannot name: {why}; its origins stop at the JDK's C (handleOpen, Net.socket0)"
             ));
         }
     }

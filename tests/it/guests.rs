@@ -9,7 +9,9 @@
 //! posix_spawn, SCM_RIGHTS). A grpc-js program makes, closes and drops
 //! Clients under the channel ledger's script, and prints what that script
 //! could change (the classes' identities, a constructor's error, its own
-//! `Error.prepareStackTrace`, what the collector frees). FDSOAK_GUEST_REPEAT
+//! `Error.prepareStackTrace`, what the collector frees), and a grpc-java one
+//! the same under the JVM part (channels shut down and dropped, files, an
+//! exception, child processes). FDSOAK_GUEST_REPEAT
 //! sets how many times each pair runs (3 unless set; 20 for the figures in
 //! docs/origins.md).
 
@@ -98,6 +100,31 @@ fn grpc_js_clients_behave_the_same_under_the_channel_ledger_s_script() {
         assert_eq!(with, without, "#{i}");
         assert_eq!(field(&with, "prepared"), 0, "{with}");
         assert_eq!(field(&with, "collected"), 20, "{with}");
+    }
+}
+
+#[test]
+fn grpc_java_channels_behave_the_same_under_the_jvm_agent() {
+    let dir = TempDir::new("guest-java");
+    let Some(classpath) = javac(&dir, "tests/programs/guests/Channels.java", &grpc_java_server_jars()) else {
+        return;
+    };
+    let server = Server::start(&[]);
+    let (host, port) = (server.addr.ip().to_string(), server.addr.port().to_string());
+    let agents = Agents::install(true).unwrap();
+    let program = ["java", "-cp", &classpath, "Channels", &host, &port, "10"];
+    // What varies with the JVM's own start, with the agent or without.
+    let steady = |out: &str| {
+        let words: Vec<&str> = out.split_whitespace().collect();
+        let mut pairs: Vec<String> = words.chunks(2).map(|p| p.join(" ")).collect();
+        pairs.retain(|p| !p.starts_with("before "));
+        pairs
+    };
+    for i in 0..repeat() {
+        let without = output(None, &program);
+        let with = output(Some(&agents), &program);
+        assert_eq!(steady(&with), steady(&without), "#{i}");
+        assert_eq!((field(&with, "ready"), field(&with, "collected")), (10, 10), "{with}");
     }
 }
 

@@ -241,3 +241,31 @@ fn a_grpc_java_server_that_shuts_each_channel_down_counts_each_closed_and_passes
     assert_eq!(sites[0].created, sites[0].closed, "{sites:?}");
     assert!(sites[0].target.starts_with("127.0.0.1:"), "{sites:?}");
 }
+
+#[test]
+fn a_jvm_that_did_not_load_the_agent_gets_a_note_naming_what_is_missing() {
+    let dir = TempDir::new("java-no-agent");
+    let Some(classpath) = javac(&dir, SERVER, &grpc_java_server_jars()) else {
+        return;
+    };
+    let sc = short(&dir, 3000, "shared");
+    // A launcher that drops JAVA_TOOL_OPTIONS: the native agent is preloaded, the JVM's is not.
+    let spawn = format!("env -u JAVA_TOOL_OPTIONS java -cp {classpath} HealthServer {{port}} leak-file 5");
+    let r = run(&sc, &["--origin", "--spawn", &spawn]);
+    assert_eq!(r.code, 1, "{}", r.context());
+    assert!(
+        r.stdout
+            .contains("is a JVM whose Java frames fdsoak cannot name: it did not load fdsoak's JVMTI agent"),
+        "{}",
+        r.context()
+    );
+    // A JVM that loaded it gets no such note.
+    let spawn = format!("java -cp {classpath} HealthServer {{port}} clean");
+    let r = run(&sc, &["--origin", "--spawn", &spawn]);
+    assert_eq!(r.code, 0, "{}", r.context());
+    assert!(
+        !r.stdout.contains("whose Java frames fdsoak cannot name"),
+        "{}",
+        r.context()
+    );
+}

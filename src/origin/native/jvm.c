@@ -125,7 +125,9 @@ struct jframes_header {
     uint32_t depth;
     uint32_t pid;
     uint64_t high; /* one past the highest descriptor ever recorded */
-    uint64_t pad[4];
+    uint32_t walker; /* 1: the JVM has AsyncGetCallTrace, so frames are recorded */
+    uint32_t pad0;
+    uint64_t pad[3];
 };
 
 struct jframes_slot {
@@ -377,6 +379,7 @@ static jint start(JavaVM *vm, int live) {
     h->slots = JFRAMES_SLOTS;
     h->depth = JFRAMES_DEPTH;
     h->pid = (uint32_t)syscall(SYS_getpid);
+    h->walker = asgct != NULL;
     jslots = (struct jframes_slot *)(h + 1);
     __atomic_store_n(&jframes, h, __ATOMIC_RELEASE);
     return 0;
