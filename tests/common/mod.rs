@@ -221,13 +221,23 @@ impl Drop for Listening {
     }
 }
 
-/// Polls `cond` every 20 ms until it holds, panicking with `what` at the deadline.
+/// Polls `cond` every 20 ms until it holds, panicking with `what` at the deadline:
+/// the tests' one polling loop.
 pub fn wait_until(deadline: Duration, what: &str, mut cond: impl FnMut() -> bool) {
     let end = Instant::now() + deadline;
     while !cond() {
         assert!(Instant::now() < end, "timed out after {deadline:?} waiting for {what}");
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// [`wait_until`] from async code, on a blocking thread, so that the runtime's
+/// own tasks (a proxy the test drives) keep running meanwhile.
+pub async fn wait_until_async(deadline: Duration, what: &str, cond: impl FnMut() -> bool + Send + 'static) {
+    let what = what.to_string();
+    tokio::task::spawn_blocking(move || wait_until(deadline, &what, cond))
+        .await
+        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
 }
 
 /// A report's samples.csv rows, through the typed row; the rows complete so far while a run writes it.

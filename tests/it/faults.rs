@@ -73,14 +73,6 @@ async fn check(addr: std::net::SocketAddr, timeout: Duration) -> Result<(), toni
     }
 }
 
-async fn wait_for(what: &str, deadline: Duration, mut cond: impl FnMut() -> bool) {
-    let end = tokio::time::Instant::now() + deadline;
-    while !cond() {
-        assert!(tokio::time::Instant::now() < end, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 fn established(pid: i32) -> u64 {
     fdsoak::sampler::probe::probe(pid)
         .unwrap()
@@ -100,8 +92,9 @@ async fn reset_aborts_both_sides_at_once() {
     assert_eq!(established(server.pid()), 1);
     assert_eq!(p.control.fire(&fault("reset,every=1s")), 1);
     // An RST leaves no FIN handshake behind: the target's socket is gone at once, no CLOSE_WAIT.
-    wait_for("the target's socket to go", Duration::from_secs(5), || {
-        established(server.pid()) == 0
+    let pid = server.pid();
+    wait_until_async(Duration::from_secs(5), "the target's socket to go", move || {
+        established(pid) == 0
     })
     .await;
     let r = fdsoak::sampler::probe::probe(server.pid()).unwrap();
@@ -136,8 +129,9 @@ async fn close_sends_fin_and_a_holding_server_keeps_close_wait() {
         .unwrap();
     assert!(p.control.fire(&fault("close,every=1s")) >= 1);
     // A FIN, unlike an RST, leaves the server's end in CLOSE_WAIT until it closes it; this one never does.
-    wait_for("CLOSE_WAIT on the target", Duration::from_secs(5), || {
-        fdsoak::sampler::probe::probe(server.pid()).unwrap().tcp.close_wait() >= 1
+    let pid = server.pid();
+    wait_until_async(Duration::from_secs(5), "CLOSE_WAIT on the target", move || {
+        fdsoak::sampler::probe::probe(pid).unwrap().tcp.close_wait() >= 1
     })
     .await;
 }
@@ -244,7 +238,9 @@ async fn slow_close_holds_the_fin() {
     let client = tokio::task::spawn_blocking(move || {
         let mut c = std::net::TcpStream::connect(p.addr).unwrap();
         c.write_all(b"hello").unwrap();
-        std::thread::sleep(Duration::from_millis(100));
+        wait_until(Duration::from_secs(5), "the bytes through the proxy", || {
+            p.control.stats().bytes_up >= 5
+        });
         let closed = Instant::now();
         drop(c);
         (closed, p)
