@@ -35,8 +35,14 @@ async fn the_scraped_count_agrees_with_proc_at_each_tick() {
     };
     let scraper = Scraper::new(&url, metrics, Duration::from_secs(2)).unwrap();
     let pid = server.pid();
-    let mut pairs = Vec::new();
-    for _ in 0..40 {
+    let mut pairs: Vec<(u64, u64)> = Vec::new();
+    let end = std::time::Instant::now() + Duration::from_secs(20);
+    // Ticks until the leak shows through the endpoint, each once the count has moved.
+    while pairs.last().is_none_or(|last| last.1 <= pairs[0].1 + 20) {
+        assert!(
+            std::time::Instant::now() < end,
+            "the leak was not seen through the endpoint: {pairs:?}"
+        );
         let before = probe(pid).unwrap().fds.total;
         let scraped = scraper.read().await.unwrap();
         let after = probe(pid).unwrap().fds.total;
@@ -48,12 +54,13 @@ async fn the_scraped_count_agrees_with_proc_at_each_tick() {
         );
         assert!(scraped.nofile_soft.is_some_and(|l| l > 0), "{scraped:?}");
         pairs.push((before, scraped.fds.total));
-        tokio::time::sleep(Duration::from_millis(250)).await;
+        wait_until_async(Duration::from_secs(5), "the target's count to move", move || {
+            probe(pid).is_ok_and(|p| p.fds.total != after)
+        })
+        .await;
     }
     let _ = load.kill();
     let _ = load.wait();
-    let grew = pairs.last().unwrap().1 as i64 - pairs[0].1 as i64;
-    assert!(grew > 20, "the leak was seen through the endpoint: {pairs:?}");
 }
 
 #[test]
