@@ -28,6 +28,7 @@ const FOREIGN_FLAGS: &[&str] = &[
     "--test",                            // cargo test --test it
     "--perf-basic-prof",                 // node: V8 writes its perf map
     "--interpreted-frames-native-stack", // node: a frame per interpreted function
+    "--require",                         // node: the grpc-js channel ledger's script
 ];
 
 /// Every page a user reads: the front door and `docs/`.
