@@ -1,78 +1,137 @@
-//! The static figures of `report.html`, in page order: descriptors per
-//! process against the soft limit (with the projection to the limit), the
-//! target's descriptors by kind, its TCP sockets by state, latency
-//! percentiles and throughput. Each is an SVG drawn by [`super::charts`]
-//! that works without scripts; with scripting on, [`super::zoom`] draws a
-//! zoomable chart over it from the same data.
+//! The static figures of `report.html`, in page order, as the chart table
+//! ([`super::chart_table`]) lists them: descriptors per process against the
+//! soft limit (with the projection to the limit), the target's descriptors
+//! by kind, its TCP sockets by state, latency percentiles and throughput.
+//! Each is an SVG drawn by [`super::charts`] that works without scripts;
+//! with scripting on, [`super::zoom`] draws a zoomable chart over it from
+//! the same table and data.
 
+use super::chart_table::{self as table, ChartSpec};
 use super::charts::{line_chart, Level, Line, TimeAxis, PALETTE};
+use super::limits::Marks;
 use super::model::Summary;
 use crate::rows::SampleRow as FdRow;
 use crate::rows::Timeline;
 use crate::vocab::{Role, TCP_STATES};
-use plotters::style::RGBColor;
 
 fn series(rows: &[FdRow], f: impl Fn(&FdRow) -> u64) -> Vec<(f64, f64)> {
     rows.iter().map(|r| (r.t_secs, f(r) as f64)).collect()
 }
 
-/// A static chart: (the id of its figure, title, svg, caption).
-pub type Figure = (&'static str, String, String, String);
+/// A static chart, ready for its `<figure>`.
+pub struct Figure {
+    pub spec: &'static ChartSpec,
+    /// The title drawn on the chart.
+    pub title: String,
+    /// The series drawn, in legend order.
+    pub series: Vec<String>,
+    pub svg: String,
+    pub caption: String,
+}
 
-/// Builds every static chart, in page order.
-pub fn charts(s: &Summary, tl: &Timeline, marks: &super::limits::Marks) -> anyhow::Result<Vec<Figure>> {
+/// What every chart of a run is drawn against.
+struct Context<'a> {
+    s: &'a Summary,
+    tl: &'a Timeline,
+    marks: &'a Marks,
+    axis: TimeAxis<'a>,
+}
+
+/// Builds every static chart the run shows, in page order.
+pub fn charts(s: &Summary, tl: &Timeline, marks: &Marks) -> anyhow::Result<Vec<Figure>> {
     let events: Vec<(f64, String)> = s.fault_events.iter().map(|e| (e.t_secs, e.kind.clone())).collect();
-    let axis = TimeAxis {
-        x_max: s.planned_secs(),
-        phases: &s.phases,
-        events: &events,
+    let cx = Context {
+        s,
+        tl,
+        marks,
+        axis: TimeAxis {
+            x_max: s.planned_secs(),
+            phases: &s.phases,
+            events: &events,
+        },
     };
-    let mut out = vec![fds_chart(tl, marks, &axis)?];
-    // Not from a source that gives counts only: a chart of zeros would mislead (the note under the table says why).
+    let mut out = vec![fds_chart(&cx)?];
     let target = tl.processes.iter().find(|((role, _), _)| *role == Role::Target);
-    if let (Some(((_, pid), rows)), true) = (target, super::limits::target_detail(s)) {
-        out.push(kinds_chart(*pid, rows, &axis)?);
-        out.push(tcp_chart(*pid, rows, &axis)?);
+    if let (Some(((_, pid), rows)), true) = (target, table::KINDS.shown_for(s)) {
+        out.push(kinds_chart(*pid, rows, &cx)?);
+        out.push(tcp_chart(*pid, rows, &cx)?);
     }
-    // Latency and throughput chart fdsoak's own calls: a run whose load came only from a client has none.
-    if !s.workloads.is_empty() {
-        out.push(latency_chart(tl, &axis)?);
-        out.push(throughput_chart(s, tl, &axis)?);
+    if table::LATENCY.shown_for(s) {
+        out.push(latency_chart(&cx)?);
+        out.push(throughput_chart(&cx)?);
     }
     Ok(out)
 }
 
-/// A solid line.
-fn line(name: impl Into<String>, color: RGBColor, points: Vec<(f64, f64)>) -> Line {
+/// A solid line of a series the table names.
+fn line(named: &table::Named, points: Vec<(f64, f64)>) -> Line {
     Line {
-        name: name.into(),
-        color,
+        name: named.name.into(),
+        color: PALETTE[named.color % PALETTE.len()],
         points,
         dashed: false,
     }
 }
 
+/// What one chart draws: its series, and the fds chart's projections and limits.
+#[derive(Default)]
+struct Drawing {
+    series: Vec<Line>,
+    projections: Vec<Line>,
+    levels: Vec<Level>,
+}
+
+impl Drawing {
+    fn of(series: Vec<Line>) -> Drawing {
+        Drawing {
+            series,
+            ..Drawing::default()
+        }
+    }
+
+    /// Draws it as `spec` says, titled `title`, over `axis`.
+    fn draw(self, spec: &'static ChartSpec, title: String, axis: &TimeAxis, caption: String) -> anyhow::Result<Figure> {
+        let names = self.series.iter().map(|l| l.name.clone()).collect();
+        let mut lines = self.series;
+        lines.extend(self.projections);
+        let svg = line_chart(&title, spec.y, axis, &lines, &self.levels, spec.stacked)?;
+        Ok(Figure {
+            spec,
+            title,
+            series: names,
+            svg,
+            caption,
+        })
+    }
+}
+
 /// Descriptors per process, against the soft limit, with the projection where there is growth.
-fn fds_chart(tl: &Timeline, marks: &super::limits::Marks, axis: &TimeAxis) -> anyhow::Result<Figure> {
-    let mut lines: Vec<Line> = tl
+fn fds_chart(cx: &Context) -> anyhow::Result<Figure> {
+    let series = cx
+        .tl
         .processes
         .iter()
         .enumerate()
-        .map(|(i, ((role, pid), rows))| {
-            line(
-                format!("{role} (pid {pid})"),
-                PALETTE[i % PALETTE.len()],
-                series(rows, |r| r.fds),
-            )
+        .map(|(i, ((role, pid), rows))| Line {
+            name: format!("{role} (pid {pid})"),
+            color: PALETTE[i % PALETTE.len()],
+            points: series(rows, |r| r.fds),
+            dashed: false,
         })
         .collect();
-    lines.extend(marks.projections.iter().map(|p| Line {
-        name: p.name.clone(),
-        color: PALETTE[p.color % PALETTE.len()],
-        points: vec![p.from, p.to],
-        dashed: true,
-    }));
-    let levels: Vec<Level> = marks
+    let projections = cx
+        .marks
+        .projections
+        .iter()
+        .map(|p| Line {
+            name: p.name.clone(),
+            color: PALETTE[p.color % PALETTE.len()],
+            points: vec![p.from, p.to],
+            dashed: true,
+        })
+        .collect();
+    let levels = cx
+        .marks
         .levels
         .iter()
         .map(|l| Level {
@@ -83,115 +142,95 @@ fn fds_chart(tl: &Timeline, marks: &super::limits::Marks, axis: &TimeAxis) -> an
         .collect();
     // The projection may run past the run's end: the axis reaches it.
     let axis = TimeAxis {
-        x_max: marks.x_max,
-        ..*axis
+        x_max: cx.marks.x_max,
+        ..cx.axis
     };
-    let svg = line_chart("Open file descriptors", "FDs", &axis, &lines, &levels, false)?;
-    Ok((
-        "chart-fds",
-        "File descriptors per process".into(),
-        svg,
-        marks.notes.join("; "),
-    ))
+    let drawing = Drawing {
+        series,
+        projections,
+        levels,
+    };
+    drawing.draw(&table::FDS, table::FDS.title.into(), &axis, cx.marks.notes.join("; "))
 }
 
-/// The target's descriptors by kind, stacked.
-fn kinds_chart(pid: i32, rows: &[FdRow], axis: &TimeAxis) -> anyhow::Result<Figure> {
+/// The target's descriptors by kind, stacked: each band is drawn over the sum of the ones below it.
+fn kinds_chart(pid: i32, rows: &[FdRow], cx: &Context) -> anyhow::Result<Figure> {
     type Pick = fn(&FdRow) -> u64;
-    let kinds: [(&str, Pick); 5] = [
-        ("sockets", |r| r.sockets),
-        ("pipes", |r| r.sockets + r.pipes),
-        ("files", |r| r.sockets + r.pipes + r.files),
-        ("anon inodes", |r| r.sockets + r.pipes + r.files + r.anon),
-        ("other", |r| r.fds),
+    let tops: [Pick; 5] = [
+        |r| r.sockets,
+        |r| r.sockets + r.pipes,
+        |r| r.sockets + r.pipes + r.files,
+        |r| r.sockets + r.pipes + r.files + r.anon,
+        |r| r.fds,
     ];
-    let stacked: Vec<Line> = kinds
+    // The largest first, so each smaller band is drawn over it.
+    let stacked = table::KINDS
+        .fixed()
         .iter()
-        .enumerate()
+        .zip(tops)
         .rev()
-        .map(|(i, (name, f))| line(*name, PALETTE[i], series(rows, f)))
+        .map(|(named, top)| line(named, series(rows, top)))
         .collect();
-    let title = format!("Target (pid {pid}) FDs by kind, stacked");
-    let svg = line_chart(&title, "FDs", axis, &stacked, &[], true)?;
-    Ok((
-        "chart-kinds",
-        "Target descriptors by kind".into(),
-        svg,
-        "Each band is one kind; the top edge is the total.".into(),
-    ))
+    let caption = "Each band is one kind; the top edge is the total.".into();
+    Drawing::of(stacked).draw(&table::KINDS, table::KINDS.title_for(pid), &cx.axis, caption)
 }
 
 /// The target's TCP sockets by state: only the states it ever had.
-fn tcp_chart(pid: i32, rows: &[FdRow], axis: &TimeAxis) -> anyhow::Result<Figure> {
-    let lines: Vec<Line> = TCP_STATES
+fn tcp_chart(pid: i32, rows: &[FdRow], cx: &Context) -> anyhow::Result<Figure> {
+    let lines = TCP_STATES
         .iter()
         .enumerate()
         .filter(|(_, (st, _, _))| rows.iter().any(|r| r.tcp().get(*st) > 0))
-        .map(|(i, (st, name, _))| line(*name, PALETTE[i % PALETTE.len()], series(rows, |r| r.tcp().get(*st))))
+        .map(|(i, (st, name, _))| Line {
+            name: name.to_string(),
+            color: PALETTE[i % PALETTE.len()],
+            points: series(rows, |r| r.tcp().get(*st)),
+            dashed: false,
+        })
         .collect();
-    let title = format!("Target (pid {pid}) TCP sockets by state");
-    let svg = line_chart(&title, "sockets", axis, &lines, &[], false)?;
-    Ok((
-        "chart-tcp",
-        "Target TCP sockets by state".into(),
-        svg,
-        "From the kernel's TCP tables, joined on the target's socket inodes.".into(),
-    ))
+    let caption = "From the kernel's TCP tables, joined on the target's socket inodes.".into();
+    Drawing::of(lines).draw(&table::TCP, table::TCP.title_for(pid), &cx.axis, caption)
 }
 
 /// Latency percentiles over time, all workloads together.
-fn latency_chart(tl: &Timeline, axis: &TimeAxis) -> anyhow::Result<Figure> {
+fn latency_chart(cx: &Context) -> anyhow::Result<Figure> {
     type Pick = fn(&(f64, f64, f64, f64, f64)) -> f64;
-    let picks: [(&str, RGBColor, Pick); 4] = [
-        ("p50", PALETTE[2], |p| p.1),
-        ("p90", PALETTE[0], |p| p.2),
-        ("p99", PALETTE[3], |p| p.3),
-        ("max", PALETTE[1], |p| p.4),
-    ];
-    let lat: Vec<Line> = picks
+    let picks: [Pick; 4] = [|p| p.1, |p| p.2, |p| p.3, |p| p.4];
+    let lat = table::LATENCY
+        .fixed()
         .iter()
-        .map(|(name, color, f)| line(*name, *color, tl.latency.iter().map(|p| (p.0, f(p))).collect()))
+        .zip(picks)
+        .map(|(named, f)| line(named, cx.tl.latency.iter().map(|p| (p.0, f(p))).collect()))
         .collect();
-    let title = "Latency (from the scheduled start of each call)";
-    let svg = line_chart(title, "ms", axis, &lat, &[], false)?;
-    Ok((
-        "chart-latency",
-        "Latency percentiles".into(),
-        svg,
-        "All workloads together, worst value in each slice of time.".into(),
-    ))
+    let caption = "All workloads together, worst value in each slice of time.".into();
+    Drawing::of(lat).draw(&table::LATENCY, table::LATENCY.title.into(), &cx.axis, caption)
 }
 
 /// Throughput, with errors and skipped calls when there were any; the caption counts failures by code.
-fn throughput_chart(s: &Summary, tl: &Timeline, axis: &TimeAxis) -> anyhow::Result<Figure> {
+fn throughput_chart(cx: &Context) -> anyhow::Result<Figure> {
     type Pick = fn(&(f64, f64, f64, f64)) -> f64;
-    let rate = |f: Pick| tl.rates.iter().map(|p| (p.0, f(p))).collect::<Vec<_>>();
-    let mut tput = vec![line("ok / s", PALETTE[2], rate(|p| p.1))];
-    let optional: [(&str, RGBColor, Pick); 2] = [
-        ("errors / s", PALETTE[1], |p| p.2),
-        ("skipped / s", PALETTE[3], |p| p.3),
-    ];
-    for (name, color, f) in optional {
-        let pts = rate(f);
-        if pts.iter().any(|p| p.1 > 0.0) {
-            tput.push(line(name, color, pts));
-        }
-    }
-    let svg = line_chart("Throughput and errors", "calls / s", axis, &tput, &[], false)?;
-    let codes: Vec<String> = s
-        .workloads
+    let picks: [Pick; 3] = [|p| p.1, |p| p.2, |p| p.3];
+    let tput = table::THROUGHPUT
+        .fixed()
         .iter()
-        .flat_map(|w| {
-            w.status_counts
-                .iter()
-                .filter(|(k, _)| k.as_str() != "OK")
-                .map(move |(k, v)| format!("{}: {k} {v}", w.name))
-        })
+        .zip(picks)
+        .filter(|(named, f)| !named.optional || cx.tl.rates.iter().any(|p| f(p) > 0.0))
+        .map(|(named, f)| line(named, cx.tl.rates.iter().map(|p| (p.0, f(p))).collect()))
         .collect();
+    let codes: Vec<String> =
+        cx.s.workloads
+            .iter()
+            .flat_map(|w| {
+                w.status_counts
+                    .iter()
+                    .filter(|(k, _)| k.as_str() != "OK")
+                    .map(move |(k, v)| format!("{}: {k} {v}", w.name))
+            })
+            .collect();
     let caption = if codes.is_empty() {
         "No failed calls.".to_string()
     } else {
         format!("Failed calls by status code — {}", codes.join(", "))
     };
-    Ok(("chart-throughput", "Throughput and errors".into(), svg, caption))
+    Drawing::of(tput).draw(&table::THROUGHPUT, table::THROUGHPUT.title.into(), &cx.axis, caption)
 }

@@ -94,12 +94,14 @@ impl Exporter for Html {
         said(&mut o, s)?;
         tables(&mut o, s)?;
         let marks = super::limits::marks(s, tl, s.planned_secs());
-        for (i, (id, title, svg, caption)) in super::figures::charts(s, tl, &marks)?.into_iter().enumerate() {
+        for (i, f) in super::figures::charts(s, tl, &marks)?.into_iter().enumerate() {
             writeln!(
                 o,
-                "<h2>{}</h2><figure id=\"{id}\">{svg}<p class=\"zoomhint\">Drag across the chart to zoom in, double-click to zoom out; hover for values.</p><figcaption>{}</figcaption></figure>",
-                escape(&title),
-                escape(&caption)
+                "<h2>{}</h2><figure id=\"{}\">{}<p class=\"zoomhint\">Drag across the chart to zoom in, double-click to zoom out; hover for values.</p><figcaption>{}</figcaption></figure>",
+                escape(f.spec.heading),
+                f.spec.id,
+                f.svg,
+                escape(&f.caption)
             )?;
             if i == 0 {
                 group_table(&mut o, s)?;

@@ -5,6 +5,7 @@
 //! exporters: the sampler streams them while the run goes on.
 
 pub mod build;
+pub mod chart_table;
 pub mod charts;
 pub mod figures;
 pub mod html;

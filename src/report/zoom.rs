@@ -11,11 +11,11 @@
 //! (`x = Σdx · x_scale`, `v = Σdv / v_scale`), so a 24-hour soak at 1 Hz
 //! (86,400 points per descriptor series) stays within a few megabytes.
 
+use super::chart_table::{self as table, ChartSpec, Named};
 use super::charts::PALETTE;
 use super::limits::Marks;
 use super::model::Summary;
-use crate::rows::Timeline;
-use crate::rows::{Grid, Trace};
+use crate::rows::{Grid, ProcTraces, Timeline, Trace, Traces};
 use crate::vocab::{Role, TCP_STATES};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -129,24 +129,44 @@ pub fn delta_ints(values: impl IntoIterator<Item = i64>) -> Vec<i64> {
         .collect()
 }
 
+/// One series of a zoomable chart, as traced.
+pub struct TraceLine<'a> {
+    pub label: String,
+    pub color: String,
+    pub dash: bool,
+    pub trace: &'a Trace,
+}
+
+impl<'a> TraceLine<'a> {
+    /// A solid line of a series the chart table names.
+    fn named(named: &Named, trace: &'a Trace) -> TraceLine<'a> {
+        TraceLine {
+            label: named.name.into(),
+            color: color(named.color),
+            dash: false,
+            trace,
+        }
+    }
+}
+
 /// A chart over `grid` from traces: each bucket any trace saw gives two x
 /// positions (a quarter and three quarters of the way through it), carrying
 /// each trace's two extremes in the order they came.
-pub fn from_traces(mut chart: Chart, grid: Grid, traces: &[(String, String, bool, &Trace)]) -> Chart {
+pub fn from_traces(mut chart: Chart, grid: Grid, lines: &[TraceLine]) -> Chart {
     let buckets: Vec<usize> = (0..grid.len)
-        .filter(|b| traces.iter().any(|t| t.3.get(*b).is_some()))
+        .filter(|b| lines.iter().any(|l| l.trace.get(*b).is_some()))
         .collect();
     chart.x = delta_ints(buckets.iter().flat_map(|b| [4 * *b as i64 + 1, 4 * *b as i64 + 3]));
     chart.x_scale = grid.width / 4.0;
     let scale = chart.v_scale;
-    chart.series = traces
+    chart.series = lines
         .iter()
-        .map(|(label, color, dash, trace)| Series {
-            label: label.clone(),
-            color: color.clone(),
-            dash: *dash,
+        .map(|l| Series {
+            label: l.label.clone(),
+            color: l.color.clone(),
+            dash: l.dash,
             v: delta(
-                buckets.iter().flat_map(|b| match trace.get(*b) {
+                buckets.iter().flat_map(|b| match l.trace.get(*b) {
                     Some((a, z)) => [Some(a), Some(z)],
                     None => [None, None],
                 }),
@@ -187,28 +207,53 @@ pub fn page(s: &Summary) -> Page {
     }
 }
 
-/// Every zoomable chart of a run's report, in the order of the static ones,
-/// each going into the `<figure>` whose id it names.
+/// Every zoomable chart of a run's report, as the chart table lists them
+/// and in the order of the static ones, each going into the `<figure>` whose
+/// id it names.
 pub fn report_page(s: &Summary, tl: &Timeline, marks: &Marks) -> Page {
     let mut page = page(s);
     let tr = &tl.traces;
-    let fds: Vec<(String, String, bool, &Trace)> = tr
+    page.charts.push(fds_chart(tr, marks));
+    let target = tr.procs.iter().find(|((role, _), _)| *role == Role::Target);
+    if let (Some(((_, pid), p)), true) = (target, table::KINDS.shown_for(s)) {
+        page.charts.push(kinds_chart(*pid, p, tr.fine, marks.x_max));
+        page.charts.push(tcp_chart(*pid, p, tr.fine, marks.x_max));
+    }
+    if table::LATENCY.shown_for(s) {
+        page.charts.push(latency_chart(tr, marks.x_max));
+        page.charts.push(throughput_chart(tr, marks.x_max));
+    }
+    page
+}
+
+/// An empty chart as `spec` says, titled `title`, showing 0 to `x_max` before any zoom.
+fn chart_of(spec: &ChartSpec, title: String, x_max: f64) -> Chart {
+    Chart {
+        id: spec.id.into(),
+        title,
+        y: spec.y.into(),
+        v_scale: spec.v_scale(),
+        stacked: spec.stacked,
+        x_max,
+        ..Chart::default()
+    }
+}
+
+/// Descriptors per process, with the soft limits and the projections to them.
+fn fds_chart(tr: &Traces, marks: &Marks) -> Chart {
+    let lines: Vec<TraceLine> = tr
         .procs
         .iter()
         .enumerate()
-        .map(|(i, ((role, pid), p))| (format!("{role} (pid {pid})"), color(i), false, &p.total))
+        .map(|(i, ((role, pid), p))| TraceLine {
+            label: format!("{role} (pid {pid})"),
+            color: color(i),
+            dash: false,
+            trace: &p.total,
+        })
         .collect();
-    let mut chart = from_traces(
-        Chart {
-            id: "chart-fds".into(),
-            title: "Open file descriptors".into(),
-            y: "FDs".into(),
-            v_scale: 1.0,
-            ..Chart::default()
-        },
-        tr.fine,
-        &fds,
-    );
+    let spec = &table::FDS;
+    let mut chart = from_traces(chart_of(spec, spec.title.into(), marks.x_max), tr.fine, &lines);
     chart.levels = marks
         .levels
         .iter()
@@ -228,94 +273,65 @@ pub fn report_page(s: &Summary, tl: &Timeline, marks: &Marks) -> Page {
             to: p.to,
         })
         .collect();
-    chart.x_max = marks.x_max;
-    page.charts.push(chart);
+    chart
+}
 
-    let target = tr.procs.iter().find(|((role, _), _)| *role == Role::Target);
-    if let (Some(((_, pid), p)), true) = (target, super::limits::target_detail(s)) {
-        let mut kinds: Vec<(String, String, bool, &Trace)> = ["sockets", "pipes", "files", "anon inodes"]
-            .iter()
-            .zip(&p.kinds)
-            .enumerate()
-            .map(|(i, (name, t))| (name.to_string(), color(i), false, t))
-            .collect();
-        kinds.push(("other".into(), color(4), false, &p.total));
-        kinds.reverse();
-        page.charts.push(from_traces(
-            Chart {
-                id: "chart-kinds".into(),
-                title: format!("Target (pid {pid}) FDs by kind, stacked"),
-                y: "FDs".into(),
-                v_scale: 1.0,
-                stacked: true,
-                x_max: marks.x_max,
-                ..Chart::default()
-            },
-            tr.fine,
-            &kinds,
-        ));
-        let states: Vec<(String, String, bool, &Trace)> = p
-            .states
-            .iter()
-            .map(|(i, t)| (TCP_STATES[*i].1.to_string(), color(*i), false, t))
-            .collect();
-        page.charts.push(from_traces(
-            Chart {
-                id: "chart-tcp".into(),
-                title: format!("Target (pid {pid}) TCP sockets by state"),
-                y: "sockets".into(),
-                v_scale: 1.0,
-                x_max: marks.x_max,
-                ..Chart::default()
-            },
-            tr.fine,
-            &states,
-        ));
-    }
-
-    // A run whose load came only from a client under test made no calls of its own to chart.
-    if s.workloads.is_empty() {
-        return page;
-    }
-    let names = ["p50", "p90", "p99", "max"];
-    let lat: Vec<(String, String, bool, &Trace)> = names
+/// The target's descriptors by kind, stacked, the largest (the total) first.
+fn kinds_chart(pid: i32, p: &ProcTraces, grid: Grid, x_max: f64) -> Chart {
+    let traces = p.kinds.iter().chain([&p.total]);
+    let mut lines: Vec<TraceLine> = table::KINDS
+        .fixed()
         .iter()
-        .zip([2, 0, 3, 1])
+        .zip(traces)
+        .map(|(named, t)| TraceLine::named(named, t))
+        .collect();
+    lines.reverse();
+    from_traces(
+        chart_of(&table::KINDS, table::KINDS.title_for(pid), x_max),
+        grid,
+        &lines,
+    )
+}
+
+/// The target's TCP sockets by state: only the states it ever had.
+fn tcp_chart(pid: i32, p: &ProcTraces, grid: Grid, x_max: f64) -> Chart {
+    let lines: Vec<TraceLine> = p
+        .states
+        .iter()
+        .map(|(i, t)| TraceLine {
+            label: TCP_STATES[*i].1.to_string(),
+            color: color(*i),
+            dash: false,
+            trace: t,
+        })
+        .collect();
+    from_traces(chart_of(&table::TCP, table::TCP.title_for(pid), x_max), grid, &lines)
+}
+
+/// Latency percentiles, all workloads together.
+fn latency_chart(tr: &Traces, x_max: f64) -> Chart {
+    let lines: Vec<TraceLine> = table::LATENCY
+        .fixed()
+        .iter()
         .zip(&tr.latency)
-        .map(|((n, c), t)| (n.to_string(), color(c), false, t))
+        .map(|(named, t)| TraceLine::named(named, t))
         .collect();
-    page.charts.push(from_traces(
-        Chart {
-            id: "chart-latency".into(),
-            title: "Latency (from the scheduled start of each call)".into(),
-            y: "ms".into(),
-            v_scale: 100.0,
-            x_max: marks.x_max,
-            ..Chart::default()
-        },
-        tr.coarse,
-        &lat,
-    ));
-    let rates: Vec<(String, String, bool, &Trace)> = ["ok / s", "errors / s", "skipped / s"]
+    let spec = &table::LATENCY;
+    from_traces(chart_of(spec, spec.title.into(), x_max), tr.coarse, &lines)
+}
+
+/// Throughput, with errors and skipped calls when there were any.
+fn throughput_chart(tr: &Traces, x_max: f64) -> Chart {
+    let ever = |t: &Trace| (0..t.len()).any(|b| t.get(b).is_some_and(|v| v.0 > 0.0 || v.1 > 0.0));
+    let lines: Vec<TraceLine> = table::THROUGHPUT
+        .fixed()
         .iter()
-        .zip([2, 1, 3])
         .zip(&tr.rates)
-        .filter(|((n, _), t)| *n == &"ok / s" || (0..t.len()).any(|b| t.get(b).is_some_and(|v| v.0 > 0.0 || v.1 > 0.0)))
-        .map(|((n, c), t)| (n.to_string(), color(c), false, t))
+        .filter(|(named, t)| !named.optional || ever(t))
+        .map(|(named, t)| TraceLine::named(named, t))
         .collect();
-    page.charts.push(from_traces(
-        Chart {
-            id: "chart-throughput".into(),
-            title: "Throughput and errors".into(),
-            y: "calls / s".into(),
-            v_scale: 10.0,
-            x_max: marks.x_max,
-            ..Chart::default()
-        },
-        tr.coarse,
-        &rates,
-    ));
-    page
+    let spec = &table::THROUGHPUT;
+    from_traces(chart_of(spec, spec.title.into(), x_max), tr.coarse, &lines)
 }
 
 /// The data block and the scripts, to go at the end of `<body>`.
@@ -360,7 +376,12 @@ mod tests {
                 ..Chart::default()
             },
             grid,
-            &[("a".into(), color(0), false, &t)],
+            &[TraceLine {
+                label: "a".into(),
+                color: color(0),
+                dash: false,
+                trace: &t,
+            }],
         );
         assert_eq!(c.x, vec![9, 2, 6, 2], "buckets 2 and 4, two positions each");
         assert_eq!(c.series[0].v, vec![Some(5), Some(45), Some(-47), Some(0)]);

@@ -322,3 +322,76 @@ pub fn chart_data(html: &str) -> serde_json::Value {
         .unwrap_or_else(|| panic!("no chart data in the page"));
     serde_json::from_str(data).unwrap_or_else(|e| panic!("chart data: {e}"))
 }
+
+/// The static figures and the zoomable charts come from one chart table:
+/// the same ids, titles and series, in the same order, for a run with every
+/// chart (a target read by kind and state, calls of fdsoak's own, errors and
+/// skipped calls included) and for the fixture's run (no errors, so no
+/// optional series in either).
+#[test]
+fn both_renderers_draw_the_same_charts_from_the_one_table() {
+    use fdsoak::report::{chart_table, figures, limits, timeline, zoom};
+    use fdsoak::rows::{Downsampler, ThroughputRow};
+    let dir = repo("tests/fixtures/reports/leaky");
+    let s = fdsoak::report::json::read(&dir.join("summary.json")).unwrap();
+    let fixture = timeline::read(&dir, s.planned_secs(), s.interval_secs()).unwrap();
+    let mut failing = Downsampler::new(s.planned_secs(), s.interval_secs());
+    for row in fdsoak::rows::read_rows::<fdsoak::rows::SampleRow>(&dir.join("samples.csv")).unwrap() {
+        failing.sample(row.unwrap());
+    }
+    for t in 1..=20u64 {
+        failing.throughput(&ThroughputRow {
+            t_secs: t as f64 * s.planned_secs() / 21.0,
+            ok: t * 50,
+            errors: t * 3,
+            skipped: t,
+            p50_us: Some(900),
+            p90_us: Some(1_800),
+            p99_us: Some(4_000),
+            max_us: Some(9_000),
+            ..ThroughputRow::default()
+        });
+    }
+    for (name, tl, throughput) in [
+        ("the fixture", fixture, vec!["ok / s"]),
+        (
+            "a run with failed calls",
+            failing.timeline(),
+            vec!["ok / s", "errors / s", "skipped / s"],
+        ),
+    ] {
+        let marks = limits::marks(&s, &tl, s.planned_secs());
+        let figures = figures::charts(&s, &tl, &marks).unwrap();
+        let page = zoom::report_page(&s, &tl, &marks);
+        let ids: Vec<&str> = figures.iter().map(|f| f.spec.id).collect();
+        let table: Vec<&str> = chart_table::CHARTS.iter().map(|c| c.id).collect();
+        assert_eq!(ids, table, "{name}: every chart, in the table's order");
+        assert_eq!(figures.len(), page.charts.len(), "{name}");
+        for (f, c) in figures.iter().zip(&page.charts) {
+            assert_eq!(f.spec.id, c.id, "{name}");
+            assert_eq!(f.title, c.title, "{name}: {}", c.id);
+            assert_eq!(f.spec.y, c.y, "{name}: {}", c.id);
+            let labels: Vec<&str> = c.series.iter().map(|s| s.label.as_str()).collect();
+            assert_eq!(f.series, labels, "{name}: {}", c.id);
+            assert!(!labels.is_empty(), "{name}: {}", c.id);
+            for label in &labels {
+                assert!(f.svg.contains(label), "{name}: the SVG of {} draws {label}", c.id);
+            }
+            assert!(f.svg.contains(&f.title), "{name}: {}", c.id);
+        }
+        assert_eq!(
+            page.charts[4]
+                .series
+                .iter()
+                .map(|s| s.label.as_str())
+                .collect::<Vec<_>>(),
+            throughput,
+            "{name}"
+        );
+        assert_eq!(
+            figures[1].series,
+            ["other", "anon inodes", "files", "pipes", "sockets"],
+            "{name}"
+        );
+    }
+}
