@@ -28,6 +28,29 @@ pub enum Exit {
 }
 
 impl Exit {
+    /// Every code, in order.
+    pub const ALL: [Exit; 5] = [Exit::Pass, Exit::Fail, Exit::Usage, Exit::RunError, Exit::Interrupted];
+
+    /// What the code means, in a few words.
+    pub fn words(self) -> &'static str {
+        match self {
+            Exit::Pass => "pass",
+            Exit::Fail => "a gate failed (a leak or regression was found)",
+            Exit::Usage => "usage or scenario error",
+            Exit::RunError => "run error (target unreachable or died, I/O)",
+            Exit::Interrupted => "interrupted",
+        }
+    }
+
+    /// Every code and its words, as one sentence (the command line's `--help`).
+    pub fn summary() -> String {
+        let codes: Vec<String> = Exit::ALL
+            .iter()
+            .map(|e| format!("{} {}", e.code(), e.words()))
+            .collect();
+        format!("Exit codes: {}.", codes.join(", "))
+    }
+
     /// The code a finished run exits with. A report that never finished
     /// (`running`, `incomplete`) is a run error: nothing was judged.
     pub fn of(verdict: Verdict) -> Exit {

@@ -4,7 +4,7 @@
 //! It replays scripted scenarios of gRPC health checks and other calls
 //! against a target server while sampling the open descriptors of the
 //! target, of itself and of a client under test, and flags growth toward
-//! RLIMIT_NOFILE. The binary is a thin shell over [`cmd::execute`]; tests
+//! RLIMIT_NOFILE. The binary is a thin shell over [`cli::Command::execute`]; tests
 //! drive [`run::run`] and the commands in-process. `docs/how-it-works.md`
 //! names each module, what it may import, and the one meaning of each word
 //! the docs use (target, driver, client, dial, phase, tick, sample,

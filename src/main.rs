@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let cli = fdsoak::cli::Cli::parse();
-    let quiet = matches!(&cli.command, fdsoak::cli::Command::Run(r) if r.quiet);
+    let quiet = cli.command.quiet();
     let default = if quiet { "warn" } else { "info" };
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("FDSOAK_LOG").unwrap_or_else(|_| default.into()))
@@ -14,7 +14,7 @@ fn main() -> ExitCode {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .init();
-    match cli.into_action().and_then(fdsoak::cmd::execute) {
+    match cli.command.execute() {
         Ok(exit) => exit.into(),
         Err(e) => {
             eprintln!("error: {e}");

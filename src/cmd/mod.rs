@@ -1,11 +1,14 @@
-//! The subcommands, one file each. Every command takes a validated
-//! configuration from [`crate::cli`] and returns the exit code, or an
-//! [`Error`] that knows its own. Only the commands that do network work
-//! start a Tokio runtime.
+//! The subcommands, one file each. Each file owns its command's arguments
+//! (a clap struct that [`crate::cli::Command`] holds), their conversion into
+//! what the command runs on, and its `execute`, which returns the exit code
+//! or an [`Error`] that knows its own. Only the commands that do network
+//! work start a Tokio runtime.
 
 pub mod bisect;
 pub mod client_demo;
 pub mod compare;
+pub mod completions;
+pub mod man;
 pub mod merge;
 pub mod probe;
 pub mod proxy;
@@ -15,31 +18,16 @@ pub mod serve;
 pub mod trend;
 pub mod validate;
 
-use crate::cli::Action;
 use crate::error::{Error, Exit, Result};
 
-/// Executes one command.
-pub fn execute(action: Action) -> Result<Exit> {
-    match action {
-        Action::Run { config, quiet, workers } => run::execute(*config, quiet, workers),
-        Action::Bisect(b) => bisect::execute(*b),
-        Action::Serve(s) => serve::execute(*s),
-        Action::Validate(files) => validate::execute(&files),
-        Action::Compare(c) => compare::execute(c),
-        Action::Merge { reports, out } => merge::execute(&reports, &out),
-        Action::Trend(t) => trend::execute(*t),
-        Action::Report(dir) => report::execute(&dir),
-        Action::Probe(p) => probe::execute(p),
-        Action::Proxy(p) => proxy::execute(p),
-        Action::ClientDemo(c) => client_demo::execute(c),
-        Action::Print(text) => {
-            use std::io::Write;
-            let mut out = std::io::stdout().lock();
-            out.write_all(text.as_bytes())
-                .map_err(|e| Error::run(anyhow::anyhow!("writing: {e}")))?;
-            Ok(Exit::Pass)
-        }
-    }
+/// Writes text the command made (a completion script, the man page) to standard output.
+fn print(text: &[u8]) -> Result<Exit> {
+    use std::io::Write;
+    std::io::stdout()
+        .lock()
+        .write_all(text)
+        .map_err(|e| Error::run(anyhow::anyhow!("writing: {e}")))?;
+    Ok(Exit::Pass)
 }
 
 /// A multi-threaded runtime for the commands that need one.

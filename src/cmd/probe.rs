@@ -1,14 +1,34 @@
 //! `fdsoak probe PID`: one process, sampled `repeat` times, with the time of one sample. No runtime.
 
-use crate::cli::ProbeConfig;
 use crate::error::{Error, Exit, Result};
 use crate::sampler::probe;
 use crate::vocab::Reading;
 use crate::vocab::TcpState;
 use anyhow::Context;
+use clap::Args;
 use std::time::{Duration, Instant};
 
-pub fn execute(p: ProbeConfig) -> Result<Exit> {
+/// Sample one process once (or repeatedly, timing it) and print what the sampler sees.
+#[derive(Debug, Args)]
+pub struct ProbeArgs {
+    /// The process to read.
+    pub pid: i32,
+    /// Only count descriptors (one directory listing), without kinds or TCP states.
+    #[arg(long)]
+    pub count_only: bool,
+    /// Take this many samples and report the median and minimum time of one.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub repeat: u32,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Also group the descriptors by what they point at (file paths, TCP peers and
+    /// states, unix paths, anon inode kinds): a quick lsof that groups.
+    #[arg(long)]
+    pub fingerprint: bool,
+}
+
+pub fn execute(p: ProbeArgs) -> Result<Exit> {
     if let Some(why) = crate::lifecycle::find::unreadable(p.pid) {
         return Err(Error::run(anyhow::anyhow!(why)));
     }

@@ -78,6 +78,24 @@ fn no_import_runs_back_up_the_data_path() {
     assert!(wrong.is_empty(), "imports against the data path:\n{}", wrong.join("\n"));
 }
 
+/// The commands sit under the parser: `cli` holds each command's arguments
+/// and calls its `execute`, so no command reaches back up into `cli`.
+#[test]
+fn no_command_imports_the_parser() {
+    let wrong: Vec<String> = files("cmd")
+        .into_iter()
+        .flat_map(|path| {
+            let text = std::fs::read_to_string(&path).unwrap();
+            text.lines()
+                .enumerate()
+                .filter(|(_, l)| l.contains("crate::cli") && !l.trim_start().starts_with("//"))
+                .map(|(n, _)| format!("{}:{}", path.display(), n + 1))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert!(wrong.is_empty(), "commands importing the parser:\n{}", wrong.join("\n"));
+}
+
 #[test]
 fn every_module_is_placed_on_the_path() {
     let placed: Vec<&str> = ALLOWED.iter().map(|(m, _)| *m).collect();

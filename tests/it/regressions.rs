@@ -42,8 +42,8 @@ fn an_absurd_duration_is_a_located_error_not_a_panic() {
 fn compare_flags_default_to_the_documented_tolerances() {
     use clap::Parser;
     let cli = fdsoak::cli::Cli::try_parse_from(["fdsoak", "compare", "a", "b"]).unwrap();
-    let Ok(fdsoak::cli::Action::Compare(c)) = cli.into_action() else {
-        panic!("not a compare action");
+    let fdsoak::cli::Command::Compare(c) = cli.command else {
+        panic!("not a compare command");
     };
     assert_eq!(c.tolerances, fdsoak::compare::Tolerances::default());
     let help = Command::new(FDSOAK).args(["compare", "--help"]).output().unwrap();

@@ -2,7 +2,7 @@
 //! target, the client, switches, shards, gates, TLS and metadata, each
 //! replacing the scenario's value, and the run configuration they make.
 
-use super::*;
+use super::{GateArgs, RunArgs, TlsArgs};
 use crate::error::{Error, Result};
 use crate::run::RunConfig;
 use crate::scenario::{self, ClientSpec, Scenario, TargetMode, TargetSpec};
@@ -10,13 +10,13 @@ use crate::scenario::{self, ClientSpec, Scenario, TargetMode, TargetSpec};
 /// Whether the client's program must exist now: not for `bisect`, whose
 /// programs are built in each commit's worktree.
 #[derive(Clone, Copy, PartialEq)]
-pub(super) enum Programs {
+pub(in crate::cmd) enum Programs {
     Check,
     BuiltLater,
 }
 
 /// `run`'s flags over the scenario: the run configuration they make.
-pub(super) fn run_setup(mut a: RunArgs, programs: Programs) -> Result<RunConfig> {
+pub(in crate::cmd) fn run_setup(mut a: RunArgs, programs: Programs) -> Result<RunConfig> {
     let mut sc = crate::rpc::load_scenario(&a.scenario).map_err(Error::Scenario)?;
     crate::transport::resolve(&mut sc, &a.scenario).map_err(Error::Scenario)?;
     std::mem::take(&mut a.tls)
@@ -155,7 +155,7 @@ fn shard_of(a: &RunArgs) -> Result<Option<crate::scenario::Shard>> {
 
 /// `--client` in place of the scenario's, and a check that its program exists. Returns
 /// fdsoak's own executable, which a client command may name.
-fn apply_client(sc: &mut Scenario, a: &RunArgs, programs: Programs) -> Result<PathBuf> {
+fn apply_client(sc: &mut Scenario, a: &RunArgs, programs: Programs) -> Result<std::path::PathBuf> {
     if let Some(command) = &a.client {
         let expect_exit = sc.client.as_ref().is_some_and(|c| c.expect_exit);
         sc.client = Some(ClientSpec {
@@ -226,7 +226,7 @@ fn check_program(command: &str) -> std::result::Result<(), String> {
     }
 }
 
-impl crate::cli::TlsArgs {
+impl TlsArgs {
     /// Puts the TLS flags and `-H` metadata into the scenario, over its own values.
     fn apply(self, sc: &mut crate::scenario::Scenario) -> std::result::Result<(), (&'static str, String)> {
         let any = self.cacert.is_some() || self.cert.is_some() || self.servername.is_some() || self.insecure;
