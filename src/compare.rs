@@ -40,7 +40,7 @@ pub struct Tolerances {
     #[arg(long = "tol-latency-ratio", value_name = "FRACTION", default_value_t = Tolerances::DEFAULT.latency_ratio)]
     pub latency_ratio: f64,
     /// …and must also grow by more than this to count.
-    #[arg(long = "tol-latency-floor", value_name = "DURATION", default_value = LATENCY_FLOOR, value_parser = crate::scenario::duration::parse)]
+    #[arg(long = "tol-latency-floor", value_name = "DURATION", default_value = LATENCY_FLOOR.as_str(), value_parser = crate::scenario::duration::parse)]
     pub latency_floor: Duration,
     /// Extra error rate allowed, as a fraction of finished calls.
     #[arg(long = "tol-error-rate", value_name = "FRACTION", default_value_t = Tolerances::DEFAULT.error_rate)]
@@ -50,8 +50,9 @@ pub struct Tolerances {
     pub throughput_drop: f64,
 }
 
-/// The default latency floor as the command line spells it (a test holds it equal to the default).
-const LATENCY_FLOOR: &str = "5ms";
+/// The default latency floor as the command line spells it, rendered from [`Tolerances::DEFAULT`].
+static LATENCY_FLOOR: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| humantime::format_duration(Tolerances::DEFAULT.latency_floor).to_string());
 
 impl Tolerances {
     /// The defaults: wide enough for two clean runs on a noisy shared machine, tight enough for any leak.

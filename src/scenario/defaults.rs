@@ -1,14 +1,16 @@
-//! One home for every default a scenario key has. The driver, the target's
-//! lifecycle, the checkpoints and the report all ask here, through the
-//! accessors below, and [`Scenario::resolved`] fills each default into a
-//! copy of the scenario, so `summary.json`'s `scenario.resolved` says what
-//! the run used. `DOCUMENTED` renders each default as `docs/scenarios.md`
-//! shows it; a test holds the two equal.
+//! One home for every default a scenario key has: the workloads', the
+//! target's, the sampler's, a retry policy's and the gates'. The driver, the
+//! target's lifecycle, the checkpoints and the report all ask here, through
+//! the accessors below (serde's defaults too), and [`Scenario::resolved`]
+//! fills each default into a copy of the scenario, so `summary.json`'s
+//! `scenario.resolved` says what the run used. [`documented`] renders each
+//! value as `docs/scenarios.md` shows it, so the page is the only other
+//! copy, and a test holds the two equal.
 //!
 //! Keys whose absence is itself the setting (no retry policy, keepalive
 //! off, `concurrency` when `rate` paces the workload) stay absent.
 
-use super::{Fault, Scenario, TargetMode, Workload, WorkloadKind};
+use super::{Abort, Fault, Gates, OriginSpec, Scenario, TargetMode, Workload, WorkloadKind};
 use std::time::Duration;
 
 /// `deadline`: per call, or to connect and get the first message.
@@ -30,17 +32,136 @@ pub const CHECKPOINT_FROM: Duration = Duration::from_secs(600);
 /// …every this long.
 pub const CHECKPOINT: Duration = Duration::from_secs(60);
 
-/// Each default as the scenario reference's default column shows it, by key
-/// (`table.key`, as `docs/scenarios.md` names the table of each).
-pub const DOCUMENTED: &[(&str, &str)] = &[
-    ("workloads.deadline", "`\"1s\"`"),
-    ("workloads.max_in_flight", "1000"),
-    ("workloads.keepalive_timeout", "`\"5s\"`"),
-    ("target.keepalive_timeout", "`\"5s\"`"),
-    ("target.ready_timeout", "`\"15s\"` (`\"5s\"` for address)"),
-    ("sampler.interval", "`\"1s\"`"),
-    ("sampler.checkpoint", "`\"1m\"` for runs over 10 minutes, else none"),
-];
+/// `[target.fds] timeout`: the longest one scrape may take, and never more than the sampler interval.
+pub const SCRAPE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// `[origin]`: off; when on, both sources.
+pub const ORIGIN: OriginSpec = OriginSpec {
+    enabled: false,
+    agents: true,
+    kernel: true,
+};
+
+/// `[sampler] interval`.
+pub const SAMPLER_INTERVAL: Duration = Duration::from_secs(1);
+
+/// `[phases.workloads.retry] initial_backoff`.
+pub const INITIAL_BACKOFF: Duration = Duration::from_millis(100);
+/// `max_backoff`.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(1);
+/// `backoff_multiplier`.
+pub const BACKOFF_MULTIPLIER: f64 = 2.0;
+/// `jitter`.
+pub const JITTER: f64 = 0.2;
+/// `retryable`, by name.
+pub const RETRYABLE: &[&str] = &["UNAVAILABLE"];
+
+/// `[gates]`, every key.
+pub const GATES: Gates = Gates {
+    max_residual_fds: 5,
+    max_growth_per_hour: 360.0,
+    min_growth_fds: 10.0,
+    max_close_wait: 5,
+    min_group_growth: 2,
+    max_fd_usage: 0.8,
+    min_time_to_limit: Duration::from_secs(24 * 3600),
+    max_error_rate: 0.01,
+    max_p99: None,
+    max_held_by_peer: None,
+    abort: Abort::Every(false),
+};
+
+/// Serde's defaults, for the keys whose type has none of its own.
+pub(super) mod serde_default {
+    use std::time::Duration;
+
+    pub(in crate::scenario) fn sampler_interval() -> Duration {
+        super::SAMPLER_INTERVAL
+    }
+    pub(in crate::scenario) fn initial_backoff() -> Duration {
+        super::INITIAL_BACKOFF
+    }
+    pub(in crate::scenario) fn max_backoff() -> Duration {
+        super::MAX_BACKOFF
+    }
+    pub(in crate::scenario) fn backoff_multiplier() -> f64 {
+        super::BACKOFF_MULTIPLIER
+    }
+    pub(in crate::scenario) fn jitter() -> f64 {
+        super::JITTER
+    }
+    pub(in crate::scenario) fn retryable() -> Vec<String> {
+        super::RETRYABLE.iter().map(|s| s.to_string()).collect()
+    }
+    pub(in crate::scenario) fn open_metric() -> String {
+        crate::scenario::OPEN_FDS_METRIC.into()
+    }
+    pub(in crate::scenario) fn max_metric() -> String {
+        crate::scenario::MAX_FDS_METRIC.into()
+    }
+    pub(in crate::scenario) fn origin_agents() -> bool {
+        super::ORIGIN.agents
+    }
+    pub(in crate::scenario) fn origin_kernel() -> bool {
+        super::ORIGIN.kernel
+    }
+}
+
+/// A duration as the reference shows it: `"24h"` for whole hours, else humantime's `"1s"`, `"100ms"`.
+fn shown(d: Duration) -> String {
+    let text = match d.as_secs() {
+        s if s >= 3600 && s % 3600 == 0 && d.subsec_nanos() == 0 => format!("{}h", s / 3600),
+        _ => humantime::format_duration(d).to_string(),
+    };
+    format!("`\"{text}\"`")
+}
+
+/// Each default as the scenario reference's default column shows it, by key:
+/// `table.key`, where the table is `docs/scenarios.md`'s name for it
+/// (`workloads`, `target`, `sampler`, `retry`, `gates`).
+pub fn documented() -> Vec<(&'static str, String)> {
+    let g = GATES;
+    let none = |v: Option<i64>| v.map_or("none".to_string(), |v| v.to_string());
+    vec![
+        ("workloads.deadline", shown(DEADLINE)),
+        ("workloads.max_in_flight", MAX_IN_FLIGHT.to_string()),
+        ("workloads.keepalive_timeout", shown(KEEPALIVE_TIMEOUT)),
+        ("target.keepalive_timeout", shown(KEEPALIVE_TIMEOUT)),
+        (
+            "target.ready_timeout",
+            format!(
+                "{} ({} for address)",
+                shown(READY_TIMEOUT),
+                shown(READY_TIMEOUT_ATTACHED)
+            ),
+        ),
+        ("sampler.interval", shown(SAMPLER_INTERVAL)),
+        (
+            "sampler.checkpoint",
+            format!(
+                "{} for runs over {} minutes, else none",
+                shown(CHECKPOINT),
+                CHECKPOINT_FROM.as_secs() / 60
+            ),
+        ),
+        ("retry.initial_backoff", shown(INITIAL_BACKOFF)),
+        ("retry.max_backoff", shown(MAX_BACKOFF)),
+        ("retry.backoff_multiplier", format!("{BACKOFF_MULTIPLIER:?}")),
+        ("retry.jitter", format!("{JITTER:?}")),
+        ("retry.retryable", format!("`{RETRYABLE:?}`")),
+        ("gates.max_residual_fds", g.max_residual_fds.to_string()),
+        ("gates.max_growth_per_hour", g.max_growth_per_hour.to_string()),
+        ("gates.min_growth_fds", g.min_growth_fds.to_string()),
+        ("gates.max_close_wait", g.max_close_wait.to_string()),
+        ("gates.min_group_growth", g.min_group_growth.to_string()),
+        ("gates.max_fd_usage", g.max_fd_usage.to_string()),
+        ("gates.min_time_to_limit", shown(g.min_time_to_limit)),
+        ("gates.max_error_rate", g.max_error_rate.to_string()),
+        ("gates.max_p99", g.max_p99.map_or("none".into(), shown)),
+        ("gates.max_held_by_peer", none(g.max_held_by_peer)),
+        ("gates.abort", format!("`{}`", g.abort == Abort::Every(true))),
+    ]
+}
 
 impl Workload {
     pub fn deadline(&self) -> Duration {

@@ -15,8 +15,6 @@ use std::time::Duration;
 pub const OPEN_FDS_METRIC: &str = "process_open_fds";
 /// The metric holding the soft RLIMIT_NOFILE.
 pub const MAX_FDS_METRIC: &str = "process_max_fds";
-/// The longest one scrape may take, and never more than the sampler interval.
-pub const SCRAPE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// `[target.fds]`.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize, schemars::JsonSchema)]
@@ -26,10 +24,10 @@ pub struct FdSourceSpec {
     #[schemars(with = "String")]
     pub prometheus: MetricsUrl,
     /// The metric with the open descriptor count.
-    #[serde(default = "open_metric")]
+    #[serde(default = "super::defaults::serde_default::open_metric")]
     pub open_metric: String,
     /// The metric with the soft descriptor limit (0 or absent: unknown).
-    #[serde(default = "max_metric")]
+    #[serde(default = "super::defaults::serde_default::max_metric")]
     pub max_metric: String,
     /// How long one scrape may take; the sampler interval or 2 s, whichever is shorter, by default.
     #[serde(default, with = "super::duration::option")]
@@ -37,28 +35,20 @@ pub struct FdSourceSpec {
     pub timeout: Option<Duration>,
 }
 
-fn open_metric() -> String {
-    OPEN_FDS_METRIC.into()
-}
-
-fn max_metric() -> String {
-    MAX_FDS_METRIC.into()
-}
-
 impl FdSourceSpec {
     /// A Prometheus source at `url` with the standard metric names.
     pub fn prometheus(url: &str) -> FdSourceSpec {
         FdSourceSpec {
             prometheus: MetricsUrl(url.to_string()),
-            open_metric: open_metric(),
-            max_metric: max_metric(),
+            open_metric: OPEN_FDS_METRIC.into(),
+            max_metric: MAX_FDS_METRIC.into(),
             timeout: None,
         }
     }
 
     /// The per-scrape timeout for a sampler ticking every `interval`.
     pub fn scrape_timeout(&self, interval: Duration) -> Duration {
-        self.timeout.unwrap_or(SCRAPE_TIMEOUT.min(interval))
+        self.timeout.unwrap_or(super::defaults::SCRAPE_TIMEOUT.min(interval))
     }
 }
 

@@ -1,5 +1,5 @@
-//! The `[gates]` table: the thresholds that decide pass or fail, with their
-//! defaults (the one place they are set).
+//! The `[gates]` table: the thresholds that decide pass or fail. Their
+//! defaults are in [`super::defaults::GATES`], with every other default.
 
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -42,18 +42,6 @@ pub struct Gates {
 
 impl Default for Gates {
     fn default() -> Self {
-        Gates {
-            max_residual_fds: 5,
-            max_growth_per_hour: 360.0,
-            min_growth_fds: 10.0,
-            max_close_wait: 5,
-            min_group_growth: 2,
-            max_fd_usage: 0.8,
-            min_time_to_limit: Duration::from_secs(24 * 3600),
-            max_error_rate: 0.01,
-            max_p99: None,
-            max_held_by_peer: None,
-            abort: Default::default(),
-        }
+        super::defaults::GATES
     }
 }

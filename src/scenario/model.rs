@@ -171,7 +171,10 @@ pub struct TargetSpec {
 #[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SamplerSpec {
-    #[serde(with = "super::duration", default = "default_interval")]
+    #[serde(
+        with = "super::duration",
+        default = "super::defaults::serde_default::sampler_interval"
+    )]
     #[schemars(with = "String")]
     pub interval: Duration,
     /// Rewrite the report this often while the run goes on (0: never); every minute for runs over 10 minutes by default.
@@ -180,14 +183,10 @@ pub struct SamplerSpec {
     pub checkpoint: Option<Duration>,
 }
 
-fn default_interval() -> Duration {
-    Duration::from_secs(1)
-}
-
 impl Default for SamplerSpec {
     fn default() -> Self {
         SamplerSpec {
-            interval: default_interval(),
+            interval: super::defaults::SAMPLER_INTERVAL,
             checkpoint: None,
         }
     }
@@ -228,38 +227,25 @@ pub enum OnRetry {
 pub struct RetrySpec {
     /// Attempts in all, the first included (2 to 10).
     pub max_attempts: u32,
-    #[serde(with = "super::duration", default = "default_initial_backoff")]
+    #[serde(
+        with = "super::duration",
+        default = "super::defaults::serde_default::initial_backoff"
+    )]
     #[schemars(with = "String")]
     pub initial_backoff: Duration,
-    #[serde(with = "super::duration", default = "default_max_backoff")]
+    #[serde(with = "super::duration", default = "super::defaults::serde_default::max_backoff")]
     #[schemars(with = "String")]
     pub max_backoff: Duration,
-    #[serde(default = "default_multiplier")]
+    #[serde(default = "super::defaults::serde_default::backoff_multiplier")]
     pub backoff_multiplier: f64,
     /// Each backoff is randomised by up to this fraction either way.
-    #[serde(default = "default_jitter")]
+    #[serde(default = "super::defaults::serde_default::jitter")]
     pub jitter: f64,
     /// Status codes that are retried, by name.
-    #[serde(default = "default_retryable")]
+    #[serde(default = "super::defaults::serde_default::retryable")]
     pub retryable: Vec<String>,
     #[serde(default)]
     pub on_retry: OnRetry,
-}
-
-fn default_initial_backoff() -> Duration {
-    Duration::from_millis(100)
-}
-fn default_max_backoff() -> Duration {
-    Duration::from_secs(1)
-}
-fn default_multiplier() -> f64 {
-    2.0
-}
-fn default_jitter() -> f64 {
-    0.2
-}
-fn default_retryable() -> Vec<String> {
-    vec!["UNAVAILABLE".into()]
 }
 
 /// The kinds of load a workload can generate.

@@ -16,25 +16,23 @@ pub struct OriginSpec {
     pub enabled: bool,
     /// Give the processes fdsoak starts its agents (Python's `sitecustomize`, the `LD_PRELOAD` library,
     /// a JVM's JVMTI agent), and an attached JVM the agent through HotSpot's attach.
-    #[serde(default = "yes", skip_serializing_if = "is_yes")]
+    #[serde(
+        default = "super::defaults::serde_default::origin_agents",
+        skip_serializing_if = "is_yes"
+    )]
     pub agents: bool,
     /// Keep the kernel ledger (eBPF on the system calls), when fdsoak has the rights to load it.
-    #[serde(default = "yes", skip_serializing_if = "is_yes")]
+    #[serde(
+        default = "super::defaults::serde_default::origin_kernel",
+        skip_serializing_if = "is_yes"
+    )]
     pub kernel: bool,
 }
 
 impl Default for OriginSpec {
     fn default() -> Self {
-        OriginSpec {
-            enabled: false,
-            agents: true,
-            kernel: true,
-        }
+        super::defaults::ORIGIN
     }
-}
-
-fn yes() -> bool {
-    true
 }
 
 fn is_yes(b: &bool) -> bool {

@@ -244,12 +244,14 @@ fn every_flag_and_every_scenario_key_is_documented() {
     );
 }
 
-/// The default column of `docs/scenarios.md`'s row for `key` under the table `### `[table]``.
+/// The default column of `docs/scenarios.md`'s row for `key` in the table
+/// that the reference names `table` (`### `[table]``, or the retry policy's
+/// paragraph).
 fn documented_default(page: &str, table: &str, key: &str) -> Option<String> {
-    let heading = if table == "workloads" {
-        "### `[[phases.workloads]]`".to_string()
-    } else {
-        format!("### `[{table}]`")
+    let heading = match table {
+        "workloads" => "### `[[phases.workloads]]`".to_string(),
+        "retry" => "**Retries** (`[phases.workloads.retry]`".to_string(),
+        _ => format!("### `[{table}]`"),
     };
     let section = page.split(&heading).nth(1)?.split("\n### ").next()?;
     let mut rows = section.lines().filter(|l| l.starts_with('|'));
@@ -259,26 +261,45 @@ fn documented_default(page: &str, table: &str, key: &str) -> Option<String> {
     row.split('|').map(str::trim).nth(col).map(str::to_string)
 }
 
+/// `docs/scenarios.md` shows each default as `scenario::defaults` renders it
+/// from the value, and the code's types take those values.
 #[test]
 fn the_scenario_reference_shows_each_default_the_code_uses() {
     let page = std::fs::read_to_string(repo("docs/scenarios.md")).unwrap();
-    for (path, shown) in fdsoak::scenario::defaults::DOCUMENTED {
+    let documented = fdsoak::scenario::defaults::documented();
+    for (path, shown) in &documented {
         let (table, key) = path.split_once('.').unwrap();
         let doc = documented_default(&page, table, key);
-        assert_eq!(doc.as_deref(), Some(*shown), "docs/scenarios.md, [{table}] {key}");
+        assert_eq!(
+            doc.as_deref(),
+            Some(shown.as_str()),
+            "docs/scenarios.md, [{table}] {key}"
+        );
     }
-    // And what DOCUMENTED says is what the code does.
+    // Every gate has its default shown.
+    let gates = serde_json::to_value(fdsoak::scenario::Gates::default()).unwrap();
+    for key in gates.as_object().unwrap().keys() {
+        let path = format!("gates.{key}");
+        assert!(documented.iter().any(|(p, _)| *p == path), "{path} is not rendered");
+    }
+    // And the types take their defaults from there: a scenario that sets nothing optional.
     use fdsoak::scenario::defaults as d;
-    let shown = |k: &str| d::DOCUMENTED.iter().find(|(p, _)| *p == k).unwrap().1;
-    let dur = |v: std::time::Duration| format!("`\"{}\"`", humantime::format_duration(v));
-    assert_eq!(shown("workloads.deadline"), dur(d::DEADLINE));
-    assert_eq!(shown("workloads.max_in_flight"), d::MAX_IN_FLIGHT.to_string());
-    assert_eq!(shown("workloads.keepalive_timeout"), dur(d::KEEPALIVE_TIMEOUT));
-    assert_eq!(shown("target.keepalive_timeout"), dur(d::KEEPALIVE_TIMEOUT));
-    assert!(shown("target.ready_timeout").starts_with(&dur(d::READY_TIMEOUT)));
-    assert!(shown("target.ready_timeout").contains(&dur(d::READY_TIMEOUT_ATTACHED)));
-    assert!(shown("sampler.checkpoint").starts_with(&dur(d::CHECKPOINT)));
-    assert!(shown("sampler.checkpoint").contains(&format!("{} minutes", d::CHECKPOINT_FROM.as_secs() / 60)));
-    let sampler = fdsoak::scenario::SamplerSpec::default();
-    assert_eq!(shown("sampler.interval"), dur(sampler.interval));
+    let text = "name = \"d\"\n[[phases]]\nname = \"load\"\nduration = \"1s\"\n[[phases.workloads]]\nname = \"w\"\nkind = \"health_check\"\nrate = 1\n[phases.workloads.retry]\nmax_attempts = 2\n";
+    let sc = fdsoak::scenario::parse(std::path::Path::new("d.toml"), text).unwrap();
+    assert_eq!(sc.sampler.interval, d::SAMPLER_INTERVAL);
+    assert_eq!(sc.gates, d::GATES);
+    let retry = sc.phases[0].workloads[0].retry.clone().unwrap();
+    assert_eq!(
+        (
+            retry.initial_backoff,
+            retry.max_backoff,
+            retry.backoff_multiplier,
+            retry.jitter
+        ),
+        (d::INITIAL_BACKOFF, d::MAX_BACKOFF, d::BACKOFF_MULTIPLIER, d::JITTER)
+    );
+    assert_eq!(retry.retryable, d::RETRYABLE);
+    let resolved = sc.resolved();
+    assert_eq!(resolved.target.ready_timeout, Some(d::READY_TIMEOUT));
+    assert_eq!(resolved.phases[0].workloads[0].deadline, Some(d::DEADLINE));
 }
