@@ -95,98 +95,39 @@ pub struct Drive<'a> {
 }
 
 impl<'a> Drive<'a> {
-    /// Starts the proxy (with faults through it anywhere in the scenario, or a client), the kernel faults,
-    /// client, the sampler with its sinks, and the live progress.
+    /// Starts, in this order, the proxy, the client under test, the kernel
+    /// faults, the sampler with its sinks (and the live endpoint's), and the
+    /// live progress.
     pub async fn set_up(s: DriveSetup<'a>) -> anyhow::Result<Drive<'a>> {
         let sc = s.scenario;
         let shared = Shared::default();
         let current = Arc::new(AtomicUsize::new(0));
         let proxy_sockets = InodeSet::default();
-        let through_proxy = sc.phases.iter().flat_map(|p| &p.faults).any(|f| !f.is_kernel());
-        // A client dials the proxy, unless every fault is the kernel's: then it dials the target itself.
-        let client_via_proxy = sc.client.is_some() && !super::kernel_faults::any(sc);
-        let proxy = if client_via_proxy || through_proxy {
-            let tls = s.target.transport.proxy_tls(&s.target.addr)?;
-            let tls = tls.map(|(server, client)| crate::fault::ProxyTls {
-                server,
-                client: client.config,
-                name: client.name,
-            });
-            Some(InlineProxy::start(s.target.addr.clone(), tls, proxy_sockets.clone()).await?)
-        } else {
-            None
-        };
+        let proxy = start_proxy(&s, &proxy_sockets).await?;
         let dial = proxy.as_ref().map_or(s.target.clone(), |p| s.target.at(p.addr.clone()));
-        if let (Some(p), Some(server)) = (&proxy, s.server) {
-            p.control.set_server(server);
-        }
-        let client = match &sc.client {
-            Some(spec) => {
-                let env = s.agents.map(|(a, _)| a.env()).unwrap_or_default();
-                let how = crate::client::Launch {
-                    fdsoak: s.fdsoak,
-                    env: &env,
-                    dir: s.workdir,
-                    output: s.keep.tail("client"),
-                };
-                Some(crate::client::start(spec, &dial.addr, how)?)
-            }
-            None => None,
-        };
-        if let (Some(c), Some(ledger)) = (&client, s.agents.and_then(|(a, _)| a.kernel.as_ref())) {
-            // Its channels are followed from its start (it is watched from birth already).
-            ledger.probe_channels(c.pid);
-        }
+        let client = start_client(&s, &dial)?;
         let kernel = super::kernel_faults::start(sc, s.source.pid(), proxy_sockets.clone())?;
         if let (Some(k), Some(c)) = (&kernel, &client) {
             k.set_pid(Role::Client, c.pid);
         }
         let mut watched = vec![
-            (Role::Target, s.source),
+            (Role::Target, s.source.clone()),
             (Role::Driver, Source::Proc(std::process::id() as i32)),
         ];
         watched.extend(client.as_ref().map(|c| (Role::Client, Source::Proc(c.pid))));
         let pids = watched.iter().map(|(role, src)| (*role, src.pid())).collect();
         let mut setup = sampler_setup(sc, s.start, current.clone(), watched, proxy_sockets.clone());
-        if let Some((agents, target_started)) = s.agents {
-            // The kernel ledger reads any target, attached ones too; the agents only ones fdsoak started.
-            let target_read = target_started || agents.kernel.is_some();
-            let roles = [(Role::Target, target_read), (Role::Client, client.is_some())];
-            setup.origins = roles
-                .into_iter()
-                .filter(|(_, read)| *read)
-                .map(|(role, _)| (role, agents.reader()))
-                .collect();
-        }
+        setup.origins = origin_readers(&s, client.is_some());
         let mut sinks = shared.sinks(sc, s.dir, s.start, s.checkpoints)?;
         let live = match s.live {
-            Some(LiveSetup { spec, report }) => {
-                let faults = proxy.as_ref().map(|p| p.control.clone());
-                let (endpoint, sink) = crate::live::start(spec.addr, &spec.labels, shared.registry.clone(), faults)?;
-                sinks.push(Box::new(sink));
-                let so_far = super::so_far::SoFar::new(report, shared.trackers.clone(), shared.registry.clone());
-                sinks.push(Box::new(super::so_far::LiveFindings::new(
-                    so_far,
-                    endpoint.findings.clone(),
-                )));
-                Some(endpoint)
-            }
+            Some(live) => Some(start_live(live, &shared, proxy.as_ref(), &mut sinks)?),
             None => None,
         };
         let sampler = Sampler::start(setup, sinks);
         let progress_stop = CancellationToken::new();
-        let progress = s.progress.then(|| {
-            crate::progress::spawn(
-                crate::progress::Plan {
-                    phases: sc.phases.iter().map(|p| (p.name.clone(), p.duration)).collect(),
-                    current: current.clone(),
-                    registry: shared.registry.clone(),
-                    live: shared.live.clone(),
-                    start: s.start,
-                },
-                progress_stop.clone(),
-            )
-        });
+        let progress = s
+            .progress
+            .then(|| start_progress(sc, s.start, &current, &shared, progress_stop.clone()));
         Ok(Drive {
             sc,
             methods: s.methods,
@@ -268,13 +209,20 @@ impl<'a> Drive<'a> {
             stop: &stop,
         });
         tokio::pin!(work);
-        let result = tokio::select! {
-            r = &mut work => r,
-            _ = &mut interrupt => { self.end = End::Interrupted; stop.cancel(); work.await }
-            _ = self.shared.target_gone.cancelled() => { self.end = self.target_died(i); stop.cancel(); work.await }
+        // The phase runs to its end, or is cut short: then how the run ends, and the work stops.
+        let cut = tokio::select! {
+            r = &mut work => Ok(r),
+            _ = &mut interrupt => Err(End::Interrupted),
+            _ = self.shared.target_gone.cancelled() => Err(self.target_died(i)),
             _ = self.shared.abort.cancelled(), if !aborted && !drain => {
                 let f = crate::vocab::lock(&self.shared.fired).take();
-                self.end = f.map_or(End::Completed, |f| End::Aborted(Box::new(f)));
+                Err(f.map_or(End::Completed, |f| End::Aborted(Box::new(f))))
+            }
+        };
+        let result = match cut {
+            Ok(r) => r,
+            Err(end) => {
+                self.end = end;
                 stop.cancel();
                 work.await
             }
@@ -395,4 +343,99 @@ fn sampler_setup(
         fingerprint_every: crate::sampler::fingerprint_every(load, sc.sampler.interval),
         origins: Vec::new(),
     }
+}
+
+/// The fault proxy in front of the target, when any fault goes through it or a client
+/// dials it (a client dials the target itself when every fault is the kernel's).
+async fn start_proxy(s: &DriveSetup<'_>, sockets: &InodeSet) -> anyhow::Result<Option<InlineProxy>> {
+    let sc = s.scenario;
+    let through_proxy = sc.phases.iter().flat_map(|p| &p.faults).any(|f| !f.is_kernel());
+    let client_via_proxy = sc.client.is_some() && !super::kernel_faults::any(sc);
+    if !(client_via_proxy || through_proxy) {
+        return Ok(None);
+    }
+    let tls = s.target.transport.proxy_tls(&s.target.addr)?;
+    let tls = tls.map(|(server, client)| crate::fault::ProxyTls {
+        server,
+        client: client.config,
+        name: client.name,
+    });
+    let proxy = InlineProxy::start(s.target.addr.clone(), tls, sockets.clone()).await?;
+    if let Some(server) = &s.server {
+        proxy.control.set_server(server.clone());
+    }
+    Ok(Some(proxy))
+}
+
+/// The client under test, pointed at `dial`, with the agents when origins are on;
+/// the kernel ledger follows its channels from its start.
+fn start_client(s: &DriveSetup<'_>, dial: &Dial) -> anyhow::Result<Option<crate::client::RunningClient>> {
+    let Some(spec) = &s.scenario.client else {
+        return Ok(None);
+    };
+    let env = s.agents.map(|(a, _)| a.env()).unwrap_or_default();
+    let how = crate::client::Launch {
+        fdsoak: s.fdsoak,
+        env: &env,
+        dir: s.workdir,
+        output: s.keep.tail("client"),
+    };
+    let client = crate::client::start(spec, &dial.addr, how)?;
+    if let Some(ledger) = s.agents.and_then(|(a, _)| a.kernel.as_ref()) {
+        ledger.probe_channels(client.pid);
+    }
+    Ok(Some(client))
+}
+
+/// Who the origins are read for: the kernel ledger reads any target, attached ones
+/// too; the agents only the ones fdsoak started; and a client when there is one.
+fn origin_readers(s: &DriveSetup<'_>, client: bool) -> Vec<(Role, crate::origin::Reader)> {
+    let Some((agents, target_started)) = s.agents else {
+        return Vec::new();
+    };
+    let target_read = target_started || agents.kernel.is_some();
+    [(Role::Target, target_read), (Role::Client, client)]
+        .into_iter()
+        .filter(|(_, read)| *read)
+        .map(|(role, _)| (role, agents.reader()))
+        .collect()
+}
+
+/// The live metrics endpoint, and the sinks that feed it (the gauges, and the findings so far).
+fn start_live(
+    live: LiveSetup,
+    shared: &Shared,
+    proxy: Option<&InlineProxy>,
+    sinks: &mut Vec<Box<dyn crate::vocab::SampleSink>>,
+) -> anyhow::Result<crate::live::Endpoint> {
+    let LiveSetup { spec, report } = live;
+    let faults = proxy.map(|p| p.control.clone());
+    let (endpoint, sink) = crate::live::start(spec.addr, &spec.labels, shared.registry.clone(), faults)?;
+    sinks.push(Box::new(sink));
+    let so_far = super::so_far::SoFar::new(report, shared.trackers.clone(), shared.registry.clone());
+    sinks.push(Box::new(super::so_far::LiveFindings::new(
+        so_far,
+        endpoint.findings.clone(),
+    )));
+    Ok(endpoint)
+}
+
+/// The live progress line, until `stop`.
+fn start_progress(
+    sc: &Scenario,
+    start: Instant,
+    current: &Arc<AtomicUsize>,
+    shared: &Shared,
+    stop: CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    crate::progress::spawn(
+        crate::progress::Plan {
+            phases: sc.phases.iter().map(|p| (p.name.clone(), p.duration)).collect(),
+            current: current.clone(),
+            registry: shared.registry.clone(),
+            live: shared.live.clone(),
+            start,
+        },
+        stop,
+    )
 }

@@ -64,33 +64,49 @@ pub struct RunOutcome {
     pub summary: Summary,
 }
 
-/// Runs a scenario and writes its report. Errors are returned only when no
-/// report could be written at all (a mistake in the scenario found before
-/// the load, or a report directory that cannot be made); every other failure
-/// is a report with verdict `error`.
-pub async fn run(cfg: RunConfig, interrupt: impl Future<Output = ()>) -> Result<RunOutcome> {
+/// What [`prepare`] checked and planned, before anything starts.
+struct Prepared {
+    transport: std::sync::Arc<crate::transport::Transport>,
+    plan: crate::lifecycle::TargetPlan,
+}
+
+/// The checks and the target's plan: a mistake here is the user's (exit 2,
+/// at the scenario's file, line and key) or the machine's (exit 3), and
+/// nothing has been started or written yet.
+fn prepare(cfg: &RunConfig) -> Result<Prepared> {
     let sc = &cfg.scenario;
-    // TLS files and metadata: a mistake is the user's, before anything starts (exit 2).
-    let transport = crate::transport::Transport::load(sc)
-        .map_err(|(key, message)| Error::Scenario(crate::scenario::error_at(&cfg.scenario_file, &key, message)))?;
-    let transport = std::sync::Arc::new(transport);
-    // Kernel faults need CAP_NET_ADMIN: said before anything starts (exit 3).
+    let at = |(key, message): (crate::scenario::KeyPath, String)| {
+        Error::Scenario(crate::scenario::error_at(&cfg.scenario_file, &key, message))
+    };
+    // TLS files and metadata.
+    let transport = crate::transport::Transport::load(sc).map_err(at)?;
+    // Kernel faults need CAP_NET_ADMIN.
     kernel_faults::check_rights(sc).map_err(Error::run)?;
     let mut plan = crate::lifecycle::plan::plan(sc, &cfg.fdsoak_exe).map_err(Error::run)?;
     if let crate::lifecycle::TargetPlan::Spawn { dir, .. } = &mut plan {
         dir.clone_from(&cfg.workdir);
     }
-    if let Some((key, message)) = kernel_faults::unix_problem(sc, plan.is_unix()) {
-        return Err(Error::Scenario(crate::scenario::error_at(
-            &cfg.scenario_file,
-            &key,
-            message,
-        )));
+    if let Some(problem) = kernel_faults::unix_problem(sc, plan.is_unix()) {
+        return Err(at(problem));
     }
-    let dir =
-        crate::report::build::create_dir(cfg.out_dir.as_deref(), &cfg.reports_root, &sc.name).map_err(Error::run)?;
+    Ok(Prepared {
+        transport: std::sync::Arc::new(transport),
+        plan,
+    })
+}
+
+/// Runs a scenario and writes its report. Errors are returned only when no
+/// report could be written at all (a mistake in the scenario found before
+/// the load, origins that cannot be set up, or a report directory that
+/// cannot be made); every other failure is a report with verdict `error`.
+pub async fn run(cfg: RunConfig, interrupt: impl Future<Output = ()>) -> Result<RunOutcome> {
+    let sc = &cfg.scenario;
+    let Prepared { transport, mut plan } = prepare(&cfg)?;
     let mut report = startup::report_builder(&cfg, &plan);
     let agents = startup::agents(sc, &mut plan, &mut report).map_err(Error::run)?;
+    // Made once nothing before it can fail, so a failed start leaves no empty directory.
+    let dir =
+        crate::report::build::create_dir(cfg.out_dir.as_deref(), &cfg.reports_root, &sc.name).map_err(Error::run)?;
     tokio::pin!(interrupt);
 
     // What the processes fdsoak starts write: kept redacted, and shown with --show-output.
@@ -158,17 +174,7 @@ pub async fn run(cfg: RunConfig, interrupt: impl Future<Output = ()>) -> Result<
             progress: cfg.progress,
             keep: &keep,
             agents: agents.as_ref().map(|a| (a, plan.started_by_fdsoak())),
-            live: sc.export.metrics_addr.map(|addr| drive::LiveSetup {
-                spec: crate::live::LiveSpec {
-                    addr,
-                    labels: crate::live::RunLabels {
-                        scenario: sc.name.clone(),
-                        label: cfg.label.clone(),
-                        shard: cfg.shard.map(|s| s.to_string()),
-                    },
-                },
-                report: report.clone(),
-            }),
+            live: live_setup(&cfg, &report),
         })
         .await?;
         for i in 0..sc.phases.len() {
@@ -221,4 +227,20 @@ pub async fn run(cfg: RunConfig, interrupt: impl Future<Output = ()>) -> Result<
         .and_then(|d| d.measured(sc, report.start.elapsed(), ended, &said))
         .map_err(Error::run)?;
     ending::finish(&report, measured, dir)
+}
+
+/// The live endpoint's address and labels, when the run serves one.
+fn live_setup(cfg: &RunConfig, report: &crate::report::build::SummaryBuilder) -> Option<drive::LiveSetup> {
+    let sc = &cfg.scenario;
+    sc.export.metrics_addr.map(|addr| drive::LiveSetup {
+        spec: crate::live::LiveSpec {
+            addr,
+            labels: crate::live::RunLabels {
+                scenario: sc.name.clone(),
+                label: cfg.label.clone(),
+                shard: cfg.shard.map(|s| s.to_string()),
+            },
+        },
+        report: report.clone(),
+    })
 }

@@ -135,9 +135,6 @@ pub fn report_builder(cfg: &super::RunConfig, plan: &TargetPlan) -> SummaryBuild
     report
 }
 
-/// With origins on: the agents written out, given to a target fdsoak starts (through
-/// `plan`) and later to the client; the kernel ledger loaded, when fdsoak may; and the
-/// report's notes on what origins cannot cover.
 /// The note for an attached target without the kernel ledger, unless the agent is
 /// loaded into it after all ([`attach_running`]).
 const NO_AGENT_ATTACHED: &str = "the target was attached (--target), so it carries no agent: without the kernel ledger, origins need a process fdsoak starts (the built-in target, --spawn, --client) or a running JVM";
@@ -159,6 +156,9 @@ pub fn attach_running(agents: &crate::origin::Agents, pid: i32, report: &mut Sum
     }
 }
 
+/// With origins on: the agents written out, given to a target fdsoak starts (through
+/// `plan`) and later to the client; the kernel ledger loaded, when fdsoak may; and the
+/// report's notes on what origins cannot cover.
 pub fn agents(
     sc: &Scenario,
     plan: &mut TargetPlan,

@@ -239,3 +239,28 @@ fn a_c_program_that_leaks_pipes_and_files_is_named_by_function_and_line() {
         "the client published its table: {origin:?}"
     );
 }
+
+/// The report directory is made once nothing before it can fail: origins
+/// whose agents cannot be written (their temporary directory's parent does
+/// not exist) are a run error that leaves no directory behind.
+#[test]
+fn a_failure_in_the_agents_start_leaves_no_report_directory() {
+    let tmp = TempDir::new("no-agents");
+    let reports = tmp.path().join("reports");
+    let o = std::process::Command::new(FDSOAK)
+        .args(["run", "-q", "--origin"])
+        .arg(repo("scenarios/quickstart.toml"))
+        .arg("--reports-dir")
+        .arg(&reports)
+        .env("TMPDIR", tmp.path().join("missing"))
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("origin agents' directory"), "{stderr}");
+    let left: Vec<_> = std::fs::read_dir(&reports)
+        .map(|d| d.map(|e| e.unwrap().path()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
