@@ -27,7 +27,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// Merges the reports in `inputs` (directories) into `out`.
-pub fn merge(inputs: &[PathBuf], out: &Path) -> Result<Summary> {
+pub(crate) fn merge(inputs: &[PathBuf], out: &Path) -> Result<Summary> {
     if inputs.len() < 2 {
         return Err(Error::input(anyhow!("merge needs at least two reports")));
     }
@@ -68,11 +68,11 @@ pub fn merge(inputs: &[PathBuf], out: &Path) -> Result<Summary> {
 }
 
 /// Phase starts further apart than this, across shards, are warned about.
-pub const MAX_SKEW_MS: u64 = 1000;
+pub(crate) const MAX_SKEW_MS: u64 = 1000;
 
 /// Checks that the reports are the shards of one run: same phases, same shard
 /// count, no shard missing or repeated. Returns warnings (clock skew).
-pub fn check_one_run(summaries: &[Summary], inputs: &[PathBuf]) -> anyhow::Result<Vec<String>> {
+pub(crate) fn check_one_run(summaries: &[Summary], inputs: &[PathBuf]) -> anyhow::Result<Vec<String>> {
     let (Some(first), Some(first_path)) = (summaries.first(), inputs.first()) else {
         return Ok(Vec::new());
     };
@@ -152,7 +152,7 @@ pub fn check_one_run(summaries: &[Summary], inputs: &[PathBuf]) -> anyhow::Resul
 }
 
 /// The merged summary: workloads added, the target from the first report, every driver.
-pub fn merge_summaries(summaries: &[Summary]) -> anyhow::Result<Summary> {
+pub(crate) fn merge_summaries(summaries: &[Summary]) -> anyhow::Result<Summary> {
     let first = summaries.first().ok_or_else(|| anyhow!("nothing to merge"))?;
     let mut workloads: Vec<WorkloadReport> = Vec::new();
     for s in summaries {

@@ -35,7 +35,7 @@ impl crate::vocab::SampleSink for Arc<Live> {
 }
 
 /// What the progress task needs to know about the run.
-pub struct Plan {
+pub(crate) struct Plan {
     pub phases: Vec<(String, Duration)>,
     pub current: Arc<AtomicUsize>,
     pub registry: Arc<Registry>,
@@ -44,7 +44,7 @@ pub struct Plan {
 }
 
 /// Starts the display; it stops when `stop` is cancelled.
-pub fn spawn(plan: Plan, stop: CancellationToken) -> tokio::task::JoinHandle<()> {
+pub(crate) fn spawn(plan: Plan, stop: CancellationToken) -> tokio::task::JoinHandle<()> {
     let tty = std::io::stderr().is_terminal();
     tokio::spawn(async move {
         let bar = tty.then(|| {

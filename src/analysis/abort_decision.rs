@@ -18,22 +18,22 @@ use crate::vocab::{Gate, Role};
 
 /// When a check is made: seconds into the run, the phase, and whether it counts as load.
 #[derive(Debug, Clone, Copy)]
-pub struct Moment<'a> {
+pub(crate) struct Moment<'a> {
     pub t: f64,
     pub phase: &'a str,
     pub in_load: bool,
 }
 
 /// Load samples a process needs before its projection is trusted.
-pub const MIN_LOAD_SAMPLES: u64 = 10;
+pub(crate) const MIN_LOAD_SAMPLES: u64 = 10;
 /// Consecutive checks the projection must stay under the threshold.
-pub const STREAK: u32 = 3;
+pub(crate) const STREAK: u32 = 3;
 /// Projections are checked at most this often (seconds): a Theil–Sen fit per process.
-pub const CHECK_EVERY: f64 = 1.0;
+pub(crate) const CHECK_EVERY: f64 = 1.0;
 
 /// One workload's counters so far in the current phase, for the error-rate check.
 #[derive(Debug, Clone)]
-pub struct PhaseCalls {
+pub(crate) struct PhaseCalls {
     pub workload: String,
     pub phase: String,
     pub errors: u64,
@@ -45,14 +45,14 @@ pub struct PhaseCalls {
 
 /// The abort decision's state: streaks per process, and when it last fitted.
 #[derive(Debug)]
-pub struct AbortCheck {
+pub(crate) struct AbortCheck {
     gates: Gates,
     streaks: Vec<(Role, u32)>,
     last_fit: f64,
 }
 
 impl AbortCheck {
-    pub fn new(gates: Gates) -> AbortCheck {
+    pub(crate) fn new(gates: Gates) -> AbortCheck {
         AbortCheck {
             gates,
             streaks: Vec::new(),
@@ -61,7 +61,7 @@ impl AbortCheck {
     }
 
     /// The finding to stop the run with, if an armed gate is now sure to fail.
-    pub fn check(&mut self, now: Moment<'_>, trackers: &Trackers, calls: &[PhaseCalls]) -> Option<Finding> {
+    pub(crate) fn check(&mut self, now: Moment<'_>, trackers: &Trackers, calls: &[PhaseCalls]) -> Option<Finding> {
         let Moment { t, phase, in_load } = now;
         let g = &self.gates;
         let stop = |gate: Gate, subject: String, reason: String| {

@@ -39,7 +39,7 @@ const ESTABLISHED: u8 = 1;
 type Owner<'a> = (usize, &'a ConnEnd);
 
 /// Fills each process's `held` from the connections read at the end of the run.
-pub fn attribute(procs: &mut [ProcessAnalysis], conns: &Connections) {
+pub(crate) fn attribute(procs: &mut [ProcessAnalysis], conns: &Connections) {
     let mut owner: HashMap<(SocketAddr, SocketAddr), Owner<'_>> = HashMap::new();
     for (i, (_, _, ends)) in conns.ends.iter().enumerate() {
         for e in ends {

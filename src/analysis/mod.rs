@@ -6,12 +6,12 @@
 //! (see [`series`]), so analysis memory does not grow with run length.
 //! [`findings`] then applies the scenario's gates to what the trackers saw.
 
-pub mod abort_decision;
+pub(crate) mod abort_decision;
 pub mod findings;
 pub mod groups;
-pub mod held;
-pub mod series;
-pub mod verdicts;
+pub(crate) mod held;
+pub(crate) mod series;
+pub(crate) mod verdicts;
 
 #[cfg(test)]
 mod tests_support;

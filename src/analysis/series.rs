@@ -7,10 +7,10 @@
 //! short-lived connections does not read as growth.
 
 /// Points kept per series; the slope then costs about CAPACITY²/2 divisions.
-pub const CAPACITY: usize = 512;
+pub(crate) const CAPACITY: usize = 512;
 
 #[derive(Debug, Clone, Default)]
-pub struct Series {
+pub(crate) struct Series {
     points: Vec<(f64, f64)>,
     /// Raw samples per stored point.
     stride: usize,
@@ -18,7 +18,7 @@ pub struct Series {
 }
 
 impl Series {
-    pub fn push(&mut self, t: f64, v: f64) {
+    pub(crate) fn push(&mut self, t: f64, v: f64) {
         let stride = self.stride.max(1);
         self.pending = (self.pending.0 + t, self.pending.1 + v, self.pending.2 + 1);
         if self.pending.2 < stride {
@@ -37,7 +37,7 @@ impl Series {
     }
 
     /// The stored points plus any partial bucket.
-    pub fn points(&self) -> Vec<(f64, f64)> {
+    pub(crate) fn points(&self) -> Vec<(f64, f64)> {
         let mut p = self.points.clone();
         let (st, sv, n) = self.pending;
         if n > 0 {
@@ -46,13 +46,13 @@ impl Series {
         p
     }
 
-    pub fn slope(&self) -> Option<f64> {
+    pub(crate) fn slope(&self) -> Option<f64> {
         theil_sen(&self.points())
     }
 }
 
 /// Median of pairwise slopes (per unit of t). None with fewer than two distinct times.
-pub fn theil_sen(points: &[(f64, f64)]) -> Option<f64> {
+pub(crate) fn theil_sen(points: &[(f64, f64)]) -> Option<f64> {
     let mut slopes = Vec::with_capacity(points.len() * points.len().saturating_sub(1) / 2);
     for (i, a) in points.iter().enumerate() {
         for b in &points[i + 1..] {

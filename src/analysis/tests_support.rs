@@ -6,7 +6,7 @@ use super::{ProcessAnalysis, Role};
 use crate::vocab::GroupKind;
 
 /// A process that ended 412 FDs over its baseline of 20: 398 CLOSE_WAIT from its clients, 12 files.
-pub fn analysis(role: Role) -> ProcessAnalysis {
+pub(super) fn analysis(role: Role) -> ProcessAnalysis {
     ProcessAnalysis {
         role,
         pid: 7,
@@ -43,7 +43,7 @@ pub fn analysis(role: Role) -> ProcessAnalysis {
 }
 
 /// A group that grew by `change` from nothing.
-pub fn group(kind: GroupKind, what: &str, change: i64, steady: bool) -> GroupChange {
+pub(super) fn group(kind: GroupKind, what: &str, change: i64, steady: bool) -> GroupChange {
     GroupChange {
         kind,
         what: what.into(),

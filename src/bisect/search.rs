@@ -5,7 +5,7 @@
 
 /// What a try of a commit said.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mark {
+pub(super) enum Mark {
     Good,
     Bad,
     /// It could not be judged: its build failed, or its run did not finish.
@@ -14,7 +14,7 @@ pub enum Mark {
 
 /// What to do next.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Next {
+pub(super) enum Next {
     Try(usize),
     /// The first bad commit, every commit before it tried good or implied good.
     Found(usize),
@@ -24,19 +24,19 @@ pub enum Next {
 
 /// The marks of the commits from the good end to the bad end.
 #[derive(Debug, Clone)]
-pub struct Line {
+pub(super) struct Line {
     marks: Vec<Option<Mark>>,
 }
 
 impl Line {
     /// A line of `n + 1` commits: the good end, the `n - 1` between, the bad end.
-    pub fn new(n: usize) -> Line {
+    pub(super) fn new(n: usize) -> Line {
         Line {
             marks: vec![None; n + 1],
         }
     }
 
-    pub fn mark(&mut self, i: usize, m: Mark) {
+    pub(super) fn mark(&mut self, i: usize, m: Mark) {
         self.marks[i] = Some(m);
     }
 
@@ -49,7 +49,7 @@ impl Line {
         (lo, hi)
     }
 
-    pub fn next(&self) -> Next {
+    pub(super) fn next(&self) -> Next {
         let (lo, hi) = self.bounds();
         let untried: Vec<usize> = (lo + 1..hi).filter(|&i| self.marks[i].is_none()).collect();
         // Nearest the middle; between two as near, the earlier.

@@ -14,7 +14,7 @@ use tokio::sync::watch;
 
 /// What every try shares: the configuration, the worktree, the bisection's
 /// directory, and the flag that says the user asked to stop.
-pub struct Bench<'a> {
+pub(super) struct Bench<'a> {
     pub cfg: &'a BisectConfig,
     pub tree: &'a Worktree,
     pub dir: &'a Path,
@@ -37,7 +37,7 @@ impl Bench<'_> {
     }
 
     /// Tries `commit`, the bisection's step number `n`, in the role it has.
-    pub async fn try_commit(&self, n: usize, commit: &Commit, role: Role) -> Result<Step> {
+    pub(super) async fn try_commit(&self, n: usize, commit: &Commit, role: Role) -> Result<Step> {
         let mut step = Step {
             commit: commit.sha.clone(),
             subject: commit.subject.clone(),

@@ -26,7 +26,7 @@ impl Complaint {
 }
 
 /// The complaint `line` makes, if it says a descriptor limit was hit.
-pub fn complaint(line: &str) -> Option<Complaint> {
+pub(crate) fn complaint(line: &str) -> Option<Complaint> {
     let lower = line.to_ascii_lowercase();
     if lower.contains("too many open files in system")
         || has_word(&lower, "enfile")

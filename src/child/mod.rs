@@ -5,7 +5,7 @@
 //! report holds it and an early death can be explained, and stopped as a
 //! group with SIGTERM, then SIGKILL.
 
-pub mod exhaustion;
+pub(crate) mod exhaustion;
 pub mod output;
 
 pub use output::{Keep, Redactor, Stream, Tail, TAIL_LINES};

@@ -38,7 +38,7 @@ pub enum Mode {
 
 /// A validated `client-demo` command.
 #[derive(Debug, Clone)]
-pub struct DemoConfig {
+pub(crate) struct DemoConfig {
     pub target: Address,
     pub mode: Mode,
     pub interval: Duration,
@@ -49,7 +49,7 @@ pub struct DemoConfig {
 
 /// What the demo did.
 #[derive(Debug, Default, Clone, Copy)]
-pub struct DemoStats {
+pub(crate) struct DemoStats {
     pub ok: u64,
     pub failed: u64,
     pub leaked_channels: u64,
@@ -58,7 +58,7 @@ pub struct DemoStats {
 const KEEPER_EVERY: Duration = Duration::from_secs(2);
 
 /// Runs checks every `interval` until `stop` resolves or `checks` are done.
-pub async fn run(cfg: DemoConfig, stop: impl Future<Output = ()>) -> anyhow::Result<DemoStats> {
+pub(crate) async fn run(cfg: DemoConfig, stop: impl Future<Output = ()>) -> anyhow::Result<DemoStats> {
     let authority = cfg.target.tcp().map_or("localhost".to_string(), |a| a.to_string());
     let endpoint = Endpoint::from_shared(format!("http://{authority}"))?.connect_timeout(cfg.deadline);
     let good = endpoint

@@ -5,7 +5,7 @@
 //! [`demo`] is a reference client with a good mode and two leaky ones, so
 //! that tests and users can see what a verdict on a client looks like.
 
-pub mod demo;
+pub(crate) mod demo;
 
 use crate::child::{self, Tail};
 use crate::net::Address;
@@ -15,10 +15,10 @@ use std::path::Path;
 use tokio::process::Child;
 
 /// The environment variable that carries the address the client must use.
-pub const ADDR_ENV: &str = "FDSOAK_TARGET_ADDR";
+pub(crate) const ADDR_ENV: &str = "FDSOAK_TARGET_ADDR";
 
 /// A client fdsoak started.
-pub struct RunningClient {
+pub(crate) struct RunningClient {
     pub pid: i32,
     /// The command line as run, `{addr}` replaced.
     pub command: String,
@@ -28,7 +28,7 @@ pub struct RunningClient {
 
 /// What became of the client, for the report.
 #[derive(Debug, Clone)]
-pub struct ClientEnd {
+pub(crate) struct ClientEnd {
     pub command: String,
     pub pid: i32,
     /// How it ended, if it exited on its own before fdsoak stopped it.
@@ -40,7 +40,7 @@ pub struct ClientEnd {
 }
 
 /// The client's command line with `{addr}` and `{fdsoak}` (this executable) filled in.
-pub fn command_line(spec: &ClientSpec, addr: &str, fdsoak: &Path) -> String {
+pub(crate) fn command_line(spec: &ClientSpec, addr: &str, fdsoak: &Path) -> String {
     spec.command
         .replace("{addr}", addr)
         .replace("{fdsoak}", &fdsoak.display().to_string())
@@ -49,7 +49,7 @@ pub fn command_line(spec: &ClientSpec, addr: &str, fdsoak: &Path) -> String {
 /// How to start a client: fdsoak's own executable (for `{fdsoak}`), what its
 /// environment gains (an origin agent's), where it runs (`None`: fdsoak's
 /// directory), and where what it writes is kept.
-pub struct Launch<'a> {
+pub(crate) struct Launch<'a> {
     pub fdsoak: &'a Path,
     pub env: &'a [(String, String)],
     pub dir: Option<&'a Path>,
@@ -57,7 +57,7 @@ pub struct Launch<'a> {
 }
 
 /// Starts the client's command with `{addr}` (and `FDSOAK_TARGET_ADDR`) set to `addr`.
-pub fn start(spec: &ClientSpec, addr: &Address, how: Launch<'_>) -> anyhow::Result<RunningClient> {
+pub(crate) fn start(spec: &ClientSpec, addr: &Address, how: Launch<'_>) -> anyhow::Result<RunningClient> {
     let Launch {
         fdsoak,
         env,
@@ -86,7 +86,7 @@ pub fn start(spec: &ClientSpec, addr: &Address, how: Launch<'_>) -> anyhow::Resu
 
 impl RunningClient {
     /// Stops the client and its process group (unless it already exited) and says how it ended.
-    pub async fn stop(mut self) -> ClientEnd {
+    pub(crate) async fn stop(mut self) -> ClientEnd {
         let exited_early = self.child.try_wait().ok().flatten().map(|s| s.to_string());
         if exited_early.is_none() {
             child::stop(&mut self.child, child::STOP_GRACE).await;

@@ -16,10 +16,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Connections deliberately never closed during a run; dropped when the run ends.
-pub type LeakBin = Arc<Mutex<Vec<Conn>>>;
+pub(crate) type LeakBin = Arc<Mutex<Vec<Conn>>>;
 
 #[derive(Clone)]
-pub struct ChannelSource {
+pub(crate) struct ChannelSource {
     connector: Connector,
     dial: crate::transport::Dial,
     policy: ChannelPolicy,
@@ -30,7 +30,7 @@ pub struct ChannelSource {
 impl ChannelSource {
     /// Channels to the dial's address in its transport (plaintext or TLS), by `policy`, with HTTP/2
     /// keepalive pings (interval, timeout) when given, so a dead connection is noticed.
-    pub fn new(
+    pub(crate) fn new(
         dial: &crate::transport::Dial,
         policy: ChannelPolicy,
         connect_timeout: Duration,
@@ -49,17 +49,17 @@ impl ChannelSource {
     }
 
     /// The run's transport: TLS and metadata.
-    pub fn transport(&self) -> &crate::transport::Transport {
+    pub(crate) fn transport(&self) -> &crate::transport::Transport {
         &self.dial.transport
     }
 
     /// Adds the run's metadata to a request on one of these channels.
-    pub fn decorate<T>(&self, req: &mut tonic::Request<T>) {
+    pub(crate) fn decorate<T>(&self, req: &mut tonic::Request<T>) {
         self.dial.transport.decorate(req);
     }
 
     /// A channel for one call. A failed dial maps to UNAVAILABLE, or DEADLINE_EXCEEDED on timeout.
-    pub async fn acquire(&self) -> Result<Conn, tonic::Code> {
+    pub(crate) async fn acquire(&self) -> Result<Conn, tonic::Code> {
         match &self.shared {
             Some(shared) => shared.get().await,
             None => self.dial().await,
@@ -67,17 +67,17 @@ impl ChannelSource {
     }
 
     /// Dials a new channel whatever the policy.
-    pub async fn dial(&self) -> Result<Conn, tonic::Code> {
+    pub(crate) async fn dial(&self) -> Result<Conn, tonic::Code> {
         self.connector.connect().await
     }
 
     /// Keeps a channel open until the run ends, on purpose.
-    pub fn leak(&self, channel: Conn) {
+    pub(crate) fn leak(&self, channel: Conn) {
         crate::vocab::lock(&self.leak_bin).push(channel);
     }
 
     /// Gives a channel back after its call: dropped, kept, or leaked, by policy.
-    pub fn release(&self, channel: Conn) {
+    pub(crate) fn release(&self, channel: Conn) {
         if self.policy == ChannelPolicy::PerCallLeak {
             self.leak(channel);
         }

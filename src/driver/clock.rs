@@ -22,11 +22,11 @@ use tokio::io::unix::AsyncFd;
 use tokio::time::Instant;
 
 /// `FDSOAK_TIMER=tokio`: pace on tokio's millisecond timer instead.
-pub const TIMER_ENV: &str = "FDSOAK_TIMER";
+pub(crate) const TIMER_ENV: &str = "FDSOAK_TIMER";
 
 /// The longest stretch before a due time spent polling rather than asleep:
 /// beyond a wake-up's latency even from a deep idle.
-pub const MAX_EARLY: Duration = Duration::from_micros(400);
+pub(crate) const MAX_EARLY: Duration = Duration::from_micros(400);
 /// How early the timer is armed at first, before any wake-up has been seen.
 const FIRST_EARLY: Duration = Duration::from_micros(60);
 /// Kept between the latest wake-ups and the due time.
@@ -36,14 +36,14 @@ const MARGIN: Duration = Duration::from_micros(10);
 /// lateness, rising a quarter of the way to a late one at once and falling back
 /// slowly, so the margin covers most wake-ups without one outlier setting it.
 #[derive(Debug, Clone, Copy)]
-pub struct Early {
+pub(crate) struct Early {
     now: Duration,
     cap: Duration,
 }
 
 impl Early {
     /// For a timetable of this period: at most [`MAX_EARLY`] and an eighth of the period.
-    pub fn new(period: Duration) -> Early {
+    pub(crate) fn new(period: Duration) -> Early {
         let cap = MAX_EARLY.min(period / 8);
         Early {
             now: FIRST_EARLY.min(cap),
@@ -52,12 +52,12 @@ impl Early {
     }
 
     /// How early the next timer is armed.
-    pub fn get(&self) -> Duration {
+    pub(crate) fn get(&self) -> Duration {
         self.now
     }
 
     /// A timer woke `late` after the time it was armed for.
-    pub fn learn(&mut self, late: Duration) {
+    pub(crate) fn learn(&mut self, late: Duration) {
         let want = (late + MARGIN).min(self.cap);
         self.now = if want > self.now {
             self.now + (want - self.now) / 4
@@ -68,7 +68,7 @@ impl Early {
 }
 
 /// How a timetable waits for its next due time.
-pub enum Timer {
+pub(crate) enum Timer {
     /// tokio's own timer (millisecond ticks; follows a paused test clock).
     Tokio,
     /// A timerfd armed `early` before each due time; the rest is polled.
@@ -79,7 +79,7 @@ impl Timer {
     /// The precise timer, or tokio's when no timerfd can be had (saying why) or
     /// `FDSOAK_TIMER=tokio` asks for it (to compare the two, or to step around a
     /// kernel whose timerfd misbehaves).
-    pub fn precise(period: Duration) -> Timer {
+    pub(crate) fn precise(period: Duration) -> Timer {
         use rustix::time::{timerfd_create, TimerfdClockId, TimerfdFlags};
         if std::env::var_os(TIMER_ENV).is_some_and(|v| v == "tokio") {
             return Timer::Tokio;
@@ -108,7 +108,7 @@ impl Timer {
     }
 
     /// Returns at `due` (at once if it has passed).
-    pub async fn sleep_until(&mut self, due: Instant) {
+    pub(crate) async fn sleep_until(&mut self, due: Instant) {
         let Timer::Precise { fd, early } = self else {
             return tokio::time::sleep_until(due).await;
         };

@@ -16,14 +16,14 @@ use tokio_util::sync::CancellationToken;
 
 /// A validated health_check workload.
 #[derive(Debug, Clone)]
-pub struct Spec {
+pub(crate) struct Spec {
     pub pace: Pace,
     pub deadline: Duration,
     pub service: String,
     pub retry: Option<super::retry::Policy>,
 }
 
-pub async fn run(
+pub(crate) async fn run(
     spec: Spec,
     source: ChannelSource,
     stats: Arc<WorkloadStats>,

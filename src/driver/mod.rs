@@ -5,13 +5,13 @@
 //! `run(spec, channel_source, stats, until, stop)`. Pacing (`rate`) and
 //! channel policy (`channel`) are separate pieces that the kinds compose.
 
-pub mod channel;
-pub mod clock;
-pub mod health_check;
-pub mod rate;
-pub mod retry;
-pub mod rpc;
-pub mod watch;
+pub(crate) mod channel;
+pub(crate) mod clock;
+pub(crate) mod health_check;
+pub(crate) mod rate;
+pub(crate) mod retry;
+pub(crate) mod rpc;
+pub(crate) mod watch;
 
 use crate::metrics::{Registry, WorkloadStats};
 use crate::scenario::{Phase, Workload, WorkloadKind};
@@ -23,10 +23,10 @@ use tokio_util::sync::CancellationToken;
 /// `fdsoak run --workers`: the driver's runtime threads. One thread makes
 /// calls with no cross-thread wake-ups, the cheapest per call measured here
 /// (bench/run); the sampler and the checkpoint writer have threads of their own.
-pub const DEFAULT_WORKERS: usize = 1;
+pub(crate) const DEFAULT_WORKERS: usize = 1;
 
 /// One phase's load: its workloads, where they dial, and where they count.
-pub struct PhaseWork<'a> {
+pub(crate) struct PhaseWork<'a> {
     pub phase: &'a Phase,
     /// The phase's index in the scenario.
     pub index: usize,
@@ -41,7 +41,7 @@ pub struct PhaseWork<'a> {
 }
 
 /// Runs every workload of the phase against its dial for the phase's duration.
-pub async fn run_phase(work: PhaseWork<'_>) -> anyhow::Result<()> {
+pub(crate) async fn run_phase(work: PhaseWork<'_>) -> anyhow::Result<()> {
     let PhaseWork {
         phase,
         index: phase_index,
@@ -120,7 +120,7 @@ fn watch_spec(w: &Workload) -> watch::Spec {
 
 /// A failed call's code as [`crate::metrics::code_of`] gives it, noting in `stats` what the
 /// server said at the HTTP/2 level when the status's message names it (a GOAWAY, a reset).
-pub fn failed(stats: &WorkloadStats, status: &tonic::Status) -> tonic::Code {
+pub(crate) fn failed(stats: &WorkloadStats, status: &tonic::Status) -> tonic::Code {
     let code = crate::metrics::code_of(status);
     if let Some(cause) = crate::transport::heard::Cause::in_message(status.message()) {
         stats.caused(code, cause);

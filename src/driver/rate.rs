@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 
 /// How calls are paced: the one choice every call-per-request workload (health_check, rpc) makes.
 #[derive(Debug, Clone, Copy)]
-pub enum Pace {
+pub(crate) enum Pace {
     /// Open model: `rate` calls per second on a timetable, skipping beyond
     /// `max_in_flight`; `precise`: due times kept to the microsecond (see [`clock`]).
     Open {
@@ -36,7 +36,7 @@ pub enum Pace {
 
 impl Pace {
     /// The pace a workload's keys ask for.
-    pub fn of(w: &crate::scenario::Workload) -> Pace {
+    pub(crate) fn of(w: &crate::scenario::Workload) -> Pace {
         match w.concurrency {
             Some(concurrency) => Pace::Closed { concurrency },
             None => Pace::Open {
@@ -49,8 +49,13 @@ impl Pace {
 }
 
 /// Runs `call(scheduled_at)` at `pace` until `until` or `stop`.
-pub async fn run<F, Fut>(pace: Pace, until: Instant, stop: &CancellationToken, stats: &Arc<WorkloadStats>, call: F)
-where
+pub(crate) async fn run<F, Fut>(
+    pace: Pace,
+    until: Instant,
+    stop: &CancellationToken,
+    stats: &Arc<WorkloadStats>,
+    call: F,
+) where
     F: Fn(Instant) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = ()> + Send + 'static,
 {
@@ -79,16 +84,17 @@ where
 
 /// An open model's timetable: `rate` calls per second until `until`, at most
 /// `max_in_flight` at once, waited for with `timer`.
-pub struct Timetable {
+pub(crate) struct Timetable {
     pub rate: f64,
     pub max_in_flight: u64,
     pub until: Instant,
     pub timer: Timer,
 }
 
+#[cfg(test)]
 impl Timetable {
     /// tokio's timer, which follows a paused clock: for tests where time is logic.
-    pub fn on_tokio(rate: f64, max_in_flight: u64, until: Instant) -> Timetable {
+    pub(crate) fn on_tokio(rate: f64, max_in_flight: u64, until: Instant) -> Timetable {
         Timetable {
             rate,
             max_in_flight,
@@ -107,8 +113,12 @@ fn period_of(rate: f64) -> Duration {
 
 /// Runs `call(scheduled_at)` on the timetable until `until` or `stop`, then
 /// waits for the calls still in flight (each is bounded by its own deadline).
-pub async fn open_model<F, Fut>(timetable: Timetable, stop: &CancellationToken, stats: &Arc<WorkloadStats>, mut call: F)
-where
+pub(crate) async fn open_model<F, Fut>(
+    timetable: Timetable,
+    stop: &CancellationToken,
+    stats: &Arc<WorkloadStats>,
+    mut call: F,
+) where
     F: FnMut(Instant) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
@@ -165,7 +175,7 @@ where
 /// as soon as their previous one finishes, until `until` or `stop`. There is
 /// no timetable, so latency is measured from each call's actual start; use
 /// the open model to see stalls.
-pub async fn closed_model<F, Fut>(
+pub(crate) async fn closed_model<F, Fut>(
     concurrency: u64,
     until: Instant,
     stop: &CancellationToken,

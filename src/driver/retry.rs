@@ -16,7 +16,7 @@ use std::time::Duration;
 
 /// A validated retry policy.
 #[derive(Debug, Clone)]
-pub struct Policy {
+pub(crate) struct Policy {
     pub max_attempts: u32,
     pub initial_backoff: Duration,
     pub max_backoff: Duration,
@@ -27,7 +27,7 @@ pub struct Policy {
 }
 
 impl Policy {
-    pub fn from_spec(s: &RetrySpec) -> Policy {
+    pub(crate) fn from_spec(s: &RetrySpec) -> Policy {
         let mut retryable = [false; 17];
         for name in &s.retryable {
             if let Some(i) = CODE_NAMES.iter().position(|c| c == name) {
@@ -45,12 +45,12 @@ impl Policy {
         }
     }
 
-    pub fn retries(&self, code: tonic::Code) -> bool {
+    pub(crate) fn retries(&self, code: tonic::Code) -> bool {
         self.retryable.get(code as usize).copied().unwrap_or(false)
     }
 
     /// The pause before retry number `n` (1 for the first retry).
-    pub fn backoff(&self, n: u32, draw: f64) -> Duration {
+    pub(crate) fn backoff(&self, n: u32, draw: f64) -> Duration {
         let base = self.initial_backoff.as_secs_f64() * self.multiplier.powi(n.saturating_sub(1) as i32);
         let capped = base.min(self.max_backoff.as_secs_f64());
         Duration::from_secs_f64((capped * (1.0 + self.jitter * (2.0 * draw - 1.0))).max(0.0))
@@ -58,7 +58,7 @@ impl Policy {
 }
 
 /// Runs `attempt` on channels from `source`, retrying by `policy` (None: one attempt).
-pub async fn call<F, Fut>(
+pub(crate) async fn call<F, Fut>(
     source: &ChannelSource,
     policy: Option<&Policy>,
     stats: &WorkloadStats,

@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 /// A validated watch workload.
 #[derive(Debug, Clone)]
-pub struct Spec {
+pub(crate) struct Spec {
     pub streams: u64,
     pub reopen_every: Option<Duration>,
     pub deadline: Duration,
@@ -25,7 +25,7 @@ pub struct Spec {
 /// Pause after a failed stream before trying again, so a dead target is not hammered.
 const RETRY_PAUSE: Duration = Duration::from_millis(200);
 
-pub async fn run(
+pub(crate) async fn run(
     spec: Spec,
     source: ChannelSource,
     stats: Arc<WorkloadStats>,

@@ -7,18 +7,18 @@
 //! client preface (HTTP/1, TLS) is left alone: nothing is ever injected into it.
 
 /// The client connection preface (RFC 9113 §3.4).
-pub const PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+pub(crate) const PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
-pub const HEADERS: u8 = 0x1;
-pub const RST_STREAM: u8 = 0x3;
-pub const PUSH_PROMISE: u8 = 0x5;
-pub const GOAWAY: u8 = 0x7;
-pub const CONTINUATION: u8 = 0x9;
+pub(crate) const HEADERS: u8 = 0x1;
+pub(crate) const RST_STREAM: u8 = 0x3;
+pub(crate) const PUSH_PROMISE: u8 = 0x5;
+pub(crate) const GOAWAY: u8 = 0x7;
+pub(crate) const CONTINUATION: u8 = 0x9;
 const END_HEADERS: u8 = 0x4;
 
 /// A frame's 9-byte header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FrameHeader {
+pub(crate) struct FrameHeader {
     pub len: u32,
     pub kind: u8,
     pub flags: u8,
@@ -37,7 +37,7 @@ impl FrameHeader {
 }
 
 /// A GOAWAY frame: the last stream the sender will process, an error code, debug data.
-pub fn goaway(last_stream: u32, code: u32, debug: &[u8]) -> Vec<u8> {
+pub(crate) fn goaway(last_stream: u32, code: u32, debug: &[u8]) -> Vec<u8> {
     let mut payload = Vec::with_capacity(8 + debug.len());
     payload.extend_from_slice(&(last_stream & 0x7fff_ffff).to_be_bytes());
     payload.extend_from_slice(&code.to_be_bytes());
@@ -46,7 +46,7 @@ pub fn goaway(last_stream: u32, code: u32, debug: &[u8]) -> Vec<u8> {
 }
 
 /// A RST_STREAM frame for `stream`.
-pub fn rst_stream(stream: u32, code: u32) -> Vec<u8> {
+pub(crate) fn rst_stream(stream: u32, code: u32) -> Vec<u8> {
     frame(RST_STREAM, 0, stream, &code.to_be_bytes())
 }
 
@@ -62,7 +62,7 @@ fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
 
 /// Where one direction of a connection is, between or inside frames.
 #[derive(Debug, Clone)]
-pub struct Framer {
+pub(crate) struct Framer {
     state: State,
     /// Inside a header block: no frame of another stream may come in between.
     in_header_block: bool,
@@ -84,7 +84,7 @@ enum State {
 
 impl Framer {
     /// The client-to-server direction, which opens with the preface.
-    pub fn client() -> Framer {
+    pub(crate) fn client() -> Framer {
         Framer {
             state: State::Preface(0),
             in_header_block: false,
@@ -93,7 +93,7 @@ impl Framer {
     }
 
     /// The server-to-client direction, frames from the first byte.
-    pub fn server() -> Framer {
+    pub(crate) fn server() -> Framer {
         Framer {
             state: State::Header([0; 9], 0),
             in_header_block: false,
@@ -103,12 +103,12 @@ impl Framer {
 
     /// Whether a frame of the proxy's own may be written now: between two
     /// frames of an HTTP/2 stream (after the first), outside any header block.
-    pub fn at_boundary(&self) -> bool {
+    pub(crate) fn at_boundary(&self) -> bool {
         self.started && matches!(self.state, State::Header(_, 0)) && !self.in_header_block
     }
 
     /// Whether this direction turned out not to be HTTP/2.
-    pub fn is_opaque(&self) -> bool {
+    pub(crate) fn is_opaque(&self) -> bool {
         matches!(self.state, State::Opaque)
     }
 
@@ -116,7 +116,7 @@ impl Framer {
     /// next point where [`Framer::at_boundary`] holds (all of it when there is
     /// none, or when `stop_at_boundary` is false); `frame` is called with each
     /// frame header as it completes.
-    pub fn advance(&mut self, data: &[u8], stop_at_boundary: bool, mut frame: impl FnMut(FrameHeader)) -> usize {
+    pub(crate) fn advance(&mut self, data: &[u8], stop_at_boundary: bool, mut frame: impl FnMut(FrameHeader)) -> usize {
         let mut at = 0;
         while at < data.len() {
             match &mut self.state {
@@ -168,7 +168,7 @@ impl Framer {
 
 /// What to write for one chunk, in order: ranges of the chunk's own bytes, and frames of the proxy's own between them.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Piece {
+pub(crate) enum Piece {
     Bytes(std::ops::Range<usize>),
     Frames(Vec<u8>),
 }
@@ -176,7 +176,7 @@ pub enum Piece {
 /// One proxied connection, both directions: where each is, and the frames
 /// waiting for a boundary to go in. Direction 0 is client to server, 1 server to client.
 #[derive(Debug)]
-pub struct Conn {
+pub(crate) struct Conn {
     framers: [Framer; 2],
     pending: [Vec<u8>; 2],
     /// The newest stream the client opened.
@@ -203,7 +203,7 @@ impl Conn {
     /// Passes a chunk read from side `from` through, into `out`. With `rst`
     /// (a fraction and an error code), each new stream the client opens is
     /// drawn for a reset in both directions; returns how many were.
-    pub fn pass(&mut self, from: usize, data: &[u8], rst: Option<(f64, u32)>, out: &mut Vec<Piece>) -> u64 {
+    pub(crate) fn pass(&mut self, from: usize, data: &[u8], rst: Option<(f64, u32)>, out: &mut Vec<Piece>) -> u64 {
         let Conn {
             framers,
             pending,
@@ -245,7 +245,7 @@ impl Conn {
 
     /// Queues a GOAWAY to the client; `last` None names the newest stream the client opened.
     /// With `on_next_stream`, it waits for the client's next stream and refuses it.
-    pub fn goaway(&mut self, last: Option<u32>, code: u32, debug: &[u8], on_next_stream: bool) {
+    pub(crate) fn goaway(&mut self, last: Option<u32>, code: u32, debug: &[u8], on_next_stream: bool) {
         if on_next_stream {
             self.armed = Some((code, debug.to_vec()));
         } else if !self.framers[1].is_opaque() && self.pending[1].len() < MAX_PENDING {
@@ -254,7 +254,7 @@ impl Conn {
     }
 
     /// Frames queued in direction `d` that may go now (its stream is between frames).
-    pub fn ready(&mut self, d: usize) -> Option<Vec<u8>> {
+    pub(crate) fn ready(&mut self, d: usize) -> Option<Vec<u8>> {
         self_ready(&self.framers[d], &mut self.pending[d])
     }
 }

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 /// The in-process fault proxy, when the scenario has faults.
-pub struct InlineProxy {
+pub(crate) struct InlineProxy {
     pub addr: Address,
     /// The directory of its Unix socket, removed when the proxy goes.
     _dir: Option<tempfile::TempDir>,
@@ -25,7 +25,7 @@ pub struct InlineProxy {
 impl InlineProxy {
     /// Listens where the target's family says and forwards to `upstream`, ending TLS on the
     /// way with `tls`; `sockets` collects the proxy's socket inodes.
-    pub async fn start(
+    pub(crate) async fn start(
         upstream: Address,
         tls: Option<super::ProxyTls>,
         sockets: InodeSet,
@@ -65,7 +65,7 @@ impl InlineProxy {
     }
 
     /// Closes every proxied connection and returns what happened.
-    pub async fn stop(self) -> (Vec<FaultEvent>, ProxyStats) {
+    pub(crate) async fn stop(self) -> (Vec<FaultEvent>, ProxyStats) {
         self.shutdown.cancel();
         let _ = self.task.await;
         (self.control.events(), self.control.stats())

@@ -26,7 +26,7 @@ use std::sync::{Arc, Mutex};
 
 /// One TCP socket of a process: its state (the kernel's number) and its two ends.
 #[derive(Debug, Clone, Copy)]
-pub struct TcpConn {
+pub(crate) struct TcpConn {
     pub state: u8,
     pub local: SocketAddr,
     pub remote: SocketAddr,
@@ -37,10 +37,10 @@ const CLOSE_WAIT: u8 = 8;
 const LISTEN: u8 = 10;
 
 /// The TCP sockets a process holds now, by PID.
-pub type Sockets = Arc<dyn Fn(i32) -> io::Result<Vec<TcpConn>> + Send + Sync>;
+pub(crate) type Sockets = Arc<dyn Fn(i32) -> io::Result<Vec<TcpConn>> + Send + Sync>;
 
 /// The kernel faults of a run: whose sockets, and what was done to them.
-pub struct KernelFaults {
+pub(crate) struct KernelFaults {
     pids: Mutex<HashMap<Role, i32>>,
     sockets: Sockets,
     events: Mutex<Vec<FaultEvent>>,
@@ -68,7 +68,7 @@ struct Loss {
 impl KernelFaults {
     /// The kernel faults of a run; `nft`: the scenario has blackholes or loss, so the
     /// run's nftables table is made (and tables of runs that are gone are removed).
-    pub fn new(sockets: Sockets, nft: bool) -> io::Result<KernelFaults> {
+    pub(crate) fn new(sockets: Sockets, nft: bool) -> io::Result<KernelFaults> {
         let table = match nft {
             true => Some(Arc::new(super::nft::Table::create()?)),
             false => None,
@@ -86,7 +86,7 @@ impl KernelFaults {
     }
 
     /// Lifts the blackholes that last until their phase ends, and the phase's loss toxics.
-    pub fn end_phase(&self) {
+    pub(crate) fn end_phase(&self) {
         let holes = std::mem::take(&mut *crate::vocab::lock(&self.until_phase_end));
         let losses = std::mem::take(&mut *crate::vocab::lock(&self.losses));
         let Some(table) = &self.table else { return };
@@ -133,18 +133,13 @@ impl KernelFaults {
     }
 
     /// The process that plays `role` (a client, once it has started).
-    pub fn set_pid(&self, role: Role, pid: i32) {
+    pub(crate) fn set_pid(&self, role: Role, pid: i32) {
         crate::vocab::lock(&self.pids).insert(role, pid);
     }
 
     /// The events fired so far.
-    pub fn events(&self) -> Vec<FaultEvent> {
+    pub(crate) fn events(&self) -> Vec<FaultEvent> {
         crate::vocab::lock(&self.events).clone()
-    }
-
-    /// Sockets reset so far.
-    pub fn resets(&self) -> u64 {
-        self.resets.load(Relaxed)
     }
 
     /// The connections `fault` selects in the process playing its role, each drawn against
@@ -252,7 +247,7 @@ impl Injector for KernelFaults {
 }
 
 /// Whether this process may destroy sockets (CAP_NET_ADMIN in its effective set).
-pub fn may_reset() -> bool {
+pub(crate) fn may_reset() -> bool {
     const CAP_NET_ADMIN: u32 = 12;
     std::fs::read_to_string("/proc/self/status")
         .ok()

@@ -7,12 +7,12 @@
 //! are drawn for while their phase lasts (latency, bandwidth, slow_close,
 //! limit_data). Every event is recorded for the report.
 
-pub mod h2;
-pub mod inline;
-pub mod kernel;
-pub mod nft;
+pub(crate) mod h2;
+pub(crate) mod inline;
+pub(crate) mod kernel;
+pub(crate) mod nft;
 pub mod proxy;
-pub mod schedule;
+pub(crate) mod schedule;
 mod side;
 pub use side::ProxyTls;
 

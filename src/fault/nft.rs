@@ -18,13 +18,13 @@ const PREFIX: &str = "fdsoak_";
 
 /// This run's table.
 #[derive(Debug)]
-pub struct Table {
+pub(crate) struct Table {
     name: String,
 }
 
 impl Table {
     /// Removes the tables of fdsoak runs that are gone, then makes this run's.
-    pub fn create() -> io::Result<Table> {
+    pub(crate) fn create() -> io::Result<Table> {
         remove_stale();
         let name = table_name(std::process::id()).ok_or_else(|| io::Error::other("reading /proc/self/stat"))?;
         run(&format!("add table inet {name}\n"))?;
@@ -32,7 +32,7 @@ impl Table {
     }
 
     /// Drops both directions of `conns` (each its two ends) until [`Table::lift`] with the same `id`.
-    pub fn blackhole(&self, id: u64, conns: &[(SocketAddr, SocketAddr)]) -> io::Result<()> {
+    pub(crate) fn blackhole(&self, id: u64, conns: &[(SocketAddr, SocketAddr)]) -> io::Result<()> {
         let t = &self.name;
         let mut script = String::new();
         for (hook, suffix) in [("output", "out"), ("input", "in")] {
@@ -51,7 +51,7 @@ impl Table {
     /// Drops `fraction` of the packets of `conns` (each its watched end, then the other)
     /// until [`Table::lift_loss`] with the same `id`; called again, it replaces the
     /// connections in one transaction.
-    pub fn loss(&self, id: u64, fraction: f64, conns: &[(SocketAddr, SocketAddr)]) -> io::Result<()> {
+    pub(crate) fn loss(&self, id: u64, fraction: f64, conns: &[(SocketAddr, SocketAddr)]) -> io::Result<()> {
         const SCALE: u32 = 1_000_000;
         let t = &self.name;
         let below = ((fraction * f64::from(SCALE)).round() as u32).clamp(1, SCALE - 1);
@@ -78,12 +78,12 @@ impl Table {
     }
 
     /// Lifts blackhole `id`.
-    pub fn lift(&self, id: u64) -> io::Result<()> {
+    pub(crate) fn lift(&self, id: u64) -> io::Result<()> {
         self.delete_chains('b', id)
     }
 
     /// Lifts loss toxic `id`.
-    pub fn lift_loss(&self, id: u64) -> io::Result<()> {
+    pub(crate) fn lift_loss(&self, id: u64) -> io::Result<()> {
         self.delete_chains('l', id)
     }
 
@@ -104,7 +104,7 @@ impl Drop for Table {
 }
 
 /// Whether Debian's `nft` is there to run.
-pub fn available() -> bool {
+pub(crate) fn available() -> bool {
     Command::new("nft")
         .arg("--version")
         .stdout(Stdio::null())

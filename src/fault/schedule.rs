@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 const KEEP_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// Runs the event faults of one phase until `until` or `stop`.
-pub async fn run(
+pub(crate) async fn run(
     control: Arc<dyn Injector>,
     faults: Vec<Fault>,
     phase: String,

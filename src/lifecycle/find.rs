@@ -15,7 +15,7 @@ use procfs::process::FDTarget;
 
 /// Who holds a listening port, as far as this user can tell.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Listener {
+pub(crate) enum Listener {
     /// This process holds it.
     Owner(i32),
     /// A socket listens there, but the process that holds it belongs to
@@ -27,7 +27,7 @@ pub enum Listener {
 }
 
 /// How a listening address reads in a sentence: "port 50051", or the Unix socket's name.
-pub fn describe(addr: &Address) -> String {
+pub(crate) fn describe(addr: &Address) -> String {
     match addr {
         Address::Tcp(a) => format!("port {}", a.port()),
         unix => unix.to_string(),
@@ -35,7 +35,7 @@ pub fn describe(addr: &Address) -> String {
 }
 
 /// The process listening at `addr`: on its port (IPv4 or IPv6), or on its Unix socket.
-pub fn listener_at(addr: &Address) -> anyhow::Result<Listener> {
+pub(crate) fn listener_at(addr: &Address) -> anyhow::Result<Listener> {
     match addr {
         Address::Tcp(a) => listener_on(a.port()),
         unix => listener_on_unix(unix),
@@ -43,7 +43,7 @@ pub fn listener_at(addr: &Address) -> anyhow::Result<Listener> {
 }
 
 /// The process listening on `port` (IPv4 or IPv6).
-pub fn listener_on(port: u16) -> anyhow::Result<Listener> {
+pub(crate) fn listener_on(port: u16) -> anyhow::Result<Listener> {
     let mut inodes = Vec::new();
     let mut uid = None;
     for table in [procfs::net::tcp(), procfs::net::tcp6()] {
@@ -116,10 +116,10 @@ fn owner_of(inodes: &[u64], uid: Option<u32>) -> anyhow::Result<Listener> {
 }
 
 /// What to do when a process's descriptors cannot be read because it belongs to another user.
-pub const OTHER_USER_WAYS_OUT: &str = "run fdsoak as that user, grant fdsoak CAP_SYS_PTRACE (sudo setcap cap_sys_ptrace+ep \"$(command -v fdsoak)\"), or read the server's descriptors from its metrics (--fds-from URL)";
+pub(crate) const OTHER_USER_WAYS_OUT: &str = "run fdsoak as that user, grant fdsoak CAP_SYS_PTRACE (sudo setcap cap_sys_ptrace+ep \"$(command -v fdsoak)\"), or read the server's descriptors from its metrics (--fds-from URL)";
 
 /// When `pid` exists but its descriptors cannot be read by this user: a sentence saying so, with the ways out.
-pub fn unreadable(pid: i32) -> Option<String> {
+pub(crate) fn unreadable(pid: i32) -> Option<String> {
     use std::os::unix::fs::MetadataExt;
     match std::fs::read_dir(format!("/proc/{pid}/fd")) {
         Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
@@ -134,12 +134,12 @@ pub fn unreadable(pid: i32) -> Option<String> {
 }
 
 /// A process's short name (`comm`), or "?" when it cannot be read.
-pub fn name_of(pid: i32) -> String {
+pub(crate) fn name_of(pid: i32) -> String {
     std::fs::read_to_string(format!("/proc/{pid}/comm")).map_or_else(|_| "?".into(), |s| s.trim().to_string())
 }
 
 /// When `pid` is a port-forwarder rather than a server: what it is.
-pub fn forwarder(pid: i32) -> Option<&'static str> {
+pub(crate) fn forwarder(pid: i32) -> Option<&'static str> {
     let args: Vec<String> = std::fs::read(format!("/proc/{pid}/cmdline"))
         .map(|b| {
             b.split(|c| *c == 0)
@@ -152,7 +152,7 @@ pub fn forwarder(pid: i32) -> Option<&'static str> {
 }
 
 /// The forwarder a process is, from its `comm` and its command line.
-pub fn classify(comm: &str, args: &[String]) -> Option<&'static str> {
+pub(crate) fn classify(comm: &str, args: &[String]) -> Option<&'static str> {
     let program = args.first().and_then(|a| a.rsplit('/').next()).unwrap_or(comm);
     let has = |word: &str| args.iter().any(|a| a == word);
     for name in [comm, program] {

@@ -7,16 +7,16 @@
 //! caller's [`Tail`], so that an early death can be explained and the report
 //! holds it.
 
-pub mod find;
-pub mod plan;
-pub mod protocol;
-pub mod ready;
+pub(crate) mod find;
+pub(crate) mod plan;
+pub(crate) mod protocol;
+pub(crate) mod ready;
 
 use crate::child::{drain_lines, launch, Tail};
 use crate::net::Address;
 use crate::transport::{Dial, Transport};
 use anyhow::{anyhow, Context};
-pub use ready::Ready;
+pub(crate) use ready::Ready;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,7 +25,7 @@ use tokio::process::{Child, Command};
 
 /// Where the target comes from, after the scenario and the command line are merged.
 #[derive(Debug, Clone)]
-pub enum TargetPlan {
+pub(crate) enum TargetPlan {
     /// `fdsoak serve` with these arguments, started from `exe`.
     Builtin {
         exe: PathBuf,
@@ -53,7 +53,7 @@ pub enum TargetPlan {
 }
 
 /// A target that answered its first health check.
-pub struct RunningTarget {
+pub(crate) struct RunningTarget {
     pub addr: Address,
     /// 0 for a target read from elsewhere, with no local PID.
     pub pid: i32,
@@ -70,7 +70,7 @@ pub struct RunningTarget {
 
 /// Errors that mean the target could not be brought up or reached (exit code 3).
 #[derive(Debug, thiserror::Error)]
-pub enum TargetError {
+pub(crate) enum TargetError {
     #[error("target {addr} did not {check} within {timeout:?}: {last}")]
     Unreachable {
         addr: Address,
@@ -107,7 +107,7 @@ pub enum TargetError {
 /// health check, or (`Connect`, and `Rpc` before its first call) accepts an HTTP/2
 /// connection. What a target fdsoak starts writes goes to `tail`, which the caller
 /// keeps, so that it outlives a target that never became ready.
-pub async fn start(
+pub(crate) async fn start(
     plan: &TargetPlan,
     ready: Ready,
     transport: &Arc<Transport>,
@@ -352,23 +352,18 @@ fn exited_early(status: Option<std::process::ExitStatus>) -> TargetError {
 
 impl RunningTarget {
     /// Everything the target wrote that is kept, if fdsoak started it.
-    pub fn output(&self) -> Option<crate::child::Tail> {
+    pub(crate) fn output(&self) -> Option<crate::child::Tail> {
         self.child.is_some().then(|| self.output.clone())
     }
 
-    /// Whether fdsoak started this process (and so will stop it).
-    pub fn is_owned(&self) -> bool {
-        self.child.is_some()
-    }
-
     /// The exit status, if fdsoak started the target and it has exited.
-    pub fn try_exit_status(&mut self) -> Option<String> {
+    pub(crate) fn try_exit_status(&mut self) -> Option<String> {
         let c = self.child.as_mut()?;
         c.try_wait().ok().flatten().map(|s| s.to_string())
     }
 
     /// Stops a target fdsoak started: SIGTERM, a grace period, then SIGKILL. Attached targets are left alone.
-    pub async fn stop(mut self) {
+    pub(crate) async fn stop(mut self) {
         if let Some(mut child) = self.child.take() {
             crate::child::stop(&mut child, crate::child::STOP_GRACE).await;
         }
@@ -392,7 +387,7 @@ fn free_port() -> std::io::Result<u16> {
 }
 
 /// Splits a command line into words with POSIX shell quoting rules (shlex). No shell is involved.
-pub fn split_command(line: &str) -> anyhow::Result<Vec<String>> {
+pub(crate) fn split_command(line: &str) -> anyhow::Result<Vec<String>> {
     let words = shlex::split(line).ok_or_else(|| anyhow!("unterminated quote or escape in command {line:?}"))?;
     if words.is_empty() {
         return Err(anyhow!("empty command"));

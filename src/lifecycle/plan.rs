@@ -8,12 +8,12 @@ use crate::scenario::{Scenario, TargetMode};
 use std::path::Path;
 
 /// The `fdsoak serve` flag that opens the behaviour control path on standard input.
-pub const CONTROL_FLAG: &str = "--control-stdin";
+pub(crate) const CONTROL_FLAG: &str = "--control-stdin";
 
-pub use crate::scenario::defaults::ready_timeout;
+pub(crate) use crate::scenario::defaults::ready_timeout;
 
 /// Builds the plan; `exe` is the `fdsoak` executable that serves the built-in target.
-pub fn plan(sc: &Scenario, exe: &Path) -> anyhow::Result<TargetPlan> {
+pub(crate) fn plan(sc: &Scenario, exe: &Path) -> anyhow::Result<TargetPlan> {
     let t = &sc.target;
     Ok(match t.mode {
         TargetMode::Builtin => {
@@ -51,12 +51,12 @@ pub fn plan(sc: &Scenario, exe: &Path) -> anyhow::Result<TargetPlan> {
 
 impl TargetPlan {
     /// Whether fdsoak starts this target (and so may give it an agent).
-    pub fn started_by_fdsoak(&self) -> bool {
+    pub(crate) fn started_by_fdsoak(&self) -> bool {
         !matches!(self, TargetPlan::Address { .. })
     }
 
     /// The target listens on a Unix socket.
-    pub fn is_unix(&self) -> bool {
+    pub(crate) fn is_unix(&self) -> bool {
         match self {
             TargetPlan::Builtin { unix_socket, .. } => *unix_socket,
             TargetPlan::Spawn { command, .. } => command.contains("{socket}"),
@@ -65,14 +65,14 @@ impl TargetPlan {
     }
 
     /// Adds variables to the environment of a target fdsoak starts; an attached one has none to set.
-    pub fn add_env(&mut self, vars: Vec<(String, String)>) {
+    pub(crate) fn add_env(&mut self, vars: Vec<(String, String)>) {
         if let TargetPlan::Builtin { env, .. } | TargetPlan::Spawn { env, .. } = self {
             env.extend(vars);
         }
     }
 
     /// The mode's name, as the scenario spells it.
-    pub fn mode(&self) -> &'static str {
+    pub(crate) fn mode(&self) -> &'static str {
         match self {
             TargetPlan::Builtin { .. } => "builtin",
             TargetPlan::Spawn { .. } => "spawn",
@@ -81,7 +81,7 @@ impl TargetPlan {
     }
 
     /// What will be started or attached to, before it is up.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         match self {
             TargetPlan::Spawn { command, .. } => format!("spawn: {command}"),
             TargetPlan::Address { addr, .. } => format!("address {addr}"),

@@ -14,7 +14,7 @@ const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\n";
 
 /// A sentence saying what `addr` speaks instead of HTTP/2, when it is unmistakably HTTP/1 or TLS.
 /// With `tls`, fdsoak spoke TLS itself: only a plaintext or HTTP/1 answer is worth naming.
-pub async fn sniff(addr: &Address, timeout: Duration, tls: bool) -> Option<String> {
+pub(crate) async fn sniff(addr: &Address, timeout: Duration, tls: bool) -> Option<String> {
     if tls {
         return None;
     }
@@ -46,7 +46,7 @@ fn classify(first: &[u8]) -> Option<String> {
 }
 
 /// A sentence for a TLS handshake that failed on the server's certificate, from the error text.
-pub fn tls_refusal(error: &str, transport: &crate::transport::Transport) -> Option<String> {
+pub(crate) fn tls_refusal(error: &str, transport: &crate::transport::Transport) -> Option<String> {
     if !transport.is_tls() {
         return None;
     }

@@ -17,7 +17,7 @@ use tokio::time::Instant;
 
 /// How to tell the target is ready, and for how long to try.
 #[derive(Debug, Clone, Copy)]
-pub struct Ready {
+pub(crate) struct Ready {
     pub check: ReadyCheck,
     pub timeout: Duration,
 }
@@ -89,12 +89,12 @@ pub(super) async fn wait(dial: &Dial, ready: Ready, mut child: Option<&mut Child
 
 /// A fresh HTTP/2 connection to the dial's address, made as the load makes them
 /// (the socket, TLS if any, and the HTTP/2 preface).
-pub async fn connect_once(dial: &Dial, timeout: Duration) -> anyhow::Result<Conn> {
+pub(crate) async fn connect_once(dial: &Dial, timeout: Duration) -> anyhow::Result<Conn> {
     Ok(dial.connect(timeout).await?)
 }
 
 /// One Health/Check over a fresh connection that is closed afterwards.
-pub async fn health_check_once(dial: &Dial, timeout: Duration) -> anyhow::Result<()> {
+pub(crate) async fn health_check_once(dial: &Dial, timeout: Duration) -> anyhow::Result<()> {
     let deadline = Instant::now() + timeout;
     let conn = connect_once(dial, timeout).await?;
     let left = deadline.saturating_duration_since(Instant::now());

@@ -9,7 +9,7 @@ use object::{Object, ObjectSegment};
 
 /// An executable, file-backed mapping of a process.
 #[derive(Debug, Clone)]
-pub struct Mapping {
+pub(crate) struct Mapping {
     pub start: u64,
     pub end: u64,
     pub offset: u64,
@@ -17,7 +17,7 @@ pub struct Mapping {
 }
 
 /// The executable, file-backed mappings of `pid`.
-pub fn executable_mappings(pid: u32) -> Vec<Mapping> {
+pub(crate) fn executable_mappings(pid: u32) -> Vec<Mapping> {
     let Ok(maps) = std::fs::read_to_string(format!("/proc/{pid}/maps")) else {
         return Vec::new();
     };
@@ -42,7 +42,7 @@ pub fn executable_mappings(pid: u32) -> Vec<Mapping> {
 
 /// The file behind mapping `m` of `pid`, as the process sees it (a container's root, a
 /// replaced binary), else by its path.
-pub fn open(pid: u32, m: &Mapping) -> Option<std::fs::File> {
+pub(crate) fn open(pid: u32, m: &Mapping) -> Option<std::fs::File> {
     let by_map = format!("/proc/{pid}/map_files/{:x}-{:x}", m.start, m.end);
     std::fs::File::open(by_map)
         .or_else(|_| std::fs::File::open(format!("/proc/{pid}/root{}", m.path)))
@@ -54,7 +54,7 @@ pub fn open(pid: u32, m: &Mapping) -> Option<std::fs::File> {
 /// The kernel maps a segment from its page-aligned offset, so the mapping may begin a
 /// little before the segment does (and inside the one before it): the segment is the
 /// last one whose page-aligned range holds the mapping's offset.
-pub fn base<'data, R: object::ReadRef<'data>>(elf: &object::File<'data, R>, m: &Mapping) -> Option<u64> {
+pub(crate) fn base<'data, R: object::ReadRef<'data>>(elf: &object::File<'data, R>, m: &Mapping) -> Option<u64> {
     let seg = elf
         .segments()
         .filter(|s| {

@@ -16,7 +16,7 @@
 use crate::vocab::Frame;
 
 /// One binary's `.gopclntab`, ready to look addresses up.
-pub struct GoTable {
+pub(crate) struct GoTable {
     data: Vec<u8>,
     min_lc: u64,
     nfunc: usize,
@@ -30,7 +30,7 @@ pub struct GoTable {
 
 impl GoTable {
     /// The table in `data` (the section's bytes), if it is one this reader knows.
-    pub fn parse(data: Vec<u8>) -> Option<GoTable> {
+    pub(crate) fn parse(data: Vec<u8>) -> Option<GoTable> {
         let magic = u32::from_le_bytes(data.get(0..4)?.try_into().ok()?);
         if !matches!(magic, 0xffff_fff0 | 0xffff_fff1) || data.get(7) != Some(&8) {
             return None; // Go before 1.18, or not a 64-bit table
@@ -52,12 +52,12 @@ impl GoTable {
     }
 
     /// Where the binary states its code begins.
-    pub fn text_start(&self) -> u64 {
+    pub(crate) fn text_start(&self) -> u64 {
         self.text_start
     }
 
     /// The function, file and line of stated address `pc`, if a function holds it.
-    pub fn frame(&self, pc: u64) -> Option<Frame> {
+    pub(crate) fn frame(&self, pc: u64) -> Option<Frame> {
         let off = u32::try_from(pc.checked_sub(self.text_start)?).ok()?;
         let f = self.func_at(off)?;
         // The `_func` record's fields, by offset.
@@ -88,7 +88,7 @@ impl GoTable {
     }
 
     /// Every function's name and stated entry address, in the table's order.
-    pub fn functions(&self) -> impl Iterator<Item = (String, u64)> + '_ {
+    pub(crate) fn functions(&self) -> impl Iterator<Item = (String, u64)> + '_ {
         // Each function takes 8 bytes of the function table: no more can be in the data.
         (0..self.nfunc.min(self.data.len() / 8)).filter_map(move |i| {
             let at = self.functab.checked_add(i.checked_mul(8)?)?;

@@ -28,7 +28,7 @@ const PAUSED_AT: usize = 40;
 
 /// What attaching did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Attached {
+pub(crate) enum Attached {
     /// The agent was loaded now.
     Loaded,
     /// An earlier run's agent was there, paused: it records again.
@@ -36,13 +36,13 @@ pub enum Attached {
 }
 
 /// Whether `pid` runs a HotSpot JVM (it maps `libjvm.so`).
-pub fn is_jvm(pid: u32) -> bool {
+pub(crate) fn is_jvm(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/maps")).is_ok_and(|m| m.lines().any(|l| l.ends_with("/libjvm.so")))
 }
 
 /// Loads `agent` (the native agent's file) into the JVM `pid`, or resumes the one an
 /// earlier run left paused; why not, in words for a note.
-pub fn attach(pid: u32, agent: &Path) -> Result<Attached, String> {
+pub(crate) fn attach(pid: u32, agent: &Path) -> Result<Attached, String> {
     if super::memory::find(pid as i32, TABLE_MAPPING).is_some() {
         set_paused(pid, false)?;
         return Ok(Attached::Resumed);
@@ -63,7 +63,7 @@ pub fn attach(pid: u32, agent: &Path) -> Result<Attached, String> {
 
 /// Pauses (or resumes) the agent in `pid`: its wrappers stop recording, as a run that
 /// attached to the process ends.
-pub fn set_paused(pid: u32, paused: bool) -> Result<(), String> {
+pub(crate) fn set_paused(pid: u32, paused: bool) -> Result<(), String> {
     let base = super::memory::find(pid as i32, TABLE_MAPPING).ok_or("the agent's table is gone")?;
     let word = u64::from(paused).to_le_bytes();
     if super::memory::write_remote(pid as i32, base + PAUSED_AT, &word) {

@@ -18,10 +18,10 @@
 //! own attach ([`hotspot`]) and left with it paused. The agents' files go when
 //! the run ends.
 
-pub mod elfmap;
-pub mod gopclntab;
+pub(crate) mod elfmap;
+pub(crate) mod gopclntab;
 pub mod grpcjs;
-pub mod hotspot;
+pub(crate) mod hotspot;
 pub mod java;
 pub mod kernel;
 pub mod memory;

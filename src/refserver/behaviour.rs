@@ -18,7 +18,7 @@ use tokio::time::Instant;
 
 /// What the behaviours have changed, read by Check and Watch.
 #[derive(Debug)]
-pub struct State {
+pub(crate) struct State {
     /// Status overrides by service name, each until an instant (None: for good).
     overrides: Mutex<HashMap<String, (ServingStatus, Option<Instant>)>>,
     stall_until: Mutex<Option<Instant>>,
@@ -41,20 +41,20 @@ impl Default for State {
 
 impl State {
     /// The overridden status of `service` now, if any.
-    pub fn status(&self, service: &str) -> Option<ServingStatus> {
+    pub(crate) fn status(&self, service: &str) -> Option<ServingStatus> {
         let overrides = crate::vocab::lock(&self.overrides);
         let (status, until) = overrides.get(service)?;
         until.is_none_or(|u| Instant::now() < u).then_some(*status)
     }
 
     /// When a stall in force ends.
-    pub fn stalled_until(&self) -> Option<Instant> {
+    pub(crate) fn stalled_until(&self) -> Option<Instant> {
         let until = (*crate::vocab::lock(&self.stall_until))?;
         (Instant::now() < until).then_some(until)
     }
 
     /// Applies one behaviour now.
-    pub fn apply(self: &std::sync::Arc<Self>, f: &Fault) {
+    pub(crate) fn apply(self: &std::sync::Arc<Self>, f: &Fault) {
         let until = f.duration.map(|d| Instant::now() + d);
         match f.kind {
             FaultKind::NotServing | FaultKind::ServiceUnknown => {
@@ -84,7 +84,7 @@ impl State {
 }
 
 /// Reads behaviours from standard input, one JSON fault per line, until it closes.
-pub async fn read_stdin(state: std::sync::Arc<State>) {
+pub(crate) async fn read_stdin(state: std::sync::Arc<State>) {
     use tokio::io::AsyncBufReadExt;
     let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
     while let Ok(Some(line)) = lines.next_line().await {

@@ -29,9 +29,9 @@ use tokio_stream::Stream;
 use tonic::{Request, Response, Status, Streaming};
 
 /// At most this many replies in one Converse stream.
-pub const MAX_TURNS: i32 = 100_000;
+pub(crate) const MAX_TURNS: i32 = 100_000;
 
-pub struct ChatSvc {
+pub(crate) struct ChatSvc {
     knobs: Arc<Knobs>,
     leaks: Arc<Leaks>,
     self_addr: Address,

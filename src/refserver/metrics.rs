@@ -8,7 +8,7 @@ use prometheus::{Encoder, Registry, TextEncoder};
 use std::net::SocketAddr;
 
 /// Binds `addr` and serves `GET /metrics` on it in the background; returns the bound address.
-pub async fn serve(addr: SocketAddr) -> anyhow::Result<SocketAddr> {
+pub(crate) async fn serve(addr: SocketAddr) -> anyhow::Result<SocketAddr> {
     let registry = Registry::new();
     registry
         .register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))

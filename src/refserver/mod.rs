@@ -9,9 +9,9 @@
 //! retried after a pause, so the server survives running out of descriptors.
 
 mod backend;
-pub mod behaviour;
-pub mod chat;
-pub mod metrics;
+pub(crate) mod behaviour;
+pub(crate) mod chat;
+pub(crate) mod metrics;
 
 use crate::net::Address;
 use crate::proto::demo::chatbot_server::ChatbotServer;
@@ -37,7 +37,7 @@ use tonic::{Request, Response, Status};
 
 /// The service name the leak-channel knob asks its "backend" about; these
 /// Checks are not counted, so the knob does not feed itself.
-pub const BACKEND_SERVICE: &str = "fdsoak.internal.Backend";
+pub(crate) const BACKEND_SERVICE: &str = "fdsoak.internal.Backend";
 
 /// Services that report SERVING.
 const KNOWN_SERVICES: [&str; 4] = ["", "grpc.health.v1.Health", "fdsoak.demo.v1.Chatbot", BACKEND_SERVICE];
@@ -303,7 +303,7 @@ impl tonic::service::Interceptor for Auth {
 pub(crate) const OWN_EXE: &str = "/proc/self/exe";
 
 /// Serves on an already-bound listener (over TLS when `tls` is given) until `shutdown` resolves.
-pub async fn serve(
+pub(crate) async fn serve(
     listener: crate::net::Listener,
     tls: Option<tonic::transport::ServerTlsConfig>,
     knobs: Knobs,

@@ -18,7 +18,7 @@ use std::time::SystemTime;
 /// dead target is an error; otherwise an interrupted run is interrupted;
 /// otherwise every check must pass, and a client under test must not have
 /// exited on its own.
-pub fn verdict<'a>(
+pub(crate) fn verdict<'a>(
     kinds: impl IntoIterator<Item = FindingKind>,
     checks: impl IntoIterator<Item = &'a Check>,
 ) -> Verdict {
@@ -41,7 +41,7 @@ pub fn verdict<'a>(
 }
 
 /// `out`, or a new `<root>/<scenario>-<UTC time>` that does not exist yet; created.
-pub fn create_dir(out: Option<&Path>, root: &Path, scenario: &str) -> anyhow::Result<PathBuf> {
+pub(crate) fn create_dir(out: Option<&Path>, root: &Path, scenario: &str) -> anyhow::Result<PathBuf> {
     let dir = match out {
         Some(d) => d.to_path_buf(),
         None => {
@@ -75,7 +75,7 @@ pub fn create_dir(out: Option<&Path>, root: &Path, scenario: &str) -> anyhow::Re
 }
 
 /// One workload in one phase, as the report stores it.
-pub fn workload_report(s: &WorkloadStats, phases: &[PhaseInfo]) -> WorkloadReport {
+pub(crate) fn workload_report(s: &WorkloadStats, phases: &[PhaseInfo]) -> WorkloadReport {
     let c = s.counts();
     let secs = phases.get(s.phase_index).map_or(0.0, |p| p.end_secs - p.start_secs);
     let mut w = WorkloadReport {
@@ -119,7 +119,7 @@ pub fn workload_report(s: &WorkloadStats, phases: &[PhaseInfo]) -> WorkloadRepor
 
 /// Everything fixed about a run's report before it ends.
 #[derive(Clone)]
-pub struct SummaryBuilder {
+pub(crate) struct SummaryBuilder {
     pub scenario: Scenario,
     pub scenario_file: String,
     pub started_at: String,
@@ -135,7 +135,7 @@ pub struct SummaryBuilder {
 
 /// What a run measured, however it ended.
 #[derive(Default)]
-pub struct Measured {
+pub(crate) struct Measured {
     /// Run-level findings (interrupted, target died, run error), first in the report.
     pub events: Vec<Finding>,
     pub processes: Vec<ProcessAnalysis>,
@@ -149,7 +149,7 @@ pub struct Measured {
 }
 
 impl SummaryBuilder {
-    pub fn new(scenario: Scenario, scenario_file: &Path, target: TargetInfo) -> SummaryBuilder {
+    pub(crate) fn new(scenario: Scenario, scenario_file: &Path, target: TargetInfo) -> SummaryBuilder {
         SummaryBuilder {
             scenario,
             scenario_file: scenario_file.display().to_string(),
@@ -165,7 +165,7 @@ impl SummaryBuilder {
     }
 
     /// Applies the gates to what was measured and assembles the summary.
-    pub fn build(&self, m: Measured) -> Summary {
+    pub(crate) fn build(&self, m: Measured) -> Summary {
         let sc = &self.scenario;
         let figures: Vec<WorkloadFigures> = m.workloads.iter().map(WorkloadFigures::from).collect();
         let (checks, gate_findings) = evaluate(&sc.gates, &m.processes, &figures);
@@ -225,7 +225,7 @@ fn files(output: &[crate::report::model::ProcessOutput]) -> BTreeMap<String, Str
 }
 
 /// This machine's host name (a pod's name in Kubernetes), or "" if it cannot be read.
-pub fn hostname() -> String {
+pub(crate) fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_string())
         .unwrap_or_default()

@@ -13,7 +13,7 @@ use plotters::prelude::*;
 const SIZE: (u32, u32) = (960, 300);
 
 /// A line to draw.
-pub struct Line {
+pub(crate) struct Line {
     pub name: String,
     pub color: RGBColor,
     pub points: Vec<(f64, f64)>,
@@ -21,13 +21,13 @@ pub struct Line {
 }
 
 /// A horizontal reference line, such as a soft limit.
-pub struct Level {
+pub(crate) struct Level {
     pub name: String,
     pub y: f64,
     pub color: RGBColor,
 }
 
-pub const PALETTE: [RGBColor; 8] = [
+pub(crate) const PALETTE: [RGBColor; 8] = [
     RGBColor(31, 119, 180),
     RGBColor(214, 39, 40),
     RGBColor(44, 160, 44),
@@ -52,14 +52,14 @@ fn y_top(lines: &[Line], levels: &[Level]) -> f64 {
 }
 
 /// The shared time axis: its length, the phases to shade and the fault events to mark.
-pub struct TimeAxis<'a> {
+pub(crate) struct TimeAxis<'a> {
     pub x_max: f64,
     pub phases: &'a [PhaseInfo],
     pub events: &'a [(f64, String)],
 }
 
 /// Draws a line chart; `stacked` fills the area under each line (draw the largest first).
-pub fn line_chart(
+pub(crate) fn line_chart(
     title: &str,
     y_desc: &str,
     axis: &TimeAxis<'_>,

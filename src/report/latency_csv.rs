@@ -5,7 +5,7 @@ use super::model::Summary;
 use super::Exporter;
 use serde::Serialize;
 
-pub struct LatencyCsv;
+pub(crate) struct LatencyCsv;
 
 #[derive(Serialize)]
 struct Row<'a> {

@@ -12,7 +12,7 @@ use crate::vocab::{FindingKind, Gate};
 const NAMED: usize = 3;
 
 /// One process's leak.
-pub struct Leak<'a> {
+pub(crate) struct Leak<'a> {
     /// The process, as findings name it (`target`, `client`, `driver`).
     pub subject: &'a str,
     /// What grew, largest first, each with where it was made.
@@ -24,7 +24,7 @@ pub struct Leak<'a> {
 }
 
 /// One gate a leak failed.
-pub struct FailedGate<'a> {
+pub(crate) struct FailedGate<'a> {
     pub gate: Option<Gate>,
     pub kind: FindingKind,
     pub words: &'a str,
@@ -32,7 +32,7 @@ pub struct FailedGate<'a> {
 
 impl FailedGate<'_> {
     /// The gate's name as the scenario spells it, or the finding's.
-    pub fn name(&self) -> &'static str {
+    pub(crate) fn name(&self) -> &'static str {
         self.gate.map_or(self.kind.as_str(), Gate::as_str)
     }
 }
@@ -40,7 +40,7 @@ impl FailedGate<'_> {
 impl Leak<'_> {
     /// "target leaks +70 TCP sockets … (channels to it created at …), +3 × /tmp/x; likely …",
     /// or "target leaks" when the source told no groups.
-    pub fn headline(&self) -> String {
+    pub(crate) fn headline(&self) -> String {
         let list: Vec<String> = self.groups.iter().map(|g| g.to_string()).collect();
         let mut out = format!("{} leaks", self.subject);
         if !list.is_empty() {
@@ -55,7 +55,7 @@ impl Leak<'_> {
 
 /// The leaks of `s`, one per process whose descriptor gates failed, and every other
 /// finding (notes included) in the report's order.
-pub fn leaks(s: &Summary) -> (Vec<Leak<'_>>, Vec<&FindingRecord>) {
+pub(crate) fn leaks(s: &Summary) -> (Vec<Leak<'_>>, Vec<&FindingRecord>) {
     let mut leaks: Vec<Leak<'_>> = Vec::new();
     let mut others = Vec::new();
     for f in &s.findings {

@@ -4,21 +4,21 @@
 //! reader never sees half a file. `samples.csv` and `throughput.csv` are not
 //! exporters: the sampler streams them while the run goes on.
 
-pub mod build;
+pub(crate) mod build;
 pub mod chart_table;
-pub mod charts;
+pub(crate) mod charts;
 pub mod figures;
 pub mod html;
 pub mod json;
 pub mod junit;
-pub mod latency_csv;
-pub mod leaks;
+pub(crate) mod latency_csv;
+pub(crate) mod leaks;
 pub mod limits;
 pub mod markdown;
 pub mod model;
-pub mod said;
-pub mod table;
-pub mod terminal;
+pub(crate) mod said;
+pub(crate) mod table;
+pub(crate) mod terminal;
 pub mod timeline;
 pub mod zoom;
 

@@ -9,10 +9,10 @@ use crate::analysis::findings::human_secs;
 use crate::vocab::Role;
 
 /// Last lines the terminal and `summary.md` show of a process.
-pub const SHOWN: usize = 10;
+pub(crate) const SHOWN: usize = 10;
 
 /// One process's part, for a renderer.
-pub struct Told<'a> {
+pub(crate) struct Told<'a> {
     /// `the target`, `the client under test`.
     pub who: &'static str,
     /// Its log in the report directory.
@@ -25,12 +25,12 @@ pub struct Told<'a> {
 
 impl Told<'_> {
     /// The last `n` of its last lines.
-    pub fn last(&self, n: usize) -> &[String] {
+    pub(crate) fn last(&self, n: usize) -> &[String] {
         &self.last_lines[self.last_lines.len().saturating_sub(n)..]
     }
 
     /// The heading over its last lines.
-    pub fn heading(&self) -> String {
+    pub(crate) fn heading(&self) -> String {
         format!(
             "the last lines {} wrote (its whole output is in {}):",
             self.who, self.log
@@ -39,7 +39,7 @@ impl Told<'_> {
 }
 
 /// The processes with something to tell, in the report's order.
-pub fn told(s: &Summary) -> Vec<Told<'_>> {
+pub(crate) fn told(s: &Summary) -> Vec<Told<'_>> {
     s.output
         .iter()
         .filter(|o| o.exhaustion.is_some() || !o.last_lines.is_empty())
@@ -64,7 +64,7 @@ fn who(role: Role) -> &'static str {
 }
 
 /// "the target wrote 'Too many open files' 312 times, first at 14.2s, while it held 1,024 of its limit 1,024".
-pub fn sentence(who: &str, e: &Exhaustion) -> String {
+pub(crate) fn sentence(who: &str, e: &Exhaustion) -> String {
     let times = match e.count {
         1 => "once".to_string(),
         n => format!("{} times", crate::analysis::groups::thousands(n)),

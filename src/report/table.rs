@@ -6,7 +6,7 @@ use crate::analysis::findings::human_secs;
 use crate::analysis::ProcessAnalysis;
 
 /// Column headers of the process table.
-pub const PROCESS_HEADERS: [&str; 9] = [
+pub(crate) const PROCESS_HEADERS: [&str; 9] = [
     "process",
     "pid",
     "baseline",
@@ -19,7 +19,7 @@ pub const PROCESS_HEADERS: [&str; 9] = [
 ];
 
 /// One process's cells, in the order of [`PROCESS_HEADERS`].
-pub fn process_cells(p: &ProcessAnalysis) -> [String; 9] {
+pub(crate) fn process_cells(p: &ProcessAnalysis) -> [String; 9] {
     [
         p.role.as_str().to_string(),
         if p.pid == 0 { "—".into() } else { p.pid.to_string() },
@@ -38,7 +38,7 @@ pub fn process_cells(p: &ProcessAnalysis) -> [String; 9] {
 }
 
 /// The CLOSE_WAIT figure, or "unknown" when the source does not give TCP states.
-pub fn close_wait_cell(p: &ProcessAnalysis) -> String {
+pub(crate) fn close_wait_cell(p: &ProcessAnalysis) -> String {
     if p.has_detail() {
         p.close_wait_final.to_string()
     } else {
@@ -48,7 +48,7 @@ pub fn close_wait_cell(p: &ProcessAnalysis) -> String {
 
 /// Sentences under the process table: where counts came from when not `/proc`,
 /// what that leaves unknown, and the gaps in any series.
-pub fn source_notes(s: &crate::report::model::Summary) -> Vec<String> {
+pub(crate) fn source_notes(s: &crate::report::model::Summary) -> Vec<String> {
     let mut notes = Vec::new();
     for p in &s.processes {
         if !p.has_detail() {
@@ -74,7 +74,7 @@ pub fn source_notes(s: &crate::report::model::Summary) -> Vec<String> {
 }
 
 /// Column headers of the table of groups that grew.
-pub const GROUP_HEADERS: [&str; 8] = [
+pub(crate) const GROUP_HEADERS: [&str; 8] = [
     "process",
     "kind",
     "what",
@@ -87,7 +87,7 @@ pub const GROUP_HEADERS: [&str; 8] = [
 
 /// With `--origin`: for each group of [`group_rows`], in the same order, where its new
 /// descriptors were opened (the top stack in a sentence), or None when no group has an origin.
-pub fn group_origins(processes: &[ProcessAnalysis]) -> Option<Vec<&[crate::analysis::groups::Origin]>> {
+pub(crate) fn group_origins(processes: &[ProcessAnalysis]) -> Option<Vec<&[crate::analysis::groups::Origin]>> {
     let all: Vec<&[crate::analysis::groups::Origin]> = processes
         .iter()
         .flat_map(|p| p.groups.iter().map(|g| g.origins.as_slice()))
@@ -97,7 +97,7 @@ pub fn group_origins(processes: &[ProcessAnalysis]) -> Option<Vec<&[crate::analy
 
 /// One row per group that grew, per process, in the order of [`GROUP_HEADERS`]; a
 /// steady group (the significance rule) is marked in its change cell.
-pub fn group_rows(processes: &[ProcessAnalysis]) -> Vec<[String; 8]> {
+pub(crate) fn group_rows(processes: &[ProcessAnalysis]) -> Vec<[String; 8]> {
     processes
         .iter()
         .flat_map(|p| p.groups.iter().map(move |g| (p, g)))

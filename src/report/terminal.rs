@@ -10,7 +10,7 @@ fn ms(us: u64) -> String {
 }
 
 /// Renders the summary as plain text (no colours, so it reads the same in CI logs).
-pub fn render(s: &Summary, dir: &std::path::Path) -> String {
+pub(crate) fn render(s: &Summary, dir: &std::path::Path) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,

@@ -12,7 +12,7 @@ use prost_reflect::{DynamicMessage, MessageDescriptor};
 use serde_json::Value;
 
 /// The placeholder replaced in JSON strings.
-pub const REQUEST_NUMBER: &str = "{{request_number}}";
+pub(crate) const REQUEST_NUMBER: &str = "{{request_number}}";
 
 /// The requests of one workload, in the order they are sent.
 #[derive(Debug, Clone)]

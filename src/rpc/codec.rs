@@ -9,10 +9,10 @@ use tonic::Status;
 
 /// Sends pre-encoded bytes; each reply decodes to `()`.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Raw;
+pub(crate) struct Raw;
 
-pub struct RawEncoder;
-pub struct RawDecoder;
+pub(crate) struct RawEncoder;
+pub(crate) struct RawDecoder;
 
 impl Codec for Raw {
     type Encode = Bytes;

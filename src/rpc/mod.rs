@@ -9,9 +9,9 @@
 //! [`Method::load`] again for each phase (compiling a few protos takes
 //! milliseconds) and sends the bodies with the byte [`codec`].
 
-pub mod body;
-pub mod codec;
-pub mod reflect;
+pub(crate) mod body;
+pub(crate) mod codec;
+pub(crate) mod reflect;
 
 use crate::scenario::{KeyPath, Scenario, ScenarioError, Workload, WorkloadKind};
 use prost_reflect::{DescriptorPool, MethodDescriptor};

@@ -60,7 +60,7 @@ ask_on!(ask_v1alpha, v1alpha);
 
 /// Why reflection gave no descriptors.
 #[derive(Debug)]
-pub enum Failure {
+pub(crate) enum Failure {
     /// The scenario asks for what the server does not have (no reflection, an unknown service).
     Scenario(String),
     /// The server or the connection failed: a run error, with the gRPC code and a hint.
@@ -68,7 +68,11 @@ pub enum Failure {
 }
 
 /// The descriptors of `services` and everything they import, from the server on `channel`.
-pub async fn fetch(channel: Channel, services: &[String], transport: &Transport) -> Result<DescriptorPool, Failure> {
+pub(crate) async fn fetch(
+    channel: Channel,
+    services: &[String],
+    transport: &Transport,
+) -> Result<DescriptorPool, Failure> {
     let mut v1 = true;
     let mut files: BTreeMap<String, FileDescriptorProto> = BTreeMap::new();
     let mut queue: Vec<Ask> = services.iter().map(|s| Ask::Symbol(s.clone())).collect();

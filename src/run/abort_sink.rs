@@ -13,9 +13,9 @@ use std::sync::{Arc, Mutex};
 use tokio_util::sync::CancellationToken;
 
 /// The finding that stopped the run, once one did.
-pub type Fired = Arc<Mutex<Option<Finding>>>;
+pub(crate) type Fired = Arc<Mutex<Option<Finding>>>;
 
-pub struct Aborter {
+pub(crate) struct Aborter {
     pub check: AbortCheck,
     pub trackers: Arc<Mutex<Trackers>>,
     pub registry: Arc<Registry>,
@@ -27,7 +27,7 @@ pub struct Aborter {
 }
 
 impl Aborter {
-    pub fn new(
+    pub(crate) fn new(
         sc: &Scenario,
         trackers: Arc<Mutex<Trackers>>,
         registry: Arc<Registry>,

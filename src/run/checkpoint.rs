@@ -17,22 +17,22 @@ use crate::vocab::{SampleSink, Tick};
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use crate::scenario::defaults::checkpoint as interval;
+pub(crate) use crate::scenario::defaults::checkpoint as interval;
 
 /// What to write and where: the interval, its directory, and the planned length.
-pub struct Plan {
+pub(crate) struct Plan {
     pub every: Duration,
     pub dir: PathBuf,
     pub planned_secs: f64,
 }
 
 /// Where a checkpoint's figures come from: the report so far and the live downsample.
-pub struct Sources {
+pub(crate) struct Sources {
     pub so_far: SoFar,
     pub series: SharedDownsampler,
 }
 
-pub struct Checkpoints {
+pub(crate) struct Checkpoints {
     plan: Plan,
     from: Sources,
     next: f64,
@@ -41,7 +41,7 @@ pub struct Checkpoints {
 }
 
 impl Checkpoints {
-    pub fn new(plan: Plan, from: Sources) -> Checkpoints {
+    pub(crate) fn new(plan: Plan, from: Sources) -> Checkpoints {
         Checkpoints {
             next: plan.every.as_secs_f64(),
             plan,

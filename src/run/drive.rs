@@ -30,7 +30,7 @@ use tokio_util::sync::CancellationToken;
 
 /// What [`Drive::set_up`] needs: the scenario, the target and where its
 /// descriptors are read, and where the report goes.
-pub struct DriveSetup<'a> {
+pub(crate) struct DriveSetup<'a> {
     pub scenario: &'a Scenario,
     /// Every rpc workload's method, resolved before the load.
     pub methods: &'a crate::rpc::Methods,
@@ -61,13 +61,13 @@ pub struct DriveSetup<'a> {
 }
 
 /// The live endpoint's address and labels, and the report builder its findings so far come from.
-pub struct LiveSetup {
+pub(crate) struct LiveSetup {
     pub spec: crate::live::LiveSpec,
     pub report: crate::report::build::SummaryBuilder,
 }
 
 /// A run's phases being driven: what [`Drive::set_up`] started, and how far it got.
-pub struct Drive<'a> {
+pub(crate) struct Drive<'a> {
     sc: &'a Scenario,
     methods: &'a crate::rpc::Methods,
     start: Instant,
@@ -98,7 +98,7 @@ impl<'a> Drive<'a> {
     /// Starts, in this order, the proxy, the client under test, the kernel
     /// faults, the sampler with its sinks (and the live endpoint's), and the
     /// live progress.
-    pub async fn set_up(s: DriveSetup<'a>) -> anyhow::Result<Drive<'a>> {
+    pub(crate) async fn set_up(s: DriveSetup<'a>) -> anyhow::Result<Drive<'a>> {
         let sc = s.scenario;
         let shared = Shared::default();
         let current = Arc::new(AtomicUsize::new(0));
@@ -151,13 +151,13 @@ impl<'a> Drive<'a> {
     }
 
     /// Whether the run must stop before its next phase (interrupted, target dead, failed).
-    pub fn stopped(&self) -> bool {
+    pub(crate) fn stopped(&self) -> bool {
         !matches!(self.end, End::Completed | End::Aborted(_))
     }
 
     /// Runs phase `i`: its faults on the proxy and its workloads, until it ends or is cut short.
     /// After an abort only the drain (a last phase without workloads) runs, and in full.
-    pub async fn run_phase(&mut self, i: usize, mut interrupt: Pin<&mut impl Future<Output = ()>>) {
+    pub(crate) async fn run_phase(&mut self, i: usize, mut interrupt: Pin<&mut impl Future<Output = ()>>) {
         let sc = self.sc;
         let phase = &sc.phases[i];
         let drain = i + 1 == sc.phases.len() && phase.workloads.is_empty();
@@ -259,7 +259,7 @@ impl<'a> Drive<'a> {
 
     /// Stops the progress, takes the final sample, then stops the client and
     /// the proxy in front of the target, in that order.
-    pub async fn end(self) -> anyhow::Result<Driven> {
+    pub(crate) async fn end(self) -> anyhow::Result<Driven> {
         drop(self.progress_guard);
         if let Some(p) = self.progress {
             let _ = p.await;

@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 /// How the phases ended.
-pub enum End {
+pub(crate) enum End {
     Completed,
     Interrupted,
     /// The target was found gone `at_secs` into the run, during phase `phase`.
@@ -34,7 +34,7 @@ pub enum End {
 }
 
 /// The target as the run left it, for a finding about its death.
-pub struct TargetEnd {
+pub(crate) struct TargetEnd {
     pub pid: i32,
     /// Its exit status, if fdsoak started it and it exited.
     pub status: Option<String>,
@@ -74,7 +74,7 @@ impl End {
 }
 
 /// The client under test, once stopped.
-pub struct ClientRun {
+pub(crate) struct ClientRun {
     pub end: crate::client::ClientEnd,
     /// When the sampler first found it gone, if it exited on its own: (seconds in, phase).
     pub gone_at: Option<(f64, usize)>,
@@ -104,7 +104,7 @@ impl ClientRun {
 }
 
 /// What driving the phases measured.
-pub struct Driven {
+pub(crate) struct Driven {
     pub end: End,
     pub client: Option<ClientRun>,
     /// The phase running when it ended.
@@ -124,7 +124,7 @@ impl Driven {
     /// Closes what the driver leaked on purpose, then gathers the report's figures
     /// and the findings of how the run ended.
     /// What the processes fdsoak started said (`said`) is told beside what they held.
-    pub fn measured(
+    pub(crate) fn measured(
         self,
         sc: &Scenario,
         elapsed: std::time::Duration,
@@ -159,7 +159,7 @@ impl Driven {
     }
 }
 
-pub fn one(f: Finding) -> Measured {
+pub(crate) fn one(f: Finding) -> Measured {
     Measured {
         events: vec![f],
         ..Measured::default()
@@ -169,7 +169,7 @@ pub fn one(f: Finding) -> Measured {
 /// Notes each process that carried an agent but published no table: a program the
 /// agents do not reach (static, or Go), or one that never got to it; and each JVM
 /// whose agent could not record its Java frames.
-pub fn note_silent_agents(report: &mut SummaryBuilder, agents: &crate::origin::Agents, pids: &[(Role, i32)]) {
+pub(crate) fn note_silent_agents(report: &mut SummaryBuilder, agents: &crate::origin::Agents, pids: &[(Role, i32)]) {
     let Some(origin) = &mut report.origin else { return };
     for (role, pid) in pids {
         let carried = origin.agents.contains(role);
@@ -189,7 +189,7 @@ pub fn note_silent_agents(report: &mut SummaryBuilder, agents: &crate::origin::A
 
 /// Notes the events the kernel ledger lost (its maps full), if any, and what its
 /// channel ledger could not follow.
-pub fn note_kernel_losses(report: &mut SummaryBuilder, agents: &crate::origin::Agents) {
+pub(crate) fn note_kernel_losses(report: &mut SummaryBuilder, agents: &crate::origin::Agents) {
     let (Some(origin), Some(ledger)) = (&mut report.origin, &agents.kernel) else {
         return;
     };
@@ -204,7 +204,7 @@ pub fn note_kernel_losses(report: &mut SummaryBuilder, agents: &crate::origin::A
 }
 
 /// Builds the summary and writes every report file.
-pub fn finish(report: &SummaryBuilder, measured: Measured, dir: PathBuf) -> Result<RunOutcome> {
+pub(crate) fn finish(report: &SummaryBuilder, measured: Measured, dir: PathBuf) -> Result<RunOutcome> {
     let summary = report.build(measured);
     write_report(&summary, &dir).map_err(Error::run)?;
     Ok(RunOutcome {

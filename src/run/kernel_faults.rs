@@ -9,7 +9,7 @@ use crate::vocab::{InodeSet, Role};
 use std::sync::Arc;
 
 /// Whether any phase has a fault with no proxy.
-pub fn any(sc: &Scenario) -> bool {
+pub(crate) fn any(sc: &Scenario) -> bool {
     sc.phases.iter().flat_map(|p| &p.faults).any(|f| f.is_kernel())
 }
 
@@ -26,7 +26,7 @@ fn nft_rules(sc: &Scenario) -> bool {
 /// socket (SOCK_DESTROY and nftables act on TCP), with why: the driver's and the
 /// client's links to such a target, and its own inbound ones. Its outbound TCP links
 /// to its backends stay in reach.
-pub fn unix_problem(sc: &Scenario, unix_target: bool) -> Option<(crate::scenario::KeyPath, String)> {
+pub(crate) fn unix_problem(sc: &Scenario, unix_target: bool) -> Option<(crate::scenario::KeyPath, String)> {
     use crate::scenario::{Direction, KeyPath};
     if !unix_target {
         return None;
@@ -55,7 +55,7 @@ pub fn unix_problem(sc: &Scenario, unix_target: bool) -> Option<(crate::scenario
 }
 
 /// Refuses a run with kernel faults that this process could not inject.
-pub fn check_rights(sc: &Scenario) -> anyhow::Result<()> {
+pub(crate) fn check_rights(sc: &Scenario) -> anyhow::Result<()> {
     if any(sc) && !crate::fault::kernel::may_reset() {
         anyhow::bail!(
             "faults with via = \"kernel\" need CAP_NET_ADMIN, which fdsoak does not have: run it as root, or give it the capability (setcap cap_net_admin+ep)"
@@ -71,7 +71,7 @@ pub fn check_rights(sc: &Scenario) -> anyhow::Result<()> {
 
 /// The run's kernel faults, on the target `target` and fdsoak itself (the driver, its
 /// proxy's sockets aside); None when the scenario has none.
-pub fn start(sc: &Scenario, target: i32, proxy_sockets: InodeSet) -> anyhow::Result<Option<Arc<KernelFaults>>> {
+pub(crate) fn start(sc: &Scenario, target: i32, proxy_sockets: InodeSet) -> anyhow::Result<Option<Arc<KernelFaults>>> {
     use anyhow::Context;
     if !any(sc) {
         return Ok(None);

@@ -7,16 +7,16 @@
 //! with its verdict. Everything the run opened is closed before [`run`]
 //! returns, so the harness itself does not leak.
 
-pub mod abort_sink;
-pub mod checkpoint;
-pub mod drive;
-pub mod ending;
-pub mod kernel_faults;
-pub mod said;
-pub mod sinks;
-pub mod so_far;
-pub mod startup;
-pub mod trim;
+pub(crate) mod abort_sink;
+pub(crate) mod checkpoint;
+pub(crate) mod drive;
+pub(crate) mod ending;
+pub(crate) mod kernel_faults;
+pub(crate) mod said;
+pub(crate) mod sinks;
+pub(crate) mod so_far;
+pub(crate) mod startup;
+pub(crate) mod trim;
 
 use crate::error::{Error, Result};
 use crate::report::model::{Summary, Verdict};

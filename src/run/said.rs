@@ -12,24 +12,24 @@ use std::path::Path;
 use std::time::Instant;
 
 /// Last lines a report keeps of a process whose end needs explaining.
-pub const LAST_WORDS: usize = 40;
+pub(crate) const LAST_WORDS: usize = 40;
 
 /// The output of each process fdsoak started, and when the run began.
-pub struct Said {
+pub(crate) struct Said {
     start: Instant,
     logs: Vec<(Role, Tail)>,
 }
 
 impl Said {
     /// The processes' outputs by role; a role without one (not started by fdsoak) is left out.
-    pub fn new(start: Instant, logs: impl IntoIterator<Item = (Role, Option<Tail>)>) -> Said {
+    pub(crate) fn new(start: Instant, logs: impl IntoIterator<Item = (Role, Option<Tail>)>) -> Said {
         let logs = logs.into_iter().filter_map(|(role, t)| Some((role, t?))).collect();
         Said { start, logs }
     }
 
     /// Writes each log into `dir`, atomically; a failed write is logged, not the run's error.
     /// The lines were redacted as they came.
-    pub fn write_logs(&self, dir: &Path) {
+    pub(crate) fn write_logs(&self, dir: &Path) {
         for (role, tail) in &self.logs {
             let path = dir.join(log_name(*role));
             if let Err(e) = crate::report::write_atomic(&path, tail.log(self.start).as_bytes()) {
@@ -41,7 +41,7 @@ impl Said {
     /// The report's part: each process's log, its last lines if `events` need them
     /// explained, and its complaints of exhaustion with what `held` says it held then
     /// (descriptors and limit, by role and seconds into the run).
-    pub fn report(
+    pub(crate) fn report(
         &self,
         events: &[Finding],
         held: impl Fn(Role, f64) -> (Option<u64>, Option<u64>),

@@ -16,7 +16,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 /// When each watched process was first found gone: (seconds in, phase).
-pub type Gone = Arc<Mutex<std::collections::BTreeMap<Role, (f64, usize)>>>;
+pub(crate) type Gone = Arc<Mutex<std::collections::BTreeMap<Role, (f64, usize)>>>;
 
 /// Remembers when a watched process is first found gone, and cancels
 /// `target_gone` when it is the target: the run cannot go on without it.
@@ -40,7 +40,7 @@ impl SampleSink for Watchdog {
 
 /// What the driver, the sampler's sinks and the end of the run share.
 #[derive(Default)]
-pub struct Shared {
+pub(crate) struct Shared {
     pub registry: Arc<Registry>,
     pub trackers: Arc<Mutex<Trackers>>,
     pub live: Arc<crate::progress::Live>,
@@ -55,7 +55,7 @@ impl Shared {
     /// The sampler's sinks, in the order each tick reaches them: the CSV files, the
     /// trackers, the live progress, the watchdog, the heap trim, then (when asked)
     /// the abort check, which reads the trackers, and the checkpoints.
-    pub fn sinks(
+    pub(crate) fn sinks(
         &self,
         sc: &Scenario,
         dir: &Path,

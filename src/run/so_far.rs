@@ -12,7 +12,7 @@ use crate::vocab::Tick;
 use std::sync::{Arc, Mutex};
 
 /// Where the figures come from, and the phases seen so far.
-pub struct SoFar {
+pub(crate) struct SoFar {
     pub report: SummaryBuilder,
     pub trackers: Arc<Mutex<Trackers>>,
     pub registry: Arc<Registry>,
@@ -21,7 +21,7 @@ pub struct SoFar {
 }
 
 impl SoFar {
-    pub fn new(report: SummaryBuilder, trackers: Arc<Mutex<Trackers>>, registry: Arc<Registry>) -> SoFar {
+    pub(crate) fn new(report: SummaryBuilder, trackers: Arc<Mutex<Trackers>>, registry: Arc<Registry>) -> SoFar {
         SoFar {
             report,
             trackers,
@@ -31,7 +31,7 @@ impl SoFar {
     }
 
     /// Notes the tick's phase (and the end of the one before).
-    pub fn note(&mut self, tick: &Tick<'_>) {
+    pub(crate) fn note(&mut self, tick: &Tick<'_>) {
         if let Some(p) = self.phases.last_mut() {
             p.end_secs = tick.t_secs;
         }
@@ -49,7 +49,7 @@ impl SoFar {
     }
 
     /// The summary of the run so far (its verdict is the one the run would get if it ended now).
-    pub fn summary(&self) -> anyhow::Result<Summary> {
+    pub(crate) fn summary(&self) -> anyhow::Result<Summary> {
         let processes = crate::vocab::lock(&self.trackers).finish();
         let workloads = self
             .registry
@@ -67,11 +67,11 @@ impl SoFar {
 }
 
 /// How often the live endpoint's findings are brought up to date.
-pub const LIVE_FINDINGS_EVERY: f64 = 5.0;
+pub(crate) const LIVE_FINDINGS_EVERY: f64 = 5.0;
 
 /// Keeps the live endpoint's findings current: every [`LIVE_FINDINGS_EVERY`]
 /// seconds and at each new phase, the findings of the summary so far.
-pub struct LiveFindings {
+pub(crate) struct LiveFindings {
     pub so_far: SoFar,
     pub out: crate::live::Findings,
     next: f64,
@@ -79,7 +79,7 @@ pub struct LiveFindings {
 }
 
 impl LiveFindings {
-    pub fn new(so_far: SoFar, out: crate::live::Findings) -> LiveFindings {
+    pub(crate) fn new(so_far: SoFar, out: crate::live::Findings) -> LiveFindings {
         LiveFindings {
             so_far,
             out,

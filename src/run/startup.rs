@@ -19,7 +19,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 /// A target ready for the load.
-pub struct Started {
+pub(crate) struct Started {
     pub target: RunningTarget,
     pub dial: Dial,
     pub source: Source,
@@ -27,7 +27,7 @@ pub struct Started {
 }
 
 /// Why the run stops before its first phase.
-pub enum NotStarted {
+pub(crate) enum NotStarted {
     /// Reported: the user interrupted, or the target could not be brought up or read.
     Finding(Finding),
     /// The scenario's mistake, found against the target (an rpc method): exit 2, no report.
@@ -35,7 +35,7 @@ pub enum NotStarted {
 }
 
 /// Starts the target and everything the first phase needs, noting in `report` what was found.
-pub async fn start_up(
+pub(crate) async fn start_up(
     cfg: &super::RunConfig,
     plan: &TargetPlan,
     transport: &Arc<crate::transport::Transport>,
@@ -114,7 +114,7 @@ pub async fn start_up(
 }
 
 /// The report as far as the plan tells: the scenario, the target's mode, the shard and the label.
-pub fn report_builder(cfg: &super::RunConfig, plan: &TargetPlan) -> SummaryBuilder {
+pub(crate) fn report_builder(cfg: &super::RunConfig, plan: &TargetPlan) -> SummaryBuilder {
     let sc = &cfg.scenario;
     let planned = TargetInfo {
         mode: plan.mode().into(),
@@ -141,7 +141,7 @@ const NO_AGENT_ATTACHED: &str = "the target was attached (--target), so it carri
 
 /// Loads the agent into an attached target whose runtime lets fdsoak in (a JVM), and
 /// says in the report's origins what came of it.
-pub fn attach_running(agents: &crate::origin::Agents, pid: i32, report: &mut SummaryBuilder) {
+pub(crate) fn attach_running(agents: &crate::origin::Agents, pid: i32, report: &mut SummaryBuilder) {
     let Some(origin) = report.origin.as_mut() else { return };
     match agents.attach_running(pid.max(0) as u32) {
         Ok(false) => {}
@@ -159,7 +159,7 @@ pub fn attach_running(agents: &crate::origin::Agents, pid: i32, report: &mut Sum
 /// With origins on: the agents written out, given to a target fdsoak starts (through
 /// `plan`) and later to the client; the kernel ledger loaded, when fdsoak may; and the
 /// report's notes on what origins cannot cover.
-pub fn agents(
+pub(crate) fn agents(
     sc: &Scenario,
     plan: &mut TargetPlan,
     report: &mut SummaryBuilder,

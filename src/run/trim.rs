@@ -13,15 +13,15 @@ use crate::vocab::{SampleSink, Tick};
 use std::time::{Duration, Instant};
 
 /// How often the driver's heap is trimmed.
-pub const TRIM_EVERY: Duration = Duration::from_secs(5);
+pub(crate) const TRIM_EVERY: Duration = Duration::from_secs(5);
 
 /// A sampler sink that trims the heap at most once per [`TRIM_EVERY`].
-pub struct Trim {
+pub(crate) struct Trim {
     last: Instant,
 }
 
 impl Trim {
-    pub fn new() -> Trim {
+    pub(crate) fn new() -> Trim {
         Trim { last: Instant::now() }
     }
 }
@@ -43,7 +43,7 @@ impl SampleSink for Trim {
 }
 
 /// Releases the allocator's free pages, where the allocator is glibc's.
-pub fn trim() {
+pub(crate) fn trim() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim takes the arenas' own locks and only returns free pages.
     unsafe {

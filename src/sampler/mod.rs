@@ -21,7 +21,7 @@
 pub mod fast;
 pub mod fingerprint;
 pub mod links;
-pub mod peers;
+pub(crate) mod peers;
 pub mod probe;
 pub mod prometheus;
 

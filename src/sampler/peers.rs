@@ -13,7 +13,7 @@ use std::collections::{HashMap, HashSet};
 /// sockets in `exclude` (the proxy's), and the proxy's `relays` (pairs of its
 /// socket inodes) as addresses. A process that cannot be read, or lives in
 /// another network namespace, has no ends.
-pub fn connections(watched: &[(Role, i32)], exclude: &Inodes, relays: &[[u64; 2]]) -> Connections {
+pub(crate) fn connections(watched: &[(Role, i32)], exclude: &Inodes, relays: &[[u64; 2]]) -> Connections {
     let own = std::process::id() as i32;
     let ends = watched
         .iter()
@@ -30,7 +30,7 @@ pub fn connections(watched: &[(Role, i32)], exclude: &Inodes, relays: &[[u64; 2]
 }
 
 /// The socket inodes among `pid`'s descriptors, less `skip`.
-pub fn socket_inodes(pid: i32, skip: Option<&Inodes>) -> std::io::Result<Inodes> {
+pub(crate) fn socket_inodes(pid: i32, skip: Option<&Inodes>) -> std::io::Result<Inodes> {
     let mut inodes = Inodes::default();
     for entry in std::fs::read_dir(format!("/proc/{pid}/fd"))?.flatten() {
         let Ok(link) = std::fs::read_link(entry.path()) else {

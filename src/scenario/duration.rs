@@ -7,12 +7,12 @@ use serde::{Deserialize, Deserializer, Serializer};
 use std::time::Duration;
 
 /// The longest duration a scenario or a flag may give, in days: a year.
-pub const MAX_DAYS: u64 = 365;
+pub(crate) const MAX_DAYS: u64 = 365;
 /// The same as a duration.
-pub const MAX_DURATION: Duration = Duration::from_secs(MAX_DAYS * 86_400);
+pub(crate) const MAX_DURATION: Duration = Duration::from_secs(MAX_DAYS * 86_400);
 
 /// Checks a duration against [`MAX_DURATION`].
-pub fn check(d: Duration) -> Result<Duration, String> {
+pub(crate) fn check(d: Duration) -> Result<Duration, String> {
     if d > MAX_DURATION {
         Err(format!(
             "{} is longer than the longest allowed, {MAX_DAYS} days",
@@ -24,30 +24,30 @@ pub fn check(d: Duration) -> Result<Duration, String> {
 }
 
 /// Parses a command-line duration with the same bound.
-pub fn parse(s: &str) -> Result<Duration, String> {
+pub(crate) fn parse(s: &str) -> Result<Duration, String> {
     check(humantime::parse_duration(s).map_err(|e| e.to_string())?)
 }
 
-pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     let v: Duration = humantime_serde::deserialize(d)?;
     check(v).map_err(serde::de::Error::custom)
 }
 
-pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+pub(crate) fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     humantime_serde::serialize(d, s)
 }
 
 /// The same for optional durations.
-pub mod option {
+pub(crate) mod option {
     use super::*;
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
         let v: Option<humantime_serde::Serde<Duration>> = Option::deserialize(d)?;
         v.map(|v| check(v.into_inner()).map_err(serde::de::Error::custom))
             .transpose()
     }
 
-    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    pub(crate) fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
         humantime_serde::serialize(d, s)
     }
 }

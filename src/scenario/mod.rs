@@ -7,7 +7,7 @@
 
 mod abort_config;
 pub mod defaults;
-pub mod duration;
+pub(crate) mod duration;
 mod export;
 mod fault;
 mod fds;
@@ -17,7 +17,7 @@ mod model;
 mod origin;
 mod secret;
 mod shard;
-pub mod stretch;
+pub(crate) mod stretch;
 mod validate;
 
 pub use abort_config::{Abort, ABORTABLE};

@@ -30,7 +30,7 @@ fn scaled(sc: &Scenario) -> Vec<bool> {
 }
 
 /// Applies `--duration NAME=DUR` settings; an unknown phase name or a bad duration is the message.
-pub fn set_durations(sc: &mut Scenario, settings: &[String]) -> Result<Vec<PhaseOverride>, String> {
+pub(crate) fn set_durations(sc: &mut Scenario, settings: &[String]) -> Result<Vec<PhaseOverride>, String> {
     let mut done = Vec::new();
     for s in settings {
         let (name, dur) = s
@@ -60,7 +60,7 @@ pub fn set_durations(sc: &mut Scenario, settings: &[String]) -> Result<Vec<Phase
 }
 
 /// Scales the load phases so the whole run lasts about `total`.
-pub fn soak(sc: &mut Scenario, total: Duration) -> Result<Vec<PhaseOverride>, String> {
+pub(crate) fn soak(sc: &mut Scenario, total: Duration) -> Result<Vec<PhaseOverride>, String> {
     let scaled = scaled(sc);
     let (kept, load): (Duration, Duration) =
         sc.phases

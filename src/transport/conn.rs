@@ -47,7 +47,7 @@ const MAX_SEND_BUFFER: usize = 1024 * 1024;
 
 /// Makes connections to one address with one workload's settings.
 #[derive(Clone)]
-pub struct Connector(Arc<Settings>);
+pub(crate) struct Connector(Arc<Settings>);
 
 struct Settings {
     dial: Dial,
@@ -69,7 +69,7 @@ impl Connector {
     /// Connections to the dial's address in its transport, each bounded by
     /// `connect_timeout` (TCP, TLS and the HTTP/2 preface), with keepalive pings
     /// (interval, timeout) when given, so a dead connection is noticed.
-    pub fn new(
+    pub(crate) fn new(
         dial: &Dial,
         connect_timeout: Duration,
         keepalive: Option<(Duration, Duration)>,
@@ -90,7 +90,7 @@ impl Connector {
     }
 
     /// Dials a new connection now. A failure is UNAVAILABLE, or DEADLINE_EXCEEDED on timeout.
-    pub async fn connect(&self) -> Result<Conn, tonic::Code> {
+    pub(crate) async fn connect(&self) -> Result<Conn, tonic::Code> {
         self.dial().await.map_err(|e| {
             tracing::debug!("connecting to {}: {}", self.0.dial.addr, e.message);
             e.code
@@ -100,7 +100,7 @@ impl Connector {
     /// Dials a new connection now, keeping what went wrong in words: which step
     /// failed (`connect error`, or `transport error` for TLS and the HTTP/2
     /// preface, as tonic's channels said it) and why.
-    pub async fn dial(&self) -> Result<Conn, DialError> {
+    pub(crate) async fn dial(&self) -> Result<Conn, DialError> {
         // Boxed: the handshake's state (TLS included) is large, and would otherwise be
         // moved with every call's future, though only a dial ever needs it.
         match tokio::time::timeout(self.0.connect_timeout, Box::pin(self.handshake())).await {
@@ -319,7 +319,7 @@ impl tower::Service<http::Request<Body>> for Conn {
 /// A workload's one connection, dialled when first used and again whenever it has
 /// closed. Callers that find it closed while another is dialling wait for that
 /// dial and share its outcome, so a dead target costs one dial at a time.
-pub struct Shared {
+pub(crate) struct Shared {
     connector: Connector,
     current: Mutex<Current>,
     dialing: tokio::sync::Mutex<()>,
@@ -334,7 +334,7 @@ struct Current {
 }
 
 impl Shared {
-    pub fn new(connector: Connector) -> Shared {
+    pub(crate) fn new(connector: Connector) -> Shared {
         Shared {
             connector,
             current: Mutex::default(),
@@ -343,7 +343,7 @@ impl Shared {
     }
 
     /// The open connection, dialling one if there is none.
-    pub async fn get(&self) -> Result<Conn, tonic::Code> {
+    pub(crate) async fn get(&self) -> Result<Conn, tonic::Code> {
         let seen = {
             let cur = crate::vocab::lock(&self.current);
             if let Some(c) = cur.conn.as_ref().filter(|c| !c.is_closed()) {

@@ -15,14 +15,14 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Sends a request body on an h2 stream: each frame as the stream's send window
 /// allows, then the end of the stream (or the trailers, if the body has any).
-pub struct Pipe {
+pub(super) struct Pipe {
     body: tonic::body::Body,
     stream: SendStream<Bytes>,
     pending: Option<Bytes>,
 }
 
 impl Pipe {
-    pub fn new(body: tonic::body::Body, stream: SendStream<Bytes>) -> Pipe {
+    pub(super) fn new(body: tonic::body::Body, stream: SendStream<Bytes>) -> Pipe {
         Pipe {
             body,
             stream,
@@ -31,7 +31,7 @@ impl Pipe {
     }
 
     /// Ready once the whole body is sent, or the stream has failed or been reset.
-    pub fn poll_send(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+    pub(super) fn poll_send(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
         loop {
             if let Some(data) = self.pending.as_mut() {
                 self.stream.reserve_capacity(data.len());
@@ -83,7 +83,7 @@ impl Pipe {
     /// when its response has come: client streaming and bidirectional calls). The
     /// [`Incoming`] it returns resets the stream (CANCEL) if it is dropped before
     /// the response ends: the caller gave up the call, and a cancel is not a half-close.
-    pub fn finish_elsewhere(mut self, recv: RecvStream, heard: Heard) -> Incoming {
+    pub(super) fn finish_elsewhere(mut self, recv: RecvStream, heard: Heard) -> Incoming {
         let (give_up, mut given_up) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(async move {
             std::future::poll_fn(|cx| {
@@ -106,7 +106,7 @@ impl Pipe {
 
 /// A response body read from an h2 stream: its DATA frames, then its trailers,
 /// the window given back as each frame is taken.
-pub struct Incoming {
+pub(super) struct Incoming {
     recv: RecvStream,
     heard: Heard,
     data_done: bool,
@@ -115,7 +115,7 @@ pub struct Incoming {
 }
 
 impl Incoming {
-    pub fn new(recv: RecvStream, heard: Heard) -> Incoming {
+    pub(super) fn new(recv: RecvStream, heard: Heard) -> Incoming {
         Incoming {
             recv,
             heard,
@@ -171,7 +171,7 @@ fn h2_error(e: h2::Error) -> BoxError {
 /// An h2 error as a gRPC status: its code as [`code_of`] maps it, and in its message
 /// what the server said at the HTTP/2 level (`heard`: its reset of the stream, or the
 /// connection's last GOAWAY with its code and debug data), as grpcio tells it.
-pub fn status_of(e: &h2::Error, heard: &Heard) -> tonic::Status {
+pub(super) fn status_of(e: &h2::Error, heard: &Heard) -> tonic::Status {
     let message = match heard.cause_of(e) {
         // h2's own words for these hold the same, less plainly.
         Some(cause) if e.is_remote() && (e.is_reset() || e.is_go_away()) => format!("h2 protocol error: {cause}"),
@@ -184,7 +184,7 @@ pub fn status_of(e: &h2::Error, heard: &Heard) -> tonic::Status {
 /// An h2 error's gRPC status code, as gRPC maps HTTP/2 errors: by the reset's or
 /// GOAWAY's reason when there is one; a connection that failed or closed
 /// (no reason: an I/O error) is UNAVAILABLE.
-pub fn code_of(e: &h2::Error) -> tonic::Code {
+pub(super) fn code_of(e: &h2::Error) -> tonic::Code {
     use h2::Reason;
     use tonic::Code;
     match e.reason() {

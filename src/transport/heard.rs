@@ -57,17 +57,17 @@ impl Cause {
 
 /// The last GOAWAY a connection's server sent, shared by its calls.
 #[derive(Debug, Clone, Default)]
-pub struct Heard(Arc<Mutex<Option<Cause>>>);
+pub(crate) struct Heard(Arc<Mutex<Option<Cause>>>);
 
 impl Heard {
     /// The last GOAWAY the server sent on this connection, if any.
-    pub fn goaway(&self) -> Option<Cause> {
+    pub(crate) fn goaway(&self) -> Option<Cause> {
         crate::vocab::lock(&self.0).clone()
     }
 
     /// The cause of a call's failure `e`: the stream's own reset, the GOAWAY that h2
     /// passed on, or else the last GOAWAY this connection heard.
-    pub fn cause_of(&self, e: &h2::Error) -> Option<Cause> {
+    pub(crate) fn cause_of(&self, e: &h2::Error) -> Option<Cause> {
         match e.reason() {
             Some(r) if e.is_reset() && e.is_remote() => Some(Cause::Reset { code: r.into() }),
             _ => self.goaway(),
@@ -87,14 +87,14 @@ enum Parse {
 }
 
 /// A connection's socket, reading the server's frames as they pass.
-pub struct Tap<T> {
+pub(crate) struct Tap<T> {
     io: T,
     heard: Heard,
     parse: Parse,
 }
 
 impl<T> Tap<T> {
-    pub fn new(io: T, heard: Heard) -> Tap<T> {
+    pub(crate) fn new(io: T, heard: Heard) -> Tap<T> {
         Tap {
             io,
             heard,

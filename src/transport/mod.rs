@@ -7,12 +7,12 @@
 //! Secrets stop here: metadata values are expanded from the environment only
 //! in memory, and neither they nor the key's path are ever formatted.
 
-pub mod conn;
+pub(crate) mod conn;
 mod h2body;
-pub mod heard;
-pub mod stages;
+pub(crate) mod heard;
+pub(crate) mod stages;
 mod tls;
-pub mod unary;
+pub(crate) mod unary;
 
 use crate::net::Address;
 use crate::scenario::{KeyPath, Scenario};
@@ -260,7 +260,7 @@ impl Dial {
 /// Makes the `[tls]` file paths absolute: relative ones are taken from the scenario
 /// file's directory, then from the current directory. A missing file names its key
 /// (and, for the private key, not its path).
-pub fn resolve(sc: &mut Scenario, file: &Path) -> Result<(), crate::scenario::ScenarioError> {
+pub(crate) fn resolve(sc: &mut Scenario, file: &Path) -> Result<(), crate::scenario::ScenarioError> {
     let Some(t) = &mut sc.tls else { return Ok(()) };
     let find = |p: &Path| crate::scenario::locate_file(file, p);
     let at = |k: &str| KeyPath::default().key("tls").key(k);
@@ -280,7 +280,7 @@ pub fn resolve(sc: &mut Scenario, file: &Path) -> Result<(), crate::scenario::Sc
 
 /// Every secret value of `sc`, as the run uses them (metadata values with `${NAME}`
 /// expanded, and the key paths), to keep out of what the processes fdsoak starts wrote.
-pub fn secret_values(sc: &Scenario) -> Vec<String> {
+pub(crate) fn secret_values(sc: &Scenario) -> Vec<String> {
     let mut out = Vec::new();
     for v in sc.metadata.values() {
         let mut values = vec![v.expose().to_string()];

@@ -18,11 +18,11 @@ use std::task::{Context, Poll};
 use tokio::time::Instant;
 
 /// The variable that turns the breakdown on, naming the file it is written to.
-pub const ENV: &str = "FDSOAK_LAG_BREAKDOWN";
+pub(crate) const ENV: &str = "FDSOAK_LAG_BREAKDOWN";
 
 /// A moment on a call's way out, each measured from its due time.
 #[derive(Debug, Clone, Copy)]
-pub enum Stage {
+pub(crate) enum Stage {
     /// The timetable's timer returned for this call.
     Timer = 0,
     /// The call's task was first polled (the report's timetable lag).
@@ -37,10 +37,10 @@ const NAMES: [&str; 4] = ["timer", "first_poll", "handed_to_h2", "first_byte_wri
 
 /// A request's due time, carried in its extensions to the connection.
 #[derive(Debug, Clone, Copy)]
-pub struct Due(pub Instant);
+pub(crate) struct Due(pub Instant);
 
 /// Due times of requests handed to one connection and not yet written.
-pub type Pending = Arc<Mutex<VecDeque<Instant>>>;
+pub(crate) type Pending = Arc<Mutex<VecDeque<Instant>>>;
 
 struct Stages {
     file: PathBuf,
@@ -62,12 +62,12 @@ fn stages() -> Option<&'static Stages> {
 }
 
 /// Whether the breakdown is being recorded.
-pub fn enabled() -> bool {
+pub(crate) fn enabled() -> bool {
     stages().is_some()
 }
 
 /// Records that `stage` was reached now by the call due at `due`.
-pub fn record(stage: Stage, due: Instant) {
+pub(crate) fn record(stage: Stage, due: Instant) {
     record_at(stage, due, Instant::now());
 }
 
@@ -79,13 +79,13 @@ fn record_at(stage: Stage, due: Instant, at: Instant) {
 }
 
 /// A queue for one connection's handed requests, when the breakdown is on.
-pub fn pending() -> Option<Pending> {
+pub(crate) fn pending() -> Option<Pending> {
     enabled().then(Pending::default)
 }
 
 /// The connection began a write to its socket at `began`, and it took bytes: every
 /// request handed before then had its first byte in it (or in an earlier write).
-pub fn written(pending: &Pending, began: Instant) {
+pub(crate) fn written(pending: &Pending, began: Instant) {
     let mut queue = crate::vocab::lock(pending);
     while let Some(due) = queue.pop_front() {
         record_at(Stage::Written, due, began);
@@ -93,7 +93,7 @@ pub fn written(pending: &Pending, began: Instant) {
 }
 
 /// Writes each stage's percentiles (microseconds, from the due time) to the file.
-pub fn write() {
+pub(crate) fn write() {
     let Some(s) = stages() else { return };
     let rows: Vec<serde_json::Value> = NAMES
         .iter()
@@ -119,13 +119,13 @@ pub fn write() {
 }
 
 /// A connection's socket, noting each write for the lag breakdown when it is on.
-pub struct Stamped<T> {
+pub(crate) struct Stamped<T> {
     io: T,
     pending: Option<Pending>,
 }
 
 impl<T> Stamped<T> {
-    pub fn new(io: T, pending: Option<Pending>) -> Stamped<T> {
+    pub(crate) fn new(io: T, pending: Option<Pending>) -> Stamped<T> {
         Stamped { io, pending }
     }
 }

@@ -21,7 +21,7 @@ pub struct Pems {
 }
 
 /// The fault proxy's server config: its certificate and key, ALPN `h2`.
-pub fn server_config(cert: &[u8], key: &[u8]) -> anyhow::Result<Arc<rustls::ServerConfig>> {
+pub(super) fn server_config(cert: &[u8], key: &[u8]) -> anyhow::Result<Arc<rustls::ServerConfig>> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let chain = CertificateDer::pem_slice_iter(cert).collect::<Result<Vec<_>, _>>()?;
     // The key's own error would not name the file, and must not show it.
@@ -92,10 +92,10 @@ use rustls::{DigitallySignedStruct, SignatureScheme};
 /// `insecure_skip_verify`: any server certificate is accepted; the handshake's
 /// signatures are still checked, so the connection is encrypted, just not authenticated.
 #[derive(Debug)]
-pub struct AcceptAny(CryptoProvider);
+pub(super) struct AcceptAny(CryptoProvider);
 
 impl AcceptAny {
-    pub fn new() -> Self {
+    pub(super) fn new() -> Self {
         AcceptAny(rustls::crypto::ring::default_provider())
     }
 }

@@ -10,22 +10,22 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-pub const FDSOAK: &str = env!("CARGO_BIN_EXE_fdsoak");
+pub(crate) const FDSOAK: &str = env!("CARGO_BIN_EXE_fdsoak");
 
-pub mod netns;
+pub(crate) mod netns;
 mod tools;
 #[allow(unused_imports)] // not every test binary uses them
-pub use tools::*;
+pub(crate) use tools::*;
 
-pub fn repo(path: &str) -> PathBuf {
+pub(crate) fn repo(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
 }
 
 /// A directory removed when dropped (tempfile's), with a helper to write files into it.
-pub struct TempDir(tempfile::TempDir);
+pub(crate) struct TempDir(tempfile::TempDir);
 
 impl TempDir {
-    pub fn new(tag: &str) -> TempDir {
+    pub(crate) fn new(tag: &str) -> TempDir {
         TempDir(
             tempfile::Builder::new()
                 .prefix(&format!("fdsoak-test-{tag}-"))
@@ -33,11 +33,11 @@ impl TempDir {
                 .unwrap(),
         )
     }
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         self.0.path()
     }
     /// Writes a file inside the directory and returns its path.
-    pub fn write(&self, name: &str, text: &str) -> PathBuf {
+    pub(crate) fn write(&self, name: &str, text: &str) -> PathBuf {
         let p = self.path().join(name);
         std::fs::write(&p, text).unwrap();
         p
@@ -45,7 +45,7 @@ impl TempDir {
 }
 
 /// A finished `fdsoak run`.
-pub struct RunResult {
+pub(crate) struct RunResult {
     pub code: i32,
     pub stdout: String,
     pub stderr: String,
@@ -53,20 +53,20 @@ pub struct RunResult {
 }
 
 /// Reads a report directory's summary.json through the typed model.
-pub fn read_summary(dir: &Path) -> Summary {
+pub(crate) fn read_summary(dir: &Path) -> Summary {
     fdsoak::report::json::read(&dir.join("summary.json")).unwrap_or_else(|e| panic!("{}: {e:#}", dir.display()))
 }
 
 impl RunResult {
-    pub fn summary(&self) -> Summary {
+    pub(crate) fn summary(&self) -> Summary {
         let p = self.out.path().join("summary.json");
         fdsoak::report::json::read(&p).unwrap_or_else(|e| panic!("{}: {e:#}\nstderr:\n{}", p.display(), self.stderr))
     }
-    pub fn verdict(&self) -> String {
+    pub(crate) fn verdict(&self) -> String {
         self.summary().verdict.as_str().to_string()
     }
     /// Finding kinds for a subject ("target", "driver", "run", ...).
-    pub fn finding_kinds(&self, subject: &str) -> Vec<String> {
+    pub(crate) fn finding_kinds(&self, subject: &str) -> Vec<String> {
         self.summary()
             .findings
             .iter()
@@ -74,7 +74,7 @@ impl RunResult {
             .map(|f| f.kind.to_string())
             .collect()
     }
-    pub fn process(&self, role: &str) -> ProcessAnalysis {
+    pub(crate) fn process(&self, role: &str) -> ProcessAnalysis {
         self.summary()
             .processes
             .into_iter()
@@ -82,7 +82,7 @@ impl RunResult {
             .unwrap_or_else(|| panic!("no {role} in the report"))
     }
     /// The largest group that grew in a process, as the report names it.
-    pub fn top_group(&self, role: &str) -> fdsoak::analysis::groups::GroupChange {
+    pub(crate) fn top_group(&self, role: &str) -> fdsoak::analysis::groups::GroupChange {
         let p = self.process(role);
         p.groups
             .first()
@@ -90,12 +90,12 @@ impl RunResult {
             .unwrap_or_else(|| panic!("no group grew in the {role}: {p:?}\n{}", self.context()))
     }
     /// The target's port, from the report.
-    pub fn target_port(&self) -> u16 {
+    pub(crate) fn target_port(&self) -> u16 {
         let addr = self.summary().target.address.expect("the target's address");
         addr.rsplit(':').next().unwrap().parse().unwrap()
     }
     /// The message of the first finding of this kind about this subject.
-    pub fn finding(&self, subject: &str, kind: &str) -> String {
+    pub(crate) fn finding(&self, subject: &str, kind: &str) -> String {
         let s = self.summary();
         let f = s
             .findings
@@ -105,18 +105,18 @@ impl RunResult {
             .message
             .clone()
     }
-    pub fn context(&self) -> String {
+    pub(crate) fn context(&self) -> String {
         format!("exit {}\nstdout:\n{}\nstderr:\n{}", self.code, self.stdout, self.stderr)
     }
 }
 
 /// Runs `fdsoak run <scenario> --out <tmp> -q <args>` to completion.
-pub fn run(scenario: &Path, args: &[&str]) -> RunResult {
+pub(crate) fn run(scenario: &Path, args: &[&str]) -> RunResult {
     run_env(scenario, args, &[])
 }
 
 /// [`run`], with these environment variables set for fdsoak.
-pub fn run_env(scenario: &Path, args: &[&str], env: &[(&str, &Path)]) -> RunResult {
+pub(crate) fn run_env(scenario: &Path, args: &[&str], env: &[(&str, &Path)]) -> RunResult {
     let out = TempDir::new("report");
     let o: Output = Command::new(FDSOAK)
         .envs(env.iter().map(|(k, v)| (k, v)))
@@ -138,7 +138,7 @@ pub fn run_env(scenario: &Path, args: &[&str], env: &[(&str, &Path)]) -> RunResu
 }
 
 /// A scenario fixture from tests/scenarios with text replaced, written to a temp dir.
-pub fn fixture(dir: &TempDir, name: &str, replace: &[(&str, &str)]) -> PathBuf {
+pub(crate) fn fixture(dir: &TempDir, name: &str, replace: &[(&str, &str)]) -> PathBuf {
     let mut text = std::fs::read_to_string(repo(&format!("tests/scenarios/{name}"))).unwrap();
     for (a, b) in replace {
         assert!(text.contains(a), "fixture {name} has no {a:?}");
@@ -148,7 +148,7 @@ pub fn fixture(dir: &TempDir, name: &str, replace: &[(&str, &str)]) -> PathBuf {
 }
 
 /// A `fdsoak serve` process started by the test, killed on drop.
-pub struct Server {
+pub(crate) struct Server {
     pub child: Child,
     pub addr: SocketAddr,
     /// With `--metrics-addr`: the URL of its process metrics.
@@ -157,12 +157,12 @@ pub struct Server {
 
 impl Server {
     /// `fdsoak serve` with its process metrics served on a free port too.
-    pub fn with_metrics(args: &[&str]) -> Server {
+    pub(crate) fn with_metrics(args: &[&str]) -> Server {
         let args: Vec<&str> = ["--metrics-addr", "127.0.0.1:0"].iter().chain(args).copied().collect();
         Server::start(&args)
     }
 
-    pub fn start(args: &[&str]) -> Server {
+    pub(crate) fn start(args: &[&str]) -> Server {
         let mut child = Command::new(FDSOAK)
             .args(["serve", "--port", "0"])
             .args(args)
@@ -182,7 +182,7 @@ impl Server {
         });
         Server { child, addr, metrics }
     }
-    pub fn pid(&self) -> i32 {
+    pub(crate) fn pid(&self) -> i32 {
         self.child.id() as i32
     }
 }
@@ -196,13 +196,13 @@ impl Drop for Server {
 
 /// A server program started by the test that first prints "listening on ADDR" (the Go
 /// and Node test servers); killed on drop.
-pub struct Listening {
+pub(crate) struct Listening {
     pub child: Child,
     pub addr: String,
 }
 
 impl Listening {
-    pub fn start(mut cmd: Command) -> Listening {
+    pub(crate) fn start(mut cmd: Command) -> Listening {
         let mut child = cmd.stdout(Stdio::piped()).spawn().unwrap();
         let mut line = String::new();
         BufReader::new(child.stdout.take().unwrap())
@@ -223,7 +223,7 @@ impl Drop for Listening {
 
 /// Polls `cond` every 20 ms until it holds, panicking with `what` at the deadline:
 /// the tests' one polling loop.
-pub fn wait_until(deadline: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+pub(crate) fn wait_until(deadline: Duration, what: &str, mut cond: impl FnMut() -> bool) {
     let end = Instant::now() + deadline;
     while !cond() {
         assert!(Instant::now() < end, "timed out after {deadline:?} waiting for {what}");
@@ -233,7 +233,7 @@ pub fn wait_until(deadline: Duration, what: &str, mut cond: impl FnMut() -> bool
 
 /// [`wait_until`] from async code, on a blocking thread, so that the runtime's
 /// own tasks (a proxy the test drives) keep running meanwhile.
-pub async fn wait_until_async(deadline: Duration, what: &str, cond: impl FnMut() -> bool + Send + 'static) {
+pub(crate) async fn wait_until_async(deadline: Duration, what: &str, cond: impl FnMut() -> bool + Send + 'static) {
     let what = what.to_string();
     tokio::task::spawn_blocking(move || wait_until(deadline, &what, cond))
         .await
@@ -241,7 +241,7 @@ pub async fn wait_until_async(deadline: Duration, what: &str, cond: impl FnMut()
 }
 
 /// A report's samples.csv rows, through the typed row; the rows complete so far while a run writes it.
-pub fn samples(dir: &Path) -> Vec<fdsoak::rows::SampleRow> {
+pub(crate) fn samples(dir: &Path) -> Vec<fdsoak::rows::SampleRow> {
     match fdsoak::rows::read_rows(&dir.join(fdsoak::rows::SAMPLES_CSV)) {
         Ok(rows) => rows.map_while(Result::ok).collect(),
         Err(_) => Vec::new(),
@@ -249,12 +249,12 @@ pub fn samples(dir: &Path) -> Vec<fdsoak::rows::SampleRow> {
 }
 
 /// Rows of a report's samples.csv for one role ("target", "driver"), once the file has them.
-pub fn sample_rows(dir: &Path, role: &str) -> usize {
+pub(crate) fn sample_rows(dir: &Path, role: &str) -> usize {
     samples(dir).iter().filter(|r| r.role.as_str() == role).count()
 }
 
 /// Waits for a child to exit within the deadline and returns its code.
-pub fn wait_exit(child: &mut Child, deadline: Duration) -> i32 {
+pub(crate) fn wait_exit(child: &mut Child, deadline: Duration) -> i32 {
     let end = Instant::now() + deadline;
     loop {
         if let Some(status) = child.try_wait().unwrap() {
@@ -265,17 +265,17 @@ pub fn wait_exit(child: &mut Child, deadline: Duration) -> i32 {
     }
 }
 
-pub fn process_exists(pid: i32) -> bool {
+pub(crate) fn process_exists(pid: i32) -> bool {
     Path::new(&format!("/proc/{pid}")).exists()
 }
 
 /// This process's open descriptors (the listing's own handle left out).
-pub fn own_fds() -> usize {
+pub(crate) fn own_fds() -> usize {
     std::fs::read_dir("/proc/self/fd").unwrap().count() - 1
 }
 
 /// Waits until this process is back to `baseline` descriptors, or fails naming `what`.
-pub async fn settle_to(baseline: usize, what: &str) {
+pub(crate) async fn settle_to(baseline: usize, what: &str) {
     let end = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
         let now = own_fds();
@@ -291,12 +291,12 @@ pub async fn settle_to(baseline: usize, what: &str) {
 }
 
 /// Runs a scenario in this process, as a library user would, writing the report into `out`.
-pub async fn run_in_process(scenario: &Path, out: &TempDir) -> fdsoak::run::RunOutcome {
+pub(crate) async fn run_in_process(scenario: &Path, out: &TempDir) -> fdsoak::run::RunOutcome {
     run_in_process_with(scenario, out, |_| {}).await
 }
 
 /// [`run_in_process`], with the scenario changed by `edit` first.
-pub async fn run_in_process_with(
+pub(crate) async fn run_in_process_with(
     scenario: &Path,
     out: &TempDir,
     edit: impl FnOnce(&mut fdsoak::scenario::Scenario),
@@ -307,7 +307,7 @@ pub async fn run_in_process_with(
 }
 
 /// The configuration of an in-process run of `scenario`, its report written into `out`.
-pub fn run_config(scenario: &Path, out: &TempDir) -> fdsoak::run::RunConfig {
+pub(crate) fn run_config(scenario: &Path, out: &TempDir) -> fdsoak::run::RunConfig {
     fdsoak::run::RunConfig {
         scenario: fdsoak::rpc::load_scenario(scenario).unwrap(),
         scenario_file: scenario.to_path_buf(),
@@ -325,7 +325,7 @@ pub fn run_config(scenario: &Path, out: &TempDir) -> fdsoak::run::RunConfig {
 }
 
 /// Compares every pair of runs with `fdsoak compare` and asserts none reads as a regression.
-pub fn assert_no_regression_between(runs: &[RunResult]) {
+pub(crate) fn assert_no_regression_between(runs: &[RunResult]) {
     for a in 0..runs.len() {
         let b = (a + 1) % runs.len();
         let o = Command::new(FDSOAK)
@@ -343,7 +343,7 @@ pub fn assert_no_regression_between(runs: &[RunResult]) {
 }
 
 /// The 1-based line of repository file `file` holding `needle`.
-pub fn line_of(file: &str, needle: &str) -> usize {
+pub(crate) fn line_of(file: &str, needle: &str) -> usize {
     let text = std::fs::read_to_string(repo(file)).unwrap();
     1 + text
         .lines()
@@ -353,7 +353,7 @@ pub fn line_of(file: &str, needle: &str) -> usize {
 
 /// Blackholes through the proxy, every 1.5 s for 0.9 s, so a client's calls fail: a
 /// client-only scenario of 15 s (its command comes from `--client`).
-pub fn stalls(dir: &TempDir) -> std::path::PathBuf {
+pub(crate) fn stalls(dir: &TempDir) -> std::path::PathBuf {
     dir.write(
         "stalls.toml",
         "name = \"stalls\"\n[client]\ncommand = \"true\"\n[sampler]\ninterval = \"200ms\"\n\

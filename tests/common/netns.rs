@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 static NEXT: AtomicU32 = AtomicU32::new(0);
 
 /// A network namespace with an address reachable from the test's namespace.
-pub struct NetNs {
+pub(crate) struct NetNs {
     pub name: String,
     /// The namespace's address on the veth link; this side is `host_ip`.
     pub ip: String,
@@ -31,7 +31,7 @@ fn ip(args: &[&str]) -> Result<(), String> {
 
 impl NetNs {
     /// A new namespace, or why one cannot be made here.
-    pub fn create() -> Result<NetNs, String> {
+    pub(crate) fn create() -> Result<NetNs, String> {
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         let id = std::process::id() % 10_000;
         let name = format!("fdsoak-{id}-{n}");
@@ -59,7 +59,7 @@ impl NetNs {
     /// (as in a container), bound to the namespace's address. Returns the
     /// `unshare` wrapper (killing it kills the server), the server's PID as
     /// this host sees it, and the lines it printed (its address, its metrics URL).
-    pub fn serve(&self, args: &[&str]) -> (Child, i32, Vec<String>) {
+    pub(crate) fn serve(&self, args: &[&str]) -> (Child, i32, Vec<String>) {
         use std::io::BufRead;
         let mut child = Command::new("ip")
             .args([

@@ -8,7 +8,7 @@ use std::process::Command;
 /// A tool a test needs is missing: under CI (`CI` set, as `.ci/run` sets it) that is
 /// a failure naming the tool, since CI installs it; elsewhere the test says so and
 /// skips. Returns (for the skip) so callers can `return`.
-pub fn tool_missing(tool: &str, install: &str) {
+pub(crate) fn tool_missing(tool: &str, install: &str) {
     assert!(
         std::env::var_os("CI").is_none(),
         "{tool} is missing, and CI must install it ({install})"
@@ -19,7 +19,7 @@ pub fn tool_missing(tool: &str, install: &str) {
 /// Root and Debian's `nft` (for kernel blackholes and loss), or says so; with them, the
 /// guard that runs such tests one at a time, since nftables tables are the whole machine's
 /// and some tests count them.
-pub fn nft_ready() -> Option<std::sync::MutexGuard<'static, ()>> {
+pub(crate) fn nft_ready() -> Option<std::sync::MutexGuard<'static, ()>> {
     static NFT: std::sync::Mutex<()> = std::sync::Mutex::new(());
     if !rustix::process::geteuid().is_root() {
         tool_missing("root (CAP_NET_ADMIN)", "CI runs the tests as root");
@@ -35,13 +35,13 @@ pub fn nft_ready() -> Option<std::sync::MutexGuard<'static, ()>> {
 /// The Go program in `package` (a directory of this repository) built from Debian's
 /// packaged grpc-go (GOPATH mode, offline), or None, saying so, where Go is not
 /// installed (`.ci/run` installs it).
-pub fn go_build(dir: &TempDir, package: &str) -> Option<PathBuf> {
+pub(crate) fn go_build(dir: &TempDir, package: &str) -> Option<PathBuf> {
     go_build_with(dir, package, &[])
 }
 
 /// `go_build` with more `go build` flags (`-ldflags=-s -w` for a stripped binary); the
 /// executable's name carries how many.
-pub fn go_build_with(dir: &TempDir, package: &str, flags: &[&str]) -> Option<PathBuf> {
+pub(crate) fn go_build_with(dir: &TempDir, package: &str, flags: &[&str]) -> Option<PathBuf> {
     if Command::new("go").arg("version").output().is_err() {
         tool_missing("go (for a grpc-go program)", ".ci/run installs golang-go");
         return None;
@@ -68,7 +68,7 @@ pub fn go_build_with(dir: &TempDir, package: &str, flags: &[&str]) -> Option<Pat
 
 /// The C program `source` (a path in this repository) compiled with the system's compiler
 /// and `flags` (debug info always) into `dir` as `name`.
-pub fn cc(dir: &TempDir, source: &str, name: &str, flags: &[&str]) -> PathBuf {
+pub(crate) fn cc(dir: &TempDir, source: &str, name: &str, flags: &[&str]) -> PathBuf {
     let exe = dir.path().join(name);
     let status = Command::new("cc")
         .arg("-g")
@@ -83,7 +83,7 @@ pub fn cc(dir: &TempDir, source: &str, name: &str, flags: &[&str]) -> PathBuf {
 }
 
 /// Runs git in `dir` with a test identity; its trimmed output, or a panic with its error.
-pub fn git(dir: &Path, args: &[&str]) -> String {
+pub(crate) fn git(dir: &Path, args: &[&str]) -> String {
     let o = Command::new("git")
         .arg("-C")
         .arg(dir)
@@ -104,7 +104,7 @@ pub fn git(dir: &Path, args: &[&str]) -> String {
 
 /// The C++ gRPC program `source` (a path in this repository) built against Debian's
 /// libgrpc++ into `dir` as `name`, with debug info; None (said) without libgrpc++-dev.
-pub fn grpc_cpp(dir: &TempDir, source: &str, name: &str) -> Option<PathBuf> {
+pub(crate) fn grpc_cpp(dir: &TempDir, source: &str, name: &str) -> Option<PathBuf> {
     if !Path::new("/usr/include/grpcpp/grpcpp.h").exists() {
         tool_missing(
             "libgrpc++-dev (for a C++ gRPC program)",
@@ -125,7 +125,7 @@ pub fn grpc_cpp(dir: &TempDir, source: &str, name: &str) -> Option<PathBuf> {
 }
 
 /// Debian's grpc-java and Netty jars a grpc-java server needs, perfmark left out on purpose.
-pub const GRPC_JAVA_JARS: [&str; 14] = [
+pub(crate) const GRPC_JAVA_JARS: [&str; 14] = [
     "grpc-api",
     "grpc-core",
     "grpc-netty",
@@ -144,7 +144,7 @@ pub const GRPC_JAVA_JARS: [&str; 14] = [
 
 /// The jars a grpc-java server that serves (tests/programs/java/HealthServer.java) needs:
 /// the stubs' runtime and perfmark besides.
-pub fn grpc_java_server_jars() -> Vec<&'static str> {
+pub(crate) fn grpc_java_server_jars() -> Vec<&'static str> {
     GRPC_JAVA_JARS
         .iter()
         .copied()
@@ -155,7 +155,7 @@ pub fn grpc_java_server_jars() -> Vec<&'static str> {
 /// The Java program `source` (a path in this repository) compiled with javac against
 /// Debian's jars `jars` into `dir`; the classpath that runs it, or None (said) without
 /// javac or the jars.
-pub fn javac(dir: &TempDir, source: &str, jars: &[&str]) -> Option<String> {
+pub(crate) fn javac(dir: &TempDir, source: &str, jars: &[&str]) -> Option<String> {
     let paths: Vec<String> = jars.iter().map(|j| format!("/usr/share/java/{j}.jar")).collect();
     if Command::new("javac").arg("-version").output().is_err() || !paths.iter().all(|p| Path::new(p).exists()) {
         tool_missing(
@@ -183,7 +183,7 @@ pub fn javac(dir: &TempDir, source: &str, jars: &[&str]) -> Option<String> {
 
 /// The grpc-js server of the tests (`tests/programs/grpcjs/server.js`), or None (said)
 /// without node or its packages (`.ci/run` installs them with `npm ci`).
-pub fn grpcjs_server() -> Option<PathBuf> {
+pub(crate) fn grpcjs_server() -> Option<PathBuf> {
     let dir = repo("tests/programs/grpcjs");
     if Command::new("node").arg("--version").output().is_err() || !dir.join("node_modules/@grpc/grpc-js").exists() {
         tool_missing(

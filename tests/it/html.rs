@@ -160,7 +160,7 @@ fn the_bundled_chart_library_is_the_registry_package_unchanged() {
 }
 
 /// Runs tests/browser/zoom.mjs (playwright-core driving /usr/bin/chromium) on `page`.
-pub fn drive(page: &std::path::Path, no_script: bool) -> Option<serde_json::Value> {
+pub(crate) fn drive(page: &std::path::Path, no_script: bool) -> Option<serde_json::Value> {
     let script = repo("tests/browser/zoom.mjs");
     if chromium().is_none() || !repo("tests/browser/node_modules/playwright-core").exists() {
         tool_missing(
@@ -314,7 +314,7 @@ fn a_day_at_one_hertz_fits_in_5_mb_and_keeps_every_sample_of_a_minute() {
 }
 
 /// The zoomable charts' data block of a report or trend page, parsed.
-pub fn chart_data(html: &str) -> serde_json::Value {
+pub(crate) fn chart_data(html: &str) -> serde_json::Value {
     let data = html
         .split("id=\"fdsoak-data\">")
         .nth(1)

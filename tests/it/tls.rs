@@ -7,12 +7,12 @@ use crate::common::*;
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
 
 /// A CA, a server certificate for 127.0.0.1 and a client certificate it signed, and a second, unrelated CA.
-pub struct Pki {
+pub(crate) struct Pki {
     dir: TempDir,
 }
 
 impl Pki {
-    pub fn new() -> Pki {
+    pub(crate) fn new() -> Pki {
         let dir = TempDir::new("pki");
         let ca = |name: &str| {
             let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
@@ -35,12 +35,12 @@ impl Pki {
         Pki { dir }
     }
 
-    pub fn path(&self, name: &str) -> String {
+    pub(crate) fn path(&self, name: &str) -> String {
         self.dir.path().join(name).to_string_lossy().into_owned()
     }
 
     /// `fdsoak serve` over TLS; with `mtls`, it requires a client certificate from the CA.
-    pub fn server(&self, mtls: bool) -> Server {
+    pub(crate) fn server(&self, mtls: bool) -> Server {
         let (cert, key, ca) = (self.path("server.pem"), self.path("server.key"), self.path("ca.pem"));
         let mut args = vec!["--tls-cert", &cert, "--tls-key", &key];
         if mtls {

@@ -13,7 +13,7 @@ use tokio::time::Instant;
 /// One call of a workload, across its attempts: the workload, where it counts,
 /// when it was due, and when its first reply came (a stream's latency).
 #[derive(Clone)]
-pub struct Call {
+pub(crate) struct Call {
     pub spec: Arc<Spec>,
     pub stats: Arc<WorkloadStats>,
     pub due: Instant,
@@ -21,7 +21,7 @@ pub struct Call {
 }
 
 impl Call {
-    pub fn new(spec: Arc<Spec>, stats: Arc<WorkloadStats>, due: Instant) -> Call {
+    pub(crate) fn new(spec: Arc<Spec>, stats: Arc<WorkloadStats>, due: Instant) -> Call {
         Call {
             spec,
             stats,
@@ -31,14 +31,14 @@ impl Call {
     }
 
     /// The method's path, as HTTP/2 sends it.
-    pub fn path(&self) -> Option<tonic::codegen::http::uri::PathAndQuery> {
+    pub(crate) fn path(&self) -> Option<tonic::codegen::http::uri::PathAndQuery> {
         tonic::codegen::http::uri::PathAndQuery::try_from(self.spec.method.path.as_str()).ok()
     }
 
     /// Notes a reply (a message of a stream, or a client stream's answer); `first`:
     /// the attempt's first, which sets the latency. Later messages only count, so a
     /// long stream takes no lock per message.
-    pub fn replied(&self, first: bool) {
+    pub(crate) fn replied(&self, first: bool) {
         self.stats.messages.fetch_add(1, Relaxed);
         if first {
             let mut at = crate::vocab::lock(&self.first);
@@ -50,14 +50,14 @@ impl Call {
 
     /// The call's latency: to its first reply when it had one that counts
     /// (streams), else from the scheduled start to now, across every attempt.
-    pub fn latency(&self) -> Duration {
+    pub(crate) fn latency(&self) -> Duration {
         crate::vocab::lock(&self.first).unwrap_or_else(|| self.due.elapsed())
     }
 }
 
 /// One attempt on `channel` of a unary call, or of a server stream read until
 /// the server ends it or fdsoak does.
-pub async fn one(
+pub(super) async fn one(
     channel: crate::transport::conn::Conn,
     meta: tonic::Request<()>,
     body: bytes::Bytes,
@@ -99,7 +99,7 @@ pub async fn one(
 }
 
 /// Counts a stream's messages until the server ends it, or until fdsoak's own bound.
-pub async fn read_stream(mut stream: tonic::Streaming<()>, call: &Call) -> tonic::Code {
+pub(super) async fn read_stream(mut stream: tonic::Streaming<()>, call: &Call) -> tonic::Code {
     let spec = &call.spec;
     let opened = Instant::now();
     // Without a bound of its own, a stream still ends with the phase (the workload is stopped).

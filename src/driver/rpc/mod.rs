@@ -12,13 +12,13 @@
 //! what every attempt of one call shares.
 
 mod call;
-pub mod streams;
+pub(crate) mod streams;
 
 use super::channel::ChannelSource;
 use super::rate::{self, Pace};
 use crate::metrics::WorkloadStats;
 use crate::rpc::{codec::Raw, Method};
-pub use call::Call;
+pub(crate) use call::Call;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 
 /// A validated rpc workload.
 #[derive(Debug, Clone)]
-pub struct Spec {
+pub(crate) struct Spec {
     pub pace: Pace,
     pub deadline: Duration,
     pub retry: Option<super::retry::Policy>,
@@ -47,7 +47,7 @@ enum Payload {
     Stream(Arc<Vec<bytes::Bytes>>),
 }
 
-pub async fn run(
+pub(crate) async fn run(
     spec: Spec,
     source: ChannelSource,
     stats: Arc<WorkloadStats>,
@@ -98,7 +98,11 @@ pub async fn run(
 
 /// The `ready = "rpc"` check: calls `method` on a fresh channel until it answers with any
 /// status but UNAVAILABLE, for at most `timeout`. Returns the last status seen otherwise.
-pub async fn wait_answer(dial: &crate::transport::Dial, method: &Method, timeout: Duration) -> Result<(), String> {
+pub(crate) async fn wait_answer(
+    dial: &crate::transport::Dial,
+    method: &Method,
+    timeout: Duration,
+) -> Result<(), String> {
     let deadline = Instant::now() + timeout;
     let mut last = String::from("no attempt made");
     while Instant::now() < deadline {

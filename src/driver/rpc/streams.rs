@@ -27,11 +27,11 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_stream::wrappers::ReceiverStream;
 
 /// Streams kept open by `hangup = "abandon"` in one workload, at most.
-pub const MAX_PARKED: usize = 10_000;
+pub(crate) const MAX_PARKED: usize = 10_000;
 
 /// Abandoned streams (their sender and their call), dropped when the workload ends.
 #[derive(Default)]
-pub struct Parked(Mutex<Vec<Box<dyn Any + Send>>>);
+pub(crate) struct Parked(Mutex<Vec<Box<dyn Any + Send>>>);
 
 impl std::fmt::Debug for Parked {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -61,7 +61,7 @@ impl Drop for AbortOnDrop {
 }
 
 /// One stream on `channel`: sends `messages`, then reads and ends as the workload's `hangup` says.
-pub async fn call(
+pub(crate) async fn call(
     channel: crate::transport::conn::Conn,
     meta: tonic::Request<()>,
     messages: Arc<Vec<Bytes>>,

@@ -42,9 +42,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// Live channels followed at most.
-pub const MAX_LIVE: usize = 262_144;
+pub(crate) const MAX_LIVE: usize = 262_144;
 /// Creating sites kept at most.
-pub const MAX_SITES: usize = 4096;
+pub(crate) const MAX_SITES: usize = 4096;
 
 /// The probes, by the library's function and the program that reads it.
 const GO_PROBES: [(&str, &str); 5] = [
@@ -68,7 +68,7 @@ const C_PROBES: [(&str, &str); 7] = [
 ];
 
 /// The programs' names, for loading.
-pub const PROGRAMS: [&str; 8] = [
+pub(crate) const PROGRAMS: [&str; 8] = [
     "chan_go_dial01",
     "chan_go_dial23",
     "chan_go_made",
@@ -211,7 +211,7 @@ impl Book {
 }
 
 /// The channel ledger's thread and what it paired.
-pub struct Channels {
+pub(crate) struct Channels {
     book: Arc<Mutex<Book>>,
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -228,7 +228,7 @@ pub struct ProcessChannels {
 impl Channels {
     /// Drains `ring` on a thread of its own until dropped; `unwound` gives the stack the
     /// unwinder recovered for a dial of (process, time), once it has.
-    pub fn start(ring: RingBuf<MapData>, unwound: Unwound) -> std::io::Result<Channels> {
+    pub(crate) fn start(ring: RingBuf<MapData>, unwound: Unwound) -> std::io::Result<Channels> {
         let book = Arc::new(Mutex::new(Book::default()));
         let stop = Arc::new(AtomicBool::new(false));
         let (b, halt) = (book.clone(), stop.clone());
@@ -244,7 +244,7 @@ impl Channels {
     }
 
     /// `pid`'s channel sites so far.
-    pub fn read(&self, pid: i32) -> ProcessChannels {
+    pub(crate) fn read(&self, pid: i32) -> ProcessChannels {
         let book = crate::vocab::lock(&self.book);
         let tgid = pid as u32;
         ProcessChannels {
@@ -258,7 +258,7 @@ impl Channels {
     }
 
     /// Per process, the closes of channels made before the probes were in place.
-    pub fn closed_unknown(&self) -> Vec<(u32, u64)> {
+    pub(crate) fn closed_unknown(&self) -> Vec<(u32, u64)> {
         let mut v: Vec<(u32, u64)> = crate::vocab::lock(&self.book)
             .closed_unknown
             .iter()
@@ -269,13 +269,13 @@ impl Channels {
     }
 
     /// Channels and sites not followed, the tables full.
-    pub fn dropped(&self) -> u64 {
+    pub(crate) fn dropped(&self) -> u64 {
         crate::vocab::lock(&self.book).dropped
     }
 
     /// Puts the probes on the binary `pid` runs and on the gRPC libraries it maps, once
     /// per file; what it found in each file not probed before, or why not.
-    pub fn probe(&self, ebpf: &mut Ebpf, pid: i32) -> Vec<Result<Probed, String>> {
+    pub(crate) fn probe(&self, ebpf: &mut Ebpf, pid: i32) -> Vec<Result<Probed, String>> {
         let exe = format!("/proc/{pid}/exe");
         let mut files = vec![exe];
         // The C core's shared libraries (libgrpc.so), by name: every other library is left unread.
@@ -304,7 +304,7 @@ impl Channels {
 
 /// What [`Channels::probe`] did with a file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Probed {
+pub(crate) enum Probed {
     GrpcGo {
         probes: usize,
     },
@@ -384,7 +384,7 @@ impl Drop for Channels {
 }
 
 /// The unwinder's stack for a channel dial of (process, time), taken once it is there.
-pub type Unwound = Box<dyn Fn(u32, u64) -> Option<Arc<[u64]>> + Send>;
+pub(crate) type Unwound = Box<dyn Fn(u32, u64) -> Option<Arc<[u64]>> + Send>;
 
 /// How long a dial waits for its unwound stack before its frame-pointer walk serves.
 const UNWIND_WAIT: std::time::Duration = std::time::Duration::from_millis(500);

@@ -26,14 +26,14 @@ const EXEC: u32 = 7;
 
 /// Offsets of the first four system-call arguments in `struct pt_regs`: di, si, dx, r10.
 #[cfg(target_arch = "x86_64")]
-pub const ARG_OFFSETS: (u32, u32, u32, u32) = (112, 104, 96, 56);
+pub(super) const ARG_OFFSETS: (u32, u32, u32, u32) = (112, 104, 96, 56);
 /// Offsets of the first four system-call arguments in `struct pt_regs`: x0 to x3.
 #[cfg(target_arch = "aarch64")]
 pub const ARG_OFFSETS: (u32, u32, u32, u32) = (0, 8, 16, 24);
 
 /// Offsets of the user's instruction, stack and frame pointers in `struct pt_regs`: ip, sp, bp.
 #[cfg(target_arch = "x86_64")]
-pub const REG_OFFSETS: (u32, u32, u32) = (128, 152, 32);
+pub(super) const REG_OFFSETS: (u32, u32, u32) = (128, 152, 32);
 /// Offsets of the user's instruction, stack and frame pointers in `struct pt_regs`: pc, sp, x29.
 #[cfg(target_arch = "aarch64")]
 pub const REG_OFFSETS: (u32, u32, u32) = (256, 248, 232);
@@ -41,29 +41,29 @@ pub const REG_OFFSETS: (u32, u32, u32) = (256, 248, 232);
 /// Offsets in a uprobe's `struct pt_regs` of Go's first four integer arguments (register
 /// ABI): ax, bx, cx, di.
 #[cfg(target_arch = "x86_64")]
-pub const GO_ARG_OFFSETS: (u32, u32, u32, u32) = (80, 40, 88, 112);
+pub(super) const GO_ARG_OFFSETS: (u32, u32, u32, u32) = (80, 40, 88, 112);
 /// …: x0 to x3.
 #[cfg(target_arch = "aarch64")]
 pub const GO_ARG_OFFSETS: (u32, u32, u32, u32) = (0, 8, 16, 24);
 /// The offset of Go's goroutine register: r14 on x86_64, x28 on aarch64.
 #[cfg(target_arch = "x86_64")]
-pub const GO_G_OFFSET: u32 = 8;
+pub(super) const GO_G_OFFSET: u32 = 8;
 #[cfg(target_arch = "aarch64")]
 pub const GO_G_OFFSET: u32 = 224;
 /// Bytes of `struct pt_regs` the channel probes copy (aarch64: the user registers, pc and sp).
 #[cfg(target_arch = "x86_64")]
-pub const REGS_SIZE: u32 = 168;
+pub(super) const REGS_SIZE: u32 = 168;
 #[cfg(target_arch = "aarch64")]
 pub const REGS_SIZE: u32 = 272;
 
 /// The offset of a C function's return value: ax on x86_64, x0 on aarch64.
 #[cfg(target_arch = "x86_64")]
-pub const RET_OFFSET: u32 = 80;
+pub(super) const RET_OFFSET: u32 = 80;
 #[cfg(target_arch = "aarch64")]
 pub const RET_OFFSET: u32 = 0;
 
 /// (syscall number, kind) for every call the ledger follows on this architecture.
-pub fn table() -> Vec<(u32, u32)> {
+pub(super) fn table() -> Vec<(u32, u32)> {
     let mut t: Vec<(c_long, u32)> = vec![
         (libc::SYS_openat, RET),
         (libc::SYS_openat2, RET),

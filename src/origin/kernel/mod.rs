@@ -20,7 +20,7 @@
 //! Everything belongs to file descriptors of this process: nothing is pinned,
 //! so the programs go when the [`Ledger`] is dropped, or when fdsoak dies.
 
-pub mod channels;
+pub(crate) mod channels;
 mod kinds;
 #[cfg(target_arch = "x86_64")]
 mod unwind;

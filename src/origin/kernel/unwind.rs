@@ -29,7 +29,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Descriptors whose unwound stacks are kept at most.
-pub const MAX_STACKS: usize = 65_536;
+pub(super) const MAX_STACKS: usize = 65_536;
 /// Processes whose modules are kept loaded at most.
 const MAX_PROCESSES: usize = 64;
 /// Frames kept per stack, as the kernel's walk keeps.
@@ -57,10 +57,10 @@ struct Found {
 }
 
 /// The descriptor number of a channel dial's sample (`CHANNEL_FD` in ledger.bpf.c).
-pub const CHANNEL_FD: i32 = -2;
+pub(super) const CHANNEL_FD: i32 = -2;
 
 /// The draining thread and what it unwound.
-pub struct Samples {
+pub(super) struct Samples {
     found: Arc<Mutex<Found>>,
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -68,7 +68,7 @@ pub struct Samples {
 
 impl Samples {
     /// Drains `ring` on a thread of its own until dropped.
-    pub fn start(ring: RingBuf<MapData>) -> std::io::Result<Samples> {
+    pub(super) fn start(ring: RingBuf<MapData>) -> std::io::Result<Samples> {
         let found = Arc::new(Mutex::new(Found::default()));
         let stop = Arc::new(AtomicBool::new(false));
         let mut drain = Drain {
@@ -89,7 +89,7 @@ impl Samples {
     }
 
     /// The unwound stack of descriptor `fd` of `tgid` made at `ns`, if one was.
-    pub fn get(&self, tgid: u32, fd: i32, ns: u64) -> Option<Arc<[u64]>> {
+    pub(super) fn get(&self, tgid: u32, fd: i32, ns: u64) -> Option<Arc<[u64]>> {
         let found = crate::vocab::lock(&self.found);
         found
             .stacks
@@ -99,12 +99,12 @@ impl Samples {
     }
 
     /// The unwound stack of the channel dial `tgid` made at `ns`, taken once it is there.
-    pub fn take_channel(&self, tgid: u32, ns: u64) -> Option<Arc<[u64]>> {
+    pub(super) fn take_channel(&self, tgid: u32, ns: u64) -> Option<Arc<[u64]>> {
         crate::vocab::lock(&self.found).channels.remove(&(tgid, ns))
     }
 
     /// Per unwound stack of `tgid`, how many descriptors it made (as far as samples found room).
-    pub fn made(&self, tgid: u32) -> HashMap<Vec<u64>, u64> {
+    pub(super) fn made(&self, tgid: u32) -> HashMap<Vec<u64>, u64> {
         let found = crate::vocab::lock(&self.found);
         found
             .made
