@@ -14,9 +14,9 @@
 //! `ls`, `lsof`) are `bench/run`; see `bench/README.md`.
 
 use fdsoak::analysis::Tracker;
+use fdsoak::domain::{Reading, Role, TcpState};
 use fdsoak::report::model::{PhaseInfo, Summary};
-use fdsoak::rows::{CsvStream, SampleRow, ThroughputRow};
-use fdsoak::vocab::{Reading, Role, TcpState};
+use fdsoak::series::{CsvStream, SampleRow, ThroughputRow};
 use std::time::{Duration, Instant};
 
 const SECS: u64 = 86_400;
@@ -251,7 +251,7 @@ fn prometheus_parse_cost() {
 /// same rows as the files) charted, and every exporter rendered and written,
 /// with nothing read back from the CSV files.
 fn checkpoint_cost(summary: &Summary, dir: &std::path::Path) {
-    let mut d = fdsoak::rows::Downsampler::new(SECS as f64, 1.0);
+    let mut d = fdsoak::series::Downsampler::new(SECS as f64, 1.0);
     for t in 0..SECS {
         for (role, pid, leak) in [(Role::Target, 100, true), (Role::Driver, 101, false)] {
             d.sample(SampleRow::new(t as f64, 0, "soak", role, pid, &reading(t, leak)));

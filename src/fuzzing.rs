@@ -83,7 +83,7 @@ pub fn csv(data: &[u8]) {
     };
     let Ok(dir) = tempfile::tempdir() else { return };
     let write = |name: &str, bytes: &[u8]| std::fs::write(dir.path().join(name), bytes).is_ok();
-    if !write(crate::rows::SAMPLES_CSV, samples) || !write(crate::rows::THROUGHPUT_CSV, throughput) {
+    if !write(crate::series::SAMPLES_CSV, samples) || !write(crate::series::THROUGHPUT_CSV, throughput) {
         return;
     }
     let _ = crate::report::timeline::read(dir.path(), 10.0, 1.0);

@@ -10,6 +10,7 @@
 //! the docs use (target, driver, client, dial, phase, tick, sample,
 //! fingerprint, finding, gate, checkpoint, verdict).
 
+pub(crate) mod abort;
 pub mod analysis;
 pub mod bisect;
 pub mod child;
@@ -17,6 +18,7 @@ pub mod cli;
 pub(crate) mod client;
 pub mod cmd;
 pub mod compare;
+pub mod domain;
 pub(crate) mod driver;
 pub mod error;
 pub mod fault;
@@ -31,14 +33,13 @@ pub mod origin;
 pub(crate) mod progress;
 pub(crate) mod refserver;
 pub mod report;
-pub mod rows;
 pub mod rpc;
 pub mod run;
 pub mod sampler;
 pub mod scenario;
+pub mod series;
 pub(crate) mod transport;
 pub mod trend;
-pub mod vocab;
 
 /// Code generated from `proto/` by `build.rs`.
 pub mod proto {

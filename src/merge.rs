@@ -18,10 +18,10 @@
 //! file and line, and nothing is read as zero. Writing fails as a run error.
 
 use crate::analysis::findings::{evaluate, WorkloadFigures};
+use crate::domain::Role;
 use crate::error::{Error, Result};
 use crate::report::model::{Summary, WorkloadReport};
-use crate::rows::{read_rows, CsvStream, SampleRow, ThroughputRow, SAMPLES_CSV, THROUGHPUT_CSV};
-use crate::vocab::Role;
+use crate::series::{read_rows, CsvStream, SampleRow, ThroughputRow, SAMPLES_CSV, THROUGHPUT_CSV};
 use anyhow::{anyhow, Context};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

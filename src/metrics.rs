@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::vocab::CODE_NAMES;
+use crate::domain::CODE_NAMES;
 
 /// The status code of a failed call, as gRPC defines it: tonic reports a
 /// broken connection (reset, closed, GOAWAY'd mid-call) as UNKNOWN or
@@ -121,7 +121,7 @@ impl WorkloadStats {
     /// Records that an attempt failed with `code` because the server said `cause`
     /// (a GOAWAY, a reset stream). Only failures come here, so the lock is off the calls' path.
     pub fn caused(&self, code: tonic::Code, cause: &str) {
-        let mut c = crate::vocab::lock(&self.causes);
+        let mut c = crate::domain::lock(&self.causes);
         let key = (code as i32, cause.to_string());
         if let Some(n) = c.get_mut(&key) {
             *n += 1;
@@ -132,7 +132,7 @@ impl WorkloadStats {
 
     /// The failures' causes (code, cause, attempts), most frequent first.
     pub fn causes(&self) -> Vec<(&'static str, String, u64)> {
-        let c = crate::vocab::lock(&self.causes);
+        let c = crate::domain::lock(&self.causes);
         let mut out: Vec<_> = c
             .iter()
             .map(|((code, cause), n)| (CODE_NAMES[(*code as usize).min(16)], cause.clone(), *n))
@@ -148,7 +148,7 @@ impl WorkloadStats {
         let micros = u64::try_from(latency.as_micros())
             .unwrap_or(u64::MAX)
             .clamp(1, MAX_MICROS);
-        let mut l = crate::vocab::lock(&self.latency);
+        let mut l = crate::domain::lock(&self.latency);
         l.total.saturating_record(micros);
         l.interval.saturating_record(micros);
     }
@@ -156,12 +156,12 @@ impl WorkloadStats {
     /// Records how late a call on the timetable started: from its due time to its first poll.
     pub fn started_late(&self, lag: Duration) {
         let micros = u64::try_from(lag.as_micros()).unwrap_or(u64::MAX).clamp(1, MAX_MICROS);
-        crate::vocab::lock(&self.lag).saturating_record(micros);
+        crate::domain::lock(&self.lag).saturating_record(micros);
     }
 
     /// A copy of the timetable-lag histogram (empty for the closed model and streams).
     pub fn lag_histogram(&self) -> Histogram<u64> {
-        crate::vocab::lock(&self.lag).clone()
+        crate::domain::lock(&self.lag).clone()
     }
 
     /// Counts by status code name, leaving out codes never seen.
@@ -190,12 +190,12 @@ impl WorkloadStats {
 
     /// A copy of the latency histogram.
     pub fn histogram(&self) -> Histogram<u64> {
-        crate::vocab::lock(&self.latency).total.clone()
+        crate::domain::lock(&self.latency).total.clone()
     }
 
     /// Adds the latencies recorded since the last call into `into`, and starts a new interval.
     pub fn drain_interval(&self, into: &mut Histogram<u64>) {
-        let mut l = crate::vocab::lock(&self.latency);
+        let mut l = crate::domain::lock(&self.latency);
         // Same bounds on both sides, so adding cannot fail.
         let _ = into.add(&l.interval);
         l.interval.reset();
@@ -211,18 +211,18 @@ pub struct Registry {
 impl Registry {
     pub fn add(&self, stats: WorkloadStats) -> Arc<WorkloadStats> {
         let s = Arc::new(stats);
-        crate::vocab::lock(&self.entries).push(s.clone());
+        crate::domain::lock(&self.entries).push(s.clone());
         s
     }
 
     pub fn all(&self) -> Vec<Arc<WorkloadStats>> {
-        crate::vocab::lock(&self.entries).clone()
+        crate::domain::lock(&self.entries).clone()
     }
 
     /// Latencies of every workload since the previous call, in one histogram.
     pub fn drain_interval(&self, into: &mut Histogram<u64>) {
         into.reset();
-        for s in crate::vocab::lock(&self.entries).iter() {
+        for s in crate::domain::lock(&self.entries).iter() {
             s.drain_interval(into);
         }
     }
@@ -230,7 +230,7 @@ impl Registry {
     /// Counters summed over every workload so far (cumulative).
     pub fn totals(&self) -> Counts {
         let mut t = Counts::default();
-        for s in crate::vocab::lock(&self.entries).iter() {
+        for s in crate::domain::lock(&self.entries).iter() {
             let c = s.counts();
             t.scheduled += c.scheduled;
             t.skipped += c.skipped;
@@ -248,14 +248,14 @@ impl Registry {
 /// the latency of the calls that finished since the previous tick.
 pub struct ThroughputCsv {
     registry: Arc<Registry>,
-    out: crate::rows::CsvStream,
+    out: crate::series::CsvStream,
     interval: Histogram<u64>,
     /// Also fed every row, for charts drawn during the run.
-    tap: Option<crate::rows::SharedDownsampler>,
+    tap: Option<crate::series::SharedDownsampler>,
 }
 
 impl ThroughputCsv {
-    pub fn new(registry: Arc<Registry>, out: crate::rows::CsvStream) -> Self {
+    pub fn new(registry: Arc<Registry>, out: crate::series::CsvStream) -> Self {
         ThroughputCsv {
             registry,
             out,
@@ -265,19 +265,19 @@ impl ThroughputCsv {
     }
 
     /// Feeds every row written to `tap` as well.
-    pub fn tapped(mut self, tap: crate::rows::SharedDownsampler) -> Self {
+    pub fn tapped(mut self, tap: crate::series::SharedDownsampler) -> Self {
         self.tap = Some(tap);
         self
     }
 }
 
-impl crate::vocab::SampleSink for ThroughputCsv {
-    fn tick(&mut self, tick: &crate::vocab::Tick<'_>) -> anyhow::Result<()> {
+impl crate::domain::SampleSink for ThroughputCsv {
+    fn tick(&mut self, tick: &crate::domain::Tick<'_>) -> anyhow::Result<()> {
         let c = self.registry.totals();
         self.registry.drain_interval(&mut self.interval);
         let h = &self.interval;
         let q = |q: f64| (!h.is_empty()).then(|| h.value_at_quantile(q));
-        let row = crate::rows::ThroughputRow {
+        let row = crate::series::ThroughputRow {
             t_secs: (tick.t_secs * 1000.0).round() / 1000.0,
             phase: tick.phase_name.to_string(),
             scheduled: c.scheduled,
@@ -294,7 +294,7 @@ impl crate::vocab::SampleSink for ThroughputCsv {
         };
         self.out.write(&row)?;
         if let Some(tap) = &self.tap {
-            crate::vocab::lock(tap).throughput(&row);
+            crate::domain::lock(tap).throughput(&row);
         }
         self.out.flush()
     }

@@ -23,9 +23,9 @@ pub struct Live {
     pub target_limit: AtomicU64,
 }
 
-impl crate::vocab::SampleSink for Arc<Live> {
-    fn tick(&mut self, tick: &crate::vocab::Tick<'_>) -> anyhow::Result<()> {
-        let target = tick.samples.iter().find(|s| s.role == crate::vocab::Role::Target);
+impl crate::domain::SampleSink for Arc<Live> {
+    fn tick(&mut self, tick: &crate::domain::Tick<'_>) -> anyhow::Result<()> {
+        let target = tick.samples.iter().find(|s| s.role == crate::domain::Role::Target);
         if let Some(r) = target.and_then(|s| s.reading.as_ref()) {
             self.target_fds.store(r.fds.total, Relaxed);
             self.target_limit.store(r.nofile_soft.unwrap_or(0), Relaxed);
@@ -35,7 +35,7 @@ impl crate::vocab::SampleSink for Arc<Live> {
 }
 
 /// What the progress task needs to know about the run.
-pub(crate) struct Plan {
+pub(crate) struct ProgressFeed {
     pub phases: Vec<(String, Duration)>,
     pub current: Arc<AtomicUsize>,
     pub registry: Arc<Registry>,
@@ -44,7 +44,7 @@ pub(crate) struct Plan {
 }
 
 /// Starts the display; it stops when `stop` is cancelled.
-pub(crate) fn spawn(plan: Plan, stop: CancellationToken) -> tokio::task::JoinHandle<()> {
+pub(crate) fn spawn(plan: ProgressFeed, stop: CancellationToken) -> tokio::task::JoinHandle<()> {
     let tty = std::io::stderr().is_terminal();
     tokio::spawn(async move {
         let bar = tty.then(|| {
@@ -80,7 +80,7 @@ pub(crate) fn spawn(plan: Plan, stop: CancellationToken) -> tokio::task::JoinHan
     })
 }
 
-fn status_line(plan: &Plan, prev: &(Instant, Counts), now: &(Instant, Counts)) -> String {
+fn status_line(plan: &ProgressFeed, prev: &(Instant, Counts), now: &(Instant, Counts)) -> String {
     let i = plan.current.load(Relaxed).min(plan.phases.len().saturating_sub(1));
     let elapsed = plan.start.elapsed().as_secs_f64();
     let total: f64 = plan.phases.iter().map(|p| p.1.as_secs_f64()).sum();

@@ -31,21 +31,21 @@ async fn every_library_scenario_passes_against_the_clean_target_and_leaves_no_fd
         assert_eq!(outcome.verdict.as_str(), "pass", "{name}: {findings:#?}");
         let origin = outcome.summary.origin.as_ref().expect("origins were on");
         assert!(
-            origin.agents.contains(&fdsoak::vocab::Role::Target),
+            origin.agents.contains(&fdsoak::domain::Role::Target),
             "{name}: {origin:?}"
         );
         // As root, the kernel ledger watched it too (its programs and maps are descriptors
         // of this process's, counted below).
         if rustix::process::geteuid().is_root() {
             assert!(
-                origin.kernel.contains(&fdsoak::vocab::Role::Target),
+                origin.kernel.contains(&fdsoak::domain::Role::Target),
                 "{name}: {origin:?}"
             );
         }
         if name == "exhaustion-recovery" {
             // The built-in target logs each failed accept: its own words, told with what it held.
             let said = &outcome.summary.output;
-            let target = said.iter().find(|o| o.role == fdsoak::vocab::Role::Target);
+            let target = said.iter().find(|o| o.role == fdsoak::domain::Role::Target);
             let e = target.and_then(|o| o.exhaustion.as_ref());
             let e = e.unwrap_or_else(|| panic!("{name}: no complaint of exhaustion in {said:?}"));
             let flood = outcome.summary.phases.iter().find(|p| p.name == "flood").unwrap();

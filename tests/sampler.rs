@@ -47,11 +47,11 @@ fn sockets_are_counted_by_kind_and_state_and_both_state_readers_agree() {
     );
     assert_eq!(r.fds.total, before.fds.total + 8);
     assert!(
-        r.tcp.get(fdsoak::vocab::TcpState::Established) >= before.tcp.get(fdsoak::vocab::TcpState::Established) + 6,
+        r.tcp.get(fdsoak::domain::TcpState::Established) >= before.tcp.get(fdsoak::domain::TcpState::Established) + 6,
         "{:?}",
         r.tcp
     );
-    assert!(r.tcp.get(fdsoak::vocab::TcpState::Listen) > before.tcp.get(fdsoak::vocab::TcpState::Listen));
+    assert!(r.tcp.get(fdsoak::domain::TcpState::Listen) > before.tcp.get(fdsoak::domain::TcpState::Listen));
     assert_eq!(r.tcp.close_wait(), before.tcp.close_wait() + 1);
 
     // An IPv6 connection too, where the machine has ::1: one dump reads both families.
@@ -65,12 +65,12 @@ fn sockets_are_counted_by_kind_and_state_and_both_state_readers_agree() {
     if v6.is_some() {
         let r6 = probe::probe(me).unwrap();
         assert_eq!(
-            r6.tcp.get(fdsoak::vocab::TcpState::Listen),
-            r.tcp.get(fdsoak::vocab::TcpState::Listen) + 1
+            r6.tcp.get(fdsoak::domain::TcpState::Listen),
+            r.tcp.get(fdsoak::domain::TcpState::Listen) + 1
         );
         assert_eq!(
-            r6.tcp.get(fdsoak::vocab::TcpState::Established),
-            r.tcp.get(fdsoak::vocab::TcpState::Established) + 2
+            r6.tcp.get(fdsoak::domain::TcpState::Established),
+            r.tcp.get(fdsoak::domain::TcpState::Established) + 2
         );
     }
     let text = probe::tcp_from_text_tables(&procfs::process::Process::myself().unwrap(), &inodes);
@@ -121,8 +121,13 @@ fn a_long_listing_read_in_parallel_beside_the_host_dump_counts_what_one_thread_d
     let pid = holder.0.id() as i32;
     let r = probe::probe(pid).unwrap();
     assert_eq!(r.fds.socket, n as u64 + 1, "every socket and the listener");
-    assert_eq!(r.tcp.get(fdsoak::vocab::TcpState::Established), n as u64, "{:?}", r.tcp);
-    assert_eq!(r.tcp.get(fdsoak::vocab::TcpState::Listen), 1);
+    assert_eq!(
+        r.tcp.get(fdsoak::domain::TcpState::Established),
+        n as u64,
+        "{:?}",
+        r.tcp
+    );
+    assert_eq!(r.tcp.get(fdsoak::domain::TcpState::Listen), 1);
     // The same process read the slow way: one thread, its own text tables.
     let (_, inodes) = fast::list_fds(pid, false).unwrap();
     let proc = procfs::process::Process::new(pid).unwrap();
@@ -131,7 +136,7 @@ fn a_long_listing_read_in_parallel_beside_the_host_dump_counts_what_one_thread_d
     let fp = fdsoak::sampler::fingerprint::fingerprint(pid, None).unwrap();
     let tcp: Vec<(&str, u64)> = fp
         .iter()
-        .filter(|(k, _)| k.kind == fdsoak::vocab::GroupKind::Tcp)
+        .filter(|(k, _)| k.kind == fdsoak::domain::GroupKind::Tcp)
         .map(|(k, c)| (k.what.as_str(), *c))
         .collect();
     assert_eq!(tcp.len(), 3, "{tcp:?}");

@@ -13,7 +13,7 @@
 //! Fixed-size state: three fingerprints (each at most `MAX_GROUPS` groups)
 //! and one small trend per group, capped.
 
-use crate::vocab::{ChannelTally, Fingerprint, GroupKey, GroupKind, GroupOrigins, OriginVia, Stack};
+use crate::domain::{ChannelTally, Fingerprint, GroupKey, GroupKind, GroupOrigins, OriginVia, Stack};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;

@@ -12,7 +12,7 @@
 //! uses. A CLOSE_WAIT group is never held: its peer has left.
 
 use super::ProcessAnalysis;
-use crate::vocab::{ConnEnd, Connections, GroupKind, Role};
+use crate::domain::{ConnEnd, Connections, GroupKind, Role};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};

@@ -6,7 +6,6 @@
 //! (see [`series`]), so analysis memory does not grow with run length.
 //! [`findings`] then applies the scenario's gates to what the trackers saw.
 
-pub(crate) mod abort_decision;
 pub mod findings;
 pub mod groups;
 pub(crate) mod held;
@@ -16,8 +15,8 @@ pub(crate) mod verdicts;
 #[cfg(test)]
 mod tests_support;
 
-use crate::vocab::Role;
-use crate::vocab::{FdSource, Fingerprint, GroupOrigins, Reading, SampleSink, Tick};
+use crate::domain::Role;
+use crate::domain::{FdSource, Fingerprint, GroupOrigins, Reading, SampleSink, Tick};
 use groups::{GroupChange, GroupTracker};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -255,7 +254,7 @@ impl Tracker {
 }
 
 /// Final minus baseline per TCP state, the states that changed, largest change first.
-fn tcp_change(base: &crate::vocab::TcpStates, last: &crate::vocab::TcpStates) -> Vec<(String, i64)> {
+fn tcp_change(base: &crate::domain::TcpStates, last: &crate::domain::TcpStates) -> Vec<(String, i64)> {
     let mut v: Vec<(String, i64)> = base
         .iter()
         .zip(last.iter())
@@ -329,7 +328,7 @@ mod tests {
         let mut r = Reading::default();
         r.fds.total = total;
         r.fds.socket = total / 2;
-        r.tcp.set(crate::vocab::TcpState::CloseWait, close_wait);
+        r.tcp.set(crate::domain::TcpState::CloseWait, close_wait);
         r.nofile_soft = Some(1024);
         r
     }

@@ -3,7 +3,7 @@
 
 use super::groups::GroupChange;
 use super::{ProcessAnalysis, Role};
-use crate::vocab::GroupKind;
+use crate::domain::GroupKind;
 
 /// A process that ended 412 FDs over its baseline of 20: 398 CLOSE_WAIT from its clients, 12 files.
 pub(super) fn analysis(role: Role) -> ProcessAnalysis {

@@ -53,7 +53,7 @@ impl Redactor {
         let mut out = text;
         for v in self.0.iter() {
             if out.contains(v.as_str()) {
-                out = out.replace(v.as_str(), crate::vocab::REDACTED);
+                out = out.replace(v.as_str(), crate::domain::REDACTED);
             }
         }
         out
@@ -115,7 +115,7 @@ pub struct Complaints {
 impl Tail {
     /// Keeps a line the child wrote on `stream`.
     pub fn push_from(&self, stream: Stream, text: String) {
-        let mut o = crate::vocab::lock(&self.0);
+        let mut o = crate::domain::lock(&self.0);
         let text = o.redact.apply(cut(plain(text)));
         let at = Instant::now();
         if let Some(c) = exhaustion::complaint(&text) {
@@ -151,7 +151,7 @@ impl Tail {
 
     /// Its last `n` lines, or fewer.
     pub fn last_lines(&self, n: usize) -> Vec<String> {
-        let o = crate::vocab::lock(&self.0);
+        let o = crate::domain::lock(&self.0);
         let kept = o.head.len() + o.last.len();
         o.head
             .iter()
@@ -163,7 +163,7 @@ impl Tail {
 
     /// Its complaints of descriptor exhaustion, if it wrote any.
     pub fn complaints(&self) -> Option<Complaints> {
-        let o = crate::vocab::lock(&self.0);
+        let o = crate::domain::lock(&self.0);
         let (first, complaint) = o.first_complaint?;
         Some(Complaints {
             complaint,
@@ -175,7 +175,7 @@ impl Tail {
     /// The log as a file holds it: one line each, `[+12.345s stderr] text`, the time
     /// since `start`; where lines were dropped, one line says how many.
     pub fn log(&self, start: Instant) -> String {
-        let o = crate::vocab::lock(&self.0);
+        let o = crate::domain::lock(&self.0);
         let line = |l: &Line| {
             let t = l.at.saturating_duration_since(start).as_secs_f64();
             format!("[+{t:.3}s {}] {}\n", l.stream.as_str(), l.text)
@@ -248,7 +248,7 @@ mod tests {
         );
         tail.push("OSError: [Errno 24] Too many open files".into());
         let lines = tail.lines();
-        assert_eq!(lines[0], format!("auth {0} then {0}", crate::vocab::REDACTED));
+        assert_eq!(lines[0], format!("auth {0} then {0}", crate::domain::REDACTED));
         assert_eq!(lines[1], " WARN accept4: too many open files", "colours dropped");
         let c = tail.complaints().unwrap();
         assert_eq!((c.count, c.complaint), (2, Complaint::Emfile));

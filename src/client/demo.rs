@@ -130,7 +130,7 @@ fn fresh_channel(endpoint: &Endpoint, target: &Address) -> Channel {
 
 fn park(leaked: &Mutex<Vec<Channel>>, ch: Channel, stats: &mut DemoStats) {
     {
-        let mut l = crate::vocab::lock(leaked);
+        let mut l = crate::domain::lock(leaked);
         l.push(ch);
         stats.leaked_channels += 1;
     }
@@ -153,7 +153,7 @@ async fn keep_reconnecting(leaked: Arc<Mutex<Vec<Channel>>>, deadline: Duration)
     ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
     loop {
         ticker.tick().await;
-        let channels: Vec<Channel> = crate::vocab::lock(&leaked).clone();
+        let channels: Vec<Channel> = crate::domain::lock(&leaked).clone();
         let mut checks = tokio::task::JoinSet::new();
         for ch in channels {
             checks.spawn(check(ch, deadline));

@@ -1,9 +1,9 @@
 //! `fdsoak probe PID`: one process, sampled `repeat` times, with the time of one sample. No runtime.
 
+use crate::domain::Reading;
+use crate::domain::TcpState;
 use crate::error::{Error, Exit, Result};
 use crate::sampler::probe;
-use crate::vocab::Reading;
-use crate::vocab::TcpState;
 use anyhow::Context;
 use clap::Args;
 use std::time::{Duration, Instant};

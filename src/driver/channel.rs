@@ -11,7 +11,7 @@
 //! dial through [`ChannelSource::dial`].
 
 use crate::scenario::ChannelPolicy;
-use crate::transport::conn::{Conn, Connector, Shared};
+use crate::transport::conn::{Conn, Connector, SharedConn};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -23,7 +23,7 @@ pub(crate) struct ChannelSource {
     connector: Connector,
     dial: crate::transport::Dial,
     policy: ChannelPolicy,
-    shared: Option<Arc<Shared>>,
+    shared: Option<Arc<SharedConn>>,
     leak_bin: LeakBin,
 }
 
@@ -38,7 +38,7 @@ impl ChannelSource {
         leak_bin: LeakBin,
     ) -> anyhow::Result<Self> {
         let connector = Connector::new(dial, connect_timeout, keepalive)?;
-        let shared = (policy == ChannelPolicy::Shared).then(|| Arc::new(Shared::new(connector.clone())));
+        let shared = (policy == ChannelPolicy::Shared).then(|| Arc::new(SharedConn::new(connector.clone())));
         Ok(ChannelSource {
             connector,
             dial: dial.clone(),
@@ -73,7 +73,7 @@ impl ChannelSource {
 
     /// Keeps a channel open until the run ends, on purpose.
     pub(crate) fn leak(&self, channel: Conn) {
-        crate::vocab::lock(&self.leak_bin).push(channel);
+        crate::domain::lock(&self.leak_bin).push(channel);
     }
 
     /// Gives a channel back after its call: dropped, kept, or leaked, by policy.

@@ -6,10 +6,10 @@
 //! every attempt and every backoff.
 
 use super::channel::ChannelSource;
+use crate::domain::CODE_NAMES;
 use crate::metrics::WorkloadStats;
 use crate::scenario::{OnRetry, RetrySpec};
 use crate::transport::conn::Conn as Channel;
-use crate::vocab::CODE_NAMES;
 use std::future::Future;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;

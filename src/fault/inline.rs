@@ -4,8 +4,8 @@
 //! driver's counts, stopped on drop.
 
 use super::{Control, FaultEvent, ProxyStats};
+use crate::domain::InodeSet;
 use crate::net::Address;
-use crate::vocab::InodeSet;
 use anyhow::Context;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;

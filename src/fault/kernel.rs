@@ -16,8 +16,8 @@
 //! as a [`Sockets`] function, so this module reads nothing itself.
 
 use super::{FaultEvent, Injector};
+use crate::domain::Role;
 use crate::scenario::{Direction, Fault, FaultKind, Peer};
-use crate::vocab::Role;
 use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
@@ -87,8 +87,8 @@ impl KernelFaults {
 
     /// Lifts the blackholes that last until their phase ends, and the phase's loss toxics.
     pub(crate) fn end_phase(&self) {
-        let holes = std::mem::take(&mut *crate::vocab::lock(&self.until_phase_end));
-        let losses = std::mem::take(&mut *crate::vocab::lock(&self.losses));
+        let holes = std::mem::take(&mut *crate::domain::lock(&self.until_phase_end));
+        let losses = std::mem::take(&mut *crate::domain::lock(&self.losses));
         let Some(table) = &self.table else { return };
         for id in holes {
             if let Err(e) = table.lift(id) {
@@ -127,19 +127,19 @@ impl KernelFaults {
                     }
                 });
             }
-            _ => crate::vocab::lock(&self.until_phase_end).push(id),
+            _ => crate::domain::lock(&self.until_phase_end).push(id),
         }
         conns.len() as u64
     }
 
     /// The process that plays `role` (a client, once it has started).
     pub(crate) fn set_pid(&self, role: Role, pid: i32) {
-        crate::vocab::lock(&self.pids).insert(role, pid);
+        crate::domain::lock(&self.pids).insert(role, pid);
     }
 
     /// The events fired so far.
     pub(crate) fn events(&self) -> Vec<FaultEvent> {
-        crate::vocab::lock(&self.events).clone()
+        crate::domain::lock(&self.events).clone()
     }
 
     /// The connections `fault` selects in the process playing its role, each drawn against
@@ -154,7 +154,7 @@ impl KernelFaults {
     /// The connections `fault` may select in the process playing its role.
     fn candidates(&self, fault: &Fault) -> Vec<TcpConn> {
         let role = fault.role.unwrap_or_default();
-        let Some(pid) = crate::vocab::lock(&self.pids).get(&role).copied() else {
+        let Some(pid) = crate::domain::lock(&self.pids).get(&role).copied() else {
             return Vec::new();
         };
         let conns = match (self.sockets)(pid) {
@@ -191,7 +191,7 @@ impl KernelFaults {
         let Some(table) = &self.table else { return 0 };
         let now: Vec<_> = self.candidates(fault).iter().map(|c| (c.local, c.remote)).collect();
         let p = fault.probability();
-        let mut losses = crate::vocab::lock(&self.losses);
+        let mut losses = crate::domain::lock(&self.losses);
         let loss = losses.entry(slot).or_default();
         loss.drawn.retain(|k, _| now.contains(k));
         let mut chosen: Vec<_> = now
@@ -239,7 +239,7 @@ impl Injector for KernelFaults {
     }
 
     fn record(&self, event: FaultEvent) {
-        let mut events = crate::vocab::lock(&self.events);
+        let mut events = crate::domain::lock(&self.events);
         if events.len() < super::MAX_EVENTS {
             events.push(event);
         }

@@ -106,7 +106,7 @@ pub struct Effects {
 pub struct Control {
     /// Inodes of the proxy's own sockets: they stand for the network, so the
     /// sampler leaves them out of the driver's counts.
-    pub(crate) inodes: crate::vocab::InodeSet,
+    pub(crate) inodes: crate::domain::InodeSet,
     toxics: Mutex<Vec<Fault>>,
     conns: Mutex<HashMap<u64, Conn>>,
     next_id: AtomicU64,
@@ -159,7 +159,7 @@ impl Injector for Control {
 
 impl Control {
     /// A control whose sockets are recorded in `inodes` (shared with the sampler).
-    pub fn with_inodes(inodes: crate::vocab::InodeSet) -> Control {
+    pub fn with_inodes(inodes: crate::domain::InodeSet) -> Control {
         Control {
             inodes,
             ..Default::default()
@@ -172,28 +172,28 @@ impl Control {
         let id = self.next_id.fetch_add(1, Relaxed);
         let lottery = random();
         let (tx, rx) = watch::channel(Cmd::Forward);
-        crate::vocab::lock(&self.conns).insert(id, Conn { cmd: tx, sockets });
+        crate::domain::lock(&self.conns).insert(id, Conn { cmd: tx, sockets });
         (id, lottery, rx)
     }
 
     /// The socket inodes of every connection relayed now, in pairs: the client's side, the target's.
     pub fn relays(&self) -> Vec<[u64; 2]> {
-        crate::vocab::lock(&self.conns).values().map(|c| c.sockets).collect()
+        crate::domain::lock(&self.conns).values().map(|c| c.sockets).collect()
     }
 
     pub(crate) fn unregister(&self, id: u64) {
-        crate::vocab::lock(&self.conns).remove(&id);
+        crate::domain::lock(&self.conns).remove(&id);
     }
 
     /// Whether new connections are being refused now.
     pub(crate) fn refusing(&self) -> bool {
-        crate::vocab::lock(&self.refusing_until).is_some_and(|u| Instant::now() < u)
+        crate::domain::lock(&self.refusing_until).is_some_and(|u| Instant::now() < u)
     }
 
     /// The toxics of the current phase that a connection with this lottery draw is subject to.
     pub fn effects(&self, lottery: f64) -> Effects {
         let mut e = Effects::default();
-        for f in crate::vocab::lock(&self.toxics).iter() {
+        for f in crate::domain::lock(&self.toxics).iter() {
             if f.kind == FaultKind::RstStream {
                 // Drawn per stream, not per connection.
                 e.rst_stream = Some((f.probability(), f.h2_error() as u32));
@@ -215,12 +215,12 @@ impl Control {
 
     /// Sets the toxics for the phase that starts now (empty to clear them).
     pub fn set_toxics(&self, faults: &[Fault]) {
-        *crate::vocab::lock(&self.toxics) = faults.iter().filter(|f| !f.kind.is_event()).cloned().collect();
+        *crate::domain::lock(&self.toxics) = faults.iter().filter(|f| !f.kind.is_event()).cloned().collect();
     }
 
     /// Gives server events a way to the built-in target.
     pub fn set_server(&self, server: ServerControl) {
-        *crate::vocab::lock(&self.server) = Some(server);
+        *crate::domain::lock(&self.server) = Some(server);
     }
 
     /// Fires an event fault now; returns how many connections (for a server event: servers) it acted on.
@@ -228,12 +228,12 @@ impl Control {
         let p = fault.probability();
         match fault.kind {
             k if k.is_server() => {
-                let server = crate::vocab::lock(&self.server);
+                let server = crate::domain::lock(&self.server);
                 u64::from(server.as_ref().is_some_and(|tx| tx.send(fault.clone()).is_ok()))
             }
             FaultKind::Refuse => {
                 let d = fault.duration.unwrap_or_default();
-                *crate::vocab::lock(&self.refusing_until) = Some(Instant::now() + d);
+                *crate::domain::lock(&self.refusing_until) = Some(Instant::now() + d);
                 0
             }
             FaultKind::Reset | FaultKind::Close | FaultKind::Blackhole | FaultKind::Goaway => {
@@ -249,7 +249,7 @@ impl Control {
                     })),
                     _ => Cmd::Blackhole(fault.duration.map(|d| Instant::now() + d)),
                 };
-                let conns = crate::vocab::lock(&self.conns);
+                let conns = crate::domain::lock(&self.conns);
                 let mut n = 0;
                 for c in conns.values() {
                     // A connection is fair game unless it is dying or inside a blackhole.
@@ -277,23 +277,23 @@ impl Control {
     }
 
     pub fn record(&self, event: FaultEvent) {
-        let mut ev = crate::vocab::lock(&self.events);
+        let mut ev = crate::domain::lock(&self.events);
         if ev.len() < MAX_EVENTS {
             ev.push(event);
         }
     }
 
     pub fn events(&self) -> Vec<FaultEvent> {
-        crate::vocab::lock(&self.events).clone()
+        crate::domain::lock(&self.events).clone()
     }
 
     /// Live connections through the proxy.
-    pub fn inode_set(&self) -> crate::vocab::InodeSet {
+    pub fn inode_set(&self) -> crate::domain::InodeSet {
         self.inodes.clone()
     }
 
     pub fn live(&self) -> usize {
-        crate::vocab::lock(&self.conns).len()
+        crate::domain::lock(&self.conns).len()
     }
 
     pub fn stats(&self) -> ProxyStats {

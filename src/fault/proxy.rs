@@ -68,7 +68,7 @@ struct Unregister(Arc<Control>, u64, [u64; 2]);
 impl Drop for Unregister {
     fn drop(&mut self) {
         self.0.unregister(self.1);
-        let mut set = crate::vocab::lock(&self.0.inodes);
+        let mut set = crate::domain::lock(&self.0.inodes);
         for i in self.2 {
             set.remove(&i);
         }
@@ -97,7 +97,7 @@ async fn handle(client: Stream, upstream: Upstream, control: Arc<Control>) {
     };
     let inodes = [inode(&client), inode(&up)];
     let (id, lottery, mut cmd) = control.register(inodes);
-    crate::vocab::lock(&control.inodes).extend(inodes);
+    crate::domain::lock(&control.inodes).extend(inodes);
     let _unregister = Unregister(control.clone(), id, inodes);
     let sides = match &upstream.tls {
         None => [Side::plain(client), Side::plain(up)],

@@ -211,7 +211,7 @@ impl Collector for FindingsCollector {
         use prometheus::proto::{Gauge, MetricType};
         let mut counts = std::collections::BTreeMap::<(String, String), u64>::new();
         {
-            let f = crate::vocab::lock(&self.findings);
+            let f = crate::domain::lock(&self.findings);
             for key in f.iter() {
                 *counts.entry(key.clone()).or_default() += 1;
             }

@@ -10,8 +10,8 @@
 
 mod collect;
 
+use crate::domain::{SampleSink, Tick};
 use crate::metrics::Registry as Workloads;
-use crate::vocab::{SampleSink, Tick};
 use anyhow::Context;
 use collect::{FaultCollector, FindingsCollector, WorkloadCollector};
 use prometheus::{GaugeVec, IntGaugeVec, Opts, Registry};

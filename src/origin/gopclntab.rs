@@ -13,7 +13,7 @@
 //! The bytes are the binary's: everything is read bounded, and anything
 //! out of place is no name, never a panic.
 
-use crate::vocab::Frame;
+use crate::domain::Frame;
 
 /// One binary's `.gopclntab`, ready to look addresses up.
 pub(crate) struct GoTable {

@@ -7,8 +7,8 @@
 //! The memory is the process's to write: every figure is bounded before use,
 //! and anything malformed ends the reading, never the run.
 
+use crate::domain::Frame;
 use crate::origin::memory::{find, read_remote, u32_at, u64_at};
-use crate::vocab::Frame;
 
 /// The script Node is given with `--require`.
 pub const LEDGER_SCRIPT: &str = include_str!("grpcjs_ledger.js");

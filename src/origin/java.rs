@@ -13,8 +13,8 @@
 //! The memory is the process's to write: every figure is bounded before use,
 //! and anything malformed ends the reading, never the run.
 
+use crate::domain::Frame;
 use crate::origin::memory::{find, read_remote, u32_at, u64_at, SlotCopies};
-use crate::vocab::Frame;
 use std::collections::HashMap;
 use std::sync::Arc;
 

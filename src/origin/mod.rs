@@ -93,20 +93,20 @@ struct PublishedSets {
 impl Published {
     /// Notes `pid` as having published; true the first time.
     pub fn mark(&self, pid: i32) -> bool {
-        crate::vocab::lock(&self.0).pids.insert(pid)
+        crate::domain::lock(&self.0).pids.insert(pid)
     }
 
     pub fn contains(&self, pid: i32) -> bool {
-        crate::vocab::lock(&self.0).pids.contains(&pid)
+        crate::domain::lock(&self.0).pids.contains(&pid)
     }
 
     fn note_unnamed_java(&self, pid: i32, why: String) {
-        crate::vocab::lock(&self.0).unnamed_java.insert(pid, why);
+        crate::domain::lock(&self.0).unnamed_java.insert(pid, why);
     }
 
     /// Why the JVM `pid`'s Java frames cannot be named, if it is one that fdsoak found so.
     pub fn unnamed_java(&self, pid: i32) -> Option<String> {
-        crate::vocab::lock(&self.0).unnamed_java.get(&pid).cloned()
+        crate::domain::lock(&self.0).unnamed_java.get(&pid).cloned()
     }
 }
 
@@ -211,7 +211,7 @@ impl Agents {
         match hotspot::attach(pid, &self.dir.path().join(NATIVE_AGENT_FILE)) {
             Ok(how) => {
                 tracing::info!("origins: the agent records in the JVM {pid} ({how:?})");
-                crate::vocab::lock(&self.attached).push(pid);
+                crate::domain::lock(&self.attached).push(pid);
                 Ok(true)
             }
             Err(why) => Err(format!(
@@ -223,7 +223,7 @@ impl Agents {
     /// Pauses the agent in the running processes it was attached to: a run that ends
     /// leaves it recording nothing (a later run resumes it).
     pub fn release_attached(&self) {
-        for pid in crate::vocab::lock(&self.attached).drain(..) {
+        for pid in crate::domain::lock(&self.attached).drain(..) {
             if let Err(e) = hotspot::set_paused(pid, true) {
                 tracing::debug!("origins: pausing the agent in {pid}: {e}");
             }

@@ -10,7 +10,7 @@ pub(crate) mod slots;
 #[doc(hidden)]
 pub use slots::{slots as live_slots, whole_table_scan};
 
-use crate::vocab::{Frame, OriginSource, OriginVia, Stack};
+use crate::domain::{Frame, OriginSource, OriginVia, Stack};
 use blazesym::symbolize::source::{Process, Source};
 use blazesym::symbolize::{Input, Symbolized, Symbolizer};
 use std::collections::HashMap;
@@ -314,7 +314,7 @@ fn is_go_library(name: &str, file: &str) -> bool {
     if file.contains("/pkg/mod/") || file.contains("/vendor/") || file.starts_with("/usr/share/gocode/") {
         return true;
     }
-    crate::vocab::go_standard_library(name, file)
+    crate::domain::go_standard_library(name, file)
 }
 
 /// Source of Rust's standard library, of crates from a registry, or of the C library.

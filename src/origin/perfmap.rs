@@ -11,7 +11,7 @@
 //! Node's own modules (`node:…`) and grpc-js (`node_modules/@grpc/`) are
 //! library frames, as are V8's builtins and stubs.
 
-use crate::vocab::Frame;
+use crate::domain::Frame;
 use std::collections::{BTreeMap, HashMap};
 use std::io::{Read, Seek, SeekFrom};
 use std::sync::Arc;

@@ -8,7 +8,7 @@
 //! The memory is the agent's to write: it is read bounded, and anything
 //! malformed is no table, never an error of the run.
 
-use crate::vocab::{ChannelTally, Frame, OriginSource, OriginVia, Stack};
+use crate::domain::{ChannelTally, Frame, OriginSource, OriginVia, Stack};
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::net::SocketAddr;

@@ -74,7 +74,7 @@ impl Backend {
         };
         let old = self.shared.lock().await.replace(fresh.clone());
         if let (true, Some(old)) = (self.leak_on_retry, old) {
-            crate::vocab::lock(&self.leaks.channels).push(old);
+            crate::domain::lock(&self.leaks.channels).push(old);
         }
         ask(fresh, self.service).await.is_ok()
     }

@@ -42,14 +42,14 @@ impl Default for State {
 impl State {
     /// The overridden status of `service` now, if any.
     pub(crate) fn status(&self, service: &str) -> Option<ServingStatus> {
-        let overrides = crate::vocab::lock(&self.overrides);
+        let overrides = crate::domain::lock(&self.overrides);
         let (status, until) = overrides.get(service)?;
         until.is_none_or(|u| Instant::now() < u).then_some(*status)
     }
 
     /// When a stall in force ends.
     pub(crate) fn stalled_until(&self) -> Option<Instant> {
-        let until = (*crate::vocab::lock(&self.stall_until))?;
+        let until = (*crate::domain::lock(&self.stall_until))?;
         (Instant::now() < until).then_some(until)
     }
 
@@ -64,7 +64,7 @@ impl State {
                     ServingStatus::ServiceUnknown
                 };
                 let service = f.service.clone().unwrap_or_default();
-                crate::vocab::lock(&self.overrides).insert(service, (status, until));
+                crate::domain::lock(&self.overrides).insert(service, (status, until));
                 self.changes.send_modify(|n| *n += 1);
                 if let Some(until) = until {
                     // Watchers learn of the end too.
@@ -75,7 +75,7 @@ impl State {
                     });
                 }
             }
-            FaultKind::Stall => *crate::vocab::lock(&self.stall_until) = until,
+            FaultKind::Stall => *crate::domain::lock(&self.stall_until) = until,
             FaultKind::EndWatch => self.end_watches.send_modify(|n| *n += 1),
             _ => tracing::warn!("{} is not a server behaviour", f.kind.as_str()),
         }

@@ -65,7 +65,7 @@ impl Chatbot for ChatSvc {
             // A backend channel per Ask, connected and never dropped.
             match backend_channel(&self.self_addr).await {
                 // A poisoned list is still a list: the leak goes on either way.
-                Ok(c) => crate::vocab::lock(&self.leaks.channels).push(c),
+                Ok(c) => crate::domain::lock(&self.leaks.channels).push(c),
                 Err(e) => tracing::warn!("leak-ask-channel-every: dial failed: {e}"),
             }
         }
@@ -95,7 +95,7 @@ impl Chatbot for ChatSvc {
                 }
             }
             match leak {
-                Some(leaks) => crate::vocab::lock(&leaks.files).push(state),
+                Some(leaks) => crate::domain::lock(&leaks.files).push(state),
                 None => drop(state),
             }
         });
@@ -120,7 +120,7 @@ impl Chatbot for ChatSvc {
                 turn = turn.saturating_add(1);
             }
             match leak {
-                Some(leaks) => crate::vocab::lock(&leaks.files).push(state),
+                Some(leaks) => crate::domain::lock(&leaks.files).push(state),
                 None => drop(state),
             }
         });

@@ -92,7 +92,7 @@ impl HealthSvc {
         if self.knobs.leak_fd_every.is_some_and(|k| n.is_multiple_of(k)) {
             // Any regular file will do: our own executable always opens.
             match std::fs::File::open(OWN_EXE) {
-                Ok(f) => crate::vocab::lock(&self.leaks.files).push(f),
+                Ok(f) => crate::domain::lock(&self.leaks.files).push(f),
                 Err(e) => tracing::warn!("leak-fd-every: open failed: {e}"),
             }
         }
@@ -112,7 +112,7 @@ impl HealthSvc {
         });
         req.set_timeout(Duration::from_secs(2));
         client.check(req).await?;
-        crate::vocab::lock(&self.leaks.channels).push(channel);
+        crate::domain::lock(&self.leaks.channels).push(channel);
         Ok(())
     }
 }
@@ -260,7 +260,7 @@ async fn accept_loop(
         };
         if knobs.hold_closed_conns {
             match stream.as_fd().try_clone_to_owned() {
-                Ok(dup) => crate::vocab::lock(&leaks.sockets).push(dup),
+                Ok(dup) => crate::domain::lock(&leaks.sockets).push(dup),
                 Err(e) => tracing::warn!("hold-closed-conns: dup failed: {e}"),
             }
         }

@@ -5,9 +5,9 @@
 use super::model::*;
 use crate::analysis::findings::{evaluate, Finding, WorkloadFigures};
 use crate::analysis::ProcessAnalysis;
+use crate::domain::{Check, FindingKind};
 use crate::metrics::WorkloadStats;
 use crate::scenario::Scenario;
-use crate::vocab::{Check, FindingKind};
 use anyhow::Context;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -215,8 +215,8 @@ fn files(output: &[crate::report::model::ProcessOutput]) -> BTreeMap<String, Str
     [
         ("summary", "summary.json"),
         ("latency", "latency.csv"),
-        ("samples", crate::rows::SAMPLES_CSV),
-        ("throughput", crate::rows::THROUGHPUT_CSV),
+        ("samples", crate::series::SAMPLES_CSV),
+        ("throughput", crate::series::THROUGHPUT_CSV),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -234,7 +234,7 @@ pub(crate) fn hostname() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::vocab::Gate;
+    use crate::domain::Gate;
 
     fn check(passed: bool) -> Check {
         Check {

@@ -39,7 +39,7 @@ pub enum Shown {
 pub enum SeriesSource {
     /// One line per watched process, coloured by its place among them.
     PerProcess,
-    /// The kernel's TCP states the target ever had, coloured by the state's place in `vocab::TCP_STATES`.
+    /// The kernel's TCP states the target ever had, coloured by the state's place in `domain::TCP_STATES`.
     TcpStates,
     /// These series, in this order.
     Fixed(&'static [Named]),

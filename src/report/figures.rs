@@ -10,9 +10,9 @@ use super::chart_table::{self as table, ChartSpec};
 use super::charts::{line_chart, Level, Line, TimeAxis, PALETTE};
 use super::limits::Marks;
 use super::model::Summary;
-use crate::rows::SampleRow as FdRow;
-use crate::rows::Timeline;
-use crate::vocab::{Role, TCP_STATES};
+use crate::domain::{Role, TCP_STATES};
+use crate::series::SampleRow as FdRow;
+use crate::series::Timeline;
 
 fn series(rows: &[FdRow], f: impl Fn(&FdRow) -> u64) -> Vec<(f64, f64)> {
     rows.iter().map(|r| (r.t_secs, f(r) as f64)).collect()

@@ -6,7 +6,7 @@
 
 use super::model::{FindingRecord, Summary};
 use crate::analysis::groups::GroupChange;
-use crate::vocab::{FindingKind, Gate};
+use crate::domain::{FindingKind, Gate};
 
 /// Groups a leak names at most.
 const NAMED: usize = 3;

@@ -6,8 +6,8 @@
 
 use super::model::Summary;
 use crate::analysis::findings::human_secs;
-use crate::rows::Timeline;
-use crate::vocab::{Gate, Role};
+use crate::domain::{Gate, Role};
+use crate::series::Timeline;
 
 /// A horizontal line at a process's soft limit.
 pub struct LimitLine {

@@ -34,7 +34,7 @@ pub trait Exporter {
     /// Renders the report. `dir` holds the streamed CSV files, for exporters that chart them.
     fn render(&self, summary: &Summary, dir: &Path) -> anyhow::Result<Vec<u8>>;
     /// Renders from series already downsampled (a checkpoint), where the exporter charts them.
-    fn render_with(&self, summary: &Summary, dir: &Path, _series: &crate::rows::Timeline) -> anyhow::Result<Vec<u8>> {
+    fn render_with(&self, summary: &Summary, dir: &Path, _series: &crate::series::Timeline) -> anyhow::Result<Vec<u8>> {
         self.render(summary, dir)
     }
 }
@@ -59,7 +59,7 @@ pub fn render_all(summary: &Summary, dir: &Path) -> anyhow::Result<Vec<(&'static
 pub fn render_all_from(
     summary: &Summary,
     dir: &Path,
-    series: &crate::rows::Timeline,
+    series: &crate::series::Timeline,
 ) -> anyhow::Result<Vec<(&'static str, Vec<u8>)>> {
     render_each(summary, dir, Some(series))
 }
@@ -67,7 +67,7 @@ pub fn render_all_from(
 fn render_each(
     summary: &Summary,
     dir: &Path,
-    series: Option<&crate::rows::Timeline>,
+    series: Option<&crate::series::Timeline>,
 ) -> anyhow::Result<Vec<(&'static str, Vec<u8>)>> {
     exporters()
         .iter()

@@ -6,7 +6,7 @@
 
 use crate::analysis::findings::{Finding, WorkloadFigures};
 use crate::analysis::ProcessAnalysis;
-use crate::vocab::{Check, FindingKind};
+use crate::domain::{Check, FindingKind};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -113,7 +113,7 @@ pub struct Summary {
 /// What one process fdsoak started wrote.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ProcessOutput {
-    pub role: crate::vocab::Role,
+    pub role: crate::domain::Role,
     /// Its log in the report directory (`target.log`, `client.log`).
     pub log: String,
     /// Its last lines, oldest first, kept when they explain the run's end: the process died,
@@ -145,10 +145,10 @@ pub struct Exhaustion {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct OriginReport {
     /// The roles whose processes were given an agent.
-    pub agents: Vec<crate::vocab::Role>,
+    pub agents: Vec<crate::domain::Role>,
     /// The roles whose processes the kernel ledger watched (eBPF, nothing in the process).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub kernel: Vec<crate::vocab::Role>,
+    pub kernel: Vec<crate::domain::Role>,
     /// Events the kernel ledger could not record, its fixed-size maps full: descriptors made
     /// then may have no origin.
     #[serde(default, skip_serializing_if = "is_zero")]
@@ -170,7 +170,7 @@ impl Summary {
             && !self
                 .checks
                 .iter()
-                .any(|c| c.gate == crate::vocab::Gate::MaxHeldByPeer && c.subject == f.subject && !c.passed)
+                .any(|c| c.gate == crate::domain::Gate::MaxHeldByPeer && c.subject == f.subject && !c.passed)
     }
 
     /// The findings that failed something (every one but the notes).

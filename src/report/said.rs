@@ -6,7 +6,7 @@
 
 use super::model::{Exhaustion, ProcessOutput, Summary};
 use crate::analysis::findings::human_secs;
-use crate::vocab::Role;
+use crate::domain::Role;
 
 /// Last lines the terminal and `summary.md` show of a process.
 pub(crate) const SHOWN: usize = 10;

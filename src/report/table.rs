@@ -53,7 +53,7 @@ pub(crate) fn source_notes(s: &crate::report::model::Summary) -> Vec<String> {
     for p in &s.processes {
         if !p.has_detail() {
             let from = match (p.role, &s.target.fds_from) {
-                (crate::vocab::Role::Target, Some(url)) => format!(" ({url})"),
+                (crate::domain::Role::Target, Some(url)) => format!(" ({url})"),
                 _ => String::new(),
             };
             notes.push(format!(

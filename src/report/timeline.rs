@@ -6,8 +6,8 @@
 //! same memory to chart. During a run, the same downsampler is fed live and
 //! checkpoints chart from it without reading the files.
 
-use crate::rows::{read_rows, SampleRow, ThroughputRow, SAMPLES_CSV, THROUGHPUT_CSV};
-use crate::rows::{Downsampler, Timeline};
+use crate::series::{read_rows, SampleRow, ThroughputRow, SAMPLES_CSV, THROUGHPUT_CSV};
+use crate::series::{Downsampler, Timeline};
 use std::path::Path;
 
 /// Reads `samples.csv` and `throughput.csv` from `dir`, for a run of

@@ -15,8 +15,8 @@ use super::chart_table::{self as table, ChartSpec, Named};
 use super::charts::PALETTE;
 use super::limits::Marks;
 use super::model::Summary;
-use crate::rows::{Grid, ProcTraces, Timeline, Trace, Traces};
-use crate::vocab::{Role, TCP_STATES};
+use crate::domain::{Role, TCP_STATES};
+use crate::series::{Grid, ProcTraces, Timeline, Trace, Traces};
 use serde::Serialize;
 use std::collections::BTreeMap;
 

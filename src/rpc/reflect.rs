@@ -147,7 +147,7 @@ fn explain(s: &tonic::Status, ask: &Ask, transport: &Transport) -> Failure {
             &format!(
                 "asking the server's reflection for the {what}: {} ({})",
                 s.message(),
-                crate::vocab::code_name(code as i32)
+                crate::domain::code_name(code as i32)
             ),
             Some(code),
         )),

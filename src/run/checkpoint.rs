@@ -4,23 +4,23 @@
 //! which readers mark `incomplete` once its process is gone.
 //!
 //! A checkpoint is a sampler consumer placed after the trackers. It builds
-//! the summary so far ([`SoFar`]) and charts the live
-//! [`Downsampler`](crate::rows::Downsampler), so its cost does not grow with
+//! the summary so far ([`ReportSoFar`]) and charts the live
+//! [`Downsampler`](crate::series::Downsampler), so its cost does not grow with
 //! the run: nothing is read back from the CSV files. The files are written
 //! (atomically) on a thread of their own, one checkpoint at a time, and the
 //! last one is finished before the final report is written.
 
-use super::so_far::SoFar;
+use super::report_so_far::ReportSoFar;
+use crate::domain::{SampleSink, Tick};
 use crate::report::model::{CheckpointInfo, Verdict};
-use crate::rows::SharedDownsampler;
-use crate::vocab::{SampleSink, Tick};
+use crate::series::SharedDownsampler;
 use std::path::PathBuf;
 use std::time::Duration;
 
 pub(crate) use crate::scenario::defaults::checkpoint as interval;
 
 /// What to write and where: the interval, its directory, and the planned length.
-pub(crate) struct Plan {
+pub(crate) struct CheckpointPlan {
     pub every: Duration,
     pub dir: PathBuf,
     pub planned_secs: f64,
@@ -28,12 +28,12 @@ pub(crate) struct Plan {
 
 /// Where a checkpoint's figures come from: the report so far and the live downsample.
 pub(crate) struct Sources {
-    pub so_far: SoFar,
+    pub so_far: ReportSoFar,
     pub series: SharedDownsampler,
 }
 
 pub(crate) struct Checkpoints {
-    plan: Plan,
+    plan: CheckpointPlan,
     from: Sources,
     next: f64,
     count: u64,
@@ -41,7 +41,7 @@ pub(crate) struct Checkpoints {
 }
 
 impl Checkpoints {
-    pub(crate) fn new(plan: Plan, from: Sources) -> Checkpoints {
+    pub(crate) fn new(plan: CheckpointPlan, from: Sources) -> Checkpoints {
         Checkpoints {
             next: plan.every.as_secs_f64(),
             plan,
@@ -65,7 +65,7 @@ impl Checkpoints {
             count: self.count,
             pid: std::process::id(),
         });
-        let series = crate::vocab::lock(&self.from.series).timeline();
+        let series = crate::domain::lock(&self.from.series).timeline();
         let dir = self.plan.dir.clone();
         self.writing = Some(std::thread::spawn(move || {
             let written = crate::report::render_all_from(&summary, &dir, &series)

@@ -9,8 +9,9 @@
 //! is what was measured ([`Driven`]).
 
 use super::ending::{ClientRun, Driven, End};
-use super::sinks::Shared;
+use super::run_state::RunState;
 use crate::analysis::load_window;
+use crate::domain::{InodeSet, Role};
 use crate::driver::{self, channel::LeakBin, PhaseWork};
 use crate::fault::{self, inline::InlineProxy};
 use crate::report::build::SummaryBuilder;
@@ -18,7 +19,6 @@ use crate::report::model::PhaseInfo;
 use crate::sampler::{Sampler, SamplerSetup, Source};
 use crate::scenario::{Scenario, ServerControl};
 use crate::transport::Dial;
-use crate::vocab::{InodeSet, Role};
 use std::future::Future;
 use std::path::Path;
 use std::pin::Pin;
@@ -73,7 +73,7 @@ pub(crate) struct Drive<'a> {
     start: Instant,
     /// Where the workloads dial: the proxy when there is one, else the target.
     dial: Dial,
-    shared: Shared,
+    shared: RunState,
     current: Arc<AtomicUsize>,
     proxy: Option<InlineProxy>,
     client: Option<crate::client::RunningClient>,
@@ -100,7 +100,7 @@ impl<'a> Drive<'a> {
     /// live progress.
     pub(crate) async fn set_up(s: DriveSetup<'a>) -> anyhow::Result<Drive<'a>> {
         let sc = s.scenario;
-        let shared = Shared::default();
+        let shared = RunState::default();
         let current = Arc::new(AtomicUsize::new(0));
         let proxy_sockets = InodeSet::default();
         let proxy = start_proxy(&s, &proxy_sockets).await?;
@@ -215,7 +215,7 @@ impl<'a> Drive<'a> {
             _ = &mut interrupt => Err(End::Interrupted),
             _ = self.shared.target_gone.cancelled() => Err(self.target_died(i)),
             _ = self.shared.abort.cancelled(), if !aborted && !drain => {
-                let f = crate::vocab::lock(&self.shared.fired).take();
+                let f = crate::domain::lock(&self.shared.fired).take();
                 Err(f.map_or(End::Completed, |f| End::Aborted(Box::new(f))))
             }
         };
@@ -252,7 +252,7 @@ impl<'a> Drive<'a> {
     /// How the run ends when the watchdog found the target gone during phase `phase`:
     /// when and in which phase it first saw it so.
     fn target_died(&self, phase: usize) -> End {
-        let seen = crate::vocab::lock(&self.shared.gone).get(&Role::Target).copied();
+        let seen = crate::domain::lock(&self.shared.gone).get(&Role::Target).copied();
         let (at_secs, phase) = seen.unwrap_or((self.start.elapsed().as_secs_f64(), phase));
         End::TargetDied { at_secs, phase }
     }
@@ -271,14 +271,14 @@ impl<'a> Drive<'a> {
         }
         // Before anyone stops: who holds whose other end.
         let relays = self.proxy.as_ref().map(|p| p.control.relays()).unwrap_or_default();
-        let exclude = crate::vocab::lock(&self.proxy_sockets).clone();
+        let exclude = crate::domain::lock(&self.proxy_sockets).clone();
         let connections = crate::sampler::peers::connections(&self.pids, &exclude, &relays);
         let client = match self.client {
             Some(c) => Some(c.stop().await),
             None => None,
         };
         sampled?;
-        let gone = crate::vocab::lock(&self.shared.gone).clone();
+        let gone = crate::domain::lock(&self.shared.gone).clone();
         let end = self.end;
         let client = client.map(|c| ClientRun {
             gone_at: gone.get(&Role::Client).copied(),
@@ -404,16 +404,16 @@ fn origin_readers(s: &DriveSetup<'_>, client: bool) -> Vec<(Role, crate::origin:
 /// The live metrics endpoint, and the sinks that feed it (the gauges, and the findings so far).
 fn start_live(
     live: LiveSetup,
-    shared: &Shared,
+    shared: &RunState,
     proxy: Option<&InlineProxy>,
-    sinks: &mut Vec<Box<dyn crate::vocab::SampleSink>>,
+    sinks: &mut Vec<Box<dyn crate::domain::SampleSink>>,
 ) -> anyhow::Result<crate::live::Endpoint> {
     let LiveSetup { spec, report } = live;
     let faults = proxy.map(|p| p.control.clone());
     let (endpoint, sink) = crate::live::start(spec.addr, &spec.labels, shared.registry.clone(), faults)?;
     sinks.push(Box::new(sink));
-    let so_far = super::so_far::SoFar::new(report, shared.trackers.clone(), shared.registry.clone());
-    sinks.push(Box::new(super::so_far::LiveFindings::new(
+    let so_far = super::report_so_far::ReportSoFar::new(report, shared.trackers.clone(), shared.registry.clone());
+    sinks.push(Box::new(super::report_so_far::LiveFindings::new(
         so_far,
         endpoint.findings.clone(),
     )));
@@ -425,11 +425,11 @@ fn start_progress(
     sc: &Scenario,
     start: Instant,
     current: &Arc<AtomicUsize>,
-    shared: &Shared,
+    shared: &RunState,
     stop: CancellationToken,
 ) -> tokio::task::JoinHandle<()> {
     crate::progress::spawn(
-        crate::progress::Plan {
+        crate::progress::ProgressFeed {
             phases: sc.phases.iter().map(|p| (p.name.clone(), p.duration)).collect(),
             current: current.clone(),
             registry: shared.registry.clone(),

@@ -7,6 +7,7 @@
 use super::RunOutcome;
 use crate::analysis::findings::Finding;
 use crate::analysis::Trackers;
+use crate::domain::Role;
 use crate::driver::channel::LeakBin;
 use crate::error::{Error, Result};
 use crate::fault::{FaultEvent, ProxyStats};
@@ -14,7 +15,6 @@ use crate::metrics::Registry;
 use crate::report::build::{workload_report, Measured, SummaryBuilder};
 use crate::report::model::{ClientReport, PhaseInfo, Summary};
 use crate::scenario::Scenario;
-use crate::vocab::Role;
 use anyhow::Context;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -48,7 +48,7 @@ impl End {
         phase: usize,
         elapsed: std::time::Duration,
         target: TargetEnd,
-        last: Option<&crate::vocab::Reading>,
+        last: Option<&crate::domain::Reading>,
     ) -> Vec<Finding> {
         let phase_name = |i: usize| sc.phases.get(i).map_or(String::new(), |p| p.name.clone());
         match self {
@@ -117,7 +117,7 @@ pub(crate) struct Driven {
     /// Channels leaked on purpose by per_call_leak; close them once the target's FDs are read.
     pub leak_bin: LeakBin,
     /// The watched processes' connections at the end, before any was stopped.
-    pub connections: crate::vocab::Connections,
+    pub connections: crate::domain::Connections,
 }
 
 impl Driven {
@@ -131,8 +131,8 @@ impl Driven {
         target: TargetEnd,
         said: &super::said::Said,
     ) -> anyhow::Result<Measured> {
-        crate::vocab::lock(&self.leak_bin).clear();
-        let trackers = crate::vocab::lock(&self.trackers);
+        crate::domain::lock(&self.leak_bin).clear();
+        let trackers = crate::domain::lock(&self.trackers);
         let last = trackers.get(Role::Target).and_then(|t| t.last());
         let mut events = self.end.findings(sc, self.phase, elapsed, target, last);
         let client = self.client.map(|c| c.report(sc, &mut events));

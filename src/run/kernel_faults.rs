@@ -3,9 +3,9 @@
 //! module's view of a watched process's TCP sockets, read from its `/proc`
 //! descriptor table joined to the kernel's socket table by inode.
 
+use crate::domain::{InodeSet, Role};
 use crate::fault::kernel::{KernelFaults, TcpConn};
 use crate::scenario::Scenario;
-use crate::vocab::{InodeSet, Role};
 use std::sync::Arc;
 
 /// Whether any phase has a fault with no proxy.
@@ -78,7 +78,7 @@ pub(crate) fn start(sc: &Scenario, target: i32, proxy_sockets: InodeSet) -> anyh
     }
     let own = std::process::id() as i32;
     let sockets = Arc::new(move |pid: i32| {
-        let skip = (pid == own).then(|| crate::vocab::lock(&proxy_sockets).clone());
+        let skip = (pid == own).then(|| crate::domain::lock(&proxy_sockets).clone());
         sockets_of(pid, skip.as_ref())
     });
     let faults = KernelFaults::new(sockets, nft_rules(sc)).context("making the run's nftables table")?;
@@ -88,7 +88,7 @@ pub(crate) fn start(sc: &Scenario, target: i32, proxy_sockets: InodeSet) -> anyh
 }
 
 /// The TCP sockets `pid` holds now, less those in `skip`.
-fn sockets_of(pid: i32, skip: Option<&crate::vocab::Inodes>) -> std::io::Result<Vec<TcpConn>> {
+fn sockets_of(pid: i32, skip: Option<&crate::domain::Inodes>) -> std::io::Result<Vec<TcpConn>> {
     let inodes = crate::sampler::peers::socket_inodes(pid, skip)?;
     let tcp = crate::sampler::fast::tcp_sockets(&inodes)?;
     Ok(tcp

@@ -7,21 +7,21 @@
 //! with its verdict. Everything the run opened is closed before [`run`]
 //! returns, so the harness itself does not leak.
 
-pub(crate) mod abort_sink;
 pub(crate) mod checkpoint;
 pub(crate) mod drive;
 pub(crate) mod ending;
+pub(crate) mod heap_trim;
 pub(crate) mod kernel_faults;
+pub(crate) mod report_so_far;
+pub(crate) mod run_state;
 pub(crate) mod said;
-pub(crate) mod sinks;
-pub(crate) mod so_far;
 pub(crate) mod startup;
-pub(crate) mod trim;
+pub(crate) mod watchdog;
 
+use crate::domain::Role;
 use crate::error::{Error, Result};
 use crate::report::model::{Summary, Verdict};
 use crate::scenario::Scenario;
-use crate::vocab::Role;
 use drive::{Drive, DriveSetup};
 use startup::{NotStarted, Started};
 use std::future::Future;
@@ -139,7 +139,7 @@ pub async fn run(cfg: RunConfig, interrupt: impl Future<Output = ()>) -> Result<
         }
     };
     if let Some(s) = &mut report.shard {
-        s.phases_unix_ms = crate::vocab::unix_ms_now();
+        s.phases_unix_ms = crate::domain::unix_ms_now();
     }
     if let Some(ledger) = agents.as_ref().and_then(|a| a.kernel.as_ref()) {
         // A target fdsoak started is watched from its first instruction already.

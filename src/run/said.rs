@@ -6,8 +6,8 @@
 
 use crate::analysis::findings::Finding;
 use crate::child::Tail;
+use crate::domain::{FindingKind, Role};
 use crate::report::model::{Exhaustion, ProcessOutput};
-use crate::vocab::{FindingKind, Role};
 use std::path::Path;
 use std::time::Instant;
 

@@ -147,7 +147,7 @@ pub(crate) fn attach_running(agents: &crate::origin::Agents, pid: i32, report: &
         Ok(false) => {}
         Ok(true) => {
             origin.notes.retain(|n| n != NO_AGENT_ATTACHED);
-            origin.agents.push(crate::vocab::Role::Target);
+            origin.agents.push(crate::domain::Role::Target);
         }
         Err(note) => {
             tracing::warn!("origins: {note}");
@@ -164,7 +164,7 @@ pub(crate) fn agents(
     plan: &mut TargetPlan,
     report: &mut SummaryBuilder,
 ) -> anyhow::Result<Option<crate::origin::Agents>> {
-    use crate::vocab::Role;
+    use crate::domain::Role;
     if !sc.origin.enabled {
         return Ok(None);
     }

@@ -12,8 +12,8 @@
 //! instead (see [`super::probe`]).
 
 use super::links::FdDir;
-use crate::vocab::Inodes;
-use crate::vocab::{FdKinds, TcpStates};
+use crate::domain::Inodes;
+use crate::domain::{FdKinds, TcpStates};
 use rustix::fd::OwnedFd;
 use rustix::net::{netlink, AddressFamily, RecvFlags, SendFlags, SocketFlags, SocketType};
 use std::io;

@@ -9,8 +9,8 @@
 use super::fast;
 use super::links::{count_hint, is_long, overlapped, FdDir};
 use super::probe::ProbeError;
+use crate::domain::{Fingerprint, FingerprintOrigins, GroupKey, GroupKind, GroupOrigins, Inodes, Stack, Tally};
 use crate::origin::table::Table;
-use crate::vocab::{Fingerprint, FingerprintOrigins, GroupKey, GroupKind, GroupOrigins, Inodes, Stack, Tally};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
@@ -294,7 +294,7 @@ fn accepted(local: std::net::SocketAddr, listening: &HashSet<std::net::SocketAdd
 }
 
 fn describe_tcp(state: u8, port: Option<u16>, remote: Option<std::net::SocketAddr>) -> String {
-    let name = crate::vocab::TcpState::from_code(state).map_or("?", |st| st.name());
+    let name = crate::domain::TcpState::from_code(state).map_or("?", |st| st.name());
     match (port, remote) {
         (Some(p), _) if state == 10 => format!("{name} on :{p}"),
         // Accepted connections group by the port they came in on; their peers' ports are ephemeral.

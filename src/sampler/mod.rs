@@ -25,7 +25,7 @@ pub(crate) mod peers;
 pub mod probe;
 pub mod prometheus;
 
-use crate::vocab::{FdSource, Role, Sample, SampleSink, Tick};
+use crate::domain::{FdSource, Role, Sample, SampleSink, Tick};
 use anyhow::Context;
 use probe::ProbeError;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -34,7 +34,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Instant, MissedTickBehavior};
 
-use crate::vocab::InodeSet;
+use crate::domain::InodeSet;
 
 /// Everything the sampler needs, fixed for the run.
 pub struct SamplerSetup {
@@ -249,7 +249,7 @@ impl State {
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default()
             .as_millis();
-        let exclude = crate::vocab::lock(&self.setup.exclude).clone();
+        let exclude = crate::domain::lock(&self.setup.exclude).clone();
         let in_load = self.setup.load_window.get(phase).copied().unwrap_or(false);
         let every = self.setup.fingerprint_every;
         for ((s, when), (_, source)) in self

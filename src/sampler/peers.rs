@@ -6,7 +6,7 @@
 
 use super::fast;
 use super::fingerprint::tcp_group;
-use crate::vocab::{ConnEnd, Connections, Inodes, Role};
+use crate::domain::{ConnEnd, Connections, Inodes, Role};
 use std::collections::{HashMap, HashSet};
 
 /// The connections of `watched` (each role and PID), fdsoak's own less the
@@ -62,7 +62,7 @@ fn ends_of(pid: i32, skip: Option<&Inodes>) -> std::io::Result<Vec<ConnEnd>> {
         .collect())
 }
 
-fn relay_addresses(relays: &[[u64; 2]]) -> std::io::Result<Vec<crate::vocab::Relay>> {
+fn relay_addresses(relays: &[[u64; 2]]) -> std::io::Result<Vec<crate::domain::Relay>> {
     if relays.is_empty() {
         return Ok(Vec::new());
     }

@@ -5,7 +5,7 @@
 //! (`/proc/PID/net/tcp` and `tcp6`, so a target in another network namespace
 //! is read correctly), joined to its descriptors on the socket inode.
 
-use crate::vocab::{Reading, TcpStates};
+use crate::domain::{Reading, TcpStates};
 use procfs::process::{LimitValue, Process};
 
 /// Why a probe failed.
@@ -32,7 +32,7 @@ pub fn probe(pid: i32) -> Result<Reading, ProbeError> {
 }
 
 /// Like [`probe`], leaving out the sockets whose inodes are in `exclude`.
-pub fn probe_excluding(pid: i32, exclude: Option<&crate::vocab::Inodes>) -> Result<Reading, ProbeError> {
+pub fn probe_excluding(pid: i32, exclude: Option<&crate::domain::Inodes>) -> Result<Reading, ProbeError> {
     let err = proc_err(pid);
     let proc = Process::new(pid).map_err(&err)?;
     let stat = proc.stat().map_err(&err)?;
@@ -96,7 +96,7 @@ pub fn probe_excluding(pid: i32, exclude: Option<&crate::vocab::Inodes>) -> Resu
 
 /// TCP states from the process's `/proc/PID/net/tcp` and `tcp6` text tables:
 /// slower than netlink, but right for a process in another network namespace.
-pub fn tcp_from_text_tables(proc: &Process, inodes: &crate::vocab::Inodes) -> TcpStates {
+pub fn tcp_from_text_tables(proc: &Process, inodes: &crate::domain::Inodes) -> TcpStates {
     let mut tcp = TcpStates::default();
     for table in [proc.tcp(), proc.tcp6()] {
         // No IPv6 in this namespace means no table; that is fine.

@@ -8,7 +8,7 @@
 //! and a page-size bound. A failed scrape is an error the sampler turns into
 //! a gap, never into a zero. The page is parsed with `prometheus-parse`.
 
-use crate::vocab::Reading;
+use crate::domain::Reading;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty, Limited};
 use hyper_util::client::legacy::{connect::HttpConnector, Client};

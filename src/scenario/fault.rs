@@ -139,7 +139,7 @@ pub struct Fault {
     /// with no proxy, on a watched process's own TCP sockets (`kernel`).
     pub via: Option<Via>,
     /// via = "kernel": whose sockets (default the target).
-    pub role: Option<crate::vocab::Role>,
+    pub role: Option<crate::domain::Role>,
     /// via = "kernel": only connections whose other end is this address ("HOST:PORT", or ":PORT").
     pub peer: Option<String>,
     /// via = "kernel": the connections the process dialled (`outbound`), accepted (`inbound`), or `both` (default).

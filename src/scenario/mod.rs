@@ -5,7 +5,6 @@
 //! any error (syntax, type, or a rule from [`validate`]) back to the file, the
 //! line and the dotted key path, so a user always learns where to look.
 
-mod abort_config;
 pub mod defaults;
 pub(crate) mod duration;
 mod export;
@@ -20,12 +19,11 @@ mod shard;
 pub(crate) mod stretch;
 mod validate;
 
-pub use abort_config::{Abort, ABORTABLE};
+pub use gates::{Abort, Gates, ABORTABLE};
 
 pub use export::ExportSpec;
 pub use fault::{Direction, Fault, FaultKind, H2Error, Peer, ServerControl, Via};
 pub use fds::{FdSourceSpec, MetricsUrl, MAX_FDS_METRIC, OPEN_FDS_METRIC};
-pub use gates::Gates;
 pub use knobs::{Knobs, Reflection};
 pub use model::*;
 pub use origin::OriginSpec;

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// What every secret is written as.
-pub use crate::vocab::REDACTED;
+pub use crate::domain::REDACTED;
 
 /// A string kept out of every output.
 #[derive(Clone, PartialEq, Eq, Deserialize, schemars::JsonSchema)]

@@ -352,7 +352,7 @@ fn check_retry(r: &super::RetrySpec, path: &KeyPath) -> Rule {
         );
     }
     for (i, code) in r.retryable.iter().enumerate() {
-        if code == "OK" || !crate::vocab::CODE_NAMES.contains(&code.as_str()) {
+        if code == "OK" || !crate::domain::CODE_NAMES.contains(&code.as_str()) {
             return fail(
                 path.key("retryable").index(i),
                 format!("{code:?} is not a retryable gRPC status code name (such as \"UNAVAILABLE\")"),

@@ -7,7 +7,7 @@
 //! and reads the response there; only the connection has a task of its own,
 //! which also sends the keepalive pings. A body still being written when its
 //! response comes (client and bidirectional streams) is finished on a task.
-//! [`Shared`] keeps one connection per workload, dialled when first used and
+//! [`SharedConn`] keeps one connection per workload, dialled when first used and
 //! again whenever it has closed, as a lazy channel does.
 //!
 //! Connections are made by a [`Connector`] with the workload's settings: the
@@ -252,7 +252,7 @@ impl Conn {
     pub(super) fn handed(&self, due: tokio::time::Instant) {
         if let Some(pending) = &self.pending {
             super::stages::record(super::stages::Stage::Handed, due);
-            crate::vocab::lock(pending).push_back(due);
+            crate::domain::lock(pending).push_back(due);
         }
     }
 }
@@ -319,7 +319,7 @@ impl tower::Service<http::Request<Body>> for Conn {
 /// A workload's one connection, dialled when first used and again whenever it has
 /// closed. Callers that find it closed while another is dialling wait for that
 /// dial and share its outcome, so a dead target costs one dial at a time.
-pub(crate) struct Shared {
+pub(crate) struct SharedConn {
     connector: Connector,
     current: Mutex<Current>,
     dialing: tokio::sync::Mutex<()>,
@@ -333,9 +333,9 @@ struct Current {
     failed: Option<tonic::Code>,
 }
 
-impl Shared {
-    pub(crate) fn new(connector: Connector) -> Shared {
-        Shared {
+impl SharedConn {
+    pub(crate) fn new(connector: Connector) -> SharedConn {
+        SharedConn {
             connector,
             current: Mutex::default(),
             dialing: tokio::sync::Mutex::new(()),
@@ -345,7 +345,7 @@ impl Shared {
     /// The open connection, dialling one if there is none.
     pub(crate) async fn get(&self) -> Result<Conn, tonic::Code> {
         let seen = {
-            let cur = crate::vocab::lock(&self.current);
+            let cur = crate::domain::lock(&self.current);
             if let Some(c) = cur.conn.as_ref().filter(|c| !c.is_closed()) {
                 return Ok(c.clone());
             }
@@ -353,7 +353,7 @@ impl Shared {
         };
         let _one = self.dialing.lock().await;
         {
-            let cur = crate::vocab::lock(&self.current);
+            let cur = crate::domain::lock(&self.current);
             if cur.dials != seen {
                 // A dial finished while this caller waited: its outcome is this caller's.
                 match (&cur.conn, cur.failed) {
@@ -364,7 +364,7 @@ impl Shared {
             }
         }
         let dialled = self.connector.connect().await;
-        let mut cur = crate::vocab::lock(&self.current);
+        let mut cur = crate::domain::lock(&self.current);
         cur.dials += 1;
         cur.conn = dialled.as_ref().ok().cloned();
         cur.failed = dialled.as_ref().err().copied();

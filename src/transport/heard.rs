@@ -62,7 +62,7 @@ pub(crate) struct Heard(Arc<Mutex<Option<Cause>>>);
 impl Heard {
     /// The last GOAWAY the server sent on this connection, if any.
     pub(crate) fn goaway(&self) -> Option<Cause> {
-        crate::vocab::lock(&self.0).clone()
+        crate::domain::lock(&self.0).clone()
     }
 
     /// The cause of a call's failure `e`: the stream's own reset, the GOAWAY that h2
@@ -161,7 +161,7 @@ impl<T> Tap<T> {
             if keep.len() >= 8 {
                 let code = u32::from_be_bytes([keep[4], keep[5], keep[6], keep[7]]);
                 let debug = String::from_utf8_lossy(&keep[8..]).into_owned();
-                *crate::vocab::lock(&self.heard.0) = Some(Cause::GoAway {
+                *crate::domain::lock(&self.heard.0) = Some(Cause::GoAway {
                     code,
                     debug: debug.into(),
                 });

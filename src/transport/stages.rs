@@ -74,7 +74,7 @@ pub(crate) fn record(stage: Stage, due: Instant) {
 fn record_at(stage: Stage, due: Instant, at: Instant) {
     if let Some(s) = stages() {
         let late = at.saturating_duration_since(due).as_nanos() as u64;
-        let _ = crate::vocab::lock(&s.hists[stage as usize]).record(late.max(1));
+        let _ = crate::domain::lock(&s.hists[stage as usize]).record(late.max(1));
     }
 }
 
@@ -86,7 +86,7 @@ pub(crate) fn pending() -> Option<Pending> {
 /// The connection began a write to its socket at `began`, and it took bytes: every
 /// request handed before then had its first byte in it (or in an earlier write).
 pub(crate) fn written(pending: &Pending, began: Instant) {
-    let mut queue = crate::vocab::lock(pending);
+    let mut queue = crate::domain::lock(pending);
     while let Some(due) = queue.pop_front() {
         record_at(Stage::Written, due, began);
     }
@@ -99,7 +99,7 @@ pub(crate) fn write() {
         .iter()
         .zip(&s.hists)
         .map(|(name, h)| {
-            let h = crate::vocab::lock(h);
+            let h = crate::domain::lock(h);
             let us = |q: f64| h.value_at_quantile(q) as f64 / 1000.0;
             serde_json::json!({
                 "stage": name,

@@ -241,8 +241,8 @@ pub(crate) async fn wait_until_async(deadline: Duration, what: &str, cond: impl 
 }
 
 /// A report's samples.csv rows, through the typed row; the rows complete so far while a run writes it.
-pub(crate) fn samples(dir: &Path) -> Vec<fdsoak::rows::SampleRow> {
-    match fdsoak::rows::read_rows(&dir.join(fdsoak::rows::SAMPLES_CSV)) {
+pub(crate) fn samples(dir: &Path) -> Vec<fdsoak::series::SampleRow> {
+    match fdsoak::series::read_rows(&dir.join(fdsoak::series::SAMPLES_CSV)) {
         Ok(rows) => rows.map_while(Result::ok).collect(),
         Err(_) => Vec::new(),
     }

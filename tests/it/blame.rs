@@ -7,7 +7,7 @@
 //! such note. The driver's own leak (`per_call_leak`) is in tests/it/leaks.rs.
 
 use crate::common::*;
-use fdsoak::vocab::{FindingKind, Gate};
+use fdsoak::domain::{FindingKind, Gate};
 
 fn checker(mode: &str) -> String {
     format!(

@@ -13,7 +13,7 @@
 use super::kernel_origin::{go_server, root, short};
 use crate::common::*;
 use fdsoak::analysis::groups::GroupChange;
-use fdsoak::vocab::{OriginSource, OriginVia};
+use fdsoak::domain::{OriginSource, OriginVia};
 
 /// `role`'s grown group of connections to a peer.
 fn outbound(r: &RunResult, role: &str) -> GroupChange {

@@ -63,7 +63,7 @@ duration = "2s"
     let target = s
         .processes
         .iter()
-        .find(|p| p.role == fdsoak::vocab::Role::Target)
+        .find(|p| p.role == fdsoak::domain::Role::Target)
         .unwrap();
     assert!(target.final_fds > target.baseline_fds, "the leak so far: {target:?}");
     for file in ["summary.md", "report.html", "junit.xml", "latency.csv"] {

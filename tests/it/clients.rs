@@ -5,7 +5,7 @@
 //! per check always fails. Nothing fdsoak started survives a run.
 
 use crate::common::*;
-use fdsoak::vocab::FindingKind;
+use fdsoak::domain::FindingKind;
 
 const CLIENT_SCENARIOS: [&str; 3] = [
     "client-retry-on-reset",

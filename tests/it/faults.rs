@@ -77,7 +77,7 @@ fn established(pid: i32) -> u64 {
     fdsoak::sampler::probe::probe(pid)
         .unwrap()
         .tcp
-        .get(fdsoak::vocab::TcpState::Established)
+        .get(fdsoak::domain::TcpState::Established)
 }
 
 #[tokio::test]
@@ -99,7 +99,7 @@ async fn reset_aborts_both_sides_at_once() {
     .await;
     let r = fdsoak::sampler::probe::probe(server.pid()).unwrap();
     assert_eq!(
-        (r.tcp.close_wait(), r.tcp.get(fdsoak::vocab::TcpState::Established)),
+        (r.tcp.close_wait(), r.tcp.get(fdsoak::domain::TcpState::Established)),
         (0, 0)
     );
     assert_eq!(p.control.stats().reset, 1);

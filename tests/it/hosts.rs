@@ -39,7 +39,7 @@ fn a_server_in_its_own_pid_and_network_namespace_is_read_by_its_host_pid() {
         // Its TCP states come from its own namespace's tables: its listener is there.
         let rows: Vec<_> = samples(r.out.path())
             .into_iter()
-            .filter(|s| s.role == fdsoak::vocab::Role::Target)
+            .filter(|s| s.role == fdsoak::domain::Role::Target)
             .collect();
         assert!(rows.iter().all(|t| t.tcp_listen >= 1), "{rows:?}");
         assert!(rows.iter().any(|t| t.tcp_established >= 1), "{rows:?}");
@@ -181,9 +181,9 @@ duration = "2s"
     let target = m
         .processes
         .iter()
-        .find(|p| p.role == fdsoak::vocab::Role::Target)
+        .find(|p| p.role == fdsoak::domain::Role::Target)
         .unwrap();
-    assert_eq!((target.source, target.pid), (fdsoak::vocab::FdSource::Prometheus, 0));
+    assert_eq!((target.source, target.pid), (fdsoak::domain::FdSource::Prometheus, 0));
     // 300/s for 10 s from three drivers: 3,000 checks, 150 files.
     let calls: u64 = m.workloads.iter().filter(|w| w.phase == "load").map(|w| w.ok).sum();
     assert!((2970..=3030).contains(&calls), "{calls}");

@@ -237,8 +237,8 @@ fn with_scripting_off_the_static_charts_stand_in() {
 /// downsampler a run feeds.
 #[test]
 fn a_day_at_one_hertz_fits_in_5_mb_and_keeps_every_sample_of_a_minute() {
-    use fdsoak::rows::{Downsampler, SampleRow, ThroughputRow};
-    use fdsoak::vocab::{Reading, Role};
+    use fdsoak::domain::{Reading, Role};
+    use fdsoak::series::{Downsampler, SampleRow, ThroughputRow};
     const DAY: u64 = 86_400;
     const SPIKE: u64 = 49_037;
     let fds = |t: u64| if t == SPIKE { 5_000 } else { 40 + (t * 7 % 13) + t / 600 };
@@ -331,12 +331,12 @@ pub(crate) fn chart_data(html: &str) -> serde_json::Value {
 #[test]
 fn both_renderers_draw_the_same_charts_from_the_one_table() {
     use fdsoak::report::{chart_table, figures, limits, timeline, zoom};
-    use fdsoak::rows::{Downsampler, ThroughputRow};
+    use fdsoak::series::{Downsampler, ThroughputRow};
     let dir = repo("tests/fixtures/reports/leaky");
     let s = fdsoak::report::json::read(&dir.join("summary.json")).unwrap();
     let fixture = timeline::read(&dir, s.planned_secs(), s.interval_secs()).unwrap();
     let mut failing = Downsampler::new(s.planned_secs(), s.interval_secs());
-    for row in fdsoak::rows::read_rows::<fdsoak::rows::SampleRow>(&dir.join("samples.csv")).unwrap() {
+    for row in fdsoak::series::read_rows::<fdsoak::series::SampleRow>(&dir.join("samples.csv")).unwrap() {
         failing.sample(row.unwrap());
     }
     for t in 1..=20u64 {

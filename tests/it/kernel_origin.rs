@@ -8,7 +8,7 @@
 //! source builds.
 
 use crate::common::*;
-use fdsoak::vocab::{OriginSource, OriginVia};
+use fdsoak::domain::{OriginSource, OriginVia};
 use std::process::{Command, Stdio};
 
 /// Root, which loading eBPF needs; otherwise says so (a failure under CI, which runs as root).
@@ -91,7 +91,7 @@ fn a_go_server_leaking_a_file_per_check_is_named_at_its_os_open_started_or_attac
     assert_eq!(r.code, 1, "{}", r.context());
     named_by_kernel(&r, "main.leakFile", line);
     let origin = r.summary().origin.unwrap();
-    assert_eq!(origin.kernel, vec![fdsoak::vocab::Role::Target]);
+    assert_eq!(origin.kernel, vec![fdsoak::domain::Role::Target]);
     // Attached: the server started here, already running, found by its address.
     let server = go_server(&exe, "file");
     let r = run(&sc, &["--origin", "--target", &server.addr]);
@@ -200,7 +200,7 @@ fn clean_go_and_built_in_targets_pass_20_times_out_of_20_with_the_ledger_on() {
                     let r = run(sc, &args);
                     assert_eq!(r.code, 0, "run {i} of {target:?}: {}", r.context());
                     let origin = r.summary().origin.unwrap();
-                    assert_eq!(origin.kernel, vec![fdsoak::vocab::Role::Target], "{origin:?}");
+                    assert_eq!(origin.kernel, vec![fdsoak::domain::Role::Target], "{origin:?}");
                 }
             });
         }
@@ -336,5 +336,5 @@ fn the_built_in_leak_knobs_are_named_by_the_kernel_ledger_alone() {
         "not backend_channel: {o:?}"
     );
     super::channels::no_plumbing_named(&r);
-    assert_eq!(r.summary().origin.unwrap().agents, Vec::<fdsoak::vocab::Role>::new());
+    assert_eq!(r.summary().origin.unwrap().agents, Vec::<fdsoak::domain::Role>::new());
 }

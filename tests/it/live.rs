@@ -122,7 +122,7 @@ fn a_scrape_during_a_run_agrees_with_the_report_at_the_same_tick() {
     // The target's descriptors, scrape by scrape, against samples.csv at the tick before each.
     let rows: Vec<_> = samples(dir)
         .into_iter()
-        .filter(|r| r.role == fdsoak::vocab::Role::Target)
+        .filter(|r| r.role == fdsoak::domain::Role::Target)
         .collect();
     let mut compared = 0;
     for (page, (asked, answered)) in &scrapes {
@@ -131,7 +131,7 @@ fn a_scrape_during_a_run_agrees_with_the_report_at_the_same_tick() {
         };
         // The tick a scrape reads: one of the last two before it was asked for (a tick's
         // row is written before its gauges are set), or one while it was answered.
-        let before: Vec<&fdsoak::rows::SampleRow> = rows.iter().filter(|r| r.unix_ms <= *asked).collect();
+        let before: Vec<&fdsoak::series::SampleRow> = rows.iter().filter(|r| r.unix_ms <= *asked).collect();
         if before.len() < 2 {
             continue;
         }
@@ -247,7 +247,7 @@ fn a_real_prometheus_scrapes_a_run_and_agrees_with_the_report() {
     assert_eq!(r.code, 0, "{}", r.context());
     let rows: Vec<_> = samples(r.out.path())
         .into_iter()
-        .filter(|r| r.role == fdsoak::vocab::Role::Target)
+        .filter(|r| r.role == fdsoak::domain::Role::Target)
         .collect();
     let (first, last) = (
         rows[0].unix_ms as f64 / 1000.0,

@@ -41,7 +41,7 @@ fn a_python_checker_that_leaks_a_channel_per_retry_is_named_at_its_insecure_chan
         .origins
         .first()
         .unwrap_or_else(|| panic!("no origins: {}", r.context()));
-    assert_eq!(o.stack.via, fdsoak::vocab::OriginVia::Channel);
+    assert_eq!(o.stack.via, fdsoak::domain::OriginVia::Channel);
     assert!(o.count >= 3, "{o:?}");
     let top = o.stack.top_user_frame().unwrap();
     assert_eq!((top.line as usize, top.function.as_str()), (line, "new_channel"));
@@ -121,7 +121,7 @@ fn origins_change_no_verdict_of_a_clean_pair_and_leave_no_files() {
             .unwrap();
         assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stdout));
         let s = read_summary(&out);
-        assert_eq!(s.origin.as_ref().unwrap().agents, vec![fdsoak::vocab::Role::Target]);
+        assert_eq!(s.origin.as_ref().unwrap().agents, vec![fdsoak::domain::Role::Target]);
         no_agent_files(&tmp);
         std::fs::remove_dir_all(&out).unwrap();
     }

@@ -134,7 +134,7 @@ fn a_target_that_dies_leaves_its_last_words_in_the_terminal_and_every_report_fil
     let target = &s.output[0];
     assert_eq!(
         (target.role, target.log.as_str()),
-        (fdsoak::vocab::Role::Target, "target.log")
+        (fdsoak::domain::Role::Target, "target.log")
     );
     assert_eq!(target.last_lines.last().map(String::as_str), Some(fatal));
     assert_eq!(s.files.get("target_log").map(String::as_str), Some("target.log"));

@@ -79,7 +79,7 @@ fn a_leaky_target_is_flagged_from_its_metrics_alone_and_a_clean_one_passes() {
         r.context()
     );
     let target = r.process("target");
-    assert_eq!(target.source, fdsoak::vocab::FdSource::Prometheus);
+    assert_eq!(target.source, fdsoak::domain::FdSource::Prometheus);
     assert_eq!((target.pid, target.fingerprints, target.gaps), (0, 0, 0), "{target:?}");
     assert!((100..=170).contains(&target.residual_fds), "{target:?}");
     assert!(
@@ -221,7 +221,7 @@ duration = "2s"
     // No row was written for a failed scrape: every target row holds the real count.
     let rows: Vec<_> = samples(r.out.path())
         .into_iter()
-        .filter(|s| s.role == fdsoak::vocab::Role::Target)
+        .filter(|s| s.role == fdsoak::domain::Role::Target)
         .collect();
     assert!(rows.iter().all(|s| s.fds == 40), "a gap became a number");
     assert!(

@@ -2,7 +2,7 @@
 //! each failed on the code before the fix.
 
 use crate::common::*;
-use fdsoak::rows::{read_rows, ThroughputRow};
+use fdsoak::series::{read_rows, ThroughputRow};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -175,7 +175,7 @@ fn write_failures_exit_3_and_leave_no_temporary_files() {
 fn target_pid(report: &Path) -> Option<i32> {
     samples(report)
         .into_iter()
-        .find(|r| r.role == fdsoak::vocab::Role::Target)
+        .find(|r| r.role == fdsoak::domain::Role::Target)
         .map(|r| r.pid)
 }
 

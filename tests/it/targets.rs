@@ -3,11 +3,11 @@
 //! health protocol semantics. Every target is a real process.
 
 use crate::common::*;
+use fdsoak::domain::FindingKind;
 use fdsoak::proto::health::health_check_response::ServingStatus;
 use fdsoak::proto::health::health_client::HealthClient;
 use fdsoak::proto::health::HealthCheckRequest;
 use fdsoak::report::model::Verdict;
-use fdsoak::vocab::FindingKind;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 

@@ -8,8 +8,8 @@
 
 use super::groups::GroupChange;
 use super::{verdicts, ProcessAnalysis, Role};
+use crate::domain::{Check, FindingKind, Gate};
 use crate::scenario::Gates;
-use crate::vocab::{Check, FindingKind, Gate};
 
 /// Latency and outcome figures for one workload in one phase, as the gates need them.
 #[derive(Debug, Clone)]
@@ -106,7 +106,7 @@ pub enum Finding {
     Aborted {
         at_secs: f64,
         phase: String,
-        gate: crate::vocab::Gate,
+        gate: crate::domain::Gate,
         subject: String,
         /// The gate's own finding, as it read when the run stopped.
         reason: String,

@@ -1,6 +1,6 @@
 //! Gates applied to made-up analyses: the sentences users read, and a clean process passing.
 use super::*;
-use crate::vocab::GroupKind;
+use crate::domain::GroupKind;
 
 use crate::analysis::tests_support::{analysis, group};
 

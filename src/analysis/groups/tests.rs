@@ -138,14 +138,14 @@ fn causes_name_only_unmistakable_shapes() {
 #[test]
 fn a_counted_stack_says_how_many_it_opened_closed_and_kept() {
     let stack = Stack {
-        frames: vec![crate::vocab::Frame {
+        frames: vec![crate::domain::Frame {
             function: "main.leakSome".into(),
             file: "main.go".into(),
             line: 61,
             library: false,
         }],
         via: OriginVia::Opened,
-        source: crate::vocab::OriginSource::Kernel,
+        source: crate::domain::OriginSource::Kernel,
     };
     let mut o = Origin {
         count: 24,
@@ -161,7 +161,7 @@ fn a_counted_stack_says_how_many_it_opened_closed_and_kept() {
     o.opened = None;
     assert_eq!(o.sentence(), "24 at main.go:61 in main.leakSome");
     o.stack.via = OriginVia::Channel;
-    o.channels = Some(crate::vocab::ChannelTally {
+    o.channels = Some(crate::domain::ChannelTally {
         target: "127.0.0.1:9".into(),
         created: 1168,
         closed: 1000,

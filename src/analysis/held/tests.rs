@@ -6,8 +6,8 @@
 use super::*;
 use crate::analysis::findings::{evaluate, Finding};
 use crate::analysis::tests_support::{analysis, group};
+use crate::domain::{FindingKind, Gate};
 use crate::scenario::Gates;
-use crate::vocab::{FindingKind, Gate};
 
 const SERVER: &str = "127.0.0.1:50051";
 const PROXY: &str = "127.0.0.1:40000";

@@ -41,7 +41,7 @@ impl Call {
     pub(crate) fn replied(&self, first: bool) {
         self.stats.messages.fetch_add(1, Relaxed);
         if first {
-            let mut at = crate::vocab::lock(&self.first);
+            let mut at = crate::domain::lock(&self.first);
             if at.is_none() {
                 *at = Some(self.due.elapsed());
             }
@@ -51,7 +51,7 @@ impl Call {
     /// The call's latency: to its first reply when it had one that counts
     /// (streams), else from the scheduled start to now, across every attempt.
     pub(crate) fn latency(&self) -> Duration {
-        crate::vocab::lock(&self.first).unwrap_or_else(|| self.due.elapsed())
+        crate::domain::lock(&self.first).unwrap_or_else(|| self.due.elapsed())
     }
 }
 

@@ -35,14 +35,14 @@ pub(crate) struct Parked(Mutex<Vec<Box<dyn Any + Send>>>);
 
 impl std::fmt::Debug for Parked {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Parked({})", crate::vocab::lock(&self.0).len())
+        write!(f, "Parked({})", crate::domain::lock(&self.0).len())
     }
 }
 
 impl Parked {
     /// Keeps `what` until the workload ends; false when full (the caller drops it: a cancel).
     fn keep(&self, what: Box<dyn Any + Send>) -> bool {
-        let mut v = crate::vocab::lock(&self.0);
+        let mut v = crate::domain::lock(&self.0);
         if v.len() >= MAX_PARKED {
             return false;
         }

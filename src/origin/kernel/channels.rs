@@ -245,7 +245,7 @@ impl Channels {
 
     /// `pid`'s channel sites so far.
     pub(crate) fn read(&self, pid: i32) -> ProcessChannels {
-        let book = crate::vocab::lock(&self.book);
+        let book = crate::domain::lock(&self.book);
         let tgid = pid as u32;
         ProcessChannels {
             sites: book
@@ -259,7 +259,7 @@ impl Channels {
 
     /// Per process, the closes of channels made before the probes were in place.
     pub(crate) fn closed_unknown(&self) -> Vec<(u32, u64)> {
-        let mut v: Vec<(u32, u64)> = crate::vocab::lock(&self.book)
+        let mut v: Vec<(u32, u64)> = crate::domain::lock(&self.book)
             .closed_unknown
             .iter()
             .map(|(p, n)| (*p, *n))
@@ -270,7 +270,7 @@ impl Channels {
 
     /// Channels and sites not followed, the tables full.
     pub(crate) fn dropped(&self) -> u64 {
-        crate::vocab::lock(&self.book).dropped
+        crate::domain::lock(&self.book).dropped
     }
 
     /// Puts the probes on the binary `pid` runs and on the gRPC libraries it maps, once
@@ -293,7 +293,7 @@ impl Channels {
                 std::os::unix::fs::MetadataExt::dev(&meta),
                 std::os::unix::fs::MetadataExt::ino(&meta),
             );
-            if !crate::vocab::lock(&self.probed).insert(id) {
+            if !crate::domain::lock(&self.probed).insert(id) {
                 continue;
             }
             out.push(probe_file(ebpf, &file));
@@ -403,7 +403,7 @@ fn drain(mut ring: RingBuf<MapData>, book: &Mutex<Book>, stop: &AtomicBool, unwo
         while let Some(item) = ring.next() {
             queue.extend(Event::parse(&item).map(|e| (e, std::time::Instant::now())));
         }
-        let mut book = crate::vocab::lock(book);
+        let mut book = crate::domain::lock(book);
         while let Some((e, arrived)) = queue.front_mut() {
             if e.sampled {
                 match unwound(e.tgid, e.ns) {

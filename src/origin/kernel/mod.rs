@@ -229,7 +229,7 @@ impl Ledger {
             return Ok(());
         }
         if attached {
-            crate::vocab::lock(&self.attached).insert(pid);
+            crate::domain::lock(&self.attached).insert(pid);
         }
         self.set(pid as u32, RECORD)?;
         self.probe_channels(pid);
@@ -243,8 +243,8 @@ impl Ledger {
             tracing::debug!("channel ledger: not running");
             return;
         };
-        let probed = channels.probe(&mut crate::vocab::lock(&self.ebpf), pid);
-        let mut notes = crate::vocab::lock(&self.notes);
+        let probed = channels.probe(&mut crate::domain::lock(&self.ebpf), pid);
+        let mut notes = crate::domain::lock(&self.notes);
         for p in probed {
             let note = match p {
                 Ok(channels::Probed::OldGo) => format!(
@@ -272,8 +272,8 @@ impl Ledger {
 
     /// What the channel ledger could not cover, and the channel events it lost.
     pub fn notes(&self) -> Vec<String> {
-        let mut notes = crate::vocab::lock(&self.notes).clone();
-        let ring: u64 = map::<Array<_, u64>>(&crate::vocab::lock(&self.ebpf), "chan_lost")
+        let mut notes = crate::domain::lock(&self.notes).clone();
+        let ring: u64 = map::<Array<_, u64>>(&crate::domain::lock(&self.ebpf), "chan_lost")
             .map_or(0, |m| m.iter().filter_map(Result::ok).sum());
         for (pid, n) in self
             .channels
@@ -295,7 +295,7 @@ impl Ledger {
     }
 
     fn set(&self, pid: u32, what: u32) -> Result<(), String> {
-        let mut ebpf = crate::vocab::lock(&self.ebpf);
+        let mut ebpf = crate::domain::lock(&self.ebpf);
         let m = ebpf.map_mut("watched").ok_or("no map watched")?;
         let mut watched: BpfMap<_, u32, u32> = BpfMap::try_from(m).map_err(|e| format!("the watched map: {e}"))?;
         watched
@@ -305,7 +305,7 @@ impl Ledger {
 
     /// The entries of `pid` for `live`, the descriptors it holds now.
     pub fn read(&self, pid: i32, live: &[i32]) -> Result<Entries, String> {
-        let ebpf = crate::vocab::lock(&self.ebpf);
+        let ebpf = crate::domain::lock(&self.ebpf);
         let tgid = pid as u32;
         let mut ids: HashMap<i64, Vec<u64>> = HashMap::new();
         let mut out = Entries::default();
@@ -315,7 +315,7 @@ impl Ledger {
             // Entries from before the process's last exec are another program's.
             let execs: BpfMap<_, u32, Exec> = map(&ebpf, "execs")?;
             let exec = execs.get(&tgid, 0).unwrap_or_default();
-            let attached = crate::vocab::lock(&self.attached).contains(&pid);
+            let attached = crate::domain::lock(&self.attached).contains(&pid);
             for &fd in live {
                 let Ok(made) = fds.get(&FdKey { tgid, fd }, 0) else {
                     if attached {
@@ -350,7 +350,7 @@ impl Ledger {
     /// frame-pointer walk and the unwound sample recovered (medians).
     #[doc(hidden)]
     pub fn walk_lengths(&self, pid: i32, live: &[i32]) -> (usize, usize) {
-        let ebpf = crate::vocab::lock(&self.ebpf);
+        let ebpf = crate::domain::lock(&self.ebpf);
         let (Ok(fds), Ok(stacks)) = (
             map::<BpfMap<_, FdKey, FdMade>>(&ebpf, "fds"),
             map::<StackTraceMap<_>>(&ebpf, "stacks"),
@@ -399,7 +399,7 @@ impl Ledger {
 
     /// Events the programs could not record (a full map, a stack not taken), all causes together.
     pub fn lost(&self) -> u64 {
-        lost(&crate::vocab::lock(&self.ebpf))
+        lost(&crate::domain::lock(&self.ebpf))
     }
 }
 

@@ -90,7 +90,7 @@ impl Samples {
 
     /// The unwound stack of descriptor `fd` of `tgid` made at `ns`, if one was.
     pub(super) fn get(&self, tgid: u32, fd: i32, ns: u64) -> Option<Arc<[u64]>> {
-        let found = crate::vocab::lock(&self.found);
+        let found = crate::domain::lock(&self.found);
         found
             .stacks
             .get(&(tgid, fd))
@@ -100,12 +100,12 @@ impl Samples {
 
     /// The unwound stack of the channel dial `tgid` made at `ns`, taken once it is there.
     pub(super) fn take_channel(&self, tgid: u32, ns: u64) -> Option<Arc<[u64]>> {
-        crate::vocab::lock(&self.found).channels.remove(&(tgid, ns))
+        crate::domain::lock(&self.found).channels.remove(&(tgid, ns))
     }
 
     /// Per unwound stack of `tgid`, how many descriptors it made (as far as samples found room).
     pub(super) fn made(&self, tgid: u32) -> HashMap<Vec<u64>, u64> {
-        let found = crate::vocab::lock(&self.found);
+        let found = crate::domain::lock(&self.found);
         found
             .made
             .iter()
@@ -161,7 +161,7 @@ impl Drain {
         if frames.len() < 2 {
             return;
         }
-        let mut found = crate::vocab::lock(&self.found);
+        let mut found = crate::domain::lock(&self.found);
         if s.fd == CHANNEL_FD {
             if found.channels.len() < MAX_STACKS {
                 found.channels.insert((s.tgid, s.ns), frames.into());

@@ -10,7 +10,7 @@
 //! [`Downsampler`] folds the same rows into fixed display buckets for the
 //! charts, from the files or live during a run.
 
-use crate::vocab::{FdKinds, FdSource, Reading, Role, SampleSink, TcpState, TcpStates, Tick};
+use crate::domain::{FdKinds, FdSource, Reading, Role, SampleSink, TcpState, TcpStates, Tick};
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use std::fs::File;

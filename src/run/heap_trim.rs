@@ -9,30 +9,30 @@
 //! driver's, every [`TRIM_EVERY`], and keeps the RSS at what is live (over
 //! an hour of `bench/faulted-soak.toml`, the floor grew 0.9 MB).
 
-use crate::vocab::{SampleSink, Tick};
+use crate::domain::{SampleSink, Tick};
 use std::time::{Duration, Instant};
 
 /// How often the driver's heap is trimmed.
 pub(crate) const TRIM_EVERY: Duration = Duration::from_secs(5);
 
 /// A sampler sink that trims the heap at most once per [`TRIM_EVERY`].
-pub(crate) struct Trim {
+pub(crate) struct HeapTrim {
     last: Instant,
 }
 
-impl Trim {
-    pub(crate) fn new() -> Trim {
-        Trim { last: Instant::now() }
+impl HeapTrim {
+    pub(crate) fn new() -> HeapTrim {
+        HeapTrim { last: Instant::now() }
     }
 }
 
-impl Default for Trim {
+impl Default for HeapTrim {
     fn default() -> Self {
-        Trim::new()
+        HeapTrim::new()
     }
 }
 
-impl SampleSink for Trim {
+impl SampleSink for HeapTrim {
     fn tick(&mut self, _tick: &Tick<'_>) -> anyhow::Result<()> {
         if self.last.elapsed() >= TRIM_EVERY {
             self.last = Instant::now();

@@ -11,10 +11,10 @@
 //! - `max_error_rate`: the errors so far exceed the ceiling over every call
 //!   the phase will have made, even if all the rest succeed (open model only).
 
-use super::findings::Finding;
-use super::{verdicts, Trackers};
+use crate::analysis::findings::Finding;
+use crate::analysis::{verdicts, Trackers};
+use crate::domain::{Gate, Role};
 use crate::scenario::Gates;
-use crate::vocab::{Gate, Role};
 
 /// When a check is made: seconds into the run, the phase, and whether it counts as load.
 #[derive(Debug, Clone, Copy)]
@@ -142,8 +142,8 @@ impl AbortCheck {
 mod tests {
     use super::*;
     use crate::analysis::Tracker;
+    use crate::domain::Reading;
     use crate::scenario::Abort;
-    use crate::vocab::Reading;
 
     fn reading(total: u64) -> Reading {
         let mut r = Reading::default();

@@ -7,7 +7,7 @@
 //! checkpoints chart without reading files back) and by the CSV reader.
 
 use super::{SampleRow, ThroughputRow, Traces};
-use crate::vocab::{Role, SampleSink, Tick};
+use crate::domain::{Role, SampleSink, Tick};
 use std::collections::BTreeMap;
 
 /// Display buckets per chart.
@@ -132,7 +132,7 @@ pub struct LiveSamples(pub SharedDownsampler);
 
 impl SampleSink for LiveSamples {
     fn tick(&mut self, tick: &Tick<'_>) -> anyhow::Result<()> {
-        let mut d = crate::vocab::lock(&self.0);
+        let mut d = crate::domain::lock(&self.0);
         for s in tick.samples {
             if let Some(r) = &s.reading {
                 d.sample(SampleRow {

@@ -10,7 +10,7 @@
 //! never on the number of rows, and is allocated up front.
 
 use super::{SampleRow, ThroughputRow};
-use crate::vocab::{Role, TCP_STATES};
+use crate::domain::{Role, TCP_STATES};
 use std::collections::BTreeMap;
 
 /// At most this many buckets for descriptor series: 2 s each over 24 hours.

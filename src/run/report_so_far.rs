@@ -5,14 +5,14 @@
 //! from the CSV files.
 
 use crate::analysis::Trackers;
+use crate::domain::Tick;
 use crate::metrics::Registry;
 use crate::report::build::{workload_report, Measured, SummaryBuilder};
 use crate::report::model::{PhaseInfo, Summary};
-use crate::vocab::Tick;
 use std::sync::{Arc, Mutex};
 
 /// Where the figures come from, and the phases seen so far.
-pub(crate) struct SoFar {
+pub(crate) struct ReportSoFar {
     pub report: SummaryBuilder,
     pub trackers: Arc<Mutex<Trackers>>,
     pub registry: Arc<Registry>,
@@ -20,9 +20,9 @@ pub(crate) struct SoFar {
     phases: Vec<PhaseInfo>,
 }
 
-impl SoFar {
-    pub(crate) fn new(report: SummaryBuilder, trackers: Arc<Mutex<Trackers>>, registry: Arc<Registry>) -> SoFar {
-        SoFar {
+impl ReportSoFar {
+    pub(crate) fn new(report: SummaryBuilder, trackers: Arc<Mutex<Trackers>>, registry: Arc<Registry>) -> ReportSoFar {
+        ReportSoFar {
             report,
             trackers,
             registry,
@@ -50,7 +50,7 @@ impl SoFar {
 
     /// The summary of the run so far (its verdict is the one the run would get if it ended now).
     pub(crate) fn summary(&self) -> anyhow::Result<Summary> {
-        let processes = crate::vocab::lock(&self.trackers).finish();
+        let processes = crate::domain::lock(&self.trackers).finish();
         let workloads = self
             .registry
             .all()
@@ -72,14 +72,14 @@ pub(crate) const LIVE_FINDINGS_EVERY: f64 = 5.0;
 /// Keeps the live endpoint's findings current: every [`LIVE_FINDINGS_EVERY`]
 /// seconds and at each new phase, the findings of the summary so far.
 pub(crate) struct LiveFindings {
-    pub so_far: SoFar,
+    pub so_far: ReportSoFar,
     pub out: crate::live::Findings,
     next: f64,
     phase: usize,
 }
 
 impl LiveFindings {
-    pub(crate) fn new(so_far: SoFar, out: crate::live::Findings) -> LiveFindings {
+    pub(crate) fn new(so_far: ReportSoFar, out: crate::live::Findings) -> LiveFindings {
         LiveFindings {
             so_far,
             out,
@@ -89,7 +89,7 @@ impl LiveFindings {
     }
 }
 
-impl crate::vocab::SampleSink for LiveFindings {
+impl crate::domain::SampleSink for LiveFindings {
     fn tick(&mut self, tick: &Tick<'_>) -> anyhow::Result<()> {
         self.so_far.note(tick);
         if tick.t_secs >= self.next || tick.phase != self.phase {
@@ -101,7 +101,7 @@ impl crate::vocab::SampleSink for LiveFindings {
                 .iter()
                 .map(|f| (f.kind.to_string(), f.subject.clone()))
                 .collect();
-            *crate::vocab::lock(&self.out) = found;
+            *crate::domain::lock(&self.out) = found;
         }
         Ok(())
     }

@@ -3,12 +3,12 @@
 //! is now sure to fail, and if so keeps the finding and cancels the phases,
 //! which skip to the drain.
 
-use crate::analysis::abort_decision::{AbortCheck, Moment, PhaseCalls};
+use super::decision::{AbortCheck, Moment, PhaseCalls};
 use crate::analysis::findings::Finding;
 use crate::analysis::Trackers;
+use crate::domain::{SampleSink, Tick};
 use crate::metrics::Registry;
 use crate::scenario::Scenario;
-use crate::vocab::{SampleSink, Tick};
 use std::sync::{Arc, Mutex};
 use tokio_util::sync::CancellationToken;
 
@@ -84,7 +84,7 @@ impl SampleSink for Aborter {
             self.phase_start = (tick.phase, tick.t_secs);
         }
         let calls = self.calls(tick.phase, tick.t_secs);
-        let trackers = crate::vocab::lock(&self.trackers);
+        let trackers = crate::domain::lock(&self.trackers);
         let now = Moment {
             t: tick.t_secs,
             phase: tick.phase_name,
@@ -92,7 +92,7 @@ impl SampleSink for Aborter {
         };
         if let Some(f) = self.check.check(now, &trackers, &calls) {
             tracing::warn!("{f}");
-            *crate::vocab::lock(&self.fired) = Some(f);
+            *crate::domain::lock(&self.fired) = Some(f);
             self.cancel.cancel();
         }
         Ok(())
