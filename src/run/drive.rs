@@ -73,7 +73,7 @@ pub(crate) struct Drive<'a> {
     start: Instant,
     /// Where the workloads dial: the proxy when there is one, else the target.
     dial: Dial,
-    shared: RunState,
+    state: RunState,
     current: Arc<AtomicUsize>,
     proxy: Option<InlineProxy>,
     client: Option<crate::client::RunningClient>,
@@ -100,7 +100,7 @@ impl<'a> Drive<'a> {
     /// live progress.
     pub(crate) async fn set_up(s: DriveSetup<'a>) -> anyhow::Result<Drive<'a>> {
         let sc = s.scenario;
-        let shared = RunState::default();
+        let state = RunState::default();
         let current = Arc::new(AtomicUsize::new(0));
         let proxy_sockets = InodeSet::default();
         let proxy = start_proxy(&s, &proxy_sockets).await?;
@@ -118,22 +118,22 @@ impl<'a> Drive<'a> {
         let pids = watched.iter().map(|(role, src)| (*role, src.pid())).collect();
         let mut setup = sampler_setup(sc, s.start, current.clone(), watched, proxy_sockets.clone());
         setup.origins = origin_readers(&s, client.is_some());
-        let mut sinks = shared.sinks(sc, s.dir, s.start, s.checkpoints)?;
+        let mut sinks = state.sinks(sc, s.dir, s.start, s.checkpoints)?;
         let live = match s.live {
-            Some(live) => Some(start_live(live, &shared, proxy.as_ref(), &mut sinks)?),
+            Some(live) => Some(start_live(live, &state, proxy.as_ref(), &mut sinks)?),
             None => None,
         };
         let sampler = Sampler::start(setup, sinks);
         let progress_stop = CancellationToken::new();
         let progress = s
             .progress
-            .then(|| start_progress(sc, s.start, &current, &shared, progress_stop.clone()));
+            .then(|| start_progress(sc, s.start, &current, &state, progress_stop.clone()));
         Ok(Drive {
             sc,
             methods: s.methods,
             start: s.start,
             dial,
-            shared,
+            state,
             current,
             proxy,
             client,
@@ -203,7 +203,7 @@ impl<'a> Drive<'a> {
             phase,
             index: i,
             dial: &self.dial,
-            registry: &self.shared.registry,
+            registry: &self.state.registry,
             methods: self.methods,
             leak_bin: &self.leak_bin,
             stop: &stop,
@@ -213,9 +213,9 @@ impl<'a> Drive<'a> {
         let cut = tokio::select! {
             r = &mut work => Ok(r),
             _ = &mut interrupt => Err(End::Interrupted),
-            _ = self.shared.target_gone.cancelled() => Err(self.target_died(i)),
-            _ = self.shared.abort.cancelled(), if !aborted && !drain => {
-                let f = crate::domain::lock(&self.shared.fired).take();
+            _ = self.state.target_gone.cancelled() => Err(self.target_died(i)),
+            _ = self.state.abort.cancelled(), if !aborted && !drain => {
+                let f = crate::domain::lock(&self.state.fired).take();
                 Err(f.map_or(End::Completed, |f| End::Aborted(Box::new(f))))
             }
         };
@@ -252,7 +252,7 @@ impl<'a> Drive<'a> {
     /// How the run ends when the watchdog found the target gone during phase `phase`:
     /// when and in which phase it first saw it so.
     fn target_died(&self, phase: usize) -> End {
-        let seen = crate::domain::lock(&self.shared.gone).get(&Role::Target).copied();
+        let seen = crate::domain::lock(&self.state.gone).get(&Role::Target).copied();
         let (at_secs, phase) = seen.unwrap_or((self.start.elapsed().as_secs_f64(), phase));
         End::TargetDied { at_secs, phase }
     }
@@ -278,7 +278,7 @@ impl<'a> Drive<'a> {
             None => None,
         };
         sampled?;
-        let gone = crate::domain::lock(&self.shared.gone).clone();
+        let gone = crate::domain::lock(&self.state.gone).clone();
         let end = self.end;
         let client = client.map(|c| ClientRun {
             gone_at: gone.get(&Role::Client).copied(),
@@ -300,8 +300,8 @@ impl<'a> Drive<'a> {
             client,
             phase: self.current.load(Ordering::Relaxed),
             phases: self.phases,
-            registry: self.shared.registry,
-            trackers: self.shared.trackers,
+            registry: self.state.registry,
+            trackers: self.state.trackers,
             fault_events,
             proxy,
             leak_bin: self.leak_bin,
@@ -404,15 +404,15 @@ fn origin_readers(s: &DriveSetup<'_>, client: bool) -> Vec<(Role, crate::origin:
 /// The live metrics endpoint, and the sinks that feed it (the gauges, and the findings so far).
 fn start_live(
     live: LiveSetup,
-    shared: &RunState,
+    state: &RunState,
     proxy: Option<&InlineProxy>,
     sinks: &mut Vec<Box<dyn crate::domain::SampleSink>>,
 ) -> anyhow::Result<crate::live::Endpoint> {
     let LiveSetup { spec, report } = live;
     let faults = proxy.map(|p| p.control.clone());
-    let (endpoint, sink) = crate::live::start(spec.addr, &spec.labels, shared.registry.clone(), faults)?;
+    let (endpoint, sink) = crate::live::start(spec.addr, &spec.labels, state.registry.clone(), faults)?;
     sinks.push(Box::new(sink));
-    let so_far = super::report_so_far::ReportSoFar::new(report, shared.trackers.clone(), shared.registry.clone());
+    let so_far = super::report_so_far::ReportSoFar::new(report, state.trackers.clone(), state.registry.clone());
     sinks.push(Box::new(super::report_so_far::LiveFindings::new(
         so_far,
         endpoint.findings.clone(),
@@ -425,15 +425,15 @@ fn start_progress(
     sc: &Scenario,
     start: Instant,
     current: &Arc<AtomicUsize>,
-    shared: &RunState,
+    state: &RunState,
     stop: CancellationToken,
 ) -> tokio::task::JoinHandle<()> {
     crate::progress::spawn(
         crate::progress::ProgressFeed {
             phases: sc.phases.iter().map(|p| (p.name.clone(), p.duration)).collect(),
             current: current.clone(),
-            registry: shared.registry.clone(),
-            live: shared.live.clone(),
+            registry: state.registry.clone(),
+            live: state.live.clone(),
             start,
         },
         stop,
