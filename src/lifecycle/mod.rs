@@ -26,16 +26,8 @@ use tokio::process::{Child, Command};
 /// Where the target comes from, after the scenario and the command line are merged.
 #[derive(Debug, Clone)]
 pub(crate) enum TargetPlan {
-    /// `fdsoak serve` with these arguments, started from `exe`.
-    Builtin {
-        exe: PathBuf,
-        args: Vec<String>,
-        nofile: Option<u64>,
-        /// Set in its environment (an origin agent's).
-        env: Vec<(String, String)>,
-        /// Listen on a fresh Unix socket rather than a loopback port.
-        unix_socket: bool,
-    },
+    /// `fdsoak serve`, as this says.
+    Builtin(BuiltinPlan),
     /// A user's command line, `{port}` or `{socket}` still unreplaced.
     Spawn {
         command: String,
@@ -50,6 +42,18 @@ pub(crate) enum TargetPlan {
         pid: Option<i32>,
         remote: bool,
     },
+}
+
+/// The built-in target: `fdsoak serve` with these arguments, started from `exe`.
+#[derive(Debug, Clone)]
+pub(crate) struct BuiltinPlan {
+    pub exe: PathBuf,
+    pub args: Vec<String>,
+    pub nofile: Option<u64>,
+    /// Set in its environment (an origin agent's).
+    pub env: Vec<(String, String)>,
+    /// Listen on a fresh Unix socket rather than a loopback port.
+    pub unix_socket: bool,
 }
 
 /// A target that answered its first health check.
@@ -116,7 +120,7 @@ pub(crate) async fn start(
     check_attached(plan)?;
     let mut up = match plan {
         TargetPlan::Address { addr, .. } => Launched::attached(addr),
-        TargetPlan::Builtin { .. } => launch_builtin(plan, ready, tail).await?,
+        TargetPlan::Builtin(builtin) => launch_builtin(builtin, ready, tail).await?,
         TargetPlan::Spawn {
             command,
             nofile,
@@ -192,17 +196,14 @@ fn check_attached(plan: &TargetPlan) -> Result<(), TargetError> {
 }
 
 /// Starts `fdsoak serve` on a free port (or a private Unix socket) and reads the address it announces.
-async fn launch_builtin(plan: &TargetPlan, ready: Ready, tail: &Tail) -> Result<Launched, TargetError> {
-    let TargetPlan::Builtin {
+async fn launch_builtin(builtin: &BuiltinPlan, ready: Ready, tail: &Tail) -> Result<Launched, TargetError> {
+    let BuiltinPlan {
         exe,
         args,
         nofile,
         env,
         unix_socket,
-    } = plan
-    else {
-        unreachable!("launch_builtin is given the built-in plan")
-    };
+    } = builtin;
     let mut socket_dir = None;
     let listen = if *unix_socket {
         let (dir, path) = socket_in_private_dir()?;

@@ -23,13 +23,13 @@ pub(crate) fn plan(sc: &Scenario, exe: &Path) -> anyhow::Result<TargetPlan> {
             if behaviours {
                 args.push(CONTROL_FLAG.into());
             }
-            TargetPlan::Builtin {
+            TargetPlan::Builtin(super::BuiltinPlan {
                 exe: exe.to_path_buf(),
                 args,
                 nofile: t.nofile,
                 env: Vec::new(),
                 unix_socket: t.unix_socket,
-            }
+            })
         }
         TargetMode::Spawn => TargetPlan::Spawn {
             command: t
@@ -58,7 +58,7 @@ impl TargetPlan {
     /// The target listens on a Unix socket.
     pub(crate) fn is_unix(&self) -> bool {
         match self {
-            TargetPlan::Builtin { unix_socket, .. } => *unix_socket,
+            TargetPlan::Builtin(b) => b.unix_socket,
             TargetPlan::Spawn { command, .. } => command.contains("{socket}"),
             TargetPlan::Address { addr, .. } => addr.is_unix(),
         }
@@ -66,15 +66,17 @@ impl TargetPlan {
 
     /// Adds variables to the environment of a target fdsoak starts; an attached one has none to set.
     pub(crate) fn add_env(&mut self, vars: Vec<(String, String)>) {
-        if let TargetPlan::Builtin { env, .. } | TargetPlan::Spawn { env, .. } = self {
-            env.extend(vars);
+        match self {
+            TargetPlan::Builtin(b) => b.env.extend(vars),
+            TargetPlan::Spawn { env, .. } => env.extend(vars),
+            TargetPlan::Address { .. } => {}
         }
     }
 
     /// The mode's name, as the scenario spells it.
     pub(crate) fn mode(&self) -> &'static str {
         match self {
-            TargetPlan::Builtin { .. } => "builtin",
+            TargetPlan::Builtin(_) => "builtin",
             TargetPlan::Spawn { .. } => "spawn",
             TargetPlan::Address { .. } => "address",
         }
@@ -85,7 +87,7 @@ impl TargetPlan {
         match self {
             TargetPlan::Spawn { command, .. } => format!("spawn: {command}"),
             TargetPlan::Address { addr, .. } => format!("address {addr}"),
-            TargetPlan::Builtin { args, .. } => format!("builtin: fdsoak serve {}", args.join(" ")),
+            TargetPlan::Builtin(b) => format!("builtin: fdsoak serve {}", b.args.join(" ")),
         }
     }
 }
