@@ -520,21 +520,20 @@ GRPC_JAVA_JARS = ["grpc-api", "grpc-core", "grpc-netty", "grpc-context", "grpc-s
                   "netty-codec-http2", "netty-handler", "netty-resolver", "netty-transport-native-unix-common"]
 
 
-def runtime_rounds(title, start, on_env, rounds):
-    """A server's CPU per Check at 2000/s, `--origin` off and on, alternated. On, the server
-    starts with what `fdsoak run --origin --spawn` gives it (`on_env`) and fdsoak runs
-    with --origin (the kernel ledger too, as root): the whole cost of origins to it."""
+def origin_rounds(title, start, rounds, rate=2000, check_on=None, digits=2):
+    """A server's CPU per Check at `rate`/s, driven by fdsoak attached to it (--target) with
+    --origin off and on, alternated `rounds` times. `start(label)` starts the server for a round
+    ("off" or "on") and returns it and its address; `check_on(summary)` asserts what --origin did."""
     per_check = {"off": [], "on": []}
     for _ in range(rounds):
         for label in ["off", "on"]:
-            env = dict(os.environ, **(on_env if label == "on" else {}))
-            # Started in the scratch directory, where V8 puts its isolate log.
-            srv = subprocess.Popen(start, stdout=subprocess.PIPE, text=True, env=env, cwd=TMP)
-            addr = srv.stdout.readline().split()[-1]
+            srv, addr = start(label)
             try:
                 extra = ["--origin"] if label == "on" else []
-                s, _, _ = fdsoak_run("runtime", "  rate = 2000", SECS, ["--target", addr, *extra])
+                s, _, _ = fdsoak_run("origin", f"  rate = {rate}", SECS, ["--target", addr, *extra])
                 cpu = cpu_secs(srv.pid)
+                if label == "on" and check_on:
+                    check_on(s)
             finally:
                 srv.terminate()
                 srv.wait()
@@ -546,8 +545,19 @@ def runtime_rounds(title, start, on_env, rounds):
             per_check[label].append(cpu / checks * 1e6 if checks else float("nan"))
     ratios = [on / off for on, off in zip(per_check["on"], per_check["off"])]
     med = statistics.median
-    return [title, f"{med(per_check['off']):.1f}", f"{med(per_check['on']):.1f}", f"{med(ratios):.2f}×",
+    return [title, f"{med(per_check['off']):.1f}", f"{med(per_check['on']):.1f}", f"{med(ratios):.{digits}f}×",
             ", ".join(f"{r:.2f}" for r in ratios)]
+
+
+def runtime_server(command, on_env):
+    """Starts `command` as a round's server: on, with what `fdsoak run --origin --spawn` gives it
+    (`on_env`), so the round measures the whole cost of origins to it."""
+    def start(label):
+        env = dict(os.environ, **(on_env if label == "on" else {}))
+        # Started in the scratch directory, where V8 puts its isolate log.
+        srv = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=env, cwd=TMP)
+        return srv, srv.stdout.readline().split()[-1]
+    return start
 
 
 def java_and_javascript():
@@ -566,34 +576,18 @@ def java_and_javascript():
     node = ["node", os.path.join(ROOT, "tests", "programs", "grpcjs", "server.js"), "0", "clean"]
     w = (22, 14, 14, 10, 30)
     print(row(["server", "µs/Check, off", "µs/Check, on", "on ÷ off", "rounds"], w))
-    print(row(runtime_rounds("grpc-java 1.41, JDK 17", java, dict(native, JAVA_TOOL_OPTIONS=f"-agentpath:{agent}"), rounds), w))
+    print(row(origin_rounds("grpc-java 1.41, JDK 17", runtime_server(java, dict(native, JAVA_TOOL_OPTIONS=f"-agentpath:{agent}")), rounds), w))
     node_flags = "--perf-basic-prof --interpreted-frames-native-stack" if os.geteuid() == 0 else ""
-    print(row(runtime_rounds("grpc-js 1.14, Node", node, dict(native, NODE_OPTIONS=node_flags), rounds), w))
+    print(row(origin_rounds("grpc-js 1.14, Node", runtime_server(node, dict(native, NODE_OPTIONS=node_flags)), rounds), w))
     print("\nThe server's own user + system CPU (/proc/PID/stat) over the run, per Check answered; it starts each round")
     print("afresh, so its start-up (the JVM's class loading, with the agent's method log) is in the figure. Goal: at most 1.3×.")
 
 
 def ledger_rounds(title, start, rounds, rate=2000):
     """A server's CPU per Check at `rate`/s, attached by fdsoak with the kernel ledger off and on, alternated."""
-    per_check = {"off": [], "on": []}
-    for _ in range(rounds):
-        for label in ["off", "on"]:
-            srv, addr = start()
-            try:
-                extra = ["--origin"] if label == "on" else []
-                s, _, _ = fdsoak_run("ledger", f"  rate = {rate}", SECS, ["--target", addr, *extra])
-                cpu = cpu_secs(srv.pid)
-                if label == "on":
-                    assert s.get("origin", {}).get("kernel") == ["target"], s.get("origin")
-            finally:
-                srv.terminate()
-                srv.wait()
-            checks = sum(w["ok"] for w in s["workloads"])
-            per_check[label].append(cpu / checks * 1e6 if checks else float("nan"))
-    ratios = [on / off for on, off in zip(per_check["on"], per_check["off"])]
-    med = statistics.median
-    return [title, f"{med(per_check['off']):.1f}", f"{med(per_check['on']):.1f}", f"{med(ratios):.3f}×",
-            ", ".join(f"{r:.2f}" for r in ratios)]
+    def kernel_on(s):
+        assert s.get("origin", {}).get("kernel") == ["target"], s.get("origin")
+    return origin_rounds(title, lambda _label: start(), rounds, rate, kernel_on, digits=3)
 
 
 def kernel_ledger():

@@ -116,7 +116,7 @@ impl Exporter for Html {
             writeln!(o, "<p class=\"meta\" id=\"no-calls\">{who}: fdsoak made no calls of its own, so there is no latency or throughput to chart. The descriptor charts above are the run.</p>")?;
         }
         writeln!(o, "<p class=\"meta\">With scripting on, the charts are zoomable and keep each series' lowest and highest value in every {}-second slice of time (every sample, for runs up to {}); without it, they show at most {} points per series (the sample with the most descriptors in each slice). samples.csv and throughput.csv hold every sample.</p>", tl.traces.fine.width, human_secs(crate::series::FINE_BUCKETS as f64 * s.interval_secs()), crate::series::BUCKETS)?;
-        o.push_str(&zoom::scripts(&zoom::report_page(s, tl, &marks))?);
+        o.push_str(&zoom::scripts(&super::zoom_charts::report_page(s, tl, &marks))?);
         writeln!(o, "</body></html>")?;
         Ok(o.into_bytes())
     }

@@ -21,6 +21,7 @@ pub(crate) mod table;
 pub(crate) mod terminal;
 pub mod timeline;
 pub mod zoom;
+pub mod zoom_charts;
 
 use anyhow::Context;
 use model::Summary;

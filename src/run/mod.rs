@@ -9,6 +9,7 @@
 
 pub(crate) mod checkpoint;
 pub(crate) mod drive;
+pub(crate) mod drive_setup;
 pub(crate) mod ending;
 pub(crate) mod heap_trim;
 pub(crate) mod kernel_faults;
@@ -22,7 +23,8 @@ use crate::domain::Role;
 use crate::error::{Error, Result};
 use crate::report::model::{Summary, Verdict};
 use crate::scenario::Scenario;
-use drive::{Drive, DriveSetup};
+use drive::Drive;
+use drive_setup::DriveSetup;
 use startup::{NotStarted, Started};
 use std::future::Future;
 use std::path::PathBuf;
@@ -117,47 +119,18 @@ pub async fn run(cfg: RunConfig, interrupt: impl Future<Output = ()>) -> Result<
     let target_output = keep.tail("target");
     let started = startup::start_up(&cfg, &plan, &transport, &target_output, &mut report, interrupt.as_mut()).await;
     let Started {
-        mut target,
+        target,
         dial,
         source,
         methods,
     } = match started {
         Ok(s) => s,
-        Err(NotStarted::Finding(f)) => {
-            // A target that never became ready: what it said is the first thing to read.
-            let owned = plan.started_by_fdsoak().then_some(target_output);
-            let said = said::Said::new(report.start.into_std(), [(Role::Target, owned)]);
-            said.write_logs(&dir);
-            let mut measured = ending::one(f);
-            measured.output = said.report(&measured.events, |_, _| (None, None));
-            return ending::finish(&report, measured, dir);
-        }
-        Err(NotStarted::Scenario(e)) => {
-            // Nothing was measured: leave no empty report directory behind (a non-empty one stays).
-            let _ = std::fs::remove_dir(&dir);
-            return Err(Error::Scenario(e));
-        }
+        Err(e) => return not_started(e, &plan, target_output, &report, dir),
     };
     if let Some(s) = &mut report.shard {
         s.phases_unix_ms = crate::domain::unix_ms_now();
     }
-    if let Some(ledger) = agents.as_ref().and_then(|a| a.kernel.as_ref()) {
-        // A target fdsoak started is watched from its first instruction already.
-        if let Err(e) = ledger.watch(target.pid, !plan.started_by_fdsoak()) {
-            tracing::warn!("origins: the kernel ledger cannot watch the target: {e}");
-        }
-        let attached_node = (!plan.started_by_fdsoak() && target.pid > 0)
-            .then(|| crate::origin::perfmap::unnamed_javascript(target.pid as u32))
-            .flatten();
-        if let (Some(note), Some(origin)) = (attached_node, report.origin.as_mut()) {
-            tracing::warn!("origins: {note}");
-            origin.notes.push(note);
-        }
-    }
-
-    if let (Some(a), false) = (agents.as_ref(), plan.started_by_fdsoak()) {
-        startup::attach_running(a, target.pid, &mut report);
-    }
+    follow_target(agents.as_ref(), &plan, target.pid, &mut report);
 
     let driven = async {
         let mut drive = Drive::set_up(DriveSetup {
@@ -186,53 +159,138 @@ pub async fn run(cfg: RunConfig, interrupt: impl Future<Output = ()>) -> Result<
         drive.end().await
     }
     .await;
-
-    // Stop the target, then gather what was measured and how the run ended.
-    let ended = ending::TargetEnd {
-        pid: target.pid,
-        status: target.try_exit_status(),
+    let ran = Ran {
+        report,
+        agents,
+        plan: &plan,
+        target,
+        driven,
+        dir,
     };
-    let target_output = target.output();
-    target.stop().await;
-    let started_in = cfg
-        .workdir
-        .clone()
-        .or_else(|| std::env::current_dir().ok())
-        .unwrap_or_default();
-    if let Some(a) = &agents {
-        a.release_attached();
-        if plan.started_by_fdsoak() {
-            a.clean_up_after(ended.pid, &started_in);
+    ran.wrap_up(&cfg).await
+}
+
+/// A run that never reached its first phase: a report of why (with what a
+/// target that never became ready said), or, for the scenario's own
+/// mistake, an error and no report directory.
+fn not_started(
+    e: NotStarted,
+    plan: &crate::lifecycle::TargetPlan,
+    target_output: crate::child::Tail,
+    report: &crate::report::build::SummaryBuilder,
+    dir: PathBuf,
+) -> Result<RunOutcome> {
+    match e {
+        NotStarted::Finding(f) => {
+            // A target that never became ready: what it said is the first thing to read.
+            let owned = plan.started_by_fdsoak().then_some(target_output);
+            let said = said::Said::new(report.start.into_std(), [(Role::Target, owned)]);
+            said.write_logs(&dir);
+            let mut measured = ending::one(f);
+            measured.output = said.report(&measured.events, |_, _| (None, None));
+            ending::finish(report, measured, dir)
         }
-        if let Some(c) = driven.as_ref().ok().and_then(|d| d.client.as_ref()) {
-            a.clean_up_after(c.end.pid, &started_in);
+        NotStarted::Scenario(e) => {
+            // Nothing was measured: leave no empty report directory behind (a non-empty one stays).
+            let _ = std::fs::remove_dir(&dir);
+            Err(Error::Scenario(e))
         }
     }
-    let client_output = driven
-        .as_ref()
-        .ok()
-        .and_then(|d| d.client.as_ref())
-        .map(|c| c.end.output.clone());
-    let said = said::Said::new(
-        report.start.into_std(),
-        [(Role::Target, target_output), (Role::Client, client_output)],
-    );
-    said.write_logs(&dir);
-    if let (Some(a), Ok(d)) = (&agents, &driven) {
-        let client = d.client.as_ref().map_or(0, |c| c.end.pid);
-        ending::note_silent_agents(&mut report, a, &[(Role::Target, ended.pid), (Role::Client, client)]);
-        ending::note_kernel_losses(&mut report, a);
+}
+
+/// With origins on, once the target is up: the kernel ledger watches it (one
+/// fdsoak started is watched from its first instruction already), an
+/// attached Node process gets its note, and an attached JVM the agent.
+fn follow_target(
+    agents: Option<&crate::origin::Agents>,
+    plan: &crate::lifecycle::TargetPlan,
+    pid: i32,
+    report: &mut crate::report::build::SummaryBuilder,
+) {
+    let Some(agents) = agents else { return };
+    let attached = !plan.started_by_fdsoak();
+    if let Some(ledger) = agents.kernel.as_ref() {
+        if let Err(e) = ledger.watch(pid, attached) {
+            tracing::warn!("origins: the kernel ledger cannot watch the target: {e}");
+        }
+        let attached_node = (attached && pid > 0)
+            .then(|| crate::origin::perfmap::unnamed_javascript(pid as u32))
+            .flatten();
+        if let (Some(note), Some(origin)) = (attached_node, report.origin.as_mut()) {
+            tracing::warn!("origins: {note}");
+            origin.notes.push(note);
+        }
     }
-    let measured = driven
-        .and_then(|d| d.measured(sc, report.start.elapsed(), ended, &said))
-        .map_err(Error::run)?;
-    ending::finish(&report, measured, dir)
+    if attached {
+        startup::attach_running(agents, pid, report);
+    }
+}
+
+/// A run whose phases are over, however they ended: what is left to stop and to write.
+struct Ran<'a> {
+    report: crate::report::build::SummaryBuilder,
+    agents: Option<crate::origin::Agents>,
+    plan: &'a crate::lifecycle::TargetPlan,
+    target: crate::lifecycle::RunningTarget,
+    driven: anyhow::Result<ending::Driven>,
+    dir: PathBuf,
+}
+
+impl Ran<'_> {
+    /// Stops the target, cleans up after the agents, writes the processes'
+    /// logs, and finishes the report from what was measured.
+    async fn wrap_up(self, cfg: &RunConfig) -> Result<RunOutcome> {
+        let Ran {
+            mut report,
+            agents,
+            plan,
+            mut target,
+            driven,
+            dir,
+        } = self;
+        let ended = ending::TargetEnd {
+            pid: target.pid,
+            status: target.try_exit_status(),
+        };
+        let target_output = target.output();
+        target.stop().await;
+        let client = driven.as_ref().ok().and_then(|d| d.client.as_ref());
+        if let Some(a) = &agents {
+            let started_in = cfg
+                .workdir
+                .clone()
+                .or_else(|| std::env::current_dir().ok())
+                .unwrap_or_default();
+            a.release_attached();
+            if plan.started_by_fdsoak() {
+                a.clean_up_after(ended.pid, &started_in);
+            }
+            if let Some(c) = client {
+                a.clean_up_after(c.end.pid, &started_in);
+            }
+        }
+        let client_output = client.map(|c| c.end.output.clone());
+        let said = said::Said::new(
+            report.start.into_std(),
+            [(Role::Target, target_output), (Role::Client, client_output)],
+        );
+        said.write_logs(&dir);
+        if let (Some(a), Ok(d)) = (&agents, &driven) {
+            let client = d.client.as_ref().map_or(0, |c| c.end.pid);
+            ending::note_silent_agents(&mut report, a, &[(Role::Target, ended.pid), (Role::Client, client)]);
+            ending::note_kernel_losses(&mut report, a);
+        }
+        let measured = driven
+            .and_then(|d| d.measured(&cfg.scenario, report.start.elapsed(), ended, &said))
+            .map_err(Error::run)?;
+        ending::finish(&report, measured, dir)
+    }
 }
 
 /// The live endpoint's address and labels, when the run serves one.
-fn live_setup(cfg: &RunConfig, report: &crate::report::build::SummaryBuilder) -> Option<drive::LiveSetup> {
+fn live_setup(cfg: &RunConfig, report: &crate::report::build::SummaryBuilder) -> Option<drive_setup::LiveSetup> {
     let sc = &cfg.scenario;
-    sc.export.metrics_addr.map(|addr| drive::LiveSetup {
+    sc.export.metrics_addr.map(|addr| drive_setup::LiveSetup {
         spec: crate::live::LiveSpec {
             addr,
             labels: crate::live::RunLabels {

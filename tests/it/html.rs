@@ -330,7 +330,7 @@ pub(crate) fn chart_data(html: &str) -> serde_json::Value {
 /// optional series in either).
 #[test]
 fn both_renderers_draw_the_same_charts_from_the_one_table() {
-    use fdsoak::report::{chart_table, figures, limits, timeline, zoom};
+    use fdsoak::report::{chart_table, figures, limits, timeline, zoom_charts};
     use fdsoak::series::{Downsampler, ThroughputRow};
     let dir = repo("tests/fixtures/reports/leaky");
     let s = fdsoak::report::json::read(&dir.join("summary.json")).unwrap();
@@ -362,7 +362,7 @@ fn both_renderers_draw_the_same_charts_from_the_one_table() {
     ] {
         let marks = limits::marks(&s, &tl, s.planned_secs());
         let figures = figures::charts(&s, &tl, &marks).unwrap();
-        let page = zoom::report_page(&s, &tl, &marks);
+        let page = zoom_charts::report_page(&s, &tl, &marks);
         let ids: Vec<&str> = figures.iter().map(|f| f.spec.id).collect();
         let table: Vec<&str> = chart_table::CHARTS.iter().map(|c| c.id).collect();
         assert_eq!(ids, table, "{name}: every chart, in the table's order");
