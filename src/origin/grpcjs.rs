@@ -8,21 +8,22 @@
 //! and anything malformed ends the reading, never the run.
 
 use crate::domain::Frame;
-use crate::origin::memory::{find, read_remote, u32_at, u64_at};
+use crate::origin::memory::{c_str, slot_head, LedgerLayout, SLOT_HEAD};
 
 /// The script Node is given with `--require`.
 pub const LEDGER_SCRIPT: &str = include_str!("grpcjs_ledger.js");
 /// Its file name under the agents' directory.
 pub const LEDGER_FILE: &str = "node/grpcjs_ledger.js";
 
-const MAPPING: &str = "fdsoak-nchannels";
-const MAGIC: &[u8; 8] = b"FDSOAKN1";
-const HEADER: usize = 64;
-const MAX_SITES: usize = 4096;
-const MAX_TEXT: usize = 16 << 10;
-const MAX_TARGET: usize = 1024;
-/// The fixed part of a site: hash, ready, pad, created, closed.
-const SITE_HEAD: usize = 32;
+/// The table `native/node.c` keeps: each slot's body is the stack's text.
+const LEDGER: LedgerLayout = LedgerLayout {
+    mapping: "fdsoak-nchannels",
+    magic: b"FDSOAKN1",
+    max_slots: 4096,
+    unit: 1,
+    max_units: 16 << 10,
+    max_target: 1024,
+};
 
 /// A place grpc-js channels were made: its frames (innermost first), the target, and
 /// how many were made there and closed.
@@ -36,36 +37,22 @@ pub struct ChannelSite {
 
 /// The channel sites in `pid`'s ledger; None: the process keeps none.
 pub fn channel_sites(pid: i32) -> Option<Vec<ChannelSite>> {
-    let base = find(pid, MAPPING)?;
-    let mut head = [0u8; HEADER];
-    if !read_remote(pid, &[(base, HEADER)], &mut head) || &head[..8] != MAGIC || u32_at(&head, 8)? != 1 {
-        return None;
-    }
-    let sites = (u32_at(&head, 12)? as usize).min(MAX_SITES);
-    let text = (u32_at(&head, 16)? as usize).min(MAX_TEXT);
-    let target = (u32_at(&head, 20)? as usize).min(MAX_TARGET);
-    let size = SITE_HEAD + text + target;
-    let mut all = vec![0u8; sites * size];
-    if !read_remote(pid, &[(base + HEADER, all.len())], &mut all) {
-        return None;
-    }
-    Some(all.chunks_exact(size).filter_map(|s| site(s, text)).collect())
+    let t = LEDGER.read(pid)?;
+    Some(t.bytes.chunks_exact(t.size).filter_map(|s| site(s, t.units)).collect())
 }
 
 /// One slot, if it holds a site whose text is written.
 fn site(s: &[u8], text: usize) -> Option<ChannelSite> {
-    if u64_at(s, 0)? == 0 || u32_at(s, 8)? != 1 {
-        return None;
-    }
-    let frames = c_str(s.get(SITE_HEAD..SITE_HEAD + text)?)
+    let head = slot_head(s)?;
+    let frames = c_str(s.get(SLOT_HEAD..SLOT_HEAD + text)?)
         .lines()
         .filter_map(frame)
         .collect::<Vec<_>>();
     Some(ChannelSite {
-        target: c_str(s.get(SITE_HEAD + text..)?),
+        target: c_str(s.get(SLOT_HEAD + text..)?),
         frames,
-        created: u64_at(s, 16)?,
-        closed: u64_at(s, 24)?,
+        created: head.created,
+        closed: head.closed,
     })
 }
 
@@ -81,11 +68,6 @@ fn frame(line: &str) -> Option<Frame> {
     })
 }
 
-fn c_str(bytes: &[u8]) -> String {
-    let end = bytes.iter().position(|b| *b == 0).unwrap_or(bytes.len());
-    String::from_utf8_lossy(&bytes[..end]).into_owned()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -93,13 +75,13 @@ mod tests {
     const TEXT: usize = 256;
 
     fn slot(text: &str, target: &str, created: u64, closed: u64) -> Vec<u8> {
-        let mut s = vec![0u8; SITE_HEAD + TEXT + 16];
+        let mut s = vec![0u8; SLOT_HEAD + TEXT + 16];
         s[..8].copy_from_slice(&7u64.to_le_bytes());
         s[8..12].copy_from_slice(&1u32.to_le_bytes());
         s[16..24].copy_from_slice(&created.to_le_bytes());
         s[24..32].copy_from_slice(&closed.to_le_bytes());
-        s[SITE_HEAD..SITE_HEAD + text.len()].copy_from_slice(text.as_bytes());
-        s[SITE_HEAD + TEXT..SITE_HEAD + TEXT + target.len()].copy_from_slice(target.as_bytes());
+        s[SLOT_HEAD..SLOT_HEAD + text.len()].copy_from_slice(text.as_bytes());
+        s[SLOT_HEAD + TEXT..SLOT_HEAD + TEXT + target.len()].copy_from_slice(target.as_bytes());
         s
     }
 

@@ -14,7 +14,7 @@
 //! and anything malformed ends the reading, never the run.
 
 use crate::domain::Frame;
-use crate::origin::memory::{find, read_remote, u32_at, u64_at, SlotCopies};
+use crate::origin::memory::{c_str, find, read_remote, slot_head, u32_at, u64_at, LedgerLayout, SlotCopies, SLOT_HEAD};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -48,10 +48,16 @@ const LIBRARY_PACKAGES: [&str; 10] = [
 ];
 
 /// The channel ledger's table (grpc-java's ManagedChannels, per site).
-const CHANNELS_MAPPING: &str = "fdsoak-jchannels";
-const CHANNELS_MAGIC: &[u8; 8] = b"FDSOAKC1";
-const MAX_SITES: usize = 4096;
-const MAX_TARGET: usize = 1024;
+/// The channel ledger `native/jvm.c` keeps: each slot's body is a stack of
+/// (method id, bytecode index) pairs, 16 bytes each.
+const CHANNELS: LedgerLayout = LedgerLayout {
+    mapping: "fdsoak-jchannels",
+    magic: b"FDSOAKC1",
+    max_slots: 4096,
+    unit: 16,
+    max_units: MAX_DEPTH,
+    max_target: 1024,
+};
 
 /// A place grpc-java channels were built: the building thread's frames, the target,
 /// and how many were built there and shut down.
@@ -65,44 +71,27 @@ pub struct ChannelSite {
 
 /// The channel sites in `pid`'s ledger; None: the process has none.
 pub fn channel_sites(pid: i32) -> Option<Vec<ChannelSite>> {
-    let base = find(pid, CHANNELS_MAPPING)?;
-    let mut head = [0u8; HEADER];
-    if !read_remote(pid, &[(base, HEADER)], &mut head) || &head[..8] != CHANNELS_MAGIC || u32_at(&head, 8)? != 1 {
-        return None;
-    }
-    let sites = (u32_at(&head, 12)? as usize).min(MAX_SITES);
-    let depth = (u32_at(&head, 16)? as usize).min(MAX_DEPTH);
-    let target = (u32_at(&head, 20)? as usize).min(MAX_TARGET);
-    let size = 32 + depth * 16 + target;
-    let mut all = vec![0u8; sites * size];
-    if !read_remote(pid, &[(base + HEADER, all.len())], &mut all) {
-        return None;
-    }
-    Some(all.chunks_exact(size).filter_map(|s| site(s, depth)).collect())
+    let t = CHANNELS.read(pid)?;
+    Some(t.bytes.chunks_exact(t.size).filter_map(|s| site(s, t.units)).collect())
 }
 
 /// One slot of the channel ledger, if it holds a site whose stack is written.
 fn site(s: &[u8], depth: usize) -> Option<ChannelSite> {
-    if u64_at(s, 0)? == 0 || u32_at(s, 8)? != 1 {
-        return None;
-    }
-    let n = (u32_at(s, 12)? as usize).min(depth);
-    let frames = (0..n)
+    let head = slot_head(s)?;
+    let frames = (0..(head.count as usize).min(depth))
         .map(|i| {
-            let at = 32 + i * 16;
+            let at = SLOT_HEAD + i * 16;
             Some(RawFrame {
                 method: u64_at(s, at)?,
                 bci: i32::try_from(u64_at(s, at + 8)? as i64).unwrap_or(-1),
             })
         })
         .collect::<Option<Vec<_>>>()?;
-    let text = s.get(32 + depth * 16..)?;
-    let end = text.iter().position(|b| *b == 0).unwrap_or(text.len());
     Some(ChannelSite {
-        target: String::from_utf8_lossy(&text[..end]).into_owned(),
+        target: c_str(s.get(SLOT_HEAD + depth * 16..)?),
         frames,
-        created: u64_at(s, 16)?,
-        closed: u64_at(s, 24)?,
+        created: head.created,
+        closed: head.closed,
     })
 }
 

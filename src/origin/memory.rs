@@ -170,3 +170,77 @@ pub fn read_blob(pid: i32, base: usize, magic: &[u8; 8], max: usize) -> Option<V
     }
     None
 }
+
+/// A channel ledger's table as the agents lay it out in a memfd (`native/jvm.c`
+/// for grpc-java, `native/node.c` for grpc-js): a 64-byte header (magic,
+/// version 1, then as u32s the slot count, the body's size in units and the
+/// target's size), then fixed slots, each a [`SLOT_HEAD`]-byte head
+/// ({hash u64, ready u32, count u32, created u64, closed u64}), the body
+/// (a Java stack, a JavaScript stack's text) and the target.
+pub(crate) struct LedgerLayout {
+    pub mapping: &'static str,
+    pub magic: &'static [u8; 8],
+    pub max_slots: usize,
+    /// Bytes per unit of the body's size.
+    pub unit: usize,
+    pub max_units: usize,
+    pub max_target: usize,
+}
+
+/// The bytes of a slot's head.
+pub(crate) const SLOT_HEAD: usize = 32;
+const LEDGER_HEADER: usize = 64;
+
+/// A ledger's slots as read: the body's size in units, each slot's size, and every slot's bytes.
+pub(crate) struct LedgerSlots {
+    pub units: usize,
+    pub size: usize,
+    pub bytes: Vec<u8>,
+}
+
+impl LedgerLayout {
+    /// Reads `pid`'s table; None when it keeps none, or its header is not this layout's.
+    /// Every size is bounded before use: the memory is the process's to write.
+    pub(crate) fn read(&self, pid: i32) -> Option<LedgerSlots> {
+        let base = find(pid, self.mapping)?;
+        let mut head = [0u8; LEDGER_HEADER];
+        if !read_remote(pid, &[(base, LEDGER_HEADER)], &mut head) || &head[..8] != self.magic || u32_at(&head, 8)? != 1
+        {
+            return None;
+        }
+        let slots = (u32_at(&head, 12)? as usize).min(self.max_slots);
+        let units = (u32_at(&head, 16)? as usize).min(self.max_units);
+        let target = (u32_at(&head, 20)? as usize).min(self.max_target);
+        let size = SLOT_HEAD + units * self.unit + target;
+        let mut bytes = vec![0u8; slots * size];
+        if !read_remote(pid, &[(base + LEDGER_HEADER, bytes.len())], &mut bytes) {
+            return None;
+        }
+        Some(LedgerSlots { units, size, bytes })
+    }
+}
+
+/// A written slot's head: how many channels were made and closed at its site, and its own count.
+pub(crate) struct SlotHead {
+    pub created: u64,
+    pub closed: u64,
+    pub count: u32,
+}
+
+/// The head of slot `s`; None for a slot never claimed or not yet written.
+pub(crate) fn slot_head(s: &[u8]) -> Option<SlotHead> {
+    if u64_at(s, 0)? == 0 || u32_at(s, 8)? != 1 {
+        return None;
+    }
+    Some(SlotHead {
+        count: u32_at(s, 12)?,
+        created: u64_at(s, 16)?,
+        closed: u64_at(s, 24)?,
+    })
+}
+
+/// A NUL-ended string, lossily.
+pub(crate) fn c_str(bytes: &[u8]) -> String {
+    let end = bytes.iter().position(|b| *b == 0).unwrap_or(bytes.len());
+    String::from_utf8_lossy(&bytes[..end]).into_owned()
+}

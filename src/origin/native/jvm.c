@@ -170,6 +170,29 @@ __attribute__((visibility("hidden"))) void *map_named(const char *name, size_t b
     return m == MAP_FAILED ? NULL : m;
 }
 
+/* The slot of a site table (`slots` slots of `size` bytes, each starting with its
+ * uint64_t hash, 0 while empty) that holds `hash`, by linear probing from it. An empty
+ * slot on the way is claimed by compare-and-swap, and then `*fresh` is set: the caller
+ * fills it and marks it ready. -1 when the table is full. Shared with node.c. */
+__attribute__((visibility("hidden"))) int64_t site_claim(void *table, size_t size, uint32_t slots, uint64_t hash, int *fresh) {
+    *fresh = 0;
+    for (uint32_t k = 0; k < slots; k++) {
+        uint32_t i = (uint32_t)((hash + k) % slots);
+        uint64_t *at = (uint64_t *)((char *)table + (size_t)i * size);
+        uint64_t seen = __atomic_load_n(at, __ATOMIC_ACQUIRE);
+        if (seen == 0) {
+            uint64_t expected = 0;
+            if (__atomic_compare_exchange_n(at, &expected, hash, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+                *fresh = 1;
+                return i;
+            }
+            seen = expected;
+        }
+        if (seen == hash) return i;
+    }
+    return -1;
+}
+
 /* Called by agent.c's record() for every descriptor made, with errno already saved. */
 __attribute__((visibility("hidden"))) void jvm_record(int fd) {
     struct jframes_header *h = __atomic_load_n(&jframes, __ATOMIC_ACQUIRE);
@@ -491,27 +514,21 @@ static void ledger_made(JNIEnv *jni, jthread thread, void *channel) {
         hash = (hash ^ (uint64_t)frames[i].location) * 1099511628211ull;
     }
     if (!hash) hash = 1;
-    for (uint32_t k = 0; k < JCHAN_SITES; k++) {
-        struct jchan_site *s = &jsites[(hash + k) % JCHAN_SITES];
-        uint64_t seen = __atomic_load_n(&s->hash, __ATOMIC_ACQUIRE);
-        if (seen == 0) {
-            uint64_t expected = 0;
-            if (__atomic_compare_exchange_n(&s->hash, &expected, hash, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
-                memcpy(s->frames, frames, (size_t)n * sizeof *frames);
-                s->depth = (uint32_t)n;
-                ledger_target(jni, channel, s->target);
-                __atomic_store_n(&s->ready, 1, __ATOMIC_RELEASE);
-                seen = hash;
-            } else {
-                seen = expected;
-            }
-        }
-        if (seen != hash) continue;
-        __atomic_add_fetch(&s->created, 1, __ATOMIC_RELAXED);
-        JVMTI(jvmti, FN_SET_TAG, jint (*)(jvmtiEnv *, void *, int64_t))(jvmti, channel, (int64_t)((hash + k) % JCHAN_SITES) + 1);
+    int fresh = 0;
+    int64_t slot = site_claim(jsites, sizeof *jsites, JCHAN_SITES, hash, &fresh);
+    if (slot < 0) {
+        __atomic_add_fetch(&jchan->full, 1, __ATOMIC_RELAXED);
         return;
     }
-    __atomic_add_fetch(&jchan->full, 1, __ATOMIC_RELAXED);
+    struct jchan_site *s = &jsites[slot];
+    if (fresh) {
+        memcpy(s->frames, frames, (size_t)n * sizeof *frames);
+        s->depth = (uint32_t)n;
+        ledger_target(jni, channel, s->target);
+        __atomic_store_n(&s->ready, 1, __ATOMIC_RELEASE);
+    }
+    __atomic_add_fetch(&s->created, 1, __ATOMIC_RELAXED);
+    JVMTI(jvmti, FN_SET_TAG, jint (*)(jvmtiEnv *, void *, int64_t))(jvmti, channel, slot + 1);
 }
 
 static void ledger_closed(void *channel) {

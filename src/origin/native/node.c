@@ -43,6 +43,7 @@ struct nchan_header {
 };
 
 __attribute__((visibility("hidden"))) void *map_named(const char *name, size_t bytes);
+__attribute__((visibility("hidden"))) int64_t site_claim(void *table, size_t size, uint32_t slots, uint64_t hash, int *fresh);
 
 _Static_assert(sizeof(struct nchan_header) == 64, "the header fdsoak reads is 64 bytes");
 _Static_assert(sizeof(struct nchan_site) == 32 + NCHAN_TEXT + NCHAN_TARGET, "a site is its head, text and target");
@@ -75,24 +76,18 @@ static uint32_t site_of(const char *text, const char *target) {
     uint64_t hash = 1469598103934665603ull;
     for (const char *c = text; *c; c++) hash = (hash ^ (uint8_t)*c) * 1099511628211ull;
     if (!hash) hash = 1;
-    for (uint32_t k = 0; k < NCHAN_SITES; k++) {
-        struct nchan_site *s = &nsites[(hash + k) % NCHAN_SITES];
-        uint64_t seen = __atomic_load_n(&s->hash, __ATOMIC_ACQUIRE);
-        if (seen == 0) {
-            uint64_t expected = 0;
-            if (__atomic_compare_exchange_n(&s->hash, &expected, hash, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
-                memcpy(s->text, text, NCHAN_TEXT);
-                memcpy(s->target, target, NCHAN_TARGET);
-                __atomic_store_n(&s->ready, 1, __ATOMIC_RELEASE);
-                seen = hash;
-            } else {
-                seen = expected;
-            }
-        }
-        if (seen == hash) return (uint32_t)((hash + k) % NCHAN_SITES) + 1;
+    int fresh = 0;
+    int64_t slot = site_claim(nsites, sizeof *nsites, NCHAN_SITES, hash, &fresh);
+    if (slot < 0) {
+        __atomic_add_fetch(&nchan->full, 1, __ATOMIC_RELAXED);
+        return 0;
     }
-    __atomic_add_fetch(&nchan->full, 1, __ATOMIC_RELAXED);
-    return 0;
+    if (fresh) {
+        memcpy(nsites[slot].text, text, NCHAN_TEXT);
+        memcpy(nsites[slot].target, target, NCHAN_TARGET);
+        __atomic_store_n(&nsites[slot].ready, 1, __ATOMIC_RELEASE);
+    }
+    return (uint32_t)slot + 1;
 }
 
 /* made(text, target) → the site's slot (0: not kept); the site counts one created. */
