@@ -67,12 +67,11 @@ pub(crate) fn line_chart(
     levels: &[Level],
     stacked: bool,
 ) -> anyhow::Result<String> {
-    let (x_max, phases, events) = (axis.x_max, axis.phases, axis.events);
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
         root.fill(&WHITE)?;
-        let x_max = x_max.max(1e-3);
+        let x_max = axis.x_max.max(1e-3);
         let y_max = y_top(lines, levels);
         let mut chart = ChartBuilder::on(&root)
             .caption(title, ("sans-serif", 17))
@@ -88,66 +87,10 @@ pub(crate) fn line_chart(
             .y_label_formatter(&|y| compact(*y))
             .light_line_style(RGBColor(238, 238, 238))
             .draw()?;
-        for (i, p) in phases.iter().enumerate() {
-            let shade = if p.idle {
-                RGBColor(120, 120, 120)
-            } else {
-                RGBColor(70, 130, 180)
-            };
-            let alpha = if i % 2 == 0 { 0.07 } else { 0.13 };
-            chart.draw_series(std::iter::once(Rectangle::new(
-                [(p.start_secs, 0.0), (p.end_secs, y_max)],
-                shade.mix(alpha).filled(),
-            )))?;
-            chart.draw_series(std::iter::once(Text::new(
-                p.name.clone(),
-                (p.start_secs, y_max),
-                ("sans-serif", 12).into_font().color(&RGBColor(90, 90, 90)),
-            )))?;
-        }
-        // Fault events: a thin line at each, labelled while there are few enough to read.
-        let marker = RGBColor(200, 30, 30);
-        for (i, (t, kind)) in events.iter().enumerate() {
-            chart.draw_series(std::iter::once(PathElement::new(
-                vec![(*t, 0.0), (*t, y_max)],
-                marker.mix(0.5),
-            )))?;
-            if events.len() <= 40 {
-                let y = y_max * (0.93 - 0.06 * (i % 3) as f64);
-                chart.draw_series(std::iter::once(Text::new(
-                    kind.clone(),
-                    (*t, y),
-                    ("sans-serif", 11).into_font().color(&marker),
-                )))?;
-            }
-        }
-        for level in levels {
-            let c = level.color;
-            chart
-                .draw_series(DashedLineSeries::new(
-                    [(0.0, level.y), (x_max, level.y)],
-                    8,
-                    5,
-                    c.stroke_width(2),
-                ))?
-                .label(level.name.clone())
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], c.stroke_width(2)));
-        }
-        for line in lines {
-            let c = line.color;
-            let pts = line.points.clone();
-            if stacked {
-                chart.draw_series(AreaSeries::new(pts.clone(), 0.0, c.mix(0.55)).border_style(c))?;
-            }
-            let drawn = if line.dashed {
-                chart.draw_series(DashedLineSeries::new(pts, 6, 4, c.stroke_width(2)))?
-            } else {
-                chart.draw_series(LineSeries::new(pts, c.stroke_width(2)))?
-            };
-            drawn
-                .label(line.name.clone())
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], c.stroke_width(2)));
-        }
+        shade_phases(&mut chart, axis.phases, y_max)?;
+        mark_events(&mut chart, axis.events, y_max)?;
+        draw_levels(&mut chart, levels, x_max)?;
+        draw_lines(&mut chart, lines, stacked)?;
         if !lines.is_empty() || !levels.is_empty() {
             chart
                 .configure_series_labels()
@@ -160,6 +103,92 @@ pub(crate) fn line_chart(
         root.present()?;
     }
     Ok(svg)
+}
+
+/// The chart being drawn: SVG, seconds against values.
+type Chart<'a, 'b> = ChartContext<
+    'a,
+    SVGBackend<'b>,
+    Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
+>;
+
+/// Each phase shaded, alternately lighter and darker, idle ones grey, with its name at the top.
+fn shade_phases(chart: &mut Chart<'_, '_>, phases: &[PhaseInfo], y_max: f64) -> anyhow::Result<()> {
+    for (i, p) in phases.iter().enumerate() {
+        let shade = if p.idle {
+            RGBColor(120, 120, 120)
+        } else {
+            RGBColor(70, 130, 180)
+        };
+        let alpha = if i % 2 == 0 { 0.07 } else { 0.13 };
+        chart.draw_series(std::iter::once(Rectangle::new(
+            [(p.start_secs, 0.0), (p.end_secs, y_max)],
+            shade.mix(alpha).filled(),
+        )))?;
+        chart.draw_series(std::iter::once(Text::new(
+            p.name.clone(),
+            (p.start_secs, y_max),
+            ("sans-serif", 12).into_font().color(&RGBColor(90, 90, 90)),
+        )))?;
+    }
+    Ok(())
+}
+
+/// Fault events: a thin line at each, labelled while there are few enough to read.
+fn mark_events(chart: &mut Chart<'_, '_>, events: &[(f64, String)], y_max: f64) -> anyhow::Result<()> {
+    let marker = RGBColor(200, 30, 30);
+    for (i, (t, kind)) in events.iter().enumerate() {
+        chart.draw_series(std::iter::once(PathElement::new(
+            vec![(*t, 0.0), (*t, y_max)],
+            marker.mix(0.5),
+        )))?;
+        if events.len() <= 40 {
+            let y = y_max * (0.93 - 0.06 * (i % 3) as f64);
+            chart.draw_series(std::iter::once(Text::new(
+                kind.clone(),
+                (*t, y),
+                ("sans-serif", 11).into_font().color(&marker),
+            )))?;
+        }
+    }
+    Ok(())
+}
+
+/// Each level as a dashed line across the chart, in the legend.
+fn draw_levels(chart: &mut Chart<'_, '_>, levels: &[Level], x_max: f64) -> anyhow::Result<()> {
+    for level in levels {
+        let c = level.color;
+        chart
+            .draw_series(DashedLineSeries::new(
+                [(0.0, level.y), (x_max, level.y)],
+                8,
+                5,
+                c.stroke_width(2),
+            ))?
+            .label(level.name.clone())
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], c.stroke_width(2)));
+    }
+    Ok(())
+}
+
+/// Each line, solid or dashed, over its filled area when `stacked`, in the legend.
+fn draw_lines(chart: &mut Chart<'_, '_>, lines: &[Line], stacked: bool) -> anyhow::Result<()> {
+    for line in lines {
+        let c = line.color;
+        let pts = line.points.clone();
+        if stacked {
+            chart.draw_series(AreaSeries::new(pts.clone(), 0.0, c.mix(0.55)).border_style(c))?;
+        }
+        let drawn = if line.dashed {
+            chart.draw_series(DashedLineSeries::new(pts, 6, 4, c.stroke_width(2)))?
+        } else {
+            chart.draw_series(LineSeries::new(pts, c.stroke_width(2)))?
+        };
+        drawn
+            .label(line.name.clone())
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], c.stroke_width(2)));
+    }
+    Ok(())
 }
 
 /// Axis numbers: 1200 → 1.2k, 3500000 → 3.5M.
