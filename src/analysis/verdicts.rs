@@ -1,6 +1,6 @@
 //! Each gate's pass/fail test, written once. The report's evaluation
 //! ([`super::findings::evaluate`]) and the abort decision
-//! ([`crate::abort::decision`]) both ask here, so a run is never stopped on a
+//! (`abort::decision`) both ask here, so a run is never stopped on a
 //! test the report would not make. Each function answers "does this fail?".
 
 use crate::scenario::Gates;

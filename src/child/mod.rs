@@ -16,6 +16,9 @@ use tokio::process::{Child, Command};
 
 /// How long a child has to exit after SIGTERM before it gets SIGKILL.
 pub const STOP_GRACE: Duration = Duration::from_secs(3);
+/// How long, at most, the lines a process wrote before it exited may take to be read from
+/// its pipes, before the report keeps what came.
+pub const LAST_LINES_WAIT: Duration = Duration::from_secs(1);
 
 /// Starts `cmd` in its own process group (a Ctrl-C at the terminal reaches
 /// fdsoak alone, which then stops the child itself), dying with fdsoak, with
@@ -100,6 +103,7 @@ pub fn set_nofile(n: u64) -> std::io::Result<()> {
 
 /// Keeps what a child writes on `stream`, so its pipe never fills and the report holds it.
 pub fn drain_lines(pipe: impl AsyncRead + Unpin + Send + 'static, tail: Tail, stream: Stream) {
+    tail.pipe_opened();
     tokio::spawn(async move {
         // By bytes, not as UTF-8 text: a line that is not valid UTF-8 must not stop the drain.
         let mut reader = BufReader::new(pipe);
@@ -114,6 +118,7 @@ pub fn drain_lines(pipe: impl AsyncRead + Unpin + Send + 'static, tail: Tail, st
                 }
             }
         }
+        tail.pipe_ended();
     });
 }
 

@@ -7,6 +7,7 @@
 
 use super::exhaustion::{self, Complaint};
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -71,17 +72,28 @@ pub struct Keep {
 impl Keep {
     /// A fresh [`Tail`] for the process named `who` (`target`, `client`).
     pub fn tail(&self, who: &'static str) -> Tail {
-        Tail(Arc::new(Mutex::new(Output {
-            redact: self.redact.clone(),
-            echo: self.show.then_some(who),
-            ..Output::default()
-        })))
+        Tail(
+            Arc::new(Mutex::new(Output {
+                redact: self.redact.clone(),
+                echo: self.show.then_some(who),
+                ..Output::default()
+            })),
+            Arc::default(),
+        )
     }
 }
 
-/// What a child wrote, shared by the tasks that drain its pipes.
+/// What a child wrote, shared by the tasks that drain its pipes, and how many
+/// of those pipes are still open.
 #[derive(Debug, Clone, Default)]
-pub struct Tail(Arc<Mutex<Output>>);
+pub struct Tail(Arc<Mutex<Output>>, Arc<Drains>);
+
+/// The pipes being drained into a tail, and the signal that the last reached its end.
+#[derive(Debug, Default)]
+pub struct Drains {
+    open: AtomicUsize,
+    ended: tokio::sync::Notify,
+}
 
 #[derive(Debug, Clone)]
 struct Line {
@@ -113,6 +125,35 @@ pub struct Complaints {
 }
 
 impl Tail {
+    /// A pipe starts being drained into this tail.
+    pub(crate) fn pipe_opened(&self) {
+        self.1.open.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// A pipe drained into this tail reached its end.
+    pub(crate) fn pipe_ended(&self) {
+        if self.1.open.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.1.ended.notify_waiters();
+        }
+    }
+
+    /// Waits, at most `within`, until every pipe drained into this tail has
+    /// reached its end: once a process has exited, its last lines are then all
+    /// kept. A pipe a surviving grandchild holds open ends the wait at `within`.
+    pub async fn drained(&self, within: std::time::Duration) {
+        let all_ended = async {
+            loop {
+                // Registered before the count is read, so an end in between is not missed.
+                let ended = self.1.ended.notified();
+                if self.1.open.load(Ordering::SeqCst) == 0 {
+                    return;
+                }
+                ended.await;
+            }
+        };
+        let _ = tokio::time::timeout(within, all_ended).await;
+    }
+
     /// Keeps a line the child wrote on `stream`.
     pub fn push_from(&self, stream: Stream, text: String) {
         let mut o = crate::domain::lock(&self.0);

@@ -129,7 +129,17 @@ pub(crate) async fn start(
         } => launch_spawned(command, *nofile, env, dir.as_deref(), tail)?,
     };
     let dial = Dial::new(up.addr.clone(), transport.clone());
-    ready::wait(&dial, ready, up.child.as_mut()).await?;
+    if let Err(e) = ready::wait(&dial, ready, up.child.as_mut()).await {
+        // A target that exited before it was ready: its last lines explain why; keep them all.
+        if up
+            .child
+            .as_mut()
+            .is_some_and(|c| c.try_wait().is_ok_and(|s| s.is_some()))
+        {
+            tail.drained(crate::child::LAST_LINES_WAIT).await;
+        }
+        return Err(e);
+    }
     let pid = pid_of(plan, &up)?;
     // Say which process was found, so a wrong guess shows in the report.
     if let TargetPlan::Address {
@@ -328,7 +338,11 @@ async fn read_announced_addr(
     };
     let line = match line {
         Ok(Ok(Some(l))) => l,
-        Ok(_) => return Err(exited_early(child.wait().await.ok())),
+        Ok(_) => {
+            let status = child.wait().await.ok();
+            tail.drained(crate::child::LAST_LINES_WAIT).await;
+            return Err(exited_early(status));
+        }
         Err(_) => return Err(anyhow!("built-in target printed no address within {timeout:?}").into()),
     };
     tail.push(line.clone());

@@ -255,6 +255,10 @@ impl Ran<'_> {
         let target_output = target.output();
         target.stop().await;
         let client = driven.as_ref().ok().and_then(|d| d.client.as_ref());
+        // Both have exited: their last lines are read before the report keeps them.
+        for tail in target_output.iter().chain(client.map(|c| &c.end.output)) {
+            tail.drained(crate::child::LAST_LINES_WAIT).await;
+        }
         if let Some(a) = &agents {
             let started_in = cfg
                 .workdir
