@@ -65,8 +65,12 @@ pub(super) async fn wait(dial: &Dial, ready: Ready, mut child: Option<&mut Child
                     return Err(TargetError::WrongProtocol { addr, what });
                 }
                 let code = e.downcast_ref::<tonic::Status>().map(|s| s.code());
+                // A call's deadline, or a dial's ("no connection within …"), ran out.
+                let timed_out = code == Some(tonic::Code::DeadlineExceeded)
+                    || e.downcast_ref::<crate::transport::conn::DialError>()
+                        .is_some_and(|d| d.code == tonic::Code::DeadlineExceeded);
                 // An attempt cut short by the deadline says less than the failure before it.
-                let cut_short = code == Some(tonic::Code::DeadlineExceeded) && attempt < Duration::from_secs(2);
+                let cut_short = timed_out && attempt < Duration::from_secs(2);
                 if !(cut_short && said_more) {
                     let words = format!("{e:#}");
                     // A certificate fdsoak does not trust will not change by waiting.
@@ -74,7 +78,7 @@ pub(super) async fn wait(dial: &Dial, ready: Ready, mut child: Option<&mut Child
                         return Err(TargetError::WrongProtocol { addr, what });
                     }
                     last = transport.explain(&words, code);
-                    said_more = code != Some(tonic::Code::DeadlineExceeded);
+                    said_more = !timed_out;
                 }
             }
         }
