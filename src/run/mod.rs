@@ -29,7 +29,7 @@ use startup::{NotStarted, Started};
 use std::future::Future;
 use std::path::PathBuf;
 
-/// A validated run configuration (built by `cli`, or directly by tests).
+/// A validated run configuration (built from `run`'s flags by `cmd::run::setup`, or directly by tests).
 #[derive(Debug, Clone)]
 pub struct RunConfig {
     pub scenario: Scenario,
