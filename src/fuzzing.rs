@@ -35,14 +35,12 @@ fn rpc_keys(sc: &crate::scenario::Scenario) {
     else {
         return;
     };
-    for w in sc.phases.iter().flat_map(|p| &p.workloads) {
-        let input = w
-            .method
-            .as_deref()
-            .and_then(|m| crate::rpc::find_method(pool, m).ok())
+    for r in sc.phases.iter().flat_map(|p| &p.workloads).filter_map(|w| w.rpc()) {
+        let input = crate::rpc::find_method(pool, &r.method)
+            .ok()
             .map(|m| m.input())
             .or_else(|| pool.get_message_by_name("fdsoak.demo.v1.AskRequest"));
-        if let (Some(input), Some(data)) = (input, &w.data) {
+        if let (Some(input), Some(crate::scenario::Body::Data(data))) = (input, &r.body) {
             if let Ok(b) = crate::rpc::body::Bodies::parse(&input, data) {
                 for n in [0, 1, u64::MAX] {
                     let _ = b.get(n);

@@ -61,7 +61,7 @@ impl Aborter {
                     .iter()
                     .enumerate()
                     .find(|(i, w)| w.label(*i) == s.name)
-                    .and_then(|(_, w)| w.rate.filter(|_| w.concurrency.is_none()));
+                    .and_then(|(_, w)| w.calls()?.pacing.rate());
                 PhaseCalls {
                     workload: s.name.clone(),
                     phase: s.phase.clone(),

@@ -14,7 +14,7 @@ pub(crate) mod rpc;
 pub(crate) mod watch;
 
 use crate::metrics::{Registry, WorkloadStats};
-use crate::scenario::{Phase, Workload, WorkloadKind};
+use crate::scenario::{defaults, Calls, HealthCheck, Load, Phase, Watch};
 use crate::transport::Dial;
 use channel::{ChannelSource, LeakBin};
 use tokio::time::Instant;
@@ -59,31 +59,37 @@ pub(crate) async fn run_phase(work: PhaseWork<'_>) -> anyhow::Result<()> {
             &phase.name,
             phase_index,
             &w.label(i),
-            w.kind.as_str(),
+            w.kind().as_str(),
             w.channel.as_str(),
         );
         stats.max_error_rate = w.max_error_rate;
         let stats = registry.add(stats);
         let stop = stop.child_token();
-        match w.kind {
-            WorkloadKind::HealthCheck => {
-                tasks.spawn(health_check::run(health_check_spec(w), source, stats, until, stop));
+        match &w.load {
+            Load::HealthCheck(h) => {
+                tasks.spawn(health_check::run(
+                    health_check_spec(w.deadline(), h),
+                    source,
+                    stats,
+                    until,
+                    stop,
+                ));
             }
-            WorkloadKind::Watch => {
-                tasks.spawn(watch::run(watch_spec(w), source, stats, until, stop));
+            Load::Watch(v) => {
+                tasks.spawn(watch::run(watch_spec(w.deadline(), v), source, stats, until, stop));
             }
-            WorkloadKind::Rpc => {
+            Load::Rpc(r) => {
                 let method = methods
                     .get(phase_index, i)
                     .ok_or_else(|| anyhow::anyhow!("rpc workload {} has no method prepared", w.label(i)))?;
                 let spec = rpc::Spec {
-                    pace: rate::Pace::of(w),
+                    pace: rate::Pace::of(&r.calls.pacing),
                     deadline: w.deadline(),
-                    retry: w.retry.as_ref().map(retry::Policy::from_spec),
-                    stream_duration: w.stream_duration,
-                    max_messages: w.max_messages,
-                    send_interval: w.send_interval,
-                    hangup: w.hangup.unwrap_or_default(),
+                    retry: retry_policy(&r.calls),
+                    stream_duration: r.stream_duration,
+                    max_messages: r.max_messages,
+                    send_interval: r.send_interval,
+                    hangup: r.hangup.unwrap_or_default(),
                     parked: Default::default(),
                     method,
                 };
@@ -100,22 +106,26 @@ pub(crate) async fn run_phase(work: PhaseWork<'_>) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn health_check_spec(w: &Workload) -> health_check::Spec {
+fn health_check_spec(deadline: std::time::Duration, h: &HealthCheck) -> health_check::Spec {
     health_check::Spec {
-        pace: rate::Pace::of(w),
-        deadline: w.deadline(),
-        service: w.service().to_string(),
-        retry: w.retry.as_ref().map(retry::Policy::from_spec),
+        pace: rate::Pace::of(&h.calls.pacing),
+        deadline,
+        service: defaults::service(&h.service).to_string(),
+        retry: retry_policy(&h.calls),
     }
 }
 
-fn watch_spec(w: &Workload) -> watch::Spec {
+fn watch_spec(deadline: std::time::Duration, v: &Watch) -> watch::Spec {
     watch::Spec {
-        streams: w.streams.unwrap_or(1),
-        reopen_every: w.reopen_every,
-        deadline: w.deadline(),
-        service: w.service().to_string(),
+        streams: v.streams,
+        reopen_every: v.reopen_every,
+        deadline,
+        service: defaults::service(&v.service).to_string(),
     }
+}
+
+fn retry_policy(calls: &Calls) -> Option<retry::Policy> {
+    calls.retry.as_ref().map(retry::Policy::from_spec)
 }
 
 /// A failed call's code as [`crate::metrics::code_of`] gives it, noting in `stats` what the

@@ -36,12 +36,13 @@ pub(crate) enum Pace {
 
 impl Pace {
     /// The pace a workload's keys ask for.
-    pub(crate) fn of(w: &crate::scenario::Workload) -> Pace {
-        match w.concurrency {
-            Some(concurrency) => Pace::Closed { concurrency },
-            None => Pace::Open {
-                rate: w.rate(),
-                max_in_flight: w.max_in_flight(),
+    pub(crate) fn of(p: &crate::scenario::Pacing) -> Pace {
+        use crate::scenario::Pacing;
+        match *p {
+            Pacing::Concurrency(concurrency) => Pace::Closed { concurrency },
+            Pacing::Rate { rate, max_in_flight } => Pace::Open {
+                rate,
+                max_in_flight: crate::scenario::defaults::max_in_flight(max_in_flight),
                 precise: true,
             },
         }

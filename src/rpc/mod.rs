@@ -13,7 +13,7 @@ pub(crate) mod body;
 pub(crate) mod codec;
 pub(crate) mod reflect;
 
-use crate::scenario::{KeyPath, Scenario, ScenarioError, Workload, WorkloadKind};
+use crate::scenario::{Body, KeyPath, Rpc, Scenario, ScenarioError};
 use prost_reflect::{DescriptorPool, MethodDescriptor};
 use std::path::{Path, PathBuf};
 
@@ -47,13 +47,13 @@ fn at(key: &'static str, message: impl Into<String>) -> KeyError {
 impl Method {
     /// Compiles the workload's protos, finds its method and encodes its body.
     /// Paths are taken as they are: [`resolve`] has made them absolute.
-    pub fn load(w: &Workload) -> Result<Method, KeyError> {
+    pub fn load(w: &Rpc) -> Result<Method, KeyError> {
         Method::from_pool(&compile(&w.protos, &w.import_paths)?, w)
     }
 
     /// Finds the workload's method in `pool` and encodes its body.
-    pub fn from_pool(pool: &DescriptorPool, w: &Workload) -> Result<Method, KeyError> {
-        let name = w.method.as_deref().unwrap_or_default();
+    pub fn from_pool(pool: &DescriptorPool, w: &Rpc) -> Result<Method, KeyError> {
+        let name = w.method.as_str();
         let method = find_method(pool, name).map_err(|m| at("method", m))?;
         if !method.is_client_streaming() {
             for (key, set) in [
@@ -68,12 +68,14 @@ impl Method {
                 }
             }
         }
-        let json = match (&w.data, &w.data_file) {
-            (Some(d), _) => d.clone(),
-            (None, Some(f)) => read_bounded(f).map_err(|e| at("data_file", format!("{}: {e}", f.display())))?,
-            (None, None) => "{}".into(),
+        let (json, key) = match &w.body {
+            Some(Body::Data(d)) => (d.clone(), "data"),
+            Some(Body::File(f)) => (
+                read_bounded(f).map_err(|e| at("data_file", format!("{}: {e}", f.display())))?,
+                "data_file",
+            ),
+            None => ("{}".into(), "data"),
         };
-        let key = if w.data_file.is_some() { "data_file" } else { "data" };
         let bodies = Bodies::parse(&method.input(), &json).map_err(|m| at(key, m))?;
         Ok(Method {
             path: format!("/{}/{}", method.parent_service().full_name(), method.name()),
@@ -194,22 +196,12 @@ pub enum MethodsError {
 pub async fn load_methods(sc: &Scenario, file: &Path, dial: &crate::transport::Dial) -> Result<Methods, MethodsError> {
     let scenario_error = |key: &KeyPath, m: String| MethodsError::Scenario(crate::scenario::error_at(file, key, m));
     let key = workload_key;
-    let rpc = |w: &&Workload| w.kind == WorkloadKind::Rpc;
     let mut services: Vec<String> = sc
         .phases
         .iter()
-        .flat_map(|p| p.workloads.iter().filter(rpc))
-        .filter(|w| w.protos.is_empty())
-        .filter_map(|w| {
-            Some(
-                w.method
-                    .as_deref()?
-                    .trim_start_matches('/')
-                    .rsplit_once('/')?
-                    .0
-                    .to_string(),
-            )
-        })
+        .flat_map(|p| p.workloads.iter().filter_map(|w| w.rpc()))
+        .filter(|r| r.protos.is_empty())
+        .filter_map(|r| Some(r.method.trim_start_matches('/').rsplit_once('/')?.0.to_string()))
         .collect();
     services.sort();
     services.dedup();
@@ -229,7 +221,7 @@ pub async fn load_methods(sc: &Scenario, file: &Path, dial: &crate::transport::D
         let first = sc.phases.iter().enumerate().find_map(|(p, ph)| {
             ph.workloads
                 .iter()
-                .position(|w| w.kind == WorkloadKind::Rpc && w.protos.is_empty())
+                .position(|w| w.rpc().is_some_and(|r| r.protos.is_empty()))
                 .map(|i| (p, i))
         });
         let (p, i) = first.unwrap_or_default();
@@ -249,10 +241,10 @@ pub async fn load_methods(sc: &Scenario, file: &Path, dial: &crate::transport::D
     for (p, phase) in sc.phases.iter().enumerate() {
         let mut row = Vec::new();
         for (i, w) in phase.workloads.iter().enumerate() {
-            let method = match (w.kind, &reflected) {
-                (WorkloadKind::Rpc, Some(pool)) if w.protos.is_empty() => Some(Method::from_pool(pool, w)),
-                (WorkloadKind::Rpc, _) => Some(Method::load(w)),
-                _ => None,
+            let method = match (w.rpc(), &reflected) {
+                (Some(r), Some(pool)) if r.protos.is_empty() => Some(Method::from_pool(pool, r)),
+                (Some(r), _) => Some(Method::load(r)),
+                (None, _) => None,
             };
             row.push(match method {
                 Some(Ok(m)) => Some(std::sync::Arc::new(m)),
@@ -271,9 +263,9 @@ pub async fn load_methods(sc: &Scenario, file: &Path, dial: &crate::transport::D
 pub fn resolve(sc: &mut Scenario, file: &Path) -> Result<(), ScenarioError> {
     for (p, phase) in sc.phases.iter_mut().enumerate() {
         for (i, w) in phase.workloads.iter_mut().enumerate() {
-            if w.kind != WorkloadKind::Rpc {
+            let crate::scenario::Load::Rpc(w) = &mut w.load else {
                 continue;
-            }
+            };
             let key = |k: &str| workload_key(p, i, k);
             for (name, paths) in [("protos", &mut w.protos), ("import_paths", &mut w.import_paths)] {
                 for (j, path) in paths.iter_mut().enumerate() {
@@ -286,7 +278,7 @@ pub fn resolve(sc: &mut Scenario, file: &Path) -> Result<(), ScenarioError> {
                     })?;
                 }
             }
-            if let Some(f) = &mut w.data_file {
+            if let Some(Body::File(f)) = &mut w.body {
                 *f = crate::scenario::locate_file(file, f).ok_or_else(|| {
                     crate::scenario::error_at(file, &key("data_file"), format!("{}: no such file", f.display()))
                 })?;

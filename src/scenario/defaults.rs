@@ -10,13 +10,11 @@
 //! Keys whose absence is itself the setting (no retry policy, keepalive
 //! off, `concurrency` when `rate` paces the workload) stay absent.
 
-use super::{Abort, Fault, Gates, OriginSpec, Scenario, TargetMode, Workload, WorkloadKind};
+use super::{Abort, Fault, Gates, Load, OriginSpec, Pacing, Scenario, TargetMode, Workload};
 use std::time::Duration;
 
 /// `deadline`: per call, or to connect and get the first message.
 pub const DEADLINE: Duration = Duration::from_secs(1);
-/// `rate`, when neither `rate` nor `concurrency` is given.
-pub const RATE: f64 = 1.0;
 /// `max_in_flight`, with `rate`.
 pub const MAX_IN_FLIGHT: u64 = 1000;
 /// `keepalive_timeout`, of a workload's or the built-in target's pings.
@@ -174,36 +172,45 @@ impl Workload {
             .map(|i| (i, self.keepalive_timeout.unwrap_or(KEEPALIVE_TIMEOUT)))
     }
 
-    pub fn rate(&self) -> f64 {
-        self.rate.unwrap_or(RATE)
-    }
-
-    pub fn max_in_flight(&self) -> u64 {
-        self.max_in_flight.unwrap_or(MAX_IN_FLIGHT)
-    }
-
-    /// The service name a health_check or watch workload asks about.
-    pub fn service(&self) -> &str {
-        self.service.as_deref().unwrap_or("")
-    }
-
     /// This copy with every default filled in.
     fn resolved(&self, gate: f64) -> Workload {
         let mut w = self.clone();
-        let calls = matches!(w.kind, WorkloadKind::HealthCheck | WorkloadKind::Rpc);
         w.deadline = Some(self.deadline());
-        if calls && w.concurrency.is_none() {
-            w.rate = Some(self.rate());
-            w.max_in_flight = Some(self.max_in_flight());
-        }
-        if matches!(w.kind, WorkloadKind::HealthCheck | WorkloadKind::Watch) {
-            w.service = Some(self.service().to_string());
-        }
         if let Some((_, timeout)) = self.keepalive() {
             w.keepalive_timeout = Some(timeout);
         }
         w.max_error_rate = Some(self.max_error_rate.unwrap_or(gate));
+        match &mut w.load {
+            Load::HealthCheck(h) => {
+                h.service = Some(service(&h.service).to_string());
+                h.calls.pacing = h.calls.pacing.resolved();
+            }
+            Load::Watch(v) => v.service = Some(service(&v.service).to_string()),
+            Load::Rpc(r) => r.calls.pacing = r.calls.pacing.resolved(),
+        }
         w
+    }
+}
+
+/// The service name a health_check or watch workload asks about: by default "", the whole server.
+pub fn service(key: &Option<String>) -> &str {
+    key.as_deref().unwrap_or("")
+}
+
+/// `max_in_flight`, of a workload paced by `rate`.
+pub fn max_in_flight(key: Option<u64>) -> u64 {
+    key.unwrap_or(MAX_IN_FLIGHT)
+}
+
+impl Pacing {
+    fn resolved(self) -> Pacing {
+        match self {
+            Pacing::Rate { rate, max_in_flight: m } => Pacing::Rate {
+                rate,
+                max_in_flight: Some(max_in_flight(m)),
+            },
+            closed => closed,
+        }
     }
 }
 

@@ -18,6 +18,7 @@ mod secret;
 mod shard;
 pub(crate) mod stretch;
 mod validate;
+mod workload;
 
 pub use gates::{Abort, Gates, ABORTABLE};
 
@@ -29,7 +30,9 @@ pub use model::*;
 pub use origin::OriginSpec;
 pub use secret::{Secret, REDACTED};
 pub use shard::{Shard, INDEX_ENV};
+pub use workload::*;
 
+use serde::Deserialize;
 use std::fmt;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -218,6 +221,9 @@ impl Document<'_> {
     /// Converts a toml/serde error, finding the deepest key whose span holds it.
     fn toml_error(&self, err: &toml::de::Error) -> ScenarioError {
         let message = err.message().trim().to_string();
+        if let Some((key, e)) = self.workload_error(&message) {
+            return self.at_key(&key, e.message);
+        }
         let span = err.span().unwrap_or(0..0);
         let mut key = match DeTable::parse(self.text) {
             Ok(root) => {
@@ -237,6 +243,25 @@ impl Document<'_> {
         self.invalid(self.line_of(span.start), key.to_string(), message)
     }
 
+    /// serde gives a workload's conversion error the span of its table, or of the array around
+    /// it (inline tables): find the first workload whose conversion fails so, and name its key.
+    fn workload_error(&self, message: &str) -> Option<(KeyPath, WorkloadError)> {
+        let root = DeTable::parse(self.text).ok()?;
+        let phases = array(root.get_ref(), "phases")?;
+        let path = KeyPath::default().key("phases");
+        phases.iter().enumerate().find_map(|(i, phase)| {
+            let DeValue::Table(phase) = phase.get_ref() else {
+                return None;
+            };
+            let at = path.index(i).key("workloads");
+            array(phase, "workloads")?.iter().enumerate().find_map(|(j, w)| {
+                let table = WorkloadTable::deserialize(toml::de::ValueDeserializer::from(w.clone())).ok()?;
+                let e = Workload::try_from(table).err().filter(|e| e.to_string() == message)?;
+                Some((at.index(j).key(&e.key), e))
+            })
+        })
+    }
+
     /// Builds an error for a rule broken at `key`, pointing at that key's line.
     fn at_key(&self, key: &KeyPath, message: String) -> ScenarioError {
         let line = DeTable::parse(self.text)
@@ -245,6 +270,14 @@ impl Document<'_> {
             .map(|s| self.line_of(s.start))
             .unwrap_or(1);
         self.invalid(line, key.to_string(), message)
+    }
+}
+
+/// The array at `key` of `table`.
+fn array<'t, 'i>(table: &'t DeTable<'i>, key: &str) -> Option<&'t [Spanned<DeValue<'i>>]> {
+    match table.iter().find(|(k, _)| k.get_ref() == key)?.1.get_ref() {
+        DeValue::Array(items) => Some(items),
+        _ => None,
     }
 }
 

@@ -8,7 +8,7 @@
 //! is below `n % N`. A workload whose share is nothing (2 streams over 4
 //! drivers) runs on the first shards only.
 
-use super::Scenario;
+use super::{Load, Pacing, Scenario};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -73,19 +73,30 @@ impl Shard {
     pub fn apply(self, sc: &mut Scenario) {
         let whole = self.count == 1;
         for phase in &mut sc.phases {
-            phase.workloads.retain_mut(|w| {
-                if whole {
-                    return true;
-                }
-                w.rate = w.rate.map(|r| r / f64::from(self.count));
-                w.max_in_flight = w.max_in_flight.map(|m| m.div_ceil(u64::from(self.count)).max(1));
-                let mut keep = true;
-                for n in [&mut w.concurrency, &mut w.streams].into_iter().flatten() {
-                    *n = self.share(*n);
-                    keep &= *n > 0;
-                }
-                keep
-            });
+            phase.workloads.retain_mut(|w| whole || self.divide(&mut w.load));
+        }
+    }
+
+    /// Divides one workload's load; false when this shard's part is nothing.
+    fn divide(self, load: &mut Load) -> bool {
+        let pacing = match load {
+            Load::HealthCheck(h) => &mut h.calls.pacing,
+            Load::Rpc(r) => &mut r.calls.pacing,
+            Load::Watch(v) => {
+                v.streams = self.share(v.streams);
+                return v.streams > 0;
+            }
+        };
+        match pacing {
+            Pacing::Rate { rate, max_in_flight } => {
+                *rate /= f64::from(self.count);
+                *max_in_flight = max_in_flight.map(|m| m.div_ceil(u64::from(self.count)).max(1));
+                true
+            }
+            Pacing::Concurrency(n) => {
+                *n = self.share(*n);
+                *n > 0
+            }
         }
     }
 }

@@ -43,7 +43,7 @@ fn err(text: &str) -> (usize, String, String) {
 fn the_fixture_is_valid() {
     let s = parse(Path::new("s.toml"), GOOD).unwrap();
     assert_eq!(s.phases.len(), 3);
-    assert_eq!(s.phases[1].workloads[0].rate, Some(10.0));
+    assert_eq!(s.phases[1].workloads[0].calls().unwrap().pacing.rate(), Some(10.0));
     assert_eq!(s.gates, Gates::default());
 }
 
@@ -132,7 +132,7 @@ fn rate_and_concurrency_exclude_each_other() {
     assert_eq!((line, key.as_str()), (17, "phases[1].workloads[0].concurrency"));
     assert!(msg.contains("not both"), "{msg}");
     let s = parse(Path::new("s.toml"), &GOOD.replace("rate = 10", "concurrency = 4")).unwrap();
-    assert_eq!(s.phases[1].workloads[0].concurrency, Some(4));
+    assert_eq!(s.phases[1].workloads[0].calls().unwrap().pacing, Pacing::Concurrency(4));
 }
 
 #[test]
@@ -145,4 +145,62 @@ fn parses_addresses() {
         .unwrap()
         .is_unix());
     assert!(parse_address("nope").is_err());
+}
+
+#[test]
+fn a_workload_key_is_named_in_every_table_form() {
+    let wrong = "kind = \"health_check\", rate = 1, streams = 3";
+    let forms = [
+        (
+            GOOD.replace("rate = 10", "rate = 10\n  streams = 3"),
+            17,
+            "phases[1].workloads[0].streams",
+        ),
+        (
+            GOOD.replace(
+                "  [[phases.workloads]]\n  kind = \"health_check\"\n  rate = 10\n",
+                &format!("workloads = [\n  {{ kind = \"watch\", streams = 1 }},\n  {{ {wrong} }},\n]\n"),
+            ),
+            16,
+            "phases[1].workloads[1].streams",
+        ),
+        (
+            format!("name = \"t\"\nphases = [{{ name = \"a\", duration = \"1s\", workloads = [{{ {wrong} }}] }}]\n"),
+            2,
+            "phases[0].workloads[0].streams",
+        ),
+    ];
+    for (text, want_line, want_key) in forms {
+        let (line, key, msg) = err(&text);
+        assert_eq!((line, key.as_str()), (want_line, want_key), "{text}");
+        assert_eq!(msg, "does not apply to kind \"health_check\"");
+    }
+}
+
+#[test]
+fn each_kind_writes_back_the_table_it_was_read_from() {
+    let kinds = [
+        "kind = \"health_check\"\n  concurrency = 4\n  service = \"x\"\n  retry = { max_attempts = 3 }",
+        "kind = \"watch\"\n  streams = 2\n  reopen_every = \"5s\"\n  channel = \"per_call\"",
+        "kind = \"rpc\"\n  method = \"a.B/C\"\n  rate = 2\n  max_in_flight = 7\n  data_file = \"x.json\"\n  hangup = \"cancel\"",
+        "kind = \"rpc\"\n  method = \"a.B/C\"\n  rate = 2\n  data = \"{}\"\n  protos = [\"a.proto\"]",
+    ];
+    for keys in kinds {
+        let read = parse(
+            Path::new("s.toml"),
+            &GOOD.replace("kind = \"health_check\"\n  rate = 10", keys),
+        )
+        .unwrap();
+        let written = toml::to_string(&read).unwrap();
+        let again = parse(Path::new("s.toml"), &written).unwrap();
+        assert_eq!(
+            read.phases[1].workloads[0].load, again.phases[1].workloads[0].load,
+            "{written}"
+        );
+        let table = toml::Value::try_from(&read.phases[1].workloads[0]).unwrap();
+        for line in keys.lines() {
+            let key = line.trim().split(' ').next().unwrap();
+            assert!(table.get(key).is_some(), "{key} lost from {table}");
+        }
+    }
 }

@@ -1,10 +1,13 @@
 //! Semantic rules that serde cannot express: positive rates, non-zero
-//! durations, keys that only apply to one workload kind or target mode.
+//! durations, keys that only apply to one target mode. (Which keys a workload
+//! kind has, and needs, its type says: [`super::workload`].)
 //!
 //! Each rule returns the key path it concerns, so the caller can name the
 //! line. The first broken rule wins: one clear error beats a wall of them.
 
-use super::{KeyPath, Scenario, TargetMode, TargetSpec, Workload, WorkloadKind};
+use super::{
+    ChannelPolicy, HealthCheck, KeyPath, Load, Pacing, Rpc, Scenario, TargetMode, TargetSpec, Watch, Workload,
+};
 use std::time::Duration;
 
 mod fault;
@@ -27,11 +30,7 @@ pub(super) fn check(s: &Scenario) -> Rule {
     if let Some(t) = &s.tls {
         reach::check_tls(t, &root.key("tls"))?;
     }
-    let has_rpc = s
-        .phases
-        .iter()
-        .flat_map(|p| &p.workloads)
-        .any(|w| w.kind == WorkloadKind::Rpc);
+    let has_rpc = s.phases.iter().flat_map(|p| &p.workloads).any(|w| w.rpc().is_some());
     if s.target.ready == super::ReadyCheck::Rpc && !has_rpc {
         return fail(
             root.key("target").key("ready"),
@@ -215,37 +214,15 @@ fn mode_name(m: TargetMode) -> &'static str {
     m.as_str()
 }
 
+/// A workload's values; which keys its kind has, and which it needs, its type has settled.
 fn check_workload(w: &Workload, path: &KeyPath) -> Rule {
-    let kind = w.kind.as_str();
-    let only = |key: &str, set: bool, owners: &[WorkloadKind]| -> Rule {
-        if set && !owners.contains(&w.kind) {
-            return fail(path.key(key), format!("does not apply to kind {kind:?}"));
-        }
-        Ok(())
-    };
-    use WorkloadKind::{HealthCheck, Rpc, Watch};
-    only("rate", w.rate.is_some(), &[HealthCheck, Rpc])?;
-    only("max_in_flight", w.max_in_flight.is_some(), &[HealthCheck, Rpc])?;
-    only("concurrency", w.concurrency.is_some(), &[HealthCheck, Rpc])?;
-    only("streams", w.streams.is_some(), &[Watch])?;
-    only("reopen_every", w.reopen_every.is_some(), &[Watch])?;
-    only("retry", w.retry.is_some(), &[HealthCheck, Rpc])?;
-    only("service", w.service.is_some(), &[HealthCheck, Watch])?;
-    only("method", w.method.is_some(), &[Rpc])?;
-    only("protos", !w.protos.is_empty(), &[Rpc])?;
-    only("import_paths", !w.import_paths.is_empty(), &[Rpc])?;
-    only("data", w.data.is_some(), &[Rpc])?;
-    only("data_file", w.data_file.is_some(), &[Rpc])?;
-    only("stream_duration", w.stream_duration.is_some(), &[Rpc])?;
-    only("max_messages", w.max_messages.is_some(), &[Rpc])?;
-    only("send_interval", w.send_interval.is_some(), &[Rpc])?;
-    only("hangup", w.hangup.is_some(), &[Rpc])?;
+    let rpc = w.rpc();
     for (key, d) in [
         ("deadline", w.deadline),
         ("keepalive_interval", w.keepalive_interval),
         ("keepalive_timeout", w.keepalive_timeout),
-        ("stream_duration", w.stream_duration),
-        ("send_interval", w.send_interval),
+        ("stream_duration", rpc.and_then(|r| r.stream_duration)),
+        ("send_interval", rpc.and_then(|r| r.send_interval)),
     ] {
         if d.is_some_and(|d| d.is_zero()) {
             return fail(path.key(key), "must be greater than zero");
@@ -256,66 +233,51 @@ fn check_workload(w: &Workload, path: &KeyPath) -> Rule {
             return fail(path.key("max_error_rate"), format!("must be from 0 to 1, got {m}"));
         }
     }
-    if let Some(r) = &w.retry {
-        check_retry(r, &path.key("retry"))?;
+    if let Some(calls) = w.calls() {
+        if let Some(r) = &calls.retry {
+            check_retry(r, &path.key("retry"))?;
+        }
     }
-    if w.kind == Rpc {
-        reach::check_rpc(w, path)?;
+    if let Some(r) = rpc {
+        reach::check_rpc(r, path)?;
     }
-    match w.kind {
-        WorkloadKind::HealthCheck | WorkloadKind::Rpc if w.concurrency.is_some() => {
-            if w.rate.is_some() {
-                return fail(
-                    path.key("concurrency"),
-                    "give either rate (open model) or concurrency (closed model), not both",
-                );
-            }
-            if w.max_in_flight.is_some() {
-                return fail(path.key("max_in_flight"), "applies to rate (the open model) only");
-            }
-            match w.concurrency {
-                Some(0) => return fail(path.key("concurrency"), "must be at least 1"),
-                Some(n) if n > 100_000 => return fail(path.key("concurrency"), format!("{n} is too many")),
-                _ => {}
-            }
-        }
-        WorkloadKind::HealthCheck | WorkloadKind::Rpc => {
-            let Some(rate) = w.rate else {
-                return fail(
-                    path.key("rate"),
-                    format!("{kind} needs a rate (calls per second) or a concurrency"),
-                );
-            };
-            if !rate.is_finite() || rate <= 0.0 {
-                return fail(
-                    path.key("rate"),
-                    format!("must be a positive number of calls per second, got {rate}"),
-                );
-            }
-            if rate > 1_000_000.0 {
-                return fail(
-                    path.key("rate"),
-                    format!("{rate} calls/s is beyond what one driver can schedule"),
-                );
-            }
-            if w.max_in_flight == Some(0) {
-                return fail(path.key("max_in_flight"), "must be at least 1");
-            }
-        }
-        WorkloadKind::Watch => {
-            match w.streams {
-                None => return fail(path.key("streams"), "watch needs a number of streams"),
-                Some(0) => return fail(path.key("streams"), "must be at least 1"),
-                Some(n) if n > 100_000 => return fail(path.key("streams"), format!("{n} streams is too many")),
-                _ => {}
-            }
-            if w.reopen_every.is_some_and(|d| d.is_zero()) {
-                return fail(path.key("reopen_every"), "must be greater than zero");
-            }
-            if w.channel == super::ChannelPolicy::PerCallLeak {
-                return fail(path.key("channel"), "per_call_leak applies to health_check only");
-            }
-        }
+    match &w.load {
+        Load::HealthCheck(HealthCheck { calls, .. }) | Load::Rpc(Rpc { calls, .. }) => check_pacing(calls.pacing, path),
+        Load::Watch(v) => check_watch(v, w.channel, path),
+    }
+}
+
+fn check_pacing(pacing: Pacing, path: &KeyPath) -> Rule {
+    match pacing {
+        Pacing::Concurrency(0) => fail(path.key("concurrency"), "must be at least 1"),
+        Pacing::Concurrency(n) if n > 100_000 => fail(path.key("concurrency"), format!("{n} is too many")),
+        Pacing::Concurrency(_) => Ok(()),
+        Pacing::Rate { rate, .. } if !rate.is_finite() || rate <= 0.0 => fail(
+            path.key("rate"),
+            format!("must be a positive number of calls per second, got {rate}"),
+        ),
+        Pacing::Rate { rate, .. } if rate > 1_000_000.0 => fail(
+            path.key("rate"),
+            format!("{rate} calls/s is beyond what one driver can schedule"),
+        ),
+        Pacing::Rate {
+            max_in_flight: Some(0), ..
+        } => fail(path.key("max_in_flight"), "must be at least 1"),
+        Pacing::Rate { .. } => Ok(()),
+    }
+}
+
+fn check_watch(v: &Watch, channel: ChannelPolicy, path: &KeyPath) -> Rule {
+    match v.streams {
+        0 => return fail(path.key("streams"), "must be at least 1"),
+        n if n > 100_000 => return fail(path.key("streams"), format!("{n} streams is too many")),
+        _ => {}
+    }
+    if v.reopen_every.is_some_and(|d| d.is_zero()) {
+        return fail(path.key("reopen_every"), "must be greater than zero");
+    }
+    if channel == ChannelPolicy::PerCallLeak {
+        return fail(path.key("channel"), "per_call_leak applies to health_check only");
     }
     Ok(())
 }

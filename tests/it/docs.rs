@@ -288,7 +288,7 @@ fn the_scenario_reference_shows_each_default_the_code_uses() {
     let sc = fdsoak::scenario::parse(std::path::Path::new("d.toml"), text).unwrap();
     assert_eq!(sc.sampler.interval, d::SAMPLER_INTERVAL);
     assert_eq!(sc.gates, d::GATES);
-    let retry = sc.phases[0].workloads[0].retry.clone().unwrap();
+    let retry = sc.phases[0].workloads[0].calls().unwrap().retry.clone().unwrap();
     assert_eq!(
         (
             retry.initial_backoff,

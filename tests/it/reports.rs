@@ -5,7 +5,7 @@
 use crate::common::*;
 use fdsoak::compare::{compare, Format, Tolerances};
 use fdsoak::report::Exporter;
-use fdsoak::scenario::WorkloadKind;
+use fdsoak::scenario::{HealthCheck, Load, Pacing, Watch};
 use std::path::Path;
 use std::process::Command;
 
@@ -299,12 +299,14 @@ fn resolved_holds_every_default_of_every_library_scenario() {
         assert!(sc.sampler.checkpoint.is_some(), "{name}");
         for w in sc.phases.iter().flat_map(|p| &p.workloads) {
             assert!(w.deadline.is_some() && w.max_error_rate.is_some(), "{name}: {w:?}");
-            let calls = matches!(w.kind, WorkloadKind::HealthCheck | WorkloadKind::Rpc);
-            if calls && w.concurrency.is_none() {
-                assert!(w.rate.is_some() && w.max_in_flight.is_some(), "{name}: {w:?}");
+            if let Some(Pacing::Rate { max_in_flight, .. }) = w.calls().map(|c| c.pacing) {
+                assert!(max_in_flight.is_some(), "{name}: {w:?}");
             }
-            if w.kind != WorkloadKind::Rpc {
-                assert!(w.service.is_some(), "{name}: {w:?}");
+            match &w.load {
+                Load::HealthCheck(HealthCheck { service, .. }) | Load::Watch(Watch { service, .. }) => {
+                    assert!(service.is_some(), "{name}: {w:?}")
+                }
+                Load::Rpc(_) => {}
             }
             if w.keepalive_interval.is_some() {
                 assert!(w.keepalive_timeout.is_some(), "{name}: {w:?}");

@@ -76,7 +76,14 @@ fn four_shards_merge_into_one_full_rate_run_and_a_missing_shard_is_refused() {
         assert_eq!((info.index, info.count), (i as u32, 4));
         assert!(!s.host.is_empty() && info.start_at.is_some());
         // Each ran a quarter of the rate.
-        assert_eq!(s.scenario.resolved.phases[1].workloads[0].rate, Some(100.0));
+        assert_eq!(
+            s.scenario.resolved.phases[1].workloads[0]
+                .calls()
+                .unwrap()
+                .pacing
+                .rate(),
+            Some(100.0)
+        );
     }
     let starts: Vec<u64> = shards
         .iter()

@@ -4,7 +4,7 @@
 //! when the scenario is resolved).
 
 use super::{fail, Rule};
-use crate::scenario::{KeyPath, TlsSpec, Workload};
+use crate::scenario::{KeyPath, Rpc, TlsSpec};
 
 pub(super) fn check_tls(t: &TlsSpec, tls: &KeyPath) -> Rule {
     if t.cert.is_some() != t.key.is_some() {
@@ -32,22 +32,14 @@ pub(super) fn check_tls(t: &TlsSpec, tls: &KeyPath) -> Rule {
 }
 
 /// The rpc keys that need no descriptors; the method and the body are checked against them later.
-pub(super) fn check_rpc(w: &Workload, path: &KeyPath) -> Rule {
-    let Some(method) = &w.method else {
-        return fail(
-            path.key("method"),
-            "rpc needs a method, such as \"fdsoak.demo.v1.Chatbot/Ask\"",
-        );
-    };
+pub(super) fn check_rpc(w: &Rpc, path: &KeyPath) -> Rule {
+    let method = &w.method;
     let (service, name) = method.trim_start_matches('/').rsplit_once('/').unwrap_or(("", ""));
     if service.is_empty() || name.is_empty() || name.contains('.') {
         return fail(
             path.key("method"),
             format!("{method:?} is not package.Service/Method (for example \"fdsoak.demo.v1.Chatbot/Ask\")"),
         );
-    }
-    if w.data.is_some() && w.data_file.is_some() {
-        return fail(path.key("data_file"), "give data or data_file, not both");
     }
     if w.max_messages == Some(0) {
         return fail(path.key("max_messages"), "must be at least 1");
