@@ -204,3 +204,138 @@ fn each_kind_writes_back_the_table_it_was_read_from() {
         }
     }
 }
+
+/// Every rule a workload's type holds, in the three ways a file may write the table: the key, its line and the message.
+#[test]
+fn each_rule_of_a_workload_type_names_its_key_and_line() {
+    let does_not_apply = |kind: &str| format!("does not apply to kind {kind:?}");
+    let hc = does_not_apply("health_check");
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "kind = \"watch\"\nstreams = 2\nrate = 10",
+            "rate",
+            &does_not_apply("watch"),
+        ),
+        (
+            "kind = \"watch\"\nstreams = 2\nconcurrency = 3",
+            "concurrency",
+            &does_not_apply("watch"),
+        ),
+        (
+            "kind = \"watch\"\nstreams = 2\nmax_in_flight = 3",
+            "max_in_flight",
+            &does_not_apply("watch"),
+        ),
+        (
+            "kind = \"watch\"\nstreams = 1\nretry = { max_attempts = 2 }",
+            "retry",
+            &does_not_apply("watch"),
+        ),
+        (
+            "kind = \"watch\"\nstreams = 1\nrate = nan",
+            "rate",
+            &does_not_apply("watch"),
+        ),
+        (
+            "kind = \"rpc\"\nmethod = \"a.B/C\"\nrate = 1\nservice = \"x\"",
+            "service",
+            &does_not_apply("rpc"),
+        ),
+        ("kind = \"health_check\"\nrate = 1\nstreams = 3", "streams", &hc),
+        (
+            "kind = \"health_check\"\nrate = 1\nreopen_every = \"1s\"",
+            "reopen_every",
+            &hc,
+        ),
+        ("kind = \"health_check\"\nrate = 1\nmethod = \"a.B/C\"", "method", &hc),
+        (
+            "kind = \"health_check\"\nrate = 1\nprotos = [\"x.proto\"]",
+            "protos",
+            &hc,
+        ),
+        (
+            "kind = \"health_check\"\nrate = 1\nimport_paths = [\".\"]",
+            "import_paths",
+            &hc,
+        ),
+        ("kind = \"health_check\"\nrate = 1\ndata = \"{}\"", "data", &hc),
+        ("kind = \"health_check\"\nrate = 1\ndata_file = \"x\"", "data_file", &hc),
+        (
+            "kind = \"health_check\"\nrate = 1\nstream_duration = \"1s\"",
+            "stream_duration",
+            &hc,
+        ),
+        (
+            "kind = \"health_check\"\nrate = 1\nmax_messages = 1",
+            "max_messages",
+            &hc,
+        ),
+        (
+            "kind = \"health_check\"\nrate = 1\nsend_interval = \"1s\"",
+            "send_interval",
+            &hc,
+        ),
+        ("kind = \"health_check\"\nrate = 1\nhangup = \"cancel\"", "hangup", &hc),
+        (
+            "kind = \"health_check\"\nservice = \"\"",
+            "rate",
+            "health_check needs a rate (calls per second) or a concurrency",
+        ),
+        (
+            "kind = \"rpc\"\nmethod = \"a.B/C\"",
+            "rate",
+            "rpc needs a rate (calls per second) or a concurrency",
+        ),
+        (
+            "kind = \"watch\"\nservice = \"\"",
+            "streams",
+            "watch needs a number of streams",
+        ),
+        (
+            "kind = \"rpc\"\nrate = 1",
+            "method",
+            "rpc needs a method, such as \"fdsoak.demo.v1.Chatbot/Ask\"",
+        ),
+        (
+            "kind = \"rpc\"\nmethod = \"a.B/C\"\nrate = 1\ndata = \"{}\"\ndata_file = \"x.json\"",
+            "data_file",
+            "give data or data_file, not both",
+        ),
+        (
+            "kind = \"health_check\"\nrate = 1\nconcurrency = 4",
+            "concurrency",
+            "give either rate (open model) or concurrency (closed model), not both",
+        ),
+        (
+            "kind = \"health_check\"\nconcurrency = 4\nmax_in_flight = 3",
+            "max_in_flight",
+            "applies to rate (the open model) only",
+        ),
+    ];
+    let head = "name = \"t\"\n\n[[phases]]\nname = \"base\"\nduration = \"1s\"\n\n[[phases]]\nname = \"load\"\nduration = \"2s\"\n";
+    for (keys, want_key, want) in cases {
+        let lines: Vec<&str> = keys.lines().collect();
+        let tables = format!(
+            "{head}\n  [[phases.workloads]]\n  kind = \"watch\"\n  streams = 1\n\n  [[phases.workloads]]\n{}",
+            lines.iter().map(|l| format!("  {l}\n")).collect::<String>()
+        );
+        let inline = format!(
+            "{head}workloads = [\n  {{ kind = \"watch\", streams = 1 }},\n  {{ {} }},\n]\n",
+            lines.join(", ")
+        );
+        let one_line = format!(
+            "name = \"t\"\nphases = [{{ name = \"a\", duration = \"1s\", workloads = [{{ {} }}] }}]\n",
+            lines.join(", ")
+        );
+        // The key's own line; a missing key, the line its table starts on.
+        let present = lines.iter().position(|l| l.starts_with(&format!("{want_key} ")));
+        for (text, line, path) in [
+            (tables, present.map_or(15, |i| 16 + i), "phases[1].workloads[1]"),
+            (inline, 12, "phases[1].workloads[1]"),
+            (one_line, 2, "phases[0].workloads[0]"),
+        ] {
+            let got = err(&text);
+            assert_eq!(got, (line, format!("{path}.{want_key}"), want.to_string()), "{text}");
+        }
+    }
+}

@@ -214,7 +214,8 @@ impl WorkloadTable {
     /// Refuses the first key still set once the kind has taken its own: it belongs to another kind.
     /// (`kind` and `channel` apply to every kind and are never taken.)
     fn nothing_left(&self) -> Result<(), WorkloadError> {
-        let set = toml::Table::try_from(self).unwrap_or_default();
+        // Serialized, an unset key is left out: what remains is what the file set.
+        let set = toml::Table::try_from(self).map_err(|e| at("kind", format!("cannot be checked: {e}")))?;
         match set.keys().find(|k| !["kind", "channel"].contains(&k.as_str())) {
             Some(key) => Err(at(key, format!("does not apply to kind {:?}", self.kind.as_str()))),
             None => Ok(()),
