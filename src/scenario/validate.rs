@@ -44,39 +44,8 @@ pub(super) fn check(s: &Scenario) -> Rule {
     if s.phases.is_empty() {
         return fail(root.key("phases"), "at least one phase is required");
     }
-    for (i, phase) in s.phases.iter().enumerate() {
-        let p = root.key("phases").index(i);
-        if phase.name.trim().is_empty() {
-            return fail(p.key("name"), "must not be empty");
-        }
-        if s.phases[..i].iter().any(|q| q.name == phase.name) {
-            return fail(p.key("name"), format!("phase name {:?} is used twice", phase.name));
-        }
-        if phase.duration.is_zero() {
-            return fail(p.key("duration"), "must be greater than zero");
-        }
-        for (j, w) in phase.workloads.iter().enumerate() {
-            check_workload(w, &p.key("workloads").index(j))?;
-        }
-        for (j, f) in phase.faults.iter().enumerate() {
-            let at = p.key("faults").index(j);
-            check_fault(f, phase.duration, &at)?;
-            if f.kind.is_server() && s.target.mode != TargetMode::Builtin {
-                return fail(
-                    at.key("kind"),
-                    format!("{:?} acts on the built-in target only", f.kind.as_str()),
-                );
-            }
-            if f.kind.is_http2() && s.tls.as_ref().is_some_and(|t| !t.proxy_terminates()) {
-                return fail(
-                    at.key("kind"),
-                    format!(
-                        "{:?} writes HTTP/2 frames into the connection, and the proxy cannot see inside TLS: give [tls] proxy_cert and proxy_key (a certificate the driver and the client trust) so the proxy ends TLS, or use a plaintext target",
-                        f.kind.as_str()
-                    ),
-                );
-            }
-        }
+    for i in 0..s.phases.len() {
+        check_phase(s, i, &root.key("phases").index(i))?;
     }
     if let Some(c) = &s.client {
         if shlex::split(&c.command).is_none_or(|w| w.is_empty()) {
@@ -86,8 +55,48 @@ pub(super) fn check(s: &Scenario) -> Rule {
             );
         }
     }
-    let g = &s.gates;
-    let gates = root.key("gates");
+    check_gates(&s.gates, &root.key("gates"))
+}
+
+/// Phase `i`: its name, its length, its workloads, and its faults with what the target and TLS allow.
+fn check_phase(s: &Scenario, i: usize, p: &KeyPath) -> Rule {
+    let phase = &s.phases[i];
+    if phase.name.trim().is_empty() {
+        return fail(p.key("name"), "must not be empty");
+    }
+    if s.phases[..i].iter().any(|q| q.name == phase.name) {
+        return fail(p.key("name"), format!("phase name {:?} is used twice", phase.name));
+    }
+    if phase.duration.is_zero() {
+        return fail(p.key("duration"), "must be greater than zero");
+    }
+    for (j, w) in phase.workloads.iter().enumerate() {
+        check_workload(w, &p.key("workloads").index(j))?;
+    }
+    for (j, f) in phase.faults.iter().enumerate() {
+        let at = p.key("faults").index(j);
+        check_fault(f, phase.duration, &at)?;
+        if f.kind.is_server() && s.target.mode != TargetMode::Builtin {
+            return fail(
+                at.key("kind"),
+                format!("{:?} acts on the built-in target only", f.kind.as_str()),
+            );
+        }
+        if f.kind.is_http2() && s.tls.as_ref().is_some_and(|t| !t.proxy_terminates()) {
+            return fail(
+                at.key("kind"),
+                format!(
+                    "{:?} writes HTTP/2 frames into the connection, and the proxy cannot see inside TLS: give [tls] proxy_cert and proxy_key (a certificate the driver and the client trust) so the proxy ends TLS, or use a plaintext target",
+                    f.kind.as_str()
+                ),
+            );
+        }
+    }
+    Ok(())
+}
+
+/// `[gates]`: the abort list, and every threshold a number >= 0.
+fn check_gates(g: &super::Gates, gates: &KeyPath) -> Rule {
     if let Some(problem) = g.abort.problem() {
         return fail(gates.key("abort"), problem);
     }
@@ -112,7 +121,34 @@ pub(super) fn check(s: &Scenario) -> Rule {
     Ok(())
 }
 
+/// `[target]`: the keys its mode takes, the built-in target's knobs, where its counts come
+/// from, and what its mode needs.
 fn check_target(t: &TargetSpec, path: &KeyPath) -> Rule {
+    check_mode_keys(t, path)?;
+    check_knobs(t, path)?;
+    check_fds(t, path)?;
+    if let Some(n) = t.nofile {
+        if n < 16 {
+            return fail(path.key("nofile"), format!("must be at least 16, got {n}"));
+        }
+    }
+    check_mode_needs(t, path)?;
+    for (key, d) in [
+        ("ready_timeout", t.ready_timeout),
+        ("max_connection_age", t.knobs.max_connection_age),
+        ("keepalive_interval", t.knobs.keepalive_interval),
+        ("keepalive_timeout", t.knobs.keepalive_timeout),
+        ("stall_for", t.knobs.stall_for),
+    ] {
+        if d.is_some_and(|d| d.is_zero()) {
+            return fail(path.key(key), "must be greater than zero");
+        }
+    }
+    Ok(())
+}
+
+/// Every key set in `[target]` belongs to its mode (unknown keys are refused here, beside the knobs' flatten).
+fn check_mode_keys(t: &TargetSpec, path: &KeyPath) -> Rule {
     if let Some(key) = t.unknown.keys().next() {
         return fail(path.key(key), format!("unknown key `{key}` in [target]"));
     }
@@ -134,6 +170,11 @@ fn check_target(t: &TargetSpec, path: &KeyPath) -> Rule {
             return fail(path.key(key), format!("does not apply to mode {:?}", mode_name(t.mode)));
         }
     }
+    Ok(())
+}
+
+/// The built-in target's knobs that go in pairs or count from 1.
+fn check_knobs(t: &TargetSpec, path: &KeyPath) -> Rule {
     if t.knobs.stall_at.is_some() != t.knobs.stall_for.is_some() {
         let missing = if t.knobs.stall_at.is_none() {
             "stall_at"
@@ -150,6 +191,11 @@ fn check_target(t: &TargetSpec, path: &KeyPath) -> Rule {
             return fail(path.key(key), "must be at least 1 (leave it out to disable)");
         }
     }
+    Ok(())
+}
+
+/// `[target.fds]`: its endpoint, and not beside a `pid`.
+fn check_fds(t: &TargetSpec, path: &KeyPath) -> Rule {
     if let Some(problem) = t.fds.as_ref().and_then(|f| f.prometheus.problem()) {
         return fail(path.key("fds").key("prometheus"), problem);
     }
@@ -165,11 +211,11 @@ fn check_target(t: &TargetSpec, path: &KeyPath) -> Rule {
     {
         return fail(path.key("fds").key("timeout"), "must be more than 0");
     }
-    if let Some(n) = t.nofile {
-        if n < 16 {
-            return fail(path.key("nofile"), format!("must be at least 16, got {n}"));
-        }
-    }
+    Ok(())
+}
+
+/// What a mode needs: a command with its placeholder, or an address that parses.
+fn check_mode_needs(t: &TargetSpec, path: &KeyPath) -> Rule {
     match t.mode {
         TargetMode::Spawn => match &t.command {
             None => return fail(path.key("command"), "mode \"spawn\" needs a command"),
@@ -195,17 +241,6 @@ fn check_target(t: &TargetSpec, path: &KeyPath) -> Rule {
             }
         },
         TargetMode::Builtin => {}
-    }
-    for (key, d) in [
-        ("ready_timeout", t.ready_timeout),
-        ("max_connection_age", t.knobs.max_connection_age),
-        ("keepalive_interval", t.knobs.keepalive_interval),
-        ("keepalive_timeout", t.knobs.keepalive_timeout),
-        ("stall_for", t.knobs.stall_for),
-    ] {
-        if d.is_some_and(|d| d.is_zero()) {
-            return fail(path.key(key), "must be greater than zero");
-        }
     }
     Ok(())
 }

@@ -8,6 +8,14 @@ use std::time::Duration;
 
 /// Checks one fault entry at `path`; `phase` is its phase's length (an `at` must fall inside it).
 pub(in crate::scenario) fn check_fault(f: &crate::scenario::Fault, phase: Duration, path: &KeyPath) -> Rule {
+    check_keys(f, path)?;
+    check_kernel(f, path)?;
+    check_timing(f, phase, path)?;
+    check_values(f, path)
+}
+
+/// Which keys each fault kind takes.
+fn check_keys(f: &crate::scenario::Fault, path: &KeyPath) -> Rule {
     use crate::scenario::FaultKind::*;
     let kind = f.kind.as_str();
     let set = [
@@ -53,7 +61,12 @@ pub(in crate::scenario) fn check_fault(f: &crate::scenario::Fault, phase: Durati
             return fail(path.key(key), format!("does not apply to fault kind {kind:?}"));
         }
     }
-    check_kernel(f, path)?;
+    Ok(())
+}
+
+/// How often the fault acts: its probability, and an event's `every` or `at` inside the phase.
+fn check_timing(f: &crate::scenario::Fault, phase: Duration, path: &KeyPath) -> Rule {
+    let kind = f.kind.as_str();
     if let Some(p) = f.probability {
         if !(p > 0.0 && p <= 1.0) {
             return fail(
@@ -71,6 +84,13 @@ pub(in crate::scenario) fn check_fault(f: &crate::scenario::Fault, phase: Durati
             _ => {}
         }
     }
+    Ok(())
+}
+
+/// The values each kind needs: its duration, latency, rate, byte count or fraction.
+fn check_values(f: &crate::scenario::Fault, path: &KeyPath) -> Rule {
+    use crate::scenario::FaultKind::*;
+    let kind = f.kind.as_str();
     let need = |key: &str, ok: bool| {
         if ok {
             Ok(())
