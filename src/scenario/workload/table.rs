@@ -105,7 +105,7 @@ impl TryFrom<WorkloadTable> for Workload {
                 let (calls, service) = (CallKeys::take(&mut t), t.service.take());
                 t.nothing_left()?;
                 Load::HealthCheck(HealthCheck {
-                    calls: calls.pacing(WorkloadKind::HealthCheck)?,
+                    calls: calls.checked(WorkloadKind::HealthCheck)?,
                     service,
                 })
             }
@@ -149,7 +149,7 @@ fn rpc(t: &mut WorkloadTable) -> Result<Rpc, WorkloadError> {
         (None, None) => None,
     };
     Ok(Rpc {
-        calls: calls.pacing(WorkloadKind::Rpc)?,
+        calls: calls.checked(WorkloadKind::Rpc)?,
         method,
         protos,
         import_paths,
@@ -179,8 +179,8 @@ impl CallKeys {
         }
     }
 
-    /// The calls' pacing: `rate` (with perhaps `max_in_flight`) or `concurrency`.
-    fn pacing(self, kind: WorkloadKind) -> Result<Calls, WorkloadError> {
+    /// The calls, paced by `rate` (with perhaps `max_in_flight`) or by `concurrency`, not both.
+    fn checked(self, kind: WorkloadKind) -> Result<Calls, WorkloadError> {
         let pacing = match (self.rate, self.concurrency) {
             (Some(_), Some(_)) => {
                 return Err(at(
