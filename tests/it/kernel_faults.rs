@@ -256,14 +256,15 @@ fn kernel_loss_drops_a_share_of_the_drivers_packets_so_tcp_resends_show_in_its_l
         server.addr
     );
     let text = std::fs::read_to_string(scenario(&dir, &fault)).unwrap();
-    // Calls wait out TCP's resends (200 ms and more each on loopback) rather than fail. On a
-    // loaded machine a run of resends on the one connection can outlast a few calls' deadlines
-    // (every call behind it waits): those are allowed, the resends' latency is the claim.
+    // Calls wait out TCP's resends (200 ms and more each on loopback) rather than fail. A lost
+    // resend doubles the timer, and every call on the one connection waits behind it, so on a
+    // loaded machine a chain of them outlasts many calls' deadlines (22 and 59 of 200 in two CI
+    // runs here): failures are not the claim, the resends' latency is.
     let sc = dir.write(
         "loss.toml",
         &text.replace(
             "  rate = 50\n",
-            "  rate = 50\n  deadline = \"5s\"\n  max_error_rate = 0.25\n",
+            "  rate = 50\n  deadline = \"5s\"\n  max_error_rate = 1.0\n",
         ),
     );
     let r = run(&sc, &["--target", &server.addr.to_string()]);
@@ -286,7 +287,7 @@ fn kernel_loss_drops_a_share_of_the_drivers_packets_so_tcp_resends_show_in_its_l
     // A lost segment that a tail-loss probe does not recover waits for the retransmit
     // timer, 200 ms at least: among 200 calls with a quarter of packets lost, some do.
     assert!(w.latency.max_us >= 200_000, "no resend showed: {:?}", w.latency);
-    assert!(w.ok >= 150, "most calls wait out the resends: {w:?}");
+    assert!(w.ok >= 100, "half the calls at least wait out the resends: {w:?}");
     assert!(fdsoak_tables().is_empty(), "tables left: {:?}", fdsoak_tables());
     untouched(&mut bystander);
 }
