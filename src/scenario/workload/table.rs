@@ -221,6 +221,18 @@ impl WorkloadTable {
             None => Ok(()),
         }
     }
+
+    /// Writes a workload's calls back as the keys they were read from.
+    fn put_calls(&mut self, calls: Calls) {
+        match calls.pacing {
+            Pacing::Rate { rate, max_in_flight } => {
+                self.rate = Some(rate);
+                self.max_in_flight = max_in_flight;
+            }
+            Pacing::Concurrency(n) => self.concurrency = Some(n),
+        }
+        self.retry = calls.retry;
+    }
 }
 
 impl From<Workload> for WorkloadTable {
@@ -277,18 +289,5 @@ impl From<Workload> for WorkloadTable {
             }
         }
         t
-    }
-}
-
-impl WorkloadTable {
-    fn put_calls(&mut self, calls: Calls) {
-        match calls.pacing {
-            Pacing::Rate { rate, max_in_flight } => {
-                self.rate = Some(rate);
-                self.max_in_flight = max_in_flight;
-            }
-            Pacing::Concurrency(n) => self.concurrency = Some(n),
-        }
-        self.retry = calls.retry;
     }
 }
